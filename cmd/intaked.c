@@ -1,0 +1,279 @@
+/*
+ * intaked - the intake daemon.  Wiring only.
+ *
+ *   intaked [-c conf/intake.conf]                    the master
+ *   intaked --role smtp -c FILE --ipc-fd N --listen-fd M   a child (started
+ *                                                    by the master itself)
+ *
+ * The master holds the keys and the database and supervises the children;
+ * an SMTP child holds the listening socket and nothing else, and drops to
+ * the configured unprivileged user when started as root.
+ * Exit codes follow sysexits.h.
+ */
+#define G_LOG_DOMAIN "intaked"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+#include <gio/gio.h>
+
+#include "intake/intake_config.h"
+#include "intake/intake_log.h"
+#include "intake/master.h"
+#include "intake/pipeline.h"
+#include "intake/smtp_server.h"
+#include "parser/parser_headers.h"
+#include "store/store.h"
+
+static char *opt_config;
+static char *opt_role;
+static int opt_ipc_fd = -1;
+static int opt_listen_fd = -1;
+
+static GOptionEntry intaked_options[] = {
+  { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config,
+    "configuration file (default conf/intake.conf)", "FILE" },
+  { "role", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &opt_role,
+    "child role (set by the master)", "ROLE" },
+  { "ipc-fd", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &opt_ipc_fd,
+    "IPC descriptor (set by the master)", "N" },
+  { "listen-fd", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &opt_listen_fd,
+    "listening descriptor (set by the master)", "N" },
+  { NULL },
+};
+
+static void
+intaked_raise_nofile (void)
+{
+  struct rlimit rl;
+
+  /* Every session is a descriptor: allow as many as the hard limit.  */
+  if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
+    {
+      rl.rlim_cur = rl.rlim_max;
+      setrlimit (RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* ------------------------------------------------------------ master */
+
+typedef struct {
+  GMainLoop *loop;
+  intake_master *master;
+  gboolean stopping;
+} intaked_master_ctx;
+
+static gboolean
+intaked_master_done (gpointer data)
+{
+  intaked_master_ctx *ctx = data;
+
+  g_main_loop_quit (ctx->loop);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+intaked_master_term (gpointer data)
+{
+  intaked_master_ctx *ctx = data;
+
+  if (ctx->stopping)
+    return G_SOURCE_CONTINUE;
+  ctx->stopping = TRUE;
+  g_message ("event=shutdown");
+  intake_master_shutdown (ctx->master, intaked_master_done, ctx);
+  return G_SOURCE_CONTINUE;
+}
+
+static int
+intaked_master_main (const char *config_path)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (intake_config) cfg = NULL;
+  g_autofree char *exe = NULL;
+  store_keys *keys = NULL;
+  store *st = NULL;
+  pipeline *pl = NULL;
+  intaked_master_ctx ctx = { 0 };
+  struct rlimit no_core = { 0, 0 };
+
+  intake_log_init ("master");
+  /* Keys live here: no core dumps, no ptrace by other users.  */
+  setrlimit (RLIMIT_CORE, &no_core);
+  prctl (PR_SET_DUMPABLE, 0);
+  intaked_raise_nofile ();
+  signal (SIGPIPE, SIG_IGN);
+
+  cfg = intake_config_load (config_path, &error);
+  if (cfg == NULL)
+    {
+      fprintf (stderr, "intaked: %s\n", error->message);
+      return EX_CONFIG;
+    }
+  keys = store_keys_load (cfg->master_key, &error);
+  if (keys == NULL)
+    {
+      fprintf (stderr, "intaked: %s\n", error->message);
+      return EX_CONFIG;
+    }
+  st = store_open (cfg->database, keys, STORE_OPEN_WRITER, &error);
+  if (st == NULL)
+    {
+      fprintf (stderr, "intaked: %s\n", error->message);
+      store_keys_free (&keys);
+      return EX_UNAVAILABLE;
+    }
+  parser_init ();
+  pl = pipeline_start (st, cfg);
+  exe = g_file_read_link ("/proc/self/exe", &error);
+  if (exe == NULL)
+    {
+      fprintf (stderr, "intaked: cannot find own binary: %s\n",
+               error->message);
+      return EX_OSERR;
+    }
+  ctx.loop = g_main_loop_new (NULL, FALSE);
+  ctx.master = intake_master_start (cfg, exe, config_path, st, pl, &error);
+  if (ctx.master == NULL)
+    {
+      fprintf (stderr, "intaked: %s\n", error->message);
+      pipeline_stop (&pl);
+      store_close (&st);
+      store_keys_free (&keys);
+      return EX_UNAVAILABLE;
+    }
+  g_unix_signal_add (SIGTERM, intaked_master_term, &ctx);
+  g_unix_signal_add (SIGINT, intaked_master_term, &ctx);
+  g_message ("event=started database=%s", cfg->database);
+
+  g_main_loop_run (ctx.loop);
+
+  intake_master_free (&ctx.master);
+  pipeline_stop (&pl);
+  store_close (&st);            /* everything submitted is committed */
+  store_keys_free (&keys);
+  g_main_loop_unref (ctx.loop);
+  g_message ("event=stopped");
+  return EX_OK;
+}
+
+/* -------------------------------------------------------------- smtp */
+
+/* Started as root: become the configured user, after binding and reading
+ * the TLS key (SECURITY-TESTS 109).  */
+static gboolean
+intaked_drop_privileges (const char *user, GError **error)
+{
+  struct passwd *pw;
+
+  if (geteuid () != 0)
+    return TRUE;
+  pw = getpwnam (user);
+  if (pw == NULL || pw->pw_uid == 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                   "[intake] user = %s: no such unprivileged user", user);
+      return FALSE;
+    }
+  if (chdir ("/") != 0 || setgroups (0, NULL) != 0
+      || setgid (pw->pw_gid) != 0 || setuid (pw->pw_uid) != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                   "cannot become %s: %s", user, g_strerror (errno));
+      return FALSE;
+    }
+  if (setuid (0) == 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                   "privileges were not dropped");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+intaked_smtp_term (gpointer data)
+{
+  smtp_server_shutdown (data);
+  return G_SOURCE_CONTINUE;
+}
+
+static int
+intaked_smtp_main (const char *config_path)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (intake_config) cfg = NULL;
+  GMainLoop *loop;
+  smtp_server *srv;
+  pid_t parent = getppid ();
+
+  intake_log_init ("smtp");
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  intaked_raise_nofile ();
+  signal (SIGPIPE, SIG_IGN);
+  if (opt_ipc_fd < 0 || opt_listen_fd < 0)
+    {
+      fprintf (stderr, "intaked: --role smtp is started by the master\n");
+      return EX_USAGE;
+    }
+  cfg = intake_config_load (config_path, &error);
+  if (cfg == NULL)
+    {
+      g_warning ("event=config-failed error=%s", error->message);
+      return EX_CONFIG;
+    }
+  loop = g_main_loop_new (NULL, FALSE);
+  srv = smtp_server_new (cfg, opt_listen_fd, opt_ipc_fd, loop, &error);
+  if (srv == NULL)
+    {
+      g_warning ("event=start-failed error=%s", error->message);
+      return EX_UNAVAILABLE;
+    }
+  if (!intaked_drop_privileges (cfg->user, &error))
+    {
+      g_warning ("event=start-failed error=%s", error->message);
+      return EX_NOPERM;
+    }
+  /* Changing credentials cleared the death signal: set it again, and make
+   * sure the master did not go away in between.  */
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid () != parent)
+    return EX_UNAVAILABLE;
+  g_unix_signal_add (SIGTERM, intaked_smtp_term, srv);
+  g_unix_signal_add (SIGINT, intaked_smtp_term, srv);
+  g_main_loop_run (loop);
+  smtp_server_free (&srv);
+  g_main_loop_unref (loop);
+  return EX_OK;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autoptr (GOptionContext) oc = g_option_context_new ("- intake daemon");
+  g_autoptr (GError) error = NULL;
+  const char *config;
+
+  g_option_context_add_main_entries (oc, intaked_options, NULL);
+  if (!g_option_context_parse (oc, &argc, &argv, &error))
+    {
+      fprintf (stderr, "intaked: %s\n", error->message);
+      return EX_USAGE;
+    }
+  config = opt_config ? opt_config : "conf/intake.conf";
+  if (opt_role == NULL)
+    return intaked_master_main (config);
+  if (g_strcmp0 (opt_role, "smtp") == 0)
+    return intaked_smtp_main (config);
+  fprintf (stderr, "intaked: unknown role %s\n", opt_role);
+  return EX_USAGE;
+}

@@ -1,0 +1,308 @@
+/*
+ * intake_config.c - reading and checking intake.conf.
+ *
+ * Owns: the parsed configuration.  Refuses: values out of range, unknown
+ * policy words, a world- or group-writable file, mailboxes that are not
+ * addresses.
+ */
+#include "intake/intake_config.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+#include "intake/smtp_limits.h"
+
+G_DEFINE_QUARK (intake-config-error-quark, intake_config_error)
+
+static char *
+intake_config_path (const char *dir, const char *value)
+{
+  if (value == NULL || *value == '\0')
+    return NULL;
+  if (g_path_is_absolute (value))
+    return g_strdup (value);
+  g_autofree char *joined = g_build_filename (dir, value, NULL);
+  return g_canonicalize_filename (joined, NULL);
+}
+
+static char *
+intake_config_string (GKeyFile *kf, const char *group, const char *key,
+                      const char *def)
+{
+  char *v = g_key_file_get_string (kf, group, key, NULL);
+
+  if (v == NULL)
+    return def ? g_strdup (def) : NULL;
+  g_strstrip (v);
+  return v;
+}
+
+/* An integer in [min, max], or the default when absent.  */
+static gboolean
+intake_config_uint (GKeyFile *kf, const char *path, const char *group,
+                    const char *key, guint64 def, guint64 min, guint64 max,
+                    guint64 *out, GError **error)
+{
+  g_autofree char *v = intake_config_string (kf, group, key, NULL);
+  guint64 n;
+
+  if (v == NULL)
+    {
+      *out = def;
+      return TRUE;
+    }
+  if (!g_ascii_string_to_unsigned (v, 10, min, max, &n, NULL))
+    {
+      g_set_error (error, INTAKE_CONFIG_ERROR, INTAKE_CONFIG_ERROR_VALUE,
+                   "%s: [%s] %s = %s: expected a whole number from %"
+                   G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT, path, group,
+                   key, v, min, max);
+      return FALSE;
+    }
+  *out = n;
+  return TRUE;
+}
+
+static gboolean
+intake_config_address_ok (const char *a)
+{
+  const char *at = strchr (a, '@');
+
+  if (at == NULL || at == a || at[1] == '\0' || strchr (at + 1, '@'))
+    return FALSE;
+  for (const char *p = a; *p; p++)
+    if (!g_ascii_isgraph (*p) || *p == '+')
+      return FALSE;
+  return TRUE;
+}
+
+static gboolean
+intake_config_load_mailboxes (intake_config *cfg, GKeyFile *kf,
+                              GError **error)
+{
+  g_auto (GStrv) keys = g_key_file_get_keys (kf, "mailboxes", NULL, NULL);
+
+  if (keys == NULL || keys[0] == NULL)
+    {
+      g_set_error (error, INTAKE_CONFIG_ERROR, INTAKE_CONFIG_ERROR_VALUE,
+                   "%s: [mailboxes] is empty: name at least one address"
+                   " intake receives for", cfg->path);
+      return FALSE;
+    }
+  for (guint i = 0; keys[i]; i++)
+    {
+      char *addr = g_ascii_strdown (keys[i], -1);
+
+      if (!intake_config_address_ok (addr))
+        {
+          g_set_error (error, INTAKE_CONFIG_ERROR, INTAKE_CONFIG_ERROR_VALUE,
+                       "%s: [mailboxes] %s: not a mailbox address"
+                       " (local@domain, no '+')", cfg->path, keys[i]);
+          g_free (addr);
+          return FALSE;
+        }
+      g_hash_table_replace (cfg->mailboxes, addr,
+                            intake_config_string (kf, "mailboxes", keys[i],
+                                                  ""));
+      char *domain = g_strdup (strchr (addr, '@') + 1);
+      g_hash_table_replace (cfg->domains, domain, domain);
+    }
+  return TRUE;
+}
+
+intake_config *
+intake_config_load (const char *path, GError **error)
+{
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  g_autoptr (intake_config) cfg = g_new0 (intake_config, 1);
+  g_autofree char *dir = NULL;
+  g_autofree char *policy = NULL;
+  g_autofree char *db = NULL, *key = NULL;
+  smtp_session_config *sc = &cfg->session;
+  struct stat st;
+  guint64 v;
+
+  cfg->path = g_strdup (path);
+  cfg->mailboxes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                          g_free);
+  cfg->domains = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                        NULL);
+  if (stat (path, &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)))
+    {
+      g_set_error (error, INTAKE_CONFIG_ERROR,
+                   INTAKE_CONFIG_ERROR_PERMISSION,
+                   "%s: writable by group or other; refusing it (chmod"
+                   " go-w %s)", path, path);
+      return NULL;
+    }
+  if (!g_key_file_load_from_file (kf, path, G_KEY_FILE_NONE, error))
+    {
+      g_prefix_error (error, "%s: ", path);
+      return NULL;
+    }
+  {
+    g_autofree char *abs = g_canonicalize_filename (path, NULL);
+    dir = g_path_get_dirname (abs);
+  }
+
+  cfg->hostname = intake_config_string (kf, "intake", "hostname",
+                                        "localhost");
+  cfg->user = intake_config_string (kf, "intake", "user", "nobody");
+  db = intake_config_string (kf, "store", "database", "../var/intake.db");
+  key = intake_config_string (kf, "store", "master_key", "../var/master.key");
+  cfg->database = intake_config_path (dir, db);
+  cfg->master_key = intake_config_path (dir, key);
+  if (!intake_config_uint (kf, path, "store", "min_free_space",
+                           64 * 1024 * 1024, 0, G_MAXUINT64,
+                           &cfg->min_free_bytes, error))
+    return NULL;
+
+  cfg->smtp_listen = intake_config_string (kf, "smtp", "listen",
+                                           "127.0.0.1:2525");
+  {
+    g_autofree char *c = intake_config_string (kf, "smtp", "tls_certificate",
+                                               NULL);
+    g_autofree char *k = intake_config_string (kf, "smtp", "tls_key", NULL);
+    cfg->tls_certificate = intake_config_path (dir, c);
+    cfg->tls_key = intake_config_path (dir, k);
+    if ((cfg->tls_certificate == NULL) != (cfg->tls_key == NULL))
+      {
+        g_set_error (error, INTAKE_CONFIG_ERROR, INTAKE_CONFIG_ERROR_VALUE,
+                     "%s: [smtp] tls_certificate and tls_key go together",
+                     path);
+        return NULL;
+      }
+  }
+
+#define UINT_KEY(group, name, def, min, max, dest)                        \
+  do                                                                      \
+    {                                                                     \
+      if (!intake_config_uint (kf, path, group, name, def, min, max, &v,  \
+                               error))                                    \
+        return NULL;                                                      \
+      dest = v;                                                           \
+    }                                                                     \
+  while (0)
+
+  UINT_KEY ("smtp", "processes", 1, 1, 16, cfg->smtp_processes);
+  UINT_KEY ("smtp", "max_sessions", SMTP_LIMIT_SESSIONS_DEFAULT,
+            SMTP_LIMIT_SESSIONS_MIN, SMTP_LIMIT_SESSIONS_MAX,
+            cfg->max_sessions);
+  UINT_KEY ("smtp", "max_sessions_per_client", SMTP_LIMIT_PER_CLIENT_DEFAULT,
+            SMTP_LIMIT_PER_CLIENT_MIN, SMTP_LIMIT_PER_CLIENT_MAX,
+            cfg->max_per_client);
+
+  smtp_session_config_init (sc);
+  UINT_KEY ("smtp", "max_line_length", SMTP_LIMIT_LINE_DEFAULT,
+            SMTP_LIMIT_LINE_MIN, SMTP_LIMIT_LINE_MAX, sc->max_line);
+  UINT_KEY ("smtp", "max_text_line_length", SMTP_LIMIT_TEXT_LINE_DEFAULT,
+            SMTP_LIMIT_TEXT_LINE_MIN, SMTP_LIMIT_TEXT_LINE_MAX,
+            sc->max_text_line);
+  UINT_KEY ("smtp", "max_header_size", SMTP_LIMIT_HEADER_BYTES_DEFAULT,
+            SMTP_LIMIT_HEADER_BYTES_MIN, SMTP_LIMIT_HEADER_BYTES_MAX,
+            sc->max_header_bytes);
+  UINT_KEY ("smtp", "max_header_lines", SMTP_LIMIT_HEADER_LINES_DEFAULT,
+            SMTP_LIMIT_HEADER_LINES_MIN, SMTP_LIMIT_HEADER_LINES_MAX,
+            sc->max_header_lines);
+  UINT_KEY ("smtp", "max_message_size", SMTP_LIMIT_MESSAGE_DEFAULT,
+            SMTP_LIMIT_MESSAGE_MIN, SMTP_LIMIT_MESSAGE_MAX, sc->max_message);
+  UINT_KEY ("smtp", "max_recipients", SMTP_LIMIT_RCPT_DEFAULT,
+            SMTP_LIMIT_RCPT_MIN, SMTP_LIMIT_RCPT_MAX, sc->max_rcpt);
+  UINT_KEY ("smtp", "max_hops", SMTP_LIMIT_HOPS_DEFAULT, SMTP_LIMIT_HOPS_MIN,
+            SMTP_LIMIT_HOPS_MAX, sc->max_hops);
+  UINT_KEY ("smtp", "max_errors", SMTP_LIMIT_ERRORS_DEFAULT,
+            SMTP_LIMIT_ERRORS_MIN, SMTP_LIMIT_ERRORS_MAX, sc->max_errors);
+  UINT_KEY ("smtp", "timeout", SMTP_LIMIT_TIMEOUT_DEFAULT,
+            SMTP_LIMIT_TIMEOUT_MIN, SMTP_LIMIT_TIMEOUT_MAX, sc->timeout_s);
+  UINT_KEY ("smtp", "min_data_rate", SMTP_LIMIT_MIN_RATE_DEFAULT,
+            SMTP_LIMIT_MIN_RATE_MIN, SMTP_LIMIT_MIN_RATE_MAX, sc->min_rate);
+#undef UINT_KEY
+
+  policy = intake_config_string (kf, "smtp", "bare_newline", "reject");
+  if (g_strcmp0 (policy, "reject") == 0)
+    sc->normalise_bare_lf = FALSE;
+  else if (g_strcmp0 (policy, "normalise") == 0)
+    sc->normalise_bare_lf = TRUE;
+  else
+    {
+      g_set_error (error, INTAKE_CONFIG_ERROR, INTAKE_CONFIG_ERROR_VALUE,
+                   "%s: [smtp] bare_newline = %s: expected reject or"
+                   " normalise", path, policy);
+      return NULL;
+    }
+  sc->hostname = cfg->hostname;
+  sc->tls_available = cfg->tls_certificate != NULL;
+  sc->rcpt_check = intake_config_rcpt_check;
+  sc->rcpt_check_data = cfg;
+
+  if (!intake_config_load_mailboxes (cfg, kf, error))
+    return NULL;
+  cfg->default_queue = intake_config_string (kf, "cases", "default_queue",
+                                             "general");
+  cfg->ref_prefix = intake_config_string (kf, "cases", "reference_prefix",
+                                          "CASE");
+  for (const char *p = cfg->ref_prefix; *p; p++)
+    if (!g_ascii_isupper (*p) || p - cfg->ref_prefix >= 10)
+      {
+        g_set_error (error, INTAKE_CONFIG_ERROR, INTAKE_CONFIG_ERROR_VALUE,
+                     "%s: [cases] reference_prefix = %s: 1 to 10 capital"
+                     " letters", path, cfg->ref_prefix);
+        return NULL;
+      }
+  if (*cfg->ref_prefix == '\0')
+    {
+      g_set_error (error, INTAKE_CONFIG_ERROR, INTAKE_CONFIG_ERROR_VALUE,
+                   "%s: [cases] reference_prefix is empty", path);
+      return NULL;
+    }
+  return g_steal_pointer (&cfg);
+}
+
+void
+intake_config_free (intake_config *cfg)
+{
+  if (cfg == NULL)
+    return;
+  g_free (cfg->path);
+  g_free (cfg->hostname);
+  g_free (cfg->user);
+  g_free (cfg->database);
+  g_free (cfg->master_key);
+  g_free (cfg->smtp_listen);
+  g_free (cfg->tls_certificate);
+  g_free (cfg->tls_key);
+  if (cfg->mailboxes)
+    g_hash_table_unref (cfg->mailboxes);
+  if (cfg->domains)
+    g_hash_table_unref (cfg->domains);
+  g_free (cfg->default_queue);
+  g_free (cfg->ref_prefix);
+  g_free (cfg);
+}
+
+smtp_rcpt_verdict
+intake_config_rcpt_check (const char *address, gpointer data)
+{
+  intake_config *cfg = data;
+  g_autofree char *lower = g_ascii_strdown (address, -1);
+  const char *at = strrchr (lower, '@');
+  g_autofree char *base = NULL;
+  const char *plus;
+
+  if (at == NULL)
+    return SMTP_RCPT_UNKNOWN;       /* "postmaster" alone: not configured */
+  if (!g_hash_table_contains (cfg->domains, at + 1))
+    return SMTP_RCPT_RELAY;
+  if (g_hash_table_contains (cfg->mailboxes, lower))
+    return SMTP_RCPT_OK;
+  /* box+detail@domain: the detail carries references and MACs for later
+   * threading; the mailbox is the part before '+'.  */
+  plus = memchr (lower, '+', (gsize) (at - lower));
+  if (plus != NULL && plus > lower)
+    {
+      base = g_strdup_printf ("%.*s%s", (int) (plus - lower), lower, at);
+      if (g_hash_table_contains (cfg->mailboxes, base))
+        return SMTP_RCPT_OK;
+    }
+  return SMTP_RCPT_UNKNOWN;
+}

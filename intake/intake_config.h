@@ -1,0 +1,59 @@
+/*
+ * intake_config.h - intake.conf: what the processes are told at start.
+ *
+ * A GKeyFile ("INI") file.  Relative paths in it are relative to the
+ * directory of the file itself, so conf/intake.conf can name ../var/.
+ * Every tunable limit is range-checked when the file loads; an error names
+ * the file, the section and key, and the allowed range.  See
+ * docs/configuration.md and docs/limits.md.
+ */
+#ifndef INTAKE_CONFIG_H
+#define INTAKE_CONFIG_H
+
+#include <glib.h>
+
+#include "intake/smtp_session.h"
+
+#define INTAKE_CONFIG_ERROR (intake_config_error_quark ())
+GQuark intake_config_error_quark (void);
+typedef enum {
+  INTAKE_CONFIG_ERROR_READ,
+  INTAKE_CONFIG_ERROR_VALUE,
+  INTAKE_CONFIG_ERROR_PERMISSION,
+} intake_config_error;
+
+typedef struct {
+  char *path;                  /* the file read */
+  char *hostname;              /* [intake] hostname */
+  char *user;                  /* [intake] user: children run as this */
+  char *database;              /* [store] database (absolute) */
+  char *master_key;            /* [store] master_key (absolute) */
+  guint64 min_free_bytes;      /* [store] min_free_space */
+
+  char *smtp_listen;           /* [smtp] listen, host:port */
+  guint smtp_processes;        /* [smtp] processes */
+  guint max_sessions;          /* [smtp] max_sessions */
+  guint max_per_client;        /* [smtp] max_sessions_per_client */
+  char *tls_certificate;       /* (nullable) [smtp] tls_certificate */
+  char *tls_key;               /* (nullable) [smtp] tls_key */
+  smtp_session_config session; /* limits; hostname points into this struct */
+
+  GHashTable *mailboxes;       /* lower-case address -> label */
+  GHashTable *domains;         /* lower-case domain -> itself */
+  char *default_queue;         /* [cases] default_queue */
+  char *ref_prefix;            /* [cases] reference_prefix */
+} intake_config;
+
+/* (transfer full) Load and check @path.  Refuses a file writable by group
+ * or other.  */
+intake_config *intake_config_load (const char *path, GError **error);
+void intake_config_free (intake_config *cfg);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (intake_config, intake_config_free)
+
+/* What RCPT TO gets for @address: a configured mailbox (plus-addressed
+ * forms "box+detail@domain" included), one of our domains without such a
+ * mailbox, or someone else's domain (we never relay).  */
+smtp_rcpt_verdict intake_config_rcpt_check (const char *address,
+                                            gpointer cfg);
+
+#endif

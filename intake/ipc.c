@@ -1,0 +1,365 @@
+/*
+ * ipc.c - length-prefixed, bounded frames over a non-blocking socket.
+ *
+ * Owns: the fd, a read state (header, then an exactly sized payload
+ * buffer), and a queue of outgoing frames.
+ * Refuses: frames longer than the bound or shorter than a type byte;
+ * payloads that do not unpack.  Either ends the channel.
+ */
+#define G_LOG_DOMAIN "intake-ipc"
+
+#include "intake/ipc.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+
+#define IPC_HEADER 5
+
+struct ipc_channel {
+  GSource source;            /* must be first */
+  int fd;
+  gpointer tag;              /* g_source_add_unix_fd */
+  gsize max_frame;
+  ipc_frame_fn on_frame;
+  ipc_closed_fn on_closed;
+  gpointer user_data;
+  gboolean closed;
+
+  guint8 header[IPC_HEADER];
+  gsize header_have;
+  guint8 *payload;           /* exactly the announced size */
+  gsize payload_len, payload_have;
+
+  GQueue out;                /* GBytes *, header and payload interleaved */
+  gsize out_offset;          /* into the head */
+  gsize out_pending;
+};
+
+static void
+ipc_channel_close (ipc_channel *ch, const char *why)
+{
+  if (ch->closed)
+    return;
+  ch->closed = TRUE;
+  if (why != NULL)
+    g_warning ("ipc: fd=%d closed: %s", ch->fd, why);
+  g_source_remove_unix_fd (&ch->source, ch->tag);
+  ch->tag = NULL;
+  if (ch->on_closed)
+    ch->on_closed (ch, ch->user_data);
+}
+
+static void
+ipc_channel_update_events (ipc_channel *ch)
+{
+  if (ch->closed)
+    return;
+  g_source_modify_unix_fd (&ch->source, ch->tag,
+                           G_IO_IN | G_IO_HUP | G_IO_ERR
+                           | (ch->out.length ? G_IO_OUT : 0));
+}
+
+static void
+ipc_channel_flush (ipc_channel *ch)
+{
+  while (ch->out.length > 0 && !ch->closed)
+    {
+      struct iovec iov[64];
+      int n = 0;
+      gsize off = ch->out_offset;
+      ssize_t w;
+
+      for (GList *l = ch->out.head; l != NULL && n < 64; l = l->next)
+        {
+          gsize len;
+          const guint8 *p = g_bytes_get_data (l->data, &len);
+          iov[n].iov_base = (void *) (p + off);
+          iov[n].iov_len = len - off;
+          off = 0;
+          n++;
+        }
+      w = writev (ch->fd, iov, n);
+      if (w < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          if (errno == EAGAIN || errno == EWOULDBLOCK)
+            break;
+          ipc_channel_close (ch, g_strerror (errno));
+          return;
+        }
+      ch->out_pending -= (gsize) w;
+      while (w > 0)
+        {
+          GBytes *head = g_queue_peek_head (&ch->out);
+          gsize left = g_bytes_get_size (head) - ch->out_offset;
+          if ((gsize) w >= left)
+            {
+              w -= (ssize_t) left;
+              g_bytes_unref (g_queue_pop_head (&ch->out));
+              ch->out_offset = 0;
+            }
+          else
+            {
+              ch->out_offset += (gsize) w;
+              w = 0;
+            }
+        }
+    }
+  ipc_channel_update_events (ch);
+}
+
+/* Read what is there; deliver complete frames.  */
+static void
+ipc_channel_read (ipc_channel *ch)
+{
+  for (int rounds = 0; rounds < 64 && !ch->closed; rounds++)
+    {
+      ssize_t r;
+
+      if (ch->header_have < IPC_HEADER)
+        {
+          r = read (ch->fd, ch->header + ch->header_have,
+                    IPC_HEADER - ch->header_have);
+        }
+      else
+        {
+          r = read (ch->fd, ch->payload + ch->payload_have,
+                    ch->payload_len - ch->payload_have);
+        }
+      if (r < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+          ipc_channel_close (ch, g_strerror (errno));
+          return;
+        }
+      if (r == 0)
+        {
+          ipc_channel_close (ch, NULL);
+          return;
+        }
+      if (ch->header_have < IPC_HEADER)
+        {
+          ch->header_have += (gsize) r;
+          if (ch->header_have < IPC_HEADER)
+            continue;
+          guint32 len = ((guint32) ch->header[0] << 24)
+                        | ((guint32) ch->header[1] << 16)
+                        | ((guint32) ch->header[2] << 8) | ch->header[3];
+          if (len < 1 || len > ch->max_frame)
+            {
+              ipc_channel_close (ch, "frame length out of bounds");
+              return;
+            }
+          ch->payload_len = len - 1;
+          ch->payload_have = 0;
+          ch->payload = g_malloc (ch->payload_len ? ch->payload_len : 1);
+        }
+      else
+        ch->payload_have += (gsize) r;
+
+      if (ch->header_have == IPC_HEADER
+          && ch->payload_have == ch->payload_len)
+        {
+          GBytes *payload = g_bytes_new_take (ch->payload, ch->payload_len);
+          guint8 type = ch->header[4];
+
+          ch->payload = NULL;
+          ch->header_have = 0;
+          ch->on_frame (ch, type, payload, ch->user_data);
+          g_bytes_unref (payload);
+        }
+    }
+}
+
+static gboolean
+ipc_source_dispatch (GSource *source, GSourceFunc cb, gpointer data)
+{
+  ipc_channel *ch = (ipc_channel *) source;
+  GIOCondition cond;
+
+  if (ch->closed)
+    return G_SOURCE_CONTINUE;
+  cond = g_source_query_unix_fd (source, ch->tag);
+  if (cond & G_IO_OUT)
+    ipc_channel_flush (ch);
+  if (!ch->closed && (cond & (G_IO_IN | G_IO_HUP | G_IO_ERR)))
+    ipc_channel_read (ch);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs ipc_source_funcs = {
+  .dispatch = ipc_source_dispatch,
+};
+
+ipc_channel *
+ipc_channel_new (int fd, gsize max_frame, ipc_frame_fn on_frame,
+                 ipc_closed_fn on_closed, gpointer user_data)
+{
+  ipc_channel *ch;
+
+  g_unix_set_fd_nonblocking (fd, TRUE, NULL);
+  ch = (ipc_channel *) g_source_new (&ipc_source_funcs, sizeof *ch);
+  ch->fd = fd;
+  ch->max_frame = max_frame;
+  ch->on_frame = on_frame;
+  ch->on_closed = on_closed;
+  ch->user_data = user_data;
+  g_queue_init (&ch->out);
+  ch->tag = g_source_add_unix_fd (&ch->source, fd,
+                                  G_IO_IN | G_IO_HUP | G_IO_ERR);
+  g_source_set_name (&ch->source, "ipc");
+  g_source_attach (&ch->source, g_main_context_get_thread_default ());
+  return ch;
+}
+
+void
+ipc_channel_free (ipc_channel **chp)
+{
+  ipc_channel *ch = chp ? *chp : NULL;
+
+  if (ch == NULL)
+    return;
+  ch->on_closed = NULL;
+  if (!ch->closed)
+    {
+      ch->closed = TRUE;
+      g_source_remove_unix_fd (&ch->source, ch->tag);
+    }
+  g_queue_clear_full (&ch->out, (GDestroyNotify) g_bytes_unref);
+  g_free (ch->payload);
+  close (ch->fd);
+  g_source_destroy (&ch->source);
+  g_source_unref (&ch->source);
+  *chp = NULL;
+}
+
+void
+ipc_channel_send (ipc_channel *ch, guint8 type, GBytes *payload)
+{
+  gsize len = g_bytes_get_size (payload);
+  guint8 *h = g_malloc (IPC_HEADER);
+
+  if (ch->closed)
+    {
+      g_free (h);
+      return;
+    }
+  g_assert (len + 1 <= G_MAXUINT32);
+  h[0] = (guint8) ((len + 1) >> 24);
+  h[1] = (guint8) ((len + 1) >> 16);
+  h[2] = (guint8) ((len + 1) >> 8);
+  h[3] = (guint8) (len + 1);
+  h[4] = type;
+  g_queue_push_tail (&ch->out, g_bytes_new_take (h, IPC_HEADER));
+  if (len > 0)
+    g_queue_push_tail (&ch->out, g_bytes_ref (payload));
+  ch->out_pending += IPC_HEADER + len;
+  ipc_channel_flush (ch);
+}
+
+gsize
+ipc_channel_pending (ipc_channel *ch)
+{
+  return ch->out_pending;
+}
+
+/* ------------------------------------------------------------ payloads */
+
+static void
+ipc_put64 (guint8 *p, guint64 v)
+{
+  for (int i = 7; i >= 0; i--, v >>= 8)
+    p[i] = (guint8) v;
+}
+
+static guint64
+ipc_get64 (const guint8 *p)
+{
+  guint64 v = 0;
+
+  for (int i = 0; i < 8; i++)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+GBytes *
+ipc_submit_pack (guint64 req, const store_envelope *env, GBytes *raw)
+{
+  g_autoptr (GBytes) e = store_envelope_pack (env);
+  gsize elen = g_bytes_get_size (e), rlen = g_bytes_get_size (raw);
+  guint8 *buf = g_malloc (12 + elen + rlen);
+
+  ipc_put64 (buf, req);
+  buf[8] = (guint8) (elen >> 24);
+  buf[9] = (guint8) (elen >> 16);
+  buf[10] = (guint8) (elen >> 8);
+  buf[11] = (guint8) elen;
+  memcpy (buf + 12, g_bytes_get_data (e, NULL), elen);
+  if (rlen)
+    memcpy (buf + 12 + elen, g_bytes_get_data (raw, NULL), rlen);
+  return g_bytes_new_take (buf, 12 + elen + rlen);
+}
+
+gboolean
+ipc_submit_unpack (GBytes *payload, guint64 *req, store_envelope **env,
+                   GBytes **raw)
+{
+  gsize len;
+  const guint8 *p = g_bytes_get_data (payload, &len);
+  guint32 elen;
+  g_autoptr (GBytes) e = NULL;
+
+  if (len < 12)
+    return FALSE;
+  *req = ipc_get64 (p);
+  elen = ((guint32) p[8] << 24) | ((guint32) p[9] << 16)
+         | ((guint32) p[10] << 8) | p[11];
+  if (elen > IPC_ENVELOPE_MAX || elen > len - 12)
+    return FALSE;
+  e = g_bytes_new_from_bytes (payload, 12, elen);
+  *env = store_envelope_unpack (e, NULL);
+  if (*env == NULL)
+    return FALSE;
+  *raw = g_bytes_new_from_bytes (payload, 12 + elen, len - 12 - elen);
+  return TRUE;
+}
+
+GBytes *
+ipc_result_pack (guint64 req, ipc_status status, const char *qid)
+{
+  gsize qlen = qid ? strlen (qid) : 0;
+  guint8 *buf = g_malloc (9 + qlen);
+
+  ipc_put64 (buf, req);
+  buf[8] = (guint8) status;
+  if (qlen)
+    memcpy (buf + 9, qid, qlen);
+  return g_bytes_new_take (buf, 9 + qlen);
+}
+
+gboolean
+ipc_result_unpack (GBytes *payload, guint64 *req, ipc_status *status,
+                   char **qid)
+{
+  gsize len;
+  const guint8 *p = g_bytes_get_data (payload, &len);
+
+  if (len < 9 || len > 9 + 64 || p[8] > IPC_STATUS_SHUTDOWN)
+    return FALSE;
+  for (gsize i = 9; i < len; i++)
+    if (!g_ascii_isalnum (p[i]))
+      return FALSE;
+  *req = ipc_get64 (p);
+  *status = (ipc_status) p[8];
+  *qid = g_strndup ((const char *) p + 9, len - 9);
+  return TRUE;
+}

@@ -1,0 +1,64 @@
+/*
+ * ipc.h - framed messages between intake's processes over a socketpair.
+ *
+ * A frame is a 4-byte big-endian length, a 1-byte type and the payload; the
+ * length counts type and payload and is bounded by the receiver: a frame
+ * over the bound, or a short or malformed one, closes the channel (the peer
+ * is then treated as dead).  The channel runs on the thread-default GLib
+ * main context, non-blocking both ways.
+ */
+#ifndef INTAKE_IPC_H
+#define INTAKE_IPC_H
+
+#include <glib.h>
+
+#include "store/store.h"
+
+typedef enum {
+  IPC_SUBMIT = 1,      /* child -> master: a message to spool */
+  IPC_RESULT = 2,      /* master -> child: what became of it */
+  IPC_STORAGE = 3,     /* master -> child: storage is low / fine again */
+} ipc_type;
+
+/* Headroom over the largest message for the envelope in a SUBMIT frame.  */
+#define IPC_ENVELOPE_MAX (1024 * 1024)
+
+typedef struct ipc_channel ipc_channel;
+
+typedef void (*ipc_frame_fn) (ipc_channel *ch, guint8 type, GBytes *payload,
+                              gpointer user_data);
+typedef void (*ipc_closed_fn) (ipc_channel *ch, gpointer user_data);
+
+/* (transfer full) A channel on @fd (the channel owns and closes it).
+ * @on_frame gets each complete frame; @on_closed is called once when the
+ * peer goes away or breaks the framing; no frame follows it.  */
+ipc_channel *ipc_channel_new (int fd, gsize max_frame, ipc_frame_fn on_frame,
+                              ipc_closed_fn on_closed, gpointer user_data);
+void ipc_channel_free (ipc_channel **ch);
+
+/* Queue a frame; it is written as the socket allows.  */
+void ipc_channel_send (ipc_channel *ch, guint8 type, GBytes *payload);
+
+/* Bytes queued and not yet written.  */
+gsize ipc_channel_pending (ipc_channel *ch);
+
+/* ------------------------------------------------------------ payloads */
+
+typedef enum {
+  IPC_STATUS_COMMITTED = 0,
+  IPC_STATUS_TEMPFAIL = 1,
+  IPC_STATUS_NOSPACE = 2,
+  IPC_STATUS_SHUTDOWN = 3,
+} ipc_status;
+
+/* SUBMIT: request id, envelope, raw message.  */
+GBytes *ipc_submit_pack (guint64 req, const store_envelope *env, GBytes *raw);
+gboolean ipc_submit_unpack (GBytes *payload, guint64 *req,
+                            store_envelope **env, GBytes **raw);
+
+/* RESULT: request id, status, queue id (printable).  */
+GBytes *ipc_result_pack (guint64 req, ipc_status status, const char *qid);
+gboolean ipc_result_unpack (GBytes *payload, guint64 *req,
+                            ipc_status *status, char **qid);
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * pipeline.h - the worker that drains the spool into cases.
+ *
+ * A thread of the master.  It takes spooled messages oldest first, parses
+ * them (parser/), and hands each to the store, which writes the case and
+ * deletes the spool row in one transaction.  On start it resumes whatever
+ * the spool holds; a crash at any point leaves either the spool row or the
+ * finished case.
+ */
+#ifndef INTAKE_PIPELINE_H
+#define INTAKE_PIPELINE_H
+
+#include <glib.h>
+
+#include "intake/intake_config.h"
+#include "store/store.h"
+
+typedef struct pipeline pipeline;
+
+/* (transfer full) Start the worker on @st with @cfg (both transfer none,
+ * outliving the pipeline).  */
+pipeline *pipeline_start (store *st, intake_config *cfg);
+
+/* Something new is in the spool.  Any thread.  */
+void pipeline_kick (pipeline *p);
+
+/* Finish the batch in hand and stop; what is left stays in the spool.  */
+void pipeline_stop (pipeline **p);
+
+#endif

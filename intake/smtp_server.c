@@ -1,0 +1,748 @@
+/*
+ * smtp_server.c - the socket and TLS shell around smtp_session.
+ *
+ * Owns: the listening service, every client connection, the IPC channel to
+ * the master.  Each connection pairs a GIO stream (plain, then TLS after
+ * STARTTLS) with a pure smtp_session; bytes go in, the session's output goes
+ * out, and the shell acts on the session's status.  Reading stops while the
+ * session waits for the store, for TLS, or while the client is not reading
+ * our replies.  One timer per connection follows the session's deadline.
+ *
+ * Refuses: sessions over the total or per-client limit (421 4.7.0).
+ * Logs: session ids, reply codes, sizes; never addresses or text.  The
+ * client's IP address is logged only as a per-process salted token.
+ */
+#define G_LOG_DOMAIN "intake-smtp"
+
+#include "intake/smtp_server.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include <gio/gio.h>
+
+#include "intake/intake_log.h"
+#include "intake/ipc.h"
+#include "intake/smtp_limits.h"
+
+/* Stop reading from a client while this much of our output is unsent.  */
+#define SMTP_SERVER_OUT_HIGH  (64 * 1024)
+/* After shutdown, connections still open after this are cut.  */
+#define SMTP_SERVER_DRAIN_S   20
+
+typedef struct smtp_conn smtp_conn;
+
+struct smtp_server {
+  intake_config *cfg;
+  GMainLoop *loop;
+  GSocketService *service;
+  ipc_channel *ipc;
+  GTlsCertificate *cert;
+  GHashTable *conns;          /* smtp_conn * set */
+  GHashTable *per_client;     /* client address -> GUINT count */
+  GHashTable *pending;        /* request id (guint64 *) -> smtp_conn * */
+  guint64 next_req;
+  guint64 next_sid;
+  gboolean storage_low;
+  gboolean stopping;
+  guint drain_timer;
+};
+
+struct smtp_conn {
+  smtp_server *srv;
+  guint64 sid;
+  GSocketConnection *sock;
+  GIOStream *io;              /* sock, or the TLS connection over it */
+  GSource *in_src;
+  GSource *out_src;
+  GSource *timer;
+  smtp_session *sess;
+  GQueue outq;                /* GBytes * */
+  gsize out_off;
+  gsize out_len;
+  char *client;               /* address, for the envelope and limits */
+  char *token;                /* what the log shows of it */
+  guint64 req;                /* request with the master, 0 if none */
+  gboolean tls_started;
+  GCancellable *tls_cancel;
+  gboolean closed;
+};
+
+static void smtp_conn_pump (smtp_conn *c);
+static void smtp_conn_close (smtp_conn *c, const char *why);
+
+static gint64
+smtp_now (void)
+{
+  return g_get_monotonic_time ();
+}
+
+/* ------------------------------------------------------------ timers */
+
+static gboolean
+smtp_conn_timer_cb (gpointer data)
+{
+  smtp_conn *c = data;
+
+  if (smtp_session_check_deadline (c->sess, smtp_now ()))
+    g_message ("sid=%" G_GINT64_MODIFIER "x event=timeout phase=%s",
+               c->sid, smtp_session_phase_name (c->sess));
+  smtp_conn_pump (c);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+smtp_timer_dispatch (GSource *source, GSourceFunc cb, gpointer data)
+{
+  g_source_set_ready_time (source, -1);
+  return cb (data);
+}
+
+static GSourceFuncs smtp_timer_funcs = { .dispatch = smtp_timer_dispatch };
+
+static void
+smtp_conn_arm_timer (smtp_conn *c)
+{
+  gint64 deadline = smtp_session_deadline (c->sess);
+
+  if (c->timer == NULL)
+    {
+      c->timer = g_source_new (&smtp_timer_funcs, sizeof (GSource));
+      g_source_set_callback (c->timer, smtp_conn_timer_cb, c, NULL);
+      g_source_attach (c->timer, NULL);
+    }
+  g_source_set_ready_time (c->timer, deadline == G_MAXINT64 ? -1 : deadline);
+}
+
+/* ------------------------------------------------------------ output */
+
+static gboolean smtp_conn_out_ready (GObject *stream, gpointer data);
+
+static void
+smtp_conn_out_wait (smtp_conn *c)
+{
+  GPollableOutputStream *out;
+
+  if (c->out_src != NULL)
+    return;
+  out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (c->io));
+  c->out_src = g_pollable_output_stream_create_source (out, NULL);
+  g_source_set_callback (c->out_src, (GSourceFunc) (void (*) (void))
+                         smtp_conn_out_ready, c, NULL);
+  g_source_attach (c->out_src, NULL);
+}
+
+/* Write what we can; TRUE when everything queued is out.  */
+static gboolean
+smtp_conn_flush (smtp_conn *c)
+{
+  GPollableOutputStream *out;
+
+  if (c->closed)
+    return FALSE;
+  out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (c->io));
+  while (c->outq.length > 0)
+    {
+      GBytes *head = g_queue_peek_head (&c->outq);
+      gsize len;
+      const char *p = g_bytes_get_data (head, &len);
+      g_autoptr (GError) error = NULL;
+      gssize w;
+
+      w = g_pollable_output_stream_write_nonblocking (out, p + c->out_off,
+                                                      len - c->out_off, NULL,
+                                                      &error);
+      if (w < 0)
+        {
+          if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            {
+              smtp_conn_out_wait (c);
+              return FALSE;
+            }
+          smtp_conn_close (c, "write error");
+          return FALSE;
+        }
+      c->out_off += (gsize) w;
+      c->out_len -= (gsize) w;
+      if (c->out_off == len)
+        {
+          g_bytes_unref (g_queue_pop_head (&c->outq));
+          c->out_off = 0;
+        }
+    }
+  return TRUE;
+}
+
+static gboolean
+smtp_conn_out_ready (GObject *stream, gpointer data)
+{
+  smtp_conn *c = data;
+
+  g_source_destroy (c->out_src);
+  g_source_unref (c->out_src);
+  c->out_src = NULL;
+  smtp_conn_pump (c);
+  return G_SOURCE_REMOVE;
+}
+
+/* ------------------------------------------------------------- input */
+
+static gboolean smtp_conn_in_ready (GObject *stream, gpointer data);
+
+static void
+smtp_conn_in_start (smtp_conn *c)
+{
+  GPollableInputStream *in;
+
+  if (c->in_src != NULL || c->closed)
+    return;
+  in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (c->io));
+  c->in_src = g_pollable_input_stream_create_source (in, NULL);
+  g_source_set_callback (c->in_src, (GSourceFunc) (void (*) (void))
+                         smtp_conn_in_ready, c, NULL);
+  g_source_attach (c->in_src, NULL);
+}
+
+static void
+smtp_conn_in_stop (smtp_conn *c)
+{
+  if (c->in_src == NULL)
+    return;
+  g_source_destroy (c->in_src);
+  g_source_unref (c->in_src);
+  c->in_src = NULL;
+}
+
+static gboolean
+smtp_conn_in_ready (GObject *stream, gpointer data)
+{
+  /* One process serves every connection on one thread, so one buffer does
+   * for all of them.  */
+  static char buf[64 * 1024];
+  smtp_conn *c = data;
+  GPollableInputStream *in;
+
+  in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (c->io));
+  while (!c->closed
+         && smtp_session_get_status (c->sess) == SMTP_SESSION_READ
+         && c->out_len < SMTP_SERVER_OUT_HIGH)
+    {
+      g_autoptr (GError) error = NULL;
+      gssize r = g_pollable_input_stream_read_nonblocking (in, buf,
+                                                           sizeof buf, NULL,
+                                                           &error);
+      if (r < 0)
+        {
+          if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            break;
+          smtp_conn_close (c, "read error");
+          return G_SOURCE_REMOVE;
+        }
+      if (r == 0)
+        {
+          smtp_conn_close (c, "client closed");
+          return G_SOURCE_REMOVE;
+        }
+      smtp_session_feed (c->sess, buf, (gsize) r, smtp_now ());
+      /* Take output now so that a long pipelined batch does not pile up.  */
+      GBytes *o = smtp_session_take_output (c->sess);
+      if (o != NULL)
+        {
+          c->out_len += g_bytes_get_size (o);
+          g_queue_push_tail (&c->outq, o);
+        }
+    }
+  if (c->closed)
+    return G_SOURCE_REMOVE;
+  smtp_conn_pump (c);
+  return G_SOURCE_CONTINUE;
+}
+
+/* ---------------------------------------------------------------- TLS */
+
+static gboolean
+smtp_conn_tls_timeout (gpointer data)
+{
+  smtp_conn *c = data;
+
+  g_cancellable_cancel (c->tls_cancel);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+smtp_conn_tls_done (GObject *obj, GAsyncResult *res, gpointer data)
+{
+  smtp_conn *c = data;
+  g_autoptr (GError) error = NULL;
+  gboolean ok = g_tls_connection_handshake_finish (G_TLS_CONNECTION (obj),
+                                                   res, &error);
+
+  if (c->closed)
+    {
+      /* The connection went away during the handshake.  */
+      g_object_set_data (obj, "timeout", NULL);
+      g_free (c);
+      return;
+    }
+  g_clear_object (&c->tls_cancel);
+  g_object_set_data (obj, "timeout", NULL);   /* stops the timeout */
+  if (!ok)
+    g_message ("sid=%" G_GINT64_MODIFIER "x event=tls-failed",
+               c->sid);
+  else
+    g_info ("sid=%" G_GINT64_MODIFIER "x event=tls", c->sid);
+  smtp_session_tls_done (c->sess, ok, smtp_now ());
+  smtp_conn_pump (c);
+}
+
+static void
+smtp_conn_tls_start (smtp_conn *c)
+{
+  g_autoptr (GError) error = NULL;
+  GIOStream *tls;
+  GSource *t;
+
+  c->tls_started = TRUE;
+  tls = g_tls_server_connection_new (c->io, c->srv->cert, &error);
+  if (tls == NULL)
+    {
+      g_warning ("sid=%" G_GINT64_MODIFIER "x event=tls-unavailable: %s",
+                 c->sid, error->message);
+      smtp_session_tls_done (c->sess, FALSE, smtp_now ());
+      smtp_conn_pump (c);
+      return;
+    }
+  /* The plain stream stays open beneath; closing the TLS one closes it.  */
+  c->io = tls;
+  c->tls_cancel = g_cancellable_new ();
+  t = g_timeout_source_new_seconds (c->srv->cfg->session.timeout_s);
+  g_source_set_callback (t, smtp_conn_tls_timeout, c, NULL);
+  g_source_attach (t, NULL);
+  g_source_unref (t);
+  g_object_set_data_full (G_OBJECT (tls), "timeout", t,
+                          (GDestroyNotify) g_source_destroy);
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (tls),
+                                    G_PRIORITY_DEFAULT, c->tls_cancel,
+                                    smtp_conn_tls_done, c);
+}
+
+/* --------------------------------------------------------- the store */
+
+static void
+smtp_conn_submit (smtp_conn *c)
+{
+  g_autoptr (smtp_message) msg = smtp_session_take_message (c->sess);
+  g_autoptr (store_envelope) env = store_envelope_new ();
+  g_autoptr (GBytes) frame = NULL;
+  guint64 *key;
+
+  g_assert (msg != NULL);
+  env->source = g_strdup ("smtp");
+  env->client_addr = g_strdup (c->client);
+  env->helo = g_strdup (msg->helo);
+  env->mail_from = g_strdup (msg->mail_from);
+  for (guint i = 0; i < msg->rcpts->len; i++)
+    g_ptr_array_add (env->rcpts, g_strdup (msg->rcpts->pdata[i]));
+  env->tls = msg->tls;
+  env->received_at = g_get_real_time ();
+
+  c->req = ++c->srv->next_req;
+  key = g_new (guint64, 1);
+  *key = c->req;
+  g_hash_table_insert (c->srv->pending, key, c);
+  frame = ipc_submit_pack (c->req, env, msg->data);
+  ipc_channel_send (c->srv->ipc, IPC_SUBMIT, frame);
+}
+
+static void
+smtp_server_on_result (smtp_server *srv, GBytes *payload)
+{
+  g_autofree char *qid = NULL;
+  smtp_store_result result;
+  ipc_status status;
+  smtp_conn *c;
+  guint64 req;
+
+  if (!ipc_result_unpack (payload, &req, &status, &qid))
+    {
+      g_warning ("event=bad-result-frame");
+      return;
+    }
+  c = g_hash_table_lookup (srv->pending, &req);
+  if (c == NULL)
+    return;                         /* the client left meanwhile */
+  g_hash_table_remove (srv->pending, &req);
+  c->req = 0;
+  switch (status)
+    {
+    case IPC_STATUS_COMMITTED:
+      result = SMTP_STORE_OK;
+      break;
+    case IPC_STATUS_NOSPACE:
+      result = SMTP_STORE_NOSPACE;
+      break;
+    case IPC_STATUS_SHUTDOWN:
+      result = SMTP_STORE_SHUTDOWN;
+      break;
+    default:
+      result = SMTP_STORE_TEMPFAIL;
+      break;
+    }
+  g_info ("sid=%" G_GINT64_MODIFIER "x event=%s queue_id=%s", c->sid,
+          result == SMTP_STORE_OK ? "queued" : "store-failed",
+          qid[0] ? qid : "-");
+  smtp_session_message_done (c->sess, result, qid, smtp_now ());
+  smtp_conn_pump (c);
+}
+
+/* ------------------------------------------------------------- pump */
+
+/* Act on the session's status after anything happened.  */
+static void
+smtp_conn_pump (smtp_conn *c)
+{
+  for (;;)
+    {
+      GBytes *o;
+
+      if (c->closed)
+        return;
+      o = smtp_session_take_output (c->sess);
+      if (o != NULL)
+        {
+          c->out_len += g_bytes_get_size (o);
+          g_queue_push_tail (&c->outq, o);
+        }
+      gboolean flushed = smtp_conn_flush (c);
+      if (c->closed)
+        return;
+
+      switch (smtp_session_get_status (c->sess))
+        {
+        case SMTP_SESSION_READ:
+          if (c->out_len < SMTP_SERVER_OUT_HIGH)
+            smtp_conn_in_start (c);
+          else
+            smtp_conn_in_stop (c);
+          smtp_conn_arm_timer (c);
+          return;
+        case SMTP_SESSION_MESSAGE:
+          smtp_conn_in_stop (c);
+          if (c->req == 0)
+            smtp_conn_submit (c);
+          smtp_conn_arm_timer (c);
+          return;
+        case SMTP_SESSION_STARTTLS:
+          smtp_conn_in_stop (c);
+          if (flushed && !c->tls_started)
+            smtp_conn_tls_start (c);
+          return;
+        case SMTP_SESSION_CLOSE:
+          smtp_conn_in_stop (c);
+          if (flushed)
+            smtp_conn_close (c, NULL);
+          return;
+        }
+    }
+}
+
+/* --------------------------------------------------------- lifecycle */
+
+static void
+smtp_conn_close (smtp_conn *c, const char *why)
+{
+  smtp_server *srv = c->srv;
+  GSocket *sock;
+  guint n;
+
+  if (c->closed)
+    return;
+  c->closed = TRUE;
+  g_info ("sid=%" G_GINT64_MODIFIER "x event=disconnect errors=%u%s%s",
+          c->sid, smtp_session_errors (c->sess), why ? " reason=" : "",
+          why ? why : "");
+  smtp_conn_in_stop (c);
+  if (c->out_src)
+    {
+      g_source_destroy (c->out_src);
+      g_source_unref (c->out_src);
+    }
+  if (c->timer)
+    {
+      g_source_destroy (c->timer);
+      g_source_unref (c->timer);
+    }
+  if (c->req)
+    g_hash_table_remove (srv->pending, &c->req);
+  n = GPOINTER_TO_UINT (g_hash_table_lookup (srv->per_client, c->client));
+  if (n <= 1)
+    g_hash_table_remove (srv->per_client, c->client);
+  else
+    g_hash_table_insert (srv->per_client, g_strdup (c->client),
+                         GUINT_TO_POINTER (n - 1));
+  g_hash_table_remove (srv->conns, c);
+
+  sock = g_socket_connection_get_socket (c->sock);
+  g_socket_close (sock, NULL);
+  if (c->io != G_IO_STREAM (c->sock))
+    g_object_unref (c->io);
+  g_object_unref (c->sock);
+  g_queue_clear_full (&c->outq, (GDestroyNotify) g_bytes_unref);
+  smtp_session_free (&c->sess);
+  g_free (c->client);
+  g_free (c->token);
+  if (c->tls_cancel != NULL)
+    {
+      /* The handshake callback still holds @c and frees it.  */
+      g_cancellable_cancel (c->tls_cancel);
+      g_clear_object (&c->tls_cancel);
+    }
+  else
+    g_free (c);
+
+  if (srv->stopping && g_hash_table_size (srv->conns) == 0)
+    g_main_loop_quit (srv->loop);
+}
+
+static void
+smtp_server_refuse (GSocketConnection *sock, const char *reply)
+{
+  GSocket *s = g_socket_connection_get_socket (sock);
+
+  g_socket_set_blocking (s, FALSE);
+  g_socket_send (s, reply, strlen (reply), NULL, NULL);
+  g_socket_close (s, NULL);
+}
+
+static gboolean
+smtp_server_incoming (GSocketService *service, GSocketConnection *sock,
+                      GObject *source, gpointer data)
+{
+  smtp_server *srv = data;
+  g_autoptr (GSocketAddress) addr = NULL;
+  g_autofree char *client = NULL;
+  smtp_conn *c;
+  guint n;
+
+  addr = g_socket_connection_get_remote_address (sock, NULL);
+  if (addr != NULL && G_IS_INET_SOCKET_ADDRESS (addr))
+    client = g_inet_address_to_string (g_inet_socket_address_get_address (
+        G_INET_SOCKET_ADDRESS (addr)));
+  else
+    client = g_strdup ("unknown");
+
+  if (srv->stopping)
+    {
+      smtp_server_refuse (sock, "421 4.3.2 Service shutting down\r\n");
+      return TRUE;
+    }
+  if (g_hash_table_size (srv->conns) >= srv->cfg->max_sessions)
+    {
+      g_message ("event=refused reason=too-many-sessions");
+      smtp_server_refuse (sock, "421 4.7.0 Error: too many sessions,"
+                                " try again later\r\n");
+      return TRUE;
+    }
+  n = GPOINTER_TO_UINT (g_hash_table_lookup (srv->per_client, client));
+  if (n >= srv->cfg->max_per_client)
+    {
+      g_autofree char *token = intake_log_client_token (client);
+      g_message ("event=refused reason=too-many-connections client=%s",
+                 token);
+      smtp_server_refuse (sock, "421 4.7.0 Error: too many connections"
+                                " from your address\r\n");
+      return TRUE;
+    }
+  g_hash_table_insert (srv->per_client, g_strdup (client),
+                       GUINT_TO_POINTER (n + 1));
+
+  c = g_new0 (smtp_conn, 1);
+  c->srv = srv;
+  c->sid = ++srv->next_sid;
+  c->sock = g_object_ref (sock);
+  c->io = G_IO_STREAM (sock);
+  c->client = g_steal_pointer (&client);
+  c->token = intake_log_client_token (c->client);
+  g_queue_init (&c->outq);
+  c->sess = smtp_session_new (&srv->cfg->session, smtp_now ());
+  if (srv->storage_low)
+    smtp_session_set_storage_low (c->sess, TRUE);
+  g_hash_table_add (srv->conns, c);
+  g_info ("sid=%" G_GINT64_MODIFIER "x event=connect client=%s", c->sid,
+          c->token);
+  smtp_conn_pump (c);
+  return TRUE;
+}
+
+static void
+smtp_server_on_frame (ipc_channel *ch, guint8 type, GBytes *payload,
+                      gpointer data)
+{
+  smtp_server *srv = data;
+
+  switch (type)
+    {
+    case IPC_RESULT:
+      smtp_server_on_result (srv, payload);
+      break;
+    case IPC_STORAGE:
+      {
+        gsize n;
+        const guint8 *p = g_bytes_get_data (payload, &n);
+        GHashTableIter it;
+        gpointer c;
+
+        srv->storage_low = n == 1 && p[0] != 0;
+        g_hash_table_iter_init (&it, srv->conns);
+        while (g_hash_table_iter_next (&it, &c, NULL))
+          smtp_session_set_storage_low (((smtp_conn *) c)->sess,
+                                        srv->storage_low);
+        break;
+      }
+    default:
+      g_warning ("event=unexpected-frame type=%u", type);
+      break;
+    }
+}
+
+static void
+smtp_server_on_ipc_closed (ipc_channel *ch, gpointer data)
+{
+  smtp_server *srv = data;
+
+  /* Without the master nothing can be stored: stop at once.  Sessions that
+   * were waiting for the store never got a 250.  */
+  g_warning ("event=master-gone");
+  g_main_loop_quit (srv->loop);
+}
+
+smtp_server *
+smtp_server_new (intake_config *cfg, int listen_fd, int ipc_fd,
+                 GMainLoop *loop, GError **error)
+{
+  smtp_server *srv = g_new0 (smtp_server, 1);
+  g_autoptr (GSocket) lsock = NULL;
+
+  srv->cfg = cfg;
+  srv->loop = loop;
+  srv->conns = g_hash_table_new (g_direct_hash, g_direct_equal);
+  srv->per_client = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                           NULL);
+  srv->pending = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
+                                        NULL);
+  if (cfg->tls_certificate != NULL)
+    {
+      srv->cert = g_tls_certificate_new_from_files (cfg->tls_certificate,
+                                                    cfg->tls_key, error);
+      if (srv->cert == NULL)
+        {
+          g_prefix_error (error, "TLS certificate %s / key %s: ",
+                          cfg->tls_certificate, cfg->tls_key);
+          smtp_server_free (&srv);
+          return NULL;
+        }
+      if (g_tls_backend_supports_tls (g_tls_backend_get_default ()) == FALSE)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                       "TLS is configured but GIO has no TLS backend"
+                       " (install glib-networking)");
+          smtp_server_free (&srv);
+          return NULL;
+        }
+    }
+  lsock = g_socket_new_from_fd (listen_fd, error);
+  if (lsock == NULL)
+    {
+      smtp_server_free (&srv);
+      return NULL;
+    }
+  srv->service = g_socket_service_new ();
+  if (!g_socket_listener_add_socket (G_SOCKET_LISTENER (srv->service), lsock,
+                                     NULL, error))
+    {
+      smtp_server_free (&srv);
+      return NULL;
+    }
+  g_signal_connect (srv->service, "incoming",
+                    G_CALLBACK (smtp_server_incoming), srv);
+  srv->ipc = ipc_channel_new (ipc_fd, 1024 * 1024, smtp_server_on_frame,
+                              smtp_server_on_ipc_closed, srv);
+  g_socket_service_start (srv->service);
+  return srv;
+}
+
+static gboolean
+smtp_server_drain_expired (gpointer data)
+{
+  smtp_server *srv = data;
+
+  srv->drain_timer = 0;
+  g_message ("event=shutdown-timeout sessions=%u",
+             g_hash_table_size (srv->conns));
+  g_main_loop_quit (srv->loop);
+  return G_SOURCE_REMOVE;
+}
+
+void
+smtp_server_shutdown (smtp_server *srv)
+{
+  GHashTableIter it;
+  gpointer c;
+  g_autoptr (GPtrArray) all = g_ptr_array_new ();
+
+  if (srv->stopping)
+    return;
+  srv->stopping = TRUE;
+  g_socket_service_stop (srv->service);
+  g_socket_listener_close (G_SOCKET_LISTENER (srv->service));
+  g_hash_table_iter_init (&it, srv->conns);
+  while (g_hash_table_iter_next (&it, &c, NULL))
+    g_ptr_array_add (all, c);
+  for (guint i = 0; i < all->len; i++)
+    {
+      smtp_conn *conn = all->pdata[i];
+      smtp_session_shutdown (conn->sess);
+      smtp_conn_pump (conn);
+    }
+  if (g_hash_table_size (srv->conns) == 0)
+    g_main_loop_quit (srv->loop);
+  else
+    srv->drain_timer = g_timeout_add_seconds (SMTP_SERVER_DRAIN_S,
+                                              smtp_server_drain_expired, srv);
+}
+
+void
+smtp_server_free (smtp_server **srvp)
+{
+  smtp_server *srv = srvp ? *srvp : NULL;
+
+  if (srv == NULL)
+    return;
+  if (srv->drain_timer)
+    g_source_remove (srv->drain_timer);
+  srv->stopping = FALSE;         /* no loop quit from the closes below */
+  while (srv->conns && g_hash_table_size (srv->conns) > 0)
+    {
+      GHashTableIter it;
+      gpointer c;
+      g_hash_table_iter_init (&it, srv->conns);
+      g_hash_table_iter_next (&it, &c, NULL);
+      smtp_conn_close (c, "server stopped");
+    }
+  if (srv->service)
+    {
+      g_socket_service_stop (srv->service);
+      g_socket_listener_close (G_SOCKET_LISTENER (srv->service));
+      g_object_unref (srv->service);
+    }
+  ipc_channel_free (&srv->ipc);
+  g_clear_object (&srv->cert);
+  if (srv->conns)
+    g_hash_table_unref (srv->conns);
+  if (srv->per_client)
+    g_hash_table_unref (srv->per_client);
+  if (srv->pending)
+    g_hash_table_unref (srv->pending);
+  g_free (srv);
+  *srvp = NULL;
+}

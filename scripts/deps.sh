@@ -1,0 +1,47 @@
+#!/bin/sh
+# deps.sh - install the Debian 12 packages intake needs, if any is missing.
+#
+# Called by `make`, `make run`, `make check` and `make bench`.  It asks dpkg
+# first and only runs apt-get when something is missing, so a machine that
+# has everything pays a few milliseconds.  Needs root to install; without
+# root it prints the apt-get line to run and fails.
+set -eu
+
+# Build: compiler, pkg-config and the -dev packages of DESIGN.md.
+BUILD="gcc make pkg-config libc6-dev libglib2.0-dev libgmime-3.0-dev libsqlite3-dev libsodium-dev libjson-glib-dev"
+# Run time: TLS for GIO.
+RUN="glib-networking ca-certificates"
+# Tests: Check, and the real clients the integration tests drive.
+TEST="check python3 curl swaks openssl sqlite3 procps"
+# Benchmark: Postfix's smtp-source and smtp-sink (the daemon is not started).
+BENCH="postfix"
+
+want="$BUILD $RUN"
+for set in "$@"; do
+	case "$set" in
+	test) want="$want $TEST" ;;
+	bench) want="$want $TEST $BENCH" ;;
+	esac
+done
+
+missing=""
+for p in $want; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing:$missing" >&2
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: not root; run: apt-get install -y$missing" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Postfix asks what kind of mail server this is; intake only uses its
+# benchmark tools, so it is installed unconfigured and never started.
+if echo "$missing" | grep -q postfix; then
+	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+fi
+apt-get update -q >/dev/null || apt-get update
+apt-get install -y -q --no-install-recommends $missing

@@ -1,0 +1,568 @@
+/*
+ * store.c - opening the database, checking its durability settings,
+ * migrating the schema, and the writer thread with group commit.
+ *
+ * Owns: the write connection (used by the writer thread only) and a read
+ * connection serialised by a mutex.
+ * Refuses: a database that does not report journal_mode=wal and
+ * synchronous=FULL; a schema newer than this binary.
+ */
+#define G_LOG_DOMAIN "intake-store"
+
+#include "store/store_private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Group commit bounds: one transaction takes at most this many jobs or
+ * bytes; the rest wait for the next one.  */
+#define STORE_BATCH_MAX_JOBS   1024
+#define STORE_BATCH_MAX_BYTES  (64 * 1024 * 1024)
+/* How long a connection waits for a lock held by another process (an admin
+ * command, say) before the write fails with 451 (SECURITY-TESTS 41).  */
+#define STORE_BUSY_TIMEOUT_MS  5000
+
+G_DEFINE_QUARK (store-error-quark, store_error)
+
+/* The stop marker pushed after the last job.  */
+static store_job store_stop_marker;
+
+/* Schema migrations, applied in order; migration i brings user_version from
+ * i to i + 1, each in its own transaction.  */
+static const char *const store_migrations[] = {
+  /* 0 -> 1: spool, subjects, cases, messages, arrivals, audit.  */
+  "CREATE TABLE spool ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  received_at INTEGER NOT NULL,"        /* unix us */
+  "  source TEXT NOT NULL,"
+  "  size INTEGER NOT NULL,"
+  "  envelope BLOB NOT NULL,"              /* sealed: spool|envelope|id */
+  "  raw BLOB NOT NULL"                    /* sealed: spool|raw|id */
+  ");"
+  "CREATE TABLE subjects ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  address_index BLOB NOT NULL UNIQUE,"  /* keyed BLAKE2b, never the address */
+  "  data_key BLOB NOT NULL,"              /* wrapped by the key-wrapping key */
+  "  key_version INTEGER NOT NULL DEFAULT 1,"
+  "  address BLOB NOT NULL,"               /* sealed under the data key */
+  "  name BLOB,"                           /* sealed under the data key */
+  "  created_at INTEGER NOT NULL"
+  ");"
+  "CREATE TABLE case_serials ("
+  "  year INTEGER PRIMARY KEY,"
+  "  last INTEGER NOT NULL"
+  ");"
+  "CREATE TABLE cases ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  ref TEXT NOT NULL UNIQUE,"
+  "  subject_id INTEGER REFERENCES subjects(id),"
+  "  kind TEXT NOT NULL,"
+  "  queue TEXT NOT NULL,"
+  "  status TEXT NOT NULL DEFAULT 'new',"
+  "  priority TEXT NOT NULL DEFAULT 'normal',"
+  "  created_at INTEGER NOT NULL,"
+  "  updated_at INTEGER NOT NULL"
+  ");"
+  "CREATE INDEX cases_queue ON cases(queue, status);"
+  "CREATE TABLE messages ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  case_id INTEGER NOT NULL REFERENCES cases(id),"
+  "  subject_id INTEGER NOT NULL REFERENCES subjects(id),"
+  "  direction TEXT NOT NULL,"
+  "  source TEXT NOT NULL,"
+  "  received_at INTEGER NOT NULL,"
+  "  size INTEGER NOT NULL,"
+  "  content_index BLOB NOT NULL UNIQUE,"  /* keyed hash of the bytes: dedupe */
+  "  message_id_index BLOB,"               /* keyed hash of Message-ID */
+  "  envelope BLOB NOT NULL,"              /* sealed under the data key */
+  "  raw BLOB NOT NULL,"                   /* sealed under the data key */
+  "  header_from BLOB,"                    /* sealed under the data key */
+  "  header_subject BLOB,"                 /* sealed under the data key */
+  "  header_message_id BLOB"               /* sealed under the data key */
+  ");"
+  "CREATE INDEX messages_case ON messages(case_id);"
+  "CREATE INDEX messages_mid ON messages(message_id_index);"
+  "CREATE TABLE arrivals ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  message_id INTEGER NOT NULL REFERENCES messages(id),"
+  "  spool_id INTEGER NOT NULL,"
+  "  source TEXT NOT NULL,"
+  "  received_at INTEGER NOT NULL"
+  ");"
+  "CREATE INDEX arrivals_message ON arrivals(message_id);"
+  "CREATE TABLE audit ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  at INTEGER NOT NULL,"                 /* unix us */
+  "  actor TEXT NOT NULL,"
+  "  action TEXT NOT NULL,"
+  "  object TEXT NOT NULL,"
+  "  detail TEXT NOT NULL,"
+  "  mac BLOB NOT NULL"                    /* BLAKE2b(audit key, prev mac|row) */
+  ");",
+};
+
+void
+store_set_sqlite_error (GError **error, sqlite3 *db, int rc, const char *what)
+{
+  int primary = rc & 0xff;
+  store_error_code code;
+
+  switch (primary)
+    {
+    case SQLITE_FULL:
+      code = STORE_ERROR_FULL;
+      break;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      code = STORE_ERROR_BUSY;
+      break;
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOTADB:
+      code = STORE_ERROR_OPEN;
+      break;
+    default:
+      code = STORE_ERROR_IO;
+      break;
+    }
+  g_set_error (error, STORE_ERROR, code, "%s: %s", what,
+               db ? sqlite3_errmsg (db) : sqlite3_errstr (rc));
+}
+
+sqlite3_stmt *
+store_prepare (sqlite3 *db, const char *sql, GError **error)
+{
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2 (db, sql, -1, &st, NULL);
+
+  if (rc != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, db, rc, "prepare");
+      return NULL;
+    }
+  return st;
+}
+
+static gboolean
+store_exec (sqlite3 *db, const char *sql, GError **error)
+{
+  int rc = sqlite3_exec (db, sql, NULL, NULL, NULL);
+
+  if (rc != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, db, rc, sql);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gint64
+store_pragma_int (sqlite3 *db, const char *sql)
+{
+  sqlite3_stmt *st = NULL;
+  gint64 v = -1;
+
+  if (sqlite3_prepare_v2 (db, sql, -1, &st, NULL) == SQLITE_OK
+      && sqlite3_step (st) == SQLITE_ROW)
+    v = sqlite3_column_int64 (st, 0);
+  sqlite3_finalize (st);
+  return v;
+}
+
+static char *
+store_pragma_text (sqlite3 *db, const char *sql)
+{
+  sqlite3_stmt *st = NULL;
+  char *v = NULL;
+
+  if (sqlite3_prepare_v2 (db, sql, -1, &st, NULL) == SQLITE_OK
+      && sqlite3_step (st) == SQLITE_ROW)
+    v = g_strdup ((const char *) sqlite3_column_text (st, 0));
+  sqlite3_finalize (st);
+  return v;
+}
+
+gint64
+store_next_id (sqlite3 *db, const char *table, GError **error)
+{
+  sqlite3_stmt *st;
+  gint64 id = -1;
+
+  st = store_prepare (db,
+                      "SELECT COALESCE((SELECT seq FROM sqlite_sequence"
+                      " WHERE name = ?1), 0) + 1", error);
+  if (st == NULL)
+    return -1;
+  sqlite3_bind_text (st, 1, table, -1, SQLITE_STATIC);
+  if (sqlite3_step (st) == SQLITE_ROW)
+    id = sqlite3_column_int64 (st, 0);
+  else
+    store_set_sqlite_error (error, db, sqlite3_errcode (db), "next id");
+  sqlite3_finalize (st);
+  return id;
+}
+
+GBytes *
+store_seal (const guint8 *key, const char *table, const char *column,
+            gint64 row, gint64 owner, const void *p, gsize len)
+{
+  g_autoptr (GBytes) aad = store_keys_aad (table, column, row, owner, 1);
+
+  return store_keys_seal (key, aad, p, len);
+}
+
+GBytes *
+store_unseal (const guint8 *key, const char *table, const char *column,
+              gint64 row, gint64 owner, const void *p, gsize len,
+              GError **error)
+{
+  g_autoptr (GBytes) aad = store_keys_aad (table, column, row, owner, 1);
+  GError *local = NULL;
+  GBytes *b = store_keys_open (key, aad, p, len, &local);
+
+  if (b == NULL)
+    {
+      g_set_error (error, STORE_ERROR, STORE_ERROR_CRYPTO,
+                   "%s.%s of row %" G_GINT64_FORMAT ": %s", table, column,
+                   row, local->message);
+      g_error_free (local);
+    }
+  return b;
+}
+
+/* Durability is checked, not assumed (SECURITY-TESTS 40).  */
+static gboolean
+store_configure (sqlite3 *db, gboolean writer, GError **error)
+{
+  g_autofree char *mode = NULL;
+  gint64 sync;
+
+  sqlite3_busy_timeout (db, STORE_BUSY_TIMEOUT_MS);
+  sqlite3_extended_result_codes (db, 1);
+  if (writer && !store_exec (db, "PRAGMA journal_mode=WAL", error))
+    return FALSE;
+  if (!store_exec (db, "PRAGMA synchronous=FULL;"
+                       "PRAGMA foreign_keys=ON;"
+                       "PRAGMA temp_store=MEMORY;"
+                       "PRAGMA secure_delete=ON;", error))
+    return FALSE;
+  mode = store_pragma_text (db, "PRAGMA journal_mode");
+  sync = store_pragma_int (db, "PRAGMA synchronous");
+  if (mode == NULL || g_ascii_strcasecmp (mode, "wal") != 0 || sync < 2)
+    {
+      g_set_error (error, STORE_ERROR, STORE_ERROR_PRAGMA,
+                   "database reports journal_mode=%s synchronous=%"
+                   G_GINT64_FORMAT "; intake needs wal and 2 (FULL) or more",
+                   mode ? mode : "?", sync);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+store_migrate (sqlite3 *db, GError **error)
+{
+  const gint64 n = G_N_ELEMENTS (store_migrations);
+  gint64 v = store_pragma_int (db, "PRAGMA user_version");
+
+  if (v > n)
+    {
+      g_set_error (error, STORE_ERROR, STORE_ERROR_VERSION,
+                   "database schema version %" G_GINT64_FORMAT " is newer"
+                   " than this intake (%" G_GINT64_FORMAT "); refusing to"
+                   " touch it", v, n);
+      return FALSE;
+    }
+  for (; v < n; v++)
+    {
+      g_autofree char *bump = g_strdup_printf ("PRAGMA user_version=%"
+                                               G_GINT64_FORMAT, v + 1);
+      if (!store_exec (db, "BEGIN IMMEDIATE", error))
+        return FALSE;
+      if (!store_exec (db, store_migrations[v], error)
+          || !store_exec (db, bump, error)
+          || !store_exec (db, "COMMIT", error))
+        {
+          sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+          return FALSE;
+        }
+      g_info ("store: migrated schema to version %" G_GINT64_FORMAT, v + 1);
+    }
+  return TRUE;
+}
+
+static sqlite3 *
+store_connect (const char *path, gboolean writer, GError **error)
+{
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+  sqlite3 *db = NULL;
+  mode_t old;
+  int rc;
+
+  if (writer)
+    flags |= SQLITE_OPEN_CREATE;
+  old = umask (077);              /* database, WAL and SHM: 0600 */
+  rc = sqlite3_open_v2 (path, &db, flags, NULL);
+  umask (old);
+  if (rc != SQLITE_OK)
+    {
+      g_set_error (error, STORE_ERROR, STORE_ERROR_OPEN,
+                   "database %s: %s%s", path,
+                   db ? sqlite3_errmsg (db) : sqlite3_errstr (rc),
+                   writer ? "" : " (start intaked once to create it)");
+      sqlite3_close (db);
+      return NULL;
+    }
+  if (!store_configure (db, writer, error))
+    {
+      sqlite3_close (db);
+      return NULL;
+    }
+  return db;
+}
+
+/* ------------------------------------------------------------- writer */
+
+static void
+store_job_finish (store_job *job)
+{
+  if (job->done)
+    job->done (job->error ? -1 : job->result_id, job->error, job->user_data);
+  g_clear_error (&job->error);
+  job->free (job);
+}
+
+static void
+store_batch_fail (GPtrArray *batch, const GError *error)
+{
+  for (guint i = 0; i < batch->len; i++)
+    {
+      store_job *job = batch->pdata[i];
+      if (job->error == NULL)
+        job->error = g_error_copy (error);
+    }
+}
+
+/* After an I/O error SQLite's view of the file cannot be trusted; the
+ * connection is closed and opened again (SECURITY-TESTS 39).  */
+static void
+store_writer_reopen (store *s)
+{
+  GError *error = NULL;
+
+  sqlite3_close_v2 (s->wdb);
+  s->wdb = NULL;
+  while (s->wdb == NULL)
+    {
+      s->wdb = store_connect (s->path, TRUE, &error);
+      if (s->wdb == NULL)
+        {
+          g_warning ("store: reopen failed: %s", error->message);
+          g_clear_error (&error);
+          g_usleep (G_USEC_PER_SEC);
+        }
+    }
+}
+
+static void
+store_batch_run (store *s, GPtrArray *batch)
+{
+  sqlite3 *db = s->wdb;
+  GError *error = NULL;
+  gboolean broken = FALSE;
+  int rc;
+
+  if (!store_exec (db, "BEGIN IMMEDIATE", &error))
+    {
+      store_batch_fail (batch, error);
+      g_clear_error (&error);
+      return;
+    }
+  for (guint i = 0; i < batch->len && !broken; i++)
+    {
+      store_job *job = batch->pdata[i];
+
+      if (!store_exec (db, "SAVEPOINT job", &job->error))
+        {
+          broken = TRUE;
+          break;
+        }
+      if (job->run (s, db, job, &job->error))
+        {
+          store_exec (db, "RELEASE job", NULL);
+          continue;
+        }
+      /* SQLite rolls the whole transaction back on some errors (full disk,
+       * I/O error): then no job of this batch is stored.  */
+      if (sqlite3_get_autocommit (db))
+        broken = TRUE;
+      else if (!store_exec (db, "ROLLBACK TO job", NULL)
+               || !store_exec (db, "RELEASE job", NULL))
+        broken = TRUE;
+    }
+  if (broken)
+    {
+      g_set_error (&error, STORE_ERROR, STORE_ERROR_IO,
+                   "transaction aborted: %s", sqlite3_errmsg (db));
+      if (!sqlite3_get_autocommit (db))
+        sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+      for (guint i = 0; i < batch->len; i++)
+        {
+          store_job *job = batch->pdata[i];
+          g_clear_error (&job->error);
+          job->error = g_error_copy (error);
+        }
+      rc = sqlite3_extended_errcode (db);
+      g_clear_error (&error);
+      if ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_CORRUPT)
+        store_writer_reopen (s);
+      return;
+    }
+  rc = sqlite3_exec (db, "COMMIT", NULL, NULL, NULL);
+  if (rc != SQLITE_OK)
+    {
+      /* A failed commit is never retried and assumed good: everything in
+       * the batch is reported failed (451) and nothing is kept.  */
+      store_set_sqlite_error (&error, db, rc, "commit");
+      if (!sqlite3_get_autocommit (db))
+        sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+      for (guint i = 0; i < batch->len; i++)
+        {
+          store_job *job = batch->pdata[i];
+          g_clear_error (&job->error);
+          job->error = g_error_copy (error);
+        }
+      g_warning ("store: commit failed: %s", error->message);
+      g_clear_error (&error);
+      if ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_CORRUPT)
+        store_writer_reopen (s);
+    }
+}
+
+static gpointer
+store_writer_main (gpointer data)
+{
+  store *s = data;
+  GPtrArray *batch = g_ptr_array_new ();
+  gboolean stop = FALSE;
+
+  while (!stop)
+    {
+      store_job *job = g_async_queue_pop (s->jobs);
+      gsize weight;
+
+      if (job == &store_stop_marker)
+        break;
+      g_ptr_array_add (batch, job);
+      weight = job->weight;
+      while (batch->len < STORE_BATCH_MAX_JOBS
+             && weight < STORE_BATCH_MAX_BYTES
+             && (job = g_async_queue_try_pop (s->jobs)) != NULL)
+        {
+          if (job == &store_stop_marker)
+            {
+              stop = TRUE;
+              break;
+            }
+          g_ptr_array_add (batch, job);
+          weight += job->weight;
+        }
+      store_batch_run (s, batch);
+      /* Only now, after the commit returned, does anyone hear "stored".  */
+      for (guint i = 0; i < batch->len; i++)
+        store_job_finish (batch->pdata[i]);
+      g_ptr_array_set_size (batch, 0);
+    }
+  g_ptr_array_free (batch, TRUE);
+  return NULL;
+}
+
+void
+store_job_submit (store *s, store_job *job)
+{
+  g_assert (s->writer != NULL);
+  g_async_queue_push (s->jobs, job);
+}
+
+/* -------------------------------------------------------------- open */
+
+store *
+store_open (const char *path, const store_keys *keys, guint flags,
+            GError **error)
+{
+  gboolean writer = (flags & STORE_OPEN_WRITER) != 0;
+  store *s;
+
+  store_keys_init ();
+  if (!writer && !g_file_test (path, G_FILE_TEST_EXISTS))
+    {
+      g_set_error (error, STORE_ERROR, STORE_ERROR_OPEN,
+                   "database %s does not exist (start intaked once, or"
+                   " 'make run', to create it)", path);
+      return NULL;
+    }
+  s = g_new0 (store, 1);
+  s->path = g_strdup (path);
+  s->keys = keys;
+  g_mutex_init (&s->rlock);
+  if (writer)
+    {
+      s->wdb = store_connect (path, TRUE, error);
+      if (s->wdb == NULL || !store_migrate (s->wdb, error))
+        {
+          store_close (&s);
+          return NULL;
+        }
+    }
+  s->rdb = store_connect (path, FALSE, error);
+  if (s->rdb == NULL)
+    {
+      store_close (&s);
+      return NULL;
+    }
+  if (!writer)
+    {
+      gint64 v = store_pragma_int (s->rdb, "PRAGMA user_version");
+      if (v != STORE_SCHEMA_VERSION)
+        {
+          g_set_error (error, STORE_ERROR, STORE_ERROR_VERSION,
+                       "database schema version %" G_GINT64_FORMAT ", this"
+                       " intake reads %d%s", v, STORE_SCHEMA_VERSION,
+                       v < STORE_SCHEMA_VERSION
+                           ? " (start intaked to migrate it)" : "");
+          store_close (&s);
+          return NULL;
+        }
+    }
+  if (writer)
+    {
+      s->jobs = g_async_queue_new ();
+      s->writer = g_thread_new ("store-writer", store_writer_main, s);
+    }
+  return s;
+}
+
+void
+store_close (store **sp)
+{
+  store *s = sp ? *sp : NULL;
+
+  if (s == NULL)
+    return;
+  if (s->writer)
+    {
+      g_async_queue_push (s->jobs, &store_stop_marker);
+      g_thread_join (s->writer);
+      g_async_queue_unref (s->jobs);
+    }
+  if (s->wdb)
+    sqlite3_close_v2 (s->wdb);
+  if (s->rdb)
+    sqlite3_close_v2 (s->rdb);
+  g_mutex_clear (&s->rlock);
+  g_free (s->path);
+  g_free (s);
+  *sp = NULL;
+}

@@ -1,0 +1,311 @@
+/*
+ * store_keys.c - master key file, derived sub-keys, sealing and blind indexes.
+ *
+ * Owns: the sub-keys, in sodium_malloc memory, wiped on free.
+ * Refuses: key files that are missing, of the wrong size, or readable by
+ * anyone but the owner; ciphertexts whose tag does not verify.
+ */
+#define G_LOG_DOMAIN "intake-store"
+
+#include "store/store_keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+/* crypto_kdf context: exactly crypto_kdf_CONTEXTBYTES (8) bytes.  */
+#define STORE_KEYS_KDF_CONTEXT "intake01"
+#define STORE_KEYS_NSUB 4
+
+struct store_keys {
+  guint8 *sub;               /* sodium_malloc: STORE_KEYS_NSUB * 32 bytes */
+};
+
+G_DEFINE_QUARK (store-keys-error-quark, store_keys_error)
+
+void
+store_keys_init (void)
+{
+  if (sodium_init () < 0)
+    g_error ("libsodium could not be initialised");
+}
+
+static store_keys *
+store_keys_derive (const guint8 *master)
+{
+  store_keys *keys = g_new0 (store_keys, 1);
+
+  G_STATIC_ASSERT (sizeof STORE_KEYS_KDF_CONTEXT - 1 == crypto_kdf_CONTEXTBYTES);
+  G_STATIC_ASSERT (STORE_KEY_BYTES == crypto_kdf_KEYBYTES);
+  keys->sub = sodium_malloc (STORE_KEYS_NSUB * STORE_KEY_BYTES);
+  g_assert (keys->sub != NULL);
+  for (guint i = 0; i < STORE_KEYS_NSUB; i++)
+    crypto_kdf_derive_from_key (keys->sub + i * STORE_KEY_BYTES,
+                                STORE_KEY_BYTES, i + 1,
+                                STORE_KEYS_KDF_CONTEXT, master);
+  sodium_mprotect_readonly (keys->sub);
+  return keys;
+}
+
+store_keys *
+store_keys_load (const char *path, GError **error)
+{
+  struct stat st;
+  guint8 *master;
+  ssize_t n;
+  int fd;
+
+  store_keys_init ();
+  fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    {
+      g_set_error (error, STORE_KEYS_ERROR,
+                   errno == ENOENT ? STORE_KEYS_ERROR_MISSING
+                                   : STORE_KEYS_ERROR_IO,
+                   "master key %s: %s (create one with 'intakectl keygen')",
+                   path, g_strerror (errno));
+      return NULL;
+    }
+  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
+    {
+      g_set_error (error, STORE_KEYS_ERROR, STORE_KEYS_ERROR_IO,
+                   "master key %s: not a regular file", path);
+      close (fd);
+      return NULL;
+    }
+  if (st.st_mode & (S_IRWXG | S_IRWXO))
+    {
+      g_set_error (error, STORE_KEYS_ERROR, STORE_KEYS_ERROR_MODE,
+                   "master key %s: mode %03o gives access to group or other;"
+                   " it must be 0600 (chmod 600 %s)",
+                   path, (unsigned) (st.st_mode & 0777), path);
+      close (fd);
+      return NULL;
+    }
+  if (st.st_size != STORE_KEY_BYTES)
+    {
+      g_set_error (error, STORE_KEYS_ERROR, STORE_KEYS_ERROR_SIZE,
+                   "master key %s: %lld bytes, expected %d (create one with"
+                   " 'intakectl keygen')",
+                   path, (long long) st.st_size, STORE_KEY_BYTES);
+      close (fd);
+      return NULL;
+    }
+  master = sodium_malloc (STORE_KEY_BYTES);
+  g_assert (master != NULL);
+  n = read (fd, master, STORE_KEY_BYTES);
+  close (fd);
+  if (n != STORE_KEY_BYTES)
+    {
+      sodium_free (master);
+      g_set_error (error, STORE_KEYS_ERROR, STORE_KEYS_ERROR_IO,
+                   "master key %s: short read", path);
+      return NULL;
+    }
+  store_keys *keys = store_keys_derive (master);
+  sodium_free (master);
+  return keys;
+}
+
+gboolean
+store_keys_generate (const char *path, GError **error)
+{
+  guint8 *master;
+  mode_t old;
+  int fd;
+  gboolean ok;
+
+  store_keys_init ();
+  old = umask (077);
+  fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  umask (old);
+  if (fd < 0)
+    {
+      g_set_error (error, STORE_KEYS_ERROR,
+                   errno == EEXIST ? STORE_KEYS_ERROR_EXISTS
+                                   : STORE_KEYS_ERROR_IO,
+                   "master key %s: %s", path,
+                   errno == EEXIST ? "already exists; not overwritten"
+                                   : g_strerror (errno));
+      return FALSE;
+    }
+  master = sodium_malloc (STORE_KEY_BYTES);
+  g_assert (master != NULL);
+  randombytes_buf (master, STORE_KEY_BYTES);
+  ok = write (fd, master, STORE_KEY_BYTES) == STORE_KEY_BYTES
+       && fsync (fd) == 0;
+  sodium_free (master);
+  if (close (fd) < 0)
+    ok = FALSE;
+  if (!ok)
+    {
+      g_set_error (error, STORE_KEYS_ERROR, STORE_KEYS_ERROR_IO,
+                   "master key %s: write failed: %s", path, g_strerror (errno));
+      unlink (path);
+      return FALSE;
+    }
+  /* The directory entry must survive a crash too.  */
+  g_autofree char *dir = g_path_get_dirname (path);
+  int dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0)
+    {
+      fsync (dfd);
+      close (dfd);
+    }
+  return TRUE;
+}
+
+void
+store_keys_free (store_keys **keys)
+{
+  if (keys == NULL || *keys == NULL)
+    return;
+  sodium_free ((*keys)->sub);
+  g_free (*keys);
+  *keys = NULL;
+}
+
+const guint8 *
+store_keys_get (const store_keys *keys, store_key_id id)
+{
+  g_assert (id >= 1 && id <= STORE_KEYS_NSUB);
+  return keys->sub + (id - 1) * STORE_KEY_BYTES;
+}
+
+GBytes *
+store_keys_aad (const char *table, const char *column, gint64 row,
+                gint64 owner, guint version)
+{
+  char *s = g_strdup_printf ("%s|%s|%" G_GINT64_FORMAT "|%" G_GINT64_FORMAT
+                             "|%u", table, column, row, owner, version);
+  return g_bytes_new_take (s, strlen (s));
+}
+
+GBytes *
+store_keys_seal (const guint8 *key, GBytes *aad, const void *plain,
+                 gsize plain_len)
+{
+  const gsize overhead = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+                         + crypto_aead_xchacha20poly1305_ietf_ABYTES;
+  gsize aad_len = 0;
+  const guint8 *aad_p = aad ? g_bytes_get_data (aad, &aad_len) : NULL;
+  guint8 *out = g_malloc (plain_len + overhead);
+  unsigned long long clen = 0;
+
+  /* A fresh random 192-bit nonce for every value and every update
+   * (SECURITY-TESTS 90): no counters shared across processes.  */
+  randombytes_buf (out, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+  crypto_aead_xchacha20poly1305_ietf_encrypt (
+      out + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen,
+      plain, plain_len, aad_p, aad_len, NULL, out, key);
+  g_assert (clen == plain_len + crypto_aead_xchacha20poly1305_ietf_ABYTES);
+  return g_bytes_new_take (out, plain_len + overhead);
+}
+
+GBytes *
+store_keys_open (const guint8 *key, GBytes *aad, const void *sealed,
+                 gsize sealed_len, GError **error)
+{
+  const gsize npub = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+  const gsize abytes = crypto_aead_xchacha20poly1305_ietf_ABYTES;
+  gsize aad_len = 0;
+  const guint8 *aad_p = aad ? g_bytes_get_data (aad, &aad_len) : NULL;
+  const guint8 *in = sealed;
+  unsigned long long plen = 0;
+  guint8 *out;
+
+  if (sealed_len < npub + abytes)
+    {
+      g_set_error (error, STORE_KEYS_ERROR, STORE_KEYS_ERROR_CRYPTO,
+                   "sealed value too short");
+      return NULL;
+    }
+  out = g_malloc (sealed_len - npub - abytes + 1);
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt (out, &plen, NULL,
+                                                  in + npub,
+                                                  sealed_len - npub,
+                                                  aad_p, aad_len, in, key) != 0)
+    {
+      g_free (out);
+      g_set_error (error, STORE_KEYS_ERROR, STORE_KEYS_ERROR_CRYPTO,
+                   "authentication failed: wrong key, tampered or moved value");
+      return NULL;
+    }
+  out[plen] = '\0';             /* convenience for text; length is plen */
+  return g_bytes_new_take (out, plen);
+}
+
+void
+store_keys_blind (const store_keys *keys, const char *context,
+                  const void *data, gsize len, guint8 out[32])
+{
+  crypto_generichash_state st;
+
+  crypto_generichash_init (&st, store_keys_get (keys, STORE_KEY_BLIND),
+                           STORE_KEY_BYTES, 32);
+  /* Domain separation: the same address in two contexts gives two tokens. */
+  crypto_generichash_update (&st, (const guint8 *) context,
+                             strlen (context) + 1);
+  crypto_generichash_update (&st, data, len);
+  crypto_generichash_final (&st, out, 32);
+}
+
+guint8 *
+store_keys_data_key_new (void)
+{
+  guint8 *k = sodium_malloc (STORE_KEY_BYTES);
+
+  g_assert (k != NULL);
+  crypto_aead_xchacha20poly1305_ietf_keygen (k);
+  return k;
+}
+
+void
+store_keys_data_key_free (guint8 *key)
+{
+  if (key != NULL)
+    sodium_free (key);
+}
+
+GBytes *
+store_keys_wrap (const store_keys *keys, const guint8 *data_key,
+                 gint64 subject_id)
+{
+  g_autoptr (GBytes) aad = store_keys_aad ("subject", "data_key", subject_id,
+                                           subject_id, 1);
+  return store_keys_seal (store_keys_get (keys, STORE_KEY_WRAP), aad,
+                          data_key, STORE_KEY_BYTES);
+}
+
+guint8 *
+store_keys_unwrap (const store_keys *keys, const void *wrapped, gsize len,
+                   gint64 subject_id, GError **error)
+{
+  g_autoptr (GBytes) aad = store_keys_aad ("subject", "data_key", subject_id,
+                                           subject_id, 1);
+  g_autoptr (GBytes) plain = store_keys_open (store_keys_get (keys,
+                                                              STORE_KEY_WRAP),
+                                              aad, wrapped, len, error);
+  gsize n;
+  const guint8 *p;
+  guint8 *k;
+
+  if (plain == NULL)
+    return NULL;
+  p = g_bytes_get_data (plain, &n);
+  if (n != STORE_KEY_BYTES)
+    {
+      g_set_error (error, STORE_KEYS_ERROR, STORE_KEYS_ERROR_CRYPTO,
+                   "wrapped data key has the wrong size");
+      return NULL;
+    }
+  k = sodium_malloc (STORE_KEY_BYTES);
+  g_assert (k != NULL);
+  memcpy (k, p, STORE_KEY_BYTES);
+  sodium_memzero ((void *) p, n);
+  return k;
+}

@@ -1,0 +1,89 @@
+/*
+ * store_keys.h - the key hierarchy and record encryption.
+ *
+ * A 32-byte master key lives in a file (mode 0600; refused if missing, of the
+ * wrong size, or readable by group or other).  Sub-keys are derived from it
+ * with libsodium's KDF: key-wrapping key, spool key, blind-index key, audit
+ * MAC key.  Every value is sealed with XChaCha20-Poly1305 under a fresh
+ * random nonce, with associated data naming table, column, row and owner,
+ * so a ciphertext moved to another place fails to open.  There is no
+ * plaintext fallback: a missing or wrong key is an error.
+ *
+ * Key material lives in sodium_malloc()ed memory (guard pages, mlock where
+ * the system allows) and is wiped when freed.
+ */
+#ifndef INTAKE_STORE_KEYS_H
+#define INTAKE_STORE_KEYS_H
+
+#include <glib.h>
+
+#define STORE_KEY_BYTES 32
+
+typedef struct store_keys store_keys;
+
+typedef enum {
+  STORE_KEY_WRAP = 1,        /* wraps each data subject's data key */
+  STORE_KEY_SPOOL = 2,       /* raw messages and envelopes in the spool */
+  STORE_KEY_BLIND = 3,       /* blind indexes (keyed BLAKE2b) */
+  STORE_KEY_AUDIT = 4,       /* audit chain MAC */
+} store_key_id;
+
+#define STORE_KEYS_ERROR (store_keys_error_quark ())
+GQuark store_keys_error_quark (void);
+typedef enum {
+  STORE_KEYS_ERROR_MISSING,     /* no key file */
+  STORE_KEYS_ERROR_MODE,        /* readable by group or other */
+  STORE_KEYS_ERROR_SIZE,        /* not 32 bytes */
+  STORE_KEYS_ERROR_EXISTS,      /* keygen would overwrite */
+  STORE_KEYS_ERROR_IO,
+  STORE_KEYS_ERROR_CRYPTO,      /* a tag did not verify: tampered or moved */
+} store_keys_error;
+
+/* Initialise libsodium; aborts if it cannot.  Idempotent.  */
+void store_keys_init (void);
+
+/* (transfer full) Load the master key file at @path and derive the sub-keys.
+ * Refuses a missing file, a file of another size, or one with any group or
+ * other permission bit.  */
+store_keys *store_keys_load (const char *path, GError **error);
+
+/* Create a new random master key file at @path, mode 0600 (umask 077 while
+ * writing, fsync'd).  Refuses to overwrite an existing file.  */
+gboolean store_keys_generate (const char *path, GError **error);
+
+void store_keys_free (store_keys **keys);
+
+/* (transfer none) A derived sub-key, STORE_KEY_BYTES long.  */
+const guint8 *store_keys_get (const store_keys *keys, store_key_id id);
+
+/* Build associated data "table|column|row|owner|version" for sealing.
+ * (transfer full) */
+GBytes *store_keys_aad (const char *table, const char *column, gint64 row,
+                        gint64 owner, guint version);
+
+/* (transfer full) nonce || ciphertext || tag of @plain under @key.  */
+GBytes *store_keys_seal (const guint8 *key, GBytes *aad,
+                         const void *plain, gsize plain_len);
+
+/* (transfer full) (nullable) the plaintext, or NULL with
+ * STORE_KEYS_ERROR_CRYPTO if the tag does not verify.  */
+GBytes *store_keys_open (const guint8 *key, GBytes *aad,
+                         const void *sealed, gsize sealed_len,
+                         GError **error);
+
+/* Keyed BLAKE2b-256 of @data under the blind-index key: a lookup token that
+ * reveals nothing without the key.  @out must hold 32 bytes.  */
+void store_keys_blind (const store_keys *keys, const char *context,
+                       const void *data, gsize len, guint8 out[32]);
+
+/* (transfer full) A new random data key in sodium_malloc memory, and its
+ * wrapped form; free the key with store_keys_data_key_free().  */
+guint8 *store_keys_data_key_new (void);
+void store_keys_data_key_free (guint8 *key);
+GBytes *store_keys_wrap (const store_keys *keys, const guint8 *data_key,
+                         gint64 subject_id);
+/* (transfer full) (nullable) */
+guint8 *store_keys_unwrap (const store_keys *keys, const void *wrapped,
+                           gsize len, gint64 subject_id, GError **error);
+
+#endif
