@@ -47,8 +47,7 @@ BIN := $(BUILD)/intaked $(BUILD)/intakectl
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps deps-test run check check-unit check-integration \
-	check-asan bench clean install
+.PHONY: all deps deps-test run check check-unit build-tests bench clean
 
 all: deps $(BIN)
 
@@ -87,6 +86,8 @@ run: all
 
 check: deps-test
 	@sh scripts/check.sh
+
+build-tests: $(UNIT_BIN)
 
 check-unit: deps-test $(BIN) $(UNIT_BIN)
 	@sh tests/run-unit.sh $(BUILD)

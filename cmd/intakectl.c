@@ -112,6 +112,8 @@ ctl_json_case (JsonBuilder *b, store_case_view *v)
   json_builder_add_string_value (b, v->from_name ? v->from_name : "");
   json_builder_set_member_name (b, "subject");
   json_builder_add_string_value (b, v->subject ? v->subject : "");
+  json_builder_set_member_name (b, "message_id");
+  json_builder_add_string_value (b, v->message_id ? v->message_id : "");
   json_builder_set_member_name (b, "messages");
   json_builder_add_int_value (b, v->n_messages);
 }

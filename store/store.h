@@ -142,6 +142,7 @@ typedef struct {
   char *subject;           /* decrypted Subject of the first message */
   char *from_addr;         /* decrypted data-subject address */
   char *from_name;         /* (nullable) */
+  char *message_id;        /* (nullable) Message-ID of the first message */
   guint n_messages;
 } store_case_view;
 

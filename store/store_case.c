@@ -53,6 +53,7 @@ store_case_view_free (store_case_view *v)
   g_free (v->subject);
   g_free (v->from_addr);
   g_free (v->from_name);
+  g_free (v->message_id);
   g_free (v);
 }
 
@@ -481,7 +482,8 @@ store_key_cache_new (void)
   "SELECT c.id, c.ref, c.kind, c.queue, c.status, c.priority," \
   " c.created_at, c.updated_at, c.subject_id, s.data_key, s.address, s.name," \
   " m.id, m.header_subject," \
-  " (SELECT count(*) FROM messages WHERE case_id = c.id)" \
+  " (SELECT count(*) FROM messages WHERE case_id = c.id)," \
+  " m.header_message_id" \
   " FROM cases c LEFT JOIN subjects s ON s.id = c.subject_id" \
   " LEFT JOIN messages m ON m.id = (SELECT min(id) FROM messages" \
   "                                 WHERE case_id = c.id) "
@@ -508,6 +510,10 @@ store_case_view_read (store *s, GHashTable *cache, sqlite3_stmt *st)
   v->subject = store_column_text (st, 13, key, "messages", "header_subject",
                                   sqlite3_column_int64 (st, 12), subject_id);
   v->n_messages = sqlite3_column_int (st, 14);
+  v->message_id = store_column_text (st, 15, key, "messages",
+                                     "header_message_id",
+                                     sqlite3_column_int64 (st, 12),
+                                     subject_id);
   return v;
 }
 

@@ -1,0 +1,221 @@
+/*
+ * test_ipc.c - frames between processes, over a real socketpair.
+ *
+ * Covers: frames delivered whole however the bytes are split (one byte at
+ * a time included); a frame over the receiver's bound, or of length zero,
+ * closes the channel without delivering anything; SUBMIT and RESULT
+ * payloads round-trip, and malformed ones are refused.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "intake/ipc.h"
+
+typedef struct {
+  GPtrArray *frames;          /* GBytes *, type prepended */
+  gboolean closed;
+} sink;
+
+static void
+sink_frame (ipc_channel *ch, guint8 type, GBytes *payload, gpointer data)
+{
+  sink *s = data;
+  gsize n;
+  const guint8 *p = g_bytes_get_data (payload, &n);
+  guint8 *copy = g_malloc (n + 1);
+
+  copy[0] = type;
+  memcpy (copy + 1, p, n);
+  g_ptr_array_add (s->frames, g_bytes_new_take (copy, n + 1));
+}
+
+static void
+sink_closed (ipc_channel *ch, gpointer data)
+{
+  ((sink *) data)->closed = TRUE;
+}
+
+static void
+spin (void)
+{
+  for (int i = 0; i < 200; i++)
+    g_main_context_iteration (NULL, FALSE);
+}
+
+static void
+write_all (int fd, const void *p, gsize n)
+{
+  ck_assert_int_eq (write (fd, p, n), (ssize_t) n);
+}
+
+START_TEST (test_frames_any_split)
+{
+  int sp[2];
+  sink s = { g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref) };
+  ipc_channel *rx;
+  /* two frames: type 1 "hello", type 2 empty */
+  static const guint8 wire[] = { 0, 0, 0, 6, 1, 'h', 'e', 'l', 'l', 'o',
+                                 0, 0, 0, 1, 2 };
+  gsize step = (gsize) _i + 1;
+
+  ck_assert_int_eq (socketpair (AF_UNIX, SOCK_STREAM, 0, sp), 0);
+  rx = ipc_channel_new (sp[0], 100, sink_frame, sink_closed, &s);
+  for (gsize off = 0; off < sizeof wire; off += step)
+    {
+      write_all (sp[1], wire + off, MIN (step, sizeof wire - off));
+      spin ();
+    }
+  ck_assert_uint_eq (s.frames->len, 2);
+  ck_assert_uint_eq (g_bytes_get_size (s.frames->pdata[0]), 6);
+  ck_assert_int_eq (memcmp (g_bytes_get_data (s.frames->pdata[0], NULL),
+                            "\001hello", 6), 0);
+  ck_assert_uint_eq (g_bytes_get_size (s.frames->pdata[1]), 1);
+  ck_assert (!s.closed);
+  close (sp[1]);
+  spin ();
+  ck_assert (s.closed);
+  ipc_channel_free (&rx);
+  ck_assert_ptr_null (rx);
+  g_ptr_array_unref (s.frames);
+}
+END_TEST
+
+START_TEST (test_frame_over_bound_closes)
+{
+  int sp[2];
+  sink s = { g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref) };
+  ipc_channel *rx;
+  static const guint8 big[] = { 0, 0, 0, 101, 1, 'x' };
+  static const guint8 zero[] = { 0, 0, 0, 0, 1 };
+
+  ck_assert_int_eq (socketpair (AF_UNIX, SOCK_STREAM, 0, sp), 0);
+  rx = ipc_channel_new (sp[0], 100, sink_frame, sink_closed, &s);
+  write_all (sp[1], _i == 0 ? big : zero, _i == 0 ? sizeof big : sizeof zero);
+  spin ();
+  ck_assert (s.closed);
+  ck_assert_uint_eq (s.frames->len, 0);
+  ipc_channel_free (&rx);
+  close (sp[1]);
+  g_ptr_array_unref (s.frames);
+}
+END_TEST
+
+START_TEST (test_send_receive_large)
+{
+  int sp[2];
+  sink s = { g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref) };
+  ipc_channel *rx, *tx;
+  gsize n = 3 * 1024 * 1024;
+  guint8 *buf = g_malloc (n);
+  g_autoptr (GBytes) payload = NULL;
+
+  for (gsize i = 0; i < n; i++)
+    buf[i] = (guint8) (i * 7);
+  payload = g_bytes_new_take (buf, n);
+  ck_assert_int_eq (socketpair (AF_UNIX, SOCK_STREAM, 0, sp), 0);
+  rx = ipc_channel_new (sp[0], n + 1, sink_frame, sink_closed, &s);
+  tx = ipc_channel_new (sp[1], 16, sink_frame, sink_closed, &s);
+  ipc_channel_send (tx, 9, payload);
+  for (int i = 0; i < 10000 && s.frames->len == 0; i++)
+    g_main_context_iteration (NULL, TRUE);
+  ck_assert_uint_eq (s.frames->len, 1);
+  ck_assert_uint_eq (ipc_channel_pending (tx), 0);
+  ck_assert_uint_eq (g_bytes_get_size (s.frames->pdata[0]), n + 1);
+  ck_assert_int_eq (memcmp ((const guint8 *) g_bytes_get_data (
+                                s.frames->pdata[0], NULL) + 1,
+                            g_bytes_get_data (payload, NULL), n), 0);
+  ipc_channel_free (&tx);
+  ipc_channel_free (&rx);
+  g_ptr_array_unref (s.frames);
+}
+END_TEST
+
+START_TEST (test_payloads)
+{
+  g_autoptr (store_envelope) env = store_envelope_new ();
+  g_autoptr (store_envelope) back = NULL;
+  g_autoptr (GBytes) raw = g_bytes_new_static ("a\0b", 3);
+  g_autoptr (GBytes) got = NULL;
+  g_autoptr (GBytes) p = NULL;
+  g_autoptr (GBytes) r = NULL;
+  g_autofree char *qid = NULL;
+  ipc_status st;
+  guint64 req = 0;
+
+  env->source = g_strdup ("smtp");
+  env->client_addr = g_strdup ("192.0.2.7");
+  env->helo = g_strdup ("h");
+  env->mail_from = g_strdup ("");
+  g_ptr_array_add (env->rcpts, g_strdup ("foi@council.example"));
+  env->tls = TRUE;
+  env->received_at = 12345;
+  p = ipc_submit_pack (77, env, raw);
+  ck_assert (ipc_submit_unpack (p, &req, &back, &got));
+  ck_assert_uint_eq (req, 77);
+  ck_assert_str_eq (back->mail_from, "");
+  ck_assert_str_eq (back->rcpts->pdata[0], "foi@council.example");
+  ck_assert (back->tls);
+  ck_assert_int_eq (back->received_at, 12345);
+  ck_assert (g_bytes_equal (got, raw));
+
+  /* truncated or lying envelope lengths are refused */
+  for (gsize cut = 0; cut < 12; cut++)
+    {
+      g_autoptr (GBytes) t = g_bytes_new_from_bytes (p, 0, cut);
+      store_envelope *e = NULL;
+      GBytes *x = NULL;
+      ck_assert (!ipc_submit_unpack (t, &req, &e, &x));
+    }
+  {
+    gsize n = g_bytes_get_size (p);
+    guint8 *bad = g_memdup2 (g_bytes_get_data (p, NULL), n);
+    g_autoptr (GBytes) t = NULL;
+    store_envelope *e = NULL;
+    GBytes *x = NULL;
+    bad[8] = 0x7f;                 /* envelope length far past the end */
+    t = g_bytes_new_take (bad, n);
+    ck_assert (!ipc_submit_unpack (t, &req, &e, &x));
+  }
+
+  r = ipc_result_pack (5, IPC_STATUS_COMMITTED, "1A2B");
+  ck_assert (ipc_result_unpack (r, &req, &st, &qid));
+  ck_assert_uint_eq (req, 5);
+  ck_assert_int_eq (st, IPC_STATUS_COMMITTED);
+  ck_assert_str_eq (qid, "1A2B");
+  {
+    g_autoptr (GBytes) bad = ipc_result_pack (5, IPC_STATUS_COMMITTED,
+                                              "1A\r\n250");
+    char *q = NULL;
+    ck_assert (!ipc_result_unpack (bad, &req, &st, &q));
+  }
+}
+END_TEST
+
+static Suite *
+ipc_suite (void)
+{
+  Suite *s = suite_create ("ipc");
+  TCase *tc = tcase_create ("frames");
+
+  tcase_add_loop_test (tc, test_frames_any_split, 0, 15);
+  tcase_add_loop_test (tc, test_frame_over_bound_closes, 0, 2);
+  tcase_add_test (tc, test_send_receive_large);
+  tcase_add_test (tc, test_payloads);
+  suite_add_tcase (s, tc);
+  return s;
+}
+
+int
+main (void)
+{
+  SRunner *sr = srunner_create (ipc_suite ());
+  int failed;
+
+  srunner_run_all (sr, CK_NORMAL);
+  failed = srunner_ntests_failed (sr);
+  srunner_free (sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
