@@ -30,6 +30,9 @@
 #define MASTER_BACKOFF_MAX_MS    30000
 #define MASTER_BACKOFF_RESET_S   30
 #define MASTER_STORAGE_CHECK_S   1
+/* A port still held by a dying predecessor: retry binding for 5 s.  */
+#define MASTER_BIND_TRIES        100
+#define MASTER_BIND_WAIT_MS      50
 
 typedef struct {
   intake_master *m;
@@ -331,8 +334,23 @@ master_bind (const char *spec, GError **error)
   if (sock == NULL)
     return NULL;
   g_socket_set_listen_backlog (sock, 1024);
-  if (!g_socket_bind (sock, addr, TRUE, error) || !g_socket_listen (sock,
-                                                                    error))
+  /* After a crash the old children may hold the port for a moment while
+   * they die: wait for it a little before giving up.  */
+  for (int tries = 0;; tries++)
+    {
+      g_autoptr (GError) local = NULL;
+      if (g_socket_bind (sock, addr, TRUE, &local))
+        break;
+      if (!g_error_matches (local, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE)
+          || tries >= MASTER_BIND_TRIES)
+        {
+          g_propagate_prefixed_error (error, g_steal_pointer (&local),
+                                      "[smtp] listen = %s: ", spec);
+          return NULL;
+        }
+      g_usleep (MASTER_BIND_WAIT_MS * 1000);
+    }
+  if (!g_socket_listen (sock, error))
     {
       g_prefix_error (error, "[smtp] listen = %s: ", spec);
       return NULL;

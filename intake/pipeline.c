@@ -14,6 +14,9 @@
 #include "parser/parser_headers.h"
 
 #define PIPELINE_BATCH 256
+/* A message whose ingest failed (database busy, disk full) is tried again
+ * after this long; it stays in the spool meanwhile.  */
+#define PIPELINE_RETRY_US (30 * G_TIME_SPAN_SECOND)
 
 struct pipeline {
   store *st;
@@ -24,7 +27,7 @@ struct pipeline {
   gboolean kicked;
   gboolean stop;
   guint outstanding;          /* ingests not yet completed */
-  GHashTable *failed;         /* spool ids that failed in this run */
+  GHashTable *failed;         /* spool id -> monotonic time of failure */
 };
 
 void
@@ -52,8 +55,11 @@ pipeline_ingest_done (gint64 case_id, const GError *error, gpointer data)
     {
       g_warning ("event=ingest-failed spool=%" G_GINT64_FORMAT " error=%s",
                  ctx->spool_id, error->message);
-      g_hash_table_add (p->failed, g_memdup2 (&ctx->spool_id,
-                                              sizeof ctx->spool_id));
+      gint64 *when = g_new (gint64, 1);
+      *when = g_get_monotonic_time ();
+      g_hash_table_insert (p->failed,
+                           g_memdup2 (&ctx->spool_id, sizeof ctx->spool_id),
+                           when);
     }
   p->outstanding--;
   g_cond_signal (&p->cond);
@@ -106,7 +112,15 @@ pipeline_batch (pipeline *p, gint64 *after)
                      " error=%s", item->id, item->error->message);
           continue;
         }
-      if (g_hash_table_contains (p->failed, &item->id))
+      g_mutex_lock (&p->lock);
+      gint64 *failed_at = g_hash_table_lookup (p->failed, &item->id);
+      gboolean wait = failed_at != NULL
+                      && g_get_monotonic_time () - *failed_at
+                             < PIPELINE_RETRY_US;
+      if (failed_at != NULL && !wait)
+        g_hash_table_remove (p->failed, &item->id);
+      g_mutex_unlock (&p->lock);
+      if (wait)
         continue;
       ctx = g_new0 (pipeline_done_ctx, 1);
       ctx->p = p;
@@ -173,7 +187,7 @@ pipeline_start (store *st, intake_config *cfg)
   g_mutex_init (&p->lock);
   g_cond_init (&p->cond);
   p->failed = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
-                                     NULL);
+                                     g_free);
   p->thread = g_thread_new ("pipeline", pipeline_main, p);
   return p;
 }

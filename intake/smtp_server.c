@@ -16,6 +16,8 @@
 
 #include "intake/smtp_server.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -65,6 +67,7 @@ struct smtp_conn {
   guint64 req;                /* request with the master, 0 if none */
   gboolean tls_started;
   GCancellable *tls_cancel;
+  GSource *tls_timer;         /* handshake deadline, while it runs */
   gboolean closed;
 };
 
@@ -260,13 +263,23 @@ smtp_conn_in_ready (GObject *stream, gpointer data)
 
 /* ---------------------------------------------------------------- TLS */
 
+static void
+smtp_conn_tls_timer_clear (smtp_conn *c)
+{
+  if (c->tls_timer == NULL)
+    return;
+  g_source_destroy (c->tls_timer);
+  g_source_unref (c->tls_timer);
+  c->tls_timer = NULL;
+}
+
 static gboolean
 smtp_conn_tls_timeout (gpointer data)
 {
   smtp_conn *c = data;
 
   g_cancellable_cancel (c->tls_cancel);
-  return G_SOURCE_REMOVE;
+  return G_SOURCE_CONTINUE;        /* destroyed by smtp_conn_tls_done */
 }
 
 static void
@@ -280,12 +293,12 @@ smtp_conn_tls_done (GObject *obj, GAsyncResult *res, gpointer data)
   if (c->closed)
     {
       /* The connection went away during the handshake.  */
-      g_object_set_data (obj, "timeout", NULL);
+      smtp_conn_tls_timer_clear (c);
       g_free (c);
       return;
     }
   g_clear_object (&c->tls_cancel);
-  g_object_set_data (obj, "timeout", NULL);   /* stops the timeout */
+  smtp_conn_tls_timer_clear (c);
   if (!ok)
     g_message ("sid=%" G_GINT64_MODIFIER "x event=tls-failed",
                c->sid);
@@ -300,7 +313,6 @@ smtp_conn_tls_start (smtp_conn *c)
 {
   g_autoptr (GError) error = NULL;
   GIOStream *tls;
-  GSource *t;
 
   c->tls_started = TRUE;
   tls = g_tls_server_connection_new (c->io, c->srv->cert, &error);
@@ -315,12 +327,10 @@ smtp_conn_tls_start (smtp_conn *c)
   /* The plain stream stays open beneath; closing the TLS one closes it.  */
   c->io = tls;
   c->tls_cancel = g_cancellable_new ();
-  t = g_timeout_source_new_seconds (c->srv->cfg->session.timeout_s);
-  g_source_set_callback (t, smtp_conn_tls_timeout, c, NULL);
-  g_source_attach (t, NULL);
-  g_source_unref (t);
-  g_object_set_data_full (G_OBJECT (tls), "timeout", t,
-                          (GDestroyNotify) g_source_destroy);
+  c->tls_timer = g_timeout_source_new_seconds (
+      c->srv->cfg->session.timeout_s);
+  g_source_set_callback (c->tls_timer, smtp_conn_tls_timeout, c, NULL);
+  g_source_attach (c->tls_timer, NULL);
   g_tls_connection_handshake_async (G_TLS_CONNECTION (tls),
                                     G_PRIORITY_DEFAULT, c->tls_cancel,
                                     smtp_conn_tls_done, c);
@@ -555,6 +565,12 @@ smtp_server_incoming (GSocketService *service, GSocketConnection *sock,
     }
   g_hash_table_insert (srv->per_client, g_strdup (client),
                        GUINT_TO_POINTER (n + 1));
+
+  /* Replies are small and each waits for the client's next command:
+   * without TCP_NODELAY, Nagle and delayed ACKs stall persistent sessions
+   * for tens of milliseconds per message.  */
+  g_socket_set_option (g_socket_connection_get_socket (sock), IPPROTO_TCP,
+                       TCP_NODELAY, 1, NULL);
 
   c = g_new0 (smtp_conn, 1);
   c->srv = srv;

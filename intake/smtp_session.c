@@ -10,25 +10,44 @@
  * SMTP_LIMIT_PIPELINE_BYTES) and the output not yet taken by the shell.
  *
  * Refuses:
- *  - any end of DATA but <CRLF>.<CRLF>; bare LF and bare CR in DATA are
- *    rejected at the end (550 5.5.2) or, by policy, stored as CRLF, and
- *    never end DATA or start a line for dot-unstuffing (RFC 5321 4.1.1.4,
+ *  - any end of DATA but <CRLF>.<CRLF>.  Bare LF and bare CR in DATA are
+ *    rejected at the end (550 5.5.2) or, by policy, stored as CRLF; they
+ *    never end DATA nor start a line for dot-unstuffing (RFC 5321 4.1.1.4,
  *    SMTP smuggling CVE-2023-51764/51765/51766);
- *  - input sent before the reply to EHLO, HELO or DATA (RFC 2920 3.1):
- *    554 5.5.0 and close, nothing stored;
- *  - plaintext sent behind STARTTLS (CVE-2011-0411): dropped;
- *  - NUL or bare CR in a command line; a command line longer than max_line
- *    (500 5.5.2, resynchronised at the next LF; the session closes with
- *    421 when a line goes on past SMTP_SESSION_SKIP_FACTOR * max_line);
- *  - relaying: source routes in RCPT, '%' and '!' in local parts, quoted
- *    local parts holding '@'; recipients are vetted by the callback;
- *  - more than max_errors client errors (every 5xx reply counts one):
- *    421 4.7.0 and close.
+ *  - input already waiting behind EHLO, HELO or DATA, whether or not the
+ *    DATA itself is valid (RFC 2920 3.1): 554 5.5.0 and close, nothing
+ *    stored;
+ *  - plaintext sent behind STARTTLS, or fed before tls_done()
+ *    (CVE-2011-0411): dropped;
+ *  - NUL or bare CR in a command line (500 5.5.2);
+ *  - a command line longer than max_line: 500 5.5.2 as soon as the
+ *    max_line-th byte without LF arrives, then the line is skipped up to
+ *    its LF; when more than SMTP_SESSION_SKIP_FACTOR * max_line bytes come
+ *    before that LF, 421 4.7.0 and close (SECURITY-TESTS 18);
+ *  - more than SMTP_LIMIT_PIPELINE_BYTES of input behind a finished
+ *    message: the store's answer still goes out, then 421 4.7.0 and close;
+ *  - relaying: source routes and paths with two '@' in RCPT (554 5.7.1);
+ *    '%', '!' and quoted '@' in a sender (501 5.1.7); in a recipient they
+ *    are legal syntax and the callback refuses them (550 5.1.1 for our
+ *    domains, 554 5.7.1 for others);
+ *  - client errors: every 5xx reply counts one (4xx replies never do:
+ *    452 for recipients or storage, the store's answers); the reply that
+ *    brings the count to max_errors is followed by 421 4.7.0 and close.
+ *
+ * Choices the RFCs leave open: the path limit of 256 octets counts the
+ * angle brackets (RFC 5321 4.5.3.1.3); duplicate recipients (local part
+ * exact, domain without case) get 250, are stored once and do not count
+ * towards max_rcpt; the recipient limit is checked before the callback;
+ * the header section's line count includes its empty line; a dot at the
+ * start of a line followed by a bare LF or CR is removed like any other
+ * leading dot; STARTTLS is allowed before EHLO; the greeting, the EHLO/HELO
+ * reply and 354 carry no enhanced status code (RFC 2034, RFC 3463).
  */
 #include "intake/smtp_session.h"
 
 #include "intake/smtp_limits.h"
 
+#include <stdarg.h>
 #include <string.h>
 
 /* A command line that goes on without LF for this many times max_line is
@@ -63,15 +82,15 @@ static const char *const smtp_session_phase_names[SMTP_SESSION_N_PHASES] = {
  * on every line.  Only DATA_BOL is a line start: it is entered after a
  * real CRLF or right after the 354, never after a bare LF or bare CR.  */
 typedef enum {
-  SMTP_DATA_BOL,         /* start of a line */
-  SMTP_DATA_BOL_DOT,     /* "." at the start of a line */
-  SMTP_DATA_BOL_DOT_CR,  /* "." CR at the start of a line */
-  SMTP_DATA_TEXT,        /* inside a line */
-  SMTP_DATA_CR,          /* CR inside a line: CRLF or a bare CR */
-} smtp_data_state;
+  SMTP_SESSION_DATA_BOL,         /* start of a line */
+  SMTP_SESSION_DATA_BOL_DOT,     /* "." at the start of a line */
+  SMTP_SESSION_DATA_BOL_DOT_CR,  /* "." CR at the start of a line */
+  SMTP_SESSION_DATA_TEXT,        /* inside a line */
+  SMTP_SESSION_DATA_CR,          /* CR inside a line: CRLF or a bare CR */
+} smtp_session_data_state;
 
 typedef struct {
-  smtp_data_state state;
+  smtp_session_data_state state;
   GByteArray *bytes;      /* unstuffed, CRLF line ends; NULL once doomed */
   guint64 size;           /* bytes the message has (stored or not) */
   guint64 line_len;       /* current line, excluding its end */
@@ -86,7 +105,7 @@ typedef struct {
   gboolean header_too_big;
   gboolean bare_lf;
   gboolean bare_cr;
-} smtp_data;
+} smtp_session_data;
 
 struct smtp_session {
   smtp_session_config cfg;
@@ -112,8 +131,9 @@ struct smtp_session {
   char *mail_from;               /* NULL: no MAIL yet; "": null sender */
   gboolean body_8bit;
   GPtrArray *rcpts;              /* char *, accepted, deduplicated */
+  GHashTable *rcpt_keys;         /* smtp_session_rcpt_key() of rcpts */
   guint rcpt_attempts;           /* RCPT commands in this transaction */
-  smtp_data data;
+  smtp_session_data data;
   smtp_message *message;         /* finished, not yet taken */
 
   /* Deadline (monotonic us).  */
@@ -140,10 +160,10 @@ typedef void (*smtp_session_apply_fn) (smtp_session *s,
 
 enum {
   /* Anything but spaces after the verb: 501 5.5.4.  */
-  SMTP_CMD_NO_ARG = 1 << 0,
+  SMTP_SESSION_CMD_NO_ARG = 1 << 0,
   /* RFC 2920 3.1: must be the last command of a pipelined group; input
    * already waiting behind it is a synchronisation error.  */
-  SMTP_CMD_SYNC = 1 << 1,
+  SMTP_SESSION_CMD_SYNC = 1 << 1,
 };
 
 typedef struct {
@@ -152,8 +172,6 @@ typedef struct {
   smtp_session_check_fn check;   /* NULL: always valid */
   smtp_session_apply_fn apply;   /* NULL: check always refuses */
 } smtp_session_command;
-
-static void smtp_session_process_pending (smtp_session *s, gint64 now_us);
 
 /* ------------------------------------------------------------------------
  * Phase setter and replies.
@@ -237,7 +255,7 @@ smtp_session_start_request (smtp_session *s, gint64 now_us)
  * Transaction state.
  */
 static void
-smtp_data_clear (smtp_data *d)
+smtp_session_data_clear (smtp_session_data *d)
 {
   if (d->bytes != NULL)
     g_byte_array_unref (d->bytes);
@@ -250,8 +268,9 @@ smtp_session_reset_transaction (smtp_session *s)
   g_clear_pointer (&s->mail_from, g_free);
   s->body_8bit = FALSE;
   g_ptr_array_set_size (s->rcpts, 0);
+  g_hash_table_remove_all (s->rcpt_keys);
   s->rcpt_attempts = 0;
-  smtp_data_clear (&s->data);
+  smtp_session_data_clear (&s->data);
 }
 
 static void
@@ -299,11 +318,15 @@ smtp_session_span_equal (const guint8 *p, gsize len, const char *word)
   return len == strlen (word) && smtp_session_has_prefix (p, len, word);
 }
 
-/* RFC 5322 3.2.3 atext, less '%' (the percent hack) and '!' (bang paths):
- * relay tricks on a receiver that never relays (SECURITY-TESTS 28).  */
+/* RFC 5322 3.2.3 atext.  In a sender, '%' (the percent hack) and '!'
+ * (bang paths) are refused outright (SECURITY-TESTS 30); in a recipient
+ * they are legal syntax and the recipient check refuses them as unknown
+ * mailboxes or other people's domains (SECURITY-TESTS 28).  */
 static gboolean
-smtp_session_is_atext (guint8 c)
+smtp_session_is_atext (guint8 c, gboolean rcpt)
 {
+  if (c == '%' || c == '!')
+    return rcpt;
   return g_ascii_isalnum (c) || (c != 0 && strchr ("#$&'*+-/=?^_`{|}~", c));
 }
 
@@ -341,11 +364,12 @@ smtp_session_valid_domain (const guint8 *p, gsize len)
   return label > 0;
 }
 
-/* Local part: dot-atom of atext, or a quoted string holding no '@' (the
- * "user@other"@us relay trick).  CR, LF, NUL and other controls were
- * refused before (all bytes are 0x21-0x7e).  */
+/* Local part: dot-atom of atext, or a quoted string.  A sender's quoted
+ * local part may hold no '@' (the "user@other"@us trick); a recipient's
+ * may, and is then simply no configured mailbox (550 5.1.1).  CR, LF, NUL
+ * and other controls were refused before (all bytes are 0x21-0x7e).  */
 static gboolean
-smtp_session_valid_local (const guint8 *p, gsize len)
+smtp_session_valid_local (const guint8 *p, gsize len, gboolean rcpt)
 {
   if (len == 0 || len > SMTP_LIMIT_LOCAL_PART)
     return FALSE;
@@ -355,12 +379,12 @@ smtp_session_valid_local (const guint8 *p, gsize len)
         return FALSE;
       for (gsize i = 1; i + 1 < len; i++)
         {
-          if (p[i] == '@' || p[i] == '"')
+          if ((p[i] == '@' && !rcpt) || p[i] == '"')
             return FALSE;
           if (p[i] == '\\')
             {
               i++;      /* quoted-pair: the next byte is printable */
-              if (i + 1 >= len || p[i] == '@')
+              if (i + 1 >= len || (p[i] == '@' && !rcpt))
                 return FALSE;
             }
         }
@@ -375,7 +399,7 @@ smtp_session_valid_local (const guint8 *p, gsize len)
             return FALSE;
           after_dot = TRUE;
         }
-      else if (smtp_session_is_atext (p[i]))
+      else if (smtp_session_is_atext (p[i], rcpt))
         after_dot = FALSE;
       else
         return FALSE;
@@ -384,10 +408,10 @@ smtp_session_valid_local (const guint8 *p, gsize len)
 }
 
 typedef enum {
-  SMTP_PATH_OK,
-  SMTP_PATH_BAD,       /* syntax */
-  SMTP_PATH_ROUTE,     /* a well-formed source route (RCPT refuses it) */
-} smtp_path_result;
+  SMTP_SESSION_PATH_OK,
+  SMTP_SESSION_PATH_BAD,     /* syntax */
+  SMTP_SESSION_PATH_ROUTE,   /* a well-formed source route (RCPT refuses) */
+} smtp_session_path_result;
 
 /* Where a quoted local part ends: index of its closing quote, or @len.  */
 static gsize
@@ -407,8 +431,8 @@ smtp_session_quoted_end (const guint8 *p, gsize len)
  * just after '>', *@address the mailbox without route (transfer full;
  * "" for "<>").  @rcpt: "<>" is refused and "<postmaster>" allowed
  * (RFC 5321 4.5.1).  A source route "@a,@b:" (RFC 5321 4.1.1.2, 4.1.2)
- * is dropped from the address and reported as SMTP_PATH_ROUTE.  */
-static smtp_path_result
+ * is dropped from the address and reported as SMTP_SESSION_PATH_ROUTE.  */
+static smtp_session_path_result
 smtp_session_parse_path (const guint8 *p, gsize len, gboolean rcpt,
                          gsize *path_end, char **address)
 {
@@ -417,7 +441,7 @@ smtp_session_parse_path (const guint8 *p, gsize len, gboolean rcpt,
 
   *address = NULL;
   if (len == 0 || p[0] != '<')
-    return SMTP_PATH_BAD;
+    return SMTP_SESSION_PATH_BAD;
   for (rbr = 1; rbr < len; rbr++)
     {
       if (quoted && p[rbr] == '\\')
@@ -428,21 +452,21 @@ smtp_session_parse_path (const guint8 *p, gsize len, gboolean rcpt,
         break;
     }
   if (rbr >= len)
-    return SMTP_PATH_BAD;
+    return SMTP_SESSION_PATH_BAD;
   *path_end = rbr + 1;
 
   /* RFC 5321 4.5.3.1.3: 256 octets including the punctuation.  */
   const guint8 *a = p + 1;
   gsize alen = rbr - 1;
   if (alen + 2 > SMTP_LIMIT_PATH || !smtp_session_all_graph (a, alen))
-    return SMTP_PATH_BAD;
+    return SMTP_SESSION_PATH_BAD;
 
   if (alen == 0)
     {
       if (rcpt)
-        return SMTP_PATH_BAD;
+        return SMTP_SESSION_PATH_BAD;
       *address = g_strdup ("");
-      return SMTP_PATH_OK;
+      return SMTP_SESSION_PATH_OK;
     }
 
   gboolean route = FALSE;
@@ -451,7 +475,7 @@ smtp_session_parse_path (const guint8 *p, gsize len, gboolean rcpt,
       /* A-d-l: "@" Domain *( "," "@" Domain ) ":" */
       const guint8 *colon = memchr (a, ':', alen);
       if (colon == NULL)
-        return SMTP_PATH_BAD;
+        return SMTP_SESSION_PATH_BAD;
       gsize rlen = (gsize) (colon - a);
       gsize start = 0;
       for (gsize i = 0; i <= rlen; i++)
@@ -461,7 +485,7 @@ smtp_session_parse_path (const guint8 *p, gsize len, gboolean rcpt,
               if (a[start] != '@'
                   || !smtp_session_valid_domain (a + start + 1,
                                                  i - start - 1))
-                return SMTP_PATH_BAD;
+                return SMTP_SESSION_PATH_BAD;
               start = i + 1;
             }
         }
@@ -469,7 +493,7 @@ smtp_session_parse_path (const guint8 *p, gsize len, gboolean rcpt,
       alen -= rlen + 1;
       route = TRUE;
       if (alen == 0)
-        return SMTP_PATH_BAD;
+        return SMTP_SESSION_PATH_BAD;
     }
 
   gsize local_len;
@@ -480,22 +504,22 @@ smtp_session_parse_path (const guint8 *p, gsize len, gboolean rcpt,
       const guint8 *at = memchr (a, '@', alen);
       local_len = at != NULL ? (gsize) (at - a) : alen;
     }
-  if (local_len > alen || !smtp_session_valid_local (a, local_len))
-    return SMTP_PATH_BAD;
+  if (local_len > alen || !smtp_session_valid_local (a, local_len, rcpt))
+    return SMTP_SESSION_PATH_BAD;
 
   if (local_len == alen)
     {
       /* No domain: only "<Postmaster>" as a recipient.  */
       if (!rcpt || route || !smtp_session_span_equal (a, alen, "postmaster"))
-        return SMTP_PATH_BAD;
+        return SMTP_SESSION_PATH_BAD;
     }
   else if (a[local_len] != '@'
            || !smtp_session_valid_domain (a + local_len + 1,
                                           alen - local_len - 1))
-    return SMTP_PATH_BAD;
+    return SMTP_SESSION_PATH_BAD;
 
   *address = g_strndup ((const char *) a, alen);
-  return route ? SMTP_PATH_ROUTE : SMTP_PATH_OK;
+  return route ? SMTP_SESSION_PATH_ROUTE : SMTP_SESSION_PATH_OK;
 }
 
 /* "FROM:" / "TO:" then one optional SP before "<".  Returns the offset of
@@ -512,19 +536,20 @@ smtp_session_path_start (const smtp_session_cmd *cmd, const char *keyword)
   return n;
 }
 
-/* Duplicate recipients: the local part compares exactly (RFC 5321 2.4),
- * the domain and "postmaster" without case.  */
-static gboolean
-smtp_session_same_rcpt (const char *a, const char *b)
+/* (transfer full) what makes two recipients the same: the local part as
+ * given (RFC 5321 2.4), the domain and "postmaster" without case.  */
+static char *
+smtp_session_rcpt_key (const char *address)
 {
-  const char *at_a = strrchr (a, '@');
-  const char *at_b = strrchr (b, '@');
+  const char *at = strrchr (address, '@');
+  char *key;
 
-  if (at_a == NULL || at_b == NULL)
-    return at_a == at_b && g_ascii_strcasecmp (a, b) == 0;
-  return at_a - a == at_b - b
-         && memcmp (a, b, (gsize) (at_a - a)) == 0
-         && g_ascii_strcasecmp (at_a, at_b) == 0;
+  if (at == NULL)
+    return g_ascii_strdown (address, -1);
+  key = g_strdup (address);
+  for (char *c = key + (at - address); *c != '\0'; c++)
+    *c = g_ascii_tolower (*c);
+  return key;
 }
 
 /* ------------------------------------------------------------------------
@@ -714,7 +739,7 @@ smtp_session_check_mail (smtp_session *s, smtp_session_cmd *cmd)
     }
   /* A source route in MAIL is accepted and dropped (RFC 5321 4.1.1.2).  */
   if (smtp_session_parse_path (cmd->arg + at, cmd->arg_len - at, FALSE,
-                               &end, &cmd->address) == SMTP_PATH_BAD)
+                               &end, &cmd->address) == SMTP_SESSION_PATH_BAD)
     {
       smtp_session_reject (s, "501 5.1.7 Bad sender address syntax");
       return FALSE;
@@ -743,7 +768,7 @@ static gboolean
 smtp_session_check_rcpt (smtp_session *s, smtp_session_cmd *cmd)
 {
   gsize at, end = 0;
-  smtp_path_result r;
+  smtp_session_path_result r;
 
   if (s->mail_from == NULL)
     {
@@ -759,12 +784,21 @@ smtp_session_check_rcpt (smtp_session *s, smtp_session_cmd *cmd)
     }
   r = smtp_session_parse_path (cmd->arg + at, cmd->arg_len - at, TRUE,
                                &end, &cmd->address);
-  if (r == SMTP_PATH_BAD)
+  if (r == SMTP_SESSION_PATH_BAD)
     {
-      smtp_session_reject (s, "501 5.1.3 Bad recipient address syntax");
+      /* "<victim@other.example@council.example>": malformed, and a relay
+       * attempt; answered as one (SECURITY-TESTS 28).  */
+      const guint8 *path = cmd->arg + at;
+      gsize plen = cmd->arg_len - at;
+      const guint8 *first = memchr (path, '@', plen);
+      if (first != NULL
+          && memchr (first + 1, '@', plen - (gsize) (first + 1 - path)))
+        smtp_session_reject (s, "554 5.7.1 Relay access denied");
+      else
+        smtp_session_reject (s, "501 5.1.3 Bad recipient address syntax");
       return FALSE;
     }
-  if (r == SMTP_PATH_ROUTE)
+  if (r == SMTP_SESSION_PATH_ROUTE)
     {
       smtp_session_reject (s, "554 5.7.1 Relay access denied");
       return FALSE;
@@ -780,10 +814,8 @@ smtp_session_check_rcpt (smtp_session *s, smtp_session_cmd *cmd)
       return FALSE;
     }
 
-  for (guint i = 0; i < s->rcpts->len; i++)
-    if (smtp_session_same_rcpt (g_ptr_array_index (s->rcpts, i),
-                                cmd->address))
-      cmd->rcpt_duplicate = TRUE;
+  g_autofree char *key = smtp_session_rcpt_key (cmd->address);
+  cmd->rcpt_duplicate = g_hash_table_contains (s->rcpt_keys, key);
 
   /* RFC 5321 4.5.3.1.10: refuse beyond the limit, keep the earlier ones;
    * the client sends the rest later, so this is not counted as an error
@@ -813,7 +845,11 @@ static void
 smtp_session_apply_rcpt (smtp_session *s, smtp_session_cmd *cmd)
 {
   if (!cmd->rcpt_duplicate)
-    g_ptr_array_add (s->rcpts, g_steal_pointer (&cmd->address));
+    {
+      g_hash_table_add (s->rcpt_keys,
+                        smtp_session_rcpt_key (cmd->address));
+      g_ptr_array_add (s->rcpts, g_steal_pointer (&cmd->address));
+    }
   smtp_session_reply (s, "250 2.1.5 Ok");
 }
 
@@ -917,19 +953,21 @@ smtp_session_apply_starttls (smtp_session *s, smtp_session_cmd *cmd)
 }
 
 static const smtp_session_command smtp_session_commands[] = {
-  { "EHLO", SMTP_CMD_SYNC, smtp_session_check_helo, smtp_session_apply_ehlo },
-  { "HELO", SMTP_CMD_SYNC, smtp_session_check_helo, smtp_session_apply_helo },
+  { "EHLO", SMTP_SESSION_CMD_SYNC, smtp_session_check_helo,
+    smtp_session_apply_ehlo },
+  { "HELO", SMTP_SESSION_CMD_SYNC, smtp_session_check_helo,
+    smtp_session_apply_helo },
   { "MAIL", 0, smtp_session_check_mail, smtp_session_apply_mail },
   { "RCPT", 0, smtp_session_check_rcpt, smtp_session_apply_rcpt },
-  { "DATA", SMTP_CMD_SYNC | SMTP_CMD_NO_ARG, smtp_session_check_data,
-    smtp_session_apply_data },
-  { "RSET", SMTP_CMD_NO_ARG, NULL, smtp_session_apply_rset },
+  { "DATA", SMTP_SESSION_CMD_SYNC | SMTP_SESSION_CMD_NO_ARG,
+    smtp_session_check_data, smtp_session_apply_data },
+  { "RSET", SMTP_SESSION_CMD_NO_ARG, NULL, smtp_session_apply_rset },
   { "NOOP", 0, NULL, smtp_session_apply_noop },
-  { "QUIT", SMTP_CMD_NO_ARG, NULL, smtp_session_apply_quit },
+  { "QUIT", SMTP_SESSION_CMD_NO_ARG, NULL, smtp_session_apply_quit },
   { "HELP", 0, NULL, smtp_session_apply_help },
   { "VRFY", 0, smtp_session_check_vrfy, smtp_session_apply_vrfy },
   { "EXPN", 0, smtp_session_check_expn, NULL },
-  { "STARTTLS", SMTP_CMD_NO_ARG, smtp_session_check_starttls,
+  { "STARTTLS", SMTP_SESSION_CMD_NO_ARG, smtp_session_check_starttls,
     smtp_session_apply_starttls },
 };
 
@@ -947,6 +985,11 @@ smtp_session_command_line (smtp_session *s, const guint8 *line, gsize len,
    * of a command line (never of DATA).  */
   if (len > 0 && line[len - 1] == '\r')
     len--;
+  if (len == 0)
+    {
+      smtp_session_reject (s, "500 5.5.2 Error: bad syntax");
+      return;
+    }
   /* SECURITY-TESTS 19 (Dovecot CVE-2019-11500): nothing downstream may
    * see a truncated C string.  A CR inside a command line is how
    * smuggled commands hide (SMTP smuggling).  */
@@ -958,11 +1001,6 @@ smtp_session_command_line (smtp_session *s, const guint8 *line, gsize len,
   if (memchr (line, '\r', len) != NULL)
     {
       smtp_session_reject (s, "500 5.5.2 Error: bare <CR> in command");
-      return;
-    }
-  if (len == 0)
-    {
-      smtp_session_reject (s, "500 5.5.2 Error: bad syntax");
       return;
     }
 
@@ -978,7 +1016,7 @@ smtp_session_command_line (smtp_session *s, const guint8 *line, gsize len,
       return;
     }
 
-  if ((command->flags & SMTP_CMD_SYNC) && more)
+  if ((command->flags & SMTP_SESSION_CMD_SYNC) && more)
     {
       /* RFC 2920 3.1; SECURITY-TESTS 9, 10.  Nothing is stored.  */
       smtp_session_reply (s, "554 5.5.0 Error: SMTP protocol "
@@ -989,7 +1027,7 @@ smtp_session_command_line (smtp_session *s, const guint8 *line, gsize len,
 
   cmd.arg = line + verb_len + (verb_len < len ? 1 : 0);
   cmd.arg_len = len - verb_len - (verb_len < len ? 1 : 0);
-  if ((command->flags & SMTP_CMD_NO_ARG)
+  if ((command->flags & SMTP_SESSION_CMD_NO_ARG)
       && !smtp_session_only_spaces (cmd.arg, cmd.arg_len))
     {
       smtp_session_reject (s, "501 5.5.4 Syntax: %s", command->name);
@@ -1014,7 +1052,7 @@ smtp_session_command_line (smtp_session *s, const guint8 *line, gsize len,
 static void
 smtp_session_data_check (smtp_session *s)
 {
-  smtp_data *d = &s->data;
+  smtp_session_data *d = &s->data;
 
   if (d->size > s->cfg.max_message)
     d->too_big = TRUE;
@@ -1037,7 +1075,7 @@ static void
 smtp_session_data_put (smtp_session *s, const guint8 *p, gsize n)
 {
   static const char received[] = "received:";
-  smtp_data *d = &s->data;
+  smtp_session_data *d = &s->data;
 
   if (d->in_header && !d->rcvd_dead)
     {
@@ -1070,7 +1108,7 @@ smtp_session_data_put (smtp_session *s, const guint8 *p, gsize n)
 static void
 smtp_session_data_eol (smtp_session *s)
 {
-  smtp_data *d = &s->data;
+  smtp_session_data *d = &s->data;
 
   d->size += 2;
   if (d->in_header)
@@ -1097,7 +1135,7 @@ static gsize
 smtp_session_data_scan (smtp_session *s, const guint8 *p, gsize len,
                         gint64 now_us)
 {
-  smtp_data *d = &s->data;
+  smtp_session_data *d = &s->data;
   gsize i = 0;
 
   while (i < len)
@@ -1106,29 +1144,29 @@ smtp_session_data_scan (smtp_session *s, const guint8 *p, gsize len,
 
       switch (d->state)
         {
-        case SMTP_DATA_BOL:
+        case SMTP_SESSION_DATA_BOL:
           if (c == '.')
             {
-              d->state = SMTP_DATA_BOL_DOT;
+              d->state = SMTP_SESSION_DATA_BOL_DOT;
               i++;
             }
           else
-            d->state = SMTP_DATA_TEXT;
+            d->state = SMTP_SESSION_DATA_TEXT;
           break;
 
-        case SMTP_DATA_BOL_DOT:
+        case SMTP_SESSION_DATA_BOL_DOT:
           if (c == '\r')
             {
-              d->state = SMTP_DATA_BOL_DOT_CR;
+              d->state = SMTP_SESSION_DATA_BOL_DOT_CR;
               i++;
             }
           else
             /* RFC 5321 4.5.2: the leading dot of a line that is not the
              * terminator is removed; c is reread as text.  */
-            d->state = SMTP_DATA_TEXT;
+            d->state = SMTP_SESSION_DATA_TEXT;
           break;
 
-        case SMTP_DATA_BOL_DOT_CR:
+        case SMTP_SESSION_DATA_BOL_DOT_CR:
           if (c == '\n')
             {
               i++;
@@ -1140,10 +1178,10 @@ smtp_session_data_scan (smtp_session *s, const guint8 *p, gsize len,
            * the CR is a bare CR; c is reread as text.  */
           d->bare_cr = TRUE;
           smtp_session_data_eol (s);
-          d->state = SMTP_DATA_TEXT;
+          d->state = SMTP_SESSION_DATA_TEXT;
           break;
 
-        case SMTP_DATA_TEXT:
+        case SMTP_SESSION_DATA_TEXT:
           {
             gsize j = i;
             while (j < len && p[j] != '\r' && p[j] != '\n')
@@ -1154,7 +1192,7 @@ smtp_session_data_scan (smtp_session *s, const guint8 *p, gsize len,
             if (i < len)
               {
                 if (p[i] == '\r')
-                  d->state = SMTP_DATA_CR;
+                  d->state = SMTP_SESSION_DATA_CR;
                 else
                   {
                     /* Bare LF: a line end, but not a line start for
@@ -1167,11 +1205,11 @@ smtp_session_data_scan (smtp_session *s, const guint8 *p, gsize len,
           }
           break;
 
-        case SMTP_DATA_CR:
+        case SMTP_SESSION_DATA_CR:
           if (c == '\n')
             {
               smtp_session_data_eol (s);
-              d->state = SMTP_DATA_BOL;
+              d->state = SMTP_SESSION_DATA_BOL;
               i++;
             }
           else
@@ -1179,7 +1217,7 @@ smtp_session_data_scan (smtp_session *s, const guint8 *p, gsize len,
               /* Bare CR; c is reread as text.  */
               d->bare_cr = TRUE;
               smtp_session_data_eol (s);
-              d->state = SMTP_DATA_TEXT;
+              d->state = SMTP_SESSION_DATA_TEXT;
             }
           break;
         }
@@ -1191,10 +1229,10 @@ smtp_session_data_scan (smtp_session *s, const guint8 *p, gsize len,
 static void
 smtp_session_apply_data (smtp_session *s, smtp_session_cmd *cmd)
 {
-  smtp_data *d = &s->data;
+  smtp_session_data *d = &s->data;
 
-  smtp_data_clear (d);
-  d->state = SMTP_DATA_BOL;       /* right after the 354 is a line start */
+  smtp_session_data_clear (d);
+  d->state = SMTP_SESSION_DATA_BOL;  /* right after the 354: a line start */
   d->bytes = g_byte_array_new ();
   d->in_header = TRUE;
   smtp_session_reply (s, "354 End data with <CR><LF>.<CR><LF>");
@@ -1207,7 +1245,7 @@ smtp_session_apply_data (smtp_session *s, smtp_session_cmd *cmd)
 static void
 smtp_session_data_end (smtp_session *s, gint64 now_us)
 {
-  smtp_data *d = &s->data;
+  smtp_session_data *d = &s->data;
   const char *refusal = NULL;
 
   smtp_session_end_request (s, now_us);
@@ -1444,11 +1482,13 @@ smtp_session_new (const smtp_session_config *cfg, gint64 now_us)
   for (char *c = s->hostname; *c != '\0'; c++)
     if (*c < 0x21 || *c > 0x7e)
       *c = '?';
-  s->phase = SMTP_SESSION_PHASE_COMMAND;
+  smtp_session_set_phase (s, SMTP_SESSION_PHASE_COMMAND);
   s->out = g_string_new (NULL);
   s->line = g_byte_array_new ();
   s->pending = g_byte_array_new ();
   s->rcpts = g_ptr_array_new_with_free_func (g_free);
+  s->rcpt_keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                        NULL);
   s->last_activity = now_us;
 
   smtp_session_reply (s, "220 %s ESMTP intake", s->hostname);
@@ -1468,6 +1508,7 @@ smtp_session_free (smtp_session **s)
   smtp_session_forget_helo (p);
   smtp_message_free (p->message);
   g_ptr_array_unref (p->rcpts);
+  g_hash_table_unref (p->rcpt_keys);
   g_byte_array_unref (p->line);
   g_byte_array_unref (p->pending);
   g_string_free (p->out, TRUE);

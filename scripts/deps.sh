@@ -12,7 +12,7 @@ BUILD="gcc make pkg-config libc6-dev libglib2.0-dev libgmime-3.0-dev libsqlite3-
 # Run time: TLS for GIO.
 RUN="glib-networking ca-certificates"
 # Tests: Check, and the real clients the integration tests drive.
-TEST="check python3 curl swaks openssl sqlite3 procps"
+TEST="check python3 curl swaks libnet-ssleay-perl openssl sqlite3 procps"
 # Benchmark: Postfix's smtp-source and smtp-sink (the daemon is not started).
 BENCH="postfix"
 

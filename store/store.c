@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 /* Group commit bounds: one transaction takes at most this many jobs or
  * bytes; the rest wait for the next one.  */
 #define STORE_BATCH_MAX_JOBS   1024
@@ -26,6 +28,9 @@
 #define STORE_BUSY_TIMEOUT_MS  5000
 
 G_DEFINE_QUARK (store-error-quark, store_error)
+
+static int store_wal_hook (void *data, sqlite3 *db, const char *name,
+                           int pages);
 
 /* The stop marker pushed after the last job.  */
 static store_job store_stop_marker;
@@ -184,13 +189,48 @@ store_pragma_text (sqlite3 *db, const char *sql)
   return v;
 }
 
+sqlite3_stmt *
+store_stmt (store *s, sqlite3 *db, const char *sql, GError **error)
+{
+  GHashTable *cache = db == s->wdb ? s->wstmts : s->rstmts;
+  sqlite3_stmt *st = g_hash_table_lookup (cache, sql);
+  int rc;
+
+  g_assert (db == s->wdb || db == s->rdb);
+  if (st != NULL)
+    return st;
+  rc = sqlite3_prepare_v3 (db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+  if (rc != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, db, rc, "prepare");
+      return NULL;
+    }
+  g_hash_table_insert (cache, (gpointer) sql, st);
+  return st;
+}
+
+static void
+store_stmt_finalize (gpointer st)
+{
+  sqlite3_finalize (st);
+}
+
+void
+store_stmt_release (sqlite3_stmt *st)
+{
+  if (st == NULL)
+    return;
+  sqlite3_reset (st);
+  sqlite3_clear_bindings (st);
+}
+
 gint64
-store_next_id (sqlite3 *db, const char *table, GError **error)
+store_next_id (store *s, sqlite3 *db, const char *table, GError **error)
 {
   sqlite3_stmt *st;
   gint64 id = -1;
 
-  st = store_prepare (db,
+  st = store_stmt (s, db,
                       "SELECT COALESCE((SELECT seq FROM sqlite_sequence"
                       " WHERE name = ?1), 0) + 1", error);
   if (st == NULL)
@@ -200,7 +240,7 @@ store_next_id (sqlite3 *db, const char *table, GError **error)
     id = sqlite3_column_int64 (st, 0);
   else
     store_set_sqlite_error (error, db, sqlite3_errcode (db), "next id");
-  sqlite3_finalize (st);
+  store_stmt_release (st);
   return id;
 }
 
@@ -246,7 +286,9 @@ store_configure (sqlite3 *db, gboolean writer, GError **error)
   if (!store_exec (db, "PRAGMA synchronous=FULL;"
                        "PRAGMA foreign_keys=ON;"
                        "PRAGMA temp_store=MEMORY;"
-                       "PRAGMA secure_delete=ON;", error))
+                       "PRAGMA secure_delete=FAST;"
+                       "PRAGMA cache_size=-16384;"
+                       "PRAGMA mmap_size=268435456;", error))
     return FALSE;
   mode = store_pragma_text (db, "PRAGMA journal_mode");
   sync = store_pragma_int (db, "PRAGMA synchronous");
@@ -352,6 +394,7 @@ store_writer_reopen (store *s)
 {
   GError *error = NULL;
 
+  g_hash_table_remove_all (s->wstmts);
   sqlite3_close_v2 (s->wdb);
   s->wdb = NULL;
   while (s->wdb == NULL)
@@ -364,6 +407,28 @@ store_writer_reopen (store *s)
           g_usleep (G_USEC_PER_SEC);
         }
     }
+  sqlite3_wal_autocheckpoint (s->wdb, 0);
+  sqlite3_wal_hook (s->wdb, store_wal_hook, s);
+}
+
+/* A statement without results, prepared once (SAVEPOINT and friends run
+ * for every job).  */
+static gboolean
+store_run (store *s, sqlite3 *db, const char *sql, GError **error)
+{
+  sqlite3_stmt *st = store_stmt (s, db, sql, error);
+  int rc;
+
+  if (st == NULL)
+    return FALSE;
+  rc = sqlite3_step (st);
+  store_stmt_release (st);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    {
+      store_set_sqlite_error (error, db, rc, sql);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 static void
@@ -374,7 +439,7 @@ store_batch_run (store *s, GPtrArray *batch)
   gboolean broken = FALSE;
   int rc;
 
-  if (!store_exec (db, "BEGIN IMMEDIATE", &error))
+  if (!store_run (s, db, "BEGIN IMMEDIATE", &error))
     {
       store_batch_fail (batch, error);
       g_clear_error (&error);
@@ -384,28 +449,34 @@ store_batch_run (store *s, GPtrArray *batch)
     {
       store_job *job = batch->pdata[i];
 
-      if (!store_exec (db, "SAVEPOINT job", &job->error))
+      if (job->atomic)
+        {
+          if (!job->run (s, db, job, &job->error) && sqlite3_get_autocommit (db))
+            broken = TRUE;
+          continue;
+        }
+      if (!store_run (s, db, "SAVEPOINT job", &job->error))
         {
           broken = TRUE;
           break;
         }
       if (job->run (s, db, job, &job->error))
         {
-          store_exec (db, "RELEASE job", NULL);
+          store_run (s, db, "RELEASE job", NULL);
           continue;
         }
       /* SQLite rolls the whole transaction back on some errors (full disk,
        * I/O error): then no job of this batch is stored.  */
       if (sqlite3_get_autocommit (db))
         broken = TRUE;
-      else if (!store_exec (db, "ROLLBACK TO job", NULL)
-               || !store_exec (db, "RELEASE job", NULL))
+      else if (!store_run (s, db, "ROLLBACK TO job", NULL)
+               || !store_run (s, db, "RELEASE job", NULL))
         broken = TRUE;
     }
   if (broken)
     {
-      g_set_error (&error, STORE_ERROR, STORE_ERROR_IO,
-                   "transaction aborted: %s", sqlite3_errmsg (db));
+      rc = sqlite3_extended_errcode (db);
+      store_set_sqlite_error (&error, db, rc, "transaction aborted");
       if (!sqlite3_get_autocommit (db))
         sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
       for (guint i = 0; i < batch->len; i++)
@@ -414,13 +485,18 @@ store_batch_run (store *s, GPtrArray *batch)
           g_clear_error (&job->error);
           job->error = g_error_copy (error);
         }
-      rc = sqlite3_extended_errcode (db);
       g_clear_error (&error);
       if ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_CORRUPT)
         store_writer_reopen (s);
       return;
     }
-  rc = sqlite3_exec (db, "COMMIT", NULL, NULL, NULL);
+  {
+    sqlite3_stmt *commit = store_stmt (s, db, "COMMIT", NULL);
+    rc = commit ? sqlite3_step (commit) : sqlite3_errcode (db);
+    store_stmt_release (commit);
+    if (rc == SQLITE_DONE)
+      rc = SQLITE_OK;
+  }
   if (rc != SQLITE_OK)
     {
       /* A failed commit is never retried and assumed good: everything in
@@ -486,6 +562,51 @@ store_job_submit (store *s, store_job *job)
   g_async_queue_push (s->jobs, job);
 }
 
+/* -------------------------------------------------------- checkpoints */
+
+/* The writer's connection does not checkpoint (that would stall the next
+ * batch behind a copy and an fsync of the database file); a thread of its
+ * own does, passively, once the WAL has grown past this many pages.  */
+#define STORE_CHECKPOINT_PAGES 4000
+
+static int
+store_wal_hook (void *data, sqlite3 *db, const char *name, int pages)
+{
+  store *s = data;
+
+  if (pages >= STORE_CHECKPOINT_PAGES)
+    {
+      g_mutex_lock (&s->clock);
+      s->wal_pages = pages;
+      g_cond_signal (&s->ccond);
+      g_mutex_unlock (&s->clock);
+    }
+  return SQLITE_OK;
+}
+
+static gpointer
+store_checkpointer_main (gpointer data)
+{
+  store *s = data;
+
+  g_mutex_lock (&s->clock);
+  while (!s->cstop)
+    {
+      if (s->wal_pages < STORE_CHECKPOINT_PAGES)
+        g_cond_wait_until (&s->ccond, &s->clock,
+                           g_get_monotonic_time () + 10 * G_TIME_SPAN_SECOND);
+      s->wal_pages = 0;
+      g_mutex_unlock (&s->clock);
+      /* PASSIVE never waits for readers or the writer; what it cannot copy
+       * now is copied next time.  */
+      sqlite3_wal_checkpoint_v2 (s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                 NULL, NULL);
+      g_mutex_lock (&s->clock);
+    }
+  g_mutex_unlock (&s->clock);
+  return NULL;
+}
+
 /* -------------------------------------------------------------- open */
 
 store *
@@ -507,6 +628,14 @@ store_open (const char *path, const store_keys *keys, guint flags,
   s->path = g_strdup (path);
   s->keys = keys;
   g_mutex_init (&s->rlock);
+  g_mutex_init (&s->clock);
+  g_cond_init (&s->ccond);
+  s->wkey = sodium_malloc (STORE_KEY_BYTES);
+  g_assert (s->wkey != NULL);
+  s->wstmts = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
+                                     store_stmt_finalize);
+  s->rstmts = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
+                                     store_stmt_finalize);
   if (writer)
     {
       s->wdb = store_connect (path, TRUE, error);
@@ -538,6 +667,16 @@ store_open (const char *path, const store_keys *keys, guint flags,
     }
   if (writer)
     {
+      s->cdb = store_connect (path, FALSE, error);
+      if (s->cdb == NULL)
+        {
+          store_close (&s);
+          return NULL;
+        }
+      sqlite3_wal_autocheckpoint (s->wdb, 0);
+      sqlite3_wal_hook (s->wdb, store_wal_hook, s);
+      s->checkpointer = g_thread_new ("store-checkpoint",
+                                      store_checkpointer_main, s);
       s->jobs = g_async_queue_new ();
       s->writer = g_thread_new ("store-writer", store_writer_main, s);
     }
@@ -557,11 +696,27 @@ store_close (store **sp)
       g_thread_join (s->writer);
       g_async_queue_unref (s->jobs);
     }
+  if (s->checkpointer)
+    {
+      g_mutex_lock (&s->clock);
+      s->cstop = TRUE;
+      g_cond_signal (&s->ccond);
+      g_mutex_unlock (&s->clock);
+      g_thread_join (s->checkpointer);
+    }
+  if (s->cdb)
+    sqlite3_close_v2 (s->cdb);
+  /* Statements first: a connection with live statements does not close. */
+  g_hash_table_unref (s->wstmts);
+  g_hash_table_unref (s->rstmts);
   if (s->wdb)
     sqlite3_close_v2 (s->wdb);
   if (s->rdb)
     sqlite3_close_v2 (s->rdb);
   g_mutex_clear (&s->rlock);
+  g_mutex_clear (&s->clock);
+  g_cond_clear (&s->ccond);
+  sodium_free (s->wkey);
   g_free (s->path);
   g_free (s);
   *sp = NULL;

@@ -37,13 +37,13 @@ store_audit_append (store *s, sqlite3 *db, const char *actor,
   sqlite3_stmt *st;
   int rc;
 
-  st = store_prepare (db, "SELECT mac FROM audit ORDER BY id DESC LIMIT 1",
+  st = store_stmt (s, db, "SELECT mac FROM audit ORDER BY id DESC LIMIT 1",
                       error);
   if (st == NULL)
     return FALSE;
   if (sqlite3_step (st) == SQLITE_ROW && sqlite3_column_bytes (st, 0) == 32)
     memcpy (prev, sqlite3_column_blob (st, 0), 32);
-  sqlite3_finalize (st);
+  store_stmt_release (st);
 
   crypto_generichash_init (&h, key, STORE_KEY_BYTES, sizeof mac);
   crypto_generichash_update (&h, prev, sizeof prev);
@@ -54,7 +54,7 @@ store_audit_append (store *s, sqlite3 *db, const char *actor,
   store_audit_mac_field (&h, detail);
   crypto_generichash_final (&h, mac, sizeof mac);
 
-  st = store_prepare (db, "INSERT INTO audit (at, actor, action, object,"
+  st = store_stmt (s, db, "INSERT INTO audit (at, actor, action, object,"
                           " detail, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                       error);
   if (st == NULL)
@@ -66,7 +66,7 @@ store_audit_append (store *s, sqlite3 *db, const char *actor,
   sqlite3_bind_text (st, 5, detail, -1, SQLITE_STATIC);
   sqlite3_bind_blob (st, 6, mac, sizeof mac, SQLITE_STATIC);
   rc = sqlite3_step (st);
-  sqlite3_finalize (st);
+  store_stmt_release (st);
   if (rc != SQLITE_DONE)
     {
       store_set_sqlite_error (error, db, rc, "audit insert");

@@ -78,7 +78,7 @@ store_step_done (sqlite3 *db, sqlite3_stmt *st, const char *what,
 {
   int rc = sqlite3_step (st);
 
-  sqlite3_finalize (st);
+  store_stmt_release (st);
   if (rc != SQLITE_DONE)
     {
       store_set_sqlite_error (error, db, rc, what);
@@ -158,9 +158,9 @@ store_ingest_job_free (store_job *job)
 }
 
 static gboolean
-store_spool_delete (sqlite3 *db, gint64 spool_id, GError **error)
+store_spool_delete (store *s, sqlite3 *db, gint64 spool_id, GError **error)
 {
-  sqlite3_stmt *st = store_prepare (db, "DELETE FROM spool WHERE id = ?1",
+  sqlite3_stmt *st = store_stmt (s, db, "DELETE FROM spool WHERE id = ?1",
                                     error);
   if (st == NULL)
     return FALSE;
@@ -178,10 +178,10 @@ store_spool_delete (sqlite3 *db, gint64 spool_id, GError **error)
 }
 
 static gboolean
-store_arrival_add (sqlite3 *db, gint64 message_id, const store_ingest *in,
+store_arrival_add (store *s, sqlite3 *db, gint64 message_id, const store_ingest *in,
                    GError **error)
 {
-  sqlite3_stmt *st = store_prepare (db,
+  sqlite3_stmt *st = store_stmt (s, db,
       "INSERT INTO arrivals (message_id, spool_id, source, received_at)"
       " VALUES (?1, ?2, ?3, ?4)", error);
   if (st == NULL)
@@ -198,7 +198,7 @@ store_arrival_add (sqlite3 *db, gint64 message_id, const store_ingest *in,
 static gint64
 store_subject_find_or_create (store *s, sqlite3 *db, const char *addr,
                               const char *name, gint64 now,
-                              guint8 **data_key, GError **error)
+                              guint8 *data_key, GError **error)
 {
   g_autofree char *norm = store_address_normalise (addr);
   guint8 index[32];
@@ -207,7 +207,7 @@ store_subject_find_or_create (store *s, sqlite3 *db, const char *addr,
   int rc;
 
   store_keys_blind (s->keys, "subject-address", norm, strlen (norm), index);
-  st = store_prepare (db, "SELECT id, data_key FROM subjects"
+  st = store_stmt (s, db, "SELECT id, data_key FROM subjects"
                           " WHERE address_index = ?1", error);
   if (st == NULL)
     return -1;
@@ -216,32 +216,34 @@ store_subject_find_or_create (store *s, sqlite3 *db, const char *addr,
   if (rc == SQLITE_ROW)
     {
       id = sqlite3_column_int64 (st, 0);
-      *data_key = store_keys_unwrap (s->keys, sqlite3_column_blob (st, 1),
-                                     sqlite3_column_bytes (st, 1), id, error);
-      sqlite3_finalize (st);
-      return *data_key ? id : -1;
+      gboolean ok = store_keys_unwrap_into (s->keys,
+                                            sqlite3_column_blob (st, 1),
+                                            sqlite3_column_bytes (st, 1), id,
+                                            data_key, error);
+      store_stmt_release (st);
+      return ok ? id : -1;
     }
-  sqlite3_finalize (st);
+  store_stmt_release (st);
   if (rc != SQLITE_DONE)
     {
       store_set_sqlite_error (error, db, rc, "subject lookup");
       return -1;
     }
 
-  id = store_next_id (db, "subjects", error);
+  id = store_next_id (s, db, "subjects", error);
   if (id < 0)
     return -1;
-  *data_key = store_keys_data_key_new ();
-  g_autoptr (GBytes) wrapped = store_keys_wrap (s->keys, *data_key, id);
-  g_autoptr (GBytes) addr_ct = store_seal_text (*data_key, "subjects",
+  store_keys_data_key_fill (data_key);
+  g_autoptr (GBytes) wrapped = store_keys_wrap (s->keys, data_key, id);
+  g_autoptr (GBytes) addr_ct = store_seal_text (data_key, "subjects",
                                                 "address", id, id, norm);
-  g_autoptr (GBytes) name_ct = store_seal_text (*data_key, "subjects", "name",
+  g_autoptr (GBytes) name_ct = store_seal_text (data_key, "subjects", "name",
                                                 id, id, name);
-  st = store_prepare (db, "INSERT INTO subjects (id, address_index, data_key,"
+  st = store_stmt (s, db, "INSERT INTO subjects (id, address_index, data_key,"
                           " address, name, created_at)"
                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", error);
   if (st == NULL)
-    goto fail;
+    return -1;
   sqlite3_bind_int64 (st, 1, id);
   sqlite3_bind_blob (st, 2, index, sizeof index, SQLITE_STATIC);
   store_bind_bytes (st, 3, wrapped);
@@ -249,19 +251,14 @@ store_subject_find_or_create (store *s, sqlite3 *db, const char *addr,
   store_bind_bytes (st, 5, name_ct);
   sqlite3_bind_int64 (st, 6, now);
   if (!store_step_done (db, st, "subject insert", error))
-    goto fail;
+    return -1;
   return id;
-
-fail:
-  store_keys_data_key_free (*data_key);
-  *data_key = NULL;
-  return -1;
 }
 
 static gint64
-store_serial_next (sqlite3 *db, guint year, GError **error)
+store_serial_next (store *s, sqlite3 *db, guint year, GError **error)
 {
-  sqlite3_stmt *st = store_prepare (db,
+  sqlite3_stmt *st = store_stmt (s, db,
       "INSERT INTO case_serials (year, last) VALUES (?1, 1)"
       " ON CONFLICT (year) DO UPDATE SET last = last + 1 RETURNING last",
       error);
@@ -274,7 +271,7 @@ store_serial_next (sqlite3 *db, guint year, GError **error)
     serial = sqlite3_column_int64 (st, 0);
   else
     store_set_sqlite_error (error, db, sqlite3_errcode (db), "case serial");
-  sqlite3_finalize (st);
+  store_stmt_release (st);
   return serial;
 }
 
@@ -284,7 +281,7 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   store_ingest *in = ((store_ingest_job *) job)->in;
   const char *addr = in->from_addr ? in->from_addr : in->env->mail_from;
   g_autoptr (GDateTime) when = NULL;
-  guint8 *data_key = NULL;
+  guint8 *data_key = s->wkey;    /* the writer's secure scratch */
   guint8 content[32], mid_index[32];
   g_autofree char *ref = NULL;
   g_autofree char *detail = NULL;
@@ -299,7 +296,7 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
    * message to two mailboxes, SMTP and IMAP): recorded once, every arrival
    * kept.  */
   store_keys_blind (s->keys, "message-content", raw, raw_len, content);
-  st = store_prepare (db, "SELECT id, case_id FROM messages"
+  st = store_stmt (s, db, "SELECT id, case_id FROM messages"
                           " WHERE content_index = ?1", error);
   if (st == NULL)
     return FALSE;
@@ -309,19 +306,19 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
     {
       message_id = sqlite3_column_int64 (st, 0);
       case_id = sqlite3_column_int64 (st, 1);
-      sqlite3_finalize (st);
+      store_stmt_release (st);
       detail = g_strdup_printf ("message=%" G_GINT64_FORMAT " spool=%"
                                 G_GINT64_FORMAT " source=%s", message_id,
                                 in->spool_id, in->env->source);
-      if (!store_arrival_add (db, message_id, in, error)
+      if (!store_arrival_add (s, db, message_id, in, error)
           || !store_audit_append (s, db, "pipeline", "message.duplicate",
                                   "message", detail, error)
-          || !store_spool_delete (db, in->spool_id, error))
+          || !store_spool_delete (s, db, in->spool_id, error))
         return FALSE;
       job->result_id = case_id;
       return TRUE;
     }
-  sqlite3_finalize (st);
+  store_stmt_release (st);
   if (rc != SQLITE_DONE)
     {
       store_set_sqlite_error (error, db, rc, "message lookup");
@@ -329,20 +326,20 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
     }
 
   subject_id = store_subject_find_or_create (s, db, addr, in->from_name,
-                                             in->env->received_at, &data_key,
+                                             in->env->received_at, data_key,
                                              error);
   if (subject_id < 0)
     return FALSE;
 
   when = g_date_time_new_from_unix_utc (in->env->received_at / G_USEC_PER_SEC);
-  serial = store_serial_next (db, g_date_time_get_year (when), error);
+  serial = store_serial_next (s, db, g_date_time_get_year (when), error);
   if (serial < 0)
     goto out;
   ref = store_ref_format (in->ref_prefix, g_date_time_get_year (when), serial);
-  case_id = store_next_id (db, "cases", error);
+  case_id = store_next_id (s, db, "cases", error);
   if (case_id < 0)
     goto out;
-  st = store_prepare (db, "INSERT INTO cases (id, ref, subject_id, kind,"
+  st = store_stmt (s, db, "INSERT INTO cases (id, ref, subject_id, kind,"
                           " queue, status, priority, created_at, updated_at)"
                           " VALUES (?1, ?2, ?3, ?4, ?5, 'new', 'normal', ?6,"
                           " ?6)", error);
@@ -357,7 +354,7 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   if (!store_step_done (db, st, "case insert", error))
     goto out;
 
-  message_id = store_next_id (db, "messages", error);
+  message_id = store_next_id (s, db, "messages", error);
   if (message_id < 0)
     goto out;
   {
@@ -381,7 +378,7 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
                                                  message_id, subject_id,
                                                  in->message_id);
 
-    st = store_prepare (db, "INSERT INTO messages (id, case_id, subject_id,"
+    st = store_stmt (s, db, "INSERT INTO messages (id, case_id, subject_id,"
                             " direction, source, received_at, size,"
                             " content_index, message_id_index, envelope, raw,"
                             " header_from, header_subject, header_message_id)"
@@ -417,16 +414,16 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
                             G_GINT64_FORMAT " source=%s queue=%s", ref,
                             message_id, in->spool_id, in->env->source,
                             in->queue);
-  if (!store_arrival_add (db, message_id, in, error)
+  if (!store_arrival_add (s, db, message_id, in, error)
       || !store_audit_append (s, db, "pipeline", "case.opened", ref, detail,
                               error)
-      || !store_spool_delete (db, in->spool_id, error))
+      || !store_spool_delete (s, db, in->spool_id, error))
     goto out;
   job->result_id = case_id;
   ok = TRUE;
 
 out:
-  store_keys_data_key_free (data_key);
+  sodium_memzero (data_key, STORE_KEY_BYTES);
   return ok;
 }
 
@@ -527,7 +524,7 @@ store_case_list (store *s, GError **error)
   int rc;
 
   g_mutex_lock (&s->rlock);
-  st = store_prepare (s->rdb, STORE_CASE_COLUMNS "ORDER BY c.id DESC", error);
+  st = store_stmt (s, s->rdb, STORE_CASE_COLUMNS "ORDER BY c.id DESC", error);
   if (st == NULL)
     {
       g_mutex_unlock (&s->rlock);
@@ -541,7 +538,7 @@ store_case_list (store *s, GError **error)
       store_set_sqlite_error (error, s->rdb, rc, "case list");
       g_clear_pointer (&out, g_ptr_array_unref);
     }
-  sqlite3_finalize (st);
+  store_stmt_release (st);
   g_mutex_unlock (&s->rlock);
   return out;
 }
@@ -556,7 +553,7 @@ store_case_get (store *s, const char *ref, GPtrArray **messages,
   int rc;
 
   g_mutex_lock (&s->rlock);
-  st = store_prepare (s->rdb, STORE_CASE_COLUMNS "WHERE c.ref = ?1", error);
+  st = store_stmt (s, s->rdb, STORE_CASE_COLUMNS "WHERE c.ref = ?1", error);
   if (st == NULL)
     goto out;
   sqlite3_bind_text (st, 1, ref, -1, SQLITE_STATIC);
@@ -568,13 +565,13 @@ store_case_get (store *s, const char *ref, GPtrArray **messages,
                  "no case %s", ref);
   else
     store_set_sqlite_error (error, s->rdb, rc, "case get");
-  sqlite3_finalize (st);
+  store_stmt_release (st);
   if (v == NULL || messages == NULL)
     goto out;
 
   *messages = g_ptr_array_new_with_free_func (
       (GDestroyNotify) store_message_view_free);
-  st = store_prepare (s->rdb,
+  st = store_stmt (s, s->rdb,
       "SELECT m.id, m.direction, m.source, m.received_at, m.size,"
       " m.subject_id, s.data_key, m.header_from, m.header_subject,"
       " m.header_message_id,"
@@ -609,7 +606,7 @@ store_case_get (store *s, const char *ref, GPtrArray **messages,
       m->arrivals = sqlite3_column_int (st, 10);
       g_ptr_array_add (*messages, m);
     }
-  sqlite3_finalize (st);
+  store_stmt_release (st);
 
 out:
   g_mutex_unlock (&s->rlock);

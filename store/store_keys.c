@@ -281,9 +281,10 @@ store_keys_wrap (const store_keys *keys, const guint8 *data_key,
                           data_key, STORE_KEY_BYTES);
 }
 
-guint8 *
-store_keys_unwrap (const store_keys *keys, const void *wrapped, gsize len,
-                   gint64 subject_id, GError **error)
+gboolean
+store_keys_unwrap_into (const store_keys *keys, const void *wrapped,
+                        gsize len, gint64 subject_id, guint8 *out,
+                        GError **error)
 {
   g_autoptr (GBytes) aad = store_keys_aad ("subject", "data_key", subject_id,
                                            subject_id, 1);
@@ -292,20 +293,39 @@ store_keys_unwrap (const store_keys *keys, const void *wrapped, gsize len,
                                               aad, wrapped, len, error);
   gsize n;
   const guint8 *p;
-  guint8 *k;
 
   if (plain == NULL)
-    return NULL;
+    return FALSE;
   p = g_bytes_get_data (plain, &n);
   if (n != STORE_KEY_BYTES)
     {
       g_set_error (error, STORE_KEYS_ERROR, STORE_KEYS_ERROR_CRYPTO,
                    "wrapped data key has the wrong size");
+      sodium_memzero ((void *) p, n);
+      return FALSE;
+    }
+  memcpy (out, p, STORE_KEY_BYTES);
+  sodium_memzero ((void *) p, n);
+  return TRUE;
+}
+
+void
+store_keys_data_key_fill (guint8 *out)
+{
+  crypto_aead_xchacha20poly1305_ietf_keygen (out);
+}
+
+guint8 *
+store_keys_unwrap (const store_keys *keys, const void *wrapped, gsize len,
+                   gint64 subject_id, GError **error)
+{
+  guint8 *k = sodium_malloc (STORE_KEY_BYTES);
+
+  g_assert (k != NULL);
+  if (!store_keys_unwrap_into (keys, wrapped, len, subject_id, k, error))
+    {
+      sodium_free (k);
       return NULL;
     }
-  k = sodium_malloc (STORE_KEY_BYTES);
-  g_assert (k != NULL);
-  memcpy (k, p, STORE_KEY_BYTES);
-  sodium_memzero ((void *) p, n);
   return k;
 }

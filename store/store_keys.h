@@ -82,6 +82,12 @@ guint8 *store_keys_data_key_new (void);
 void store_keys_data_key_free (guint8 *key);
 GBytes *store_keys_wrap (const store_keys *keys, const guint8 *data_key,
                          gint64 subject_id);
+/* The same into caller-owned secure memory (STORE_KEY_BYTES): for a thread
+ * that handles many subjects and keeps one sodium_malloc buffer for it.  */
+void store_keys_data_key_fill (guint8 *out);
+gboolean store_keys_unwrap_into (const store_keys *keys, const void *wrapped,
+                                 gsize len, gint64 subject_id, guint8 *out,
+                                 GError **error);
 /* (transfer full) (nullable) */
 guint8 *store_keys_unwrap (const store_keys *keys, const void *wrapped,
                            gsize len, gint64 subject_id, GError **error);

@@ -24,6 +24,8 @@ struct store_job {
   gpointer user_data;
   gint64 result_id;          /* set by @run */
   gsize weight;              /* bytes, for the batch bound */
+  gboolean atomic;           /* @run is one statement: no SAVEPOINT needed,
+                              * SQLite undoes a failed statement itself */
   GError *error;             /* set by the writer */
 };
 
@@ -32,8 +34,17 @@ struct store {
   const store_keys *keys;
   sqlite3 *wdb;              /* writer thread only */
   sqlite3 *rdb;              /* readers, serialised by rlock */
+  guint8 *wkey;              /* writer's data-key scratch (sodium_malloc) */
+  GHashTable *wstmts;        /* sql -> sqlite3_stmt *, for wdb */
+  GHashTable *rstmts;        /* sql -> sqlite3_stmt *, for rdb */
   GMutex rlock;
   GThread *writer;
+  GThread *checkpointer;     /* WAL checkpoints off the writer's path */
+  sqlite3 *cdb;              /* checkpointer thread only */
+  GMutex clock;
+  GCond ccond;
+  int wal_pages;             /* WAL size after the last commit */
+  gboolean cstop;
   GAsyncQueue *jobs;         /* store_job * ; NULL item = stop */
 };
 
@@ -44,12 +55,21 @@ void store_job_submit (store *s, store_job *job);
 void store_set_sqlite_error (GError **error, sqlite3 *db, int rc,
                              const char *what);
 
-/* Prepare, or fail with a GError.  */
+/* Prepare, or fail with a GError; the caller finalizes.  */
 sqlite3_stmt *store_prepare (sqlite3 *db, const char *sql, GError **error);
+
+/* A prepared statement for @sql on @db (the write or the read connection
+ * of @s), prepared once and kept: @sql must be a string literal, its
+ * address is the key.  Give it back with store_stmt_release() (reset,
+ * bindings cleared) -- never finalize it.  */
+sqlite3_stmt *store_stmt (store *s, sqlite3 *db, const char *sql,
+                          GError **error);
+void store_stmt_release (sqlite3_stmt *st);
 
 /* The next id of an AUTOINCREMENT table (writer thread only): the row id is
  * known before the insert so that it can be bound into associated data.  */
-gint64 store_next_id (sqlite3 *db, const char *table, GError **error);
+gint64 store_next_id (store *s, sqlite3 *db, const char *table,
+                      GError **error);
 
 /* Seal a value for (table, column, row, owner) under @key.  */
 GBytes *store_seal (const guint8 *key, const char *table, const char *column,

@@ -118,7 +118,7 @@ store_spool_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   const void *p;
   int rc;
 
-  id = store_next_id (db, "spool", error);
+  id = store_next_id (s, db, "spool", error);
   if (id < 0)
     return FALSE;
   env_plain = store_envelope_pack (sj->env);
@@ -127,7 +127,7 @@ store_spool_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   p = g_bytes_get_data (sj->raw, &n);
   raw_sealed = store_seal (key, "spool", "raw", id, 0, p, n);
 
-  st = store_prepare (db, "INSERT INTO spool (id, received_at, source, size,"
+  st = store_stmt (s, db, "INSERT INTO spool (id, received_at, source, size,"
                           " envelope, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                       error);
   if (st == NULL)
@@ -141,7 +141,7 @@ store_spool_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   p = g_bytes_get_data (raw_sealed, &n);
   sqlite3_bind_blob64 (st, 6, p, n, SQLITE_STATIC);
   rc = sqlite3_step (st);
-  sqlite3_finalize (st);
+  store_stmt_release (st);
   if (rc != SQLITE_DONE)
     {
       store_set_sqlite_error (error, db, rc, "spool insert");
@@ -162,6 +162,7 @@ store_spool_submit (store *s, store_envelope *env, GBytes *raw,
   sj->job.done = done;
   sj->job.user_data = user_data;
   sj->job.weight = g_bytes_get_size (raw);
+  sj->job.atomic = TRUE;
   sj->env = env;
   sj->raw = raw;
   store_job_submit (s, &sj->job);
@@ -191,7 +192,7 @@ store_spool_list (store *s, gint64 after_id, guint max, GError **error)
   int rc;
 
   g_mutex_lock (&s->rlock);
-  st = store_prepare (s->rdb, "SELECT id, envelope, raw FROM spool"
+  st = store_stmt (s, s->rdb, "SELECT id, envelope, raw FROM spool"
                               " WHERE id > ?1 ORDER BY id LIMIT ?2", error);
   if (st == NULL)
     goto fail;
@@ -222,12 +223,12 @@ store_spool_list (store *s, gint64 after_id, guint max, GError **error)
       store_set_sqlite_error (error, s->rdb, rc, "spool list");
       goto fail;
     }
-  sqlite3_finalize (st);
+  store_stmt_release (st);
   g_mutex_unlock (&s->rlock);
   return out;
 
 fail:
-  sqlite3_finalize (st);
+  store_stmt_release (st);
   g_mutex_unlock (&s->rlock);
   g_ptr_array_unref (out);
   return NULL;
@@ -240,13 +241,13 @@ store_spool_count (store *s, GError **error)
   gint64 n = -1;
 
   g_mutex_lock (&s->rlock);
-  st = store_prepare (s->rdb, "SELECT count(*) FROM spool", error);
+  st = store_stmt (s, s->rdb, "SELECT count(*) FROM spool", error);
   if (st != NULL && sqlite3_step (st) == SQLITE_ROW)
     n = sqlite3_column_int64 (st, 0);
   else if (st != NULL)
     store_set_sqlite_error (error, s->rdb, sqlite3_errcode (s->rdb),
                             "spool count");
-  sqlite3_finalize (st);
+  store_stmt_release (st);
   g_mutex_unlock (&s->rlock);
   return n;
 }

@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""bench_helper.py - the small jobs of tests/bench/bench.sh that sh does badly.
+
+  port                          print a free TCP port on 127.0.0.1
+  wait-smtp PORT TIMEOUT        wait until PORT answers with a 220 banner
+  run TIMEOUT -- CMD...         run CMD, print "ELAPSED_S RC" (RC 124 on
+                                timeout; CMD's own output passes through)
+  drain INTAKECTL CONF TIMEOUT  poll `intakectl spool count` until 0; print
+                                "ELAPSED_S LAST_COUNT" (LAST_COUNT > 0 means
+                                it timed out, -1 means intakectl failed)
+  count DB                      print "ARRIVALS SPOOL" read from the database
+                                (read-only; WAL readers do not block the
+                                writer)
+  procs CONF                    print the pids of intaked children started
+                                for CONF (cmdline has --role smtp and CONF)
+  memtest PORT N CONF MASTERPID RESULTFILE
+                                measure master + SMTP children, open N idle
+                                SMTP sessions (read the banner, then sit),
+                                measure again, check the sessions are still
+                                open, write "rss_mb pss_mb ok alive" to
+                                RESULTFILE
+"""
+
+import os
+import resource
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_smtp(port, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 1) as s:
+                s.settimeout(2)
+                if s.recv(512).startswith(b"220"):
+                    s.sendall(b"QUIT\r\n")
+                    return 0
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return 1
+
+
+def run(timeout, argv):
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv)
+    try:
+        rc = p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        rc = 124
+    print("%.3f %d" % (time.monotonic() - t0, rc))
+    return 0
+
+
+def spool_count(ctl, conf):
+    r = subprocess.run([ctl, "-c", conf, "spool", "count"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.stderr.write("intakectl spool count: rc=%d %s\n"
+                         % (r.returncode, r.stderr.strip()))
+        return -1
+    try:
+        return int(r.stdout.strip())
+    except ValueError:
+        sys.stderr.write("intakectl spool count: odd output %r\n" % r.stdout)
+        return -1
+
+
+def drain(ctl, conf, timeout):
+    t0 = time.monotonic()
+    n = -1
+    while True:
+        n = spool_count(ctl, conf)
+        if n == 0 or n < 0 or time.monotonic() - t0 > timeout:
+            break
+        time.sleep(0.1)
+    print("%.3f %d" % (time.monotonic() - t0, n))
+    return 0
+
+
+def count(db):
+    try:
+        c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=30)
+        arrivals = c.execute("SELECT count(*) FROM arrivals").fetchone()[0]
+        spool = c.execute("SELECT count(*) FROM spool").fetchone()[0]
+        c.close()
+    except sqlite3.Error as e:
+        sys.stderr.write("count %s: %s\n" % (db, e))
+        arrivals = spool = -1
+    print("%d %d" % (arrivals, spool))
+    return 0
+
+
+def children(conf, role="smtp"):
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if (b"--role" in argv and role.encode() in argv
+                and conf.encode() in argv and argv[0].endswith(b"intaked")):
+            pids.append(int(pid))
+    return sorted(pids)
+
+
+def proc_mem(pid):
+    """(VmRSS kB, Pss kB or None, VmHWM kB) of a process."""
+    rss = hwm = 0
+    pss = None
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, pss, hwm
+
+
+def measure(label, conf, master):
+    procs = [("master", master)] + [("smtp", p) for p in children(conf)]
+    tot_rss = 0
+    tot_pss = 0
+    have_pss = True
+    print("  %s:" % label)
+    for role, pid in procs:
+        rss, pss, hwm = proc_mem(pid)
+        tot_rss += rss
+        if pss is None:
+            have_pss = False
+        else:
+            tot_pss += pss
+        print("    %-6s pid %-7d VmRSS %8.1f MB  Pss %8s MB  VmHWM %8.1f MB"
+              % (role, pid, rss / 1024.0,
+                 "%.1f" % (pss / 1024.0) if pss is not None else "n/a",
+                 hwm / 1024.0))
+    print("    total  (%d processes)  VmRSS %6.1f MB  Pss %8s MB"
+          % (len(procs), tot_rss / 1024.0,
+             "%.1f" % (tot_pss / 1024.0) if have_pss else "n/a"))
+    return tot_rss / 1024.0, (tot_pss / 1024.0 if have_pss else -1.0), len(procs)
+
+
+def raise_nofile(need):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= need:
+        return
+    if hard != resource.RLIM_INFINITY and hard < need:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, need))
+            return
+        except (ValueError, OSError):
+            need = hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+
+
+def memtest(port, n, conf, master, result):
+    raise_nofile(max(4096, n + 256))
+    if not children(conf):
+        print("  no SMTP child found for %s" % conf)
+        return 1
+    base_rss, base_pss, _ = measure("before (no session)", conf, master)
+    socks = []
+    ok = refused = failed = 0
+    t0 = time.monotonic()
+    for _ in range(n):
+        s = socket.socket()
+        s.settimeout(10)
+        try:
+            s.connect(("127.0.0.1", port))
+            banner = s.recv(512)
+        except OSError as e:
+            failed += 1
+            s.close()
+            if failed <= 3:
+                print("  connect/banner failed: %s" % e)
+            continue
+        if banner.startswith(b"220"):
+            ok += 1
+            socks.append(s)
+        else:
+            refused += 1
+            if refused <= 3:
+                print("  refused: %r" % banner[:120])
+            s.close()
+    print("  opened %d sessions in %.2f s: %d got 220, %d refused, %d failed"
+          % (n, time.monotonic() - t0, ok, refused, failed))
+    time.sleep(3)               # let the server settle
+    rss, pss, nprocs = measure("with %d idle sessions" % ok, conf, master)
+    alive = 0
+    for s in socks:
+        try:
+            s.setblocking(False)
+            data = s.recv(1, socket.MSG_PEEK)
+            if data:            # the server said something: not idle
+                alive += 1
+        except BlockingIOError:
+            alive += 1
+        except OSError:
+            pass
+    print("  still open after the measurement: %d of %d" % (alive, ok))
+    if ok:
+        print("  per session: %.1f kB VmRSS, %s kB Pss"
+              % ((rss - base_rss) * 1024.0 / ok,
+                 "%.1f" % ((pss - base_pss) * 1024.0 / ok)
+                 if pss >= 0 and base_pss >= 0 else "n/a"))
+    for s in socks:
+        try:
+            s.setblocking(True)
+            s.settimeout(1)
+            s.sendall(b"QUIT\r\n")
+        except OSError:
+            pass
+        s.close()
+    with open(result, "w") as f:
+        f.write("%.1f %.1f %d %d %d\n" % (rss, pss, ok, alive, nprocs))
+    return 0
+
+
+def main(argv):
+    if not argv:
+        sys.stderr.write(__doc__)
+        return 2
+    cmd, args = argv[0], argv[1:]
+    if cmd == "port":
+        print(free_port())
+        return 0
+    if cmd == "wait-smtp":
+        return wait_smtp(int(args[0]), float(args[1]))
+    if cmd == "run":
+        if len(args) < 3 or args[1] != "--":
+            sys.stderr.write("usage: run TIMEOUT -- CMD...\n")
+            return 2
+        return run(float(args[0]), args[2:])
+    if cmd == "drain":
+        return drain(args[0], args[1], float(args[2]))
+    if cmd == "count":
+        return count(args[0])
+    if cmd == "procs":
+        print(" ".join(str(p) for p in children(args[0])))
+        return 0
+    if cmd == "memtest":
+        return memtest(int(args[0]), int(args[1]), args[2], int(args[3]),
+                       args[4])
+    sys.stderr.write(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,699 @@
+"""test_durability.py - crashes, restarts, lock contention and a full disk
+(SECURITY-TESTS section E: 35, 37, 38, 41, plus child supervision).
+
+The oracle everywhere: a message that got "250" is a case exactly once
+after the dust settles; a message that did not get 250 is either a whole
+case (at most once) or absent; nothing else appears.  Results are read
+through `intakectl cases list --json` (the personal data in the database is
+encrypted); only the lock-contention test opens the database directly, to
+hold its write lock.
+
+Waits are polls with bounded timeouts.  The only unconditional sleeps are
+the kill storm's random gaps between kills and its per-message rate limit,
+which spread the kills over the traffic; they wait for nothing.
+"""
+
+import collections
+import errno
+import os
+import random
+import re
+import signal
+import smtplib
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import Intaked, message
+
+RCPT = "enquiries@council.example"
+SENDER = "citizen@example.org"
+
+
+def poll(cond, timeout, what, interval=0.05):
+    """Return cond()'s first true value; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s"
+                                 % (timeout, what))
+        time.sleep(interval)
+
+
+def run_id():
+    return os.urandom(4).hex()
+
+
+class Client:
+    """One SMTP connection that is dropped after any error and made again
+    (with small polls, up to a deadline) before the next message.  A
+    message is never retried: its first final reply is its result."""
+
+    def __init__(self, port, helo="durability.test"):
+        self.port = port
+        self.helo = helo
+        self.s = None
+
+    def connect(self, deadline):
+        while True:
+            try:
+                s = smtplib.SMTP("127.0.0.1", self.port, timeout=20)
+                try:
+                    code, _ = s.ehlo(self.helo)
+                except (OSError, smtplib.SMTPException):
+                    s.close()
+                    raise
+                if code == 250:
+                    self.s = s
+                    return True
+                s.close()
+            except (OSError, smtplib.SMTPException):
+                pass
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    def drop(self):
+        if self.s is not None:
+            try:
+                self.s.close()
+            except Exception:
+                pass
+            self.s = None
+
+    def send(self, data, deadline, probe=False):
+        """Send one message (after a NOOP on an old connection if probe).  Returns (stage, code, text): stage is the
+        command whose reply ended the transaction (CONNECT, MAIL, RCPT,
+        DATA); code is None when the connection broke (or never came)."""
+        if self.s is not None and probe:
+            # A connection that died while idle (its SMTP child was killed)
+            # is replaced before the message starts: the message itself is
+            # still sent once only.
+            try:
+                if self.s.noop()[0] != 250:
+                    self.drop()
+            except (OSError, smtplib.SMTPException):
+                self.drop()
+        if self.s is None and not self.connect(deadline):
+            return ("CONNECT", None, "no connection before the deadline")
+        stage = "MAIL"
+        try:
+            code, text = self.s.mail(SENDER)
+            if code == 250:
+                stage = "RCPT"
+                code, text = self.s.rcpt(RCPT)
+            if code == 250:
+                stage = "DATA"
+                code, text = self.s.data(data)
+        except smtplib.SMTPResponseException as e:    # DATA not 354
+            self.drop()
+            return (stage, e.smtp_code, e.smtp_error.decode("utf-8", "replace"))
+        except (OSError, smtplib.SMTPException) as e:
+            self.drop()
+            return (stage, None, "%s: %s" % (type(e).__name__, e))
+        text = text.decode("utf-8", "replace")
+        if code != 250 or stage != "DATA":
+            self.drop()
+        return (stage, code, text)
+
+    def close(self):
+        if self.s is not None:
+            try:
+                self.s.quit()
+            except Exception:
+                pass
+        self.drop()
+
+
+def send_one(port, data, timeout=30.0):
+    """One message on a fresh connection: (stage, code, text, reply_time)."""
+    c = Client(port)
+    try:
+        stage, code, text = c.send(data, time.monotonic() + timeout)
+        return stage, code, text, time.monotonic()
+    finally:
+        c.close()
+
+
+class DurabilityTest(unittest.TestCase):
+    def setUp(self):
+        self.daemons = []
+        self.mounts = []
+
+    def daemon(self, start=True, **kw):
+        d = Intaked(**kw)
+        self.daemons.append(d)
+        if start:
+            d.start()
+        return d
+
+    def tearDown(self):
+        errors = []
+        for d in self.daemons:
+            try:
+                if d.proc is not None and d.proc.poll() is None:
+                    d.stop()
+            except Exception as e:
+                errors.append(e)
+                d.kill()
+            try:
+                d.check_sanitizers()
+            except AssertionError as e:
+                errors.append(e)
+        for mnt in self.mounts:
+            r = subprocess.run(["umount", mnt], capture_output=True, text=True)
+            if r.returncode != 0:
+                subprocess.run(["umount", "-l", mnt], capture_output=True)
+            try:
+                os.rmdir(mnt)
+            except OSError:
+                pass
+        if errors:
+            raise errors[0]
+
+    # -- checks ------------------------------------------------------------
+    def check_cases(self, d, sent, acked, timeout=60.0):
+        """Wait for an empty spool, then check the cases against what was
+        sent: sent maps Message-ID (no <>) to Subject; acked is the set of
+        Message-IDs that got 250.  Returns the cases."""
+        try:
+            poll(lambda: d.spool_count() == 0, timeout, "an empty spool",
+                 interval=0.2)
+        except AssertionError as e:
+            warnings = [l for l in d.log().splitlines()
+                        if "warning" in l or "event=ingest-failed" in l
+                        or "event=spool-row-unreadable" in l]
+            raise AssertionError("%s: %d rows left in the spool; warnings:\n%s"
+                                 % (e, d.spool_count(), "\n".join(warnings[-40:])))
+        cases = d.cases()
+        counts = collections.Counter(c["message_id"] for c in cases)
+        twice = sorted(m for m, n in counts.items() if n > 1)
+        self.assertEqual(twice, [], "Message-IDs recorded more than once")
+        strangers = sorted(m for m in counts if m not in sent)
+        self.assertEqual(strangers, [], "cases for messages never sent")
+        missing = sorted(m for m in acked if m not in counts)
+        self.assertEqual(missing, [], "%d messages got 250 and are not cases"
+                         % len(missing))
+        for c in cases:
+            self.assertGreaterEqual(c["messages"], 1, "case without a message: %r" % c)
+            self.assertTrue(c["subject"], "case without a subject: %r" % c)
+            self.assertEqual(c["subject"], sent[c["message_id"]],
+                             "case subject does not match what was sent: %r" % c)
+        return cases
+
+    # -- 35: kill -9 storm -------------------------------------------------
+    def test_kill_storm(self):
+        """SECURITY-TESTS 35: 2,000 messages over 20 sessions while the
+        master is SIGKILLed at random and restarted."""
+        THREADS, PER, MIN_KILLS = 20, 100, 5
+        seed = int(os.environ.get("INTAKE_STORM_SEED", random.randrange(1 << 30)))
+        d = self.daemon()
+        run = run_id()
+        t0 = time.monotonic()
+        hard_deadline = t0 + 100.0
+
+        sent = {}                               # Message-ID -> Subject
+        results = {}                            # Message-ID -> (stage, code, text)
+        lock = threading.Lock()
+        state = {"kills": 0, "killer_done": False, "restart_errors": []}
+        cond = threading.Condition()
+        clients_done = threading.Event()
+        for t in range(THREADS):
+            for i in range(PER):
+                mid = "storm-%s-t%02d-m%03d@durability.test" % (run, t, i)
+                sent[mid] = "storm %s t%02d m%03d" % (run, t, i)
+
+        def client(t):
+            rng = random.Random(seed * 100 + t)
+            c = Client(d.port, helo="t%02d.durability.test" % t)
+            try:
+                for i in range(PER):
+                    mid = "storm-%s-t%02d-m%03d@durability.test" % (run, t, i)
+                    # Spread the traffic so the kills land in it: message i
+                    # waits (bounded) for the kills the schedule expects by
+                    # then, and a small rate limit paces the thread.
+                    need = i * (MIN_KILLS + 1) // PER
+                    with cond:
+                        cond.wait_for(lambda: state["kills"] >= need
+                                      or state["killer_done"],
+                                      timeout=max(0.0, hard_deadline - time.monotonic()))
+                    time.sleep(rng.uniform(0.02, 0.10))
+                    if time.monotonic() >= hard_deadline:
+                        r = ("CONNECT", None, "test deadline passed")
+                    else:
+                        data = message(subject=sent[mid], msgid="<%s>" % mid,
+                                       body="thread %d message %d\r\n" % (t, i))
+                        r = c.send(data, min(hard_deadline, time.monotonic() + 30.0),
+                                   probe=True)
+                    with lock:
+                        results[mid] = r
+            finally:
+                c.close()
+
+        def killer():
+            rng = random.Random(seed)
+            try:
+                while time.monotonic() < hard_deadline - 10:
+                    if clients_done.wait(rng.uniform(0.3, 1.5)):
+                        break
+                    d.kill()
+                    with cond:
+                        state["kills"] += 1
+                        cond.notify_all()
+                    for attempt in range(3):
+                        try:
+                            d.start()
+                            break
+                        except RuntimeError as e:
+                            state["restart_errors"].append(str(e)[-2000:])
+                            d.kill()
+                    else:
+                        return
+            finally:
+                with cond:
+                    state["killer_done"] = True
+                    cond.notify_all()
+
+        threads = [threading.Thread(target=client, args=(t,), daemon=True)
+                   for t in range(THREADS)]
+        kt = threading.Thread(target=killer, daemon=True)
+        kt.start()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(max(1.0, hard_deadline + 35 - time.monotonic()))
+        clients_done.set()
+        kt.join(60)
+        self.assertFalse(any(th.is_alive() for th in threads), "client threads hung")
+        self.assertFalse(kt.is_alive(), "killer thread hung")
+        self.assertEqual(state["restart_errors"], [], "restarts failed")
+        if d.proc is None or d.proc.poll() is not None:
+            d.start()
+        t_traffic = time.monotonic() - t0
+
+        acked = {m for m, r in results.items() if r[1] == 250 and r[0] == "DATA"}
+        unacked = {m for m in sent if m not in acked}
+        outcome = collections.Counter(
+            "%s %s" % (r[0], r[1] if r[1] is not None else "broken")
+            for m, r in results.items() if m not in acked)
+        cases = self.check_cases(d, sent, acked)
+        present = {c["message_id"] for c in cases}
+        print("\n  kill storm: seed=%d kills=%d sent=%d acked=%d unacked=%d "
+              "(of which present as cases: %d) cases=%d traffic=%.1fs total=%.1fs"
+              % (seed, state["kills"], len(results), len(acked), len(unacked),
+                 len(unacked & present), len(cases), t_traffic,
+                 time.monotonic() - t0))
+        print("  unacknowledged outcomes: %s" % dict(sorted(outcome.items())))
+        self.assertEqual(len(results), THREADS * PER)
+        self.assertGreaterEqual(state["kills"], MIN_KILLS)
+        self.assertGreater(len(acked), THREADS * PER // 2,
+                           "most messages should still get through")
+        bad = {k: n for k, n in outcome.items() if k.split()[1].startswith("5")}
+        self.assertEqual(bad, {}, "permanent refusals during the storm")
+        self.assertIsNone(d.proc.poll())
+
+    # -- supervision of the SMTP child --------------------------------------
+    def test_smtp_child_killed(self):
+        d = self.daemon()
+        old = poll(d.children, 10, "the SMTP child")[0]
+        os.kill(old, signal.SIGKILL)
+        new = poll(lambda: [p for p in d.children() if p != old], 10,
+                   "a new SMTP child")[0]
+        self.assertNotEqual(new, old)
+        mid = "after-child-kill-%s@durability.test" % run_id()
+        stage, code, text, _ = send_one(d.port, message(subject="after child kill",
+                                                        msgid="<%s>" % mid))
+        self.assertEqual((stage, code), ("DATA", 250), text)
+        self.assertIn("2.0.0 Ok: queued as", text)
+        cases = d.wait_cases(1)
+        self.assertEqual([c["message_id"] for c in cases], [mid])
+        self.assertIsNone(d.proc.poll(), "the master exited")
+        log = d.log()
+        self.assertRegex(log, r"event=child-exit child=smtp/0 pid=%d signal=9" % old)
+        self.assertIn("event=child-restart child=smtp/0", log)
+        self.assertIn("event=child-start child=smtp/0 pid=%d" % new, log)
+
+    def test_child_restart_backoff(self):
+        d = self.daemon()
+        seen = set()
+        gaps = []
+        killed_at = None
+        for k in range(5):
+            pid = poll(lambda: [p for p in d.children() if p not in seen], 15,
+                       "SMTP child number %d" % (k + 1), interval=0.01)[0]
+            if killed_at is not None:
+                gaps.append(time.monotonic() - killed_at)
+            seen.add(pid)
+            if k == 4:
+                break                   # the fifth one stays
+            os.kill(pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+        self.assertIsNone(d.proc.poll(), "the master exited")
+        in_ms = [int(v) for v in
+                 re.findall(r"event=child-restart child=smtp/0 in_ms=(\d+)", d.log())]
+        print("\n  restart back-off: in_ms=%s observed gaps=%s"
+              % (in_ms, ["%.2f" % g for g in gaps]))
+        self.assertEqual(len(in_ms), 4, d.log()[-3000:])
+        self.assertTrue(all(b > a for a, b in zip(in_ms, in_ms[1:])),
+                        "back-off does not grow: %s" % in_ms)
+        self.assertEqual(in_ms, [100, 200, 400, 800])
+        for gap, ms in zip(gaps, in_ms):
+            self.assertGreaterEqual(gap, ms / 1000.0 * 0.9,
+                                    "child came back before its back-off")
+        mid = "after-backoff-%s@durability.test" % run_id()
+        stage, code, text, _ = send_one(d.port, message(subject="after back-off",
+                                                        msgid="<%s>" % mid))
+        self.assertEqual((stage, code), ("DATA", 250), text)
+        self.assertEqual([c["message_id"] for c in d.wait_cases(1)], [mid])
+
+    # -- 41: lock contention ----------------------------------------------
+    def test_lock_contention(self):
+        """SECURITY-TESTS 41: another process holds BEGIN IMMEDIATE; a
+        client gets 451 (busy timeout 5 s), never 250 while it is held."""
+        HOLD = 8.0
+        d = self.daemon()
+        run = run_id()
+        sent, acked = {}, set()
+
+        def msg(tag):
+            mid = "lock-%s-%s@durability.test" % (tag, run)
+            sent[mid] = "lock %s" % tag
+            return mid, message(subject=sent[mid], msgid="<%s>" % mid)
+
+        mid0, data0 = msg("before")
+        stage, code, text, _ = send_one(d.port, data0)
+        self.assertEqual((stage, code), ("DATA", 250), text)
+        acked.add(mid0)
+        d.wait_cases(1)
+
+        db = os.path.join(d.dir, "var", "intake.db")
+        conn = sqlite3.connect(db, timeout=10, isolation_level=None)
+        attempts = []                   # [mid, t_sent, result, done-event]
+
+        def client(entry):
+            try:
+                entry[2] = send_one(d.port, entry[4], timeout=30)
+            finally:
+                entry[3].set()
+
+        def launch(tag):
+            mid, data = msg(tag)
+            entry = [mid, time.monotonic(), None, threading.Event(), data, None]
+            entry[5] = threading.Thread(target=client, args=(entry,), daemon=True)
+            entry[5].start()
+            attempts.append(entry)
+            return entry
+
+        try:
+            self.assertEqual(conn.execute("PRAGMA journal_mode").fetchone()[0], "wal")
+            conn.execute("BEGIN IMMEDIATE")
+            t_locked = time.monotonic()
+            # The lock is held for HOLD seconds (the stimulus, not a wait
+            # for anything).  One message goes at once; when it has its
+            # answer a second one goes, whose write may still be waiting
+            # for the lock when it is released.
+            first = launch("during-1")
+            first[3].wait(HOLD)
+            if first[3].is_set() and HOLD - (time.monotonic() - t_locked) > 1.0:
+                launch("during-2")
+            threading.Event().wait(max(0.0, HOLD - (time.monotonic() - t_locked)))
+            t_released = time.monotonic()
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+        for mid, t_sent, _, done, _, th in attempts:
+            th.join(40)
+            self.assertFalse(th.is_alive(), "client hung")
+        refused_mids = set()
+        for i, (mid, t_sent, r, _, _, _) in enumerate(attempts):
+            stage, code, text, t_reply = r
+            print("%s  lock contention: message %d sent at +%.2fs: %s %r %s at +%.2fs;"
+                  " lock released at +%.2fs"
+                  % ("\n" if i == 0 else "", i + 1, t_sent - t_locked, stage, code,
+                     text, t_reply - t_locked, t_released - t_locked))
+            self.assertIsNotNone(code, "connection broke: %s" % text)
+            if code == 250:
+                self.assertGreaterEqual(t_reply, t_released,
+                                        "250 while another process held the write lock")
+                acked.add(mid)
+            else:
+                self.assertEqual(stage, "DATA", text)
+                self.assertTrue(400 <= code < 500, "%d %s" % (code, text))
+                self.assertEqual(code, 451, text)
+                self.assertTrue(text.startswith("4.3.0"), text)
+                self.assertLess(t_reply, t_released)
+                refused_mids.add(mid)
+        # A refusal comes within the busy timeout (5 s) plus slack.
+        stage, code, text, t_reply = attempts[0][2]
+        if code != 250:
+            self.assertLess(t_reply - attempts[0][1], 7.0)
+
+        mid2, data2 = msg("after")
+        stage, code, text, _ = send_one(d.port, data2)
+        self.assertEqual((stage, code), ("DATA", 250), text)
+        acked.add(mid2)
+        cases = self.check_cases(d, sent, acked)
+        present = {c["message_id"] for c in cases}
+        self.assertEqual(sorted(refused_mids & present), [],
+                         "a message refused with 4xx was stored")
+        self.assertIsNone(d.proc.poll())
+
+    # -- 37/38: full disk ---------------------------------------------------
+    def test_disk_full(self):
+        """SECURITY-TESTS 37/38 on an 8 MiB tmpfs: 452 at MAIL when storage
+        is low, 451/452 at end of data when the write fails, never 250 and
+        then loss; a message goes through once space is back."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to mount a small tmpfs")
+        mnt = tempfile.mkdtemp(prefix="intake-tmpfs-")
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700",
+                            "tmpfs", mnt], capture_output=True, text=True)
+        if r.returncode != 0:
+            os.rmdir(mnt)
+            self.skipTest("cannot mount a tmpfs here: %s" % r.stderr.strip())
+        self.mounts.append(mnt)
+        MIN_FREE = 1024 * 1024
+        d = self.daemon(store={"database": os.path.join(mnt, "intake.db"),
+                               "master_key": os.path.join(mnt, "master.key"),
+                               "min_free_space": MIN_FREE},
+                        smtp={"max_message_size": 4 * 1024 * 1024})
+        run = run_id()
+        sent, acked, refused = {}, set(), set()
+        replies = []
+
+        def msg(tag, size=0):
+            mid = "disk-%s-%s@durability.test" % (tag, run)
+            sent[mid] = "disk %s" % tag
+            body = "Hello\r\n"
+            if size:
+                line = "x" * 76 + "\r\n"
+                body = line * (size // len(line))
+            return mid, message(subject=sent[mid], msgid="<%s>" % mid, body=body)
+
+        def attempt(tag, size=0):
+            mid, data = msg(tag, size)
+            stage, code, text, _ = send_one(d.port, data)
+            replies.append((tag, stage, code, text))
+            self.assertIsNotNone(code, "%s: connection broke at %s: %s"
+                                 % (tag, stage, text))
+            if code == 250 and stage == "DATA":
+                acked.add(mid)
+            else:
+                refused.add(mid)
+                # Only the storage refusals are acceptable here.
+                if stage == "DATA":
+                    self.assertIn(code, (451, 452), "%s: %s %s" % (tag, code, text))
+                else:
+                    self.assertEqual((stage, code), ("MAIL", 452), "%s: %s" % (tag, text))
+                    self.assertTrue(text.startswith("4.3.1"), text)
+            return stage, code, text
+
+        def free():
+            st = os.statvfs(mnt)
+            return st.f_bavail * st.f_frsize
+
+        def fill(hog, leave):
+            """Grow the hog until about `leave` bytes remain (0: until
+            ENOSPC)."""
+            chunk = b"\0" * 65536
+            with open(hog, "ab") as f:
+                while True:
+                    room = free() - leave
+                    if leave and room < len(chunk):
+                        if room > 0:
+                            f.write(chunk[:room])
+                        break
+                    try:
+                        f.write(chunk)
+                        f.flush()
+                    except OSError as e:
+                        if e.errno != errno.ENOSPC:
+                            raise
+                        break
+            return free()
+
+        stage, code, text = attempt("baseline")
+        self.assertEqual((stage, code), ("DATA", 250), text)
+        d.wait_cases(1)
+        hog = os.path.join(mnt, "hog")
+
+        # 38: room for MAIL (above min_free_space), not for the message.
+        left = fill(hog, 2 * MIN_FREE)
+        self.assertGreater(left, MIN_FREE)
+        big = attempt("big", size=3 * 1024 * 1024)
+        print("\n  disk full: %d bytes free, 3 MiB message -> %s %s %s"
+              % (left, big[0], big[1], big[2]))
+
+        # 37: fill the disk; the master notices within a second or so and
+        # MAIL gets 452 4.3.1.  Anything accepted meanwhile must survive.
+        left = fill(hog, 0)
+        n = [0]
+
+        def refused_at_mail():
+            n[0] += 1
+            stage, code, _ = attempt("full-%d" % n[0])
+            return stage == "MAIL" and code == 452
+
+        poll(refused_at_mail, 10, "452 4.3.1 at MAIL on a full disk", interval=0.2)
+        print("  disk full: %d bytes free, %d attempts until 452 at MAIL; replies: %s"
+              % (left, n[0], [(t, s, c) for t, s, c, _ in replies]))
+        self.assertIsNone(d.proc.poll(), "intaked died on a full disk")
+
+        # Space back: the next message gets 250 and becomes a case.
+        os.unlink(hog)
+        n = [0]
+
+        def accepted():
+            n[0] += 1
+            stage, code, _ = attempt("after-%d" % n[0])
+            return stage == "DATA" and code == 250
+
+        poll(accepted, 10, "250 once space is back", interval=0.2)
+        cases = self.check_cases(d, sent, acked)
+        present = {c["message_id"] for c in cases}
+        stored_refused = sorted(refused & present)
+        self.assertEqual(stored_refused, [], "messages refused with 4xx were stored")
+        self.assertIsNone(d.proc.poll())
+
+    # -- SIGTERM in the middle of traffic ------------------------------------
+    def test_sigterm_loses_nothing(self):
+        THREADS = 5
+        d = self.daemon()
+        run = run_id()
+        sent, results = {}, {}
+        lock = threading.Lock()
+        stop = threading.Event()
+        deadline = time.monotonic() + 90
+
+        def client(t):
+            c = Client(d.port, helo="t%d.durability.test" % t)
+            i = 0
+            try:
+                while not stop.is_set() and time.monotonic() < deadline:
+                    mid = "term-%s-t%d-m%05d@durability.test" % (run, t, i)
+                    subj = "term %s t%d m%05d" % (run, t, i)
+                    i += 1
+                    with lock:
+                        sent[mid] = subj
+                    r = c.send(message(subject=subj, msgid="<%s>" % mid),
+                               min(deadline, time.monotonic() + 30))
+                    with lock:
+                        results[mid] = r
+            finally:
+                c.close()
+
+        def n_acked():
+            with lock:
+                return sum(1 for r in results.values() if r[:2] == ("DATA", 250))
+
+        threads = [threading.Thread(target=client, args=(t,), daemon=True)
+                   for t in range(THREADS)]
+        for th in threads:
+            th.start()
+        try:
+            poll(lambda: n_acked() >= 100, 30, "100 acknowledged messages")
+            before = n_acked()
+            rc = d.stop()
+            self.assertEqual(rc, 0, "intaked exit code on SIGTERM")
+            self.assertEqual(d.children(), [], "SMTP child outlived the master")
+            d.start()
+            poll(lambda: n_acked() >= before + 100, 30,
+                 "100 more acknowledged messages after the restart")
+        finally:
+            stop.set()
+            for th in threads:
+                th.join(40)
+        self.assertFalse(any(th.is_alive() for th in threads), "client threads hung")
+        acked = {m for m, r in results.items() if r[:2] == ("DATA", 250)}
+        outcome = collections.Counter(
+            "%s %s" % (r[0], r[1] if r[1] is not None else "broken")
+            for m, r in results.items() if m not in acked)
+        cases = self.check_cases(d, sent, acked)
+        print("\n  sigterm: sent=%d acked=%d unacked=%d cases=%d outcomes=%s"
+              % (len(results), len(acked), len(results) - len(acked), len(cases),
+                 dict(outcome)))
+
+    # -- restart with a full spool -----------------------------------------
+    def test_restart_resumes_spool(self):
+        """50 messages acknowledged in a burst, the master SIGKILLed at once
+        (no QUIT first), restarted: all 50 become cases, each once.  The
+        pipeline is quick, so the kill may come after it already finished:
+        the round is repeated (up to 5 times, 50 new messages each) until
+        one kill leaves messages in the spool."""
+        N, THREADS, ROUNDS = 50, 10, 5
+        d = self.daemon()
+        run = run_id()
+        sent = {}
+        spooled_per_round = []
+        for rnd in range(ROUNDS):
+            batch = {}
+            for i in range(N):
+                mid = "resume-%s-r%d-m%02d@durability.test" % (run, rnd, i)
+                batch[mid] = "resume %s r%d m%02d" % (run, rnd, i)
+            sent.update(batch)
+            mids = sorted(batch)
+            results = {}
+            clients = [Client(d.port) for _ in range(THREADS)]
+            for c in clients:
+                self.assertTrue(c.connect(time.monotonic() + 10))
+            go = threading.Barrier(THREADS)
+
+            def client(t):
+                go.wait(10)
+                for mid in mids[t::THREADS]:
+                    results[mid] = clients[t].send(
+                        message(subject=batch[mid], msgid="<%s>" % mid),
+                        time.monotonic() + 30)
+
+            threads = [threading.Thread(target=client, args=(t,), daemon=True)
+                       for t in range(THREADS)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(30)
+            d.kill()
+            for c in clients:
+                c.drop()
+            self.assertFalse(any(th.is_alive() for th in threads), "client threads hung")
+            self.assertEqual({m: r[:2] for m, r in results.items()},
+                             {m: ("DATA", 250) for m in mids})
+            spooled = d.spool_count()
+            spooled_per_round.append(spooled)
+            d.start()
+            cases = d.wait_cases(len(sent))
+            self.check_cases(d, sent, set(sent))
+            self.assertEqual(sorted(c["message_id"] for c in cases), sorted(sent))
+            if spooled:
+                break
+        print("\n  resume: still in the spool at each kill (of %d): %s; %d cases"
+              % (N, spooled_per_round, len(sent)))
+
+
+if __name__ == "__main__":
+    unittest.main()
