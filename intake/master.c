@@ -59,6 +59,8 @@ struct intake_master {
   gboolean storage_low;
   gboolean stopping;
   guint inflight;             /* messages with the writer */
+  GAsyncQueue *replies;       /* master_reply *, from the writer thread */
+  gint replies_wake;          /* an idle drain is scheduled */
   GSourceFunc done;
   gpointer done_data;
 };
@@ -90,10 +92,9 @@ typedef struct {
   gint64 spool_id;
 } master_reply;
 
-static gboolean
-master_reply_main (gpointer data)
+static void
+master_reply_one (master_reply *r)
 {
-  master_reply *r = data;
   master_child *c = r->child;
   intake_master *m = c->m;
   char qid[32];
@@ -108,6 +109,22 @@ master_reply_main (gpointer data)
       frame = ipc_result_pack (r->req, r->status,
                                r->status == IPC_STATUS_COMMITTED ? qid : "");
       ipc_channel_send (c->ipc, IPC_RESULT, frame);
+    }
+}
+
+/* On the main context: answer everything the writer finished.  One wake-up
+ * serves a whole committed batch.  */
+static gboolean
+master_replies_drain (gpointer data)
+{
+  intake_master *m = data;
+  master_reply *r;
+
+  g_atomic_int_set (&m->replies_wake, 0);
+  while ((r = g_async_queue_try_pop (m->replies)) != NULL)
+    {
+      master_reply_one (r);
+      g_free (r);
     }
   master_maybe_done (m);
   return G_SOURCE_REMOVE;
@@ -128,8 +145,10 @@ master_spool_done (gint64 id, const GError *error, gpointer data)
                       ? IPC_STATUS_NOSPACE : IPC_STATUS_TEMPFAIL;
       g_warning ("event=spool-failed error=%s", error->message);
     }
-  g_main_context_invoke_full (NULL, G_PRIORITY_DEFAULT, master_reply_main, r,
-                              g_free);
+  intake_master *m = r->child->m;   /* @r may be freed once pushed */
+  g_async_queue_push (m->replies, r);
+  if (g_atomic_int_compare_and_exchange (&m->replies_wake, 0, 1))
+    g_idle_add (master_replies_drain, m);
 }
 
 static void
@@ -371,6 +390,7 @@ intake_master_start (intake_config *cfg, const char *exe,
   m->st = st;
   m->pl = pl;
   m->children = g_ptr_array_new_with_free_func (g_free);
+  m->replies = g_async_queue_new ();
   m->listen = master_bind (cfg->smtp_listen, error);
   if (m->listen == NULL)
     {
@@ -437,6 +457,13 @@ intake_master_free (intake_master **mp)
     g_source_remove (m->storage_timer);
   if (m->children)
     g_ptr_array_unref (m->children);
+  if (m->replies)
+    {
+      master_reply *r;
+      while ((r = g_async_queue_try_pop (m->replies)) != NULL)
+        g_free (r);
+      g_async_queue_unref (m->replies);
+    }
   g_clear_object (&m->listen);
   g_free (m->exe);
   g_free (m->config_path);

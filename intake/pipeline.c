@@ -13,7 +13,14 @@
 
 #include "parser/parser_headers.h"
 
-#define PIPELINE_BATCH 256
+#define PIPELINE_BATCH 128
+/* Accepting mail comes first: while messages are arriving (one was spooled
+ * less than QUIET ago), a batch waits, polling every POLL, for at most
+ * YIELD; so a burst is spooled at full speed and turned into cases right
+ * after it, and under sustained load cases still open once per YIELD.  */
+#define PIPELINE_YIELD_US (2 * G_TIME_SPAN_SECOND)
+#define PIPELINE_QUIET_US (50 * G_TIME_SPAN_MILLISECOND)
+#define PIPELINE_POLL_US  (10 * G_TIME_SPAN_MILLISECOND)
 /* A message whose ingest failed (database busy, disk full) is tried again
  * after this long; it stays in the spool meanwhile.  */
 #define PIPELINE_RETRY_US (30 * G_TIME_SPAN_SECOND)
@@ -92,8 +99,13 @@ pipeline_batch (pipeline *p, gint64 *after)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) items = NULL;
+  gint64 until = g_get_monotonic_time () + PIPELINE_YIELD_US;
   guint taken = 0;
 
+  while (g_get_monotonic_time () - store_spool_last_submit (p->st)
+             < PIPELINE_QUIET_US
+         && g_get_monotonic_time () < until && !p->stop)
+    g_usleep (PIPELINE_POLL_US);
   items = store_spool_list (p->st, *after, PIPELINE_BATCH, &error);
   if (items == NULL)
     {

@@ -468,9 +468,9 @@ smtp_conn_close (smtp_conn *c, const char *why)
   if (c->closed)
     return;
   c->closed = TRUE;
-  g_info ("sid=%" G_GINT64_MODIFIER "x event=disconnect errors=%u%s%s",
-          c->sid, smtp_session_errors (c->sess), why ? " reason=" : "",
-          why ? why : "");
+  g_info ("sid=%" G_GINT64_MODIFIER "x event=disconnect client=%s"
+          " errors=%u%s%s", c->sid, c->token, smtp_session_errors (c->sess),
+          why ? " reason=" : "", why ? why : "");
   smtp_conn_in_stop (c);
   if (c->out_src)
     {
@@ -584,8 +584,8 @@ smtp_server_incoming (GSocketService *service, GSocketConnection *sock,
   if (srv->storage_low)
     smtp_session_set_storage_low (c->sess, TRUE);
   g_hash_table_add (srv->conns, c);
-  g_info ("sid=%" G_GINT64_MODIFIER "x event=connect client=%s", c->sid,
-          c->token);
+  g_debug ("sid=%" G_GINT64_MODIFIER "x event=connect client=%s", c->sid,
+           c->token);
   smtp_conn_pump (c);
   return TRUE;
 }

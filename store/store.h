@@ -53,6 +53,10 @@ store *store_open (const char *path, const store_keys *keys, guint flags,
  * close.  */
 void store_close (store **s);
 
+/* Monotonic time of the last store_spool_submit(): background work
+ * yields to arriving mail.  */
+gint64 store_spool_last_submit (store *s);
+
 /* ---------------------------------------------------------------- spool */
 
 /* How a message reached us; the envelope travels with the raw bytes.  */

@@ -45,6 +45,7 @@ struct store {
   GCond ccond;
   int wal_pages;             /* WAL size after the last commit */
   gboolean cstop;
+  gint64 last_spool_submit;  /* monotonic us; atomic */
   GAsyncQueue *jobs;         /* store_job * ; NULL item = stop */
 };
 

@@ -165,7 +165,15 @@ store_spool_submit (store *s, store_envelope *env, GBytes *raw,
   sj->job.atomic = TRUE;
   sj->env = env;
   sj->raw = raw;
+  __atomic_store_n (&s->last_spool_submit, g_get_monotonic_time (),
+                    __ATOMIC_RELAXED);
   store_job_submit (s, &sj->job);
+}
+
+gint64
+store_spool_last_submit (store *s)
+{
+  return __atomic_load_n (&s->last_spool_submit, __ATOMIC_RELAXED);
 }
 
 /* ------------------------------------------------------------- reading */
