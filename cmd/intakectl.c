@@ -311,6 +311,22 @@ main (int argc, char **argv)
 
   const char *cmd = args->pdata[0];
   const char *sub = args->len > 1 ? args->pdata[1] : NULL;
+  gboolean known =
+      (strcmp (cmd, "keygen") == 0 && args->len <= 2)
+      || (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "list") == 0
+          && args->len == 2)
+      || (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "show") == 0
+          && args->len == 3)
+      || (strcmp (cmd, "spool") == 0 && g_strcmp0 (sub, "count") == 0
+          && args->len == 2);
+
+  if (!known)
+    {
+      fprintf (stderr, "intakectl: unknown command or wrong arguments\n%s",
+               ctl_usage);
+      rc = EX_USAGE;
+      goto out;
+    }
 
   if (strcmp (cmd, "keygen") == 0 && args->len <= 2)
     {

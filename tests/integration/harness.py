@@ -63,16 +63,25 @@ class Intaked:
                             ("smtp", smtp), ("cases", cases)):
             if extra:
                 sections[name].update({k: str(v) for k, v in extra.items()})
+        self.sections = sections
+        self._write_conf()
+        r = self.ctl("keygen")
+        if r.returncode != 0:
+            raise RuntimeError("keygen failed: " + r.stderr)
+
+    def _write_conf(self):
         with open(self.conf, "w") as f:
-            for name, kv in sections.items():
+            for name, kv in self.sections.items():
                 f.write("[%s]\n" % name)
                 for k, v in kv.items():
                     f.write("%s = %s\n" % (k, v))
                 f.write("\n")
         os.chmod(self.conf, 0o644)
-        r = self.ctl("keygen")
-        if r.returncode != 0:
-            raise RuntimeError("keygen failed: " + r.stderr)
+
+    def configure(self, section, key, value):
+        """Change one setting in the file (after keygen: it may be bad)."""
+        self.sections.setdefault(section, {})[key] = str(value)
+        self._write_conf()
 
     # -- lifecycle -------------------------------------------------------
     def env(self):
