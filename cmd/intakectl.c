@@ -5,6 +5,7 @@
  *   intakectl [-c FILE] cases list [--json]
  *   intakectl [-c FILE] cases show REF [--json]
  *   intakectl [-c FILE] spool count
+ *   intakectl [-c FILE] parse FILE.eml [FILE...]
  *
  * Without -c it reads $INTAKE_CONFIG, else conf/intake.conf when run from
  * the project root, else /etc/intake/intake.conf.  Secrets are never taken
@@ -21,7 +22,9 @@
 #include <json-glib/json-glib.h>
 
 #include "intake/intake_config.h"
+#include "parser/parser.h"
 #include "parser/parser_headers.h"
+#include "parser/parser_text.h"
 #include "store/store.h"
 
 static const char *ctl_usage =
@@ -32,7 +35,10 @@ static const char *ctl_usage =
   "                           overwrites one\n"
   "  cases list [--json]      every case, newest first\n"
   "  cases show REF [--json]  one case and its messages\n"
-  "  spool count              messages waiting to be processed\n";
+  "  spool count              messages waiting to be processed\n"
+  "  quarantine list [--json] messages the parser failed on, kept raw\n"
+  "  quarantine show ID [--raw]  its envelope (or, --raw, its bytes)\n"
+  "  quarantine retry ID      hand it to the parser again\n";
 
 static const char *
 ctl_default_config (void)
@@ -258,6 +264,225 @@ ctl_cases_show (store *st, const char *ref, gboolean json)
   return EX_OK;
 }
 
+static gboolean
+ctl_parse_id (const char *s, gint64 *id)
+{
+  guint64 v;
+
+  if (s == NULL || !g_ascii_string_to_unsigned (s, 10, 1, G_MAXINT64, &v,
+                                                NULL))
+    return FALSE;
+  *id = (gint64) v;
+  return TRUE;
+}
+
+static int
+ctl_quarantine (store *st, const char *sub, const char *arg, gboolean json,
+                gboolean raw)
+{
+  g_autoptr (GError) error = NULL;
+  gint64 id = 0;
+
+  if (g_strcmp0 (sub, "list") == 0)
+    {
+      g_autoptr (GPtrArray) q = store_quarantine_list (st, &error);
+      if (q == NULL)
+        {
+          fprintf (stderr, "intakectl: %s\n", error->message);
+          return EX_IOERR;
+        }
+      if (json)
+        {
+          g_autoptr (JsonBuilder) b = json_builder_new ();
+          json_builder_begin_array (b);
+          for (guint i = 0; i < q->len; i++)
+            {
+              store_quarantine_entry *e = q->pdata[i];
+              g_autofree char *rcv = ctl_time (e->received_at);
+              g_autofree char *qat = ctl_time (e->quarantined_at);
+              json_builder_begin_object (b);
+              json_builder_set_member_name (b, "id");
+              json_builder_add_int_value (b, e->id);
+              json_builder_set_member_name (b, "received");
+              json_builder_add_string_value (b, rcv);
+              json_builder_set_member_name (b, "quarantined");
+              json_builder_add_string_value (b, qat);
+              json_builder_set_member_name (b, "size");
+              json_builder_add_int_value (b, (gint64) e->size);
+              json_builder_set_member_name (b, "failures");
+              json_builder_add_int_value (b, e->failures);
+              json_builder_set_member_name (b, "reason");
+              json_builder_add_string_value (b, e->last_error ? e->last_error
+                                                              : "");
+              json_builder_set_member_name (b, "source");
+              json_builder_add_string_value (b, e->source ? e->source : "");
+              json_builder_end_object (b);
+            }
+          json_builder_end_array (b);
+          ctl_print_json (b);
+          return EX_OK;
+        }
+      if (q->len == 0)
+        {
+          printf ("nothing in quarantine\n");
+          return EX_OK;
+        }
+      printf ("%-8s %-20s %-20s %10s %8s %s\n", "ID", "RECEIVED",
+              "QUARANTINED", "BYTES", "FAILURES", "REASON");
+      for (guint i = 0; i < q->len; i++)
+        {
+          store_quarantine_entry *e = q->pdata[i];
+          g_autofree char *rcv = ctl_time (e->received_at);
+          g_autofree char *qat = ctl_time (e->quarantined_at);
+          printf ("%-8" G_GINT64_FORMAT " %-20s %-20s %10zu %8u %s\n", e->id,
+                  rcv, qat, e->size, e->failures,
+                  e->last_error ? e->last_error : "");
+        }
+      return EX_OK;
+    }
+  if (!ctl_parse_id (arg, &id))
+    {
+      fprintf (stderr, "intakectl: quarantine %s: %s is not a message id\n",
+               sub, arg ? arg : "");
+      return EX_USAGE;
+    }
+  if (g_strcmp0 (sub, "retry") == 0)
+    {
+      if (!store_quarantine_retry (st, id, "admin", &error))
+        {
+          fprintf (stderr, "intakectl: %s\n", error->message);
+          return g_error_matches (error, STORE_ERROR, STORE_ERROR_NOT_FOUND)
+                     ? EX_NOINPUT : EX_IOERR;
+        }
+      printf ("message %" G_GINT64_FORMAT " released to the parser\n", id);
+      return EX_OK;
+    }
+  store_spool_item *item = store_quarantine_get (st, id, &error);
+  if (item == NULL)
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return g_error_matches (error, STORE_ERROR, STORE_ERROR_NOT_FOUND)
+                 ? EX_NOINPUT : EX_IOERR;
+    }
+  if (raw)
+    {
+      gsize n;
+      const char *p = g_bytes_get_data (item->raw, &n);
+      fwrite (p, 1, n, stdout);
+    }
+  else
+    {
+      g_autofree char *when = ctl_time (item->env->received_at);
+      g_autofree char *sha = g_compute_checksum_for_bytes (G_CHECKSUM_SHA256,
+                                                           item->raw);
+      g_autofree char *from = ctl_clean (item->env->mail_from);
+      g_autofree char *helo = ctl_clean (item->env->helo);
+      printf ("Message:   %" G_GINT64_FORMAT "\n", id);
+      printf ("Received:  %s via %s%s\n", when, item->env->source,
+              item->env->tls ? " (TLS)" : "");
+      printf ("HELO:      %s\n", helo);
+      printf ("MAIL FROM: <%s>\n", from);
+      for (guint i = 0; i < item->env->rcpts->len; i++)
+        {
+          g_autofree char *r = ctl_clean (item->env->rcpts->pdata[i]);
+          printf ("RCPT TO:   <%s>\n", r);
+        }
+      printf ("Size:      %zu bytes\nSHA-256:   %s\n",
+              g_bytes_get_size (item->raw), sha);
+      printf ("(the bytes: intakectl quarantine show %" G_GINT64_FORMAT
+              " --raw)\n", id);
+    }
+  store_spool_item_free (item);
+  return EX_OK;
+}
+
+/* The lexicon named by [parser] special_categories in @config, relative to
+ * the file's directory; *@lex stays NULL when there is no such key.  */
+static gboolean
+ctl_parse_lexicon (const char *config, parser_lexicon **lex, GError **error)
+{
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  g_autofree char *path = NULL;
+  g_autofree char *dir = NULL;
+
+  *lex = NULL;
+  if (!g_key_file_load_from_file (kf, config, G_KEY_FILE_NONE, error))
+    return FALSE;
+  path = g_key_file_get_string (kf, "parser", "special_categories", NULL);
+  if (path == NULL || *g_strstrip (path) == '\0')
+    return TRUE;
+  if (!g_path_is_absolute (path))
+    {
+      char *abs;
+      dir = g_path_get_dirname (config);
+      abs = g_build_filename (dir, path, NULL);
+      g_free (path);
+      path = abs;
+    }
+  *lex = parser_lexicon_load (path, error);
+  return *lex != NULL;
+}
+
+/* intakectl parse: each file through parser_message_parse() and out as
+ * JSON, one document per file.  No key, no database; the configuration is
+ * read only for the special-category lexicon, and only if there is one
+ * (an explicit -c must exist).  */
+static int
+ctl_parse (const char *config, gboolean explicit_config, GPtrArray *args)
+{
+  g_autoptr (GError) error = NULL;
+  parser_lexicon *lex = NULL;
+  parser_context ctx = { NULL, NULL, NULL };
+  int rc = EX_OK;
+
+  if (explicit_config || g_file_test (config, G_FILE_TEST_EXISTS))
+    {
+      if (!ctl_parse_lexicon (config, &lex, &error))
+        {
+          fprintf (stderr, "intakectl: %s: %s\n", config, error->message);
+          return EX_CONFIG;
+        }
+    }
+  ctx.lexicon = lex;
+  for (guint i = 1; i < args->len; i++)
+    {
+      const char *file = args->pdata[i];
+      g_autoptr (GError) ferr = NULL;
+      g_autoptr (parser_message) m = NULL;
+      g_autoptr (GBytes) raw = NULL;
+      g_autofree char *json = NULL;
+      char *data = NULL;
+      gsize len = 0;
+      int saved;
+
+      if (!g_file_get_contents (file, &data, &len, &ferr))
+        {
+          fprintf (stderr, "intakectl: %s\n", ferr->message);
+          rc = EX_NOINPUT;
+          continue;
+        }
+      raw = g_bytes_new_take (data, len);
+      /* libytnef prints its complaints about a broken winmail.dat on
+       * stdout: while parsing, stdout is stderr, so the JSON stays
+       * JSON.  */
+      fflush (stdout);
+      saved = dup (STDOUT_FILENO);
+      if (saved >= 0)
+        dup2 (STDERR_FILENO, STDOUT_FILENO);
+      m = parser_message_parse (raw, &ctx);
+      fflush (stdout);
+      if (saved >= 0)
+        {
+          dup2 (saved, STDOUT_FILENO);
+          close (saved);
+        }
+      json = parser_message_to_json (m);
+      printf ("%s\n", json);
+    }
+  parser_lexicon_free (lex);
+  return rc;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -267,6 +492,7 @@ main (int argc, char **argv)
   store_keys *keys = NULL;
   store *st = NULL;
   gboolean json = FALSE;
+  gboolean raw = FALSE;
   GPtrArray *args = g_ptr_array_new ();
   int rc = EX_USAGE;
 
@@ -277,6 +503,8 @@ main (int argc, char **argv)
         config = argv[++i];
       else if (strcmp (argv[i], "--json") == 0)
         json = TRUE;
+      else if (strcmp (argv[i], "--raw") == 0)
+        raw = TRUE;
       else if (strcmp (argv[i], "-h") == 0 || strcmp (argv[i], "--help") == 0)
         {
           fputs (ctl_usage, stdout);
@@ -299,6 +527,21 @@ main (int argc, char **argv)
       g_ptr_array_free (args, TRUE);
       return EX_USAGE;
     }
+  /* parse needs no key and no database: before anything is loaded.  */
+  if (strcmp (args->pdata[0], "parse") == 0)
+    {
+      gboolean explicit_config = config != NULL;
+      if (args->len < 2)
+        {
+          fprintf (stderr, "intakectl: parse needs a file\n%s", ctl_usage);
+          rc = EX_USAGE;
+        }
+      else
+        rc = ctl_parse (config ? config : ctl_default_config (),
+                        explicit_config, args);
+      g_ptr_array_free (args, TRUE);
+      return rc;
+    }
   if (config == NULL)
     config = ctl_default_config ();
   cfg = intake_config_load (config, &error);
@@ -318,7 +561,12 @@ main (int argc, char **argv)
       || (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "show") == 0
           && args->len == 3)
       || (strcmp (cmd, "spool") == 0 && g_strcmp0 (sub, "count") == 0
-          && args->len == 2);
+          && args->len == 2)
+      || (strcmp (cmd, "quarantine") == 0 && g_strcmp0 (sub, "list") == 0
+          && args->len == 2)
+      || (strcmp (cmd, "quarantine") == 0
+          && (g_strcmp0 (sub, "show") == 0 || g_strcmp0 (sub, "retry") == 0)
+          && args->len == 3);
 
   if (!known)
     {
@@ -369,6 +617,9 @@ main (int argc, char **argv)
           rc = EX_OK;
         }
     }
+  else if (strcmp (cmd, "quarantine") == 0)
+    rc = ctl_quarantine (st, sub, args->len > 2 ? args->pdata[2] : NULL, json,
+                         raw);
   else
     {
       fprintf (stderr, "intakectl: unknown command\n%s", ctl_usage);

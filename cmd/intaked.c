@@ -29,6 +29,7 @@
 #include "intake/intake_config.h"
 #include "intake/intake_log.h"
 #include "intake/master.h"
+#include "intake/parse_worker.h"
 #include "intake/pipeline.h"
 #include "intake/smtp_server.h"
 #include "parser/parser_headers.h"
@@ -94,6 +95,13 @@ intaked_master_term (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+static void
+intaked_parse (GBytes *raw, const store_envelope *env,
+               pipeline_parse_done done, gpointer user_data, gpointer data)
+{
+  intake_master_parse (data, raw, env, done, user_data);
+}
+
 static int
 intaked_master_main (const char *config_path)
 {
@@ -151,14 +159,21 @@ intaked_master_main (const char *config_path)
       store_keys_free (&keys);
       return EX_UNAVAILABLE;
     }
+  pipeline_set_parser (pl, intaked_parse, ctx.master);
   g_unix_signal_add (SIGTERM, intaked_master_term, &ctx);
   g_unix_signal_add (SIGINT, intaked_master_term, &ctx);
   g_message ("event=started database=%s", cfg->database);
 
   g_main_loop_run (ctx.loop);
+  /* Answer anything still queued for the main context (parse requests
+   * made just before the stop get "shutdown") before the pipeline stops.  */
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
 
-  intake_master_free (&ctx.master);
+  /* The pipeline first: it may still call the master (which answers
+   * "shutdown" to every parse request from now on).  */
   pipeline_stop (&pl);
+  intake_master_free (&ctx.master);
   store_close (&st);            /* everything submitted is committed */
   store_keys_free (&keys);
   g_main_loop_unref (ctx.loop);
@@ -256,6 +271,55 @@ intaked_smtp_main (const char *config_path)
   return EX_OK;
 }
 
+/* ------------------------------------------------------------- parse */
+
+static int
+intaked_parse_main (const char *config_path)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (intake_config) cfg = NULL;
+  GMainLoop *loop;
+  parse_worker *w;
+  pid_t parent = getppid ();
+
+  intake_log_init ("parse");
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  signal (SIGPIPE, SIG_IGN);
+  if (opt_ipc_fd < 0)
+    {
+      fprintf (stderr, "intaked: --role parse is started by the master\n");
+      return EX_USAGE;
+    }
+  cfg = intake_config_load (config_path, &error);
+  if (cfg == NULL)
+    {
+      g_warning ("event=config-failed error=%s", error->message);
+      return EX_CONFIG;
+    }
+  loop = g_main_loop_new (NULL, FALSE);
+  w = parse_worker_new (cfg, opt_ipc_fd, loop, &error);
+  if (w == NULL)
+    {
+      g_warning ("event=start-failed error=%s", error->message);
+      return EX_CONFIG;
+    }
+  if (!intaked_drop_privileges (cfg->user, &error))
+    {
+      g_warning ("event=start-failed error=%s", error->message);
+      return EX_NOPERM;
+    }
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  if (getppid () != parent)
+    return EX_UNAVAILABLE;
+  parse_worker_limit (cfg);
+  parse_worker_ready (w);
+  g_main_loop_run (loop);
+  parse_worker_free (&w);
+  g_main_loop_unref (loop);
+  return EX_OK;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -274,6 +338,8 @@ main (int argc, char **argv)
     return intaked_master_main (config);
   if (g_strcmp0 (opt_role, "smtp") == 0)
     return intaked_smtp_main (config);
+  if (g_strcmp0 (opt_role, "parse") == 0)
+    return intaked_parse_main (config);
   fprintf (stderr, "intaked: unknown role %s\n", opt_role);
   return EX_USAGE;
 }

@@ -216,7 +216,17 @@ intake_config_load (const char *path, GError **error)
             SMTP_LIMIT_TIMEOUT_MIN, SMTP_LIMIT_TIMEOUT_MAX, sc->timeout_s);
   UINT_KEY ("smtp", "min_data_rate", SMTP_LIMIT_MIN_RATE_DEFAULT,
             SMTP_LIMIT_MIN_RATE_MIN, SMTP_LIMIT_MIN_RATE_MAX, sc->min_rate);
+  UINT_KEY ("parser", "workers", 2, 1, 16, cfg->parse_workers);
+  UINT_KEY ("parser", "timeout", 10, 1, 600, cfg->parse_timeout_s);
+  UINT_KEY ("parser", "memory", 1024, 256, 65536, cfg->parse_memory_mb);
+  UINT_KEY ("parser", "max_failures", 3, 1, 100, cfg->parse_max_failures);
 #undef UINT_KEY
+
+  {
+    g_autofree char *lex = intake_config_string (kf, "parser",
+                                                 "special_categories", NULL);
+    cfg->special_categories = intake_config_path (dir, lex);
+  }
 
   policy = intake_config_string (kf, "smtp", "bare_newline", "reject");
   if (g_strcmp0 (policy, "reject") == 0)
@@ -277,6 +287,7 @@ intake_config_free (intake_config *cfg)
     g_hash_table_unref (cfg->domains);
   g_free (cfg->default_queue);
   g_free (cfg->ref_prefix);
+  g_free (cfg->special_categories);
   g_free (cfg);
 }
 

@@ -38,6 +38,12 @@ typedef struct {
   char *tls_key;               /* (nullable) [smtp] tls_key */
   smtp_session_config session; /* limits; hostname points into this struct */
 
+  guint parse_workers;         /* [parser] workers */
+  guint parse_timeout_s;       /* [parser] timeout: seconds per message */
+  guint parse_memory_mb;       /* [parser] memory: address space, MiB */
+  guint parse_max_failures;    /* [parser] max_failures before quarantine */
+  char *special_categories;    /* (nullable) [parser] special_categories */
+
   GHashTable *mailboxes;       /* lower-case address -> label */
   GHashTable *domains;         /* lower-case domain -> itself */
   char *default_queue;         /* [cases] default_queue */

@@ -363,3 +363,28 @@ ipc_result_unpack (GBytes *payload, guint64 *req, ipc_status *status,
   *qid = g_strndup ((const char *) p + 9, len - 9);
   return TRUE;
 }
+
+GBytes *
+ipc_parsed_pack (guint64 req, GBytes *packed)
+{
+  gsize n = g_bytes_get_size (packed);
+  guint8 *buf = g_malloc (8 + n);
+
+  ipc_put64 (buf, req);
+  if (n)
+    memcpy (buf + 8, g_bytes_get_data (packed, NULL), n);
+  return g_bytes_new_take (buf, 8 + n);
+}
+
+gboolean
+ipc_parsed_unpack (GBytes *payload, guint64 *req, GBytes **packed)
+{
+  gsize len;
+  const guint8 *p = g_bytes_get_data (payload, &len);
+
+  if (len < 8)
+    return FALSE;
+  *req = ipc_get64 (p);
+  *packed = g_bytes_new_from_bytes (payload, 8, len - 8);
+  return TRUE;
+}

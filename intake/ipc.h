@@ -18,6 +18,12 @@ typedef enum {
   IPC_SUBMIT = 1,      /* child -> master: a message to spool */
   IPC_RESULT = 2,      /* master -> child: what became of it */
   IPC_STORAGE = 3,     /* master -> child: storage is low / fine again */
+  IPC_PARSE = 4,       /* master -> parse worker: request id, envelope,
+                        * raw message (the SUBMIT layout) */
+  IPC_PARSED = 5,      /* parse worker -> master: request id, then a
+                        * packed parser_message */
+  IPC_READY = 6,       /* parse worker -> master: started, limits set,
+                        * ready for work (empty payload) */
 } ipc_type;
 
 /* Headroom over the largest message for the envelope in a SUBMIT frame.  */
@@ -55,6 +61,10 @@ typedef enum {
 GBytes *ipc_submit_pack (guint64 req, const store_envelope *env, GBytes *raw);
 gboolean ipc_submit_unpack (GBytes *payload, guint64 *req,
                             store_envelope **env, GBytes **raw);
+
+/* PARSED: request id and the packed message (transfer none: a slice).  */
+GBytes *ipc_parsed_pack (guint64 req, GBytes *packed);
+gboolean ipc_parsed_unpack (GBytes *payload, guint64 *req, GBytes **packed);
 
 /* RESULT: request id, status, queue id (printable).  */
 GBytes *ipc_result_pack (guint64 req, ipc_status status, const char *qid);

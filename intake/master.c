@@ -23,6 +23,7 @@
 #include <gio/gio.h>
 
 #include "intake/ipc.h"
+#include "parser/parser.h"
 
 /* Restart back-off: first restart after this, doubling to the cap; a child
  * that ran for RESET seconds starts again from the first step.  */
@@ -45,7 +46,20 @@ typedef struct {
   gint64 started_at;
   guint backoff_ms;
   guint generation;           /* bumped at each start */
+  struct master_parse_job *busy;  /* parse workers: the message in hand */
+  guint busy_timer;           /* parse workers: its deadline */
+  gboolean timed_out;
+  gboolean ready;             /* parse workers: said IPC_READY */
 } master_child;
+
+/* A message waiting for, or with, a parse worker.  */
+typedef struct master_parse_job {
+  guint64 req;
+  GBytes *raw;
+  store_envelope *env;
+  intake_parse_done done;
+  gpointer user_data;
+} master_parse_job;
 
 struct intake_master {
   intake_config *cfg;
@@ -58,14 +72,20 @@ struct intake_master {
   guint storage_timer;
   gboolean storage_low;
   gboolean stopping;
+  gint stopping_flag;         /* the same, for other threads */
   guint inflight;             /* messages with the writer */
   GAsyncQueue *replies;       /* master_reply *, from the writer thread */
   gint replies_wake;          /* an idle drain is scheduled */
   GSourceFunc done;
   gpointer done_data;
+  GQueue parse_queue;         /* master_parse_job *, waiting */
+  guint64 parse_next_req;
 };
 
 static void master_child_start (master_child *c);
+static void master_parse_dispatch (intake_master *m);
+static void master_parse_finish (master_child *c, parser_message *msg,
+                                 const char *failure);
 
 /* --------------------------------------------------------- shutdown */
 
@@ -152,9 +172,53 @@ master_spool_done (gint64 id, const GError *error, gpointer data)
 }
 
 static void
+master_on_parsed (master_child *c, guint8 type, GBytes *payload)
+{
+  g_autoptr (GBytes) packed = NULL;
+  g_autoptr (GError) error = NULL;
+  parser_message *msg;
+  guint64 req;
+
+  if (type == IPC_READY && !c->ready && c->busy == NULL)
+    {
+      c->ready = TRUE;
+      master_parse_dispatch (c->m);
+      return;
+    }
+  if (type != IPC_PARSED || c->busy == NULL
+      || !ipc_parsed_unpack (payload, &req, &packed) || req != c->busy->req)
+    {
+      g_warning ("event=bad-frame child=%s/%u pid=%d type=%u", c->role,
+                 c->index, c->pid, type);
+      if (c->pid)
+        kill (c->pid, SIGKILL);
+      return;
+    }
+  /* The worker's answer is as untrusted as the message it read.  */
+  msg = parser_message_unpack (packed, &error);
+  if (msg == NULL)
+    {
+      g_warning ("event=bad-parse-result child=%s/%u error=%s", c->role,
+                 c->index, error->message);
+      master_parse_finish (c, NULL, "bad-result");
+      if (c->pid)
+        kill (c->pid, SIGKILL);
+      return;
+    }
+  master_parse_finish (c, msg, NULL);
+  master_parse_dispatch (c->m);
+}
+
+static void
 master_on_frame (ipc_channel *ch, guint8 type, GBytes *payload, gpointer data)
 {
   master_child *c = data;
+
+  if (g_strcmp0 (c->role, "parse") == 0)
+    {
+      master_on_parsed (c, type, payload);
+      return;
+    }
   store_envelope *env = NULL;
   GBytes *raw = NULL;
   master_reply *r;
@@ -216,6 +280,10 @@ master_child_exited (GPid pid, gint status, gpointer data)
   g_spawn_close_pid (pid);
   c->watch = 0;
   c->pid = 0;
+  c->ready = FALSE;
+  if (c->busy != NULL)
+    master_parse_finish (c, NULL, m->stopping ? "shutdown"
+                                  : c->timed_out ? "timeout" : "crash");
   c->generation++;                /* replies for the old one are dropped */
   ipc_channel_free (&c->ipc);
   if (WIFSIGNALED (status))
@@ -251,7 +319,7 @@ master_send_storage (master_child *c)
   guint8 low = c->m->storage_low ? 1 : 0;
   g_autoptr (GBytes) b = g_bytes_new (&low, 1);
 
-  if (c->ipc)
+  if (c->ipc && g_strcmp0 (c->role, "smtp") == 0)
     ipc_channel_send (c->ipc, IPC_STORAGE, b);
 }
 
@@ -262,9 +330,11 @@ master_child_start (master_child *c)
   g_autoptr (GError) error = NULL;
   int sp[2];
   int source_fds[2], target_fds[2] = { 3, 4 };
+  gboolean smtp = g_strcmp0 (c->role, "smtp") == 0;
   GPid pid;
   const char *argv[] = { m->exe, "--role", c->role, "-c", m->config_path,
-                         "--ipc-fd", "3", "--listen-fd", "4", NULL };
+                         "--ipc-fd", "3", smtp ? "--listen-fd" : NULL, "4",
+                         NULL };
 
   if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
     {
@@ -273,11 +343,12 @@ master_child_start (master_child *c)
       return;
     }
   source_fds[0] = sp[1];
-  source_fds[1] = g_socket_get_fd (m->listen);
+  source_fds[1] = smtp ? g_socket_get_fd (m->listen) : -1;
   if (!g_spawn_async_with_pipes_and_fds (NULL, argv, NULL,
                                          G_SPAWN_DO_NOT_REAP_CHILD,
                                          master_child_setup, NULL, -1, -1, -1,
-                                         source_fds, target_fds, 2, &pid,
+                                         source_fds, target_fds,
+                                         smtp ? 2 : 1, &pid,
                                          NULL, NULL, NULL, &error))
     {
       g_warning ("event=spawn-failed child=%s/%u error=%s", c->role,
@@ -297,8 +368,131 @@ master_child_start (master_child *c)
                                 + 64,
                             master_on_frame, master_on_closed, c);
   c->watch = g_child_watch_add (pid, master_child_exited, c);
-  master_send_storage (c);
+  c->ready = FALSE;
+  if (smtp)
+    master_send_storage (c);
   g_message ("event=child-start child=%s/%u pid=%d", c->role, c->index, pid);
+}
+
+/* ------------------------------------------------------- parse pool */
+
+static void
+master_parse_job_free (master_parse_job *j)
+{
+  if (j == NULL)
+    return;
+  g_bytes_unref (j->raw);
+  store_envelope_free (j->env);
+  g_free (j);
+}
+
+/* The worker's answer, or its failure: hand it on, free the worker.  */
+static void
+master_parse_finish (master_child *c, parser_message *msg,
+                     const char *failure)
+{
+  master_parse_job *j = c->busy;
+
+  c->busy = NULL;
+  c->timed_out = FALSE;
+  if (c->busy_timer)
+    {
+      g_source_remove (c->busy_timer);
+      c->busy_timer = 0;
+    }
+  if (failure != NULL)
+    g_message ("event=parse-failed child=%s/%u reason=%s", c->role,
+               c->index, failure);
+  j->done (msg, failure, j->user_data);
+  master_parse_job_free (j);
+}
+
+static gboolean
+master_parse_timeout (gpointer data)
+{
+  master_child *c = data;
+
+  /* Over its CPU budget: the worker is replaced, the message counted as
+   * failed once (in the exit watch).  */
+  c->busy_timer = 0;
+  c->timed_out = TRUE;
+  if (c->pid)
+    kill (c->pid, SIGKILL);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+master_parse_dispatch (intake_master *m)
+{
+  for (guint i = 0; i < m->children->len && m->parse_queue.length > 0; i++)
+    {
+      master_child *c = m->children->pdata[i];
+      g_autoptr (GBytes) frame = NULL;
+      master_parse_job *j;
+
+      if (g_strcmp0 (c->role, "parse") != 0 || c->pid == 0 || c->ipc == NULL
+          || !c->ready || c->busy != NULL)
+        continue;
+      j = g_queue_pop_head (&m->parse_queue);
+      c->busy = j;
+      frame = ipc_submit_pack (j->req, j->env, j->raw);
+      ipc_channel_send (c->ipc, IPC_PARSE, frame);
+      c->busy_timer = g_timeout_add_seconds (m->cfg->parse_timeout_s,
+                                             master_parse_timeout, c);
+    }
+}
+
+typedef struct {
+  intake_master *m;
+  master_parse_job *job;
+} master_parse_submit_ctx;
+
+static gboolean
+master_parse_submit_main (gpointer data)
+{
+  master_parse_submit_ctx *ctx = data;
+  intake_master *m = ctx->m;
+
+  if (m->stopping)
+    {
+      ctx->job->done (NULL, "shutdown", ctx->job->user_data);
+      master_parse_job_free (ctx->job);
+      g_free (ctx);
+      return G_SOURCE_REMOVE;
+    }
+  ctx->job->req = ++m->parse_next_req;
+  g_queue_push_tail (&m->parse_queue, ctx->job);
+  master_parse_dispatch (m);
+  g_free (ctx);
+  return G_SOURCE_REMOVE;
+}
+
+void
+intake_master_parse (intake_master *m, GBytes *raw,
+                     const store_envelope *env, intake_parse_done done,
+                     gpointer user_data)
+{
+  master_parse_submit_ctx *ctx;
+  master_parse_job *j;
+  g_autoptr (GBytes) packed = NULL;
+
+  /* Once stopping, nothing more is parsed (the loop may not run again).  */
+  if (g_atomic_int_get (&m->stopping_flag))
+    {
+      done (NULL, "shutdown", user_data);
+      return;
+    }
+  ctx = g_new0 (master_parse_submit_ctx, 1);
+  j = g_new0 (master_parse_job, 1);
+  packed = store_envelope_pack (env);
+
+  j->raw = g_bytes_ref (raw);
+  j->env = store_envelope_unpack (packed, NULL);   /* a copy */
+  j->done = done;
+  j->user_data = user_data;
+  ctx->m = m;
+  ctx->job = j;
+  g_main_context_invoke (NULL, master_parse_submit_main, ctx);
 }
 
 /* ----------------------------------------------------------- storage */
@@ -402,12 +596,13 @@ intake_master_start (intake_config *cfg, const char *exe,
   master_storage_check (m);
   m->storage_timer = g_timeout_add_seconds (MASTER_STORAGE_CHECK_S,
                                             master_storage_check, m);
-  for (guint i = 0; i < cfg->smtp_processes; i++)
+  g_queue_init (&m->parse_queue);
+  for (guint i = 0; i < cfg->smtp_processes + cfg->parse_workers; i++)
     {
       master_child *c = g_new0 (master_child, 1);
       c->m = m;
-      c->role = "smtp";
-      c->index = i;
+      c->role = i < cfg->smtp_processes ? "smtp" : "parse";
+      c->index = i < cfg->smtp_processes ? i : i - cfg->smtp_processes;
       c->backoff_ms = MASTER_BACKOFF_FIRST_MS;
       g_ptr_array_add (m->children, c);
       master_child_start (c);
@@ -418,7 +613,15 @@ intake_master_start (intake_config *cfg, const char *exe,
 void
 intake_master_shutdown (intake_master *m, GSourceFunc done, gpointer data)
 {
+  master_parse_job *j;
+
   m->stopping = TRUE;
+  g_atomic_int_set (&m->stopping_flag, 1);
+  while ((j = g_queue_pop_head (&m->parse_queue)) != NULL)
+    {
+      j->done (NULL, "shutdown", j->user_data);
+      master_parse_job_free (j);
+    }
   m->done = done;
   m->done_data = data;
   for (guint i = 0; i < m->children->len; i++)
@@ -449,6 +652,13 @@ intake_master_free (intake_master **mp)
         g_source_remove (c->restart);
       if (c->watch)
         g_source_remove (c->watch);
+      if (c->busy_timer)
+        g_source_remove (c->busy_timer);
+      if (c->busy)
+        {
+          c->busy->done (NULL, "shutdown", c->busy->user_data);
+          master_parse_job_free (c->busy);
+        }
       if (c->pid)
         kill (c->pid, SIGKILL);
       ipc_channel_free (&c->ipc);

@@ -14,6 +14,7 @@
 
 #include "intake/intake_config.h"
 #include "intake/pipeline.h"
+#include "parser/parser.h"
 #include "store/store.h"
 
 typedef struct intake_master intake_master;
@@ -31,5 +32,14 @@ void intake_master_shutdown (intake_master *m, GSourceFunc done,
                              gpointer data);
 
 void intake_master_free (intake_master **m);
+
+/* Parsing happens in the parse workers.  @done is called on the main
+ * context with the message (transfer full), or with NULL and a reason
+ * ("crash", "timeout", "bad-result", "shutdown").  Any thread.  */
+typedef void (*intake_parse_done) (parser_message *msg, const char *failure,
+                                   gpointer user_data);
+void intake_master_parse (intake_master *m, GBytes *raw,
+                          const store_envelope *env, intake_parse_done done,
+                          gpointer user_data);
 
 #endif

@@ -3,15 +3,17 @@
  *
  * Owns: one thread and its batch.  Every batch is handed to the store in
  * one go, so the writer commits it as one transaction; the next batch is
- * read only when the last one is done.  A row that does not open or whose
- * ingest fails is logged by id and skipped for this run; it stays in the
- * spool for a person.
+ * read only when the last one is done.  Parsing happens in the parse
+ * workers (through the function the master sets): a message whose parse
+ * fails is counted in the spool row, and quarantined after
+ * [parser] max_failures.  A row that does not open, or whose ingest fails
+ * (database busy, disk full), stays in the spool and is tried again later.
  */
 #define G_LOG_DOMAIN "intake-pipeline"
 
 #include "intake/pipeline.h"
 
-#include "parser/parser_headers.h"
+#include "parser/parser.h"
 
 #define PIPELINE_BATCH 128
 /* Accepting mail comes first: while messages are arriving (one was spooled
@@ -33,9 +35,21 @@ struct pipeline {
   GCond cond;
   gboolean kicked;
   gboolean stop;
-  guint outstanding;          /* ingests not yet completed */
+  guint outstanding;          /* parses or ingests not yet completed */
   GHashTable *failed;         /* spool id -> monotonic time of failure */
+  pipeline_parse_fn parse;
+  gpointer parse_data;
 };
+
+void
+pipeline_set_parser (pipeline *p, pipeline_parse_fn fn, gpointer data)
+{
+  g_mutex_lock (&p->lock);
+  p->parse = fn;
+  p->parse_data = data;
+  g_cond_signal (&p->cond);
+  g_mutex_unlock (&p->lock);
+}
 
 void
 pipeline_kick (pipeline *p)
@@ -75,27 +89,83 @@ pipeline_ingest_done (gint64 case_id, const GError *error, gpointer data)
 }
 
 static store_ingest *
-pipeline_prepare (pipeline *p, store_spool_item *item)
+pipeline_prepare (pipeline *p, store_spool_item *item, parser_message *m)
 {
-  g_autoptr (parser_headers) h = parser_headers_parse (item->raw);
   store_ingest *in = store_ingest_new ();
 
   in->spool_id = item->id;
   in->env = g_steal_pointer (&item->env);
   in->raw = g_steal_pointer (&item->raw);
-  in->from_addr = g_steal_pointer (&h->from_addr);
-  in->from_name = g_steal_pointer (&h->from_name);
-  in->subject = g_steal_pointer (&h->subject);
-  in->message_id = g_steal_pointer (&h->message_id);
+  if (m->from != NULL)
+    {
+      in->from_addr = g_strdup (m->from->addr);
+      in->from_name = g_strdup (m->from->name);
+    }
+  in->subject = g_strdup (m->subject);
+  in->message_id = g_strdup (m->message_id);
+  in->text = g_strdup (m->text);
+  in->anomalies = m->anomalies;
+  in->special = m->special;
+  in->auto_reply = m->auto_reply;
+  in->n_attachments = m->attachments->len;
   in->queue = g_strdup (p->cfg->default_queue);
   in->kind = g_strdup ("enquiry");
   in->ref_prefix = g_strdup (p->cfg->ref_prefix);
   return in;
 }
 
+/* One message of a batch, from its spool row to its parse result.  */
+typedef struct {
+  pipeline *p;
+  store_spool_item *item;
+  parser_message *msg;        /* (nullable) */
+  char *failure;              /* (nullable) why the parse failed */
+} pipeline_item;
+
+static void
+pipeline_on_parsed (parser_message *msg, const char *failure, gpointer data)
+{
+  pipeline_item *pi = data;
+  pipeline *p = pi->p;
+
+  g_mutex_lock (&p->lock);
+  pi->msg = msg;
+  pi->failure = g_strdup (failure);
+  p->outstanding--;
+  g_cond_signal (&p->cond);
+  g_mutex_unlock (&p->lock);
+}
+
+static void
+pipeline_fail_done (gint64 quarantined, const GError *error, gpointer data)
+{
+  pipeline_done_ctx *ctx = data;
+  pipeline *p = ctx->p;
+
+  if (error != NULL)
+    g_warning ("event=failure-not-recorded spool=%" G_GINT64_FORMAT
+               " error=%s", ctx->spool_id, error->message);
+  else if (quarantined == 1)
+    g_message ("event=quarantined spool=%" G_GINT64_FORMAT, ctx->spool_id);
+  g_mutex_lock (&p->lock);
+  p->outstanding--;
+  g_cond_signal (&p->cond);
+  g_mutex_unlock (&p->lock);
+  g_free (ctx);
+}
+
+static void
+pipeline_wait (pipeline *p)
+{
+  g_mutex_lock (&p->lock);
+  while (p->outstanding > 0)
+    g_cond_wait (&p->cond, &p->lock);
+  g_mutex_unlock (&p->lock);
+}
+
 /* One batch: returns the number of rows taken.  */
 static guint
-pipeline_batch (pipeline *p, gint64 *after)
+pipeline_batch (pipeline *p, gint64 *after, gboolean *failed)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) items = NULL;
@@ -112,10 +182,13 @@ pipeline_batch (pipeline *p, gint64 *after)
       g_warning ("event=spool-read-failed error=%s", error->message);
       return 0;
     }
+  g_autoptr (GPtrArray) work = g_ptr_array_new ();
+
+  /* 1. Every readable row to the parse workers.  */
   for (guint i = 0; i < items->len; i++)
     {
       store_spool_item *item = items->pdata[i];
-      pipeline_done_ctx *ctx;
+      pipeline_item *pi;
 
       *after = item->id;
       if (item->error != NULL)
@@ -131,24 +204,59 @@ pipeline_batch (pipeline *p, gint64 *after)
                              < PIPELINE_RETRY_US;
       if (failed_at != NULL && !wait)
         g_hash_table_remove (p->failed, &item->id);
+      if (!wait)
+        p->outstanding++;
       g_mutex_unlock (&p->lock);
       if (wait)
         continue;
-      ctx = g_new0 (pipeline_done_ctx, 1);
-      ctx->p = p;
-      ctx->spool_id = item->id;
-      g_mutex_lock (&p->lock);
-      p->outstanding++;
-      g_mutex_unlock (&p->lock);
-      store_ingest_submit (p->st, pipeline_prepare (p, item),
-                           pipeline_ingest_done, ctx);
-      taken++;
+      pi = g_new0 (pipeline_item, 1);
+      pi->p = p;
+      pi->item = item;
+      g_ptr_array_add (work, pi);
+      p->parse (item->raw, item->env, pipeline_on_parsed, pi, p->parse_data);
     }
-  /* Wait for the batch: the store commits it as one transaction.  */
-  g_mutex_lock (&p->lock);
-  while (p->outstanding > 0)
-    g_cond_wait (&p->cond, &p->lock);
-  g_mutex_unlock (&p->lock);
+  pipeline_wait (p);
+
+  /* 2. Cases for the parsed ones, failures counted for the others; the
+   * store commits them together.  */
+  for (guint i = 0; i < work->len; i++)
+    {
+      pipeline_item *pi = work->pdata[i];
+      pipeline_done_ctx *ctx = g_new0 (pipeline_done_ctx, 1);
+
+      ctx->p = p;
+      ctx->spool_id = pi->item->id;
+      if (pi->msg != NULL)
+        {
+          g_mutex_lock (&p->lock);
+          p->outstanding++;
+          g_mutex_unlock (&p->lock);
+          store_ingest_submit (p->st, pipeline_prepare (p, pi->item, pi->msg),
+                               pipeline_ingest_done, ctx);
+          taken++;
+        }
+      else if (g_strcmp0 (pi->failure, "shutdown") != 0)
+        {
+          *failed = TRUE;
+          g_mutex_lock (&p->lock);
+          p->outstanding++;
+          g_mutex_unlock (&p->lock);
+          store_spool_fail_submit (p->st, pi->item->id, pi->failure,
+                                   p->cfg->parse_max_failures,
+                                   pipeline_fail_done, ctx);
+        }
+      else
+        g_free (ctx);
+    }
+  pipeline_wait (p);
+  for (guint i = 0; i < work->len; i++)
+    {
+      pipeline_item *pi = work->pdata[i];
+      if (pi->msg)
+        parser_message_free (pi->msg);
+      g_free (pi->failure);
+      g_free (pi);
+    }
   return items->len;
 }
 
@@ -157,6 +265,10 @@ pipeline_main (gpointer data)
 {
   pipeline *p = data;
 
+  g_mutex_lock (&p->lock);
+  while (p->parse == NULL && !p->stop)
+    g_cond_wait (&p->cond, &p->lock);
+  g_mutex_unlock (&p->lock);
   for (;;)
     {
       gint64 after = 0;
@@ -167,16 +279,22 @@ pipeline_main (gpointer data)
       g_mutex_unlock (&p->lock);
 
       /* A full pass over the spool, batch by batch.  */
+      gboolean failed;
       do
         {
-          n = pipeline_batch (p, &after);
+          failed = FALSE;
+          n = pipeline_batch (p, &after, &failed);
+          /* A parse failure is counted; go round again at once, so that a
+           * poisonous message reaches quarantine without waiting.  */
+          if (failed)
+            after = 0;
           g_mutex_lock (&p->lock);
           gboolean stop = p->stop;
           g_mutex_unlock (&p->lock);
           if (stop)
             return NULL;
         }
-      while (n == PIPELINE_BATCH);
+      while (n == PIPELINE_BATCH || failed);
 
       g_mutex_lock (&p->lock);
       if (!p->kicked && !p->stop)

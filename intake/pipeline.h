@@ -13,6 +13,7 @@
 #include <glib.h>
 
 #include "intake/intake_config.h"
+#include "parser/parser.h"
 #include "store/store.h"
 
 typedef struct pipeline pipeline;
@@ -20,6 +21,17 @@ typedef struct pipeline pipeline;
 /* (transfer full) Start the worker on @st with @cfg (both transfer none,
  * outliving the pipeline).  */
 pipeline *pipeline_start (store *st, intake_config *cfg);
+
+/* How the pipeline gets a message parsed: @fn hands @raw (transfer none)
+ * and @env to a parse worker and calls @done exactly once, from any
+ * thread, with the message (transfer full) or NULL and a failure word.
+ * The pipeline waits for this to be set before its first batch.  */
+typedef void (*pipeline_parse_done) (parser_message *msg, const char *failure,
+                                     gpointer user_data);
+typedef void (*pipeline_parse_fn) (GBytes *raw, const store_envelope *env,
+                                   pipeline_parse_done done,
+                                   gpointer user_data, gpointer fn_data);
+void pipeline_set_parser (pipeline *p, pipeline_parse_fn fn, gpointer data);
 
 /* Something new is in the spool.  Any thread.  */
 void pipeline_kick (pipeline *p);

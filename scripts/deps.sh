@@ -8,9 +8,9 @@
 set -eu
 
 # Build: compiler, pkg-config and the -dev packages of DESIGN.md.
-BUILD="gcc make pkg-config libc6-dev libglib2.0-dev libgmime-3.0-dev libsqlite3-dev libsodium-dev libjson-glib-dev"
+BUILD="gcc make pkg-config libc6-dev libglib2.0-dev libgmime-3.0-dev libsqlite3-dev libsodium-dev libjson-glib-dev libytnef0-dev"
 # Run time: TLS for GIO.
-RUN="glib-networking ca-certificates"
+RUN="glib-networking ca-certificates shared-mime-info"
 # Tests: Check, and the real clients the integration tests drive.
 TEST="check python3 curl swaks libnet-ssleay-perl openssl sqlite3 procps"
 # Benchmark: Postfix's smtp-source and smtp-sink (the daemon is not started).

@@ -107,6 +107,17 @@ static const char *const store_migrations[] = {
   "  detail TEXT NOT NULL,"
   "  mac BLOB NOT NULL"                    /* BLAKE2b(audit key, prev mac|row) */
   ");",
+
+  /* 1 -> 2: parse failures and quarantine; what the parser found.  */
+  "ALTER TABLE spool ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;"
+  "ALTER TABLE spool ADD COLUMN last_error TEXT;"   /* a reason word */
+  "ALTER TABLE spool ADD COLUMN quarantined_at INTEGER;"
+  "CREATE INDEX spool_quarantine ON spool(quarantined_at);"
+  "ALTER TABLE messages ADD COLUMN anomalies INTEGER NOT NULL DEFAULT 0;"
+  "ALTER TABLE messages ADD COLUMN special INTEGER NOT NULL DEFAULT 0;"
+  "ALTER TABLE messages ADD COLUMN auto_reply INTEGER NOT NULL DEFAULT 0;"
+  "ALTER TABLE messages ADD COLUMN attachments INTEGER NOT NULL DEFAULT 0;"
+  "ALTER TABLE messages ADD COLUMN text BLOB;",     /* sealed: data key */
 };
 
 void
@@ -302,6 +313,8 @@ store_configure (sqlite3 *db, gboolean writer, GError **error)
     }
   return TRUE;
 }
+
+G_STATIC_ASSERT (G_N_ELEMENTS (store_migrations) == STORE_SCHEMA_VERSION);
 
 static gboolean
 store_migrate (sqlite3 *db, GError **error)

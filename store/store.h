@@ -36,7 +36,7 @@ typedef enum {
 } store_error_code;
 
 /* The schema version this binary writes (PRAGMA user_version).  */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 typedef enum {
   STORE_OPEN_WRITER = 1 << 0,  /* create/migrate, start the writer thread */
@@ -105,8 +105,39 @@ void store_spool_item_free (store_spool_item *item);
 GPtrArray *store_spool_list (store *s, gint64 after_id, guint max,
                              GError **error);
 
-/* Number of messages waiting in the spool.  */
+/* Number of messages waiting in the spool (quarantined ones excluded).  */
 gint64 store_spool_count (store *s, GError **error);
+
+/* A message could not be parsed (@reason: a word such as "crash",
+ * "timeout"): count the failure; at @max failures the row is quarantined,
+ * kept as it is and skipped by store_spool_list() until an admin retries
+ * it.  @done gets 1 if the row is now quarantined, else 0.  */
+void store_spool_fail_submit (store *s, gint64 spool_id, const char *reason,
+                              guint max, store_done_fn done,
+                              gpointer user_data);
+
+typedef struct {
+  gint64 id;
+  gint64 received_at;
+  gint64 quarantined_at;
+  gsize size;
+  guint failures;
+  char *last_error;
+  char *source;
+} store_quarantine_entry;
+
+void store_quarantine_entry_free (store_quarantine_entry *e);
+
+/* (transfer full) quarantined messages, oldest first.  */
+GPtrArray *store_quarantine_list (store *s, GError **error);
+
+/* (transfer full) one quarantined message, decrypted in memory.  */
+store_spool_item *store_quarantine_get (store *s, gint64 id, GError **error);
+
+/* Release a quarantined message back to the pipeline (failures reset),
+ * audited with @actor.  STORE_ERROR_NOT_FOUND if it is not quarantined.  */
+gboolean store_quarantine_retry (store *s, gint64 id, const char *actor,
+                                 GError **error);
 
 /* ---------------------------------------------------------------- cases */
 
@@ -122,6 +153,11 @@ typedef struct {
   char *queue;             /* destination queue */
   char *kind;              /* "enquiry" until the router decides */
   char *ref_prefix;        /* e.g. "ESC" */
+  char *text;              /* (nullable) normalised new text */
+  guint anomalies;         /* parser_anomaly bits */
+  guint special;           /* parser_special bits */
+  gboolean auto_reply;
+  guint n_attachments;
 } store_ingest;
 
 store_ingest *store_ingest_new (void);

@@ -37,6 +37,7 @@ store_ingest_free (store_ingest *in)
   g_free (in->queue);
   g_free (in->kind);
   g_free (in->ref_prefix);
+  g_free (in->text);
   g_free (in);
 }
 
@@ -377,13 +378,19 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
                                                  "header_message_id",
                                                  message_id, subject_id,
                                                  in->message_id);
+    g_autoptr (GBytes) text_ct = store_seal_text (data_key, "messages",
+                                                  "text", message_id,
+                                                  subject_id, in->text);
 
     st = store_stmt (s, db, "INSERT INTO messages (id, case_id, subject_id,"
                             " direction, source, received_at, size,"
                             " content_index, message_id_index, envelope, raw,"
-                            " header_from, header_subject, header_message_id)"
+                            " header_from, header_subject, header_message_id,"
+                            " text, anomalies, special, auto_reply,"
+                            " attachments)"
                             " VALUES (?1, ?2, ?3, 'in', ?4, ?5, ?6, ?7, ?8,"
-                            " ?9, ?10, ?11, ?12, ?13)", error);
+                            " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
+                            " ?18)", error);
     if (st == NULL)
       goto out;
     sqlite3_bind_int64 (st, 1, message_id);
@@ -406,6 +413,11 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
     store_bind_bytes (st, 11, from_ct);
     store_bind_bytes (st, 12, subj_ct);
     store_bind_bytes (st, 13, mid_ct);
+    store_bind_bytes (st, 14, text_ct);
+    sqlite3_bind_int64 (st, 15, in->anomalies);
+    sqlite3_bind_int64 (st, 16, in->special);
+    sqlite3_bind_int (st, 17, in->auto_reply ? 1 : 0);
+    sqlite3_bind_int64 (st, 18, in->n_attachments);
     if (!store_step_done (db, st, "message insert", error))
       goto out;
   }

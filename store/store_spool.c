@@ -201,7 +201,8 @@ store_spool_list (store *s, gint64 after_id, guint max, GError **error)
 
   g_mutex_lock (&s->rlock);
   st = store_stmt (s, s->rdb, "SELECT id, envelope, raw FROM spool"
-                              " WHERE id > ?1 ORDER BY id LIMIT ?2", error);
+                              " WHERE id > ?1 AND quarantined_at IS NULL"
+                              " ORDER BY id LIMIT ?2", error);
   if (st == NULL)
     goto fail;
   sqlite3_bind_int64 (st, 1, after_id);
@@ -249,7 +250,8 @@ store_spool_count (store *s, GError **error)
   gint64 n = -1;
 
   g_mutex_lock (&s->rlock);
-  st = store_stmt (s, s->rdb, "SELECT count(*) FROM spool", error);
+  st = store_stmt (s, s->rdb, "SELECT count(*) FROM spool"
+                              " WHERE quarantined_at IS NULL", error);
   if (st != NULL && sqlite3_step (st) == SQLITE_ROW)
     n = sqlite3_column_int64 (st, 0);
   else if (st != NULL)
@@ -258,4 +260,237 @@ store_spool_count (store *s, GError **error)
   store_stmt_release (st);
   g_mutex_unlock (&s->rlock);
   return n;
+}
+
+/* ---------------------------------------------------------- quarantine */
+
+typedef struct {
+  store_job job;
+  gint64 spool_id;
+  char *reason;
+  guint max;
+} store_fail_job;
+
+static void
+store_fail_job_free (store_job *job)
+{
+  store_fail_job *fj = (store_fail_job *) job;
+
+  g_free (fj->reason);
+  g_free (fj);
+}
+
+static gboolean
+store_fail_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
+{
+  store_fail_job *fj = (store_fail_job *) job;
+  g_autofree char *detail = NULL;
+  sqlite3_stmt *st;
+  gint64 failures = -1;
+  int rc;
+
+  st = store_stmt (s, db, "UPDATE spool SET failures = failures + 1,"
+                          " last_error = ?2,"
+                          " quarantined_at = CASE WHEN failures + 1 >= ?3"
+                          "   THEN ?4 ELSE NULL END"
+                          " WHERE id = ?1 RETURNING failures", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, fj->spool_id);
+  sqlite3_bind_text (st, 2, fj->reason, -1, SQLITE_STATIC);
+  sqlite3_bind_int (st, 3, (int) fj->max);
+  sqlite3_bind_int64 (st, 4, g_get_real_time ());
+  rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    failures = sqlite3_column_int64 (st, 0);
+  while (rc == SQLITE_ROW)
+    rc = sqlite3_step (st);
+  store_stmt_release (st);
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, db, rc, "spool failure");
+      return FALSE;
+    }
+  if (failures < 0)
+    {
+      g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,
+                   "spool row %" G_GINT64_FORMAT " is gone", fj->spool_id);
+      return FALSE;
+    }
+  job->result_id = failures >= fj->max ? 1 : 0;
+  if (job->result_id == 1)
+    {
+      detail = g_strdup_printf ("spool=%" G_GINT64_FORMAT " failures=%"
+                                G_GINT64_FORMAT " reason=%s", fj->spool_id,
+                                failures, fj->reason);
+      if (!store_audit_append (s, db, "pipeline", "message.quarantined",
+                               "spool", detail, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+void
+store_spool_fail_submit (store *s, gint64 spool_id, const char *reason,
+                         guint max, store_done_fn done, gpointer user_data)
+{
+  store_fail_job *fj = g_new0 (store_fail_job, 1);
+
+  fj->job.run = store_fail_job_run;
+  fj->job.free = store_fail_job_free;
+  fj->job.done = done;
+  fj->job.user_data = user_data;
+  fj->spool_id = spool_id;
+  fj->reason = g_strdup (reason);
+  fj->max = max;
+  store_job_submit (s, &fj->job);
+}
+
+void
+store_quarantine_entry_free (store_quarantine_entry *e)
+{
+  if (e == NULL)
+    return;
+  g_free (e->last_error);
+  g_free (e->source);
+  g_free (e);
+}
+
+GPtrArray *
+store_quarantine_list (store *s, GError **error)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) store_quarantine_entry_free);
+  sqlite3_stmt *st;
+  int rc;
+
+  g_mutex_lock (&s->rlock);
+  st = store_stmt (s, s->rdb, "SELECT id, received_at, quarantined_at, size,"
+                              " failures, last_error, source FROM spool"
+                              " WHERE quarantined_at IS NOT NULL ORDER BY id",
+                   error);
+  if (st == NULL)
+    {
+      g_mutex_unlock (&s->rlock);
+      g_ptr_array_unref (out);
+      return NULL;
+    }
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      store_quarantine_entry *e = g_new0 (store_quarantine_entry, 1);
+      e->id = sqlite3_column_int64 (st, 0);
+      e->received_at = sqlite3_column_int64 (st, 1);
+      e->quarantined_at = sqlite3_column_int64 (st, 2);
+      e->size = sqlite3_column_int64 (st, 3);
+      e->failures = sqlite3_column_int (st, 4);
+      e->last_error = g_strdup ((const char *) sqlite3_column_text (st, 5));
+      e->source = g_strdup ((const char *) sqlite3_column_text (st, 6));
+      g_ptr_array_add (out, e);
+    }
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, s->rdb, rc, "quarantine list");
+      g_clear_pointer (&out, g_ptr_array_unref);
+    }
+  store_stmt_release (st);
+  g_mutex_unlock (&s->rlock);
+  return out;
+}
+
+store_spool_item *
+store_quarantine_get (store *s, gint64 id, GError **error)
+{
+  const guint8 *key = store_keys_get (s->keys, STORE_KEY_SPOOL);
+  store_spool_item *item = NULL;
+  sqlite3_stmt *st;
+  int rc;
+
+  g_mutex_lock (&s->rlock);
+  st = store_stmt (s, s->rdb, "SELECT envelope, raw FROM spool"
+                              " WHERE id = ?1 AND quarantined_at IS NOT NULL",
+                   error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_int64 (st, 1, id);
+  rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    {
+      g_autoptr (GBytes) env_plain = NULL;
+      item = g_new0 (store_spool_item, 1);
+      item->id = id;
+      env_plain = store_unseal (key, "spool", "envelope", id, 0,
+                                sqlite3_column_blob (st, 0),
+                                sqlite3_column_bytes (st, 0), error);
+      if (env_plain != NULL)
+        item->env = store_envelope_unpack (env_plain, error);
+      if (item->env != NULL)
+        item->raw = store_unseal (key, "spool", "raw", id, 0,
+                                  sqlite3_column_blob (st, 1),
+                                  sqlite3_column_bytes (st, 1), error);
+      if (item->raw == NULL)
+        g_clear_pointer (&item, store_spool_item_free);
+    }
+  else if (rc == SQLITE_DONE)
+    g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,
+                 "no quarantined message %" G_GINT64_FORMAT, id);
+  else
+    store_set_sqlite_error (error, s->rdb, rc, "quarantine get");
+  store_stmt_release (st);
+out:
+  g_mutex_unlock (&s->rlock);
+  return item;
+}
+
+gboolean
+store_quarantine_retry (store *s, gint64 id, const char *actor,
+                        GError **error)
+{
+  g_autofree char *detail = NULL;
+  sqlite3_stmt *st;
+  gboolean ok = FALSE;
+  int rc;
+
+  /* An admin command: its own short transaction on the read connection
+   * (opened read-write), waiting for the daemon's writer if need be.  */
+  g_mutex_lock (&s->rlock);
+  if (sqlite3_exec (s->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, s->rdb, sqlite3_errcode (s->rdb),
+                              "quarantine retry");
+      g_mutex_unlock (&s->rlock);
+      return FALSE;
+    }
+  st = store_stmt (s, s->rdb, "UPDATE spool SET failures = 0,"
+                              " quarantined_at = NULL, last_error = NULL"
+                              " WHERE id = ?1 AND quarantined_at IS NOT NULL",
+                   error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_int64 (st, 1, id);
+  rc = sqlite3_step (st);
+  store_stmt_release (st);
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, s->rdb, rc, "quarantine retry");
+      goto out;
+    }
+  if (sqlite3_changes (s->rdb) != 1)
+    {
+      g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,
+                   "no quarantined message %" G_GINT64_FORMAT, id);
+      goto out;
+    }
+  detail = g_strdup_printf ("spool=%" G_GINT64_FORMAT, id);
+  if (!store_audit_append (s, s->rdb, actor, "message.retry", "spool",
+                           detail, error))
+    goto out;
+  ok = sqlite3_exec (s->rdb, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+  if (!ok)
+    store_set_sqlite_error (error, s->rdb, sqlite3_errcode (s->rdb),
+                            "quarantine retry commit");
+out:
+  if (!ok && !sqlite3_get_autocommit (s->rdb))
+    sqlite3_exec (s->rdb, "ROLLBACK", NULL, NULL, NULL);
+  g_mutex_unlock (&s->rlock);
+  return ok;
 }

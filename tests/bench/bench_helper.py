@@ -17,8 +17,10 @@
                                 measure master + SMTP children, open N idle
                                 SMTP sessions (read the banner, then sit),
                                 measure again, check the sessions are still
-                                open, write "rss_mb pss_mb ok alive" to
-                                RESULTFILE
+                                open, write "rss_mb pss_mb ok alive nprocs
+                                all_rss_mb all_nprocs" to RESULTFILE (rss
+                                and pss: master + SMTP children; all_*: with
+                                any other intaked children, parse workers)
 """
 
 import os
@@ -107,6 +109,8 @@ def count(db):
 
 
 def children(conf, role="smtp"):
+    """pids of intaked children started for conf with --role role (any
+    role when role is None), as (role, pid) when role is None."""
     pids = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -116,8 +120,14 @@ def children(conf, role="smtp"):
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if (b"--role" in argv and role.encode() in argv
-                and conf.encode() in argv and argv[0].endswith(b"intaked")):
+        if (b"--role" not in argv or conf.encode() not in argv
+                or not argv[0].endswith(b"intaked")):
+            continue
+        i = argv.index(b"--role")
+        r = argv[i + 1].decode("utf-8", "replace") if i + 1 < len(argv) else "?"
+        if role is None:
+            pids.append((r, int(pid)))
+        elif r == role:
             pids.append(int(pid))
     return sorted(pids)
 
@@ -143,26 +153,41 @@ def proc_mem(pid):
 
 
 def measure(label, conf, master):
-    procs = [("master", master)] + [("smtp", p) for p in children(conf)]
-    tot_rss = 0
-    tot_pss = 0
-    have_pss = True
+    """Memory of the master and its children.  Returns (VmRSS MB, Pss MB or
+    -1, number of processes) of the master + SMTP children (what the target
+    is about), and the same for all intaked processes of this config."""
+    procs = [("master", master)] + children(conf, None)
+    sums = {"target": [0, 0, True, 0], "all": [0, 0, True, 0]}
     print("  %s:" % label)
     for role, pid in procs:
-        rss, pss, hwm = proc_mem(pid)
-        tot_rss += rss
-        if pss is None:
-            have_pss = False
-        else:
-            tot_pss += pss
+        try:
+            rss, pss, hwm = proc_mem(pid)
+        except OSError:
+            continue
+        for key in ("target", "all"):
+            if key == "target" and role not in ("master", "smtp"):
+                continue
+            t = sums[key]
+            t[0] += rss
+            t[3] += 1
+            if pss is None:
+                t[2] = False
+            else:
+                t[1] += pss
         print("    %-6s pid %-7d VmRSS %8.1f MB  Pss %8s MB  VmHWM %8.1f MB"
               % (role, pid, rss / 1024.0,
                  "%.1f" % (pss / 1024.0) if pss is not None else "n/a",
                  hwm / 1024.0))
-    print("    total  (%d processes)  VmRSS %6.1f MB  Pss %8s MB"
-          % (len(procs), tot_rss / 1024.0,
-             "%.1f" % (tot_pss / 1024.0) if have_pss else "n/a"))
-    return tot_rss / 1024.0, (tot_pss / 1024.0 if have_pss else -1.0), len(procs)
+    out = {}
+    for key, what in (("target", "master + smtp"), ("all", "all intaked")):
+        t = sums[key]
+        out[key] = (t[0] / 1024.0, t[1] / 1024.0 if t[2] else -1.0, t[3])
+        if key == "all" and t[3] == sums["target"][3]:
+            continue
+        print("    total %-13s (%d processes)  VmRSS %6.1f MB  Pss %8s MB"
+              % (what, t[3], out[key][0],
+                 "%.1f" % out[key][1] if t[2] else "n/a"))
+    return out
 
 
 def raise_nofile(need):
@@ -183,7 +208,8 @@ def memtest(port, n, conf, master, result):
     if not children(conf):
         print("  no SMTP child found for %s" % conf)
         return 1
-    base_rss, base_pss, _ = measure("before (no session)", conf, master)
+    base = measure("before (no session)", conf, master)
+    base_rss, base_pss, _ = base["target"]
     socks = []
     ok = refused = failed = 0
     t0 = time.monotonic()
@@ -210,7 +236,9 @@ def memtest(port, n, conf, master, result):
     print("  opened %d sessions in %.2f s: %d got 220, %d refused, %d failed"
           % (n, time.monotonic() - t0, ok, refused, failed))
     time.sleep(3)               # let the server settle
-    rss, pss, nprocs = measure("with %d idle sessions" % ok, conf, master)
+    now = measure("with %d idle sessions" % ok, conf, master)
+    rss, pss, nprocs = now["target"]
+    all_rss, all_pss, all_n = now["all"]
     alive = 0
     for s in socks:
         try:
@@ -237,7 +265,8 @@ def memtest(port, n, conf, master, result):
             pass
         s.close()
     with open(result, "w") as f:
-        f.write("%.1f %.1f %d %d %d\n" % (rss, pss, ok, alive, nprocs))
+        f.write("%.1f %.1f %d %d %d %.1f %d\n"
+                % (rss, pss, ok, alive, nprocs, all_rss, all_n))
     return 0
 
 

@@ -42,7 +42,8 @@ def free_port():
 
 
 class Intaked:
-    def __init__(self, smtp=None, store=None, cases=None, intake=None):
+    def __init__(self, smtp=None, store=None, cases=None, intake=None,
+                 parser=None, env=None):
         self.dir = tempfile.mkdtemp(prefix="intake-test-")
         os.makedirs(os.path.join(self.dir, "conf"))
         self.port = free_port()
@@ -50,6 +51,7 @@ class Intaked:
         self.log_path = os.path.join(self.dir, "intaked.log")
         self.proc = None
         self._log = None
+        self.extra_env = dict(env or {})
         sections = {
             "intake": {"hostname": "intake.test", "user": "nobody"},
             "store": {"database": "../var/intake.db",
@@ -58,9 +60,12 @@ class Intaked:
             "smtp": {"listen": "127.0.0.1:%d" % self.port},
             "mailboxes": dict(MAILBOXES),
             "cases": {"reference_prefix": "ESC", "default_queue": "general"},
+            "parser": {"special_categories":
+                       os.path.join(ROOT, "conf", "special-categories.txt")},
         }
         for name, extra in (("intake", intake), ("store", store),
-                            ("smtp", smtp), ("cases", cases)):
+                            ("smtp", smtp), ("cases", cases),
+                            ("parser", parser)):
             if extra:
                 sections[name].update({k: str(v) for k, v in extra.items()})
         self.sections = sections
@@ -88,6 +93,7 @@ class Intaked:
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        env.update(self.extra_env)
         return env
 
     def start(self, wait=True):

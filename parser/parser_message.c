@@ -1,0 +1,2477 @@
+/*
+ * parser_message.c - raw MIME to one parser_message: GMime 3 parses, our
+ * own walker applies intake's limits and fills the result.
+ *
+ * Owns: the parser_message it returns (every string, array, GBytes in it)
+ * and, for the length of one call, the GMime parser, its options and the
+ * tree.  The caller keeps the raw bytes.
+ *
+ * Refuses: to re-serialise anything GMime parsed (GMime issue 165: no
+ * g_mime_object_to_string, no write_to_stream of objects, no
+ * set_*_parameter); content is only *decoded* through a part's data
+ * wrapper.  A message/rfc822 part's bytes are cut from the raw input by
+ * offsets, never rebuilt.  Names from messages (Content-Disposition,
+ * uuencode "begin" lines, TNEF) are display names only, never paths.
+ * Bad input is never an error: it becomes an anomaly flag and a note, and
+ * parser_message_parse() never returns NULL.
+ *
+ * Limits (parser.h) are applied by the walker, not by GMime: depth before
+ * GMime's own 1024/512, parts, header fields and bytes, decoded bytes,
+ * parameters, text kept.  The walk is recursive with an explicit depth
+ * counter capped at PARSER_LIMIT_DEPTH, and linear in the number of parts.
+ */
+#include "parser/parser.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <gio/gio.h>
+#include <gmime/gmime.h>
+
+#include "parser/parser_text.h"
+
+/* Last: libytnef's headers #define BYTE, WORD and DWORD.  */
+#include <ytnef.h>
+
+/* Bytes of an attachment given to content sniffing: shared-mime-info's
+ * magic rules look at most a few KiB in (ISO 9660 at 32 KiB); more only
+ * costs time.  */
+#define PARSER_MESSAGE_SNIFF_BYTES   (256 * 1024)
+/* Longest extension kept when a long name is cut to
+ * PARSER_LIMIT_FILENAME bytes.  */
+#define PARSER_MESSAGE_EXT_MAX       32
+/* RFC 2046 section 5.1.1: a boundary is 1 to 70 characters.  */
+#define PARSER_MESSAGE_BOUNDARY_MAX  70
+/* Delivery-status fields kept (bytes).  */
+#define PARSER_MESSAGE_FIELD_MAX     998
+/* GMimeParserWarning values are small; anything else is counted as 0.  */
+#define PARSER_MESSAGE_WARN_KINDS    32
+
+/* ------------------------------------------------------------ state */
+
+/* The bytes one GMime tree's offsets refer to: the raw message, or the
+ * decoded content of a base64/quoted-printable message/rfc822 part that
+ * was parsed again.  */
+typedef struct {
+  const guint8 *data;
+  gsize len;
+  guint bounds_base;           /* first boundary of this tree in the stack */
+} parser_walk_buf;
+
+/* Text gathered for one message: the top-level one or a forwarded one.  */
+typedef struct {
+  GString *text;
+  gboolean any_plain;
+  gboolean any_html;
+  gboolean full;               /* PARSER_LIMIT_TEXT reached */
+  char *tnef_body;             /* TNEF PR_BODY, used when nothing else */
+  gboolean top;                /* the top-level message */
+} parser_walk_text;
+
+typedef struct {
+  parser_message *m;
+  const parser_context *ctx;
+  GMimeParserOptions *opts;
+
+  guint warn_count[PARSER_MESSAGE_WARN_KINDS];
+  gint64 warn_offset[PARSER_MESSAGE_WARN_KINDS];
+
+  guint parts_skipped;         /* over PARSER_LIMIT_PARTS */
+  guint depth_skipped;         /* deeper than PARSER_LIMIT_DEPTH */
+  guint header_fields;
+  gsize header_bytes;
+  gsize decoded;               /* decoded bytes kept, all parts */
+  gsize forwarded_text;        /* bytes of forwarded text kept */
+  guint atts_dropped;          /* over PARSER_LIMIT_PARTS attachments */
+
+  gboolean noted_headers;
+  gboolean noted_decoded;
+  gboolean noted_params;
+  gboolean noted_value_cut;
+  gboolean noted_lists;
+  gboolean noted_charset;
+  gboolean noted_boundary;
+
+  /* Boundaries of the enclosing multiparts, innermost last: where a
+   * message/rfc822 part ends.  */
+  const char *bounds[PARSER_LIMIT_DEPTH + 2];
+  guint n_bounds;
+
+  const char *last_ok_charset; /* encoded-word charset check cache */
+} parser_walk;
+
+static void parser_walk_object (parser_walk *w, GMimeObject *o, guint depth,
+                                gboolean want_text, guint att_flags,
+                                parser_walk_text *acc,
+                                const parser_walk_buf *buf, gsize limit_end,
+                                gboolean in_report, GMimeObject *owner);
+
+/* ------------------------------------------------------------ helpers */
+
+static void parser_walk_note (parser_walk *w, const char *fmt, ...)
+    G_GNUC_PRINTF (2, 3);
+
+static void
+parser_walk_note (parser_walk *w, const char *fmt, ...)
+{
+  va_list ap;
+
+  if (w->m->notes->len >= PARSER_LIMIT_NOTES)
+    return;
+  va_start (ap, fmt);
+  g_ptr_array_add (w->m->notes, g_strdup_vprintf (fmt, ap));
+  va_end (ap);
+}
+
+/* Cut @s to at most @max bytes at a UTF-8 character boundary.  */
+static gboolean
+parser_walk_cut (GString *s, gsize max)
+{
+  gsize n = max;
+
+  if (s->len <= max)
+    return FALSE;
+  while (n > 0 && ((guchar) s->str[n] & 0xc0) == 0x80)
+    n--;
+  g_string_truncate (s, n);
+  return TRUE;
+}
+
+/* (transfer full) A header value as valid UTF-8 without controls, at most
+ * PARSER_LIMIT_HEADER_VALUE bytes; a longer one sets
+ * PARSER_ANOMALY_HEADERS.  */
+static char *
+parser_walk_value (parser_walk *w, const char *s)
+{
+  gsize len;
+
+  if (s == NULL)
+    return NULL;
+  len = strlen (s);
+  if (len > PARSER_LIMIT_HEADER_VALUE)
+    {
+      w->m->anomalies |= PARSER_ANOMALY_HEADERS;
+      if (!w->noted_value_cut)
+        parser_walk_note (w, "header value of %zu bytes cut to %d", len,
+                          PARSER_LIMIT_HEADER_VALUE);
+      w->noted_value_cut = TRUE;
+      /* A character cut here becomes U+FFFD beyond the limit.  */
+      len = PARSER_LIMIT_HEADER_VALUE + 8;
+    }
+  return parser_clean_text (s, (gssize) len, PARSER_LIMIT_HEADER_VALUE);
+}
+
+static char *
+parser_walk_value_or_null (parser_walk *w, const char *s)
+{
+  char *v;
+
+  if (s == NULL)
+    return NULL;
+  v = parser_walk_value (w, s);
+  g_strstrip (v);
+  if (*v == '\0')
+    {
+      g_free (v);
+      return NULL;
+    }
+  return v;
+}
+
+static char *
+parser_walk_lower (const char *s)
+{
+  return g_ascii_strdown (s ? s : "", -1);
+}
+
+/* The decoded-bytes budget: how many of @n more bytes may be kept.  */
+static gsize
+parser_walk_budget (parser_walk *w, gsize n)
+{
+  gsize left = PARSER_LIMIT_DECODED - w->decoded;
+
+  if (n > left)
+    {
+      w->m->anomalies |= PARSER_ANOMALY_DECODED_SIZE;
+      if (!w->noted_decoded)
+        parser_walk_note (w, "decoded content over %d bytes: the rest was "
+                          "cut", PARSER_LIMIT_DECODED);
+      w->noted_decoded = TRUE;
+      n = left;
+    }
+  w->decoded += n;
+  return n;
+}
+
+/* ------------------------------------------------------------ warnings */
+
+static const struct {
+  guint anomaly;
+  const char *name;
+} parser_walk_warnings[] = {
+  [0] = { PARSER_ANOMALY_GMIME_WARNING, "unknown" },
+  [GMIME_WARN_DUPLICATED_HEADER] = { PARSER_ANOMALY_CONFLICTING,
+                                     "duplicated-header" },
+  [GMIME_WARN_DUPLICATED_PARAMETER] = { PARSER_ANOMALY_GMIME_WARNING,
+                                        "duplicated-parameter" },
+  [GMIME_WARN_UNENCODED_8BIT_HEADER] = { PARSER_ANOMALY_GMIME_WARNING,
+                                         "unencoded-8bit-header" },
+  [GMIME_WARN_INVALID_CONTENT_TYPE] = { PARSER_ANOMALY_GMIME_WARNING,
+                                        "invalid-content-type" },
+  [GMIME_WARN_INVALID_RFC2047_HEADER_VALUE] = { PARSER_ANOMALY_ENCODED_WORD,
+                                                "invalid-rfc2047-value" },
+  [GMIME_WARN_MALFORMED_MULTIPART] = { PARSER_ANOMALY_BOUNDARY,
+                                       "malformed-multipart" },
+  /* GMime reports a missing closing delimiter as a truncated message.  */
+  [GMIME_WARN_TRUNCATED_MESSAGE] = { PARSER_ANOMALY_BOUNDARY,
+                                     "truncated-message" },
+  [GMIME_WARN_MALFORMED_MESSAGE] = { PARSER_ANOMALY_GMIME_WARNING,
+                                     "malformed-message" },
+  [GMIME_CRIT_INVALID_HEADER_NAME] = { PARSER_ANOMALY_GMIME_CRITICAL,
+                                       "invalid-header-name" },
+  [GMIME_CRIT_CONFLICTING_HEADER] = { PARSER_ANOMALY_GMIME_CRITICAL
+                                      | PARSER_ANOMALY_CONFLICTING,
+                                      "conflicting-header" },
+  [GMIME_CRIT_CONFLICTING_PARAMETER] = { PARSER_ANOMALY_GMIME_CRITICAL
+                                         | PARSER_ANOMALY_CONFLICTING,
+                                         "conflicting-parameter" },
+  [GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY] = { PARSER_ANOMALY_GMIME_CRITICAL
+                                              | PARSER_ANOMALY_BOUNDARY,
+                                              "multipart-without-boundary" },
+  [GMIME_WARN_INVALID_PARAMETER] = { PARSER_ANOMALY_GMIME_WARNING,
+                                     "invalid-parameter" },
+  [GMIME_WARN_INVALID_ADDRESS_LIST] = { PARSER_ANOMALY_GMIME_WARNING,
+                                        "invalid-address-list" },
+  [GMIME_CRIT_NESTING_OVERFLOW] = { PARSER_ANOMALY_GMIME_CRITICAL
+                                    | PARSER_ANOMALY_NESTING,
+                                    "nesting-overflow" },
+  [GMIME_WARN_PART_WITHOUT_CONTENT] = { PARSER_ANOMALY_BOUNDARY,
+                                        "part-without-content" },
+  [GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT] = {
+      PARSER_ANOMALY_GMIME_CRITICAL | PARSER_ANOMALY_BOUNDARY,
+      "part-without-headers-or-content" },
+};
+
+/* GMime's warning callback: every warning is counted by kind; one note per
+ * kind is written at the end.  @item is attacker text and is not kept.  */
+static void
+parser_walk_gmime_warning (gint64 offset, GMimeParserWarning code,
+                           const gchar *item, gpointer data)
+{
+  parser_walk *w = data;
+  guint k = (guint) code;
+
+  if (k >= G_N_ELEMENTS (parser_walk_warnings)
+      || parser_walk_warnings[k].name == NULL)
+    k = 0;
+  if (w->warn_count[k]++ == 0)
+    w->warn_offset[k] = offset;
+  w->m->anomalies |= parser_walk_warnings[k].anomaly;
+}
+
+static void
+parser_walk_warning_notes (parser_walk *w)
+{
+  for (guint k = 0; k < G_N_ELEMENTS (parser_walk_warnings); k++)
+    {
+      if (w->warn_count[k] == 0)
+        continue;
+      if (w->warn_offset[k] >= 0)
+        parser_walk_note (w, "GMime %s: %u time%s, first at byte %"
+                          G_GINT64_FORMAT, parser_walk_warnings[k].name,
+                          w->warn_count[k], w->warn_count[k] == 1 ? "" : "s",
+                          w->warn_offset[k]);
+      else
+        parser_walk_note (w, "GMime %s: %u time%s",
+                          parser_walk_warnings[k].name, w->warn_count[k],
+                          w->warn_count[k] == 1 ? "" : "s");
+    }
+}
+
+/* ------------------------------------------------------------ encoded
+ * words.  GMime 3.2.13 decodes broken RFC 2047 words leniently and warns
+ * about few of them, so the raw values of Subject, the address fields and
+ * filename parameters are checked here too (SECURITY-TESTS 59).  */
+
+static gboolean
+parser_walk_charset_known (parser_walk *w, const char *cs, gsize len)
+{
+  g_autofree char *name = g_strndup (cs, len);
+  char *star = strchr (name, '*');    /* RFC 2231 section 5 language */
+  GIConv cd;
+
+  if (star != NULL)
+    *star = '\0';
+  if (w->last_ok_charset != NULL
+      && g_ascii_strcasecmp (w->last_ok_charset, name) == 0)
+    return TRUE;
+  cd = g_iconv_open ("UTF-8", g_mime_charset_iconv_name (name));
+  if (cd == (GIConv) -1)
+    return FALSE;
+  g_iconv_close (cd);
+  /* interned: lives as long as the process */
+  w->last_ok_charset = g_intern_string (name);
+  return TRUE;
+}
+
+/* TRUE when @raw holds a malformed encoded word: unterminated, unknown
+ * charset, bad base64 (stray or all padding) or a bad Q escape.  */
+static gboolean
+parser_walk_bad_encoded_words (parser_walk *w, const char *raw)
+{
+  const char *p = raw;
+
+  if (raw == NULL)
+    return FALSE;
+  while ((p = strstr (p, "=?")) != NULL)
+    {
+      const char *cs = p + 2, *q, *text, *end;
+      char enc;
+
+      for (q = cs; *q && *q != '?' && !g_ascii_isspace (*q); q++)
+        ;
+      if (*q != '?' || q == cs)
+        return TRUE;
+      enc = g_ascii_toupper (q[1]);
+      if ((enc != 'B' && enc != 'Q') || q[2] != '?')
+        return TRUE;
+      text = q + 3;
+      for (end = text; *end && !(end[0] == '?' && end[1] == '=')
+                       && !g_ascii_isspace (*end); end++)
+        ;
+      if (end[0] != '?' || end[1] != '=')
+        return TRUE;                        /* unterminated */
+      if (!parser_walk_charset_known (w, cs, (gsize) (q - cs)))
+        return TRUE;
+      if (enc == 'B')
+        {
+          gsize n = (gsize) (end - text), pad = 0;
+          for (const char *c = text; c < end; c++)
+            {
+              if (*c == '=')
+                pad++;
+              else if (pad > 0 || !(g_ascii_isalnum (*c) || *c == '+'
+                                    || *c == '/'))
+                return TRUE;
+            }
+          if (n == 0 || pad > 2 || pad == n || n % 4 != 0)
+            return TRUE;
+        }
+      else
+        {
+          for (const char *c = text; c < end; c++)
+            if (*c == '=' && !(c + 2 < end + 1 && g_ascii_isxdigit (c[1])
+                               && g_ascii_isxdigit (c[2])))
+              return TRUE;
+        }
+      p = end + 2;
+    }
+  return FALSE;
+}
+
+static void
+parser_walk_check_words (parser_walk *w, GMimeObject *o, const char *name)
+{
+  GMimeHeaderList *hl = g_mime_object_get_header_list (o);
+  int n = hl ? g_mime_header_list_get_count (hl) : 0;
+
+  for (int i = 0; i < n; i++)
+    {
+      GMimeHeader *h = g_mime_header_list_get_header_at (hl, i);
+      if (g_ascii_strcasecmp (g_mime_header_get_name (h), name) == 0
+          && parser_walk_bad_encoded_words (w, g_mime_header_get_raw_value (h)))
+        w->m->anomalies |= PARSER_ANOMALY_ENCODED_WORD;
+    }
+}
+
+/* ------------------------------------------------------------ charsets */
+
+static gboolean
+parser_walk_is_utf7 (const char *cs)
+{
+  static const char *const utf7[] = {
+    "utf-7", "utf7", "unicode-1-1-utf-7", "csunicode11utf7",
+    "x-unicode-2-0-utf-7", "utf-7-imap", NULL
+  };
+
+  for (guint i = 0; utf7[i]; i++)
+    if (g_ascii_strcasecmp (cs, utf7[i]) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+/* Valid UTF-8 apart from NUL bytes (which the final pass replaces).  */
+static gboolean
+parser_walk_utf8_ok (const guint8 *p, gsize n)
+{
+  const gchar *s = (const gchar *) p, *end;
+
+  while (n > 0)
+    {
+      if (g_utf8_validate (s, (gssize) n, &end))
+        return TRUE;
+      if (*end != '\0')
+        return FALSE;
+      n -= (gsize) (end - s) + 1;
+      s = end + 1;
+    }
+  return TRUE;
+}
+
+static void
+parser_walk_append_fffd (GString *out)
+{
+  g_string_append (out, "\xef\xbf\xbd");
+}
+
+/* UTF-8 input: invalid bytes become U+FFFD one by one.  */
+static gboolean
+parser_walk_from_utf8 (const guint8 *p, gsize n, GString *out, gsize max)
+{
+  const gchar *s = (const gchar *) p, *end;
+  gboolean bad = FALSE;
+
+  while (n > 0 && out->len <= max)
+    {
+      if (g_utf8_validate (s, (gssize) n, &end))
+        {
+          g_string_append_len (out, s, (gssize) n);
+          break;
+        }
+      g_string_append_len (out, s, end - s);
+      n -= (gsize) (end - s);
+      s = end;
+      if (*s == '\0')
+        g_string_append_c (out, '\0');  /* replaced by the final pass */
+      else
+        {
+          parser_walk_append_fffd (out);
+          bad = TRUE;
+        }
+      s++;
+      n--;
+    }
+  return bad;
+}
+
+/* Any iconv charset: each byte iconv refuses becomes U+FFFD and the
+ * conversion goes on from the next byte (never fail the whole part).  */
+static gboolean
+parser_walk_from_iconv (GIConv cd, const guint8 *p, gsize n, GString *out,
+                        gsize max)
+{
+  gchar *in = (gchar *) p;
+  gsize inleft = n;
+  gboolean bad = FALSE;
+  char buf[4096];
+
+  while (inleft > 0 && out->len <= max)
+    {
+      gchar *o = buf;
+      gsize oleft = sizeof buf;
+      gsize r = g_iconv (cd, &in, &inleft, &o, &oleft);
+      int err = errno;
+
+      g_string_append_len (out, buf, o - buf);
+      if (r != (gsize) -1)
+        continue;
+      if (err == E2BIG && o != buf)
+        continue;
+      /* EILSEQ, EINVAL (truncated sequence at the end) or no progress */
+      parser_walk_append_fffd (out);
+      bad = TRUE;
+      in++;
+      inleft--;
+      g_iconv (cd, NULL, NULL, NULL, NULL);
+    }
+  {
+    gchar *o = buf;
+    gsize oleft = sizeof buf;
+    g_iconv (cd, NULL, NULL, &o, &oleft);      /* flush shift state */
+    g_string_append_len (out, buf, o - buf);
+  }
+  return bad;
+}
+
+/* (transfer full) @p in charset @charset (nullable: undeclared) as valid
+ * UTF-8 with LF line ends and no NUL, at most about @max bytes
+ * (*@truncated set when more was there).  UTF-7 is never decoded: a
+ * browser would read "+ADw-script+AD4-" as markup (SECURITY-TESTS 62).
+ * Unknown charsets are read as undeclared.  Undeclared 8-bit text is
+ * UTF-8 when valid, else windows-1252.  */
+static char *
+parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
+                     const char *charset, gsize max, gboolean *truncated)
+{
+  g_autofree char *cs = NULL;
+  GString *out = g_string_sized_new (MIN (n, max) + 16);
+  GString *fin;
+  gboolean bad = FALSE;
+  GIConv cd = (GIConv) -1;
+
+  if (charset != NULL)
+    {
+      cs = g_strstrip (g_ascii_strdown (charset, -1));
+      if (*cs == '\0')
+        g_clear_pointer (&cs, g_free);
+    }
+  if (cs != NULL && parser_walk_is_utf7 (cs))
+    {
+      w->m->anomalies |= PARSER_ANOMALY_CHARSET;
+      parser_walk_note (w, "UTF-7 text not decoded (read as ASCII)");
+      g_clear_pointer (&cs, g_free);
+    }
+  /* US-ASCII labels are routinely put on 8-bit text: read as undeclared.
+   * ISO-8859-1 is read as its superset windows-1252 (WHATWG).  */
+  if (cs != NULL && (strcmp (cs, "us-ascii") == 0 || strcmp (cs, "ascii") == 0
+                     || strcmp (cs, "ansi_x3.4-1968") == 0))
+    g_clear_pointer (&cs, g_free);
+  else if (cs != NULL && (strcmp (cs, "iso-8859-1") == 0
+                          || strcmp (cs, "iso8859-1") == 0
+                          || strcmp (cs, "iso_8859-1") == 0
+                          || strcmp (cs, "latin1") == 0
+                          || strcmp (cs, "l1") == 0))
+    {
+      g_free (cs);
+      cs = g_strdup ("windows-1252");
+    }
+
+  if (cs != NULL && strcmp (g_mime_charset_iconv_name (cs), "UTF-8") != 0
+      && g_ascii_strcasecmp (cs, "utf-8") != 0
+      && g_ascii_strcasecmp (cs, "utf8") != 0)
+    {
+      cd = g_iconv_open ("UTF-8", g_mime_charset_iconv_name (cs));
+      if (cd == (GIConv) -1)
+        {
+          w->m->anomalies |= PARSER_ANOMALY_CHARSET;
+          if (!w->noted_charset)
+            {
+              g_autofree char *shown = parser_clean_text (cs, -1, 40);
+              parser_walk_note (w, "unknown charset \"%s\" read as "
+                                "undeclared", shown);
+            }
+          w->noted_charset = TRUE;
+          g_clear_pointer (&cs, g_free);
+        }
+    }
+
+  if (cd != (GIConv) -1)
+    {
+      bad = parser_walk_from_iconv (cd, p, n, out, max);
+      g_iconv_close (cd);
+    }
+  else if (cs != NULL || parser_walk_utf8_ok (p, n))
+    bad = parser_walk_from_utf8 (p, n, out, max);
+  else
+    {
+      cd = g_iconv_open ("UTF-8", "CP1252");
+      g_assert (cd != (GIConv) -1);
+      bad = parser_walk_from_iconv (cd, p, n, out, max);
+      g_iconv_close (cd);
+    }
+  if (bad)
+    w->m->anomalies |= PARSER_ANOMALY_CHARSET;
+
+  /* Final pass: CRLF and CR to LF; NUL (flagged), the other C0 controls
+   * but TAB and LF, DEL and the C1 controls to U+FFFD, so that no terminal
+   * or log ever gets an escape sequence from a message.  */
+  fin = g_string_sized_new (out->len + 1);
+  for (gsize i = 0; i < out->len; i++)
+    {
+      guchar c = (guchar) out->str[i];
+      if (c == '\r')
+        {
+          g_string_append_c (fin, '\n');
+          if (i + 1 < out->len && out->str[i + 1] == '\n')
+            i++;
+        }
+      else if (c == '\0')
+        {
+          parser_walk_append_fffd (fin);
+          w->m->anomalies |= PARSER_ANOMALY_CHARSET;
+        }
+      else if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7f)
+        parser_walk_append_fffd (fin);
+      else if (c == 0xc2 && i + 1 < out->len
+               && (guchar) out->str[i + 1] >= 0x80
+               && (guchar) out->str[i + 1] < 0xa0)
+        {
+          parser_walk_append_fffd (fin);
+          i++;
+        }
+      else
+        g_string_append_c (fin, (char) c);
+    }
+  g_string_free (out, TRUE);
+  *truncated = parser_walk_cut (fin, max);
+  return g_string_free (fin, FALSE);
+}
+
+/* ------------------------------------------------------------ names */
+
+static gboolean
+parser_walk_name_drop (gunichar c)
+{
+  return c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0)
+         || (c >= 0x202a && c <= 0x202e)     /* bidi embeddings/overrides */
+         || (c >= 0x2066 && c <= 0x2069)     /* bidi isolates */
+         || c == 0x200e || c == 0x200f       /* LRM, RLM */
+         || c == 0x061c || c == 0xfeff;      /* ALM, BOM */
+}
+
+/* (transfer full) A display name from message data (SECURITY-TESTS 65):
+ * the last component after '/' or '\\', without control and bidi
+ * characters, trimmed of white space and of trailing dots (Windows drops
+ * them), at most PARSER_LIMIT_FILENAME bytes keeping the extension;
+ * "attachment-@index" when nothing is left.  *@changed when it differs
+ * from @raw.  Never a path: callers store content under their own ids.  */
+static char *
+parser_walk_safe_name (const char *raw, guint index, gboolean *changed)
+{
+  g_autofree char *valid = NULL;
+  const char *last;
+  GString *out;
+  gsize start, end;
+
+  *changed = FALSE;
+  if (raw == NULL || *raw == '\0')
+    return g_strdup_printf ("attachment-%u", index);
+  valid = g_utf8_make_valid (raw, -1);
+  if (strcmp (valid, raw) != 0)
+    *changed = TRUE;
+
+  last = valid;
+  for (const char *p = valid; *p; p++)
+    if (*p == '/' || *p == '\\')
+      last = p + 1;
+  if (last != valid)
+    *changed = TRUE;
+
+  out = g_string_new (NULL);
+  for (const char *p = last; *p; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+      if (parser_walk_name_drop (c))
+        *changed = TRUE;
+      else
+        g_string_append_unichar (out, c);
+    }
+
+  start = 0;
+  while (start < out->len && g_ascii_isspace (out->str[start]))
+    start++;
+  end = out->len;
+  while (end > start && (g_ascii_isspace (out->str[end - 1])
+                         || out->str[end - 1] == '.'))
+    end--;
+  if (start > 0 || end < out->len)
+    {
+      *changed = TRUE;
+      g_string_truncate (out, end);
+      g_string_erase (out, 0, (gssize) start);
+    }
+
+  if (out->len > PARSER_LIMIT_FILENAME)
+    {
+      const char *dot = strrchr (out->str, '.');
+      gsize ext = dot ? strlen (dot) : 0;
+      g_autofree char *tail = NULL;
+
+      *changed = TRUE;
+      if (dot == NULL || dot == out->str || ext > PARSER_MESSAGE_EXT_MAX)
+        ext = 0;
+      tail = g_strdup (out->str + out->len - ext);
+      g_string_truncate (out, out->len - ext);
+      parser_walk_cut (out, PARSER_LIMIT_FILENAME - ext);
+      g_string_append (out, tail);
+    }
+
+  if (out->len == 0)
+    {
+      *changed = TRUE;
+      g_string_free (out, TRUE);
+      return g_strdup_printf ("attachment-%u", index);
+    }
+  return g_string_free (out, FALSE);
+}
+
+static gboolean
+parser_walk_exec_ext (const char *ext)
+{
+  static const char *const exts[] = {
+    "exe", "com", "scr", "bat", "cmd", "pif", "vbs", "vbe", "js", "jse",
+    "wsf", "wsh", "msi", "msp", "hta", "cpl", "jar", "ps1", "psm1", "lnk",
+    "reg", "dll", NULL
+  };
+
+  for (guint i = 0; exts[i]; i++)
+    if (g_ascii_strcasecmp (ext, exts[i]) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+static gboolean
+parser_walk_exec_type (const char *type)
+{
+  static const char *const types[] = {
+    "application/x-executable", "application/x-msdownload",
+    "application/x-ms-dos-executable", "application/x-msi",
+    /* the same kinds under other shared-mime-info names */
+    "application/x-sharedlib", "application/x-pie-executable",
+    "application/x-dosexec", "application/x-msdos-program",
+    "application/vnd.microsoft.portable-executable",
+    "application/x-ms-shortcut", NULL
+  };
+
+  for (guint i = 0; types[i]; i++)
+    if (g_ascii_strcasecmp (type, types[i]) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+/* EXECUTABLE and DOUBLE_EXT from a cleaned name.  */
+static guint
+parser_walk_name_flags (const char *name)
+{
+  const char *dot = strrchr (name, '.');
+  guint flags = 0;
+
+  if (dot == NULL || !parser_walk_exec_ext (dot + 1))
+    return 0;
+  flags |= PARSER_ATT_EXECUTABLE;
+  if (dot > name)
+    {
+      const char *prev = dot - 1;
+      /* "invoice.pdf   .exe", "invoice.pdf..exe" */
+      if (*prev == ' ' || *prev == '.')
+        flags |= PARSER_ATT_DOUBLE_EXT;
+      else
+        {
+          const char *p = prev;
+          while (p > name && *p != '.' && g_ascii_isalnum (*p))
+            p--;
+          if (*p == '.' && p > name && p < prev)
+            flags |= PARSER_ATT_DOUBLE_EXT;
+        }
+    }
+  return flags;
+}
+
+/* Declared and detected types of different families: neither is a
+ * subtype of the other (GIO knows aliases and sub-classes: a .docx is a
+ * zip) and their top-level types differ.  application/octet-stream and an
+ * empty body say nothing.  */
+static gboolean
+parser_walk_type_mismatch (const char *declared, const char *detected)
+{
+  const char *ds, *ts;
+
+  if (*declared == '\0' || *detected == '\0'
+      || strcmp (declared, "application/octet-stream") == 0
+      || strcmp (detected, "application/octet-stream") == 0
+      || strcmp (detected, "application/x-zerosize") == 0
+      || g_ascii_strcasecmp (declared, detected) == 0)
+    return FALSE;
+  if (g_content_type_is_a (detected, declared)
+      || g_content_type_is_a (declared, detected))
+    return FALSE;
+  ds = strchr (declared, '/');
+  ts = strchr (detected, '/');
+  if (ds == NULL || ts == NULL)
+    return FALSE;
+  return (ds - declared) != (ts - detected)
+         || g_ascii_strncasecmp (declared, detected,
+                                 (gsize) (ds - declared)) != 0;
+}
+
+/* ------------------------------------------------------------ attachments */
+
+/* Add an attachment; takes @content.  */
+static parser_attachment *
+parser_walk_attach (parser_walk *w, GBytes *content, const char *declared,
+                    const char *raw_name, const char *content_id,
+                    guint flags, gboolean name_cut)
+{
+  parser_message *m = w->m;
+  parser_attachment *a;
+  gboolean changed;
+  gsize n;
+  const guint8 *data;
+  g_autofree char *guess = NULL;
+
+  if (m->attachments->len >= PARSER_LIMIT_PARTS)
+    {
+      if (w->atts_dropped++ == 0)
+        parser_walk_note (w, "more than %d attachments: the rest were not "
+                          "kept", PARSER_LIMIT_PARTS);
+      m->anomalies |= PARSER_ANOMALY_PARTS;
+      g_bytes_unref (content);
+      return NULL;
+    }
+  a = g_new0 (parser_attachment, 1);
+  a->name = parser_walk_safe_name (raw_name, m->attachments->len + 1,
+                                   &changed);
+  if (changed || name_cut)
+    {
+      flags |= PARSER_ATT_NAME_CLEANED;
+      m->anomalies |= PARSER_ANOMALY_FILENAME;
+    }
+  a->declared_type = parser_walk_lower (declared && *declared
+                                        ? declared
+                                        : "application/octet-stream");
+  {
+    g_autofree char *clean = parser_clean_text (a->declared_type, -1, 255);
+    g_free (a->declared_type);
+    a->declared_type = g_steal_pointer (&clean);
+  }
+  data = g_bytes_get_data (content, &n);
+  guess = g_content_type_guess (NULL, data, MIN (n, PARSER_MESSAGE_SNIFF_BYTES),
+                                NULL);
+  a->detected_type = guess ? g_content_type_get_mime_type (guess) : NULL;
+  if (a->detected_type == NULL)
+    a->detected_type = g_strdup ("application/octet-stream");
+  a->size = n;
+  {
+    g_autofree char *hex = g_compute_checksum_for_bytes (G_CHECKSUM_SHA256,
+                                                         content);
+    g_strlcpy (a->sha256, hex, sizeof a->sha256);
+  }
+  a->content = content;
+  a->content_id = content_id && *content_id
+                      ? parser_clean_text (content_id, -1, 998) : NULL;
+
+  flags |= parser_walk_name_flags (a->name);
+  if (parser_walk_exec_type (a->detected_type))
+    flags |= PARSER_ATT_EXECUTABLE;
+  if (!(flags & PARSER_ATT_FORWARDED)
+      && parser_walk_type_mismatch (a->declared_type, a->detected_type))
+    flags |= PARSER_ATT_TYPE_MISMATCH;
+  a->flags = flags;
+  g_ptr_array_add (m->attachments, a);
+  return a;
+}
+
+/* (transfer full) A part's decoded content (transfer encoding undone by
+ * its data wrapper; nothing re-encoded), within the decoded budget.  */
+static GBytes *
+parser_walk_decode (parser_walk *w, GMimePart *part)
+{
+  GMimeDataWrapper *dw = g_mime_part_get_content (part);
+  GMimeStream *out;
+  GByteArray *ba;
+
+  if (dw == NULL)
+    return g_bytes_new (NULL, 0);
+  out = g_mime_stream_mem_new ();
+  g_mime_data_wrapper_write_to_stream (dw, out);
+  ba = g_mime_stream_mem_get_byte_array (GMIME_STREAM_MEM (out));
+  g_mime_stream_mem_set_owner (GMIME_STREAM_MEM (out), FALSE);
+  g_object_unref (out);
+  g_byte_array_set_size (ba, (guint) parser_walk_budget (w, ba->len));
+  return g_byte_array_free_to_bytes (ba);
+}
+
+/* A parameter among the first PARSER_LIMIT_PARAMS of @list.  */
+static const char *
+parser_walk_param (parser_walk *w, GMimeParamList *list, const char *name)
+{
+  int n = list ? g_mime_param_list_length (list) : 0;
+
+  if (n > PARSER_LIMIT_PARAMS)
+    {
+      w->m->anomalies |= PARSER_ANOMALY_PARAMS;
+      if (!w->noted_params)
+        parser_walk_note (w, "%d parameters on one header: only the first "
+                          "%d read", n, PARSER_LIMIT_PARAMS);
+      w->noted_params = TRUE;
+      n = PARSER_LIMIT_PARAMS;
+    }
+  for (int i = 0; i < n; i++)
+    {
+      GMimeParam *p = g_mime_param_list_get_parameter_at (list, i);
+      if (g_ascii_strcasecmp (g_mime_param_get_name (p), name) == 0)
+        return g_mime_param_get_value (p);
+    }
+  return NULL;
+}
+
+static const char *
+parser_walk_raw_header (GMimeObject *o, const char *name)
+{
+  GMimeHeaderList *hl = g_mime_object_get_header_list (o);
+  GMimeHeader *h = hl ? g_mime_header_list_get_header (hl, name) : NULL;
+
+  return h ? g_mime_header_get_raw_value (h) : NULL;
+}
+
+/* RFC 2231 "%00" in a name parameter: GMime's C string ends there, so
+ * what follows was cut (SECURITY-TESTS 65, "a.pdf%00.exe").  */
+static gboolean
+parser_walk_name_nul (const char *raw)
+{
+  return raw != NULL && strstr (raw, "%00") != NULL;
+}
+
+/* ------------------------------------------------------------ uuencode */
+
+#define PARSER_UU_DEC(c) (((c) - ' ') & 0x3f)
+
+static gboolean
+parser_walk_uu_line (const char *line, gsize len, GByteArray *out)
+{
+  gsize n, need;
+  const char *p;
+
+  while (len > 0 && (line[len - 1] == '\r'))
+    len--;
+  if (len == 0)
+    return FALSE;
+  n = PARSER_UU_DEC (line[0]);
+  need = (n + 2) / 3 * 4;
+  if (len - 1 < need)
+    return FALSE;                     /* bad length line (GMime 3fb8f529) */
+  for (gsize i = 1; i <= need; i++)
+    if (line[i] < ' ' || line[i] > '`')
+      return FALSE;
+  p = line + 1;
+  while (n > 0)
+    {
+      guint8 b[3];
+      b[0] = (guint8) (PARSER_UU_DEC (p[0]) << 2 | PARSER_UU_DEC (p[1]) >> 4);
+      b[1] = (guint8) (PARSER_UU_DEC (p[1]) << 4 | PARSER_UU_DEC (p[2]) >> 2);
+      b[2] = (guint8) (PARSER_UU_DEC (p[2]) << 6 | PARSER_UU_DEC (p[3]));
+      g_byte_array_append (out, b, MIN (n, 3));
+      n -= MIN (n, 3);
+      p += 4;
+    }
+  return TRUE;
+}
+
+/* "begin 644 name": the name (transfer full) or NULL.  */
+static char *
+parser_walk_uu_begin (const char *line, gsize len)
+{
+  gsize i = 6, digits = 0;
+
+  if (len < 8 || strncmp (line, "begin ", 6) != 0)
+    return NULL;
+  while (i < len && line[i] >= '0' && line[i] <= '7')
+    i++, digits++;
+  if (digits < 3 || digits > 4 || i >= len || line[i] != ' ')
+    return NULL;
+  return g_strndup (line + i + 1, len - i - 1);
+}
+
+/* Inline uuencoded files in a plain text part become attachments
+ * (PARSER_ATT_FROM_UUENCODE) and leave the text; a broken block stays in
+ * the text and sets PARSER_ANOMALY_UUENCODE.  (transfer full)  */
+static char *
+parser_walk_uuencode (parser_walk *w, const char *text, guint att_flags)
+{
+  GString *out;
+  const char *p = text;
+
+  if (strstr (text, "begin ") == NULL)
+    return g_strdup (text);
+  out = g_string_sized_new (strlen (text));
+  while (*p)
+    {
+      const char *eol = strchr (p, '\n');
+      gsize len = eol ? (gsize) (eol - p) : strlen (p);
+      const char *next = eol ? eol + 1 : p + len;
+      g_autofree char *name = parser_walk_uu_begin (p, len);
+
+      if (name != NULL)
+        {
+          GByteArray *data = g_byte_array_new ();
+          const char *q = next;
+          gboolean ok = FALSE;
+
+          while (*q)
+            {
+              const char *qe = strchr (q, '\n');
+              gsize ql = qe ? (gsize) (qe - q) : strlen (q);
+              const char *qn = qe ? qe + 1 : q + ql;
+              gsize tl = ql;
+
+              while (tl > 0 && (q[tl - 1] == ' ' || q[tl - 1] == '\r'))
+                tl--;
+              if (tl == 3 && strncmp (q, "end", 3) == 0)
+                {
+                  ok = TRUE;
+                  next = qn;
+                  break;
+                }
+              if (!parser_walk_uu_line (q, ql, data))
+                break;
+              q = qn;
+            }
+          if (ok)
+            {
+              gsize keep = parser_walk_budget (w, data->len);
+              g_strstrip (name);
+              g_byte_array_set_size (data, (guint) keep);
+              parser_walk_attach (w, g_byte_array_free_to_bytes (data),
+                                  "application/octet-stream", name, NULL,
+                                  att_flags | PARSER_ATT_FROM_UUENCODE,
+                                  FALSE);
+              p = next;
+              continue;
+            }
+          g_byte_array_unref (data);
+          w->m->anomalies |= PARSER_ANOMALY_UUENCODE;
+          parser_walk_note (w, "broken uuencoded block kept in the text");
+        }
+      g_string_append_len (out, p, (gssize) (next - p));
+      p = next;
+    }
+  return g_string_free (out, FALSE);
+}
+
+/* ------------------------------------------------------------ text */
+
+static void
+parser_walk_text_add (parser_walk *w, parser_walk_text *acc, char *piece,
+                      gboolean html)
+{
+  gsize len;
+
+  len = strlen (piece);
+  while (len > 0 && g_ascii_isspace (piece[len - 1]))
+    len--;
+  piece[len] = '\0';
+  if (len == 0 || acc->full)
+    return;
+  if (html)
+    acc->any_html = TRUE;
+  else
+    acc->any_plain = TRUE;
+  if (acc->text->len > 0)
+    g_string_append (acc->text, "\n\n");
+  g_string_append_len (acc->text, piece, (gssize) len);
+  if (parser_walk_cut (acc->text, PARSER_LIMIT_TEXT))
+    {
+      acc->full = TRUE;
+      w->m->anomalies |= PARSER_ANOMALY_TRUNCATED_TEXT;
+      parser_walk_note (w, "text over %d bytes cut", PARSER_LIMIT_TEXT);
+    }
+}
+
+static gboolean
+parser_walk_is_body_text (const char *type, const char *subtype)
+{
+  return g_ascii_strcasecmp (type, "text") == 0
+         && (g_ascii_strcasecmp (subtype, "plain") == 0
+             || g_ascii_strcasecmp (subtype, "html") == 0
+             || g_ascii_strcasecmp (subtype, "enriched") == 0
+             || g_ascii_strcasecmp (subtype, "richtext") == 0);
+}
+
+static void
+parser_walk_text_part (parser_walk *w, GMimePart *part, GMimeContentType *ct,
+                       guint att_flags, parser_walk_text *acc)
+{
+  GMimeParamList *params = g_mime_content_type_get_parameters (ct);
+  const char *subtype = g_mime_content_type_get_media_subtype (ct);
+  const char *charset = parser_walk_param (w, params, "charset");
+  const char *format = parser_walk_param (w, params, "format");
+  const char *delsp = parser_walk_param (w, params, "delsp");
+  g_autoptr (GBytes) content = parser_walk_decode (w, part);
+  gsize n;
+  const guint8 *data = g_bytes_get_data (content, &n);
+  gboolean cut = FALSE;
+  g_autofree char *utf8 = NULL;
+  char *piece;
+  gboolean html = g_ascii_strcasecmp (subtype, "html") == 0;
+
+  utf8 = parser_walk_to_utf8 (w, data, n, charset, PARSER_LIMIT_TEXT, &cut);
+  if (cut)
+    {
+      w->m->anomalies |= PARSER_ANOMALY_TRUNCATED_TEXT;
+      parser_walk_note (w, "a text part over %d bytes was cut",
+                        PARSER_LIMIT_TEXT);
+    }
+  if (html)
+    piece = parser_html_to_text (utf8, strlen (utf8));
+  else if (format != NULL && g_ascii_strcasecmp (format, "flowed") == 0)
+    {
+      g_autofree char *flowed = parser_flowed_decode (
+          utf8, delsp != NULL && g_ascii_strcasecmp (delsp, "yes") == 0);
+      piece = parser_walk_uuencode (w, flowed, att_flags);
+    }
+  else
+    piece = parser_walk_uuencode (w, utf8, att_flags);
+  parser_walk_text_add (w, acc, piece, html);
+  g_free (piece);
+}
+
+/* ------------------------------------------------------------ reports */
+
+typedef void (*parser_walk_field_fn) (parser_walk *w, const char *name,
+                                      gsize name_len, const char *value,
+                                      gpointer data);
+
+/* Header-style fields of a part body (message/delivery-status,
+ * text/rfc822-headers): "Name: value" with folded continuation lines,
+ * values cleaned and at most PARSER_MESSAGE_FIELD_MAX bytes.  */
+static void
+parser_walk_fields (parser_walk *w, GBytes *content, parser_walk_field_fn fn,
+                    gpointer data)
+{
+  gsize n;
+  const char *p = g_bytes_get_data (content, &n);
+  const char *end;
+
+  if (p == NULL || n == 0)
+    return;
+  end = p + n;
+  while (p < end)
+    {
+      const char *eol = memchr (p, '\n', (gsize) (end - p));
+      const char *le = eol ? eol : end;
+      const char *next = eol ? eol + 1 : end;
+      const char *colon = memchr (p, ':', (gsize) (le - p));
+
+      if (colon != NULL && colon > p && !g_ascii_isspace (*p))
+        {
+          GString *v = g_string_new_len (colon + 1, le - colon - 1);
+          g_autofree char *clean = NULL;
+          gsize name_len = (gsize) (colon - p);
+
+          while (next < end && (*next == ' ' || *next == '\t'))
+            {
+              const char *e2 = memchr (next, '\n', (gsize) (end - next));
+              const char *l2 = e2 ? e2 : end;
+              if (v->len < PARSER_MESSAGE_FIELD_MAX)
+                g_string_append_len (v, next, l2 - next);
+              next = e2 ? e2 + 1 : end;
+            }
+          while (name_len > 0 && g_ascii_isspace (p[name_len - 1]))
+            name_len--;
+          clean = parser_clean_text (v->str, (gssize) MIN (v->len,
+                                                           PARSER_MESSAGE_FIELD_MAX
+                                                           + 8),
+                                     PARSER_MESSAGE_FIELD_MAX);
+          g_strstrip (clean);
+          fn (w, p, name_len, clean, data);
+          g_string_free (v, TRUE);
+        }
+      p = next;
+    }
+}
+
+static gboolean
+parser_walk_field_is (const char *name, gsize len, const char *want)
+{
+  return len == strlen (want) && g_ascii_strncasecmp (name, want, len) == 0;
+}
+
+typedef struct {
+  char *orig;
+  char *final;
+} parser_walk_rcpt;
+
+static void
+parser_walk_report_field (parser_walk *w, const char *name, gsize len,
+                          const char *value, gpointer data)
+{
+  parser_message *m = w->m;
+  parser_walk_rcpt *r = data;
+
+  if (*value == '\0')
+    return;
+  if (parser_walk_field_is (name, len, "Status") && m->report_status == NULL)
+    m->report_status = g_strndup (value, strcspn (value, " \t("));
+  else if ((parser_walk_field_is (name, len, "Original-Recipient")
+            && r->orig == NULL)
+           || (parser_walk_field_is (name, len, "Final-Recipient")
+               && r->final == NULL))
+    {
+      /* "rfc822; addr": the address type is dropped (RFC 3464 2.3.1) */
+      const char *semi = strchr (value, ';');
+      char *addr = g_strstrip (g_strdup (semi ? semi + 1 : value));
+      if (*addr == '\0')
+        g_free (addr);
+      else if (name[1] == 'r' || name[1] == 'R')
+        r->orig = addr;
+      else
+        r->final = addr;
+    }
+  else if (parser_walk_field_is (name, len, "Original-Message-ID")
+           && m->report_message_id == NULL)
+    {
+      g_autofree char *id = g_mime_utils_decode_message_id (value);
+      if (id && *id)
+        m->report_message_id = parser_clean_text (id, -1, 998);
+    }
+}
+
+/* message/delivery-status (RFC 3464) or message/disposition-notification
+ * (RFC 8098): the first Status, the first recipient, the original
+ * Message-ID.  */
+static void
+parser_walk_report_fields (parser_walk *w, GBytes *content)
+{
+  parser_walk_rcpt r = { NULL, NULL };
+
+  parser_walk_fields (w, content, parser_walk_report_field, &r);
+  if (w->m->report_recipient == NULL && (r.orig || r.final))
+    w->m->report_recipient = g_strdup (r.orig ? r.orig : r.final);
+  g_free (r.orig);
+  g_free (r.final);
+}
+
+static void
+parser_walk_headers_field (parser_walk *w, const char *name, gsize len,
+                           const char *value, gpointer data)
+{
+  if (parser_walk_field_is (name, len, "Message-ID")
+      && w->m->report_message_id == NULL)
+    {
+      g_autofree char *id = g_mime_utils_decode_message_id (value);
+      if (id && *id)
+        w->m->report_message_id = parser_clean_text (id, -1, 998);
+    }
+}
+
+/* text/rfc822-headers: the original Message-ID.  */
+static void
+parser_walk_report_headers (parser_walk *w, GBytes *content)
+{
+  parser_walk_fields (w, content, parser_walk_headers_field, NULL);
+}
+
+/* ------------------------------------------------------------ TNEF */
+
+/* (transfer full) A TNEF string property: libytnef gives PT_UNICODE as
+ * UTF-8 already and PT_STRING8 in the sender's code page; both end at the
+ * first NUL.  */
+static char *
+parser_walk_tnef_string (const variableLength *v)
+{
+  gsize n;
+  g_autofree char *s = NULL;
+
+  if (v == NULL || v == MAPI_UNDEFINED || v->data == NULL || v->size <= 0)
+    return NULL;
+  n = strnlen ((const char *) v->data, (gsize) v->size);
+  if (n == 0)
+    return NULL;
+  if (g_utf8_validate ((const char *) v->data, (gssize) n, NULL))
+    return g_strndup ((const char *) v->data, n);
+  s = g_convert ((const char *) v->data, (gssize) n, "UTF-8", "CP1252", NULL,
+                 NULL, NULL);
+  return s ? g_steal_pointer (&s) : g_utf8_make_valid ((const char *) v->data,
+                                                       (gssize) n);
+}
+
+static char *
+parser_walk_tnef_name (Attachment *a)
+{
+  static const unsigned int tags[] = {
+    PROP_TAG (PT_UNICODE, PR_ATTACH_LONG_FILENAME),
+    PROP_TAG (PT_STRING8, PR_ATTACH_LONG_FILENAME),
+    PROP_TAG (PT_UNICODE, PR_ATTACH_FILENAME),
+    PROP_TAG (PT_STRING8, PR_ATTACH_FILENAME),
+    PROP_TAG (PT_UNICODE, PR_DISPLAY_NAME),
+    PROP_TAG (PT_STRING8, PR_DISPLAY_NAME),
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (tags); i++)
+    {
+      char *s = parser_walk_tnef_string (MAPIFindProperty (&a->MAPI, tags[i]));
+      if (s != NULL)
+        return s;
+    }
+  return parser_walk_tnef_string (&a->Title);
+}
+
+/* TNEF attributes are level (1), id (4), length (4), data, checksum (2:
+ * the sum of the data bytes).  Some writers get the checksum wrong and
+ * libytnef then refuses the whole stream; the framing is walked here and
+ * each checksum recomputed, so a bad one costs nothing but a note.  Stops
+ * at the first attribute that does not fit.  Returns how many were
+ * rewritten.  */
+static guint
+parser_walk_tnef_checksums (guint8 *d, gsize n)
+{
+  gsize p = 6;                  /* signature (4), key (2) */
+  guint fixed = 0;
+
+  while (p + 9 <= n)
+    {
+      guint32 len = (guint32) d[p + 5] | (guint32) d[p + 6] << 8
+                    | (guint32) d[p + 7] << 16 | (guint32) d[p + 8] << 24;
+      guint16 sum = 0, had;
+
+      if (len > n - p - 9 || n - p - 9 - len < 2)
+        break;
+      for (gsize i = 0; i < len; i++)
+        sum = (guint16) (sum + d[p + 9 + i]);
+      had = (guint16) (d[p + 9 + len] | d[p + 10 + len] << 8);
+      if (had != sum)
+        {
+          d[p + 9 + len] = (guint8) (sum & 0xff);
+          d[p + 10 + len] = (guint8) (sum >> 8);
+          fixed++;
+        }
+      p += 9 + (gsize) len + 2;
+    }
+  return fixed;
+}
+
+/* Decode winmail.dat with libytnef: each file inside becomes an attachment
+ * (PARSER_ATT_FROM_TNEF, same name cleaning: SECURITY-TESTS 66), the body
+ * (PR_BODY) is kept for a message without other text.  FALSE when
+ * libytnef refuses it or nothing was inside.  */
+static gboolean
+parser_walk_tnef (parser_walk *w, GBytes *content, guint att_flags,
+                  parser_walk_text *acc)
+{
+  gsize n;
+  const guint8 *data = g_bytes_get_data (content, &n);
+  g_autofree guint8 *copy = NULL;
+  TNEFStruct tnef;
+  guint found = 0, fixed;
+  char *body = NULL;
+
+  if (n < 6 || n > G_MAXINT32)
+    return FALSE;
+  copy = g_memdup2 (data, n);
+  fixed = parser_walk_tnef_checksums (copy, n);
+  TNEFInitialize (&tnef);
+  tnef.Debug = 0;
+  if (TNEFParseMemory (copy, (long) n, &tnef) != 0)
+    {
+      TNEFFree (&tnef);
+      parser_walk_note (w, "TNEF (winmail.dat) refused by libytnef: kept "
+                        "as it is");
+      return FALSE;
+    }
+  for (Attachment *a = tnef.starting_attach.next; a != NULL; a = a->next)
+    {
+      variableLength *v = &a->FileData;
+      gsize skip = 0;
+      g_autofree char *name = NULL;
+      g_autofree char *mime = NULL;
+      GBytes *bytes;
+      gsize keep;
+
+      if (v->size <= 0 || v->data == NULL)
+        {
+          v = MAPIFindProperty (&a->MAPI,
+                                PROP_TAG (PT_BINARY, PR_ATTACH_DATA_OBJ));
+          if (v == MAPI_UNDEFINED)
+            {
+              /* an embedded object: a 16-byte IID, then the data */
+              v = MAPIFindProperty (&a->MAPI,
+                                    PROP_TAG (PT_OBJECT, PR_ATTACH_DATA_OBJ));
+              skip = 16;
+            }
+        }
+      if (v == MAPI_UNDEFINED || v == NULL || v->data == NULL
+          || v->size <= (int) skip)
+        continue;
+      name = parser_walk_tnef_name (a);
+      mime = parser_walk_tnef_string (
+          MAPIFindProperty (&a->MAPI, PROP_TAG (PT_STRING8, PR_ATTACH_MIME_TAG)));
+      keep = parser_walk_budget (w, (gsize) v->size - skip);
+      bytes = g_bytes_new (v->data + skip, keep);
+      parser_walk_attach (w, bytes, mime, name, NULL,
+                          att_flags | PARSER_ATT_FROM_TNEF, FALSE);
+      found++;
+    }
+  if (tnef.body.size > 0 && tnef.body.data != NULL)
+    body = parser_walk_tnef_string (&tnef.body);
+  if (body == NULL)
+    body = parser_walk_tnef_string (MAPIFindProperty (
+        &tnef.MapiProperties, PROP_TAG (PT_UNICODE, PR_BODY)));
+  if (body == NULL)
+    body = parser_walk_tnef_string (MAPIFindProperty (
+        &tnef.MapiProperties, PROP_TAG (PT_STRING8, PR_BODY)));
+  if (body == NULL)
+    {
+      g_autofree char *html = parser_walk_tnef_string (MAPIFindProperty (
+          &tnef.MapiProperties, PROP_TAG (PT_BINARY, PR_BODY_HTML)));
+      if (html == NULL)
+        html = parser_walk_tnef_string (MAPIFindProperty (
+            &tnef.MapiProperties, PROP_TAG (PT_STRING8, PR_BODY_HTML)));
+      if (html != NULL)
+        body = parser_html_to_text (html, strlen (html));
+    }
+  TNEFFree (&tnef);
+  if (body != NULL && acc->tnef_body == NULL)
+    {
+      gboolean cut;
+      acc->tnef_body = parser_walk_to_utf8 (w, (const guint8 *) body,
+                                            strlen (body), "utf-8",
+                                            PARSER_LIMIT_TEXT, &cut);
+      found++;
+    }
+  g_free (body);
+  if (found == 0)
+    parser_walk_note (w, "TNEF (winmail.dat) holds no file and no plain "
+                      "or HTML body: kept as it is");
+  if (found > 0 && fixed > 0)
+    parser_walk_note (w, "TNEF: %u attribute checksum%s did not match; read "
+                      "anyway", fixed, fixed == 1 ? "" : "s");
+  return found > 0;
+}
+
+static gboolean
+parser_walk_is_tnef (const char *type, const char *subtype, const char *name)
+{
+  return (g_ascii_strcasecmp (type, "application") == 0
+          && (g_ascii_strcasecmp (subtype, "ms-tnef") == 0
+              || g_ascii_strcasecmp (subtype, "vnd.ms-tnef") == 0))
+         || (name != NULL && g_ascii_strcasecmp (name, "winmail.dat") == 0);
+}
+
+/* ------------------------------------------------------------ ranges */
+
+static gint64
+parser_walk_header_extent (GMimeObject *o, gboolean want_max)
+{
+  GMimeHeaderList *hl = o ? g_mime_object_get_header_list (o) : NULL;
+  int n = hl ? g_mime_header_list_get_count (hl) : 0;
+  gint64 best = -1;
+
+  for (int i = 0; i < n; i++)
+    {
+      gint64 off = g_mime_header_get_offset (g_mime_header_list_get_header_at (hl,
+                                                                           i));
+      if (off < 0)
+        continue;
+      if (best < 0 || (want_max ? off > best : off < best))
+        best = off;
+    }
+  return best;
+}
+
+/* Largest end offset of any leaf content within @o, looking at no more
+ * than PARSER_LIMIT_PARTS objects.  */
+static gint64
+parser_walk_content_end (GMimeObject *o, guint depth, guint *budget)
+{
+  gint64 best = -1;
+
+  if (o == NULL || depth > PARSER_LIMIT_DEPTH || *budget == 0)
+    return -1;
+  (*budget)--;
+  if (GMIME_IS_MULTIPART (o))
+    {
+      int n = g_mime_multipart_get_count (GMIME_MULTIPART (o));
+      for (int i = 0; i < n && *budget > 0; i++)
+        best = MAX (best, parser_walk_content_end (
+                              g_mime_multipart_get_part (GMIME_MULTIPART (o), i),
+                              depth + 1, budget));
+    }
+  else if (GMIME_IS_MESSAGE_PART (o))
+    {
+      GMimeMessage *msg = g_mime_message_part_get_message (GMIME_MESSAGE_PART (o));
+      if (msg)
+        best = parser_walk_content_end (g_mime_message_get_mime_part (msg),
+                                        depth + 1, budget);
+    }
+  else if (GMIME_IS_PART (o))
+    {
+      GMimeDataWrapper *dw = g_mime_part_get_content (GMIME_PART (o));
+      GMimeStream *s = dw ? g_mime_data_wrapper_get_stream (dw) : NULL;
+      if (s != NULL)
+        best = s->bound_end;
+    }
+  return best;
+}
+
+/* The first line at or after @from (a line start or not) that is a
+ * delimiter of an enclosing multipart of this tree: "--" boundary, an
+ * optional "--", then only white space.  -1 if none before @to.  */
+static gssize
+parser_walk_find_boundary (parser_walk *w, const parser_walk_buf *buf,
+                           gsize from, gsize to)
+{
+  const char *d = (const char *) buf->data;
+  gsize pos = from;
+
+  if (w->n_bounds <= buf->bounds_base)
+    return -1;
+  if (pos > 0 && pos < to && d[pos - 1] != '\n')
+    {
+      const char *nl = memchr (d + pos, '\n', to - pos);
+      if (nl == NULL)
+        return -1;
+      pos = (gsize) (nl - d) + 1;
+    }
+  while (pos < to)
+    {
+      const char *nl = memchr (d + pos, '\n', to - pos);
+      gsize le = nl ? (gsize) (nl - d) : to;
+
+      if (le - pos >= 2 && d[pos] == '-' && d[pos + 1] == '-')
+        for (guint b = buf->bounds_base; b < w->n_bounds; b++)
+          {
+            gsize bl = strlen (w->bounds[b]);
+            gsize q = pos + 2 + bl;
+            if (q > le || memcmp (d + pos + 2, w->bounds[b], bl) != 0)
+              continue;
+            if (q + 2 <= le && d[q] == '-' && d[q + 1] == '-')
+              q += 2;
+            while (q < le && (d[q] == ' ' || d[q] == '\t' || d[q] == '\r'))
+              q++;
+            if (q == le)
+              return (gssize) pos;
+          }
+      if (nl == NULL)
+        break;
+      pos = le + 1;
+    }
+  return -1;
+}
+
+/* Where a message/rfc822 part's content lies in @buf: after its own header
+ * block (or, for a part without headers, at the inner message's first
+ * header) up to the newline before the next delimiter of an enclosing
+ * multipart, or @limit_end.  Offsets only: nothing is re-serialised.  */
+static gboolean
+parser_walk_part_range (parser_walk *w, GMimeObject *part, GMimeObject *owner,
+                        GMimeMessage *inner, const parser_walk_buf *buf,
+                        gsize limit_end, gsize *start, gsize *end)
+{
+  const char *d = (const char *) buf->data;
+  gint64 last = parser_walk_header_extent (part, TRUE);
+  gint64 s = -1, c;
+  guint budget = PARSER_LIMIT_PARTS;
+  gssize b;
+
+  limit_end = MIN (limit_end, buf->len);
+  if (owner != NULL)
+    last = MAX (last, parser_walk_header_extent (owner, TRUE));
+  if (last >= 0 && (gsize) last < limit_end)
+    {
+      gsize p = (gsize) last;
+      s = (gint64) limit_end;
+      while (p < limit_end)
+        {
+          const char *nl = memchr (d + p, '\n', limit_end - p);
+          gsize q;
+          if (nl == NULL)
+            break;
+          q = (gsize) (nl - d) + 1;
+          if (q < limit_end && d[q] == '\n')
+            {
+              s = (gint64) q + 1;
+              break;
+            }
+          if (q + 1 < limit_end && d[q] == '\r' && d[q + 1] == '\n')
+            {
+              s = (gint64) q + 2;
+              break;
+            }
+          p = q;
+        }
+    }
+  else if (inner != NULL)
+    {
+      gint64 a = parser_walk_header_extent (GMIME_OBJECT (inner), FALSE);
+      gint64 bo = parser_walk_header_extent (g_mime_message_get_mime_part (inner),
+                                             FALSE);
+      s = a < 0 ? bo : bo < 0 ? a : MIN (a, bo);
+    }
+  if (s < 0 || (gsize) s > limit_end)
+    return FALSE;
+  c = inner ? parser_walk_content_end (GMIME_OBJECT (inner), 0, &budget) : -1;
+  c = MAX (c, s);
+  if ((gsize) c > limit_end)
+    c = (gint64) limit_end;
+  b = parser_walk_find_boundary (w, buf, (gsize) c, limit_end);
+  *start = (gsize) s;
+  if (b < 0)
+    *end = limit_end;
+  else
+    {
+      gsize e = (gsize) b;
+      if (e > 0 && d[e - 1] == '\n')
+        e--;
+      if (e > 0 && d[e - 1] == '\r')
+        e--;
+      *end = MAX (e, *start);
+    }
+  return TRUE;
+}
+
+/* ------------------------------------------------------------ walk */
+
+static void
+parser_walk_count_headers (parser_walk *w, GMimeObject *o)
+{
+  GMimeHeaderList *hl = g_mime_object_get_header_list (o);
+  int n = hl ? g_mime_header_list_get_count (hl) : 0;
+
+  for (int i = 0; i < n; i++)
+    {
+      GMimeHeader *h = g_mime_header_list_get_header_at (hl, i);
+      const char *name = g_mime_header_get_name (h);
+      const char *raw = g_mime_header_get_raw_value (h);
+      w->header_bytes += (name ? strlen (name) : 0) + (raw ? strlen (raw) : 0)
+                         + 1;
+    }
+  w->header_fields += (guint) n;
+  if ((w->header_fields > PARSER_LIMIT_HEADERS
+       || w->header_bytes > PARSER_LIMIT_HEADER_BYTES) && !w->noted_headers)
+    {
+      w->m->anomalies |= PARSER_ANOMALY_HEADERS;
+      parser_walk_note (w, "headers over the limit (%d fields or %d bytes)",
+                        PARSER_LIMIT_HEADERS, PARSER_LIMIT_HEADER_BYTES);
+      w->noted_headers = TRUE;
+    }
+}
+
+static void parser_walk_message (parser_walk *w, GMimeMessage *msg,
+                                 guint depth, parser_walk_text *acc,
+                                 const parser_walk_buf *buf,
+                                 gsize limit_end);
+
+static char *
+parser_walk_text_finish (parser_walk_text *acc)
+{
+  if (acc->text->len == 0 && acc->tnef_body != NULL)
+    {
+      g_string_append (acc->text, acc->tnef_body);
+      parser_walk_cut (acc->text, PARSER_LIMIT_TEXT);
+    }
+  g_clear_pointer (&acc->tnef_body, g_free);
+  return g_string_free (g_steal_pointer (&acc->text), FALSE);
+}
+
+/* A forwarded message: kept whole as an attachment (PARSER_ATT_FORWARDED,
+ * @bytes its original bytes), walked one level deeper, and its text (with
+ * its Subject line) added to m->forwarded.  Takes @bytes.  */
+static void
+parser_walk_forwarded (parser_walk *w, GMimeMessage *inner, GBytes *bytes,
+                       guint depth, guint att_flags,
+                       const parser_walk_buf *inner_buf, gsize inner_end,
+                       gboolean in_report, parser_walk_text *parent)
+{
+  parser_message *m = w->m;
+  const char *subject = inner ? g_mime_message_get_subject (inner) : NULL;
+  g_autofree char *subj = parser_walk_value_or_null (w, subject);
+  g_autofree char *name = NULL;
+  parser_walk_text acc = { g_string_new (NULL) };
+  guint slot;
+  char *text;
+  GString *fwd;
+
+  name = g_strdup_printf ("%s.eml", subj ? subj
+                                         : "forwarded-message");
+  parser_walk_attach (w, bytes, "message/rfc822", name, NULL,
+                      att_flags | PARSER_ATT_FORWARDED, FALSE);
+  if (inner == NULL)
+    {
+      g_string_free (acc.text, TRUE);
+      return;
+    }
+  if (in_report && parent->top && m->report_message_id == NULL)
+    {
+      const char *id = g_mime_message_get_message_id (inner);
+      m->report_message_id = id && *id ? parser_clean_text (id, -1, 998)
+                                       : NULL;
+    }
+  if (m->forwarded->len >= PARSER_LIMIT_PARTS)
+    {
+      parser_walk_message (w, inner, depth, &acc, inner_buf, inner_end);
+      g_free (parser_walk_text_finish (&acc));
+      return;
+    }
+  slot = m->forwarded->len;
+  g_ptr_array_add (m->forwarded, NULL);
+  parser_walk_message (w, inner, depth, &acc, inner_buf, inner_end);
+  text = parser_walk_text_finish (&acc);
+  fwd = g_string_new ("Subject: ");
+  if (subj)
+    g_string_append (fwd, subj);
+  g_string_append (fwd, "\n\n");
+  g_string_append (fwd, text);
+  g_free (text);
+  if (w->forwarded_text + fwd->len > PARSER_LIMIT_TEXT)
+    {
+      parser_walk_cut (fwd, PARSER_LIMIT_TEXT - w->forwarded_text);
+      m->anomalies |= PARSER_ANOMALY_TRUNCATED_TEXT;
+      parser_walk_note (w, "forwarded text over %d bytes cut",
+                        PARSER_LIMIT_TEXT);
+    }
+  w->forwarded_text += fwd->len;
+  m->forwarded->pdata[slot] = g_string_free (fwd, FALSE);
+}
+
+/* message/rfc822 as GMime parsed it (GMimeMessagePart).  */
+static void
+parser_walk_message_part (parser_walk *w, GMimeMessagePart *mp, guint depth,
+                          guint att_flags, parser_walk_text *acc,
+                          const parser_walk_buf *buf, gsize limit_end,
+                          gboolean in_report, GMimeObject *owner)
+{
+  GMimeMessage *inner = g_mime_message_part_get_message (mp);
+  gsize start = 0, end = 0;
+  GBytes *bytes;
+
+  if (!parser_walk_part_range (w, GMIME_OBJECT (mp), owner, inner, buf,
+                               limit_end, &start, &end))
+    {
+      parser_walk_note (w, "a message/rfc822 part could not be located in "
+                        "the raw bytes: kept empty");
+      start = end = 0;
+    }
+  bytes = g_bytes_new (buf->data + start,
+                       parser_walk_budget (w, end - start));
+  parser_walk_forwarded (w, inner, bytes, depth, att_flags, buf, end,
+                         in_report, acc);
+}
+
+/* message/rfc822 with a transfer encoding: GMime leaves it a leaf; the
+ * decoded bytes are parsed again with the same options.  */
+static void
+parser_walk_encoded_message (parser_walk *w, GBytes *content, guint depth,
+                             guint att_flags, parser_walk_text *acc,
+                             gboolean in_report)
+{
+  gsize n;
+  const guint8 *data = g_bytes_get_data (content, &n);
+  GMimeStream *stream = g_mime_stream_mem_new_with_buffer ((const char *) data,
+                                                          n);
+  GMimeParser *parser = g_mime_parser_new_with_stream (stream);
+  GMimeMessage *inner = g_mime_parser_construct_message (parser, w->opts);
+  parser_walk_buf ibuf = { data, n, w->n_bounds };
+
+  parser_walk_forwarded (w, inner, g_bytes_ref (content), depth, att_flags,
+                         &ibuf, n, in_report, acc);
+  g_clear_object (&inner);
+  g_object_unref (parser);
+  g_object_unref (stream);
+}
+
+static void
+parser_walk_leaf (parser_walk *w, GMimePart *part, guint depth,
+                  gboolean want_text, guint att_flags, parser_walk_text *acc,
+                  gboolean in_report)
+{
+  GMimeObject *o = GMIME_OBJECT (part);
+  GMimeContentType *ct = g_mime_object_get_content_type (o);
+  const char *type = ct ? g_mime_content_type_get_media_type (ct) : "text";
+  const char *subtype = ct ? g_mime_content_type_get_media_subtype (ct)
+                           : "plain";
+  GMimeContentDisposition *disp = g_mime_object_get_content_disposition (o);
+  const char *dname = disp ? g_mime_content_disposition_get_disposition (disp)
+                           : NULL;
+  const char *raw_cd = parser_walk_raw_header (o, "Content-Disposition");
+  const char *raw_ct = parser_walk_raw_header (o, "Content-Type");
+  const char *name;
+  gboolean name_cut = FALSE;
+  gboolean attachment_disp = dname && g_ascii_strcasecmp (dname, "attachment")
+                                          == 0;
+  g_autofree char *declared = NULL;
+  GBytes *content;
+
+  type = type ? type : "application";
+  subtype = subtype ? subtype : "octet-stream";
+  name = disp ? parser_walk_param (w, g_mime_content_disposition_get_parameters (disp),
+                                   "filename")
+              : NULL;
+  if (name != NULL)
+    name_cut = parser_walk_name_nul (raw_cd);
+  else if (ct != NULL)
+    {
+      name = parser_walk_param (w, g_mime_content_type_get_parameters (ct),
+                                "name");
+      name_cut = name != NULL && parser_walk_name_nul (raw_ct);
+    }
+  if (parser_walk_bad_encoded_words (w, raw_cd)
+      || parser_walk_bad_encoded_words (w, raw_ct))
+    w->m->anomalies |= PARSER_ANOMALY_ENCODED_WORD;
+  if (dname && g_ascii_strcasecmp (dname, "inline") == 0)
+    att_flags |= PARSER_ATT_INLINE;
+
+  if (parser_walk_is_body_text (type, subtype) && !attachment_disp
+      && name == NULL)
+    {
+      /* A rendering not chosen (another alternative) is not kept.  */
+      if (want_text)
+        parser_walk_text_part (w, part, ct, att_flags & PARSER_ATT_INLINE,
+                               acc);
+      return;
+    }
+
+  declared = g_strdup_printf ("%s/%s", type, subtype);
+  content = parser_walk_decode (w, part);
+
+  if (in_report && acc->top
+      && g_ascii_strcasecmp (type, "message") == 0
+      && (g_ascii_strcasecmp (subtype, "delivery-status") == 0
+          || g_ascii_strcasecmp (subtype, "disposition-notification") == 0))
+    parser_walk_report_fields (w, content);
+  else if (in_report && acc->top && g_ascii_strcasecmp (type, "text") == 0
+           && g_ascii_strcasecmp (subtype, "rfc822-headers") == 0)
+    parser_walk_report_headers (w, content);
+
+  if (g_ascii_strcasecmp (type, "message") == 0
+      && (g_ascii_strcasecmp (subtype, "rfc822") == 0
+          || g_ascii_strcasecmp (subtype, "global") == 0))
+    {
+      parser_walk_encoded_message (w, content, depth, att_flags, acc,
+                                   in_report);
+      g_bytes_unref (content);
+      return;
+    }
+  if (parser_walk_is_tnef (type, subtype, name))
+    {
+      if (parser_walk_tnef (w, content, att_flags, acc))
+        {
+          g_bytes_unref (content);
+          return;
+        }
+      w->m->anomalies |= PARSER_ANOMALY_TNEF;
+      if (name == NULL)
+        name = "winmail.dat";
+    }
+  parser_walk_attach (w, content, declared, name,
+                      g_mime_object_get_content_id (o), att_flags, name_cut);
+}
+
+/* multipart/alternative: the first text/plain, else the last text/html,
+ * else the last multipart, else the first part.  */
+static int
+parser_walk_pick_alternative (GMimeMultipart *mp, int n)
+{
+  int html = -1, multi = -1;
+
+  for (int i = 0; i < n; i++)
+    {
+      GMimeObject *c = g_mime_multipart_get_part (mp, i);
+      GMimeContentType *ct = g_mime_object_get_content_type (c);
+      GMimeContentDisposition *d = g_mime_object_get_content_disposition (c);
+      const char *dn = d ? g_mime_content_disposition_get_disposition (d)
+                         : NULL;
+
+      if (dn && g_ascii_strcasecmp (dn, "attachment") == 0)
+        continue;
+      if (GMIME_IS_MULTIPART (c))
+        multi = i;
+      else if (ct && g_mime_content_type_is_type (ct, "text", "plain"))
+        return i;
+      else if (ct && g_mime_content_type_is_type (ct, "text", "html"))
+        html = i;
+    }
+  return html >= 0 ? html : multi >= 0 ? multi : 0;
+}
+
+/* multipart/related: the part named by start=, else the first.  */
+static int
+parser_walk_pick_related (parser_walk *w, GMimeMultipart *mp, int n)
+{
+  GMimeContentType *ct = g_mime_object_get_content_type (GMIME_OBJECT (mp));
+  const char *start = ct ? parser_walk_param (w,
+                                              g_mime_content_type_get_parameters (ct),
+                                              "start")
+                         : NULL;
+  g_autofree char *id = NULL;
+
+  if (start == NULL)
+    return 0;
+  id = g_strdup (start);
+  g_strstrip (id);
+  if (*id == '<')
+    memmove (id, id + 1, strlen (id));
+  if (*id && id[strlen (id) - 1] == '>')
+    id[strlen (id) - 1] = '\0';
+  for (int i = 0; i < n; i++)
+    {
+      const char *cid = g_mime_object_get_content_id (
+          g_mime_multipart_get_part (mp, i));
+      if (cid && strcmp (cid, id) == 0)
+        return i;
+    }
+  return 0;
+}
+
+static void
+parser_walk_multipart (parser_walk *w, GMimeMultipart *mp, guint depth,
+                       gboolean want_text, guint att_flags,
+                       parser_walk_text *acc, const parser_walk_buf *buf,
+                       gsize limit_end, gboolean in_report)
+{
+  GMimeContentType *ct = g_mime_object_get_content_type (GMIME_OBJECT (mp));
+  const char *subtype = ct ? g_mime_content_type_get_media_subtype (ct) : NULL;
+  const char *boundary = g_mime_multipart_get_boundary (mp);
+  int n = g_mime_multipart_get_count (mp);
+  int chosen = -1;
+  gboolean related = FALSE, pushed = FALSE;
+
+  subtype = subtype ? subtype : "mixed";
+  if (boundary == NULL || *boundary == '\0'
+      || strlen (boundary) > PARSER_MESSAGE_BOUNDARY_MAX)
+    {
+      w->m->anomalies |= PARSER_ANOMALY_BOUNDARY;
+      if (!w->noted_boundary)
+        parser_walk_note (w, "multipart boundary missing, empty or longer "
+                          "than %d", PARSER_MESSAGE_BOUNDARY_MAX);
+      w->noted_boundary = TRUE;
+    }
+  if (boundary != NULL && *boundary != '\0'
+      && w->n_bounds < G_N_ELEMENTS (w->bounds))
+    {
+      w->bounds[w->n_bounds++] = boundary;
+      pushed = TRUE;
+    }
+
+  if (g_ascii_strcasecmp (subtype, "alternative") == 0)
+    chosen = parser_walk_pick_alternative (mp, n);
+  else if (g_ascii_strcasecmp (subtype, "related") == 0)
+    {
+      chosen = parser_walk_pick_related (w, mp, n);
+      related = TRUE;
+    }
+  else if (g_ascii_strcasecmp (subtype, "report") == 0 && acc->top)
+    {
+      w->m->is_report = TRUE;
+      in_report = TRUE;
+    }
+
+  for (int i = 0; i < n; i++)
+    {
+      GMimeObject *c;
+      gboolean text = want_text;
+      guint flags = att_flags;
+
+      if (w->m->n_parts >= PARSER_LIMIT_PARTS)
+        {
+          /* Linear even for 100,000 siblings: the rest are counted, not
+           * walked (SECURITY-TESTS 55).  */
+          w->parts_skipped += (guint) (n - i);
+          w->m->anomalies |= PARSER_ANOMALY_PARTS;
+          break;
+        }
+      c = g_mime_multipart_get_part (mp, i);
+      if (chosen >= 0 && i != chosen)
+        {
+          text = FALSE;
+          if (related)
+            flags |= PARSER_ATT_INLINE;
+        }
+      parser_walk_object (w, c, depth + 1, text, flags, acc, buf, limit_end,
+                          in_report, NULL);
+    }
+  if (pushed)
+    w->n_bounds--;
+}
+
+static void
+parser_walk_object (parser_walk *w, GMimeObject *o, guint depth,
+                    gboolean want_text, guint att_flags,
+                    parser_walk_text *acc, const parser_walk_buf *buf,
+                    gsize limit_end, gboolean in_report, GMimeObject *owner)
+{
+  parser_message *m = w->m;
+
+  if (o == NULL)
+    return;
+  if (m->n_parts >= PARSER_LIMIT_PARTS)
+    {
+      w->parts_skipped++;
+      m->anomalies |= PARSER_ANOMALY_PARTS;
+      return;
+    }
+  if (depth > PARSER_LIMIT_DEPTH)
+    {
+      /* Before GMime's own 1024 / 512 (SECURITY-TESTS 53, 54).  */
+      w->depth_skipped++;
+      m->anomalies |= PARSER_ANOMALY_NESTING;
+      return;
+    }
+  m->n_parts++;
+  parser_walk_count_headers (w, o);
+
+  if (GMIME_IS_MULTIPART (o))
+    parser_walk_multipart (w, GMIME_MULTIPART (o), depth, want_text,
+                           att_flags, acc, buf, limit_end, in_report);
+  else if (GMIME_IS_MESSAGE_PART (o))
+    parser_walk_message_part (w, GMIME_MESSAGE_PART (o), depth, att_flags,
+                              acc, buf, limit_end, in_report, owner);
+  else if (GMIME_IS_PART (o))
+    parser_walk_leaf (w, GMIME_PART (o), depth, want_text, att_flags, acc,
+                      in_report);
+}
+
+static void
+parser_walk_message (parser_walk *w, GMimeMessage *msg, guint depth,
+                     parser_walk_text *acc, const parser_walk_buf *buf,
+                     gsize limit_end)
+{
+  parser_walk_count_headers (w, GMIME_OBJECT (msg));
+  parser_walk_object (w, g_mime_message_get_mime_part (msg), depth + 1, TRUE,
+                      0, acc, buf, limit_end, FALSE, GMIME_OBJECT (msg));
+}
+
+/* ------------------------------------------------------------ headers */
+
+static parser_address *
+parser_walk_address (parser_walk *w, InternetAddress *ia)
+{
+  parser_address *a = g_new0 (parser_address, 1);
+  const char *name = internet_address_get_name (ia);
+  const char *addr = internet_address_mailbox_get_addr (
+      INTERNET_ADDRESS_MAILBOX (ia));
+  char *at;
+
+  a->name = parser_walk_value_or_null (w, name);
+  a->addr = parser_clean_text (addr ? addr : "", -1, 998);
+  g_strstrip (a->addr);
+  at = strrchr (a->addr, '@');
+  if (at != NULL)
+    for (char *p = at + 1; *p; p++)
+      *p = g_ascii_tolower (*p);
+  return a;
+}
+
+static void
+parser_walk_addresses (parser_walk *w, InternetAddressList *list,
+                       GPtrArray *out, guint max, guint level)
+{
+  int n = list ? internet_address_list_length (list) : 0;
+
+  for (int i = 0; i < n; i++)
+    {
+      InternetAddress *ia = internet_address_list_get_address (list, i);
+      if (out->len >= max)
+        {
+          if (max > 1)
+            {
+              w->m->anomalies |= PARSER_ANOMALY_HEADERS;
+              if (!w->noted_lists)
+                parser_walk_note (w, "more than %d addresses in a field",
+                                  PARSER_LIMIT_LIST);
+              w->noted_lists = TRUE;
+            }
+          return;
+        }
+      if (INTERNET_ADDRESS_IS_MAILBOX (ia))
+        g_ptr_array_add (out, parser_walk_address (w, ia));
+      else if (INTERNET_ADDRESS_IS_GROUP (ia) && level == 0)
+        parser_walk_addresses (w, internet_address_group_get_members (
+                                      INTERNET_ADDRESS_GROUP (ia)),
+                               out, max, level + 1);
+    }
+}
+
+static parser_address *
+parser_walk_first_address (parser_walk *w, InternetAddressList *list)
+{
+  g_autoptr (GPtrArray) one = g_ptr_array_new ();
+
+  parser_walk_addresses (w, list, one, 1, 0);
+  return one->len ? one->pdata[0] : NULL;
+}
+
+typedef struct {
+  gint64 offset;
+  guint index;
+  GMimeHeader *h;
+} parser_walk_hdr;
+
+static gint
+parser_walk_hdr_cmp (gconstpointer a, gconstpointer b)
+{
+  const parser_walk_hdr *x = a, *y = b;
+
+  if (x->offset != y->offset)
+    return x->offset < y->offset ? -1 : 1;
+  return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Every top-level header in the order received: GMime keeps Content-*
+ * on the body part, so both lists are merged by offset.  */
+static void
+parser_walk_header_list (parser_walk *w, GMimeMessage *msg)
+{
+  GMimeObject *lists[2] = { GMIME_OBJECT (msg),
+                            g_mime_message_get_mime_part (msg) };
+  GArray *all = g_array_new (FALSE, FALSE, sizeof (parser_walk_hdr));
+
+  for (guint l = 0; l < 2; l++)
+    {
+      GMimeHeaderList *hl = lists[l] ? g_mime_object_get_header_list (lists[l])
+                                     : NULL;
+      int n = hl ? g_mime_header_list_get_count (hl) : 0;
+      for (int i = 0; i < n; i++)
+        {
+          parser_walk_hdr e;
+          e.h = g_mime_header_list_get_header_at (hl, i);
+          e.offset = g_mime_header_get_offset (e.h);
+          e.index = all->len;
+          if (e.offset < 0)
+            e.offset = G_MAXINT64;
+          g_array_append_val (all, e);
+        }
+    }
+  g_array_sort (all, parser_walk_hdr_cmp);
+  for (guint i = 0; i < all->len; i++)
+    {
+      parser_walk_hdr *e = &g_array_index (all, parser_walk_hdr, i);
+      const char *value;
+
+      if (i >= PARSER_LIMIT_HEADERS)
+        {
+          w->m->anomalies |= PARSER_ANOMALY_HEADERS;
+          break;
+        }
+      value = g_mime_header_get_value (e->h);
+      g_ptr_array_add (w->m->header_names,
+                       parser_clean_text (g_mime_header_get_name (e->h), -1,
+                                          998));
+      g_ptr_array_add (w->m->header_values,
+                       parser_walk_value (w, value ? value : ""));
+    }
+  g_array_unref (all);
+}
+
+static void
+parser_walk_headers (parser_walk *w, GMimeMessage *msg)
+{
+  parser_message *m = w->m;
+  GMimeObject *o = GMIME_OBJECT (msg);
+  GDateTime *date;
+  GMimeReferences *refs;
+  const char *refs_raw;
+  const char *irt;
+  const char *id;
+
+  m->subject = parser_walk_value (w, g_mime_message_get_subject (msg));
+  m->from = parser_walk_first_address (w, g_mime_message_get_from (msg));
+  parser_walk_addresses (w, g_mime_message_get_to (msg), m->to,
+                         PARSER_LIMIT_LIST, 0);
+  parser_walk_addresses (w, g_mime_message_get_cc (msg), m->cc,
+                         PARSER_LIMIT_LIST, 0);
+  m->reply_to = parser_walk_first_address (w,
+                                           g_mime_message_get_reply_to (msg));
+  for (guint i = 0; i < 4; i++)
+    parser_walk_check_words (w, o, (const char *[]){ "Subject", "From", "To",
+                                                     "Cc" }[i]);
+
+  date = g_mime_message_get_date (msg);
+  m->date = date ? g_date_time_to_unix (date) : 0;
+
+  id = g_mime_message_get_message_id (msg);
+  m->message_id = id && *id ? parser_walk_value_or_null (w, id) : NULL;
+
+  irt = g_mime_object_get_header (o, "In-Reply-To");
+  if (irt != NULL)
+    {
+      GMimeReferences *r = g_mime_references_parse (w->opts, irt);
+      if (r != NULL && g_mime_references_length (r) > 0)
+        m->in_reply_to = parser_walk_value_or_null (
+            w, g_mime_references_get_message_id (r, 0));
+      else
+        {
+          g_autofree char *d = g_mime_utils_decode_message_id (irt);
+          m->in_reply_to = parser_walk_value_or_null (w, d);
+        }
+      if (r != NULL)
+        g_mime_references_free (r);
+    }
+
+  refs_raw = g_mime_object_get_header (o, "References");
+  refs = refs_raw ? g_mime_references_parse (w->opts, refs_raw) : NULL;
+  for (int i = 0; refs && i < g_mime_references_length (refs); i++)
+    {
+      char *v;
+      if (m->references->len >= PARSER_LIMIT_LIST)
+        {
+          m->anomalies |= PARSER_ANOMALY_HEADERS;
+          break;
+        }
+      v = parser_walk_value_or_null (w, g_mime_references_get_message_id (refs,
+                                                                        i));
+      if (v)
+        g_ptr_array_add (m->references, v);
+    }
+  if (refs != NULL)
+    g_mime_references_free (refs);
+  parser_walk_header_list (w, msg);
+}
+
+/* ------------------------------------------------------------ result */
+
+void
+parser_attachment_free (parser_attachment *a)
+{
+  if (a == NULL)
+    return;
+  g_free (a->name);
+  g_free (a->declared_type);
+  g_free (a->detected_type);
+  g_clear_pointer (&a->content, g_bytes_unref);
+  g_free (a->content_id);
+  g_free (a);
+}
+
+void
+parser_address_free (parser_address *a)
+{
+  if (a == NULL)
+    return;
+  g_free (a->name);
+  g_free (a->addr);
+  g_free (a);
+}
+
+parser_message *
+parser_message_new (void)
+{
+  parser_message *m = g_new0 (parser_message, 1);
+
+  m->to = g_ptr_array_new_with_free_func ((GDestroyNotify) parser_address_free);
+  m->cc = g_ptr_array_new_with_free_func ((GDestroyNotify) parser_address_free);
+  m->references = g_ptr_array_new_with_free_func (g_free);
+  m->header_names = g_ptr_array_new_with_free_func (g_free);
+  m->header_values = g_ptr_array_new_with_free_func (g_free);
+  m->forwarded = g_ptr_array_new_with_free_func (g_free);
+  m->attachments = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) parser_attachment_free);
+  m->case_refs = g_ptr_array_new_with_free_func (g_free);
+  m->personal = g_ptr_array_new_with_free_func ((GDestroyNotify) parser_pd_free);
+  m->notes = g_ptr_array_new_with_free_func (g_free);
+  return m;
+}
+
+void
+parser_message_free (parser_message *m)
+{
+  if (m == NULL)
+    return;
+  g_free (m->subject);
+  parser_address_free (m->from);
+  g_ptr_array_unref (m->to);
+  g_ptr_array_unref (m->cc);
+  parser_address_free (m->reply_to);
+  g_free (m->message_id);
+  g_free (m->in_reply_to);
+  g_ptr_array_unref (m->references);
+  g_ptr_array_unref (m->header_names);
+  g_ptr_array_unref (m->header_values);
+  g_free (m->text);
+  g_free (m->quoted);
+  g_ptr_array_unref (m->forwarded);
+  g_ptr_array_unref (m->attachments);
+  g_free (m->report_message_id);
+  g_free (m->report_status);
+  g_free (m->report_recipient);
+  g_free (m->auto_reason);
+  g_ptr_array_unref (m->case_refs);
+  g_ptr_array_unref (m->personal);
+  g_ptr_array_unref (m->notes);
+  g_free (m);
+}
+
+/* Move personal data from @found to m->personal: each (kind, value) once,
+ * at most PARSER_LIMIT_LIST.  */
+static void
+parser_walk_take_personal (parser_walk *w, GHashTable *seen, GPtrArray *found)
+{
+  parser_message *m = w->m;
+
+  for (guint i = 0; i < found->len; i++)
+    {
+      parser_pd *pd = found->pdata[i];
+      char *key;
+
+      if (pd == NULL || pd->value == NULL
+          || strlen (pd->value) > PARSER_LIMIT_HEADER_VALUE)
+        continue;
+      key = g_strdup_printf ("%d:%s", (int) pd->kind, pd->value);
+      if (g_hash_table_contains (seen, key))
+        {
+          g_free (key);
+          continue;
+        }
+      if (m->personal->len >= PARSER_LIMIT_LIST)
+        {
+          g_free (key);
+          parser_walk_note (w, "more than %d personal data items: the rest "
+                            "not listed", PARSER_LIMIT_LIST);
+          break;
+        }
+      g_hash_table_add (seen, key);
+      g_ptr_array_add (m->personal, found->pdata[i]);
+      found->pdata[i] = NULL;
+    }
+  g_ptr_array_set_size (found, 0);
+}
+
+static char *
+parser_walk_redact (parser_walk *w, char *text, GPtrArray *found)
+{
+  guint count = 0;
+  char *out;
+
+  if (text == NULL)
+    return NULL;
+  out = parser_cards_redact (text, &count, found);
+  w->m->cards_redacted += count;
+  g_free (text);
+  return out;
+}
+
+/* What the rest of intake needs, from the parsed fields: quoted history,
+ * card redaction, personal data, special categories, auto-reply, case
+ * references.  */
+static void
+parser_walk_derive (parser_walk *w, char *raw_text)
+{
+  parser_message *m = w->m;
+  const parser_context *ctx = w->ctx;
+  g_autoptr (GPtrArray) found = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) parser_pd_free);
+  g_autoptr (GHashTable) seen = g_hash_table_new_full (g_str_hash,
+                                                       g_str_equal, g_free,
+                                                       NULL);
+  g_autoptr (GPtrArray) refs = g_ptr_array_new_with_free_func (g_free);
+  char *new_text = NULL, *quoted = NULL;
+  const char *reason = NULL;
+
+  parser_quote_split (raw_text, &new_text, &quoted);
+  g_free (raw_text);
+  m->text = parser_walk_redact (w, new_text, found);
+  m->quoted = parser_walk_redact (w, quoted, found);
+  m->subject = parser_walk_redact (w, m->subject, found);
+  for (guint i = 0; i < m->forwarded->len; i++)
+    m->forwarded->pdata[i] = parser_walk_redact (w, m->forwarded->pdata[i],
+                                                 found);
+  /* The same numbers in the raw header values (Subject) go too; they are
+   * counted once, above.  */
+  for (guint i = 0; i < m->header_values->len; i++)
+    {
+      guint dummy = 0;
+      char *v = parser_cards_redact (m->header_values->pdata[i], &dummy, NULL);
+      g_free (m->header_values->pdata[i]);
+      m->header_values->pdata[i] = v;
+    }
+  parser_walk_take_personal (w, seen, found);
+
+  if (m->subject)
+    parser_pd_find (m->subject, found);
+  parser_pd_find (m->text, found);
+  parser_pd_find (m->quoted, found);
+  for (guint i = 0; i < m->forwarded->len; i++)
+    parser_pd_find (m->forwarded->pdata[i], found);
+  parser_walk_take_personal (w, seen, found);
+
+  if (ctx != NULL && ctx->lexicon != NULL)
+    {
+      g_autofree char *both = g_strconcat (m->subject ? m->subject : "", "\n",
+                                           m->text, NULL);
+      m->special = parser_lexicon_match (ctx->lexicon, both);
+    }
+
+  m->auto_reply = parser_autoreply_detect (
+      m->header_names, m->header_values, ctx ? ctx->envelope_from : NULL,
+      m->from ? m->from->addr : NULL, m->subject, m->text, m->is_report,
+      &reason);
+  m->auto_reason = m->auto_reply && reason ? g_strdup (reason) : NULL;
+
+  if (m->subject)
+    parser_refs_find (m->subject, refs);
+  for (guint i = 0; ctx && ctx->envelope_rcpts && ctx->envelope_rcpts[i]; i++)
+    parser_refs_find (ctx->envelope_rcpts[i], refs);
+  for (guint i = 0; i < refs->len && i < PARSER_LIMIT_LIST; i++)
+    g_ptr_array_add (m->case_refs, parser_clean_text (refs->pdata[i], -1, 998));
+}
+
+parser_message *
+parser_message_parse (GBytes *raw, const parser_context *ctx)
+{
+  static const char *fallback[] = { "UTF-8", "windows-1252", NULL };
+  parser_walk w = { 0 };
+  parser_message *m;
+  gsize len = 0;
+  const guint8 *data = raw ? g_bytes_get_data (raw, &len) : NULL;
+  GMimeStream *stream;
+  GMimeParser *parser;
+  GMimeMessage *msg;
+  char *text;
+
+  parser_init ();
+  m = parser_message_new ();
+  w.m = m;
+  w.ctx = ctx;
+  w.opts = g_mime_parser_options_new ();
+  g_mime_parser_options_set_fallback_charsets (w.opts, fallback);
+  g_mime_parser_options_set_warning_callback (w.opts,
+                                              parser_walk_gmime_warning, &w);
+  if (data == NULL)
+    data = (const guint8 *) "";
+
+  stream = g_mime_stream_mem_new_with_buffer ((const char *) data, len);
+  parser = g_mime_parser_new_with_stream (stream);
+  msg = g_mime_parser_construct_message (parser, w.opts);
+
+  if (msg == NULL)
+    {
+      gboolean cut = FALSE;
+      m->anomalies |= PARSER_ANOMALY_UNPARSEABLE;
+      parser_walk_note (&w, "GMime could not parse the message: its bytes "
+                        "are kept as text");
+      text = parser_walk_to_utf8 (&w, data, len, NULL, PARSER_LIMIT_TEXT,
+                                  &cut);
+      if (cut)
+        m->anomalies |= PARSER_ANOMALY_TRUNCATED_TEXT;
+      /* No quote split, personal data or lexicon; cards are still
+       * redacted, and loops and case references still come from the
+       * envelope.  */
+      {
+        g_autoptr (GPtrArray) found = g_ptr_array_new_with_free_func (
+            (GDestroyNotify) parser_pd_free);
+        g_autoptr (GHashTable) seen = g_hash_table_new_full (
+            g_str_hash, g_str_equal, g_free, NULL);
+        g_autoptr (GPtrArray) refs = g_ptr_array_new_with_free_func (g_free);
+        const char *reason = NULL;
+
+        m->text = parser_walk_redact (&w, text, found);
+        parser_walk_take_personal (&w, seen, found);
+        m->auto_reply = parser_autoreply_detect (
+            m->header_names, m->header_values, ctx ? ctx->envelope_from : NULL,
+            NULL, NULL, "", FALSE, &reason);
+        m->auto_reason = m->auto_reply && reason ? g_strdup (reason) : NULL;
+        for (guint i = 0; ctx && ctx->envelope_rcpts && ctx->envelope_rcpts[i];
+             i++)
+          parser_refs_find (ctx->envelope_rcpts[i], refs);
+        for (guint i = 0; i < refs->len && i < PARSER_LIMIT_LIST; i++)
+          g_ptr_array_add (m->case_refs,
+                           parser_clean_text (refs->pdata[i], -1, 998));
+      }
+      m->quoted = g_strdup ("");
+    }
+  else
+    {
+      parser_walk_buf buf = { data, len, 0 };
+      parser_walk_text acc = { g_string_new (NULL) };
+
+      acc.top = TRUE;
+      parser_walk_headers (&w, msg);
+      parser_walk_message (&w, msg, 0, &acc, &buf, len);
+      m->text_from_html = acc.any_html && !acc.any_plain;
+      text = parser_walk_text_finish (&acc);
+      if (w.parts_skipped > 0)
+        parser_walk_note (&w, "more than %d MIME parts: %u not walked",
+                          PARSER_LIMIT_PARTS, w.parts_skipped);
+      if (w.depth_skipped > 0)
+        parser_walk_note (&w, "nesting deeper than %d: %u part%s not walked",
+                          PARSER_LIMIT_DEPTH, w.depth_skipped,
+                          w.depth_skipped == 1 ? "" : "s");
+      parser_walk_derive (&w, text);
+    }
+  parser_walk_warning_notes (&w);
+
+  g_clear_object (&msg);
+  g_object_unref (parser);
+  g_object_unref (stream);
+  g_mime_parser_options_free (w.opts);
+  return m;
+}

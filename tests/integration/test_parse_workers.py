@@ -1,0 +1,114 @@
+"""test_parse_workers.py - parsing in worker processes, and quarantine.
+
+Covers (issue 3, DESIGN.md "Processes"): messages are parsed by separate
+parse workers running as an unprivileged user; a worker that crashes or
+overruns its time on a message is replaced and the messages behind it go
+on; after three failures on the same message it is quarantined (kept raw,
+never dropped), visible with `intakectl quarantine list/show`, and
+`quarantine retry` releases it.  The crash and hang are injected with the
+worker's fault markers (INTAKE_FAULT_PARSE_CRASH / _HANG).
+"""
+
+import json
+import os
+import time
+import unittest
+
+from harness import Intaked, message
+
+
+def wait_for(pred, timeout=30.0, step=0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return None
+
+
+def quarantine(d):
+    r = d.ctl("quarantine", "list", "--json", check=True)
+    return json.loads(r.stdout)
+
+
+class ParseWorkers(unittest.TestCase):
+    def test_workers_unprivileged(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to drop privileges")
+        with Intaked(parser={"workers": 2}) as d:
+            pids = wait_for(lambda: len(d.children("parse")) == 2 and d.children("parse"))
+            self.assertTrue(pids, "two parse workers expected")
+            for pid in pids:
+                with open("/proc/%d/status" % pid) as f:
+                    uid = [l for l in f if l.startswith("Uid:")][0].split()[1]
+                self.assertNotEqual(uid, "0")
+
+    def test_crash_quarantine_and_retry(self):
+        marker = "POISON-%s" % os.urandom(4).hex()
+        with Intaked(env={"INTAKE_FAULT_PARSE_CRASH": marker}) as d:
+            with d.smtp() as s:
+                s.sendmail("a@example.org", ["enquiries@council.example"],
+                           message(subject="first fine", msgid="<ok-1@example.org>"))
+                s.sendmail("b@example.org", ["foi@council.example"],
+                           message(subject="poison", body=marker + "\r\n",
+                                   msgid="<bad-1@example.org>"))
+                for i in range(5):
+                    s.sendmail("c@example.org", ["enquiries@council.example"],
+                               message(subject="after %d" % i,
+                                       msgid="<ok-after-%d@example.org>" % i))
+            q = wait_for(lambda: quarantine(d), timeout=60)
+            self.assertTrue(q, "the poisonous message was not quarantined:\n" + d.log()[-3000:])
+            self.assertEqual(len(q), 1)
+            self.assertEqual(q[0]["failures"], 3)
+            self.assertEqual(q[0]["reason"], "crash")
+            cases = d.wait_cases(6)
+            subjects = sorted(c["subject"] for c in cases)
+            self.assertEqual(len(cases), 6)
+            self.assertNotIn("poison", subjects)
+            self.assertEqual(d.spool_count(), 0)
+            # kept raw: show gives the envelope and the bytes' digest
+            r = d.ctl("quarantine", "show", str(q[0]["id"]), check=True)
+            self.assertIn("foi@council.example", r.stdout)
+            r = d.ctl("quarantine", "show", str(q[0]["id"]), "--raw", check=True)
+            self.assertIn(marker, r.stdout)
+            # the workers came back
+            self.assertIn("event=child-restart child=parse", d.log())
+            # retry: released, fails three more times, quarantined again
+            r = d.ctl("quarantine", "retry", str(q[0]["id"]), check=True)
+            self.assertIn("released", r.stdout)
+            q2 = wait_for(lambda: (lambda q: q and q[0]["failures"] == 3 and q)(quarantine(d)),
+                          timeout=60)
+            self.assertTrue(q2)
+            r = d.ctl("quarantine", "retry", "999999")
+            self.assertEqual(r.returncode, 66)
+
+    def test_hang_is_timed_out(self):
+        marker = "HANG-%s" % os.urandom(4).hex()
+        with Intaked(parser={"timeout": 1},
+                     env={"INTAKE_FAULT_PARSE_HANG": marker}) as d:
+            with d.smtp() as s:
+                s.sendmail("b@example.org", ["foi@council.example"],
+                           message(subject="hang", body=marker + "\r\n"))
+                s.sendmail("c@example.org", ["enquiries@council.example"],
+                           message(subject="behind the hang"))
+            q = wait_for(lambda: quarantine(d), timeout=60)
+            self.assertTrue(q, d.log()[-3000:])
+            self.assertEqual(q[0]["reason"], "timeout")
+            cases = d.wait_cases(1)
+            self.assertEqual([c["subject"] for c in cases], ["behind the hang"])
+
+    def test_worker_killed_is_replaced(self):
+        with Intaked() as d:
+            pids = wait_for(lambda: d.children("parse"))
+            os.kill(pids[0], 9)
+            self.assertTrue(wait_for(lambda: len(d.children("parse")) == 2
+                                     and pids[0] not in d.children("parse")))
+            with d.smtp() as s:
+                s.sendmail("a@example.org", ["enquiries@council.example"],
+                           message(subject="after the kill"))
+            self.assertEqual(d.wait_cases(1)[0]["subject"], "after the kill")
+
+
+if __name__ == "__main__":
+    unittest.main()
