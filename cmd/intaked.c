@@ -32,7 +32,6 @@
 #include "intake/parse_worker.h"
 #include "intake/pipeline.h"
 #include "intake/smtp_server.h"
-#include "parser/parser_headers.h"
 #include "store/store.h"
 
 static char *opt_config;
@@ -140,7 +139,6 @@ intaked_master_main (const char *config_path)
       store_keys_free (&keys);
       return EX_UNAVAILABLE;
     }
-  parser_init ();
   pl = pipeline_start (st, cfg);
   exe = g_file_read_link ("/proc/self/exe", &error);
   if (exe == NULL)

@@ -44,6 +44,12 @@
 #define PARSER_MESSAGE_BOUNDARY_MAX  70
 /* Delivery-status fields kept (bytes).  */
 #define PARSER_MESSAGE_FIELD_MAX     998
+/* A header field longer than this is cut before GMime sees it: GMime
+ * grows its header buffer a read at a time, which is quadratic where
+ * realloc cannot grow in place (ASan), and no more than
+ * PARSER_LIMIT_HEADER_VALUE of a value is kept anyway (SECURITY-TESTS 57,
+ * 60; Dovecot CVE-2024-23185).  */
+#define PARSER_MESSAGE_FIELD_CUT     PARSER_LIMIT_HEADER_VALUE
 /* GMimeParserWarning values are small; anything else is counted as 0.  */
 #define PARSER_MESSAGE_WARN_KINDS    32
 
@@ -1599,6 +1605,95 @@ parser_walk_part_range (parser_walk *w, GMimeObject *part, GMimeObject *owner,
   return TRUE;
 }
 
+/* ------------------------------------------------------------ prescreen */
+
+/* "Name:" at @p: printable ASCII without space up to a colon.  */
+static gboolean
+parser_walk_field_line (const guint8 *p, gsize len)
+{
+  gsize i = 0;
+
+  while (i < len && p[i] > ' ' && p[i] < 0x7f && p[i] != ':')
+    i++;
+  return i > 0 && i < len && p[i] == ':';
+}
+
+static gsize
+parser_walk_line_end (const guint8 *d, gsize n, gsize pos)
+{
+  const guint8 *nl = memchr (d + pos, '\n', n - pos);
+
+  return nl ? (gsize) (nl - d) + 1 : n;
+}
+
+/* Cut every header field longer than PARSER_MESSAGE_FIELD_CUT, in the
+ * header blocks a linear pass can see: the top, after a line that starts
+ * with "--" (a part), and a block of fields right after a block's blank
+ * line (an enclosed message).  (transfer full) the bytes GMime is to
+ * parse, or NULL when nothing was cut (the common case: no copy).  */
+static GBytes *
+parser_walk_prescreen (parser_walk *w, const guint8 *d, gsize n)
+{
+  GByteArray *out = NULL;
+  gsize pos = 0, copied = 0;
+  gboolean hdr = TRUE;
+  guint cuts = 0;
+
+  while (pos < n)
+    {
+      gsize le = parser_walk_line_end (d, n, pos);
+      gsize body = le - pos;
+
+      while (body > 0 && (d[pos + body - 1] == '\n'
+                          || d[pos + body - 1] == '\r'))
+        body--;
+      if (!hdr)
+        {
+          hdr = body >= 2 && d[pos] == '-' && d[pos + 1] == '-';
+          pos = le;
+          continue;
+        }
+      if (body == 0)
+        {
+          hdr = le < n && parser_walk_field_line (d + le, n - le);
+          pos = le;
+          continue;
+        }
+      if (parser_walk_field_line (d + pos, body))
+        {
+          gsize end = le;
+          while (end < n && (d[end] == ' ' || d[end] == '\t'))
+            end = parser_walk_line_end (d, n, end);
+          if (end - pos > PARSER_MESSAGE_FIELD_CUT)
+            {
+              gsize keep = PARSER_MESSAGE_FIELD_CUT;
+              gboolean crlf = body + 1 < le - pos && d[pos + body] == '\r';
+
+              if (out == NULL)
+                out = g_byte_array_sized_new ((guint) MIN (n, G_MAXUINT));
+              while (keep > 0 && (d[pos + keep - 1] == '\n'
+                                  || d[pos + keep - 1] == '\r'))
+                keep--;
+              g_byte_array_append (out, d + copied, (guint) (pos + keep - copied));
+              g_byte_array_append (out, (const guint8 *) (crlf ? "\r\n" : "\n"),
+                                   crlf ? 2 : 1);
+              copied = end;
+              cuts++;
+            }
+          pos = end;
+          continue;
+        }
+      pos = le;
+    }
+  if (out == NULL)
+    return NULL;
+  g_byte_array_append (out, d + copied, (guint) (n - copied));
+  w->m->anomalies |= PARSER_ANOMALY_HEADERS;
+  parser_walk_note (w, "%u header field%s over %d bytes cut before parsing",
+                    cuts, cuts == 1 ? "" : "s", PARSER_MESSAGE_FIELD_CUT);
+  return g_byte_array_free_to_bytes (out);
+}
+
 /* ------------------------------------------------------------ walk */
 
 static void
@@ -1736,12 +1831,21 @@ parser_walk_encoded_message (parser_walk *w, GBytes *content, guint depth,
 {
   gsize n;
   const guint8 *data = g_bytes_get_data (content, &n);
-  GMimeStream *stream = g_mime_stream_mem_new_with_buffer ((const char *) data,
-                                                          n);
-  GMimeParser *parser = g_mime_parser_new_with_stream (stream);
-  GMimeMessage *inner = g_mime_parser_construct_message (parser, w->opts);
-  parser_walk_buf ibuf = { data, n, w->n_bounds };
+  g_autoptr (GBytes) screened = parser_walk_prescreen (w, data, n);
+  GMimeStream *stream;
+  GMimeParser *parser;
+  GMimeMessage *inner;
+  parser_walk_buf ibuf;
 
+  if (screened != NULL)
+    data = g_bytes_get_data (screened, &n);
+  stream = g_mime_stream_mem_new_with_buffer ((const char *) data, n);
+  parser = g_mime_parser_new_with_stream (stream);
+  inner = g_mime_parser_construct_message (parser, w->opts);
+  ibuf.data = data;
+  ibuf.len = n;
+  ibuf.bounds_base = w->n_bounds;
+  /* the attachment keeps the decoded bytes as they came */
   parser_walk_forwarded (w, inner, g_bytes_ref (content), depth, att_flags,
                          &ibuf, n, in_report, acc);
   g_clear_object (&inner);
@@ -2395,6 +2499,7 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
   GMimeStream *stream;
   GMimeParser *parser;
   GMimeMessage *msg;
+  g_autoptr (GBytes) screened = NULL;
   char *text;
 
   parser_init ();
@@ -2407,6 +2512,9 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
                                               parser_walk_gmime_warning, &w);
   if (data == NULL)
     data = (const guint8 *) "";
+  screened = parser_walk_prescreen (&w, data, len);
+  if (screened != NULL)
+    data = g_bytes_get_data (screened, &len);
 
   stream = g_mime_stream_mem_new_with_buffer ((const char *) data, len);
   parser = g_mime_parser_new_with_stream (stream);
