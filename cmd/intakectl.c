@@ -38,7 +38,9 @@ static const char *ctl_usage =
   "  spool count              messages waiting to be processed\n"
   "  quarantine list [--json] messages the parser failed on, kept raw\n"
   "  quarantine show ID [--raw]  its envelope (or, --raw, its bytes)\n"
-  "  quarantine retry ID      hand it to the parser again\n";
+  "  quarantine retry ID      hand it to the parser again\n"
+  "  parse FILE.eml [FILE...] each message as the parser sees it (JSON);\n"
+  "                           needs no key and no database\n";
 
 static const char *
 ctl_default_config (void)
@@ -566,7 +568,8 @@ main (int argc, char **argv)
           && args->len == 2)
       || (strcmp (cmd, "quarantine") == 0
           && (g_strcmp0 (sub, "show") == 0 || g_strcmp0 (sub, "retry") == 0)
-          && args->len == 3);
+          && args->len == 3)
+      || (strcmp (cmd, "parse") == 0 && args->len >= 2);
 
   if (!known)
     {

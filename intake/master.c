@@ -32,6 +32,9 @@
 #define MASTER_BACKOFF_RESET_S   30
 #define MASTER_STORAGE_CHECK_S   1
 /* A port still held by a dying predecessor: retry binding for 5 s.  */
+/* Children still alive this long after SIGTERM are killed (the SMTP
+ * child's own drain limit is 20 s).  */
+#define MASTER_STOP_GRACE_S      30
 #define MASTER_BIND_TRIES        100
 #define MASTER_BIND_WAIT_MS      50
 
@@ -80,6 +83,7 @@ struct intake_master {
   gpointer done_data;
   GQueue parse_queue;         /* master_parse_job *, waiting */
   guint64 parse_next_req;
+  guint stop_timer;
 };
 
 static void master_child_start (master_child *c);
@@ -610,6 +614,25 @@ intake_master_start (intake_config *cfg, const char *exe,
   return m;
 }
 
+static gboolean
+master_stop_expired (gpointer data)
+{
+  intake_master *m = data;
+
+  m->stop_timer = 0;
+  for (guint i = 0; i < m->children->len; i++)
+    {
+      master_child *c = m->children->pdata[i];
+      if (c->pid)
+        {
+          g_message ("event=child-kill child=%s/%u pid=%d reason=stop-timeout",
+                     c->role, c->index, c->pid);
+          kill (c->pid, SIGKILL);
+        }
+    }
+  return G_SOURCE_REMOVE;
+}
+
 void
 intake_master_shutdown (intake_master *m, GSourceFunc done, gpointer data)
 {
@@ -635,6 +658,8 @@ intake_master_shutdown (intake_master *m, GSourceFunc done, gpointer data)
       if (c->pid)
         kill (c->pid, SIGTERM);
     }
+  m->stop_timer = g_timeout_add_seconds (MASTER_STOP_GRACE_S,
+                                         master_stop_expired, m);
   master_maybe_done (m);
 }
 
@@ -665,6 +690,8 @@ intake_master_free (intake_master **mp)
     }
   if (m->storage_timer)
     g_source_remove (m->storage_timer);
+  if (m->stop_timer)
+    g_source_remove (m->stop_timer);
   if (m->children)
     g_ptr_array_unref (m->children);
   if (m->replies)

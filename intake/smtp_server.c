@@ -37,7 +37,8 @@ typedef struct smtp_conn smtp_conn;
 struct smtp_server {
   intake_config *cfg;
   GMainLoop *loop;
-  GSocketService *service;
+  GSocket *listen;            /* shared with the other SMTP children */
+  GSource *accept_src;
   ipc_channel *ipc;
   GTlsCertificate *cert;
   GHashTable *conns;          /* smtp_conn * set */
@@ -114,7 +115,16 @@ smtp_conn_arm_timer (smtp_conn *c)
       g_source_set_callback (c->timer, smtp_conn_timer_cb, c, NULL);
       g_source_attach (c->timer, NULL);
     }
-  g_source_set_ready_time (c->timer, deadline == G_MAXINT64 ? -1 : deadline);
+  /* Moving the ready time wakes the main loop (an eventfd write), and the
+   * deadline moves with every byte: only bring it forward.  A timer that
+   * fires before the (extended) deadline finds nothing to do and is armed
+   * again here.  */
+  gint64 ready = g_source_get_ready_time (c->timer);
+  if (deadline == G_MAXINT64)
+    return;                       /* not armed while the store or TLS has
+                                   * the session; re-armed after */
+  if (ready == -1 || deadline < ready)
+    g_source_set_ready_time (c->timer, deadline);
 }
 
 /* ------------------------------------------------------------ output */
@@ -525,10 +535,8 @@ smtp_server_refuse (GSocketConnection *sock, const char *reply)
 }
 
 static gboolean
-smtp_server_incoming (GSocketService *service, GSocketConnection *sock,
-                      GObject *source, gpointer data)
+smtp_server_incoming (smtp_server *srv, GSocketConnection *sock)
 {
-  smtp_server *srv = data;
   g_autoptr (GSocketAddress) addr = NULL;
   g_autofree char *client = NULL;
   smtp_conn *c;
@@ -588,6 +596,30 @@ smtp_server_incoming (GSocketService *service, GSocketConnection *sock,
            c->token);
   smtp_conn_pump (c);
   return TRUE;
+}
+
+/* Take every connection waiting (bounded per wake-up).  */
+static gboolean
+smtp_server_accept (GSocket *lsock, GIOCondition cond, gpointer data)
+{
+  smtp_server *srv = data;
+
+  for (int i = 0; i < 64; i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GSocket) sock = g_socket_accept (lsock, NULL, &error);
+      g_autoptr (GSocketConnection) conn = NULL;
+
+      if (sock == NULL)
+        {
+          if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            g_message ("event=accept-failed error=%s", error->message);
+          break;
+        }
+      conn = g_socket_connection_factory_create_connection (sock);
+      smtp_server_incoming (srv, conn);
+    }
+  return G_SOURCE_CONTINUE;
 }
 
 static void
@@ -672,18 +704,18 @@ smtp_server_new (intake_config *cfg, int listen_fd, int ipc_fd,
       smtp_server_free (&srv);
       return NULL;
     }
-  srv->service = g_socket_service_new ();
-  if (!g_socket_listener_add_socket (G_SOCKET_LISTENER (srv->service), lsock,
-                                     NULL, error))
-    {
-      smtp_server_free (&srv);
-      return NULL;
-    }
-  g_signal_connect (srv->service, "incoming",
-                    G_CALLBACK (smtp_server_incoming), srv);
+  /* Several SMTP children may wait on the same socket: it is
+   * non-blocking, and a child that loses the race for a connection gets
+   * EAGAIN and goes back to its loop (a blocking accept would stall every
+   * session of the loser until the next connection).  */
+  g_socket_set_blocking (lsock, FALSE);
+  srv->listen = g_steal_pointer (&lsock);
+  srv->accept_src = g_socket_create_source (srv->listen, G_IO_IN, NULL);
+  g_source_set_callback (srv->accept_src, (GSourceFunc) (void (*) (void))
+                         smtp_server_accept, srv, NULL);
+  g_source_attach (srv->accept_src, NULL);
   srv->ipc = ipc_channel_new (ipc_fd, 1024 * 1024, smtp_server_on_frame,
                               smtp_server_on_ipc_closed, srv);
-  g_socket_service_start (srv->service);
   return srv;
 }
 
@@ -709,8 +741,9 @@ smtp_server_shutdown (smtp_server *srv)
   if (srv->stopping)
     return;
   srv->stopping = TRUE;
-  g_socket_service_stop (srv->service);
-  g_socket_listener_close (G_SOCKET_LISTENER (srv->service));
+  /* Stop accepting; the socket itself stays open for the other children
+   * and the master.  */
+  g_source_destroy (srv->accept_src);
   g_hash_table_iter_init (&it, srv->conns);
   while (g_hash_table_iter_next (&it, &c, NULL))
     g_ptr_array_add (all, c);
@@ -745,12 +778,12 @@ smtp_server_free (smtp_server **srvp)
       g_hash_table_iter_next (&it, &c, NULL);
       smtp_conn_close (c, "server stopped");
     }
-  if (srv->service)
+  if (srv->accept_src)
     {
-      g_socket_service_stop (srv->service);
-      g_socket_listener_close (G_SOCKET_LISTENER (srv->service));
-      g_object_unref (srv->service);
+      g_source_destroy (srv->accept_src);
+      g_source_unref (srv->accept_src);
     }
+  g_clear_object (&srv->listen);
   ipc_channel_free (&srv->ipc);
   g_clear_object (&srv->cert);
   if (srv->conns)

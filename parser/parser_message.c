@@ -19,6 +19,13 @@
  * GMime's own 1024/512, parts, header fields and bytes, decoded bytes,
  * parameters, text kept.  The walk is recursive with an explicit depth
  * counter capped at PARSER_LIMIT_DEPTH, and linear in the number of parts.
+ * One linear pass before GMime cuts header fields over
+ * PARSER_MESSAGE_FIELD_CUT and the input after PARSER_MESSAGE_DELIMITERS_MAX
+ * MIME delimiters, so GMime's own work stays bounded too (flagged, noted).
+ *
+ * winmail.dat goes to libytnef (checksums recomputed first: some writers
+ * get them wrong).  libytnef prints its complaints about broken TNEF on
+ * stdout; callers whose stdout matters (intakectl parse) redirect it.
  */
 #include "parser/parser.h"
 
@@ -50,6 +57,10 @@
  * PARSER_LIMIT_HEADER_VALUE of a value is kept anyway (SECURITY-TESTS 57,
  * 60; Dovecot CVE-2024-23185).  */
 #define PARSER_MESSAGE_FIELD_CUT     PARSER_LIMIT_HEADER_VALUE
+/* Delimiter lines GMime is shown: enough for the PARSER_LIMIT_PARTS parts
+ * the walker looks at (an opening and a closing delimiter each, twice
+ * over).  */
+#define PARSER_MESSAGE_DELIMITERS_MAX  (4 * PARSER_LIMIT_PARTS)
 /* GMimeParserWarning values are small; anything else is counted as 0.  */
 #define PARSER_MESSAGE_WARN_KINDS    32
 
@@ -162,7 +173,7 @@ parser_walk_value (parser_walk *w, const char *s)
                           PARSER_LIMIT_HEADER_VALUE);
       w->noted_value_cut = TRUE;
       /* A character cut here becomes U+FFFD beyond the limit.  */
-      len = PARSER_LIMIT_HEADER_VALUE + 8;
+      len = MIN (len, (gsize) PARSER_LIMIT_HEADER_VALUE + 8);
     }
   return parser_clean_text (s, (gssize) len, PARSER_LIMIT_HEADER_VALUE);
 }
@@ -366,7 +377,7 @@ parser_walk_bad_encoded_words (parser_walk *w, const char *raw)
       else
         {
           for (const char *c = text; c < end; c++)
-            if (*c == '=' && !(c + 2 < end + 1 && g_ascii_isxdigit (c[1])
+            if (*c == '=' && !(c + 2 < end && g_ascii_isxdigit (c[1])
                                && g_ascii_isxdigit (c[2])))
               return TRUE;
         }
@@ -1626,18 +1637,81 @@ parser_walk_line_end (const guint8 *d, gsize n, gsize pos)
   return nl ? (gsize) (nl - d) + 1 : n;
 }
 
-/* Cut every header field longer than PARSER_MESSAGE_FIELD_CUT, in the
- * header blocks a linear pass can see: the top, after a line that starts
- * with "--" (a part), and a block of fields right after a block's blank
- * line (an enclosed message).  (transfer full) the bytes GMime is to
- * parse, or NULL when nothing was cut (the common case: no copy).  */
+/* Remember the boundary parameter of a Content-Type field at @p.  */
+static void
+parser_walk_note_boundary (GHashTable *bounds, const guint8 *p, gsize len)
+{
+  static const char key[] = "boundary=";
+  gsize i;
+
+  if (len < 13 || g_ascii_strncasecmp ((const char *) p, "Content-Type:", 13)
+                      != 0
+      || g_hash_table_size (bounds) >= PARSER_MESSAGE_DELIMITERS_MAX)
+    return;
+  for (i = 13; i + sizeof key - 1 < len; i++)
+    if (g_ascii_strncasecmp ((const char *) p + i, key, sizeof key - 1) == 0)
+      {
+        gsize v = i + sizeof key - 1, e;
+        if (v < len && p[v] == '"')
+          {
+            v++;
+            for (e = v; e < len && p[e] != '"'; e++)
+              ;
+          }
+        else
+          for (e = v; e < len && p[e] != ';' && !g_ascii_isspace (p[e]); e++)
+            ;
+        if (e > v && e - v <= PARSER_LIMIT_HEADER_VALUE)
+          g_hash_table_add (bounds, g_strndup ((const char *) p + v, e - v));
+        return;
+      }
+}
+
+/* A line "--" boundary ["--"] of a boundary declared before it.  */
+static gboolean
+parser_walk_is_delimiter (GHashTable *bounds, const guint8 *p, gsize len)
+{
+  g_autofree char *b = NULL;
+
+  if (len < 3 || p[0] != '-' || p[1] != '-' || g_hash_table_size (bounds) == 0)
+    return FALSE;
+  while (len > 2 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+    len--;
+  b = g_strndup ((const char *) p + 2, len - 2);
+  if (g_hash_table_contains (bounds, b))
+    return TRUE;
+  if (len > 4 && p[len - 1] == '-' && p[len - 2] == '-')
+    {
+      b[len - 4] = '\0';
+      return g_hash_table_contains (bounds, b);
+    }
+  return FALSE;
+}
+
+/* What GMime is given, in one linear pass over the raw bytes:
+ *
+ * - every header field longer than PARSER_MESSAGE_FIELD_CUT is cut, in
+ *   the header blocks such a pass can see: the top, after a line that
+ *   starts with "--" (a part), and a block of fields right after a
+ *   block's blank line (an enclosed message);
+ * - the input ends before the delimiter line after
+ *   PARSER_MESSAGE_DELIMITERS_MAX of them (of boundaries declared above
+ *   it): the walker stops at PARSER_LIMIT_PARTS parts anyway, and GMime
+ *   would otherwise build every one of 100,000 siblings (SECURITY-TESTS
+ *   55).
+ *
+ * Both set anomalies and a note.  (transfer full) the bytes to parse, or
+ * NULL when nothing changed (the common case: no copy).  */
 static GBytes *
 parser_walk_prescreen (parser_walk *w, const guint8 *d, gsize n)
 {
+  g_autoptr (GHashTable) bounds = g_hash_table_new_full (g_str_hash,
+                                                         g_str_equal, g_free,
+                                                         NULL);
   GByteArray *out = NULL;
-  gsize pos = 0, copied = 0;
+  gsize pos = 0, copied = 0, stop = n;
   gboolean hdr = TRUE;
-  guint cuts = 0;
+  guint cuts = 0, delimiters = 0;
 
   while (pos < n)
     {
@@ -1647,6 +1721,13 @@ parser_walk_prescreen (parser_walk *w, const guint8 *d, gsize n)
       while (body > 0 && (d[pos + body - 1] == '\n'
                           || d[pos + body - 1] == '\r'))
         body--;
+      if (body >= 3 && d[pos] == '-' && d[pos + 1] == '-'
+          && parser_walk_is_delimiter (bounds, d + pos, body)
+          && ++delimiters > PARSER_MESSAGE_DELIMITERS_MAX)
+        {
+          stop = pos;
+          break;
+        }
       if (!hdr)
         {
           hdr = body >= 2 && d[pos] == '-' && d[pos + 1] == '-';
@@ -1664,6 +1745,8 @@ parser_walk_prescreen (parser_walk *w, const guint8 *d, gsize n)
           gsize end = le;
           while (end < n && (d[end] == ' ' || d[end] == '\t'))
             end = parser_walk_line_end (d, n, end);
+          parser_walk_note_boundary (bounds, d + pos,
+                                     MIN (end - pos, PARSER_MESSAGE_FIELD_CUT));
           if (end - pos > PARSER_MESSAGE_FIELD_CUT)
             {
               gsize keep = PARSER_MESSAGE_FIELD_CUT;
@@ -1674,8 +1757,10 @@ parser_walk_prescreen (parser_walk *w, const guint8 *d, gsize n)
               while (keep > 0 && (d[pos + keep - 1] == '\n'
                                   || d[pos + keep - 1] == '\r'))
                 keep--;
-              g_byte_array_append (out, d + copied, (guint) (pos + keep - copied));
-              g_byte_array_append (out, (const guint8 *) (crlf ? "\r\n" : "\n"),
+              g_byte_array_append (out, d + copied,
+                                   (guint) (pos + keep - copied));
+              g_byte_array_append (out, (const guint8 *) (crlf ? "\r\n"
+                                                               : "\n"),
                                    crlf ? 2 : 1);
               copied = end;
               cuts++;
@@ -1685,12 +1770,23 @@ parser_walk_prescreen (parser_walk *w, const guint8 *d, gsize n)
         }
       pos = le;
     }
+  if (cuts > 0)
+    {
+      w->m->anomalies |= PARSER_ANOMALY_HEADERS;
+      parser_walk_note (w, "%u header field%s over %d bytes cut before "
+                        "parsing", cuts, cuts == 1 ? "" : "s",
+                        PARSER_MESSAGE_FIELD_CUT);
+    }
+  if (stop < n)
+    {
+      w->m->anomalies |= PARSER_ANOMALY_PARTS;
+      parser_walk_note (w, "more than %d MIME delimiters: the %zu bytes "
+                        "after the last were not parsed",
+                        PARSER_MESSAGE_DELIMITERS_MAX, n - stop);
+    }
   if (out == NULL)
-    return NULL;
-  g_byte_array_append (out, d + copied, (guint) (n - copied));
-  w->m->anomalies |= PARSER_ANOMALY_HEADERS;
-  parser_walk_note (w, "%u header field%s over %d bytes cut before parsing",
-                    cuts, cuts == 1 ? "" : "s", PARSER_MESSAGE_FIELD_CUT);
+    return stop < n ? g_bytes_new (d, stop) : NULL;
+  g_byte_array_append (out, d + copied, (guint) (stop - copied));
   return g_byte_array_free_to_bytes (out);
 }
 

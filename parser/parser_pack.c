@@ -49,7 +49,9 @@
 
 G_DEFINE_QUARK (parser-error-quark, parser_error)
 
-/* ------------------------------------------------------------ names */
+/* ------------------------------------------------------------ names
+ * Anomalies and attachment flags as in docs/limits.md (snake_case);
+ * personal-data kinds as in docs/personal-data.md.  */
 
 const char *
 parser_anomaly_name (parser_anomaly bit)
@@ -60,18 +62,18 @@ parser_anomaly_name (parser_anomaly bit)
     case PARSER_ANOMALY_NESTING: return "nesting";
     case PARSER_ANOMALY_PARTS: return "parts";
     case PARSER_ANOMALY_HEADERS: return "headers";
-    case PARSER_ANOMALY_DECODED_SIZE: return "decoded-size";
+    case PARSER_ANOMALY_DECODED_SIZE: return "decoded_size";
     case PARSER_ANOMALY_PARAMS: return "params";
     case PARSER_ANOMALY_FILENAME: return "filename";
     case PARSER_ANOMALY_CHARSET: return "charset";
-    case PARSER_ANOMALY_ENCODED_WORD: return "encoded-word";
+    case PARSER_ANOMALY_ENCODED_WORD: return "encoded_word";
     case PARSER_ANOMALY_BOUNDARY: return "boundary";
     case PARSER_ANOMALY_CONFLICTING: return "conflicting";
-    case PARSER_ANOMALY_GMIME_WARNING: return "gmime-warning";
-    case PARSER_ANOMALY_GMIME_CRITICAL: return "gmime-critical";
+    case PARSER_ANOMALY_GMIME_WARNING: return "gmime_warning";
+    case PARSER_ANOMALY_GMIME_CRITICAL: return "gmime_critical";
     case PARSER_ANOMALY_TNEF: return "tnef";
     case PARSER_ANOMALY_UUENCODE: return "uuencode";
-    case PARSER_ANOMALY_TRUNCATED_TEXT: return "truncated-text";
+    case PARSER_ANOMALY_TRUNCATED_TEXT: return "truncated_text";
     }
   return "unknown";
 }
@@ -83,11 +85,11 @@ parser_att_flag_name (parser_att_flag bit)
     {
     case PARSER_ATT_INLINE: return "inline";
     case PARSER_ATT_EXECUTABLE: return "executable";
-    case PARSER_ATT_DOUBLE_EXT: return "double-ext";
-    case PARSER_ATT_TYPE_MISMATCH: return "type-mismatch";
-    case PARSER_ATT_NAME_CLEANED: return "name-cleaned";
-    case PARSER_ATT_FROM_TNEF: return "from-tnef";
-    case PARSER_ATT_FROM_UUENCODE: return "from-uuencode";
+    case PARSER_ATT_DOUBLE_EXT: return "double_ext";
+    case PARSER_ATT_TYPE_MISMATCH: return "type_mismatch";
+    case PARSER_ATT_NAME_CLEANED: return "name_cleaned";
+    case PARSER_ATT_FROM_TNEF: return "from_tnef";
+    case PARSER_ATT_FROM_UUENCODE: return "from_uuencode";
     case PARSER_ATT_FORWARDED: return "forwarded";
     }
   return "unknown";

@@ -688,7 +688,7 @@ store_open (const char *path, const store_keys *keys, guint flags,
         }
       sqlite3_wal_autocheckpoint (s->wdb, 0);
       sqlite3_wal_hook (s->wdb, store_wal_hook, s);
-      s->checkpointer = g_thread_new ("store-checkpoint",
+      s->checkpointer = g_thread_new ("store-ckpt",
                                       store_checkpointer_main, s);
       s->jobs = g_async_queue_new ();
       s->writer = g_thread_new ("store-writer", store_writer_main, s);

@@ -116,7 +116,14 @@ class Intaked:
                     s.settimeout(2)
                     banner = s.recv(512)
                     if banner.startswith(b"220"):
+                        # Wait for the server to end this probe session, so
+                        # it no longer counts against the session limits.
                         s.sendall(b"QUIT\r\n")
+                        try:
+                            while s.recv(512):
+                                pass
+                        except OSError:
+                            pass
                         return
             except OSError:
                 pass

@@ -1,0 +1,1994 @@
+/*
+ * test_parser_message.c - the MIME walker (parser_message.c) and the pack
+ * (parser_pack.c).
+ *
+ * Covers: SECURITY-TESTS 53-66 as far as parsing goes, built here (the big
+ * ones generated: 2,000-level multipart and rfc822 nesting, 100,000
+ * siblings, 20,000 RFC 2231 continuations, a 10 MiB Subject), each timed
+ * (< 2 s, also under ASan) with its flags; a charset table; encoded words;
+ * attachment names and flags; forwarded message/rfc822 (original bytes);
+ * multipart/report; TNEF (tests/data/mail/mimekit/tnef and a crafted
+ * stream); uuencode; text selection (alternative, related, mixed, HTML
+ * only, flowed); headers; pack/unpack round trip on every file in
+ * tests/data/mail, truncated and bit-flipped packs; and every file of the
+ * corpus ($INTAKE_CORPUS, default ../shared/corpus/mail) parsed within
+ * 2 s into valid JSON.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-glib/json-glib.h>
+
+#include "parser/parser.h"
+#include "parser/parser_text.h"
+
+/* Every case, however hostile, finishes within this (ASan included).  */
+#define TEST_BUDGET_US (2 * G_USEC_PER_SEC)
+
+/* ------------------------------------------------------------ helpers */
+
+static parser_message *
+parse_ctx (const char *data, gsize len, const parser_context *ctx)
+{
+  g_autoptr (GBytes) raw = g_bytes_new (data, len);
+  parser_message *m = parser_message_parse (raw, ctx);
+
+  ck_assert_ptr_nonnull (m);
+  return m;
+}
+
+static parser_message *
+parse_len (const char *data, gsize len)
+{
+  return parse_ctx (data, len, NULL);
+}
+
+static parser_message *
+parse (const char *s)
+{
+  return parse_len (s, strlen (s));
+}
+
+/* Parse and check a time budget.  */
+static parser_message *
+parse_budget (GString *s, const char *what, gint64 budget)
+{
+  gint64 t0 = g_get_monotonic_time ();
+  parser_message *m = parse_len (s->str, s->len);
+  gint64 dt = g_get_monotonic_time () - t0;
+
+  ck_assert_msg (dt < budget, "%s took %" G_GINT64_FORMAT " us", what, dt);
+  return m;
+}
+
+static parser_message *
+parse_timed (GString *s, const char *what)
+{
+  return parse_budget (s, what, TEST_BUDGET_US);
+}
+
+static void
+assert_utf8 (const char *s, const char *what)
+{
+  /* Plain tests in the helpers: every ck_assert marks a point (a write
+   * to Check's pipe), which is slow in loops.  */
+  if (s != NULL && !g_utf8_validate (s, -1, NULL))
+    ck_abort_msg ("%s is not UTF-8", what);
+}
+
+static void
+assert_strs_utf8 (GPtrArray *a, const char *what)
+{
+  if (a == NULL)
+    ck_abort_msg ("%s: no array", what);
+  for (guint i = 0; i < a->len; i++)
+    {
+      if (a->pdata[i] == NULL)
+        ck_abort_msg ("%s: NULL entry", what);
+      assert_utf8 (a->pdata[i], what);
+    }
+}
+
+static void
+assert_addr_utf8 (const parser_address *a)
+{
+  if (a == NULL)
+    return;
+  assert_utf8 (a->name, "address name");
+  if (a->addr == NULL)
+    ck_abort_msg ("address without addr");
+  assert_utf8 (a->addr, "address");
+}
+
+/* Every string of @m is valid UTF-8 and every array is there.  */
+static void
+assert_message_valid (const parser_message *m)
+{
+  assert_utf8 (m->subject, "subject");
+  assert_addr_utf8 (m->from);
+  assert_addr_utf8 (m->reply_to);
+  for (guint i = 0; i < m->to->len; i++)
+    assert_addr_utf8 (m->to->pdata[i]);
+  for (guint i = 0; i < m->cc->len; i++)
+    assert_addr_utf8 (m->cc->pdata[i]);
+  assert_utf8 (m->message_id, "message_id");
+  assert_utf8 (m->in_reply_to, "in_reply_to");
+  assert_strs_utf8 (m->references, "references");
+  assert_strs_utf8 (m->header_names, "header name");
+  assert_strs_utf8 (m->header_values, "header value");
+  ck_assert_uint_eq (m->header_names->len, m->header_values->len);
+  assert_utf8 (m->text, "text");
+  assert_utf8 (m->quoted, "quoted");
+  assert_strs_utf8 (m->forwarded, "forwarded");
+  for (guint i = 0; i < m->attachments->len; i++)
+    {
+      parser_attachment *a = m->attachments->pdata[i];
+      if (a->name == NULL || *a->name == '\0'
+          || strlen (a->name) > PARSER_LIMIT_FILENAME)
+        ck_abort_msg ("attachment %u: bad name", i);
+      assert_utf8 (a->name, "attachment name");
+      assert_utf8 (a->declared_type, "declared type");
+      assert_utf8 (a->detected_type, "detected type");
+      assert_utf8 (a->content_id, "content id");
+      if (a->size != g_bytes_get_size (a->content) || strlen (a->sha256) != 64)
+        ck_abort_msg ("attachment %u: size or sha256", i);
+    }
+  assert_utf8 (m->report_message_id, "report message id");
+  assert_utf8 (m->report_status, "report status");
+  assert_utf8 (m->report_recipient, "report recipient");
+  assert_utf8 (m->auto_reason, "auto reason");
+  assert_strs_utf8 (m->case_refs, "case ref");
+  for (guint i = 0; i < m->personal->len; i++)
+    assert_utf8 (((parser_pd *) m->personal->pdata[i])->value, "personal");
+  assert_strs_utf8 (m->notes, "note");
+  ck_assert_uint_le (m->n_parts, PARSER_LIMIT_PARTS);
+}
+
+static parser_attachment *
+find_att (const parser_message *m, const char *name)
+{
+  for (guint i = 0; i < m->attachments->len; i++)
+    {
+      parser_attachment *a = m->attachments->pdata[i];
+      if (strcmp (a->name, name) == 0)
+        return a;
+    }
+  return NULL;
+}
+
+static gboolean
+has_header (const parser_message *m, const char *name)
+{
+  for (guint i = 0; i < m->header_names->len; i++)
+    if (g_ascii_strcasecmp (m->header_names->pdata[i], name) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+/* The project root: where tests/data/mail is, from the current directory
+ * up.  */
+static char *
+project_root (void)
+{
+  g_autofree char *dir = g_get_current_dir ();
+
+  for (int i = 0; i < 6; i++)
+    {
+      g_autofree char *probe = g_build_filename (dir, "tests", "data", "mail",
+                                                 NULL);
+      char *up;
+      if (g_file_test (probe, G_FILE_TEST_IS_DIR))
+        return g_steal_pointer (&dir);
+      up = g_path_get_dirname (dir);
+      g_free (dir);
+      dir = up;
+    }
+  return NULL;
+}
+
+static void
+collect_files (const char *dir, GPtrArray *out)
+{
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  const char *name;
+
+  if (d == NULL)
+    return;
+  while ((name = g_dir_read_name (d)) != NULL)
+    {
+      char *path = g_build_filename (dir, name, NULL);
+      if (g_file_test (path, G_FILE_TEST_IS_DIR))
+        {
+          collect_files (path, out);
+          g_free (path);
+        }
+      else if (g_str_has_prefix (name, "LICENSE") || strcmp (name, "NOTICE") == 0
+               || g_str_has_suffix (name, ".md"))
+        g_free (path);
+      else
+        g_ptr_array_add (out, path);
+    }
+}
+
+static GPtrArray *
+data_files (void)
+{
+  g_autofree char *root = project_root ();
+  g_autofree char *dir = NULL;
+  GPtrArray *files = g_ptr_array_new_with_free_func (g_free);
+
+  ck_assert_msg (root != NULL, "tests/data/mail not found");
+  dir = g_build_filename (root, "tests", "data", "mail", NULL);
+  collect_files (dir, files);
+  g_ptr_array_sort (files, (GCompareFunc) g_strcmp0);
+  return files;
+}
+
+static GBytes *
+read_file (const char *path)
+{
+  char *data = NULL;
+  gsize len = 0;
+  g_autoptr (GError) error = NULL;
+
+  ck_assert_msg (g_file_get_contents (path, &data, &len, &error), "%s: %s",
+                 path, error ? error->message : "");
+  return g_bytes_new_take (data, len);
+}
+
+static const char *hdr =
+  "From: Citizen <citizen@Example.ORG>\r\n"
+  "To: enquiries@council.example\r\n"
+  "Subject: test\r\n"
+  "Message-ID: <m1@example.org>\r\n"
+  "MIME-Version: 1.0\r\n";
+
+/* ------------------------------------------------------------ 53-57 */
+
+START_TEST (test_deep_multipart)
+{
+  /* SECURITY-TESTS 53: 2,000 levels; GMime stops at 1024, we at 50.  */
+  GString *s = g_string_new (hdr);
+  parser_message *m;
+  const int n = 2000;
+
+  g_string_append (s, "Content-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n");
+  for (int i = 1; i < n; i++)
+    g_string_append_printf (s, "--b%d\r\nContent-Type: multipart/mixed; "
+                            "boundary=\"b%d\"\r\n\r\n", i - 1, i);
+  g_string_append_printf (s, "--b%d\r\nContent-Type: text/plain\r\n\r\n"
+                          "deep\r\n", n - 1);
+  for (int i = n - 1; i >= 0; i--)
+    g_string_append_printf (s, "--b%d--\r\n", i);
+  m = parse_timed (s, "2,000-level multipart");
+  ck_assert (m->anomalies & PARSER_ANOMALY_NESTING);
+  ck_assert (m->anomalies & PARSER_ANOMALY_GMIME_CRITICAL);
+  ck_assert_uint_le (m->n_parts, PARSER_LIMIT_DEPTH + 1);
+  ck_assert_ptr_null (strstr (m->text, "deep"));
+  assert_message_valid (m);
+  parser_message_free (m);
+  g_string_free (s, TRUE);
+}
+END_TEST
+
+START_TEST (test_deep_rfc822)
+{
+  /* SECURITY-TESTS 54: 2,000 message/rfc822 levels (GMime stops at 512).  */
+  GString *s = g_string_new (NULL);
+  parser_message *m;
+
+  for (int i = 0; i < 2000; i++)
+    g_string_append_printf (s, "From: a@b.example\r\nSubject: level %d\r\n"
+                            "Content-Type: message/rfc822\r\n\r\n", i);
+  g_string_append (s, "From: a@b.example\r\nSubject: inner\r\n\r\nhello\r\n");
+  m = parse_timed (s, "2,000-level rfc822");
+  ck_assert (m->anomalies & PARSER_ANOMALY_NESTING);
+  ck_assert_str_eq (m->subject, "level 0");
+  ck_assert_uint_le (m->forwarded->len, PARSER_LIMIT_DEPTH);
+  ck_assert_uint_gt (m->forwarded->len, 10);
+  ck_assert (g_str_has_prefix (m->forwarded->pdata[0], "Subject: level 1"));
+  assert_message_valid (m);
+  parser_message_free (m);
+  g_string_free (s, TRUE);
+}
+END_TEST
+
+START_TEST (test_siblings)
+{
+  /* SECURITY-TESTS 55: 100,000 siblings; GMime does not warn, we count.  */
+  GString *s = g_string_new (hdr);
+  parser_message *m;
+
+  g_string_append (s, "Content-Type: multipart/mixed; boundary=\"x\"\r\n\r\n");
+  for (int i = 0; i < 100000; i++)
+    g_string_append_printf (s, "--x\r\nContent-Type: text/plain\r\n\r\n"
+                            "p%d\r\n", i);
+  g_string_append (s, "--x--\r\n");
+  m = parse_timed (s, "100,000 siblings");
+  ck_assert (m->anomalies & PARSER_ANOMALY_PARTS);
+  ck_assert_uint_eq (m->n_parts, PARSER_LIMIT_PARTS);
+  {
+    gboolean walked = FALSE, parsed = FALSE;
+    for (guint i = 0; i < m->notes->len; i++)
+      {
+        walked |= strstr (m->notes->pdata[i], "not walked") != NULL;
+        parsed |= strstr (m->notes->pdata[i], "were not parsed") != NULL;
+      }
+    ck_assert_msg (walked && parsed, "no note of the parts skipped");
+  }
+  /* the parts that were walked are all there */
+  ck_assert (g_str_has_prefix (m->text, "p0\n\np1\n\np2"));
+  assert_message_valid (m);
+  parser_message_free (m);
+  g_string_free (s, TRUE);
+}
+END_TEST
+
+START_TEST (test_live_boundaries)
+{
+  /* SECURITY-TESTS 56: 1,000 live boundaries and a 5 MB body.  */
+  GString *s = g_string_new (hdr);
+  parser_message *m;
+  const int n = 1000;
+
+  g_string_append (s, "Content-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n");
+  for (int i = 1; i < n; i++)
+    g_string_append_printf (s, "--b%d\r\nContent-Type: multipart/mixed; "
+                            "boundary=\"b%d\"\r\n\r\n", i - 1, i);
+  g_string_append_printf (s, "--b%d\r\nContent-Type: application/octet-stream"
+                          "\r\n\r\n", n - 1);
+  for (int i = 0; i < 5 * 1024 * 1024 / 64; i++)
+    g_string_append (s, "-- body line that looks a little like a boundary --"
+                        "----------\r\n");
+  for (int i = n - 1; i >= 0; i--)
+    g_string_append_printf (s, "--b%d--\r\n", i);
+  /* Body lines that all start with "--" make GMime test each against the
+   * 1,000 live boundaries: the worst case, held to the 5 s per-message
+   * budget of SECURITY-TESTS 56 (about 1 s without ASan).  */
+  m = parse_budget (s, "1,000 live boundaries", 5 * G_USEC_PER_SEC);
+  ck_assert (m->anomalies & PARSER_ANOMALY_NESTING);
+  assert_message_valid (m);
+  parser_message_free (m);
+  g_string_free (s, TRUE);
+}
+END_TEST
+
+START_TEST (test_giant_subject)
+{
+  /* SECURITY-TESTS 57: a single 10 MiB Subject.  */
+  GString *s = g_string_new ("From: a@b.example\r\nSubject: ");
+  parser_message *m;
+
+  for (int i = 0; i < 10 * 1024 * 1024 / 16; i++)
+    g_string_append (s, "AAAAAAAAAAAAAAA ");
+  g_string_append (s, "\r\n\r\nbody\r\n");
+  m = parse_timed (s, "10 MiB Subject");
+  ck_assert (m->anomalies & PARSER_ANOMALY_HEADERS);
+  ck_assert_ptr_nonnull (m->subject);
+  ck_assert_uint_le (strlen (m->subject), PARSER_LIMIT_HEADER_VALUE);
+  ck_assert_uint_gt (strlen (m->subject), 1000);
+  ck_assert_str_eq (m->text, "body");
+  assert_message_valid (m);
+  parser_message_free (m);
+  g_string_free (s, TRUE);
+}
+END_TEST
+
+START_TEST (test_header_count)
+{
+  GString *s = g_string_new ("From: a@b.example\r\nSubject: many\r\n");
+  parser_message *m;
+
+  for (int i = 0; i < PARSER_LIMIT_HEADERS + 1; i++)
+    g_string_append_printf (s, "X-H%d: v\r\n", i);
+  g_string_append (s, "\r\nbody\r\n");
+  m = parse_timed (s, "10,001 headers");
+  ck_assert (m->anomalies & PARSER_ANOMALY_HEADERS);
+  ck_assert_uint_le (m->header_names->len, PARSER_LIMIT_HEADERS);
+  assert_message_valid (m);
+  parser_message_free (m);
+  g_string_free (s, TRUE);
+}
+END_TEST
+
+START_TEST (test_text_cap)
+{
+  GString *s = g_string_new (hdr);
+  parser_message *m;
+
+  g_string_append (s, "Content-Type: text/plain; charset=utf-8\r\n\r\n");
+  while (s->len < PARSER_LIMIT_TEXT + 512 * 1024)
+    g_string_append (s, "The bins were not collected on Tuesday again.\r\n");
+  m = parse_timed (s, "4.5 MiB of text");
+  ck_assert (m->anomalies & PARSER_ANOMALY_TRUNCATED_TEXT);
+  ck_assert_uint_le (strlen (m->text) + strlen (m->quoted), PARSER_LIMIT_TEXT);
+  assert_message_valid (m);
+  parser_message_free (m);
+  g_string_free (s, TRUE);
+}
+END_TEST
+
+START_TEST (test_decoded_cap)
+{
+  /* Each enclosed message is kept whole: 35 levels around 2 MiB make more
+   * than PARSER_LIMIT_DECODED of content.  */
+  GString *s = g_string_new (NULL);
+  parser_message *m;
+  gsize total = 0;
+
+  for (int i = 0; i < 35; i++)
+    g_string_append_printf (s, "From: a@b.example\r\nSubject: level %d\r\n"
+                            "Content-Type: message/rfc822\r\n\r\n", i);
+  g_string_append (s, "From: a@b.example\r\nSubject: inner\r\n"
+                      "Content-Type: application/octet-stream\r\n\r\n");
+  while (s->len < 2 * 1024 * 1024)
+    g_string_append (s, "0123456789abcdef0123456789abcdef0123456789abcdef\r\n");
+  m = parse_timed (s, "35 x 2 MiB enclosed");
+  ck_assert (m->anomalies & PARSER_ANOMALY_DECODED_SIZE);
+  for (guint i = 0; i < m->attachments->len; i++)
+    total += ((parser_attachment *) m->attachments->pdata[i])->size;
+  ck_assert_uint_le (total, PARSER_LIMIT_DECODED);
+  ck_assert_uint_gt (total, PARSER_LIMIT_DECODED / 2);
+  assert_message_valid (m);
+  parser_message_free (m);
+  g_string_free (s, TRUE);
+}
+END_TEST
+
+/* ------------------------------------------------------------ 58 */
+
+typedef struct {
+  const char *name;
+  const char *body;            /* after the top-level headers */
+  guint must;                  /* anomalies that must be set */
+  const char *text;            /* (nullable) expected text */
+} boundary_case;
+
+static const boundary_case boundary_cases[] = {
+  { "no boundary parameter",
+    "Content-Type: multipart/mixed\r\n\r\n--x\r\nContent-Type: text/plain"
+    "\r\n\r\nhi\r\n--x--\r\n",
+    PARSER_ANOMALY_BOUNDARY | PARSER_ANOMALY_GMIME_CRITICAL, NULL },
+  { "boundary=\"\"",
+    "Content-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\n"
+    "Content-Type: text/plain\r\n\r\nhi\r\n----\r\n",
+    PARSER_ANOMALY_BOUNDARY, NULL },
+  /* GMime gives no part for it: flagged, the raw bytes are kept */
+  { "5,000-character boundary", NULL, PARSER_ANOMALY_BOUNDARY, NULL },
+  { "boundary a, parts delimited by --ab",
+    "Content-Type: multipart/mixed; boundary=a\r\n\r\n--ab\r\n"
+    "Content-Type: text/plain\r\n\r\nhi\r\n--ab--\r\n",
+    PARSER_ANOMALY_BOUNDARY, NULL },
+  { "no closing delimiter",
+    "Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+    "Content-Type: text/plain\r\n\r\nopen\r\n",
+    PARSER_ANOMALY_BOUNDARY, "open" },
+  { "two Content-Type headers",
+    "Content-Type: multipart/mixed; boundary=x\r\n"
+    "Content-Type: multipart/mixed; boundary=y\r\n\r\n--x\r\n"
+    "Content-Type: text/plain\r\n\r\nhi\r\n--x--\r\n",
+    PARSER_ANOMALY_CONFLICTING | PARSER_ANOMALY_GMIME_CRITICAL, NULL },
+  { "boundary inside base64 content",
+    "Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+    "Content-Type: application/octet-stream\r\n"
+    "Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--x\r\naGVsbG8=\r\n"
+    "--x\r\nContent-Type: text/plain\r\n\r\nafter\r\n--x--\r\n",
+    0, NULL },
+  { "preamble holding a fake part",
+    "Content-Type: multipart/mixed; boundary=x\r\n\r\n"
+    "Content-Type: text/html\r\n\r\n<b>fake</b>\r\n--x\r\n"
+    "Content-Type: text/plain\r\n\r\nreal\r\n--x--\r\n",
+    0, "real" },
+  { "part with neither headers nor content",
+    "Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n--x\r\n"
+    "Content-Type: text/plain\r\n\r\nhi\r\n--x--\r\n",
+    PARSER_ANOMALY_GMIME_CRITICAL | PARSER_ANOMALY_BOUNDARY, NULL },
+};
+
+START_TEST (test_boundary_tricks)
+{
+  const boundary_case *c = &boundary_cases[_i];
+  GString *s = g_string_new (hdr);
+  parser_message *m;
+
+  if (c->body != NULL)
+    g_string_append (s, c->body);
+  else
+    {
+      GString *b = g_string_new (NULL);
+      for (int i = 0; i < 5000; i++)
+        g_string_append_c (b, 'a' + i % 26);
+      g_string_append_printf (s, "Content-Type: multipart/mixed; boundary=\"%s\""
+                              "\r\n\r\n--%s\r\nContent-Type: text/plain\r\n\r\n"
+                              "long\r\n--%s--\r\n", b->str, b->str, b->str);
+      g_string_free (b, TRUE);
+    }
+  m = parse_timed (s, c->name);
+  ck_assert_msg ((m->anomalies & c->must) == c->must,
+                 "%s: anomalies %#x, want %#x", c->name, m->anomalies,
+                 c->must);
+  if (c->text)
+    ck_assert_msg (strcmp (m->text, c->text) == 0, "%s: text \"%s\"",
+                   c->name, m->text);
+  ck_assert_ptr_null (strstr (m->text, "fake"));
+  assert_message_valid (m);
+  parser_message_free (m);
+  g_string_free (s, TRUE);
+}
+END_TEST
+
+/* ------------------------------------------------------------ 59 */
+
+typedef struct {
+  const char *subject;         /* raw Subject value */
+  gboolean flagged;            /* PARSER_ANOMALY_ENCODED_WORD expected */
+  const char *want;            /* (nullable) expected decoded subject */
+} word_case;
+
+static const word_case word_cases[] = {
+  { "=?UTF-8?B?====?=", TRUE, NULL },
+  { "=?UTF-8?Q?=ZZ=?=", TRUE, NULL },
+  { "=?x-unknown?B?SGk=?=", TRUE, NULL },
+  { "=?UTF-8*en?B?SGk=?=", FALSE, "Hi" },      /* RFC 2231 language: valid */
+  { "=?UTF-8?B?SGk", TRUE, NULL },
+  { "=?UTF-8?Q?caf=C3=A9?=", FALSE, "café" },
+  { "=?ISO-8859-1?Q?caf=E9?=", FALSE, "café" },
+  { "=?UTF-8?B?/w==?=", FALSE, NULL },         /* decodes to 0xFF: U+FFFD */
+  { "plain \xff\xfe bytes", FALSE, NULL },
+};
+
+START_TEST (test_encoded_words)
+{
+  const word_case *c = &word_cases[_i];
+  g_autofree char *msg = g_strdup_printf (
+      "From: =?UTF-8?B?====?= <a@b.example>\r\nSubject: %s\r\n\r\nx\r\n",
+      c->subject);
+  parser_message *m = parse (msg);
+
+  /* The From display name is broken in every case.  */
+  ck_assert (m->anomalies & PARSER_ANOMALY_ENCODED_WORD);
+  if (c->want)
+    ck_assert_str_eq (m->subject, c->want);
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
+START_TEST (test_encoded_words_subject_only)
+{
+  const word_case *c = &word_cases[_i];
+  g_autofree char *msg = g_strdup_printf (
+      "From: a@b.example\r\nSubject: %s\r\n\r\nx\r\n", c->subject);
+  parser_message *m = parse (msg);
+
+  ck_assert_msg (!!(m->anomalies & PARSER_ANOMALY_ENCODED_WORD) == c->flagged,
+                 "%s: anomalies %#x", c->subject, m->anomalies);
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
+START_TEST (test_encoded_words_bulk)
+{
+  GString *s = g_string_new ("From: a@b.example\r\nSubject:");
+  parser_message *m;
+  g_autofree char *big = NULL;
+  g_autofree char *raw = g_malloc (75000);
+
+  for (int i = 0; i < 10000; i++)
+    g_string_append (s, " =?UTF-8?B?SGk=?=");
+  g_string_append (s, "\r\n\r\nx\r\n");
+  m = parse_timed (s, "10,000 adjacent encoded words");
+  assert_message_valid (m);
+  parser_message_free (m);
+
+  memset (raw, 'x', 75000);
+  big = g_base64_encode ((const guchar *) raw, 75000);
+  g_string_printf (s, "From: a@b.example\r\nSubject: =?UTF-8?B?%s?=\r\n"
+                   "Content-Type: application/octet-stream\r\n"
+                   "Content-Disposition: attachment; filename=\"=?UTF-8?B?%s?=\""
+                   "\r\n\r\nx\r\n", big, big);
+  m = parse_timed (s, "one 100 KB encoded word");
+  ck_assert_uint_le (strlen (m->subject), PARSER_LIMIT_HEADER_VALUE);
+  ck_assert_uint_eq (m->attachments->len, 1);
+  assert_message_valid (m);
+  parser_message_free (m);
+  g_string_free (s, TRUE);
+}
+END_TEST
+
+/* ------------------------------------------------------------ 60-61 */
+
+START_TEST (test_rfc2231_bomb)
+{
+  GString *s = g_string_new (hdr);
+  parser_message *m;
+  parser_attachment *a;
+
+  g_string_append (s, "Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+                      "Content-Type: application/octet-stream\r\n"
+                      "Content-Disposition: attachment;");
+  for (int i = 0; i < 20000; i++)
+    g_string_append_printf (s, " filename*%d*=abcdefghijklmnopq;\r\n", i);
+  g_string_append (s, "\r\n\r\ndata\r\n--x--\r\n");
+  m = parse_timed (s, "20,000 RFC 2231 continuations");
+  ck_assert_uint_eq (m->attachments->len, 1);
+  a = m->attachments->pdata[0];
+  ck_assert_uint_le (strlen (a->name), PARSER_LIMIT_FILENAME);
+  ck_assert (a->flags & PARSER_ATT_NAME_CLEANED);
+  ck_assert (m->anomalies & PARSER_ANOMALY_FILENAME);
+  assert_message_valid (m);
+  parser_message_free (m);
+  g_string_free (s, TRUE);
+}
+END_TEST
+
+START_TEST (test_rfc2231_odd)
+{
+  static const char *msg =
+    "From: a@b.example\r\nSubject: odd\r\n"
+    "Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+    "Content-Type: application/octet-stream\r\n"
+    "Content-Disposition: attachment; filename*1*=b; filename*0*=a; "
+    "filename*0*=c; name*4294967296*=x\r\n\r\ndata\r\n--x--\r\n";
+  parser_message *m = parse (msg);
+
+  ck_assert_uint_eq (m->attachments->len, 1);
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
+START_TEST (test_param_count)
+{
+  GString *s = g_string_new (hdr);
+  parser_message *m;
+
+  g_string_append (s, "Content-Type: text/plain; charset=utf-8");
+  for (int i = 0; i < 2 * PARSER_LIMIT_PARAMS; i++)
+    g_string_append_printf (s, ";\r\n p%d=v", i);
+  g_string_append (s, "\r\n\r\nbody\r\n");
+  m = parse_timed (s, "200 parameters");
+  ck_assert (m->anomalies & PARSER_ANOMALY_PARAMS);
+  ck_assert_str_eq (m->text, "body");
+  parser_message_free (m);
+  g_string_free (s, TRUE);
+}
+END_TEST
+
+START_TEST (test_gmime165)
+{
+  /* SECURITY-TESTS 61: parsing is fine; we never re-encode parameters.  */
+  GString *s = g_string_new ("From: a@b.example\r\nSubject: 165\r\n"
+                             "Content-Type: text/plain; ");
+  parser_message *m;
+
+  for (int i = 0; i < 72 * 1024; i++)
+    g_string_append_c (s, 'K');
+  g_string_append (s, "=\"\xd1\x9c\"\r\n\r\nbody\r\n");
+  m = parse_timed (s, "GMime #165 parameter");
+  ck_assert_str_eq (m->text, "body");
+  assert_message_valid (m);
+  parser_message_free (m);
+  g_string_free (s, TRUE);
+}
+END_TEST
+
+/* ------------------------------------------------------------ 62 */
+
+typedef struct {
+  const char *charset;         /* (nullable) */
+  const char *subtype;
+  const char *body;
+  gsize body_len;              /* 0: strlen */
+  const char *want;            /* (nullable) expected text */
+  gboolean flagged;            /* PARSER_ANOMALY_CHARSET */
+} charset_case;
+
+static const charset_case charset_cases[] = {
+  { "iso-8859-1", "plain", "caf\xe9", 0, "café", FALSE },
+  { "windows-1252", "plain", "\x93quoted\x94 \x80", 0,
+    "\xe2\x80\x9cquoted\xe2\x80\x9d \xe2\x82\xac", FALSE },
+  { "koi8-r", "plain", "\xf0\xd2\xc9\xd7\xc5\xd4", 0,
+    "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82", FALSE },
+  { "shift_jis", "plain", "\x82\xb1\x82\xf1\x82\xc9\x82\xbf\x82\xcd", 0,
+    "\xe3\x81\x93\xe3\x82\x93\xe3\x81\xab\xe3\x81\xa1\xe3\x81\xaf", FALSE },
+  { "iso-2022-jp", "plain", "\x1b$B$3$s$K$A$O\x1b(B", 0,
+    "\xe3\x81\x93\xe3\x82\x93\xe3\x81\xab\xe3\x81\xa1\xe3\x81\xaf", FALSE },
+  { "utf-16", "plain", "\xfe\xff\x00h\x00i\x00", 7, "hi\xef\xbf\xbd", TRUE },
+  { "utf-7", "plain", "+ADw-script+AD4-alert(1)+ADw-/script+AD4-", 0,
+    "+ADw-script+AD4-alert(1)+ADw-/script+AD4-", TRUE },
+  { "utf-7", "html", "+ADw-script+AD4-alert(1)+ADw-/script+AD4-", 0, NULL,
+    TRUE },
+  { "x-unknown", "plain", "hello \xe9", 0, "hello é", TRUE },
+  { NULL, "plain", "caf\xe9", 0, "café", FALSE },
+  { NULL, "plain", "caf\xc3\xa9", 0, "café", FALSE },
+  { "us-ascii", "plain", "caf\xc3\xa9", 0, "café", FALSE },
+  { "utf-8", "plain", "\xc0\xbcscript\xc0\xbe", 0,
+    "\xef\xbf\xbd\xef\xbf\xbdscript\xef\xbf\xbd\xef\xbf\xbd", TRUE },
+  { "utf-8", "plain", "nul\0byte", 8, "nul\xef\xbf\xbd" "byte", TRUE },
+  { "utf-8", "plain", "esc\x1b[31mred\xc2\x9b", 0,
+    "esc\xef\xbf\xbd[31mred\xef\xbf\xbd", FALSE },
+  { "ks_c_5601-1987", "plain", "\xc7\xd1", 0, "\xed\x95\x9c", FALSE },
+};
+
+START_TEST (test_charsets)
+{
+  const charset_case *c = &charset_cases[_i];
+  gsize n = c->body_len ? c->body_len : strlen (c->body);
+  g_autofree char *b64 = g_base64_encode ((const guchar *) c->body, n);
+  g_autofree char *msg = g_strdup_printf (
+      "From: a@b.example\r\nSubject: cs\r\nMIME-Version: 1.0\r\n"
+      "Content-Type: text/%s%s%s\r\nContent-Transfer-Encoding: base64\r\n"
+      "\r\n%s\r\n",
+      c->subtype, c->charset ? "; charset=" : "",
+      c->charset ? c->charset : "", b64);
+  parser_message *m = parse (msg);
+
+  assert_message_valid (m);
+  ck_assert_uint_le (strlen (m->text), 4 * n + 16);
+  if (c->want)
+    ck_assert_msg (strcmp (m->text, c->want) == 0, "%s: got \"%s\"",
+                   c->charset ? c->charset : "(none)", m->text);
+  ck_assert_msg (!!(m->anomalies & PARSER_ANOMALY_CHARSET) == c->flagged,
+                 "%s: anomalies %#x", c->charset ? c->charset : "(none)",
+                 m->anomalies);
+  /* UTF-7 is never read as markup (SECURITY-TESTS 62).  */
+  ck_assert_ptr_null (strstr (m->text, "<script"));
+  parser_message_free (m);
+}
+END_TEST
+
+START_TEST (test_iso2022_bomb)
+{
+  GString *body = g_string_new (NULL);
+  GString *s = g_string_new ("From: a@b.example\r\nSubject: 2022\r\n"
+                             "Content-Type: text/plain; charset=ISO-2022-JP"
+                             "\r\n\r\n");
+  parser_message *m;
+
+  while (body->len < 1024 * 1024)
+    g_string_append (body, "\x1b$B\x1b(B");
+  g_string_append_len (s, body->str, (gssize) body->len);
+  m = parse_timed (s, "1 MB of ISO-2022-JP escapes");
+  assert_message_valid (m);
+  ck_assert_uint_le (strlen (m->text), 4 * body->len);
+  parser_message_free (m);
+  g_string_free (s, TRUE);
+  g_string_free (body, TRUE);
+}
+END_TEST
+
+/* ------------------------------------------------------------ 63-64 */
+
+typedef struct {
+  const char *name;
+  const char *part;            /* one MIME part: headers, blank line, body */
+  guint must;
+} junk_case;
+
+static const junk_case junk_cases[] = {
+  { "base64 with ==== and garbage",
+    "Content-Type: application/octet-stream\r\n"
+    "Content-Transfer-Encoding: base64\r\n\r\naGVs====bG8g!!@@##d29y\r\n"
+    "bGQ=\r\n", 0 },
+  { "quoted-printable ending in =",
+    "Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable"
+    "\r\n\r\nsoft break at the end=", 0 },
+  { "endless =CRLF",
+    "Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable"
+    "\r\n\r\n=\r\n=\r\n=\r\n=\r\n=\r\n=\r\n=\r\n=\r\n=\r\n=\r\n", 0 },
+  { "x-uuencode with a bad length line",
+    "Content-Type: application/octet-stream\r\n"
+    "Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 ../../x\r\n"
+    "M86)C\r\n`\r\nend\r\n", 0 },
+  { "inline uuencode with a bad length line",
+    "Content-Type: text/plain\r\n\r\nsee attached\r\nbegin 644 ../../x\r\n"
+    "M86)C\r\n`\r\nend\r\n", PARSER_ANOMALY_UUENCODE },
+  { "binary with NULs",
+    "Content-Type: application/octet-stream\r\n"
+    "Content-Transfer-Encoding: binary\r\n\r\na\0b\0c\r\n", 0 },
+  { "binary text with NULs",
+    "Content-Type: text/plain\r\n"
+    "Content-Transfer-Encoding: binary\r\n\r\na\0b\0c\r\n",
+    PARSER_ANOMALY_CHARSET },
+};
+
+START_TEST (test_transfer_junk)
+{
+  const junk_case *c = &junk_cases[_i];
+  GString *s = g_string_new (hdr);
+  parser_message *m;
+  gsize part_len;
+
+  /* The NUL cases: the part runs to the last "\r\n".  */
+  part_len = strlen (c->part);
+  if (strstr (c->name, "NUL"))
+    part_len = strlen (c->part) + 6;
+  g_string_append (s, "Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n");
+  g_string_append_len (s, c->part, (gssize) part_len);
+  g_string_append (s, "\r\n--x--\r\n");
+  m = parse_timed (s, c->name);
+  ck_assert_msg ((m->anomalies & c->must) == c->must, "%s: %#x", c->name,
+                 m->anomalies);
+  for (guint i = 0; i < m->attachments->len; i++)
+    {
+      parser_attachment *a = m->attachments->pdata[i];
+      ck_assert_uint_le (a->size, part_len);
+      ck_assert_ptr_null (strchr (a->name, '/'));
+    }
+  if (c->must & PARSER_ANOMALY_UUENCODE)
+    ck_assert_ptr_nonnull (strstr (m->text, "begin 644"));
+  assert_message_valid (m);
+  parser_message_free (m);
+  g_string_free (s, TRUE);
+}
+END_TEST
+
+START_TEST (test_header_pathologies)
+{
+  static const char msg[] =
+    "From: a@b.example\r\n"
+    "Date: Mon, 32 Foo 99999999999 99:99:99 +9999\r\n"
+    "To: \"a\" <@[\r\n"
+    "Cc: a@b, ,,,, c@, <>, \"x\" <y@z>\r\n"
+    "Reply-To: a@[1.2.3\r\n"
+    "Sub\0ject: x\r\n"
+    "Subject: real\r\n"
+    "\r\nbody\r\n";
+  parser_message *m = parse_len (msg, sizeof msg - 1);
+  gboolean y = FALSE;
+
+  ck_assert_int_eq (m->date, 0);
+  for (guint i = 0; i < m->cc->len; i++)
+    y |= strcmp (((parser_address *) m->cc->pdata[i])->addr, "y@z") == 0;
+  ck_assert (y);
+  ck_assert_str_eq (m->text, "body");
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
+/* ------------------------------------------------------------ 65 */
+
+typedef struct {
+  const char *disposition;     /* Content-Disposition, or NULL */
+  const char *type;            /* Content-Type */
+  const char *want;
+  guint flags;                 /* of NAME_CLEANED | EXECUTABLE | DOUBLE_EXT */
+} name_case;
+
+#define NAME_FLAGS (PARSER_ATT_NAME_CLEANED | PARSER_ATT_EXECUTABLE \
+                    | PARSER_ATT_DOUBLE_EXT)
+
+static const name_case name_cases[] = {
+  { "attachment; filename=\"../../../../etc/cron.d/x\"",
+    "application/octet-stream", "x", PARSER_ATT_NAME_CLEANED },
+  { "attachment; filename*=UTF-8''..%2F..%2Fx.sh",
+    "application/octet-stream", "x.sh", PARSER_ATT_NAME_CLEANED },
+  { "attachment; filename=\"..\\\\..\\\\x.bat\"",
+    "application/octet-stream", "x.bat",
+    PARSER_ATT_NAME_CLEANED | PARSER_ATT_EXECUTABLE },
+  { "attachment; filename=\"/etc/passwd\"",
+    "application/octet-stream", "passwd", PARSER_ATT_NAME_CLEANED },
+  { "attachment; filename=\"C:\\\\Windows\\\\win.ini\"",
+    "application/octet-stream", "win.ini", PARSER_ATT_NAME_CLEANED },
+  { "attachment; filename*=UTF-8''a.pdf%00.exe",
+    "application/octet-stream", "a.pdf", PARSER_ATT_NAME_CLEANED },
+  { "attachment; filename*=UTF-8''invoice%E2%80%AEfdp.exe",
+    "application/octet-stream", "invoicefdp.exe",
+    PARSER_ATT_NAME_CLEANED | PARSER_ATT_EXECUTABLE },
+  { "attachment; filename=\"invoice\xe2\x80\xae" "fdp.exe\"",
+    "application/octet-stream", "invoicefdp.exe",
+    PARSER_ATT_NAME_CLEANED | PARSER_ATT_EXECUTABLE },
+  { NULL, NULL, NULL, PARSER_ATT_NAME_CLEANED },  /* 5,000 characters */
+  { "attachment; filename=\"CON\"", "application/octet-stream", "CON", 0 },
+  { "attachment; filename=\".htaccess\"", "application/octet-stream",
+    ".htaccess", 0 },
+  { NULL, "application/pdf; name=\"report.pdf\"", "report.pdf", 0 },
+  { "attachment; filename=\"invoice.pdf.exe\"", "application/octet-stream",
+    "invoice.pdf.exe", PARSER_ATT_EXECUTABLE | PARSER_ATT_DOUBLE_EXT },
+  { "attachment; filename=\"invoice.pdf   .scr\"", "application/octet-stream",
+    "invoice.pdf   .scr", PARSER_ATT_EXECUTABLE | PARSER_ATT_DOUBLE_EXT },
+  { "attachment; filename=\"run.exe. \"", "application/octet-stream",
+    "run.exe", PARSER_ATT_NAME_CLEANED | PARSER_ATT_EXECUTABLE },
+  { "attachment; filename=\"tab\there.txt\"", "application/octet-stream",
+    "tabhere.txt", PARSER_ATT_NAME_CLEANED },
+  { "attachment", "application/octet-stream", "attachment-1", 0 },
+  { "attachment; filename=\"..\"", "application/octet-stream",
+    "attachment-1", PARSER_ATT_NAME_CLEANED },
+  { "attachment; filename=\"report.JS\"", "application/octet-stream",
+    "report.JS", PARSER_ATT_EXECUTABLE },
+};
+
+START_TEST (test_attachment_names)
+{
+  const name_case *c = &name_cases[_i];
+  GString *s = g_string_new (hdr);
+  parser_message *m;
+  parser_attachment *a;
+  g_autofree char *longname = NULL;
+
+  g_string_append (s, "Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+                      "Content-Type: text/plain\r\n\r\nsee attached\r\n--x\r\n");
+  if (c->want == NULL)
+    {
+      GString *n = g_string_new (NULL);
+      for (int i = 0; i < 5000; i++)
+        g_string_append_c (n, 'a' + i % 26);
+      g_string_append (n, ".pdf");
+      longname = g_string_free (n, FALSE);
+      g_string_append_printf (s, "Content-Type: application/octet-stream\r\n"
+                              "Content-Disposition: attachment; filename=\"%s\""
+                              "\r\n", longname);
+    }
+  else
+    {
+      g_string_append_printf (s, "Content-Type: %s\r\n", c->type);
+      if (c->disposition)
+        g_string_append_printf (s, "Content-Disposition: %s\r\n",
+                                c->disposition);
+    }
+  g_string_append (s, "\r\nhello\r\n--x--\r\n");
+  m = parse_timed (s, "attachment name");
+  ck_assert_uint_eq (m->attachments->len, 1);
+  a = m->attachments->pdata[0];
+  if (c->want)
+    ck_assert_str_eq (a->name, c->want);
+  else
+    {
+      ck_assert_uint_le (strlen (a->name), PARSER_LIMIT_FILENAME);
+      ck_assert_uint_ge (strlen (a->name), PARSER_LIMIT_FILENAME - 3);
+      ck_assert (g_str_has_suffix (a->name, ".pdf"));
+    }
+  ck_assert_msg ((a->flags & NAME_FLAGS) == c->flags, "%s: flags %#x want %#x",
+                 a->name, a->flags, c->flags);
+  if (c->flags & PARSER_ATT_NAME_CLEANED)
+    ck_assert (m->anomalies & PARSER_ANOMALY_FILENAME);
+  ck_assert_str_eq (m->text, "see attached");
+  ck_assert_uint_eq (a->size, 5);
+  ck_assert_str_eq (a->sha256, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e"
+                               "73043362938b9824");
+  assert_message_valid (m);
+  parser_message_free (m);
+  g_string_free (s, TRUE);
+}
+END_TEST
+
+typedef struct {
+  const char *type;
+  const char *name;
+  const char *b64;             /* content */
+  guint flags;                 /* of EXECUTABLE | TYPE_MISMATCH | INLINE */
+  const char *detected;        /* (nullable) */
+} type_case;
+
+#define TYPE_FLAGS (PARSER_ATT_EXECUTABLE | PARSER_ATT_TYPE_MISMATCH)
+
+static const type_case type_cases[] = {
+  /* an "image" that is HTML with script (SECURITY-TESTS 68) */
+  { "image/png", "cat.png",
+    "PGh0bWw+PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0PjwvaHRtbD4=",
+    PARSER_ATT_TYPE_MISMATCH, "text/html" },
+  { "application/pdf", "a.pdf", "JVBERi0xLjQKJeLjz9MK", 0, "application/pdf" },
+  /* an MZ executable called a PDF */
+  { "application/pdf", "invoice.pdf",
+    "TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAABQRQAATAEAAAAAAAA=", PARSER_ATT_EXECUTABLE, NULL },
+  { "application/octet-stream", "x.bin", "AAECAwQF", 0, NULL },
+  { "IMAGE/PNG", "dot.png", "iVBORw0KGgoAAAANSUhEUg==", 0, "image/png" },
+};
+
+START_TEST (test_attachment_types)
+{
+  const type_case *c = &type_cases[_i];
+  g_autofree char *msg = g_strdup_printf (
+      "%sContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+      "Content-Type: %s; name=\"%s\"\r\nContent-Transfer-Encoding: base64\r\n"
+      "Content-ID: <id1@example>\r\n\r\n%s\r\n--x--\r\n",
+      hdr, c->type, c->name, c->b64);
+  parser_message *m = parse (msg);
+  parser_attachment *a;
+
+  ck_assert_uint_eq (m->attachments->len, 1);
+  a = m->attachments->pdata[0];
+  ck_assert_msg ((a->flags & TYPE_FLAGS) == c->flags,
+                 "%s: flags %#x want %#x (detected %s)", c->name, a->flags,
+                 c->flags, a->detected_type);
+  if (c->detected)
+    ck_assert_str_eq (a->detected_type, c->detected);
+  ck_assert_str_eq (a->content_id, "id1@example");
+  {
+    g_autofree char *lower = g_ascii_strdown (c->type, -1);
+    ck_assert_str_eq (a->declared_type, lower);
+  }
+  parser_message_free (m);
+}
+END_TEST
+
+/* ------------------------------------------------------------ TNEF */
+
+static void
+tnef_attr (GByteArray *b, guint8 level, guint32 id, const void *data,
+           guint32 len)
+{
+  guint8 h[9] = { level, id & 0xff, (id >> 8) & 0xff, (id >> 16) & 0xff,
+                  id >> 24, len & 0xff, (len >> 8) & 0xff, (len >> 16) & 0xff,
+                  len >> 24 };
+  guint16 sum = 0;
+  guint8 c[2];
+
+  for (guint32 i = 0; i < len; i++)
+    sum = (guint16) (sum + ((const guint8 *) data)[i]);
+  c[0] = sum & 0xff;
+  c[1] = sum >> 8;
+  g_byte_array_append (b, h, 9);
+  g_byte_array_append (b, data, len);
+  g_byte_array_append (b, c, 2);
+}
+
+/* A TNEF stream with one attachment called @name holding @data.  */
+static GBytes *
+tnef_make (const char *name, const char *data)
+{
+  static const guint8 sig[] = { 0x78, 0x9f, 0x3e, 0x22, 0x01, 0x00 };
+  static const guint8 version[] = { 0x00, 0x00, 0x01, 0x00 };
+  static const char cls[] = "IPM.Microsoft Mail.Note";
+  guint8 rend[14] = { 0 };
+  GByteArray *b = g_byte_array_new ();
+
+  g_byte_array_append (b, sig, sizeof sig);
+  tnef_attr (b, 1, 0x00089006, version, 4);            /* attTnefVersion */
+  tnef_attr (b, 1, 0x00078008, cls, sizeof cls);       /* attMessageClass */
+  tnef_attr (b, 2, 0x00069002, rend, sizeof rend);     /* attAttachRenddata */
+  tnef_attr (b, 2, 0x00018010, name, (guint32) strlen (name) + 1);
+  tnef_attr (b, 2, 0x0006800f, data, (guint32) strlen (data));
+  return g_byte_array_free_to_bytes (b);
+}
+
+static parser_message *
+parse_with_tnef (GBytes *tnef, const char *name)
+{
+  gsize n;
+  const guchar *d = g_bytes_get_data (tnef, &n);
+  g_autofree char *b64 = g_base64_encode (d, n);
+  g_autofree char *msg = g_strdup_printf (
+      "%sContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+      "Content-Type: text/plain\r\n\r\nsee attached\r\n--x\r\n"
+      "Content-Type: application/ms-tnef%s%s%s\r\n"
+      "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--x--\r\n",
+      hdr, name ? "; name=\"" : "", name ? name : "", name ? "\"" : "", b64);
+
+  return parse (msg);
+}
+
+START_TEST (test_tnef_names)
+{
+  /* SECURITY-TESTS 66: the same sanitiser inside winmail.dat.  */
+  g_autoptr (GBytes) t = tnef_make ("..\\..\\x", "payload");
+  parser_message *m = parse_with_tnef (t, "winmail.dat");
+  parser_attachment *a;
+
+  ck_assert_uint_eq (m->attachments->len, 1);
+  a = m->attachments->pdata[0];
+  ck_assert_str_eq (a->name, "x");
+  ck_assert (a->flags & PARSER_ATT_FROM_TNEF);
+  ck_assert (a->flags & PARSER_ATT_NAME_CLEANED);
+  ck_assert_uint_eq (a->size, 7);
+  ck_assert (!(m->anomalies & PARSER_ANOMALY_TNEF));
+  ck_assert_ptr_null (find_att (m, "winmail.dat"));
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
+typedef struct {
+  const char *file;
+  const char *expect[4];       /* names that must be there */
+} tnef_case;
+
+static const tnef_case tnef_cases[] = {
+  { "two-files.tnef", { "AUTHORS", "README", NULL } },
+  { "long-filename.tnef", { "allproductsmar2000.dat", NULL } },
+  { "missing-filenames.tnef", { "generpts.src", "TechlibDEC99.doc",
+                                "TechlibNOV99.doc", NULL } },
+  { "winmail.tnef", { NULL } },
+};
+
+START_TEST (test_tnef_data)
+{
+  const tnef_case *c = &tnef_cases[_i];
+  g_autofree char *root = project_root ();
+  g_autofree char *path = g_build_filename (root, "tests", "data", "mail",
+                                            "mimekit", "tnef", c->file, NULL);
+  g_autoptr (GBytes) t = read_file (path);
+  parser_message *m = parse_with_tnef (t, NULL);
+
+  ck_assert_msg (!(m->anomalies & PARSER_ANOMALY_TNEF), "%s not decoded",
+                 c->file);
+  ck_assert_uint_gt (m->attachments->len, 0);
+  ck_assert_ptr_null (find_att (m, "winmail.dat"));
+  for (guint i = 0; i < m->attachments->len; i++)
+    ck_assert (((parser_attachment *) m->attachments->pdata[i])->flags
+               & PARSER_ATT_FROM_TNEF);
+  for (guint i = 0; c->expect[i]; i++)
+    ck_assert_msg (find_att (m, c->expect[i]) != NULL, "%s: no %s", c->file,
+                   c->expect[i]);
+  ck_assert_str_eq (m->text, "see attached");
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
+START_TEST (test_tnef_broken)
+{
+  g_autoptr (GBytes) good = tnef_make ("a.txt", "payload");
+  g_autoptr (GBytes) cut = g_bytes_new_from_bytes (good, 0, 30);
+  static const char junk[] = "\x78\x9f\x3e\x22 this is not TNEF at all";
+  g_autoptr (GBytes) bad = g_bytes_new (junk, sizeof junk - 1);
+  GBytes *inputs[] = { cut, bad };
+
+  for (guint i = 0; i < G_N_ELEMENTS (inputs); i++)
+    {
+      parser_message *m = parse_with_tnef (inputs[i], NULL);
+      parser_attachment *a = find_att (m, "winmail.dat");
+
+      ck_assert (m->anomalies & PARSER_ANOMALY_TNEF);
+      ck_assert_ptr_nonnull (a);
+      ck_assert_uint_eq (a->size, g_bytes_get_size (inputs[i]));
+      ck_assert (!(a->flags & PARSER_ATT_FROM_TNEF));
+      assert_message_valid (m);
+      parser_message_free (m);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------ uuencode */
+
+START_TEST (test_uuencode)
+{
+  static const char msg[] =
+    "From: a@b.example\r\nSubject: uu\r\n\r\n"
+    "Here is the file.\r\n\r\n"
+    "begin 644 ../../hello.txt\r\n"
+    ",:&5L;&\\@=V]R;&0*\r\n"
+    "`\r\n"
+    "end\r\n"
+    "\r\nThanks\r\n";
+  parser_message *m = parse (msg);
+  parser_attachment *a;
+
+  ck_assert_uint_eq (m->attachments->len, 1);
+  a = m->attachments->pdata[0];
+  ck_assert_str_eq (a->name, "hello.txt");
+  ck_assert (a->flags & PARSER_ATT_FROM_UUENCODE);
+  ck_assert (a->flags & PARSER_ATT_NAME_CLEANED);
+  ck_assert_uint_eq (a->size, 12);
+  ck_assert_int_eq (memcmp (g_bytes_get_data (a->content, NULL),
+                            "hello world\n", 12), 0);
+  ck_assert_ptr_null (strstr (m->text, "begin 644"));
+  ck_assert_ptr_nonnull (strstr (m->text, "Here is the file."));
+  ck_assert_ptr_nonnull (strstr (m->text, "Thanks"));
+  ck_assert (!(m->anomalies & PARSER_ANOMALY_UUENCODE));
+  parser_message_free (m);
+}
+END_TEST
+
+START_TEST (test_uuencode_broken)
+{
+  static const char msg[] =
+    "From: a@b.example\r\nSubject: uu\r\n\r\n"
+    "begin 644 x.bin\r\n"
+    "+:&5L;&\\@=V]R;&0*\r\n"
+    "no end line\r\n";
+  parser_message *m = parse (msg);
+
+  ck_assert_uint_eq (m->attachments->len, 0);
+  ck_assert (m->anomalies & PARSER_ANOMALY_UUENCODE);
+  ck_assert_ptr_nonnull (strstr (m->text, "begin 644 x.bin"));
+  parser_message_free (m);
+}
+END_TEST
+
+/* ------------------------------------------------------------ forwarded */
+
+static const char fwd_inner[] =
+  "From: Other <other@example.net>\r\n"
+  "Subject: Inner subject\r\n"
+  "Message-ID: <inner@example.net>\r\n"
+  "Content-Type: multipart/mixed; boundary=inner\r\n"
+  "\r\n"
+  "--inner\r\n"
+  "Content-Type: text/plain\r\n"
+  "\r\n"
+  "the inner body\r\n"
+  "--inner\r\n"
+  "Content-Type: application/pdf; name=\"inner.pdf\"\r\n"
+  "\r\n"
+  "%PDF-1.4\r\n"
+  "--inner--\r\n"
+  "epilogue of the inner message";
+
+START_TEST (test_forwarded)
+{
+  g_autofree char *msg = g_strdup_printf (
+      "%sContent-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\n"
+      "Content-Type: text/plain\r\n\r\nplease see below\r\n--outer\r\n"
+      "Content-Type: message/rfc822\r\n\r\n%s\r\n--outer--\r\n",
+      hdr, fwd_inner);
+  parser_message *m = parse (msg);
+  parser_attachment *a = find_att (m, "Inner subject.eml");
+
+  ck_assert_ptr_nonnull (a);
+  ck_assert (a->flags & PARSER_ATT_FORWARDED);
+  ck_assert_str_eq (a->declared_type, "message/rfc822");
+  /* the original bytes, not a re-serialisation */
+  ck_assert_uint_eq (a->size, strlen (fwd_inner));
+  ck_assert_int_eq (memcmp (g_bytes_get_data (a->content, NULL), fwd_inner,
+                            a->size), 0);
+  ck_assert_ptr_nonnull (find_att (m, "inner.pdf"));
+  ck_assert_uint_eq (m->forwarded->len, 1);
+  ck_assert_str_eq (m->forwarded->pdata[0],
+                    "Subject: Inner subject\n\nthe inner body");
+  ck_assert_str_eq (m->text, "please see below");
+  ck_assert_str_eq (m->subject, "test");
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
+START_TEST (test_forwarded_encoded)
+{
+  static const char inner[] = "From: x@y.example\r\nSubject: Encoded\r\n\r\n"
+                              "encoded inner body\r\n";
+  g_autofree char *b64 = g_base64_encode ((const guchar *) inner,
+                                          sizeof inner - 1);
+  g_autofree char *msg = g_strdup_printf (
+      "%sContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64"
+      "\r\n\r\n%s\r\n", hdr, b64);
+  parser_message *m = parse (msg);
+  parser_attachment *a = find_att (m, "Encoded.eml");
+
+  ck_assert_ptr_nonnull (a);
+  ck_assert_uint_eq (a->size, sizeof inner - 1);
+  ck_assert_uint_eq (m->forwarded->len, 1);
+  ck_assert_str_eq (m->forwarded->pdata[0],
+                    "Subject: Encoded\n\nencoded inner body");
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
+START_TEST (test_forwarded_top_and_digest)
+{
+  /* The whole body is message/rfc822; then a digest (parts without
+   * headers default to message/rfc822).  */
+  static const char top[] =
+    "From: a@b.example\r\nSubject: top\r\nContent-Type: message/rfc822\r\n"
+    "\r\nFrom: c@d.example\r\nSubject: Wrapped\r\n\r\nwrapped body\r\n";
+  static const char digest[] =
+    "From: a@b.example\r\nSubject: digest\r\n"
+    "Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\n"
+    "From: c@d.example\r\nSubject: One\r\n\r\nfirst\r\n--d\r\n\r\n"
+    "From: e@f.example\r\nSubject: Two\r\n\r\nsecond\r\n--d--\r\n";
+  parser_message *m = parse (top);
+  parser_attachment *a = find_att (m, "Wrapped.eml");
+
+  ck_assert_ptr_nonnull (a);
+  ck_assert_int_eq (memcmp (g_bytes_get_data (a->content, NULL),
+                            "From: c@d.example", 17), 0);
+  ck_assert_uint_eq (a->size, strlen (strstr (top, "From: c@d")));
+  parser_message_free (m);
+
+  m = parse (digest);
+  ck_assert_uint_eq (m->forwarded->len, 2);
+  a = find_att (m, "One.eml");
+  ck_assert_ptr_nonnull (a);
+  ck_assert_uint_eq (a->size, strlen ("From: c@d.example\r\nSubject: One\r\n"
+                                      "\r\nfirst"));
+  ck_assert_ptr_nonnull (find_att (m, "Two.eml"));
+  parser_message_free (m);
+}
+END_TEST
+
+/* ------------------------------------------------------------ reports */
+
+START_TEST (test_report)
+{
+  static const char msg[] =
+    "From: MAILER-DAEMON@mx.example\r\nTo: enquiries@council.example\r\n"
+    "Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+    "Content-Type: multipart/report; report-type=delivery-status; "
+    "boundary=r\r\n\r\n--r\r\nContent-Type: text/plain\r\n\r\n"
+    "Your message could not be delivered.\r\n--r\r\n"
+    "Content-Type: message/delivery-status\r\n\r\n"
+    "Reporting-MTA: dns; mx.example\r\n\r\n"
+    "Final-Recipient: rfc822; gone@example.org\r\n"
+    "Original-Recipient: rfc822;Gone@Example.org\r\n"
+    "Action: failed\r\nStatus: 5.1.1 (user unknown)\r\n\r\n--r\r\n"
+    "Content-Type: text/rfc822-headers\r\n\r\n"
+    "From: enquiries@council.example\r\nMessage-ID:\r\n"
+    " <orig-123@council.example>\r\nSubject: Your case\r\n--r--\r\n";
+  parser_message *m = parse (msg);
+
+  ck_assert (m->is_report);
+  ck_assert_str_eq (m->report_status, "5.1.1");
+  ck_assert_str_eq (m->report_message_id, "orig-123@council.example");
+  ck_assert_str_eq (m->report_recipient, "Gone@Example.org");
+  ck_assert (m->auto_reply);
+  ck_assert_str_eq (m->text, "Your message could not be delivered.");
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
+START_TEST (test_report_rfc822)
+{
+  static const char msg[] =
+    "From: postmaster@mx.example\r\nSubject: failure\r\n"
+    "Content-Type: multipart/report; report-type=delivery-status; "
+    "boundary=r\r\n\r\n--r\r\nContent-Type: text/plain\r\n\r\nfailed\r\n"
+    "--r\r\nContent-Type: message/delivery-status\r\n\r\n"
+    "Final-Recipient: rfc822; x@y.example\r\nStatus: 4.4.1\r\n\r\n--r\r\n"
+    "Content-Type: message/rfc822\r\n\r\nFrom: me@council.example\r\n"
+    "Message-ID: <orig-9@council.example>\r\nSubject: hi\r\n\r\nbody\r\n"
+    "--r--\r\n";
+  parser_message *m = parse (msg);
+
+  ck_assert (m->is_report);
+  ck_assert_str_eq (m->report_status, "4.4.1");
+  ck_assert_str_eq (m->report_message_id, "orig-9@council.example");
+  ck_assert_str_eq (m->report_recipient, "x@y.example");
+  parser_message_free (m);
+}
+END_TEST
+
+/* ------------------------------------------------------------ text */
+
+typedef struct {
+  const char *name;
+  const char *body;            /* after the top-level headers */
+  const char *want;            /* exact text, or NULL */
+  const char *contains;        /* (nullable) */
+  gboolean from_html;
+} text_case;
+
+static const text_case text_cases[] = {
+  { "alternative prefers text/plain",
+    "Content-Type: multipart/alternative; boundary=a\r\n\r\n--a\r\n"
+    "Content-Type: text/html\r\n\r\n<p>HTML version</p>\r\n--a\r\n"
+    "Content-Type: text/plain\r\n\r\nPLAIN version\r\n--a--\r\n",
+    "PLAIN version", NULL, FALSE },
+  { "iPhone-style HTML only",
+    "Content-Type: text/html; charset=utf-8\r\n"
+    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    "<html><head><meta http-equiv=3D\"content-type\" content=3D\"text/html; "
+    "charset=3Dutf-8\"></head><body dir=3D\"auto\">Hello council,<div><br>"
+    "</div><div>The bin was not collected on Tuesday =E2=80=93 again.</div>"
+    "<div><br><div>Sent from my iPhone</div></div></body></html>\r\n",
+    NULL, "The bin was not collected on Tuesday \xe2\x80\x93 again.", TRUE },
+  { "mixed concatenates inline text",
+    "Content-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\n"
+    "Content-Type: text/plain\r\n\r\none\r\n--m\r\n"
+    "Content-Type: image/png; name=a.png\r\n\r\nPNG\r\n--m\r\n"
+    "Content-Type: text/plain\r\n\r\ntwo\r\n--m--\r\n",
+    "one\n\ntwo", NULL, FALSE },
+  { "related takes the root (start=)",
+    "Content-Type: multipart/related; boundary=r; start=\"<root@x>\"\r\n\r\n"
+    "--r\r\nContent-Type: text/plain\r\nContent-ID: <other@x>\r\n\r\nnot root"
+    "\r\n--r\r\nContent-Type: text/plain\r\nContent-ID: <root@x>\r\n\r\n"
+    "the root\r\n--r--\r\n",
+    "the root", NULL, FALSE },
+  { "alternative in mixed, html in related",
+    "Content-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\n"
+    "Content-Type: multipart/alternative; boundary=a\r\n\r\n--a\r\n"
+    "Content-Type: multipart/related; boundary=r\r\n\r\n--r\r\n"
+    "Content-Type: text/html\r\n\r\n<p>only html</p>\r\n--r\r\n"
+    "Content-Type: image/gif\r\nContent-ID: <g@x>\r\n\r\nGIF89a\r\n--r--\r\n"
+    "--a--\r\n--m--\r\n",
+    NULL, "only html", TRUE },
+  { "text/plain attachment is not text",
+    "Content-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\n"
+    "Content-Type: text/plain\r\n\r\nbody\r\n--m\r\n"
+    "Content-Type: text/plain\r\nContent-Disposition: attachment; "
+    "filename=notes.txt\r\n\r\nattached notes\r\n--m--\r\n",
+    "body", NULL, FALSE },
+  { "format=flowed",
+    "Content-Type: text/plain; format=flowed\r\n\r\n"
+    "This line is \r\nflowed.\r\n",
+    "This line is flowed.", NULL, FALSE },
+  { "no Content-Type at all", "\r\n", "", NULL, FALSE },
+};
+
+START_TEST (test_text)
+{
+  const text_case *c = &text_cases[_i];
+  g_autofree char *msg = g_strdup_printf ("%s%s", hdr, c->body);
+  parser_message *m = parse (msg);
+
+  if (c->want)
+    ck_assert_msg (strcmp (m->text, c->want) == 0, "%s: \"%s\"", c->name,
+                   m->text);
+  if (c->contains)
+    ck_assert_msg (strstr (m->text, c->contains) != NULL, "%s: \"%s\"",
+                   c->name, m->text);
+  ck_assert_msg (m->text_from_html == c->from_html, "%s: from_html", c->name);
+  ck_assert_ptr_null (strstr (m->text, "<p>"));
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
+START_TEST (test_text_part_attachment_counts)
+{
+  static const char msg[] =
+    "From: a@b.example\r\nSubject: att\r\n"
+    "Content-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\n"
+    "Content-Type: text/plain\r\n\r\nbody\r\n--m\r\n"
+    "Content-Type: text/plain\r\nContent-Disposition: attachment; "
+    "filename=notes.txt\r\n\r\nattached notes\r\n--m--\r\n";
+  parser_message *m = parse (msg);
+  parser_attachment *a = find_att (m, "notes.txt");
+
+  ck_assert_ptr_nonnull (a);
+  ck_assert_uint_eq (a->size, strlen ("attached notes"));
+  ck_assert_uint_eq (m->n_parts, 3);
+  parser_message_free (m);
+}
+END_TEST
+
+/* ------------------------------------------------------------ headers */
+
+START_TEST (test_headers)
+{
+  static const char msg[] =
+    "Received: from x by y; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+    "From: =?UTF-8?Q?J=C3=B6rg_M=C3=BCller?= <Joerg@Example.ORG>\r\n"
+    "To: enquiries@council.example, \"B, C\" <bc@example.net>\r\n"
+    "Cc: team: one@example.net, two@example.net;\r\n"
+    "Reply-To: replies@example.org\r\n"
+    "Subject: =?ISO-8859-1?Q?Stra=DFe?= repairs\r\n"
+    "Date: Tue, 02 Jan 2024 10:30:00 +0100\r\n"
+    "Message-ID: <abc@example.org>\r\n"
+    "In-Reply-To: <prev@council.example>\r\n"
+    "References: <first@council.example>\r\n <prev@council.example>\r\n"
+    "X-Odd: tab\there\x01 ctl\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "\r\nhello\r\n";
+  parser_message *m = parse (msg);
+  parser_address *to1;
+
+  ck_assert_str_eq (m->subject, "Straße repairs");
+  ck_assert_ptr_nonnull (m->from);
+  ck_assert_str_eq (m->from->name, "Jörg Müller");
+  ck_assert_str_eq (m->from->addr, "Joerg@example.org");
+  ck_assert_uint_eq (m->to->len, 2);
+  to1 = m->to->pdata[1];
+  ck_assert_str_eq (to1->name, "B, C");
+  ck_assert_str_eq (to1->addr, "bc@example.net");
+  ck_assert_ptr_null (((parser_address *) m->to->pdata[0])->name);
+  ck_assert_uint_eq (m->cc->len, 2);
+  ck_assert_str_eq (m->reply_to->addr, "replies@example.org");
+  ck_assert_int_eq (m->date, 1704187800);
+  ck_assert_str_eq (m->message_id, "abc@example.org");
+  ck_assert_str_eq (m->in_reply_to, "prev@council.example");
+  ck_assert_uint_eq (m->references->len, 2);
+  ck_assert_str_eq (m->references->pdata[0], "first@council.example");
+  ck_assert_str_eq (m->references->pdata[1], "prev@council.example");
+  /* every top-level header, in order, Content-* included */
+  ck_assert_uint_eq (m->header_names->len, 13);
+  ck_assert_str_eq (m->header_names->pdata[0], "Received");
+  ck_assert_str_eq (m->header_names->pdata[5], "Subject");
+  ck_assert_str_eq (m->header_values->pdata[5], "Straße repairs");
+  ck_assert_str_eq (m->header_names->pdata[12], "Content-Type");
+  ck_assert_ptr_null (strchr (m->header_values->pdata[10], '\x01'));
+  ck_assert (has_header (m, "MIME-Version"));
+  ck_assert_str_eq (m->text, "hello");
+  ck_assert_int_eq (m->anomalies & ~PARSER_ANOMALY_GMIME_WARNING, 0);
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
+START_TEST (test_context)
+{
+  static const char msg[] =
+    "From: citizen@example.org\r\nSubject: Re: [ESC-2026-000123-K] bins "
+    "card 4111 1111 1111 1111\r\n\r\nI have diabetes and the bins were "
+    "missed. My card is 4111-1111-1111-1111.\r\n";
+  static const char *const rcpts[] = { "foi+ESC-2026-000456-X@council.example",
+                                       NULL };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (parser_lexicon) lex = parser_lexicon_new_from_data (
+      "health: diabetes\n", -1, "test", &error);
+  parser_context ctx = { "", rcpts, NULL };
+  parser_message *m;
+
+  ck_assert_msg (lex != NULL, "%s", error ? error->message : "");
+  ctx.lexicon = lex;
+  m = parse_ctx (msg, sizeof msg - 1, &ctx);
+  ck_assert (m->auto_reply);                /* null reverse path */
+  ck_assert_ptr_nonnull (m->auto_reason);
+  ck_assert (m->special & PARSER_SPECIAL_HEALTH);
+  ck_assert_uint_ge (m->cards_redacted, 2);
+  ck_assert_ptr_null (strstr (m->subject, "4111 1111 1111 1111"));
+  ck_assert_ptr_null (strstr (m->text, "4111-1111-1111-1111"));
+  for (guint i = 0; i < m->header_values->len; i++)
+    ck_assert_ptr_null (strstr (m->header_values->pdata[i],
+                                "4111 1111 1111 1111"));
+  ck_assert_uint_ge (m->case_refs->len, 1);
+  {
+    gboolean card = FALSE;
+    for (guint i = 0; i < m->personal->len; i++)
+      card |= ((parser_pd *) m->personal->pdata[i])->kind == PARSER_PD_CARD;
+    ck_assert (card);
+  }
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
+START_TEST (test_unparseable)
+{
+  GString *s = g_string_new (NULL);
+  parser_message *m;
+
+  /* flanker's fixtures: a first line of 255 spaces */
+  for (int i = 0; i < 255; i++)
+    g_string_append_c (s, ' ');
+  g_string_append (s, "\nFrom: a@b.example\nSubject: hidden\n\nbody \xe9\n");
+  m = parse_len (s->str, s->len);
+  ck_assert (m->anomalies & PARSER_ANOMALY_UNPARSEABLE);
+  ck_assert_ptr_nonnull (m->text);
+  ck_assert_ptr_nonnull (strstr (m->text, "body é"));
+  ck_assert_ptr_null (m->subject);
+  ck_assert_uint_eq (m->attachments->len, 0);
+  ck_assert_uint_gt (m->notes->len, 0);
+  assert_message_valid (m);
+  parser_message_free (m);
+  g_string_free (s, TRUE);
+
+  m = parse_len ("", 0);
+  ck_assert_ptr_nonnull (m->text);
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
+/* ------------------------------------------------------------ pack */
+
+static void
+assert_str_same (const char *a, const char *b, const char *what)
+{
+  if (g_strcmp0 (a, b) != 0)
+    ck_abort_msg ("%s differs: \"%s\" / \"%s\"", what, a ? a : "(null)",
+                  b ? b : "(null)");
+}
+
+static void
+assert_addr_same (const parser_address *a, const parser_address *b)
+{
+  ck_assert ((a == NULL) == (b == NULL));
+  if (a == NULL)
+    return;
+  assert_str_same (a->name, b->name, "address name");
+  assert_str_same (a->addr, b->addr, "address");
+}
+
+static void
+assert_strs_same (GPtrArray *a, GPtrArray *b, const char *what)
+{
+  if (a->len != b->len)
+    ck_abort_msg ("%s: %u / %u entries", what, a->len, b->len);
+  for (guint i = 0; i < a->len; i++)
+    assert_str_same (a->pdata[i], b->pdata[i], what);
+}
+
+static void
+assert_messages_same (const parser_message *a, const parser_message *b)
+{
+  assert_str_same (a->subject, b->subject, "subject");
+  assert_addr_same (a->from, b->from);
+  assert_addr_same (a->reply_to, b->reply_to);
+  ck_assert_uint_eq (a->to->len, b->to->len);
+  for (guint i = 0; i < a->to->len; i++)
+    assert_addr_same (a->to->pdata[i], b->to->pdata[i]);
+  ck_assert_uint_eq (a->cc->len, b->cc->len);
+  for (guint i = 0; i < a->cc->len; i++)
+    assert_addr_same (a->cc->pdata[i], b->cc->pdata[i]);
+  ck_assert_int_eq (a->date, b->date);
+  assert_str_same (a->message_id, b->message_id, "message_id");
+  assert_str_same (a->in_reply_to, b->in_reply_to, "in_reply_to");
+  assert_strs_same (a->references, b->references, "references");
+  assert_strs_same (a->header_names, b->header_names, "header names");
+  assert_strs_same (a->header_values, b->header_values, "header values");
+  assert_str_same (a->text, b->text, "text");
+  assert_str_same (a->quoted, b->quoted, "quoted");
+  ck_assert_int_eq (a->text_from_html, b->text_from_html);
+  assert_strs_same (a->forwarded, b->forwarded, "forwarded");
+  ck_assert_uint_eq (a->attachments->len, b->attachments->len);
+  for (guint i = 0; i < a->attachments->len; i++)
+    {
+      parser_attachment *x = a->attachments->pdata[i];
+      parser_attachment *y = b->attachments->pdata[i];
+      assert_str_same (x->name, y->name, "attachment name");
+      assert_str_same (x->declared_type, y->declared_type, "declared");
+      assert_str_same (x->detected_type, y->detected_type, "detected");
+      ck_assert_uint_eq (x->size, y->size);
+      ck_assert_str_eq (x->sha256, y->sha256);
+      ck_assert (g_bytes_equal (x->content, y->content));
+      assert_str_same (x->content_id, y->content_id, "content id");
+      ck_assert_uint_eq (x->flags, y->flags);
+    }
+  ck_assert_uint_eq (a->n_parts, b->n_parts);
+  ck_assert_int_eq (a->is_report, b->is_report);
+  assert_str_same (a->report_message_id, b->report_message_id, "report id");
+  assert_str_same (a->report_status, b->report_status, "report status");
+  assert_str_same (a->report_recipient, b->report_recipient, "report rcpt");
+  ck_assert_int_eq (a->auto_reply, b->auto_reply);
+  assert_str_same (a->auto_reason, b->auto_reason, "auto reason");
+  assert_strs_same (a->case_refs, b->case_refs, "case refs");
+  ck_assert_uint_eq (a->personal->len, b->personal->len);
+  for (guint i = 0; i < a->personal->len; i++)
+    {
+      parser_pd *x = a->personal->pdata[i], *y = b->personal->pdata[i];
+      ck_assert_int_eq (x->kind, y->kind);
+      ck_assert_str_eq (x->value, y->value);
+    }
+  ck_assert_uint_eq (a->special, b->special);
+  ck_assert_uint_eq (a->cards_redacted, b->cards_redacted);
+  ck_assert_uint_eq (a->anomalies, b->anomalies);
+  assert_strs_same (a->notes, b->notes, "notes");
+}
+
+static void
+assert_json (const parser_message *m, const char *what)
+{
+  g_autofree char *json = parser_message_to_json (m);
+  g_autoptr (JsonParser) p = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+
+  ck_assert_msg (json_parser_load_from_data (p, json, -1, &error),
+                 "%s: bad JSON: %s", what, error ? error->message : "");
+  ck_assert (JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)));
+  ck_assert_ptr_nonnull (strstr (json, "\"anomalies\""));
+  /* no raw control character anywhere (json-glib leaves U+001F) */
+  for (const char *c = json; *c; c++)
+    if ((guchar) *c < 0x20 && *c != '\n')
+      ck_abort_msg ("%s: control 0x%02x", what, (guchar) *c);
+}
+
+START_TEST (test_pack_roundtrip)
+{
+  g_autoptr (GPtrArray) files = data_files ();
+
+  ck_assert_uint_ge (files->len, 30);
+  for (guint i = 0; i < files->len; i++)
+    {
+      g_autoptr (GBytes) raw = read_file (files->pdata[i]);
+      g_autoptr (parser_message) m = parser_message_parse (raw, NULL);
+      g_autoptr (GBytes) packed = parser_message_pack (m);
+      g_autoptr (GError) error = NULL;
+      g_autoptr (parser_message) back = parser_message_unpack (packed, &error);
+      g_autoptr (GBytes) again = NULL;
+
+      ck_assert_msg (back != NULL, "%s: %s", (char *) files->pdata[i],
+                     error ? error->message : "");
+      assert_messages_same (m, back);
+      again = parser_message_pack (back);
+      ck_assert_msg (g_bytes_equal (packed, again), "%s: pack not stable",
+                     (char *) files->pdata[i]);
+    }
+}
+END_TEST
+
+/* A message with every field set, for the fuzzing below.  */
+static parser_message *
+rich_message (void)
+{
+  g_autofree char *msg = g_strdup_printf (
+      "From: =?UTF-8?Q?J=C3=B6rg?= <j@example.org>\r\nTo: a@b.example\r\n"
+      "Cc: c@d.example\r\nReply-To: r@example.org\r\nSubject: Rich\r\n"
+      "Date: Tue, 02 Jan 2024 10:30:00 +0100\r\nMessage-ID: <r@x>\r\n"
+      "In-Reply-To: <p@x>\r\nReferences: <q@x> <p@x>\r\n"
+      "Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n"
+      "Content-Type: text/plain\r\n\r\nCall 01632 960001 or write to SW1A 1AA."
+      "\r\n\r\nOn Mon, someone wrote:\r\n> old\r\n--o\r\n"
+      "Content-Type: application/pdf; name=\"a.pdf\"\r\nContent-ID: <c@x>\r\n"
+      "\r\n%%PDF-1.4\r\n--o\r\nContent-Type: message/rfc822\r\n\r\n%s\r\n"
+      "--o--\r\n", fwd_inner);
+
+  return parse (msg);
+}
+
+START_TEST (test_unpack_hostile)
+{
+  parser_message *m = rich_message ();
+  g_autoptr (GBytes) packed = parser_message_pack (m);
+  gsize n;
+  const guint8 *p = g_bytes_get_data (packed, &n);
+  g_autofree guint8 *copy = g_memdup2 (p, n);
+  GRand *rand = g_rand_new_with_seed (1);
+  guint ok = 0;
+
+  parser_message_free (m);
+
+  /* truncated: every length of the first KiB, then every 13th */
+  for (gsize len = 0; len < n; len += len < 1024 ? 1 : 13)
+    {
+      g_autoptr (GBytes) cut = g_bytes_new (p, len);
+      g_autoptr (GError) error = NULL;
+      parser_message *back = parser_message_unpack (cut, &error);
+      if (back)
+        {
+          assert_message_valid (back);
+          parser_message_free (back);
+          ok++;
+        }
+      else
+        ck_assert (error != NULL && error->domain == PARSER_ERROR);
+    }
+
+  /* one bit flipped, 3,000 times */
+  for (int i = 0; i < 3000; i++)
+    {
+      gsize at = (gsize) g_rand_int_range (rand, 0, (gint32) n);
+      guint8 bit = (guint8) (1u << g_rand_int_range (rand, 0, 8));
+      g_autoptr (GBytes) flipped = NULL;
+      g_autoptr (GError) error = NULL;
+      parser_message *back;
+
+      copy[at] ^= bit;
+      flipped = g_bytes_new (copy, n);
+      copy[at] ^= bit;
+      back = parser_message_unpack (flipped, &error);
+      if (back)
+        {
+          assert_message_valid (back);
+          parser_message_free (back);
+          ok++;
+        }
+      else
+        ck_assert (error != NULL);
+    }
+
+  /* random garbage */
+  for (int i = 0; i < 200; i++)
+    {
+      gsize len = (gsize) g_rand_int_range (rand, 0, 4096);
+      g_autofree guint8 *junk = g_malloc (len + 1);
+      g_autoptr (GBytes) b = NULL;
+      g_autoptr (GError) error = NULL;
+      parser_message *back;
+
+      for (gsize k = 0; k < len; k++)
+        junk[k] = (guint8) g_rand_int (rand);
+      b = g_bytes_new (junk, len);
+      back = parser_message_unpack (b, &error);
+      if (back)
+        {
+          assert_message_valid (back);
+          parser_message_free (back);
+        }
+    }
+  g_rand_free (rand);
+  (void) ok;
+}
+END_TEST
+
+START_TEST (test_unpack_bounds)
+{
+  /* A well-formed pack whose counts are out of bounds is refused.  */
+  parser_message *m = rich_message ();
+  g_autoptr (GBytes) packed = NULL;
+  g_autoptr (GError) error = NULL;
+  parser_message *back;
+
+  m->anomalies |= 1u << 30;
+  packed = parser_message_pack (m);
+  back = parser_message_unpack (packed, &error);
+  ck_assert_ptr_null (back);
+  ck_assert (g_error_matches (error, PARSER_ERROR, PARSER_ERROR_MALFORMED));
+  g_clear_error (&error);
+  g_clear_pointer (&packed, g_bytes_unref);
+  m->anomalies &= ~(1u << 30);
+
+  m->n_parts = PARSER_LIMIT_PARTS + 1;
+  packed = parser_message_pack (m);
+  back = parser_message_unpack (packed, &error);
+  ck_assert_ptr_null (back);
+  g_clear_error (&error);
+  g_clear_pointer (&packed, g_bytes_unref);
+  m->n_parts = 1;
+
+  ((parser_attachment *) m->attachments->pdata[0])->sha256[3] = 'X';
+  packed = parser_message_pack (m);
+  back = parser_message_unpack (packed, &error);
+  ck_assert_ptr_null (back);
+  parser_message_free (m);
+}
+END_TEST
+
+START_TEST (test_json)
+{
+  parser_message *m = rich_message ();
+  g_autofree char *json = parser_message_to_json (m);
+  g_autoptr (JsonParser) p = json_parser_new ();
+  JsonObject *o;
+  JsonArray *atts;
+
+  ck_assert (json_parser_load_from_data (p, json, -1, NULL));
+  o = json_node_get_object (json_parser_get_root (p));
+  ck_assert_str_eq (json_object_get_string_member (o, "subject"), "Rich");
+  ck_assert_str_eq (json_object_get_string_member (o, "date"),
+                    "2024-01-02T09:30:00Z");
+  ck_assert_int_eq (json_object_get_int_member (o, "date_unix"), 1704187800);
+  ck_assert_str_eq (json_object_get_string_member (
+                        json_object_get_object_member (o, "from"), "name"),
+                    "Jörg");
+  atts = json_object_get_array_member (o, "attachments");
+  ck_assert_uint_eq (json_array_get_length (atts), 3);
+  ck_assert (json_object_has_member (json_array_get_object_element (atts, 0),
+                                     "sha256"));
+  ck_assert (!json_object_has_member (json_array_get_object_element (atts, 0),
+                                      "content"));
+  ck_assert (json_object_has_member (o, "headers"));
+  ck_assert (json_object_has_member (o, "personal"));
+  ck_assert (json_object_get_null_member (o, "report_status"));
+  assert_json (m, "rich");
+  parser_message_free (m);
+
+  ck_assert_str_eq (parser_anomaly_name (PARSER_ANOMALY_NESTING), "nesting");
+  ck_assert_str_eq (parser_att_flag_name (PARSER_ATT_DOUBLE_EXT),
+                    "double_ext");
+  ck_assert_str_eq (parser_anomaly_name (PARSER_ANOMALY_DECODED_SIZE),
+                    "decoded_size");
+  ck_assert_str_eq (parser_pd_kind_name (PARSER_PD_SORT_CODE), "sort-code");
+  ck_assert_str_eq (parser_special_name (PARSER_SPECIAL_UNION), "union");
+  ck_assert_str_eq (parser_pd_kind_name (PARSER_PD_NINO), "nino");
+}
+END_TEST
+
+/* ------------------------------------------------------------ corpus */
+
+static void
+corpus_check (GPtrArray *files)
+{
+  for (guint i = 0; i < files->len; i++)
+    {
+      const char *path = files->pdata[i];
+      g_autoptr (GBytes) raw = read_file (path);
+      gint64 t0 = g_get_monotonic_time (), dt;
+      parser_message *m = parser_message_parse (raw, NULL);
+
+      dt = g_get_monotonic_time () - t0;
+      ck_assert_msg (m != NULL, "%s: NULL", path);
+      ck_assert_msg (dt < TEST_BUDGET_US, "%s took %" G_GINT64_FORMAT " us",
+                     path, dt);
+      assert_message_valid (m);
+      assert_json (m, path);
+      parser_message_free (m);
+    }
+}
+
+START_TEST (test_data_mail)
+{
+  g_autoptr (GPtrArray) files = data_files ();
+
+  corpus_check (files);
+}
+END_TEST
+
+START_TEST (test_corpus)
+{
+  const char *env = g_getenv ("INTAKE_CORPUS");
+  g_autofree char *root = project_root ();
+  g_autofree char *dir = NULL;
+  g_autoptr (GPtrArray) files = g_ptr_array_new_with_free_func (g_free);
+
+  if (env != NULL && *env)
+    dir = g_strdup (env);
+  else if (root != NULL)
+    dir = g_build_filename (root, "..", "shared", "corpus", "mail", NULL);
+  if (dir == NULL || !g_file_test (dir, G_FILE_TEST_IS_DIR))
+    {
+      printf ("test_parser_message: corpus %s not found: corpus test skipped "
+              "(set INTAKE_CORPUS)\n", dir ? dir : "(unset)");
+      return;
+    }
+  collect_files (dir, files);
+  ck_assert_uint_gt (files->len, 0);
+  corpus_check (files);
+}
+END_TEST
+
+/* ------------------------------------------------------------ suite */
+
+static Suite *
+parser_message_suite (void)
+{
+  Suite *s = suite_create ("parser_message");
+  TCase *limits = tcase_create ("limits");
+  TCase *mime = tcase_create ("mime");
+  TCase *pack = tcase_create ("pack");
+  TCase *corpus = tcase_create ("corpus");
+
+  tcase_set_timeout (limits, 120);
+  tcase_set_timeout (mime, 60);
+  tcase_set_timeout (pack, 120);
+  tcase_set_timeout (corpus, 300);
+
+  tcase_add_test (limits, test_deep_multipart);
+  tcase_add_test (limits, test_deep_rfc822);
+  tcase_add_test (limits, test_siblings);
+  tcase_add_test (limits, test_live_boundaries);
+  tcase_add_test (limits, test_giant_subject);
+  tcase_add_test (limits, test_header_count);
+  tcase_add_test (limits, test_text_cap);
+  tcase_add_test (limits, test_decoded_cap);
+  tcase_add_test (limits, test_rfc2231_bomb);
+  tcase_add_test (limits, test_rfc2231_odd);
+  tcase_add_test (limits, test_param_count);
+  tcase_add_test (limits, test_gmime165);
+  tcase_add_test (limits, test_encoded_words_bulk);
+  tcase_add_test (limits, test_iso2022_bomb);
+  suite_add_tcase (s, limits);
+
+  tcase_add_loop_test (mime, test_boundary_tricks, 0,
+                       G_N_ELEMENTS (boundary_cases));
+  tcase_add_loop_test (mime, test_encoded_words, 0,
+                       G_N_ELEMENTS (word_cases));
+  tcase_add_loop_test (mime, test_encoded_words_subject_only, 0,
+                       G_N_ELEMENTS (word_cases));
+  tcase_add_loop_test (mime, test_charsets, 0, G_N_ELEMENTS (charset_cases));
+  tcase_add_loop_test (mime, test_transfer_junk, 0,
+                       G_N_ELEMENTS (junk_cases));
+  tcase_add_test (mime, test_header_pathologies);
+  tcase_add_loop_test (mime, test_attachment_names, 0,
+                       G_N_ELEMENTS (name_cases));
+  tcase_add_loop_test (mime, test_attachment_types, 0,
+                       G_N_ELEMENTS (type_cases));
+  tcase_add_test (mime, test_tnef_names);
+  tcase_add_loop_test (mime, test_tnef_data, 0, G_N_ELEMENTS (tnef_cases));
+  tcase_add_test (mime, test_tnef_broken);
+  tcase_add_test (mime, test_uuencode);
+  tcase_add_test (mime, test_uuencode_broken);
+  tcase_add_test (mime, test_forwarded);
+  tcase_add_test (mime, test_forwarded_encoded);
+  tcase_add_test (mime, test_forwarded_top_and_digest);
+  tcase_add_test (mime, test_report);
+  tcase_add_test (mime, test_report_rfc822);
+  tcase_add_loop_test (mime, test_text, 0, G_N_ELEMENTS (text_cases));
+  tcase_add_test (mime, test_text_part_attachment_counts);
+  tcase_add_test (mime, test_headers);
+  tcase_add_test (mime, test_context);
+  tcase_add_test (mime, test_unparseable);
+  suite_add_tcase (s, mime);
+
+  tcase_add_test (pack, test_pack_roundtrip);
+  tcase_add_test (pack, test_unpack_hostile);
+  tcase_add_test (pack, test_unpack_bounds);
+  tcase_add_test (pack, test_json);
+  suite_add_tcase (s, pack);
+
+  tcase_add_test (corpus, test_data_mail);
+  tcase_add_test (corpus, test_corpus);
+  suite_add_tcase (s, corpus);
+  return s;
+}
+
+int
+main (void)
+{
+  SRunner *sr = srunner_create (parser_message_suite ());
+  int failed;
+
+  srunner_run_all (sr, CK_NORMAL);
+  failed = srunner_ntests_failed (sr);
+  srunner_free (sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
