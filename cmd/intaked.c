@@ -13,6 +13,7 @@
 #define G_LOG_DOMAIN "intaked"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -282,6 +283,16 @@ intaked_parse_main (const char *config_path)
 
   intake_log_init ("parse");
   prctl (PR_SET_PDEATHSIG, SIGKILL);
+  /* libytnef prints its complaints on standard output, whatever its debug
+   * setting; they may quote names from the message, so they go nowhere.  */
+  {
+    int null = open ("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null >= 0)
+      {
+        dup2 (null, STDOUT_FILENO);
+        close (null);
+      }
+  }
   signal (SIGPIPE, SIG_IGN);
   if (opt_ipc_fd < 0)
     {

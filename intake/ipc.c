@@ -217,6 +217,9 @@ ipc_channel_new (int fd, gsize max_frame, ipc_frame_fn on_frame,
   ch->tag = g_source_add_unix_fd (&ch->source, fd,
                                   G_IO_IN | G_IO_HUP | G_IO_ERR);
   g_source_set_name (&ch->source, "ipc");
+  /* Never dispatched recursively (no nested loops); not blocking it saves
+   * removing and re-adding the descriptor at every frame.  */
+  g_source_set_can_recurse (&ch->source, TRUE);
   g_source_attach (&ch->source, g_main_context_get_thread_default ());
   return ch;
 }

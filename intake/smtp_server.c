@@ -112,6 +112,7 @@ smtp_conn_arm_timer (smtp_conn *c)
   if (c->timer == NULL)
     {
       c->timer = g_source_new (&smtp_timer_funcs, sizeof (GSource));
+      g_source_set_can_recurse (c->timer, TRUE);
       g_source_set_callback (c->timer, smtp_conn_timer_cb, c, NULL);
       g_source_attach (c->timer, NULL);
     }
@@ -131,29 +132,101 @@ smtp_conn_arm_timer (smtp_conn *c)
 
 static gboolean smtp_conn_out_ready (GObject *stream, gpointer data);
 
+/* Plain connections are driven on the GSocket itself: a socket source has
+ * no child source, so with can-recurse set nothing is blocked, removed and
+ * re-added around each dispatch (each of those wakes the loop).  Under TLS
+ * the pollable streams of the TLS connection are used.  */
+static gboolean
+smtp_conn_plain (smtp_conn *c)
+{
+  return c->io == G_IO_STREAM (c->sock);
+}
+
+static gboolean
+smtp_conn_sock_out_cb (GSocket *sock, GIOCondition cond, gpointer data)
+{
+  return smtp_conn_out_ready (NULL, data);
+}
+
+static gboolean smtp_conn_in_ready (GObject *stream, gpointer data);
+
+static gboolean
+smtp_conn_sock_in_cb (GSocket *sock, GIOCondition cond, gpointer data)
+{
+  return smtp_conn_in_ready (NULL, data);
+}
+
+static GSource *
+smtp_conn_source (smtp_conn *c, gboolean input)
+{
+  GSource *src;
+
+  if (smtp_conn_plain (c))
+    {
+      src = g_socket_create_source (g_socket_connection_get_socket (c->sock),
+                                    input ? G_IO_IN : G_IO_OUT, NULL);
+      g_source_set_callback (src, (GSourceFunc) (void (*) (void))
+                             (input ? smtp_conn_sock_in_cb
+                                    : smtp_conn_sock_out_cb), c, NULL);
+    }
+  else if (input)
+    {
+      src = g_pollable_input_stream_create_source (
+          G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (c->io)),
+          NULL);
+      g_source_set_callback (src, (GSourceFunc) (void (*) (void))
+                             smtp_conn_in_ready, c, NULL);
+    }
+  else
+    {
+      src = g_pollable_output_stream_create_source (
+          G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (c->io)),
+          NULL);
+      g_source_set_callback (src, (GSourceFunc) (void (*) (void))
+                             smtp_conn_out_ready, c, NULL);
+    }
+  /* No callback here runs a nested loop, so no source needs blocking
+   * during its dispatch.  */
+  g_source_set_can_recurse (src, TRUE);
+  g_source_attach (src, NULL);
+  return src;
+}
+
+static gssize
+smtp_conn_write (smtp_conn *c, const char *p, gsize n, GError **error)
+{
+  if (smtp_conn_plain (c))
+    return g_socket_send_with_blocking (
+        g_socket_connection_get_socket (c->sock), p, n, FALSE, NULL, error);
+  return g_pollable_output_stream_write_nonblocking (
+      G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (c->io)), p, n,
+      NULL, error);
+}
+
+static gssize
+smtp_conn_read (smtp_conn *c, char *p, gsize n, GError **error)
+{
+  if (smtp_conn_plain (c))
+    return g_socket_receive_with_blocking (
+        g_socket_connection_get_socket (c->sock), p, n, FALSE, NULL, error);
+  return g_pollable_input_stream_read_nonblocking (
+      G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (c->io)), p, n,
+      NULL, error);
+}
+
 static void
 smtp_conn_out_wait (smtp_conn *c)
 {
-  GPollableOutputStream *out;
-
-  if (c->out_src != NULL)
-    return;
-  out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (c->io));
-  c->out_src = g_pollable_output_stream_create_source (out, NULL);
-  g_source_set_callback (c->out_src, (GSourceFunc) (void (*) (void))
-                         smtp_conn_out_ready, c, NULL);
-  g_source_attach (c->out_src, NULL);
+  if (c->out_src == NULL)
+    c->out_src = smtp_conn_source (c, FALSE);
 }
 
 /* Write what we can; TRUE when everything queued is out.  */
 static gboolean
 smtp_conn_flush (smtp_conn *c)
 {
-  GPollableOutputStream *out;
-
   if (c->closed)
     return FALSE;
-  out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (c->io));
   while (c->outq.length > 0)
     {
       GBytes *head = g_queue_peek_head (&c->outq);
@@ -162,9 +235,7 @@ smtp_conn_flush (smtp_conn *c)
       g_autoptr (GError) error = NULL;
       gssize w;
 
-      w = g_pollable_output_stream_write_nonblocking (out, p + c->out_off,
-                                                      len - c->out_off, NULL,
-                                                      &error);
+      w = smtp_conn_write (c, p + c->out_off, len - c->out_off, &error);
       if (w < 0)
         {
           if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
@@ -200,20 +271,12 @@ smtp_conn_out_ready (GObject *stream, gpointer data)
 
 /* ------------------------------------------------------------- input */
 
-static gboolean smtp_conn_in_ready (GObject *stream, gpointer data);
-
 static void
 smtp_conn_in_start (smtp_conn *c)
 {
-  GPollableInputStream *in;
-
   if (c->in_src != NULL || c->closed)
     return;
-  in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (c->io));
-  c->in_src = g_pollable_input_stream_create_source (in, NULL);
-  g_source_set_callback (c->in_src, (GSourceFunc) (void (*) (void))
-                         smtp_conn_in_ready, c, NULL);
-  g_source_attach (c->in_src, NULL);
+  c->in_src = smtp_conn_source (c, TRUE);
 }
 
 static void
@@ -233,17 +296,18 @@ smtp_conn_in_ready (GObject *stream, gpointer data)
    * for all of them.  */
   static char buf[64 * 1024];
   smtp_conn *c = data;
-  GPollableInputStream *in;
 
-  in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (c->io));
+  /* While a message is with the store the session keeps what the client
+   * pipelines behind it (bounded: it closes with 421 past the limit), so
+   * the source stays attached: re-attaching it for every message costs
+   * the loop two wake-ups.  */
   while (!c->closed
-         && smtp_session_get_status (c->sess) == SMTP_SESSION_READ
+         && (smtp_session_get_status (c->sess) == SMTP_SESSION_READ
+             || smtp_session_get_status (c->sess) == SMTP_SESSION_MESSAGE)
          && c->out_len < SMTP_SERVER_OUT_HIGH)
     {
       g_autoptr (GError) error = NULL;
-      gssize r = g_pollable_input_stream_read_nonblocking (in, buf,
-                                                           sizeof buf, NULL,
-                                                           &error);
+      gssize r = smtp_conn_read (c, buf, sizeof buf, &error);
       if (r < 0)
         {
           if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
@@ -447,7 +511,8 @@ smtp_conn_pump (smtp_conn *c)
           smtp_conn_arm_timer (c);
           return;
         case SMTP_SESSION_MESSAGE:
-          smtp_conn_in_stop (c);
+          if (c->out_len >= SMTP_SERVER_OUT_HIGH)
+            smtp_conn_in_stop (c);
           if (c->req == 0)
             smtp_conn_submit (c);
           smtp_conn_arm_timer (c);
@@ -711,6 +776,7 @@ smtp_server_new (intake_config *cfg, int listen_fd, int ipc_fd,
   g_socket_set_blocking (lsock, FALSE);
   srv->listen = g_steal_pointer (&lsock);
   srv->accept_src = g_socket_create_source (srv->listen, G_IO_IN, NULL);
+  g_source_set_can_recurse (srv->accept_src, TRUE);
   g_source_set_callback (srv->accept_src, (GSourceFunc) (void (*) (void))
                          smtp_server_accept, srv, NULL);
   g_source_attach (srv->accept_src, NULL);

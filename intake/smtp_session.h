@@ -100,9 +100,10 @@ smtp_session *smtp_session_new (const smtp_session_config *cfg,
 void smtp_session_free (smtp_session **s);
 
 /* Feed bytes received from the client (any split: one byte at a time gives
- * the same replies as the whole).  Only in status READ.  The session keeps
- * what it cannot process yet (pipelined commands) and goes on with it when
- * it can; the shell should stop reading while the status is not READ.  */
+ * the same replies as the whole).  In status READ; in status MESSAGE the
+ * bytes are kept as pipelined input (at most SMTP_LIMIT_PIPELINE_BYTES,
+ * then 421 after the store's answer) and processed after
+ * smtp_session_message_done().  In STARTTLS and CLOSE they are dropped.  */
 void smtp_session_feed (smtp_session *s, const char *data, gsize len,
                         gint64 now_us);
 

@@ -30,8 +30,18 @@ G_DEFINE_QUARK (store-keys-error-quark, store_keys_error)
 void
 store_keys_init (void)
 {
-  if (sodium_init () < 0)
-    g_error ("libsodium could not be initialised");
+  static gsize once;
+
+  if (g_once_init_enter (&once))
+    {
+      /* libsodium's own ChaCha20 generator, seeded from getrandom() and
+       * reseeded after fork, instead of one getrandom() system call for
+       * every nonce (two or more per message).  */
+      randombytes_set_implementation (&randombytes_internal_implementation);
+      if (sodium_init () < 0)
+        g_error ("libsodium could not be initialised");
+      g_once_init_leave (&once, 1);
+    }
 }
 
 static store_keys *

@@ -36,13 +36,21 @@ class ParseWorkers(unittest.TestCase):
     def test_workers_unprivileged(self):
         if os.geteuid() != 0:
             self.skipTest("needs root to drop privileges")
+        def uids(d):
+            out = []
+            for pid in d.children("parse"):
+                try:
+                    with open("/proc/%d/status" % pid) as f:
+                        out.append([l for l in f if l.startswith("Uid:")][0].split()[1])
+                except OSError:
+                    pass
+            return out
+
         with Intaked(parser={"workers": 2}) as d:
-            pids = wait_for(lambda: len(d.children("parse")) == 2 and d.children("parse"))
-            self.assertTrue(pids, "two parse workers expected")
-            for pid in pids:
-                with open("/proc/%d/status" % pid) as f:
-                    uid = [l for l in f if l.startswith("Uid:")][0].split()[1]
-                self.assertNotEqual(uid, "0")
+            # A worker starts as root (to read its files) and drops at once;
+            # wait for both to have dropped, then none may be root.
+            got = wait_for(lambda: (lambda u: len(u) == 2 and "0" not in u and u)(uids(d)))
+            self.assertTrue(got, "two unprivileged parse workers expected, have %r" % uids(d))
 
     def test_crash_quarantine_and_retry(self):
         marker = "POISON-%s" % os.urandom(4).hex()
