@@ -214,6 +214,43 @@ intaked_drop_privileges (const char *user, GError **error)
   return TRUE;
 }
 
+/* What every child does first: its log name, death with the master, its
+ * configuration.  NULL (and a log line) if the configuration fails.  */
+static intake_config *
+intaked_child_begin (const char *role, const char *config_path)
+{
+  g_autoptr (GError) error = NULL;
+  intake_config *cfg;
+
+  intake_log_init (role);
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  signal (SIGPIPE, SIG_IGN);
+  cfg = intake_config_load (config_path, &error);
+  if (cfg == NULL)
+    g_warning ("event=config-failed error=%s", error->message);
+  return cfg;
+}
+
+/* After the child has read what it needs as root: become the configured
+ * user.  Changing credentials cleared the death signal: set it again, and
+ * make sure the master did not go away in between.  */
+static int
+intaked_child_drop (intake_config *cfg, pid_t parent)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!intaked_drop_privileges (cfg->user, &error))
+    {
+      g_warning ("event=start-failed error=%s", error->message);
+      return EX_NOPERM;
+    }
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  if (getppid () != parent)
+    return EX_UNAVAILABLE;
+  return EX_OK;
+}
+
 static gboolean
 intaked_smtp_term (gpointer data)
 {
@@ -229,22 +266,17 @@ intaked_smtp_main (const char *config_path)
   GMainLoop *loop;
   smtp_server *srv;
   pid_t parent = getppid ();
+  int rc;
 
-  intake_log_init ("smtp");
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-  intaked_raise_nofile ();
-  signal (SIGPIPE, SIG_IGN);
   if (opt_ipc_fd < 0 || opt_listen_fd < 0)
     {
       fprintf (stderr, "intaked: --role smtp is started by the master\n");
       return EX_USAGE;
     }
-  cfg = intake_config_load (config_path, &error);
+  cfg = intaked_child_begin ("smtp", config_path);
   if (cfg == NULL)
-    {
-      g_warning ("event=config-failed error=%s", error->message);
-      return EX_CONFIG;
-    }
+    return EX_CONFIG;
+  intaked_raise_nofile ();
   loop = g_main_loop_new (NULL, FALSE);
   srv = smtp_server_new (cfg, opt_listen_fd, opt_ipc_fd, loop, &error);
   if (srv == NULL)
@@ -252,16 +284,9 @@ intaked_smtp_main (const char *config_path)
       g_warning ("event=start-failed error=%s", error->message);
       return EX_UNAVAILABLE;
     }
-  if (!intaked_drop_privileges (cfg->user, &error))
-    {
-      g_warning ("event=start-failed error=%s", error->message);
-      return EX_NOPERM;
-    }
-  /* Changing credentials cleared the death signal: set it again, and make
-   * sure the master did not go away in between.  */
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid () != parent)
-    return EX_UNAVAILABLE;
+  rc = intaked_child_drop (cfg, parent);
+  if (rc != EX_OK)
+    return rc;
   g_unix_signal_add (SIGTERM, intaked_smtp_term, srv);
   g_unix_signal_add (SIGINT, intaked_smtp_term, srv);
   g_main_loop_run (loop);
@@ -280,30 +305,23 @@ intaked_parse_main (const char *config_path)
   GMainLoop *loop;
   parse_worker *w;
   pid_t parent = getppid ();
+  int null, rc;
 
-  intake_log_init ("parse");
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-  /* libytnef prints its complaints on standard output, whatever its debug
-   * setting; they may quote names from the message, so they go nowhere.  */
-  {
-    int null = open ("/dev/null", O_WRONLY | O_CLOEXEC);
-    if (null >= 0)
-      {
-        dup2 (null, STDOUT_FILENO);
-        close (null);
-      }
-  }
-  signal (SIGPIPE, SIG_IGN);
   if (opt_ipc_fd < 0)
     {
       fprintf (stderr, "intaked: --role parse is started by the master\n");
       return EX_USAGE;
     }
-  cfg = intake_config_load (config_path, &error);
+  cfg = intaked_child_begin ("parse", config_path);
   if (cfg == NULL)
+    return EX_CONFIG;
+  /* libytnef prints its complaints on standard output, whatever its debug
+   * setting; they may quote names from the message, so they go nowhere.  */
+  null = open ("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (null >= 0)
     {
-      g_warning ("event=config-failed error=%s", error->message);
-      return EX_CONFIG;
+      dup2 (null, STDOUT_FILENO);
+      close (null);
     }
   loop = g_main_loop_new (NULL, FALSE);
   w = parse_worker_new (cfg, opt_ipc_fd, loop, &error);
@@ -312,15 +330,9 @@ intaked_parse_main (const char *config_path)
       g_warning ("event=start-failed error=%s", error->message);
       return EX_CONFIG;
     }
-  if (!intaked_drop_privileges (cfg->user, &error))
-    {
-      g_warning ("event=start-failed error=%s", error->message);
-      return EX_NOPERM;
-    }
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-  prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-  if (getppid () != parent)
-    return EX_UNAVAILABLE;
+  rc = intaked_child_drop (cfg, parent);
+  if (rc != EX_OK)
+    return rc;
   parse_worker_limit (cfg);
   parse_worker_ready (w);
   g_main_loop_run (loop);

@@ -444,6 +444,28 @@ store_run (store *s, sqlite3 *db, const char *sql, GError **error)
   return TRUE;
 }
 
+/* The batch did not commit: roll back, fail every job with the same error,
+ * and after an I/O error reopen the connection.  */
+static void
+store_batch_abort (store *s, GPtrArray *batch, int rc, const char *what)
+{
+  GError *error = NULL;
+
+  store_set_sqlite_error (&error, s->wdb, rc, what);
+  g_warning ("store: %s", error->message);
+  if (!sqlite3_get_autocommit (s->wdb))
+    sqlite3_exec (s->wdb, "ROLLBACK", NULL, NULL, NULL);
+  for (guint i = 0; i < batch->len; i++)
+    {
+      store_job *job = batch->pdata[i];
+      g_clear_error (&job->error);
+      job->error = g_error_copy (error);
+    }
+  g_error_free (error);
+  if ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_CORRUPT)
+    store_writer_reopen (s);
+}
+
 static void
 store_batch_run (store *s, GPtrArray *batch)
 {
@@ -488,46 +510,19 @@ store_batch_run (store *s, GPtrArray *batch)
     }
   if (broken)
     {
-      rc = sqlite3_extended_errcode (db);
-      store_set_sqlite_error (&error, db, rc, "transaction aborted");
-      if (!sqlite3_get_autocommit (db))
-        sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
-      for (guint i = 0; i < batch->len; i++)
-        {
-          store_job *job = batch->pdata[i];
-          g_clear_error (&job->error);
-          job->error = g_error_copy (error);
-        }
-      g_clear_error (&error);
-      if ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_CORRUPT)
-        store_writer_reopen (s);
+      store_batch_abort (s, batch, sqlite3_extended_errcode (db),
+                         "transaction aborted");
       return;
     }
   {
     sqlite3_stmt *commit = store_stmt (s, db, "COMMIT", NULL);
     rc = commit ? sqlite3_step (commit) : sqlite3_errcode (db);
     store_stmt_release (commit);
-    if (rc == SQLITE_DONE)
-      rc = SQLITE_OK;
   }
-  if (rc != SQLITE_OK)
-    {
-      /* A failed commit is never retried and assumed good: everything in
-       * the batch is reported failed (451) and nothing is kept.  */
-      store_set_sqlite_error (&error, db, rc, "commit");
-      if (!sqlite3_get_autocommit (db))
-        sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
-      for (guint i = 0; i < batch->len; i++)
-        {
-          store_job *job = batch->pdata[i];
-          g_clear_error (&job->error);
-          job->error = g_error_copy (error);
-        }
-      g_warning ("store: commit failed: %s", error->message);
-      g_clear_error (&error);
-      if ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_CORRUPT)
-        store_writer_reopen (s);
-    }
+  /* A failed commit is never retried and assumed good: everything in the
+   * batch is reported failed (451) and nothing is kept.  */
+  if (rc != SQLITE_DONE && rc != SQLITE_OK)
+    store_batch_abort (s, batch, rc, "commit");
 }
 
 static gpointer

@@ -178,6 +178,30 @@ store_spool_last_submit (store *s)
 
 /* ------------------------------------------------------------- reading */
 
+/* (transfer full) The row whose sealed envelope and raw bytes are columns
+ * @col and @col + 1 of @st, opened; @error of the item set if they do not
+ * open (tampered, or moved from another row).  */
+static store_spool_item *
+store_spool_item_open (const guint8 *key, gint64 id, sqlite3_stmt *st,
+                       int col)
+{
+  store_spool_item *item = g_new0 (store_spool_item, 1);
+  g_autoptr (GBytes) env_plain = NULL;
+
+  item->id = id;
+  env_plain = store_unseal (key, "spool", "envelope", id, 0,
+                            sqlite3_column_blob (st, col),
+                            sqlite3_column_bytes (st, col), &item->error);
+  if (env_plain != NULL)
+    item->env = store_envelope_unpack (env_plain, &item->error);
+  if (item->env != NULL)
+    item->raw = store_unseal (key, "spool", "raw", id, 0,
+                              sqlite3_column_blob (st, col + 1),
+                              sqlite3_column_bytes (st, col + 1),
+                              &item->error);
+  return item;
+}
+
 void
 store_spool_item_free (store_spool_item *item)
 {
@@ -210,21 +234,9 @@ store_spool_list (store *s, gint64 after_id, guint max, GError **error)
   while ((rc = sqlite3_step (st)) == SQLITE_ROW)
     {
       gint64 id = sqlite3_column_int64 (st, 0);
-      g_autoptr (GBytes) env_plain = NULL;
-      store_spool_item *item = g_new0 (store_spool_item, 1);
-
       /* A row that does not open is reported with its id and left in the
        * spool for a person; it never blocks the rows behind it.  */
-      item->id = id;
-      env_plain = store_unseal (key, "spool", "envelope", id, 0,
-                                sqlite3_column_blob (st, 1),
-                                sqlite3_column_bytes (st, 1), &item->error);
-      if (env_plain != NULL)
-        item->env = store_envelope_unpack (env_plain, &item->error);
-      if (item->env != NULL)
-        item->raw = store_unseal (key, "spool", "raw", id, 0,
-                                  sqlite3_column_blob (st, 2),
-                                  sqlite3_column_bytes (st, 2), &item->error);
+      store_spool_item *item = store_spool_item_open (key, id, st, 1);
       g_ptr_array_add (out, item);
     }
   if (rc != SQLITE_DONE)
@@ -415,20 +427,12 @@ store_quarantine_get (store *s, gint64 id, GError **error)
   rc = sqlite3_step (st);
   if (rc == SQLITE_ROW)
     {
-      g_autoptr (GBytes) env_plain = NULL;
-      item = g_new0 (store_spool_item, 1);
-      item->id = id;
-      env_plain = store_unseal (key, "spool", "envelope", id, 0,
-                                sqlite3_column_blob (st, 0),
-                                sqlite3_column_bytes (st, 0), error);
-      if (env_plain != NULL)
-        item->env = store_envelope_unpack (env_plain, error);
-      if (item->env != NULL)
-        item->raw = store_unseal (key, "spool", "raw", id, 0,
-                                  sqlite3_column_blob (st, 1),
-                                  sqlite3_column_bytes (st, 1), error);
-      if (item->raw == NULL)
-        g_clear_pointer (&item, store_spool_item_free);
+      item = store_spool_item_open (key, id, st, 0);
+      if (item->error != NULL)
+        {
+          g_propagate_error (error, g_steal_pointer (&item->error));
+          g_clear_pointer (&item, store_spool_item_free);
+        }
     }
   else if (rc == SQLITE_DONE)
     g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,
