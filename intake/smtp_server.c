@@ -321,6 +321,7 @@ smtp_conn_in_ready (GObject *stream, gpointer data)
           return G_SOURCE_REMOVE;
         }
       smtp_session_feed (c->sess, buf, (gsize) r, smtp_now ());
+      gboolean drained = (gsize) r < sizeof buf;
       /* Take output now so that a long pipelined batch does not pile up.  */
       GBytes *o = smtp_session_take_output (c->sess);
       if (o != NULL)
@@ -328,6 +329,11 @@ smtp_conn_in_ready (GObject *stream, gpointer data)
           c->out_len += g_bytes_get_size (o);
           g_queue_push_tail (&c->outq, o);
         }
+      /* A short read took everything there was; the source is level
+       * triggered and fires again when more comes, so skip the read that
+       * would only say EAGAIN.  */
+      if (drained)
+        break;
     }
   if (c->closed)
     return G_SOURCE_REMOVE;

@@ -451,6 +451,7 @@ store_batch_abort (store *s, GPtrArray *batch, int rc, const char *what)
 {
   GError *error = NULL;
 
+  s->next_spool_id = 0;         /* the batch's ids were rolled back */
   store_set_sqlite_error (&error, s->wdb, rc, what);
   g_warning ("store: %s", error->message);
   if (!sqlite3_get_autocommit (s->wdb))

@@ -35,6 +35,7 @@ struct store {
   sqlite3 *wdb;              /* writer thread only */
   sqlite3 *rdb;              /* readers, serialised by rlock */
   guint8 *wkey;              /* writer's data-key scratch (sodium_malloc) */
+  gint64 next_spool_id;      /* writer only; 0 = read it from the table */
   GHashTable *wstmts;        /* sql -> sqlite3_stmt *, for wdb */
   GHashTable *rstmts;        /* sql -> sqlite3_stmt *, for rdb */
   GMutex rlock;

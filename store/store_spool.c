@@ -118,7 +118,12 @@ store_spool_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   const void *p;
   int rc;
 
-  id = store_next_id (s, db, "spool", error);
+  /* The writer is the only thread that inserts, so the next spool id is
+   * kept in memory once read; a failed batch forgets it (its ids may have
+   * been rolled back).  */
+  if (s->next_spool_id <= 0)
+    s->next_spool_id = store_next_id (s, db, "spool", error);
+  id = s->next_spool_id;
   if (id < 0)
     return FALSE;
   env_plain = store_envelope_pack (sj->env);
@@ -148,6 +153,7 @@ store_spool_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
       return FALSE;
     }
   job->result_id = id;
+  s->next_spool_id = id + 1;
   return TRUE;
 }
 
