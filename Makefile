@@ -96,9 +96,10 @@ bench:
 	@sh scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@sh tests/bench/bench.sh
+	@$(MAKE) --no-print-directory bench-parser
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz build-dev
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/cmd/intaked.d $(BUILD)/cmd/intakectl.d \
 	$(UNIT_BIN:=.d)
@@ -116,12 +117,21 @@ FUZZ_SEED_DIRS := ../shared/corpus/mail tests/data/mail
 FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -g -O1 \
 	-fno-omit-frame-pointer -std=c11 -I. -D_GNU_SOURCE \
 	-DGLIB_VERSION_MIN_REQUIRED=GLIB_VERSION_2_74 -DG_LOG_USE_STRUCTURED=1
+# Known criticals ('|'-separated substrings) not to stop on; empty: stop on
+# every GLib critical or warning (see tests/fuzz/fuzz_parser.c).
+FUZZ_KNOWN_CRITICALS ?=
 FUZZ_OPTS ?= -max_len=1048576 -rss_limit_mb=2048 -timeout=10 \
 	-dict=tests/fuzz/mime.dict
 
 .PHONY: fuzz fuzz-build
 
-fuzz-build: deps $(FUZZ_DIR)/fuzz_parser
+fuzz-build: $(FUZZ_DIR)/fuzz_parser
+
+$(FUZZ_DIR)/fuzz_parser: | fuzz-deps
+
+.PHONY: fuzz-deps
+fuzz-deps:
+	@sh scripts/deps.sh fuzz
 
 $(FUZZ_DIR)/fuzz_parser: tests/fuzz/fuzz_parser.c $(wildcard parser/*.c parser/*.h)
 	@mkdir -p $(FUZZ_DIR)
@@ -141,6 +151,25 @@ fuzz: fuzz-build
 	@echo "fuzz: $$(ls $(FUZZ_DIR)/seeds | wc -l) seeds, $(FUZZ_SECONDS) s"
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ASAN_OPTIONS=detect_leaks=1 \
+	FUZZ_PARSER_KNOWN_CRITICALS='$(FUZZ_KNOWN_CRITICALS)' \
 	$(FUZZ_DIR)/fuzz_parser $(FUZZ_OPTS) -max_total_time=$(FUZZ_SECONDS) \
 		-artifact_prefix=$(FUZZ_DIR)/artifacts/ -print_final_stats=1 \
 		$(FUZZ_DIR)/corpus $(FUZZ_DIR)/seeds
+
+# ------------------------------------------------------------ parser benchmark
+# make bench-parser: bare GMime against parser_message_parse() on the corpus
+# and synthetic 2 KB / 50 KB messages (tests/bench/parser_bench.c), built
+# against $(BUILD)/libintake.a like the unit tests.
+.PHONY: bench-parser
+
+$(BUILD)/bench/parser_bench.o: tests/bench/parser_bench.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/bench/parser_bench: $(BUILD)/bench/parser_bench.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+bench-parser: deps $(BUILD)/bench/parser_bench
+	@BUILD=$(BUILD) sh tests/bench/parser_bench.sh
+
+-include $(BUILD)/bench/parser_bench.d

@@ -89,6 +89,9 @@ typedef struct {
   parser_message *m;
   const parser_context *ctx;
   GMimeParserOptions *opts;
+  GMimeParserOptions *quiet_opts; /* opts without the warning callback:
+                                   * for values read again (GMime already
+                                   * warned about the originals) */
 
   guint warn_count[PARSER_MESSAGE_WARN_KINDS];
   gint64 warn_offset[PARSER_MESSAGE_WARN_KINDS];
@@ -399,6 +402,298 @@ parser_walk_check_words (parser_walk *w, GMimeObject *o, const char *name)
           && parser_walk_bad_encoded_words (w, g_mime_header_get_raw_value (h)))
         w->m->anomalies |= PARSER_ANOMALY_ENCODED_WORD;
     }
+}
+
+/* Where an encoded word "=?charset?E?text?=" starts at @p: its charset
+ * (@cs, @cs_len), encoding (upper case), text (@text, @text_len) and the
+ * byte after it (@end).  FALSE when @p is not the start of a well-formed
+ * one (no white space inside, B or Q, terminated); then @end is where an
+ * unterminated text stopped (no word starts before it: callers go on
+ * from there, so a scan stays linear), else NULL.  */
+static gboolean
+parser_walk_word_at (const char *p, const char **cs, gsize *cs_len,
+                     char *enc, const char **text, gsize *text_len,
+                     const char **end)
+{
+  const char *q, *e;
+
+  *end = NULL;
+  if (p[0] != '=' || p[1] != '?')
+    return FALSE;
+  for (q = p + 2; *q && *q != '?' && !g_ascii_isspace (*q); q++)
+    ;
+  if (*q != '?' || q == p + 2)
+    return FALSE;
+  *enc = g_ascii_toupper (q[1]);
+  if ((*enc != 'B' && *enc != 'Q') || q[2] != '?')
+    return FALSE;
+  for (e = q + 3; *e && !(e[0] == '?' && e[1] == '=')
+                  && !g_ascii_isspace (*e); e++)
+    ;
+  if (e[0] != '?' || e[1] != '=')
+    {
+      *end = e;
+      return FALSE;
+    }
+  *cs = p + 2;
+  *cs_len = (gsize) (q - (p + 2));
+  *text = q + 3;
+  *text_len = (gsize) (e - (q + 3));
+  *end = e + 2;
+  return TRUE;
+}
+
+/* TRUE when s[0..n) is only white space.  */
+static gboolean
+parser_walk_all_space (const char *s, gsize n)
+{
+  for (gsize i = 0; i < n; i++)
+    if (!g_ascii_isspace (s[i]))
+      return FALSE;
+  return TRUE;
+}
+
+/* Append s[0..n) decoded by GMime on its own: one encoded word, or text
+ * between words (8-bit text gets the fallback charsets).  */
+static void
+parser_walk_decode_piece (parser_walk *w, GString *out, const char *s,
+                          gsize n, gboolean word)
+{
+  g_autofree char *piece = NULL;
+  g_autofree char *dec = NULL;
+  gboolean ascii = TRUE;
+
+  for (gsize i = 0; i < n && ascii; i++)
+    ascii = (guchar) s[i] < 0x80;
+  if (ascii && !word)
+    {
+      g_string_append_len (out, s, (gssize) n);
+      return;
+    }
+  piece = g_strndup (s, n);
+  dec = g_mime_utils_header_decode_text (w->quiet_opts, piece);
+  g_string_append (out, dec ? dec : piece);
+}
+
+/* (transfer full) An unstructured header value (Subject) decoded from its
+ * raw bytes one encoded word at a time: GMime 3.2.13 joins the payloads
+ * of adjacent B words of one charset and loses everything after the
+ * first padded one (F3, jstedfast/gmime#133).  White space between two
+ * adjacent encoded words is dropped (RFC 2047 section 6.2); other text is
+ * kept as it is.  */
+static char *
+parser_walk_decode_words (parser_walk *w, const char *raw)
+{
+  g_autofree char *unfolded = g_mime_utils_header_unfold (raw);
+  GString *out = g_string_new (NULL);
+  const char *p = unfolded, *text_start = unfolded;
+  gboolean after_word = FALSE;
+
+  while (*p == ' ' || *p == '\t')
+    p++;
+  text_start = p;
+  while (*p)
+    {
+      const char *cs, *text, *end;
+      gsize cs_len, text_len;
+      char enc;
+
+      if (!parser_walk_word_at (p, &cs, &cs_len, &enc, &text, &text_len,
+                                &end))
+        {
+          p = end != NULL && end > p ? end : p + 1;
+          continue;
+        }
+      if (p > text_start
+          && !(after_word && parser_walk_all_space (text_start,
+                                                    (gsize) (p - text_start))))
+        parser_walk_decode_piece (w, out, text_start,
+                                  (gsize) (p - text_start), FALSE);
+      parser_walk_decode_piece (w, out, p, (gsize) (end - p), TRUE);
+      after_word = TRUE;
+      p = text_start = end;
+    }
+  if (p > text_start)
+    parser_walk_decode_piece (w, out, text_start, (gsize) (p - text_start),
+                              FALSE);
+  return g_string_free (out, FALSE);
+}
+
+/* (transfer full) @raw with every well-formed B encoded word rewritten as
+ * a Q word of the same bytes and charset, or NULL when it has none.  Q
+ * payloads may be joined byte by byte, so GMime's merging of adjacent
+ * words (F3) no longer loses text in structured fields (addresses,
+ * parameters) whose raw form GMime must still parse.  */
+static char *
+parser_walk_b_to_q (const char *raw)
+{
+  GString *out = NULL;
+  const char *p = raw, *copied = raw;
+
+  if (raw == NULL)
+    return NULL;
+  while ((p = strstr (p, "=?")) != NULL)
+    {
+      const char *cs, *text, *end;
+      gsize cs_len, text_len, n;
+      char enc;
+      g_autofree char *b64 = NULL;
+      g_autofree guchar *bytes = NULL;
+
+      if (!parser_walk_word_at (p, &cs, &cs_len, &enc, &text, &text_len,
+                                &end))
+        {
+          p = end != NULL && end > p + 2 ? end : p + 2;
+          continue;
+        }
+      if (enc != 'B' || text_len == 0 || text_len % 4 != 0)
+        {
+          p = end;
+          continue;
+        }
+      b64 = g_strndup (text, text_len);
+      bytes = g_base64_decode (b64, &n);
+      if (out == NULL)
+        out = g_string_new (NULL);
+      g_string_append_len (out, copied, (gssize) (p - copied));
+      g_string_append (out, "=?");
+      g_string_append_len (out, cs, (gssize) cs_len);
+      g_string_append (out, "?Q?");
+      for (gsize i = 0; i < n; i++)
+        {
+          if (g_ascii_isalnum (bytes[i]))
+            g_string_append_c (out, (char) bytes[i]);
+          else
+            g_string_append_printf (out, "=%02X", bytes[i]);
+        }
+      g_string_append (out, "?=");
+      p = copied = end;
+    }
+  if (out == NULL)
+    return NULL;
+  g_string_append (out, copied);
+  return g_string_free (out, FALSE);
+}
+
+/* The raw value of the last @name field of @o (the one GMime keeps).  */
+static const char *
+parser_walk_last_raw (GMimeObject *o, const char *name)
+{
+  GMimeHeaderList *hl = g_mime_object_get_header_list (o);
+  int n = hl ? g_mime_header_list_get_count (hl) : 0;
+  const char *raw = NULL;
+
+  for (int i = 0; i < n; i++)
+    {
+      GMimeHeader *h = g_mime_header_list_get_header_at (hl, i);
+      if (g_ascii_strcasecmp (g_mime_header_get_name (h), name) == 0)
+        raw = g_mime_header_get_raw_value (h);
+    }
+  return raw;
+}
+
+/* F7: a Date whose zone is "[+-]HMM" (three digits, "-600"), which GMime
+ * reads as UTC: read as "[+-]0HMM" and flagged.  Returns the corrected
+ * time (transfer full) or NULL when the zone is not of that form.  */
+static GDateTime *
+parser_walk_short_zone_date (parser_walk *w, GMimeMessage *msg)
+{
+  const char *raw = parser_walk_last_raw (GMIME_OBJECT (msg), "Date");
+  g_autofree char *v = NULL;
+  g_autofree char *fixed = NULL;
+  char *end, *tok;
+  GDateTime *dt;
+
+  if (raw == NULL)
+    return NULL;
+  v = g_mime_utils_header_unfold (raw);
+  g_strstrip (v);
+  end = v + strlen (v);
+  /* a trailing comment: "-600 (CST)" */
+  if (end > v && end[-1] == ')')
+    {
+      char *open = strrchr (v, '(');
+      if (open == NULL)
+        return NULL;
+      end = open;
+      while (end > v && g_ascii_isspace (end[-1]))
+        end--;
+    }
+  tok = end;
+  while (tok > v && g_ascii_isdigit (tok[-1]))
+    tok--;
+  if (end - tok != 3 || tok - v < 2 || (tok[-1] != '+' && tok[-1] != '-')
+      || !g_ascii_isspace (tok[-2]))
+    return NULL;
+  fixed = g_strdup_printf ("%.*s0%.3s", (int) (tok - v), v, tok);
+  dt = g_mime_utils_header_decode_date (fixed);
+  if (dt != NULL)
+    {
+      w->m->anomalies |= PARSER_ANOMALY_GMIME_WARNING;
+      parser_walk_note (w, "Date zone of three digits read as %c0%.3s",
+                        tok[-1], tok);
+    }
+  return dt;
+}
+
+/* (transfer full) A message's Subject decoded word by word, or NULL.  */
+static char *
+parser_walk_subject (parser_walk *w, GMimeMessage *msg)
+{
+  const char *subject = g_mime_message_get_subject (msg);
+  const char *raw = parser_walk_last_raw (GMIME_OBJECT (msg), "Subject");
+
+  if (subject == NULL)
+    return NULL;
+  if (raw != NULL && strstr (raw, "=?") != NULL)
+    return parser_walk_decode_words (w, raw);
+  return g_strdup (subject);
+}
+
+/* (transfer full) The addresses of every @name field of @msg as GMime
+ * reads them, but with B words made Q first (F3); NULL when no field has
+ * a B word (GMime's own list is right).  */
+static InternetAddressList *
+parser_walk_address_list (parser_walk *w, GMimeMessage *msg, const char *name)
+{
+  GMimeHeaderList *hl = g_mime_object_get_header_list (GMIME_OBJECT (msg));
+  int n = hl ? g_mime_header_list_get_count (hl) : 0;
+  InternetAddressList *all = NULL;
+  gboolean changed = FALSE;
+
+  for (int i = 0; i < n && !changed; i++)
+    {
+      GMimeHeader *h = g_mime_header_list_get_header_at (hl, i);
+      const char *raw = g_mime_header_get_raw_value (h);
+      if (g_ascii_strcasecmp (g_mime_header_get_name (h), name) == 0
+          && raw != NULL && strstr (raw, "=?") != NULL)
+        {
+          g_autofree char *q = parser_walk_b_to_q (raw);
+          changed = q != NULL;
+        }
+    }
+  if (!changed)
+    return NULL;
+  all = internet_address_list_new ();
+  for (int i = 0; i < n; i++)
+    {
+      GMimeHeader *h = g_mime_header_list_get_header_at (hl, i);
+      const char *raw = g_mime_header_get_raw_value (h);
+      g_autofree char *q = NULL;
+      InternetAddressList *one;
+
+      if (g_ascii_strcasecmp (g_mime_header_get_name (h), name) != 0
+          || raw == NULL)
+        continue;
+      q = parser_walk_b_to_q (raw);
+      one = internet_address_list_parse (w->quiet_opts, q ? q : raw);
+      if (one != NULL)
+        {
+          internet_address_list_append (all, one);
+          g_object_unref (one);
+        }
+    }
+  return all;
 }
 
 /* ------------------------------------------------------------ charsets */
@@ -927,6 +1222,86 @@ static gboolean
 parser_walk_name_nul (const char *raw)
 {
   return raw != NULL && strstr (raw, "%00") != NULL;
+}
+
+/* (transfer full) @s without its "%00"s.  */
+static char *
+parser_walk_drop_nul (const char *s)
+{
+  GString *out = g_string_new (NULL);
+
+  for (const char *p = s; *p; p++)
+    {
+      if (p[0] == '%' && p[1] == '0' && p[2] == '0')
+        p += 2;
+      else
+        g_string_append_c (out, *p);
+    }
+  return g_string_free (out, FALSE);
+}
+
+/* (transfer full) A raw Content-Type read again by GMime, or NULL when
+ * GMime's own reading stands: with B words made Q (F3), "%00"s dropped
+ * when @drop_nul (F9), and a type without a subtype (F4, "text;
+ * charset=us-ascii", "application-pdf; name=x") read as text/plain when it
+ * is "text", else application/octet-stream, its parameters kept (GMime
+ * drops them with the type).  *@no_subtype tells the last.  */
+static GMimeContentType *
+parser_walk_reparse_ct (parser_walk *w, const char *raw, gboolean drop_nul,
+                        gboolean gmime_default, gboolean *no_subtype)
+{
+  g_autofree char *q = parser_walk_b_to_q (raw);
+  g_autofree char *nonul = NULL;
+  g_autofree char *fixed = NULL;
+  const char *v, *p, *tok;
+
+  *no_subtype = FALSE;
+  if (raw == NULL)
+    return NULL;
+  v = q ? q : raw;
+  if (drop_nul)
+    v = nonul = parser_walk_drop_nul (v);
+  for (p = v; g_ascii_isspace (*p); p++)
+    ;
+  tok = p;
+  while (g_ascii_isalnum (*p) || (*p && strchr ("!#$%&'*+-.^_`|~", *p)))
+    p++;
+  if (gmime_default && p > tok && (*p == '\0' || *p == ';'
+                                   || g_ascii_isspace (*p)))
+    {
+      const char *rest = p;
+      while (g_ascii_isspace (*rest))
+        rest++;
+      if (*rest != '/')
+        {
+          gboolean text = (gsize) (p - tok) == 4
+                          && g_ascii_strncasecmp (tok, "text", 4) == 0;
+          *no_subtype = TRUE;
+          v = fixed = g_strconcat (text ? "text/plain"
+                                        : "application/octet-stream",
+                                   strchr (p, ';') ? strchr (p, ';') : "",
+                                   NULL);
+        }
+    }
+  if (q == NULL && !drop_nul && !*no_subtype)
+    return NULL;
+  return g_mime_content_type_parse (w->quiet_opts, v);
+}
+
+/* (transfer full) A raw Content-Disposition read again, as above (B words
+ * made Q, "%00"s dropped when @drop_nul), or NULL when nothing changes.  */
+static GMimeContentDisposition *
+parser_walk_reparse_cd (parser_walk *w, const char *raw, gboolean drop_nul)
+{
+  g_autofree char *q = parser_walk_b_to_q (raw);
+  g_autofree char *nonul = NULL;
+
+  if (raw == NULL || (q == NULL && !drop_nul))
+    return NULL;
+  if (drop_nul)
+    nonul = parser_walk_drop_nul (q ? q : raw);
+  return g_mime_content_disposition_parse (w->quiet_opts,
+                                           nonul ? nonul : q);
 }
 
 /* ------------------------------------------------------------ uuencode */
@@ -1709,9 +2084,35 @@ parser_walk_prescreen (parser_walk *w, const guint8 *d, gsize n)
                                                          g_str_equal, g_free,
                                                          NULL);
   GByteArray *out = NULL;
-  gsize pos = 0, copied = 0, stop = n;
+  gsize pos = 0, copied = 0, stop = n, skip = 0;
   gboolean hdr = TRUE;
-  guint cuts = 0, delimiters = 0;
+  guint cuts = 0, delimiters = 0, blank = 0;
+
+  /* Leading lines of only spaces and tabs: GMime 3.2.13 takes the first
+   * for a continuation line without a field and gives no message at all
+   * (F2).  They are dropped from what GMime is shown.  */
+  while (skip < n && (d[skip] == ' ' || d[skip] == '\t'))
+    {
+      gsize p = skip;
+
+      while (p < n && (d[p] == ' ' || d[p] == '\t'))
+        p++;
+      if (p < n && d[p] == '\r' && p + 1 < n && d[p + 1] == '\n')
+        p += 2;
+      else if (p < n && d[p] == '\n')
+        p++;
+      else
+        break;
+      skip = p;
+      blank++;
+    }
+  if (skip > 0)
+    {
+      w->m->anomalies |= PARSER_ANOMALY_GMIME_WARNING;
+      parser_walk_note (w, "%u leading line%s of white space dropped before "
+                        "parsing", blank, blank == 1 ? "" : "s");
+    }
+  pos = copied = skip;
 
   while (pos < n)
     {
@@ -1785,7 +2186,7 @@ parser_walk_prescreen (parser_walk *w, const guint8 *d, gsize n)
                         PARSER_MESSAGE_DELIMITERS_MAX, n - stop);
     }
   if (out == NULL)
-    return stop < n ? g_bytes_new (d, stop) : NULL;
+    return stop < n || skip > 0 ? g_bytes_new (d + skip, stop - skip) : NULL;
   g_byte_array_append (out, d + copied, (guint) (stop - copied));
   return g_byte_array_free_to_bytes (out);
 }
@@ -1844,7 +2245,7 @@ parser_walk_forwarded (parser_walk *w, GMimeMessage *inner, GBytes *bytes,
                        gboolean in_report, parser_walk_text *parent)
 {
   parser_message *m = w->m;
-  const char *subject = inner ? g_mime_message_get_subject (inner) : NULL;
+  g_autofree char *subject = inner ? parser_walk_subject (w, inner) : NULL;
   g_autofree char *subj = parser_walk_value_or_null (w, subject);
   g_autofree char *name = NULL;
   parser_walk_text acc = { g_string_new (NULL) };
@@ -1935,6 +2336,12 @@ parser_walk_encoded_message (parser_walk *w, GBytes *content, guint depth,
 
   if (screened != NULL)
     data = g_bytes_get_data (screened, &n);
+  /* An empty GBytes gives NULL: GMime refuses a NULL buffer (F1).  */
+  if (data == NULL)
+    {
+      data = (const guint8 *) "";
+      n = 0;
+    }
   stream = g_mime_stream_mem_new_with_buffer ((const char *) data, n);
   parser = g_mime_parser_new_with_stream (stream);
   inner = g_mime_parser_construct_message (parser, w->opts);
@@ -1970,19 +2377,68 @@ parser_walk_leaf (parser_walk *w, GMimePart *part, guint depth,
                                           == 0;
   g_autofree char *declared = NULL;
   GBytes *content;
+  gboolean no_subtype = FALSE, ignored;
+  GMimeContentDisposition *disp2 = disp ? parser_walk_reparse_cd (w, raw_cd,
+                                                                  FALSE)
+                                        : NULL;
+  gboolean octet = ct == NULL
+                   || g_mime_content_type_is_type (ct, "application",
+                                                   "octet-stream");
+  GMimeContentType *ct2 = parser_walk_reparse_ct (w, raw_ct, FALSE, octet,
+                                                  &no_subtype);
+  GMimeContentDisposition *disp_nul = NULL;
+  GMimeContentType *ct_nul = NULL;
+  guint name_flags = 0;
 
+  if (disp2 != NULL)
+    disp = disp2;
+  if (ct2 != NULL)
+    {
+      ct = ct2;
+      if (no_subtype)
+        {
+          type = g_mime_content_type_get_media_type (ct);
+          subtype = g_mime_content_type_get_media_subtype (ct);
+          parser_walk_note (w, "a Content-Type without a subtype read as "
+                            "%s/%s", type, subtype);
+          w->m->anomalies |= PARSER_ANOMALY_GMIME_WARNING;
+        }
+    }
   type = type ? type : "application";
   subtype = subtype ? subtype : "octet-stream";
   name = disp ? parser_walk_param (w, g_mime_content_disposition_get_parameters (disp),
                                    "filename")
               : NULL;
   if (name != NULL)
-    name_cut = parser_walk_name_nul (raw_cd);
+    {
+      name_cut = parser_walk_name_nul (raw_cd);
+      /* F9: the name as it would be without the NUL ("invoice.pdf.exe")
+       * is checked too; the name shown stays cut and cleaned.  */
+      if (name_cut
+          && (disp_nul = parser_walk_reparse_cd (w, raw_cd, TRUE)) != NULL)
+        {
+          const char *full = parser_walk_param (
+              w, g_mime_content_disposition_get_parameters (disp_nul),
+              "filename");
+          g_autofree char *safe = parser_walk_safe_name (full, 0, &ignored);
+          name_flags = parser_walk_name_flags (safe);
+        }
+    }
   else if (ct != NULL)
     {
       name = parser_walk_param (w, g_mime_content_type_get_parameters (ct),
                                 "name");
       name_cut = name != NULL && parser_walk_name_nul (raw_ct);
+      if (name_cut
+          && (ct_nul = parser_walk_reparse_ct (w, raw_ct, TRUE, octet,
+                                                &ignored))
+                 != NULL)
+        {
+          const char *full = parser_walk_param (
+              w, g_mime_content_type_get_parameters (ct_nul), "name");
+          g_autofree char *safe = parser_walk_safe_name (full, 0, &ignored);
+          name_flags = parser_walk_name_flags (safe);
+        }
     }
   if (parser_walk_bad_encoded_words (w, raw_cd)
       || parser_walk_bad_encoded_words (w, raw_ct))
@@ -1997,7 +2453,7 @@ parser_walk_leaf (parser_walk *w, GMimePart *part, guint depth,
       if (want_text)
         parser_walk_text_part (w, part, ct, att_flags & PARSER_ATT_INLINE,
                                acc);
-      return;
+      goto out;
     }
 
   declared = g_strdup_printf ("%s/%s", type, subtype);
@@ -2019,21 +2475,27 @@ parser_walk_leaf (parser_walk *w, GMimePart *part, guint depth,
       parser_walk_encoded_message (w, content, depth, att_flags, acc,
                                    in_report);
       g_bytes_unref (content);
-      return;
+      goto out;
     }
   if (parser_walk_is_tnef (type, subtype, name))
     {
       if (parser_walk_tnef (w, content, att_flags, acc))
         {
           g_bytes_unref (content);
-          return;
+          goto out;
         }
       w->m->anomalies |= PARSER_ANOMALY_TNEF;
       if (name == NULL)
         name = "winmail.dat";
     }
   parser_walk_attach (w, content, declared, name,
-                      g_mime_object_get_content_id (o), att_flags, name_cut);
+                      g_mime_object_get_content_id (o),
+                      att_flags | name_flags, name_cut);
+out:
+  g_clear_object (&disp2);
+  g_clear_object (&ct2);
+  g_clear_object (&disp_nul);
+  g_clear_object (&ct_nul);
 }
 
 /* multipart/alternative: the first text/plain, else the last text/html,
@@ -2316,6 +2778,9 @@ parser_walk_header_list (parser_walk *w, GMimeMessage *msg)
     {
       parser_walk_hdr *e = &g_array_index (all, parser_walk_hdr, i);
       const char *value;
+      const char *raw = g_mime_header_get_raw_value (e->h);
+      g_autofree char *q = NULL;
+      g_autofree char *mine = NULL;
 
       if (i >= PARSER_LIMIT_HEADERS)
         {
@@ -2323,6 +2788,10 @@ parser_walk_header_list (parser_walk *w, GMimeMessage *msg)
           break;
         }
       value = g_mime_header_get_value (e->h);
+      /* B words: decoded one at a time (F3), not by GMime.  */
+      if (raw != NULL && strstr (raw, "=?") != NULL
+          && (q = parser_walk_b_to_q (raw)) != NULL)
+        value = mine = parser_walk_decode_words (w, raw);
       g_ptr_array_add (w->m->header_names,
                        parser_clean_text (g_mime_header_get_name (e->h), -1,
                                           998));
@@ -2343,20 +2812,43 @@ parser_walk_headers (parser_walk *w, GMimeMessage *msg)
   const char *irt;
   const char *id;
 
-  m->subject = parser_walk_value (w, g_mime_message_get_subject (msg));
-  m->from = parser_walk_first_address (w, g_mime_message_get_from (msg));
-  parser_walk_addresses (w, g_mime_message_get_to (msg), m->to,
-                         PARSER_LIMIT_LIST, 0);
-  parser_walk_addresses (w, g_mime_message_get_cc (msg), m->cc,
-                         PARSER_LIMIT_LIST, 0);
-  m->reply_to = parser_walk_first_address (w,
-                                           g_mime_message_get_reply_to (msg));
+  {
+    g_autofree char *subject = parser_walk_subject (w, msg);
+    InternetAddressList *from = parser_walk_address_list (w, msg, "From");
+    InternetAddressList *to = parser_walk_address_list (w, msg, "To");
+    InternetAddressList *cc = parser_walk_address_list (w, msg, "Cc");
+    InternetAddressList *reply_to = parser_walk_address_list (w, msg,
+                                                              "Reply-To");
+
+    m->subject = parser_walk_value (w, subject);
+    m->from = parser_walk_first_address (
+        w, from ? from : g_mime_message_get_from (msg));
+    parser_walk_addresses (w, to ? to : g_mime_message_get_to (msg), m->to,
+                           PARSER_LIMIT_LIST, 0);
+    parser_walk_addresses (w, cc ? cc : g_mime_message_get_cc (msg), m->cc,
+                           PARSER_LIMIT_LIST, 0);
+    m->reply_to = parser_walk_first_address (
+        w, reply_to ? reply_to : g_mime_message_get_reply_to (msg));
+    g_clear_object (&from);
+    g_clear_object (&to);
+    g_clear_object (&cc);
+    g_clear_object (&reply_to);
+  }
   for (guint i = 0; i < 4; i++)
     parser_walk_check_words (w, o, (const char *[]){ "Subject", "From", "To",
                                                      "Cc" }[i]);
 
   date = g_mime_message_get_date (msg);
   m->date = date ? g_date_time_to_unix (date) : 0;
+  if (date != NULL)
+    {
+      GDateTime *fixed = parser_walk_short_zone_date (w, msg);
+      if (fixed != NULL)
+        {
+          m->date = g_date_time_to_unix (fixed);
+          g_date_time_unref (fixed);
+        }
+    }
 
   id = g_mime_message_get_message_id (msg);
   m->message_id = id && *id ? parser_walk_value_or_null (w, id) : NULL;
@@ -2606,11 +3098,15 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
   g_mime_parser_options_set_fallback_charsets (w.opts, fallback);
   g_mime_parser_options_set_warning_callback (w.opts,
                                               parser_walk_gmime_warning, &w);
+  w.quiet_opts = g_mime_parser_options_clone (w.opts);
+  g_mime_parser_options_set_warning_callback (w.quiet_opts, NULL, NULL);
   if (data == NULL)
     data = (const guint8 *) "";
   screened = parser_walk_prescreen (&w, data, len);
   if (screened != NULL)
     data = g_bytes_get_data (screened, &len);
+  if (data == NULL)
+    data = (const guint8 *) "";
 
   stream = g_mime_stream_mem_new_with_buffer ((const char *) data, len);
   parser = g_mime_parser_new_with_stream (stream);
@@ -2677,5 +3173,6 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
   g_object_unref (parser);
   g_object_unref (stream);
   g_mime_parser_options_free (w.opts);
+  g_mime_parser_options_free (w.quiet_opts);
   return m;
 }

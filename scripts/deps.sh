@@ -15,12 +15,15 @@ RUN="glib-networking ca-certificates shared-mime-info"
 TEST="check python3 curl swaks libnet-ssleay-perl openssl sqlite3 procps"
 # Benchmark: Postfix's smtp-source and smtp-sink (the daemon is not started).
 BENCH="postfix"
+# Fuzzing: clang with libFuzzer and the sanitizer runtimes.
+FUZZ="clang libclang-rt-14-dev"
 
 want="$BUILD $RUN"
 for set in "$@"; do
 	case "$set" in
 	test) want="$want $TEST" ;;
 	bench) want="$want $TEST $BENCH" ;;
+	fuzz) want="$want $FUZZ" ;;
 	esac
 done
 

@@ -876,7 +876,8 @@ static const name_case name_cases[] = {
   { "attachment; filename=\"C:\\\\Windows\\\\win.ini\"",
     "application/octet-stream", "win.ini", PARSER_ATT_NAME_CLEANED },
   { "attachment; filename*=UTF-8''a.pdf%00.exe",
-    "application/octet-stream", "a.pdf", PARSER_ATT_NAME_CLEANED },
+    "application/octet-stream", "a.pdf",   /* F9: ".exe" still seen */
+    PARSER_ATT_NAME_CLEANED | PARSER_ATT_EXECUTABLE | PARSER_ATT_DOUBLE_EXT },
   { "attachment; filename*=UTF-8''invoice%E2%80%AEfdp.exe",
     "application/octet-stream", "invoicefdp.exe",
     PARSER_ATT_NAME_CLEANED | PARSER_ATT_EXECUTABLE },
@@ -1537,10 +1538,9 @@ START_TEST (test_unparseable)
   GString *s = g_string_new (NULL);
   parser_message *m;
 
-  /* flanker's fixtures: a first line of 255 spaces */
-  for (int i = 0; i < 255; i++)
-    g_string_append_c (s, ' ');
-  g_string_append (s, "\nFrom: a@b.example\nSubject: hidden\n\nbody \xe9\n");
+  /* a continuation line without a field first (a line of only white
+   * space is dropped instead: test_f2_leading_space) */
+  g_string_append (s, " x\nFrom: a@b.example\nSubject: hidden\n\nbody \xe9\n");
   m = parse_len (s->str, s->len);
   ck_assert (m->anomalies & PARSER_ANOMALY_UNPARSEABLE);
   ck_assert_ptr_nonnull (m->text);
@@ -1555,6 +1555,261 @@ START_TEST (test_unparseable)
   m = parse_len ("", 0);
   ck_assert_ptr_nonnull (m->text);
   assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
+
+/* ------------------------------------------------------------ findings
+ * tests/corpus/FINDINGS.md: one case per fixed item.  */
+
+static parser_message *
+parse_found (const char *dir, const char *file)
+{
+  g_autofree char *root = project_root ();
+  g_autofree char *path = NULL;
+  g_autoptr (GBytes) raw = NULL;
+  parser_message *m;
+
+  ck_assert_ptr_nonnull (root);
+  path = g_build_filename (root, "tests", dir, file, NULL);
+  raw = read_file (path);
+  m = parser_message_parse (raw, NULL);
+  ck_assert_ptr_nonnull (m);
+  assert_message_valid (m);
+  return m;
+}
+
+static guint found_criticals;
+
+static void
+count_criticals (const gchar *domain, GLogLevelFlags level,
+                 const gchar *message, gpointer data)
+{
+  if (level & (G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING))
+    found_criticals++;
+}
+
+START_TEST (test_f1_empty_encoded_rfc822)
+{
+  static const char *const files[] = { "critical-empty-encoded-rfc822.eml",
+                                       "critical-empty-encoded-rfc822.min" };
+  guint id = g_log_set_handler ("gmime", G_LOG_LEVEL_MASK, count_criticals,
+                                NULL);
+  GLogFunc old = g_log_set_default_handler (count_criticals, NULL);
+
+  found_criticals = 0;
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+    {
+      parser_message *m = parse_found ("fuzz/crashes", files[i]);
+      parser_message_free (m);
+    }
+  /* inline: the 28-byte fuzzer input and a readable one */
+  parser_message_free (parse ("Content-type:message/rfc822\x90"));
+  {
+    parser_message *m = parse (
+        "From: a@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: message/rfc822\r\n"
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+    ck_assert_ptr_nonnull (find_att (m, "forwarded-message.eml"));
+    parser_message_free (m);
+  }
+  g_log_set_default_handler (old, NULL);
+  g_log_remove_handler ("gmime", id);
+  ck_assert_uint_eq (found_criticals, 0);
+}
+END_TEST
+
+START_TEST (test_f2_leading_space)
+{
+  parser_message *m = parse_found ("corpus/repro", "leading-space-line.eml");
+  parser_attachment *a;
+  GString *s = g_string_new (NULL);
+
+  ck_assert (!(m->anomalies & PARSER_ANOMALY_UNPARSEABLE));
+  ck_assert (m->anomalies & PARSER_ANOMALY_GMIME_WARNING);
+  ck_assert_str_eq (m->subject, "Missed bin collection");
+  ck_assert_str_eq (m->from->addr, "citizen@example.org");
+  a = find_att (m, "invoice.pdf.exe");
+  ck_assert_ptr_nonnull (a);
+  ck_assert (a->flags & PARSER_ATT_EXECUTABLE);
+  ck_assert (a->flags & PARSER_ATT_DOUBLE_EXT);
+  ck_assert_str_eq (m->text, "My bin was not collected.");
+  parser_message_free (m);
+
+  /* flanker's fixtures: a line of 255 spaces; also tabs, CRLF, two lines */
+  for (int i = 0; i < 255; i++)
+    g_string_append_c (s, ' ');
+  g_string_append (s, "\r\n\t \r\nFrom: a@b.example\r\nSubject: seen\r\n\r\n"
+                      "body \xe9\r\n");
+  m = parse_len (s->str, s->len);
+  ck_assert (!(m->anomalies & PARSER_ANOMALY_UNPARSEABLE));
+  ck_assert (m->anomalies & PARSER_ANOMALY_GMIME_WARNING);
+  ck_assert_str_eq (m->subject, "seen");
+  ck_assert_ptr_nonnull (strstr (m->text, "body"));
+  assert_message_valid (m);
+  parser_message_free (m);
+  g_string_free (s, TRUE);
+
+  /* nothing but white space lines: no message, no critical */
+  m = parse (" \n\t\n");
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
+START_TEST (test_f3_b_words)
+{
+  parser_message *m = parse_found ("corpus/repro", "b-word-after-padding.eml");
+  parser_attachment *a;
+
+  ck_assert_str_eq (m->subject, "Planning objection");
+  ck_assert_str_eq (m->from->name, "Jane Doe");
+  ck_assert_ptr_nonnull (find_att (m, "letter1.pdf"));
+  ck_assert (!(m->anomalies & PARSER_ANOMALY_ENCODED_WORD));
+  ck_assert_str_eq (m->header_values->pdata[2], "Planning objection");
+  parser_message_free (m);
+
+  m = parse_found ("corpus/repro", "b-word-hides-extension.eml");
+  a = find_att (m, "invoice.pdf.js");
+  ck_assert_ptr_nonnull (a);
+  ck_assert (a->flags & PARSER_ATT_EXECUTABLE);
+  ck_assert (a->flags & PARSER_ATT_DOUBLE_EXT);
+  parser_message_free (m);
+
+  /* To/Cc names, name= on Content-Type, Q and B mixed, white space
+   * between words dropped but kept around other text, a forwarded
+   * message's subject */
+  m = parse ("From: a@example.org\r\n"
+             "To: =?UTF-8?B?Sm9obg==?=  =?UTF-8?B?IFNtaXRo?= <j@example.org>\r\n"
+             "Cc: \"=?ISO-8859-1?B?Suk=?= =?ISO-8859-1?B?cvRtZQ==?=\" <c@example.org>\r\n"
+             "Subject: Re: =?UTF-8?B?YQ==?=\r\n =?UTF-8?Q?b?= and =?UTF-8?B?Yw==?=\r\n"
+             "MIME-Version: 1.0\r\n"
+             "Content-Type: multipart/mixed; boundary=x\r\n\r\n"
+             "--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+             "--x\r\nContent-Type: application/octet-stream;\r\n"
+             " name=\"=?UTF-8?B?cmVwb3J0?= =?UTF-8?B?LnBkZi5zY3I=?=\"\r\n\r\n"
+             "data\r\n"
+             "--x\r\nContent-Type: message/rfc822\r\n\r\n"
+             "From: b@example.org\r\n"
+             "Subject: =?UTF-8?B?Rm9yd2FyZA==?= =?UTF-8?B?ZWQ=?=\r\n\r\n"
+             "inner\r\n"
+             "--x--\r\n");
+  ck_assert_str_eq (m->subject, "Re: ab and c");
+  ck_assert_uint_eq (m->to->len, 1);
+  ck_assert_str_eq (((parser_address *) m->to->pdata[0])->name, "John Smith");
+  ck_assert_str_eq (((parser_address *) m->to->pdata[0])->addr,
+                    "j@example.org");
+  ck_assert_str_eq (((parser_address *) m->cc->pdata[0])->name,
+                    "J\xc3\xa9r\xc3\xb4me");
+  a = find_att (m, "report.pdf.scr");
+  ck_assert_ptr_nonnull (a);
+  ck_assert (a->flags & PARSER_ATT_EXECUTABLE);
+  ck_assert (a->flags & PARSER_ATT_DOUBLE_EXT);
+  ck_assert_ptr_nonnull (find_att (m, "Forwarded.eml"));
+  ck_assert (!(m->anomalies & PARSER_ANOMALY_ENCODED_WORD));
+  assert_message_valid (m);
+  parser_message_free (m);
+
+  /* broken words are still flagged */
+  m = parse ("From: a@example.org\r\n"
+             "Subject: =?UTF-8?B?UGxhbm5pbmc?= =?UTF-8?B?IG9iamVjdGlvbg==?=\r\n"
+             "\r\nbody\r\n");
+  ck_assert (m->anomalies & PARSER_ANOMALY_ENCODED_WORD);
+  ck_assert_ptr_nonnull (m->subject);
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
+START_TEST (test_f9_nul_in_filename)
+{
+  parser_message *m = parse_found ("corpus/repro",
+                                   "filename-nul-hides-extension.eml");
+  parser_attachment *a;
+
+  ck_assert_uint_eq (m->attachments->len, 1);
+  a = m->attachments->pdata[0];
+  ck_assert_str_eq (a->name, "invoice");  /* shown cut, as before */
+  ck_assert (a->flags & PARSER_ATT_NAME_CLEANED);
+  ck_assert (a->flags & PARSER_ATT_EXECUTABLE);
+  ck_assert (a->flags & PARSER_ATT_DOUBLE_EXT);
+  ck_assert (m->anomalies & PARSER_ANOMALY_FILENAME);
+  parser_message_free (m);
+
+  /* name*= on Content-Type */
+  m = parse ("From: a@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+             "Content-Type: multipart/mixed; boundary=x\r\n\r\n"
+             "--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+             "--x\r\nContent-Type: application/pdf; "
+             "name*=utf-8''statement%00.pdf.js\r\n\r\ndata\r\n--x--\r\n");
+  ck_assert_uint_eq (m->attachments->len, 1);
+  a = m->attachments->pdata[0];
+  ck_assert (a->flags & PARSER_ATT_EXECUTABLE);
+  ck_assert (a->flags & PARSER_ATT_DOUBLE_EXT);
+  ck_assert (a->flags & PARSER_ATT_NAME_CLEANED);
+  assert_message_valid (m);
+  parser_message_free (m);
+
+  /* a harmless name after the NUL sets nothing more */
+  m = parse ("From: a@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+             "Content-Type: multipart/mixed; boundary=x\r\n\r\n"
+             "--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+             "--x\r\nContent-Type: application/pdf\r\n"
+             "Content-Disposition: attachment; filename*=utf-8''a%00b.pdf\r\n"
+             "\r\n%PDF-1.4\r\n--x--\r\n");
+  a = m->attachments->pdata[0];
+  ck_assert (!(a->flags & (PARSER_ATT_EXECUTABLE | PARSER_ATT_DOUBLE_EXT)));
+  ck_assert (a->flags & PARSER_ATT_NAME_CLEANED);
+  parser_message_free (m);
+}
+END_TEST
+
+START_TEST (test_f4_no_subtype)
+{
+  parser_message *m = parse_found ("corpus/repro",
+                                   "content-type-no-subtype.eml");
+
+  ck_assert_uint_eq (m->attachments->len, 0);
+  ck_assert_str_eq (m->text, "The dog next door barks all night.");
+  ck_assert (m->anomalies & PARSER_ANOMALY_GMIME_WARNING);
+  parser_message_free (m);
+
+  m = parse_found ("corpus/repro", "content-type-no-slash-name.eml");
+  ck_assert_str_eq (m->text, "Form attached.");
+  ck_assert_uint_eq (m->attachments->len, 1);
+  ck_assert_ptr_nonnull (find_att (m, "form.pdf"));
+  parser_message_free (m);
+
+  /* charset kept with the missing subtype */
+  m = parse ("From: a@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+             "Content-Type: TEXT ; charset=iso-8859-1\r\n\r\ncaf\xe9\r\n");
+  ck_assert_uint_eq (m->attachments->len, 0);
+  ck_assert_str_eq (m->text, "caf\xc3\xa9");
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
+START_TEST (test_f7_three_digit_zone)
+{
+  parser_message *m = parse_found ("corpus/repro", "date-three-digit-zone.eml");
+
+  /* 13:30:57 -0600 */
+  ck_assert_int_eq (m->date, 809033457);
+  ck_assert (m->anomalies & PARSER_ANOMALY_GMIME_WARNING);
+  parser_message_free (m);
+
+  m = parse ("From: a@example.org\r\n"
+             "Date: Mon, 21 Aug 1995 13:30:57 +130 (odd)\r\n\r\nbody\r\n");
+  ck_assert_int_eq (m->date, 809033457 - 6 * 3600 - 90 * 60);
+  parser_message_free (m);
+
+  /* four digits: untouched, no anomaly */
+  m = parse ("From: a@example.org\r\n"
+             "Date: Mon, 21 Aug 1995 13:30:57 -0600\r\n\r\nbody\r\n");
+  ck_assert_int_eq (m->date, 809033457);
+  ck_assert (!(m->anomalies & PARSER_ANOMALY_GMIME_WARNING));
   parser_message_free (m);
 }
 END_TEST
@@ -1967,6 +2222,12 @@ parser_message_suite (void)
   tcase_add_test (mime, test_headers);
   tcase_add_test (mime, test_context);
   tcase_add_test (mime, test_unparseable);
+  tcase_add_test (mime, test_f1_empty_encoded_rfc822);
+  tcase_add_test (mime, test_f2_leading_space);
+  tcase_add_test (mime, test_f3_b_words);
+  tcase_add_test (mime, test_f9_nul_in_filename);
+  tcase_add_test (mime, test_f4_no_subtype);
+  tcase_add_test (mime, test_f7_three_digit_zone);
   suite_add_tcase (s, mime);
 
   tcase_add_test (pack, test_pack_roundtrip);
