@@ -23,6 +23,8 @@
  * bytes; the rest wait for the next one.  */
 #define STORE_BATCH_MAX_JOBS   1024
 #define STORE_BATCH_MAX_BYTES  (64 * 1024 * 1024)
+/* How long a batch waits for company when the last one had some.  */
+#define STORE_GATHER_US        300
 /* How long a connection waits for a lock held by another process (an admin
  * command, say) before the write fails with 451 (SECURITY-TESTS 41).  */
 #define STORE_BUSY_TIMEOUT_MS  5000
@@ -532,19 +534,30 @@ store_writer_main (gpointer data)
   store *s = data;
   GPtrArray *batch = g_ptr_array_new ();
   gboolean stop = FALSE;
+  guint last = 0;
 
   while (!stop)
     {
       store_job *job = g_async_queue_pop (s->jobs);
+      gint64 until;
       gsize weight;
 
       if (job == &store_stop_marker)
         break;
       g_ptr_array_add (batch, job);
       weight = job->weight;
+      /* Under concurrency (the last batch had company) wait a moment for
+       * more: every commit is an fsync, and the callers arriving in the
+       * next STORE_GATHER_US would otherwise wait for a whole commit of
+       * their own.  A lone client never waits.  */
+      until = last > 1 ? g_get_monotonic_time () + STORE_GATHER_US : 0;
       while (batch->len < STORE_BATCH_MAX_JOBS
              && weight < STORE_BATCH_MAX_BYTES
-             && (job = g_async_queue_try_pop (s->jobs)) != NULL)
+             && ((job = g_async_queue_try_pop (s->jobs)) != NULL
+                 || (until > 0 && (job = g_async_queue_timeout_pop (
+                                       s->jobs, MAX (until
+                                                     - g_get_monotonic_time (),
+                                                     1))) != NULL)))
         {
           if (job == &store_stop_marker)
             {
@@ -554,6 +567,7 @@ store_writer_main (gpointer data)
           g_ptr_array_add (batch, job);
           weight += job->weight;
         }
+      last = batch->len;
       store_batch_run (s, batch);
       /* Only now, after the commit returned, does anyone hear "stored".  */
       for (guint i = 0; i < batch->len; i++)
