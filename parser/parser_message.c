@@ -453,6 +453,72 @@ parser_walk_all_space (const char *s, gsize n)
   return TRUE;
 }
 
+static gboolean parser_walk_from_utf8 (const guint8 *p, gsize n, GString *out,
+                                       gsize max);
+
+/* A UTF-8 encoded word decoded here rather than by GMime, which turns
+ * invalid bytes into '?' without a word (F5): the payload (B or Q) is
+ * decoded, invalid bytes become U+FFFD and the message is flagged.
+ * FALSE if the word is not UTF-8 (GMime decodes those).  */
+static gboolean
+parser_walk_decode_utf8_word (parser_walk *w, GString *out, const char *cs,
+                              gsize cs_len, char enc, const char *text,
+                              gsize text_len)
+{
+  g_autoptr (GByteArray) bytes = g_byte_array_new ();
+  gsize lang = cs_len;
+
+  /* RFC 2231 section 5: "charset*language" */
+  for (gsize i = 0; i < cs_len; i++)
+    if (cs[i] == '*')
+      {
+        lang = i;
+        break;
+      }
+  if (!((lang == 5 && g_ascii_strncasecmp (cs, "utf-8", 5) == 0)
+        || (lang == 4 && g_ascii_strncasecmp (cs, "utf8", 4) == 0)))
+    return FALSE;
+  if (enc == 'B')
+    {
+      gint state = 0;
+      guint save = 0;
+      gsize n;
+
+      g_byte_array_set_size (bytes, (guint) (text_len / 4 * 3 + 3));
+      n = g_base64_decode_step (text, text_len, bytes->data, &state, &save);
+      g_byte_array_set_size (bytes, (guint) n);
+    }
+  else
+    {
+      for (gsize i = 0; i < text_len; i++)
+        {
+          guint8 c = (guint8) text[i];
+          if (c == '_')
+            c = ' ';
+          else if (c == '=' && i + 2 < text_len
+                   && g_ascii_isxdigit (text[i + 1])
+                   && g_ascii_isxdigit (text[i + 2]))
+            {
+              c = (guint8) (g_ascii_xdigit_value (text[i + 1]) * 16
+                            + g_ascii_xdigit_value (text[i + 2]));
+              i += 2;
+            }
+          g_byte_array_append (bytes, &c, 1);
+        }
+    }
+  {
+    GString *dec = g_string_new (NULL);
+    g_autofree char *clean = NULL;
+
+    if (parser_walk_from_utf8 (bytes->data, bytes->len, dec, G_MAXSIZE))
+      w->m->anomalies |= PARSER_ANOMALY_CHARSET;
+    clean = parser_clean_text (dec->str, (gssize) dec->len, dec->len);
+    g_string_free (dec, TRUE);
+    g_string_append (out, clean);
+  }
+  return TRUE;
+}
+
 /* Append s[0..n) decoded by GMime on its own: one encoded word, or text
  * between words (8-bit text gets the fallback charsets).  */
 static void
@@ -509,7 +575,9 @@ parser_walk_decode_words (parser_walk *w, const char *raw)
                                                     (gsize) (p - text_start))))
         parser_walk_decode_piece (w, out, text_start,
                                   (gsize) (p - text_start), FALSE);
-      parser_walk_decode_piece (w, out, p, (gsize) (end - p), TRUE);
+      if (!parser_walk_decode_utf8_word (w, out, cs, cs_len, enc, text,
+                                         text_len))
+        parser_walk_decode_piece (w, out, p, (gsize) (end - p), TRUE);
       after_word = TRUE;
       p = text_start = end;
     }

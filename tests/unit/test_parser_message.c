@@ -1658,6 +1658,29 @@ START_TEST (test_f2_leading_space)
 }
 END_TEST
 
+START_TEST (test_f5_invalid_utf8_in_word)
+{
+  /* "hello" + a lone 0xF0 in a B word, and in a Q word: U+FFFD and the
+   * charset flag, never a silent '?'; a clean word sets nothing.  */
+  parser_message *m = parse ("From: a@example.org\r\n"
+                             "Subject: =?UTF-8?B?aGVsbG/w?=\r\n\r\nhi\r\n");
+
+  ck_assert_str_eq (m->subject, "hello\xef\xbf\xbd");
+  ck_assert (m->anomalies & PARSER_ANOMALY_CHARSET);
+  parser_message_free (m);
+  m = parse ("From: a@example.org\r\n"
+             "Subject: =?utf-8?q?caf=C3=A9_=FF?=\r\n\r\nhi\r\n");
+  ck_assert_str_eq (m->subject, "caf\xc3\xa9 \xef\xbf\xbd");
+  ck_assert (m->anomalies & PARSER_ANOMALY_CHARSET);
+  parser_message_free (m);
+  m = parse ("From: a@example.org\r\n"
+             "Subject: =?UTF-8?Q?caf=C3=A9?=\r\n\r\nhi\r\n");
+  ck_assert_str_eq (m->subject, "caf\xc3\xa9");
+  ck_assert (!(m->anomalies & PARSER_ANOMALY_CHARSET));
+  parser_message_free (m);
+}
+END_TEST
+
 START_TEST (test_f3_b_words)
 {
   parser_message *m = parse_found ("corpus/repro", "b-word-after-padding.eml");
@@ -2225,6 +2248,7 @@ parser_message_suite (void)
   tcase_add_test (mime, test_f1_empty_encoded_rfc822);
   tcase_add_test (mime, test_f2_leading_space);
   tcase_add_test (mime, test_f3_b_words);
+  tcase_add_test (mime, test_f5_invalid_utf8_in_word);
   tcase_add_test (mime, test_f9_nul_in_filename);
   tcase_add_test (mime, test_f4_no_subtype);
   tcase_add_test (mime, test_f7_three_digit_zone);
