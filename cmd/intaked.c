@@ -235,11 +235,11 @@ intaked_child_begin (const char *role, const char *config_path)
  * user.  Changing credentials cleared the death signal: set it again, and
  * make sure the master did not go away in between.  */
 static int
-intaked_child_drop (intake_config *cfg, pid_t parent)
+intaked_child_drop (const char *user, pid_t parent)
 {
   g_autoptr (GError) error = NULL;
 
-  if (!intaked_drop_privileges (cfg->user, &error))
+  if (!intaked_drop_privileges (user, &error))
     {
       g_warning ("event=start-failed error=%s", error->message);
       return EX_NOPERM;
@@ -284,7 +284,7 @@ intaked_smtp_main (const char *config_path)
       g_warning ("event=start-failed error=%s", error->message);
       return EX_UNAVAILABLE;
     }
-  rc = intaked_child_drop (cfg, parent);
+  rc = intaked_child_drop (cfg->user, parent);
   if (rc != EX_OK)
     return rc;
   g_unix_signal_add (SIGTERM, intaked_smtp_term, srv);
@@ -330,7 +330,7 @@ intaked_parse_main (const char *config_path)
       g_warning ("event=start-failed error=%s", error->message);
       return EX_CONFIG;
     }
-  rc = intaked_child_drop (cfg, parent);
+  rc = intaked_child_drop (cfg->parse_user, parent);
   if (rc != EX_OK)
     return rc;
   parse_worker_limit (cfg);

@@ -148,6 +148,7 @@ intake_config_load (const char *path, GError **error)
   cfg->hostname = intake_config_string (kf, "intake", "hostname",
                                         "localhost");
   cfg->user = intake_config_string (kf, "intake", "user", "nobody");
+  cfg->parse_user = intake_config_string (kf, "parser", "user", cfg->user);
   db = intake_config_string (kf, "store", "database", "../var/intake.db");
   key = intake_config_string (kf, "store", "master_key", "../var/master.key");
   cfg->database = intake_config_path (dir, db);
@@ -276,6 +277,7 @@ intake_config_free (intake_config *cfg)
   g_free (cfg->path);
   g_free (cfg->hostname);
   g_free (cfg->user);
+  g_free (cfg->parse_user);
   g_free (cfg->database);
   g_free (cfg->master_key);
   g_free (cfg->smtp_listen);

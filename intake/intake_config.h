@@ -25,7 +25,10 @@ typedef enum {
 typedef struct {
   char *path;                  /* the file read */
   char *hostname;              /* [intake] hostname */
-  char *user;                  /* [intake] user: children run as this */
+  char *user;                  /* [intake] user: SMTP children run as this */
+  char *parse_user;            /* [parser] user: parse workers (default:
+                                * [intake] user); a user of its own keeps a
+                                * compromised worker out of the listener */
   char *database;              /* [store] database (absolute) */
   char *master_key;            /* [store] master_key (absolute) */
   guint64 min_free_bytes;      /* [store] min_free_space */

@@ -52,6 +52,35 @@ class ParseWorkers(unittest.TestCase):
             got = wait_for(lambda: (lambda u: len(u) == 2 and "0" not in u and u)(uids(d)))
             self.assertTrue(got, "two unprivileged parse workers expected, have %r" % uids(d))
 
+    def test_worker_user_of_its_own(self):
+        """SECURITY-TESTS 109: the listener and the parse workers can run
+        as distinct unprivileged users ([intake] user, [parser] user)."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to drop privileges")
+
+        def uid_of(pid):
+            try:
+                with open("/proc/%d/status" % pid) as f:
+                    return [l for l in f if l.startswith("Uid:")][0].split()[1]
+            except (OSError, IndexError):
+                return "0"      # gone or starting: not counted as dropped
+
+        with Intaked(parser={"user": "daemon"}) as d:
+            got = wait_for(lambda: [uid_of(p) for p in d.children("parse")]
+                           if d.children("parse")
+                           and all(uid_of(p) != "0" for p in d.children("parse"))
+                           else None)
+            self.assertTrue(got)
+            self.assertEqual(set(got), {"1"})          # daemon
+            smtp = [uid_of(p) for p in d.children("smtp")]
+            self.assertTrue(smtp)
+            self.assertNotIn("1", smtp)
+            self.assertNotIn("0", smtp)
+            with d.smtp() as s:
+                s.sendmail("a@example.org", ["enquiries@council.example"],
+                           message(subject="two users"))
+            self.assertEqual(d.wait_cases(1)[0]["subject"], "two users")
+
     def test_crash_quarantine_and_retry(self):
         marker = "POISON-%s" % os.urandom(4).hex()
         with Intaked(env={"INTAKE_FAULT_PARSE_CRASH": marker}) as d:
