@@ -2536,6 +2536,25 @@ parser_pd_digits (const char *p, const char *end, gsize max, guint *value)
   return n > max ? 0 : n;
 }
 
+/* The end of a written date at @q: an optional comma, spaces, a
+ * four-digit year ending a word.  Returns the length from @p, or 0.  */
+static gsize
+parser_pd_year_tail (const char *p, const char *q, const char *end)
+{
+  guint y;
+
+  if (q < end && *q == ',')
+    q++;
+  if (q >= end || *q != ' ')
+    return 0;
+  while (q < end && *q == ' ')
+    q++;
+  if (parser_pd_digits (q, end, 4, &y) != 4)
+    return 0;
+  q += 4;
+  return parser_text_word_at (q, end) ? 0 : (gsize) (q - p);
+}
+
 /* The length of a date at @p, 0 if none: 1/2/1990, 01-02-90, 01.02.1990,
  * 1990-02-01, 1 February 1990, 1st Feb. 1990, February 1, 1990.  */
 static gsize
@@ -2595,16 +2614,7 @@ parser_pd_date (const char *p, const char *end)
       if ((n = parser_pd_month (q, end)) == 0)
         return 0;
       q += n;
-      if (q < end && *q == ',')
-        q++;
-      if (q >= end || *q != ' ')
-        return 0;
-      while (q < end && *q == ' ')
-        q++;
-      if (parser_pd_digits (q, end, 4, &y) != 4)
-        return 0;
-      q += 4;
-      return parser_text_word_at (q, end) ? 0 : (gsize) (q - p);
+      return parser_pd_year_tail (p, q, end);
     }
   if ((n = parser_pd_month (q, end)) == 0) /* February 1, 1990 */
     return 0;
@@ -2622,16 +2632,7 @@ parser_pd_date (const char *p, const char *end)
           || parser_text_prefix_ci (q, 2, "rd")
           || parser_text_prefix_ci (q, 2, "th")))
     q += 2;
-  if (q < end && *q == ',')
-    q++;
-  if (q >= end || *q != ' ')
-    return 0;
-  while (q < end && *q == ' ')
-    q++;
-  if (parser_pd_digits (q, end, 4, &y) != 4)
-    return 0;
-  q += 4;
-  return parser_text_word_at (q, end) ? 0 : (gsize) (q - p);
+  return parser_pd_year_tail (p, q, end);
 }
 
 /* A keyword (case-insensitive, several words separated by any white
