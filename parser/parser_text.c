@@ -2099,11 +2099,41 @@ parser_cards_redact (const char *text, guint *count, GPtrArray *found)
 
 /* ============================================================ personal */
 
+/* Every detector below is a scanner that, started at a position, either
+ * passes it or consumes a stretch; parser_pd_find runs them all in one
+ * pass over the text, each with its own "next" position, so each sees the
+ * positions it would have seen alone, and collects each detector's finds
+ * in its own list: the result (order, duplicates, the PARSER_TEXT_PD_MAX
+ * cap) is that of running them one after the other.  */
+typedef enum {
+  PARSER_PD_DET_EMAIL,
+  PARSER_PD_DET_PHONE,
+  PARSER_PD_DET_POSTCODE,
+  PARSER_PD_DET_NINO,
+  PARSER_PD_DET_DOB,
+  PARSER_PD_DET_BANK,
+  PARSER_PD_DET_COUNT,
+} parser_pd_det;
+
 typedef struct {
   const char *s, *end;  /* the text */
   GPtrArray *found;
-  GHashTable *seen;      /* "kind:normalised" */
+  GHashTable *seen;      /* "kind:normalised"; made on the first find */
+  GPtrArray *out[PARSER_PD_DET_COUNT]; /* parser_pd *, made when needed */
+  guint room;            /* finds @found can still take */
 } parser_pd_ctx;
+
+static inline char
+parser_text_lower (char c)
+{
+  return c >= 'A' && c <= 'Z' ? (char) (c + ('a' - 'A')) : c;
+}
+
+static inline char
+parser_text_upper (char c)
+{
+  return c >= 'a' && c <= 'z' ? (char) (c - ('a' - 'A')) : c;
+}
 
 /* The key under which a value counts as a duplicate: e-mail addresses
  * without case, numbers by their digits, codes upper-case without spaces.  */
@@ -2149,15 +2179,28 @@ parser_pd_key (parser_pd_kind kind, const char *v)
 }
 
 static void
-parser_pd_add (parser_pd_ctx *c, parser_pd_kind kind, const char *v, gsize len)
+parser_pd_add (parser_pd_ctx *c, parser_pd_det det, parser_pd_kind kind,
+               const char *v, gsize len)
 {
   parser_pd *pd;
   char *value, *key;
   gsize tl = len;
+  GPtrArray *out = c->out[det];
 
   v = parser_text_trim (v, &tl);
-  if (tl == 0 || c->found->len >= PARSER_TEXT_PD_MAX)
+  if (tl == 0 || (out != NULL ? out->len : 0) >= c->room)
     return;
+  if (c->seen == NULL)
+    {
+      c->seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+      for (guint i = 0; i < c->found->len; i++)
+        {
+          const parser_pd *o = c->found->pdata[i];
+
+          if (o != NULL && o->value != NULL)
+            g_hash_table_add (c->seen, parser_pd_key (o->kind, o->value));
+        }
+    }
   value = g_strndup (v, tl);
   key = parser_pd_key (kind, value);
   if (g_hash_table_contains (c->seen, key))
@@ -2170,7 +2213,9 @@ parser_pd_add (parser_pd_ctx *c, parser_pd_kind kind, const char *v, gsize len)
   pd = g_new0 (parser_pd, 1);
   pd->kind = kind;
   pd->value = value;
-  g_ptr_array_add (c->found, pd);
+  if (out == NULL)
+    out = c->out[det] = g_ptr_array_new ();
+  g_ptr_array_add (out, pd);
 }
 
 static gboolean
@@ -2186,166 +2231,141 @@ parser_pd_domain_char (char c)
   return g_ascii_isalnum (c) || c == '.' || c == '-';
 }
 
-/* E-mail addresses: around each '@', at most 64 bytes of local part and
- * 253 of domain (RFC 5321 4.5.3.1), a dot in the domain and a top-level
- * label of two letters or more.  */
-static void
-parser_pd_emails (parser_pd_ctx *c)
+/* E-mail addresses: around each '@' (at @at), at most 64 bytes of local
+ * part and 253 of domain (RFC 5321 4.5.3.1), a dot in the domain and a
+ * top-level label of two letters or more.  Returns where to look for the
+ * next '@'.  */
+static const char *
+parser_pd_email_at (parser_pd_ctx *c, const char *at)
 {
-  const char *p = c->s;
+  const char *b, *e, *dot = NULL;
+  gboolean tld = TRUE;
 
-  while (p < c->end)
-    {
-      const char *at = memchr (p, '@', (gsize) (c->end - p));
-      const char *b, *e, *dot = NULL;
-      gboolean tld = TRUE;
-
-      if (at == NULL)
-        return;
-      p = at + 1;
-      b = at;
-      while (b > c->s && parser_pd_local_char (b[-1])
-             && at - b <= PARSER_TEXT_LOCAL_PART_MAX)
-        b--;
-      if (at - b > PARSER_TEXT_LOCAL_PART_MAX)
-        continue;
-      while (b < at && (*b == '.' || *b == '\'' || *b == '-'))
-        b++;
-      if (b == at)
-        continue;
-      e = at + 1;
-      while (e < c->end && parser_pd_domain_char (*e)
-             && e - at <= PARSER_TEXT_DOMAIN_MAX + 1)
-        e++;
-      if (e - at > PARSER_TEXT_DOMAIN_MAX + 1)
-        continue;
-      while (e > at + 1 && (e[-1] == '.' || e[-1] == '-'))
-        e--;
-      for (const char *d = at + 1; d < e; d++)
-        if (*d == '.')
-          dot = d;
-      if (dot == NULL || dot == at + 1 || e - dot < 3)
-        continue;
-      for (const char *d = dot + 1; d < e; d++)
-        if (!g_ascii_isalpha (*d))
-          tld = FALSE;
-      if (!tld)
-        continue;
-      parser_pd_add (c, PARSER_PD_EMAIL, b, (gsize) (e - b));
-      p = e;
-    }
+  b = at;
+  while (b > c->s && parser_pd_local_char (b[-1])
+         && at - b <= PARSER_TEXT_LOCAL_PART_MAX)
+    b--;
+  if (at - b > PARSER_TEXT_LOCAL_PART_MAX)
+    return at + 1;
+  while (b < at && (*b == '.' || *b == '\'' || *b == '-'))
+    b++;
+  if (b == at)
+    return at + 1;
+  e = at + 1;
+  while (e < c->end && parser_pd_domain_char (*e)
+         && e - at <= PARSER_TEXT_DOMAIN_MAX + 1)
+    e++;
+  if (e - at > PARSER_TEXT_DOMAIN_MAX + 1)
+    return at + 1;
+  while (e > at + 1 && (e[-1] == '.' || e[-1] == '-'))
+    e--;
+  for (const char *d = at + 1; d < e; d++)
+    if (*d == '.')
+      dot = d;
+  if (dot == NULL || dot == at + 1 || e - dot < 3)
+    return at + 1;
+  for (const char *d = dot + 1; d < e; d++)
+    if (!g_ascii_isalpha (*d))
+      tld = FALSE;
+  if (!tld)
+    return at + 1;
+  parser_pd_add (c, PARSER_PD_DET_EMAIL, PARSER_PD_EMAIL, b, (gsize) (e - b));
+  return e;
 }
 
 /* UK telephone numbers: 0 or +44 / 0044 (with an optional "(0)"), then a
  * national number of 9 or 10 digits starting 1, 2, 3, 5, 7, 8 or 9 (9
  * digits only for 01 and 08 numbers), in groups split by one space or
  * dash, the area code optionally in brackets.  The longest valid prefix
- * of a run of groups is taken: "07700 900123 2 times" gives the number.  */
-static void
-parser_pd_phones (parser_pd_ctx *c)
+ * of a run of groups is taken: "07700 900123 2 times" gives the number.
+ * @p is a '+', '(' or '0' not after a letter or digit (@word_before).
+ * Returns where to look next.  */
+static const char *
+parser_pd_phone_at (parser_pd_ctx *c, const char *p, gboolean word_before)
 {
-  const char *p = c->s, *end = c->end;
+  const char *end = c->end;
+  const char *start = p, *q, *best_end = NULL;
+  char digits[24];
+  gsize nd = 0;
+  guint opened = 0; /* 1: "(" seen, 2: and closed */
+  gboolean intl = FALSE;
 
-  while (p < end)
+  if (word_before || (p > c->s && (p[-1] == '+' || p[-1] == '(')))
+    return p + 1;
+  q = p;
+  if (end - q >= 3 && q[0] == '+' && q[1] == '4' && q[2] == '4')
     {
-      const char *start = p, *q, *best_end = NULL;
-      char digits[24];
-      gsize nd = 0;
-      guint opened = 0; /* 1: "(" seen, 2: and closed */
-      gboolean intl = FALSE;
-
-      if (*p != '+' && *p != '(' && *p != '0')
+      intl = TRUE;
+      q += 3;
+    }
+  else if (end - q >= 4 && memcmp (q, "0044", 4) == 0)
+    {
+      intl = TRUE;
+      q += 4;
+    }
+  else if (end - q >= 2 && q[0] == '(' && q[1] == '0')
+    {
+      opened = 1;
+      q++;
+    }
+  else if (*q != '0')
+    return p + 1;
+  if (intl)
+    {
+      /* "+44 7700 ...", "+44 (0)20 ...", "+44 (0) 20 ..." */
+      if (q < end && (*q == ' ' || *q == '-'))
+        q++;
+      if (end - q >= 3 && q[0] == '(' && q[1] == '0' && q[2] == ')')
         {
-          p++;
-          continue;
-        }
-      if (parser_text_word_before (c->s, p)
-          || (p > c->s && (p[-1] == '+' || p[-1] == '(')))
-        {
-          p++;
-          continue;
-        }
-      q = p;
-      if (end - q >= 3 && q[0] == '+' && q[1] == '4' && q[2] == '4')
-        {
-          intl = TRUE;
           q += 3;
+          if (q < end && *q == ' ')
+            q++;
         }
-      else if (end - q >= 4 && memcmp (q, "0044", 4) == 0)
+    }
+  while (q < end && g_ascii_isdigit (*q))
+    {
+      gsize nsn;
+      char first;
+
+      while (q < end && g_ascii_isdigit (*q) && nd < sizeof digits)
+        digits[nd++] = *q++;
+      if (q < end && g_ascii_isdigit (*q))
+        break; /* far too long */
+      nsn = intl ? nd : nd - 1;
+      first = intl ? digits[0] : (nd > 1 ? digits[1] : '0');
+      if ((nsn == 10 && strchr ("1235789", first) != NULL)
+          || (nsn == 9 && (first == '1' || first == '8')))
+        best_end = q;
+      if (nsn >= 10)
+        break;
+      if (opened == 1 && q < end && *q == ')')
         {
-          intl = TRUE;
-          q += 4;
-        }
-      else if (end - q >= 2 && q[0] == '(' && q[1] == '0')
-        {
-          opened = 1;
+          opened = 2;
           q++;
-        }
-      else if (*q != '0')
-        {
-          p++;
-          continue;
-        }
-      if (intl)
-        {
-          /* "+44 7700 ...", "+44 (0)20 ...", "+44 (0) 20 ..." */
           if (q < end && (*q == ' ' || *q == '-'))
             q++;
-          if (end - q >= 3 && q[0] == '(' && q[1] == '0' && q[2] == ')')
-            {
-              q += 3;
-              if (q < end && *q == ' ')
-                q++;
-            }
+          continue;
         }
-      while (q < end && g_ascii_isdigit (*q))
+      if (end - q >= 2 && (*q == ' ' || *q == '-') && g_ascii_isdigit (q[1]))
         {
-          gsize nsn;
-          char first;
-
-          while (q < end && g_ascii_isdigit (*q) && nd < sizeof digits)
-            digits[nd++] = *q++;
-          if (q < end && g_ascii_isdigit (*q))
-            break; /* far too long */
-          nsn = intl ? nd : nd - 1;
-          first = intl ? digits[0] : (nd > 1 ? digits[1] : '0');
-          if ((nsn == 10 && strchr ("1235789", first) != NULL)
-              || (nsn == 9 && (first == '1' || first == '8')))
-            best_end = q;
-          if (nsn >= 10)
-            break;
-          if (opened == 1 && q < end && *q == ')')
-            {
-              opened = 2;
-              q++;
-              if (q < end && (*q == ' ' || *q == '-'))
-                q++;
-              continue;
-            }
-          if (end - q >= 2 && (*q == ' ' || *q == '-')
-              && g_ascii_isdigit (q[1]))
-            {
-              q++;
-              continue;
-            }
-          break;
+          q++;
+          continue;
         }
-      if (best_end != NULL && opened != 1
-          && !parser_text_word_at (best_end, end))
-        {
-          parser_pd_add (c, PARSER_PD_PHONE, start,
-                         (gsize) (best_end - start));
-          p = best_end;
-        }
-      else
-        p = q > p ? q : p + 1;
+      break;
     }
+  if (best_end != NULL && opened != 1 && !parser_text_word_at (best_end, end))
+    {
+      parser_pd_add (c, PARSER_PD_DET_PHONE, PARSER_PD_PHONE, start,
+                     (gsize) (best_end - start));
+      return best_end;
+    }
+  return q > p ? q : p + 1;
 }
 
 static gboolean
 parser_pd_in (char c, const char *set)
 {
-  return c != '\0' && strchr (set, g_ascii_toupper (c)) != NULL;
+  return c != '\0' && strchr (set, parser_text_upper (c)) != NULL;
 }
 
 /* The outward code (2-4 characters) of a UK postcode: A9 A99 AA9 AA99
@@ -2395,103 +2415,82 @@ static gboolean
 parser_pd_postcode (const char *w1, gsize n1, const char *w2)
 {
   if (n1 == 3 && g_ascii_strncasecmp (w1, "GIR", 3) == 0 && w2[0] == '0'
-      && g_ascii_toupper (w2[1]) == 'A' && g_ascii_toupper (w2[2]) == 'A')
+      && parser_text_upper (w2[1]) == 'A' && parser_text_upper (w2[2]) == 'A')
     return TRUE;
   return parser_pd_outward (w1, n1) && parser_pd_inward (w2);
 }
 
 /* UK postcodes, any case, with one space or none: every word (maximal
- * run of ASCII letters and digits) is tried alone and with the next.  */
-static void
-parser_pd_postcodes (parser_pd_ctx *c)
+ * run of ASCII letters and digits, starting at @w) is tried alone and
+ * with the next.  Returns where the next word may start.  */
+static const char *
+parser_pd_postcode_at (parser_pd_ctx *c, const char *w, gboolean word_before)
 {
-  const char *p = c->s;
+  const char *e;
+  gsize n;
 
-  while (p < c->end)
+  for (e = w; e < c->end && g_ascii_isalnum (*e); e++)
+    ;
+  n = (gsize) (e - w);
+  if (word_before || parser_text_word_at (e, c->end))
+    return e;
+  if (n >= 5 && n <= 7 && parser_pd_postcode (w, n - 3, e - 3))
     {
-      const char *w = p, *e;
-      gsize n;
-
-      if (!g_ascii_isalnum (*p))
-        {
-          p++;
-          continue;
-        }
-      for (e = p; e < c->end && g_ascii_isalnum (*e); e++)
-        ;
-      n = (gsize) (e - w);
-      p = e;
-      if (parser_text_word_before (c->s, w) || parser_text_word_at (e, c->end))
-        continue;
-      if (n >= 5 && n <= 7 && parser_pd_postcode (w, n - 3, e - 3))
-        {
-          parser_pd_add (c, PARSER_PD_POSTCODE, w, n);
-          continue;
-        }
-      if (n >= 2 && n <= 4 && c->end - e >= 4 && *e == ' '
-          && g_ascii_isalnum (e[1]) && g_ascii_isalnum (e[2])
-          && g_ascii_isalnum (e[3]) && !parser_text_word_at (e + 4, c->end)
-          && parser_pd_postcode (w, n, e + 1))
-        {
-          parser_pd_add (c, PARSER_PD_POSTCODE, w, n + 4);
-          p = e + 4;
-        }
+      parser_pd_add (c, PARSER_PD_DET_POSTCODE, PARSER_PD_POSTCODE, w, n);
+      return e;
     }
+  if (n >= 2 && n <= 4 && c->end - e >= 4 && *e == ' '
+      && g_ascii_isalnum (e[1]) && g_ascii_isalnum (e[2])
+      && g_ascii_isalnum (e[3]) && !parser_text_word_at (e + 4, c->end)
+      && parser_pd_postcode (w, n, e + 1))
+    {
+      parser_pd_add (c, PARSER_PD_DET_POSTCODE, PARSER_PD_POSTCODE, w, n + 4);
+      return e + 4;
+    }
+  return e;
 }
 
 /* National Insurance numbers: a prefix of two letters (first not D F I Q
  * U V, second not D F I O Q U V, and not BG GB KN NK NT TN ZZ), six
  * digits, a suffix A-D; one space allowed between the parts and between
  * digit pairs.  HMRC's specimen "QQ 12 34 56 C" is deliberately
- * invalid and is not reported.  */
-static void
-parser_pd_ninos (parser_pd_ctx *c)
+ * invalid and is not reported.  @p is two letters not after a letter or
+ * digit, with 9 bytes from it; returns where to look next.  */
+static const char *
+parser_pd_nino_at (parser_pd_ctx *c, const char *p)
 {
   static const char *const bad[]
       = { "BG", "GB", "KN", "NK", "NT", "TN", "ZZ" };
-  const char *p = c->s;
+  const char *q = p + 2;
+  char pre[2];
 
-  while (p + 9 <= c->end)
+  /* the digits first: most words fail there */
+  for (int k = 0; k < 3; k++)
     {
-      const char *q = p + 2;
-      char pre[3];
-      gboolean ok = TRUE;
-
-      if (!g_ascii_isalpha (p[0]) || !g_ascii_isalpha (p[1])
-          || parser_text_word_before (c->s, p))
-        {
-          p++;
-          continue;
-        }
-      pre[0] = g_ascii_toupper (p[0]);
-      pre[1] = g_ascii_toupper (p[1]);
-      pre[2] = '\0';
-      if (parser_pd_in (pre[0], "DFIQUV") || parser_pd_in (pre[1], "DFIOQUV"))
-        ok = FALSE;
-      for (gsize i = 0; ok && i < G_N_ELEMENTS (bad); i++)
-        if (strcmp (pre, bad[i]) == 0)
-          ok = FALSE;
-      for (int k = 0; ok && k < 3; k++)
-        {
-          if (q < c->end && *q == ' ')
-            q++;
-          if (c->end - q < 2 || !g_ascii_isdigit (q[0])
-              || !g_ascii_isdigit (q[1]))
-            ok = FALSE;
-          else
-            q += 2;
-        }
-      if (ok && q < c->end && *q == ' ')
+      if (q < c->end && *q == ' ')
         q++;
-      if (ok && q < c->end && parser_pd_in (*q, "ABCD")
-          && !parser_text_word_at (q + 1, c->end))
-        {
-          parser_pd_add (c, PARSER_PD_NINO, p, (gsize) (q + 1 - p));
-          p = q + 1;
-          continue;
-        }
-      p++;
+      if (c->end - q < 2 || !g_ascii_isdigit (q[0])
+          || !g_ascii_isdigit (q[1]))
+        return p + 1;
+      q += 2;
     }
+  pre[0] = parser_text_upper (p[0]);
+  pre[1] = parser_text_upper (p[1]);
+  if (parser_pd_in (pre[0], "DFIQUV") || parser_pd_in (pre[1], "DFIOQUV"))
+    return p + 1;
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    if (pre[0] == bad[i][0] && pre[1] == bad[i][1])
+      return p + 1;
+  if (q < c->end && *q == ' ')
+    q++;
+  if (q < c->end && parser_pd_in (*q, "ABCD")
+      && !parser_text_word_at (q + 1, c->end))
+    {
+      parser_pd_add (c, PARSER_PD_DET_NINO, PARSER_PD_NINO, p,
+                     (gsize) (q + 1 - p));
+      return q + 1;
+    }
+  return p + 1;
 }
 
 typedef struct {
@@ -2635,6 +2634,7 @@ parser_pd_date (const char *p, const char *end)
   return parser_pd_year_tail (p, q, end);
 }
 
+
 /* A keyword (case-insensitive, several words separated by any white
  * space) at @p, which starts a word; returns its length.  */
 static gsize
@@ -2652,7 +2652,7 @@ parser_pd_keyword (const char *p, const char *end, const char *kw)
             q++;
           continue;
         }
-      if (q >= end || g_ascii_tolower (*q) != *k)
+      if (q >= end || parser_text_lower (*q) != *k)
         return 0;
       q++;
     }
@@ -2666,9 +2666,13 @@ parser_pd_near (GArray *kws, gsize start, gsize end)
 {
   /* keywords are in text order; a binary search finds the last one that
    * starts before @start */
-  const parser_pd_kw *k = (const parser_pd_kw *) (void *) kws->data;
-  gsize lo = 0, hi = kws->len;
+  const parser_pd_kw *k;
+  gsize lo = 0, hi;
 
+  if (kws == NULL)
+    return FALSE;
+  k = (const parser_pd_kw *) (void *) kws->data;
+  hi = kws->len;
   while (lo < hi)
     {
       gsize mid = lo + (hi - lo) / 2;
@@ -2687,59 +2691,78 @@ parser_pd_near (GArray *kws, gsize start, gsize end)
   return FALSE;
 }
 
+/* A sort code or account number candidate: whether it counts depends on
+ * keywords that may come after it, so it is decided after the pass.  */
+typedef enum {
+  PARSER_PD_NEED_NONE,     /* NN-NN-NN: always */
+  PARSER_PD_NEED_SORT,     /* near "sort code" */
+  PARSER_PD_NEED_ACCOUNT,  /* near "account" or "sort code" */
+} parser_pd_need;
+
+typedef struct {
+  gsize at, len;           /* the value */
+  gsize start, end;        /* the span keywords must be near */
+  parser_pd_kind kind;
+  parser_pd_need need;
+} parser_pd_bank_cand;
+
 /* Sort codes NN-NN-NN anywhere; NN NN NN and NNNNNN near "sort code";
- * account numbers (8 digits) near "account", "a/c" or "sort code".  */
-static void
-parser_pd_bank (parser_pd_ctx *c, GArray *sort_kw, GArray *acct_kw)
+ * account numbers (8 digits) near "account", "a/c" or "sort code".  @p is
+ * a digit; candidates go to *@cands.  Returns where to look next.  */
+static const char *
+parser_pd_bank_at (parser_pd_ctx *c, const char *p, gboolean word_before,
+                   GArray **cands)
 {
-  const char *p = c->s;
+  const char *q = p;
+  gsize nd;
+  const char *next;
+  parser_pd_bank_cand k;
 
-  while (p < c->end)
+  while (q < c->end && g_ascii_isdigit (*q))
+    q++;
+  nd = (gsize) (q - p);
+  if (word_before || (p - c->s >= 2 && p[-1] == '-' && g_ascii_isdigit (p[-2])))
+    return q;
+  k.at = (gsize) (p - c->s);
+  if (nd == 2 && c->end - q >= 6 && (q[0] == '-' || q[0] == ' ')
+      && g_ascii_isdigit (q[1]) && g_ascii_isdigit (q[2]) && q[3] == q[0]
+      && g_ascii_isdigit (q[4]) && g_ascii_isdigit (q[5])
+      && !parser_text_word_at (q + 6, c->end)
+      && !(c->end - q >= 8 && (q[6] == '-' || q[6] == ' ')
+           && g_ascii_isdigit (q[7])))
     {
-      const char *q = p;
-      gsize nd;
-
-      if (!g_ascii_isdigit (*p))
-        {
-          p++;
-          continue;
-        }
-      while (q < c->end && g_ascii_isdigit (*q))
-        q++;
-      nd = (gsize) (q - p);
-      if (parser_text_word_before (c->s, p)
-          || (p - c->s >= 2 && p[-1] == '-' && g_ascii_isdigit (p[-2])))
-        {
-          p = q;
-          continue;
-        }
-      if (nd == 2 && c->end - q >= 6 && (q[0] == '-' || q[0] == ' ')
-          && g_ascii_isdigit (q[1]) && g_ascii_isdigit (q[2]) && q[3] == q[0]
-          && g_ascii_isdigit (q[4]) && g_ascii_isdigit (q[5])
-          && !parser_text_word_at (q + 6, c->end)
-          && !(c->end - q >= 8 && (q[6] == '-' || q[6] == ' ')
-               && g_ascii_isdigit (q[7])))
-        {
-          if (q[0] == '-'
-              || parser_pd_near (sort_kw, (gsize) (p - c->s),
-                                 (gsize) (q + 6 - c->s)))
-            parser_pd_add (c, PARSER_PD_SORT_CODE, p, 8);
-          p = q + 6;
-          continue;
-        }
-      if (!parser_text_word_at (q, c->end))
-        {
-          gsize a = (gsize) (p - c->s), b = (gsize) (q - c->s);
-
-          if (nd == 6 && parser_pd_near (sort_kw, a, b))
-            parser_pd_add (c, PARSER_PD_SORT_CODE, p, nd);
-          else if (nd == 8
-                   && (parser_pd_near (acct_kw, a, b)
-                       || parser_pd_near (sort_kw, a, b)))
-            parser_pd_add (c, PARSER_PD_ACCOUNT, p, nd);
-        }
-      p = q;
+      k.len = 8;
+      k.start = k.at;
+      k.end = (gsize) (q + 6 - c->s);
+      k.kind = PARSER_PD_SORT_CODE;
+      k.need = q[0] == '-' ? PARSER_PD_NEED_NONE : PARSER_PD_NEED_SORT;
+      next = q + 6;
     }
+  else if ((nd == 6 || nd == 8) && !parser_text_word_at (q, c->end))
+    {
+      k.len = nd;
+      k.start = k.at;
+      k.end = (gsize) (q - c->s);
+      k.kind = nd == 6 ? PARSER_PD_SORT_CODE : PARSER_PD_ACCOUNT;
+      k.need = nd == 6 ? PARSER_PD_NEED_SORT : PARSER_PD_NEED_ACCOUNT;
+      next = q;
+    }
+  else
+    return q;
+  if (*cands == NULL)
+    *cands = g_array_new (FALSE, FALSE, sizeof (parser_pd_bank_cand));
+  g_array_append_val (*cands, k);
+  return next;
+}
+
+static void
+parser_pd_kw_add (GArray **kws, const char *s, const char *p, gsize n)
+{
+  parser_pd_kw k = { (gsize) (p - s), (gsize) (p - s) + n };
+
+  if (*kws == NULL)
+    *kws = g_array_new (FALSE, FALSE, sizeof (parser_pd_kw));
+  g_array_append_val (*kws, k);
 }
 
 void
@@ -2752,94 +2775,160 @@ parser_pd_find (const char *text, GPtrArray *found)
   static const char *const acct_words[]
       = { "account", "accounts", "acct", "a/c", "acc no", "acc. no" };
   g_autofree char *fixed = NULL;
-  g_autoptr (GArray) dob_kw
-      = g_array_new (FALSE, FALSE, sizeof (parser_pd_kw));
-  g_autoptr (GArray) sort_kw
-      = g_array_new (FALSE, FALSE, sizeof (parser_pd_kw));
-  g_autoptr (GArray) acct_kw
-      = g_array_new (FALSE, FALSE, sizeof (parser_pd_kw));
-  parser_pd_ctx c;
+  GArray *dob_kw = NULL, *sort_kw = NULL, *acct_kw = NULL;
+  GArray *cands = NULL;
+  parser_pd_ctx c = { 0 };
   gsize len;
+  /* each detector's next position, and whether the character before
+   * the current one is a letter or a digit (of any script) */
+  const char *next_kw, *next_email, *next_phone, *next_pc, *next_nino;
+  const char *next_bank;
+  gboolean prev = FALSE;
 
   if (text == NULL || found == NULL)
     return;
   c.s = parser_text_valid (text, -1, &len, &fixed);
   c.end = c.s + len;
   c.found = found;
-  c.seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  for (guint i = 0; i < found->len; i++)
-    {
-      const parser_pd *o = found->pdata[i];
+  c.room = found->len >= PARSER_TEXT_PD_MAX ? 0
+                                            : PARSER_TEXT_PD_MAX - found->len;
+  next_kw = next_email = next_phone = next_pc = next_nino = next_bank = c.s;
 
-      if (o != NULL && o->value != NULL)
-        g_hash_table_add (c.seen, parser_pd_key (o->kind, o->value));
-    }
-
-  /* keywords, in one pass over the word starts */
   for (const char *p = c.s; p < c.end; p++)
     {
-      gsize n = 0;
+      guchar b = (guchar) *p;
 
-      if (!g_ascii_isalpha (*p) || parser_text_word_before (c.s, p))
-        continue;
-      for (gsize i = 0; i < G_N_ELEMENTS (dob_words) && n == 0; i++)
-        if ((n = parser_pd_keyword (p, c.end, dob_words[i])) > 0)
-          {
-            parser_pd_kw k = { (gsize) (p - c.s), (gsize) (p - c.s) + n };
+      if (b >= 0x80)
+        {
+          prev = g_unichar_isalnum (g_utf8_get_char (p));
+          p = g_utf8_next_char (p) - 1;
+          continue;
+        }
+      if (g_ascii_isalpha (b))
+        {
+          char l = parser_text_lower ((char) b);
 
-            g_array_append_val (dob_kw, k);
-          }
-      for (gsize i = 0; i < G_N_ELEMENTS (sort_words) && n == 0; i++)
-        if ((n = parser_pd_keyword (p, c.end, sort_words[i])) > 0)
-          {
-            parser_pd_kw k = { (gsize) (p - c.s), (gsize) (p - c.s) + n };
+          /* keywords start with one of these letters */
+          if (!prev && p >= next_kw
+              && (l == 'd' || l == 'b' || l == 's' || l == 'a'))
+            {
+              gsize n = 0;
 
-            g_array_append_val (sort_kw, k);
-          }
-      for (gsize i = 0; i < G_N_ELEMENTS (acct_words) && n == 0; i++)
-        if ((n = parser_pd_keyword (p, c.end, acct_words[i])) > 0)
-          {
-            parser_pd_kw k = { (gsize) (p - c.s), (gsize) (p - c.s) + n };
-
-            g_array_append_val (acct_kw, k);
-          }
-      if (n > 0)
-        p += n - 1;
+              for (gsize i = 0; i < G_N_ELEMENTS (dob_words) && n == 0; i++)
+                if ((n = parser_pd_keyword (p, c.end, dob_words[i])) > 0)
+                  parser_pd_kw_add (&dob_kw, c.s, p, n);
+              for (gsize i = 0; i < G_N_ELEMENTS (sort_words) && n == 0; i++)
+                if ((n = parser_pd_keyword (p, c.end, sort_words[i])) > 0)
+                  parser_pd_kw_add (&sort_kw, c.s, p, n);
+              for (gsize i = 0; i < G_N_ELEMENTS (acct_words) && n == 0; i++)
+                if ((n = parser_pd_keyword (p, c.end, acct_words[i])) > 0)
+                  parser_pd_kw_add (&acct_kw, c.s, p, n);
+              if (n > 0)
+                next_kw = p + n;
+            }
+          if (!prev && p >= next_nino && c.end - p >= 9
+              && g_ascii_isalpha (p[1]))
+            next_nino = parser_pd_nino_at (&c, p);
+          if (p >= next_pc)
+            next_pc = parser_pd_postcode_at (&c, p, prev);
+          prev = TRUE;
+        }
+      else if (g_ascii_isdigit (b))
+        {
+          if (b == '0' && p >= next_phone)
+            next_phone = parser_pd_phone_at (&c, p, prev);
+          if (p >= next_pc)
+            next_pc = parser_pd_postcode_at (&c, p, prev);
+          if (p >= next_bank)
+            next_bank = parser_pd_bank_at (&c, p, prev, &cands);
+          prev = TRUE;
+        }
+      else
+        {
+          if (b == '@' && p >= next_email)
+            next_email = parser_pd_email_at (&c, p);
+          else if ((b == '+' || b == '(') && p >= next_phone)
+            next_phone = parser_pd_phone_at (&c, p, prev);
+          prev = FALSE;
+        }
     }
 
-  parser_pd_emails (&c);
-  parser_pd_phones (&c);
-  parser_pd_postcodes (&c);
-  parser_pd_ninos (&c);
-  {
-    /* windows of nearby keywords overlap ("DOB DOB DOB ..."): positions
-     * below @tried held no date and are not tried again */
-    const char *tried = c.s;
+  if (dob_kw != NULL)
+    {
+      /* windows of nearby keywords overlap ("DOB DOB DOB ..."): positions
+       * below @tried held no date and are not tried again */
+      const char *tried = c.s;
 
-    for (guint i = 0; i < dob_kw->len; i++)
-      {
-        const parser_pd_kw *k = &g_array_index (dob_kw, parser_pd_kw, i);
-        const char *from = c.s + k->end;
-        const char *to = MIN (c.end, from + PARSER_TEXT_DOB_WINDOW);
-        const char *p;
+      for (guint i = 0; i < dob_kw->len; i++)
+        {
+          const parser_pd_kw *k = &g_array_index (dob_kw, parser_pd_kw, i);
+          const char *from = c.s + k->end;
+          const char *to = MIN (c.end, from + PARSER_TEXT_DOB_WINDOW);
+          const char *p;
 
-        for (p = MAX (from, tried); p < to; p++)
-          {
-            gsize n;
+          for (p = MAX (from, tried); p < to; p++)
+            {
+              gsize n;
 
-            if (!g_ascii_isalnum (*p) || parser_text_word_before (c.s, p))
-              continue;
-            if ((n = parser_pd_date (p, c.end)) > 0)
-              {
-                parser_pd_add (&c, PARSER_PD_DOB, p, n);
-                break;
-              }
-          }
-        tried = MAX (tried, p);
-      }
-  }
-  parser_pd_bank (&c, sort_kw, acct_kw);
-  g_hash_table_unref (c.seen);
+              if (!g_ascii_isalnum (*p) || parser_text_word_before (c.s, p))
+                continue;
+              if ((n = parser_pd_date (p, c.end)) > 0)
+                {
+                  parser_pd_add (&c, PARSER_PD_DET_DOB, PARSER_PD_DOB, p, n);
+                  break;
+                }
+            }
+          tried = MAX (tried, p);
+        }
+    }
+  for (guint i = 0; cands != NULL && i < cands->len; i++)
+    {
+      const parser_pd_bank_cand *k
+          = &g_array_index (cands, parser_pd_bank_cand, i);
+      gboolean ok;
+
+      switch (k->need)
+        {
+        case PARSER_PD_NEED_NONE:
+          ok = TRUE;
+          break;
+        case PARSER_PD_NEED_SORT:
+          ok = parser_pd_near (sort_kw, k->start, k->end);
+          break;
+        default:
+          ok = parser_pd_near (acct_kw, k->start, k->end)
+               || parser_pd_near (sort_kw, k->start, k->end);
+          break;
+        }
+      if (ok)
+        parser_pd_add (&c, PARSER_PD_DET_BANK, k->kind, c.s + k->at, k->len);
+    }
+
+  /* in the order the detectors used to run one after the other */
+  for (guint d = 0; d < PARSER_PD_DET_COUNT; d++)
+    {
+      GPtrArray *out = c.out[d];
+
+      for (guint i = 0; out != NULL && i < out->len; i++)
+        {
+          if (found->len < PARSER_TEXT_PD_MAX)
+            g_ptr_array_add (found, out->pdata[i]);
+          else
+            parser_pd_free (out->pdata[i]);
+        }
+      if (out != NULL)
+        g_ptr_array_unref (out);
+    }
+  if (dob_kw != NULL)
+    g_array_unref (dob_kw);
+  if (sort_kw != NULL)
+    g_array_unref (sort_kw);
+  if (acct_kw != NULL)
+    g_array_unref (acct_kw);
+  if (cands != NULL)
+    g_array_unref (cands);
+  if (c.seen != NULL)
+    g_hash_table_unref (c.seen);
 }
 
 void
