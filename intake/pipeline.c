@@ -13,6 +13,8 @@
 
 #include "intake/pipeline.h"
 
+#include <string.h>
+
 #include "parser/parser.h"
 
 #define PIPELINE_BATCH 128
@@ -108,6 +110,35 @@ pipeline_prepare (pipeline *p, store_spool_item *item, parser_message *m)
   in->special = m->special;
   in->auto_reply = m->auto_reply;
   in->n_attachments = m->attachments->len;
+  in->quoted = g_strdup (m->quoted);
+  in->in_reply_to = g_strdup (m->in_reply_to);
+  for (guint i = 0; i < m->references->len; i++)
+    g_ptr_array_add (in->references, g_strdup (m->references->pdata[i]));
+  for (guint i = 0; i < m->case_refs->len; i++)
+    g_ptr_array_add (in->case_refs, g_strdup (m->case_refs->pdata[i]));
+  if (m->header_names->len > 0)
+    {
+      GString *h = g_string_new (NULL);
+      for (guint i = 0; i < m->header_names->len
+                        && i < m->header_values->len; i++)
+        g_string_append_printf (h, "%s: %s\n",
+                                (const char *) m->header_names->pdata[i],
+                                (const char *) m->header_values->pdata[i]);
+      in->headers = g_string_free (h, FALSE);
+    }
+  for (guint i = 0; i < m->attachments->len; i++)
+    {
+      const parser_attachment *pa = m->attachments->pdata[i];
+      store_attachment *a = store_attachment_new ();
+
+      a->name = g_strdup (pa->name);
+      a->declared_type = g_strdup (pa->declared_type);
+      a->detected_type = g_strdup (pa->detected_type);
+      memcpy (a->sha256, pa->sha256, sizeof a->sha256);
+      a->content = pa->content ? g_bytes_ref (pa->content) : NULL;
+      a->flags = pa->flags;
+      g_ptr_array_add (in->attachments, a);
+    }
   in->queue = g_strdup (p->cfg->default_queue);
   in->kind = g_strdup ("enquiry");
   in->ref_prefix = g_strdup (p->cfg->ref_prefix);

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -120,6 +121,67 @@ static const char *const store_migrations[] = {
   "ALTER TABLE messages ADD COLUMN auto_reply INTEGER NOT NULL DEFAULT 0;"
   "ALTER TABLE messages ADD COLUMN attachments INTEGER NOT NULL DEFAULT 0;"
   "ALTER TABLE messages ADD COLUMN text BLOB;",     /* sealed: data key */
+
+  /* 2 -> 3: the case store (issue 4): participants, links, attachments,
+   * statuses and due dates, audit outcome and head, key versions.  */
+  "ALTER TABLE subjects ADD COLUMN wrap_version INTEGER NOT NULL DEFAULT 1;"
+  "ALTER TABLE subjects ADD COLUMN phone BLOB;"        /* sealed */
+  "ALTER TABLE subjects ADD COLUMN postal BLOB;"       /* sealed */
+  "ALTER TABLE subjects ADD COLUMN updated_at INTEGER;"
+  "CREATE INDEX subjects_wrap ON subjects(wrap_version);"
+  "ALTER TABLE cases ADD COLUMN due_at INTEGER;"       /* unix us */
+  "ALTER TABLE cases ADD COLUMN closed_at INTEGER;"
+  "ALTER TABLE cases ADD COLUMN reasons TEXT;"         /* rule names, scores:
+                                                        * never personal */
+  "ALTER TABLE cases ADD COLUMN rules_hash TEXT;"
+  "CREATE INDEX cases_queue_id ON cases(queue, id);"
+  "CREATE INDEX cases_subject ON cases(subject_id);"
+  "CREATE TABLE case_participants ("
+  "  case_id INTEGER NOT NULL REFERENCES cases(id),"
+  "  subject_id INTEGER NOT NULL REFERENCES subjects(id),"
+  "  role TEXT NOT NULL,"                  /* requester, correspondent */
+  "  added_at INTEGER NOT NULL,"
+  "  PRIMARY KEY (case_id, subject_id)"
+  ") WITHOUT ROWID;"
+  "CREATE INDEX participants_subject ON case_participants(subject_id);"
+  "INSERT INTO case_participants (case_id, subject_id, role, added_at)"
+  "  SELECT id, subject_id, 'requester', created_at FROM cases"
+  "  WHERE subject_id IS NOT NULL;"
+  "CREATE TABLE case_links ("
+  "  case_id INTEGER NOT NULL REFERENCES cases(id),"
+  "  other_id INTEGER NOT NULL REFERENCES cases(id),"
+  "  reason TEXT NOT NULL,"                /* a word: quoted-reference ... */
+  "  created_at INTEGER NOT NULL,"
+  "  PRIMARY KEY (case_id, other_id)"
+  ") WITHOUT ROWID;"
+  "CREATE INDEX links_other ON case_links(other_id);"
+  "ALTER TABLE messages ADD COLUMN headers BLOB;"      /* sealed */
+  "ALTER TABLE messages ADD COLUMN quoted BLOB;"       /* sealed */
+  "ALTER TABLE messages ADD COLUMN thread_by TEXT;"    /* how it joined */
+  "CREATE INDEX messages_subject ON messages(subject_id);"
+  "CREATE TABLE attachments ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  message_id INTEGER NOT NULL REFERENCES messages(id),"
+  "  subject_id INTEGER NOT NULL REFERENCES subjects(id),"
+  "  position INTEGER NOT NULL,"
+  "  size INTEGER NOT NULL,"
+  "  flags INTEGER NOT NULL,"              /* parser_att_flag */
+  "  meta BLOB NOT NULL,"                  /* sealed: name, types, SHA-256 */
+  "  content BLOB NOT NULL"                /* sealed */
+  ");"
+  "CREATE INDEX attachments_message ON attachments(message_id);"
+  "ALTER TABLE audit ADD COLUMN outcome TEXT NOT NULL DEFAULT 'ok';"
+  "ALTER TABLE audit ADD COLUMN format INTEGER NOT NULL DEFAULT 1;"
+  "CREATE TABLE audit_head ("              /* MAC over the last event: a */
+  "  id INTEGER PRIMARY KEY CHECK (id = 1)," /* deleted tail is caught */
+  "  last_id INTEGER NOT NULL,"
+  "  mac BLOB NOT NULL"
+  ");"
+  "CREATE TABLE keyring ("
+  "  version INTEGER PRIMARY KEY,"
+  "  check_value BLOB NOT NULL,"           /* store_keys_check_value() */
+  "  created_at INTEGER NOT NULL"
+  ");",
 };
 
 void
@@ -525,7 +587,16 @@ store_batch_run (store *s, GPtrArray *batch)
   /* A failed commit is never retried and assumed good: everything in the
    * batch is reported failed (451) and nothing is kept.  */
   if (rc != SQLITE_DONE && rc != SQLITE_OK)
-    store_batch_abort (s, batch, rc, "commit");
+    {
+      store_batch_abort (s, batch, rc, "commit");
+      return;
+    }
+  for (guint i = 0; i < batch->len; i++)
+    if (((store_job *) batch->pdata[i])->kill_after_commit)
+      {
+        g_message ("store: fault injection: SIGKILL after the commit");
+        kill (getpid (), SIGKILL);
+      }
 }
 
 static gpointer
@@ -630,6 +701,107 @@ store_checkpointer_main (gpointer data)
   return NULL;
 }
 
+/* A wrong or missing master key fails closed at start (not row by row
+ * later): the database keeps a check value of every key version it has
+ * seen, and versions the key file has added (`intakectl keys rotate`) are
+ * recorded here.  */
+static gboolean
+store_keyring_check (store *s, sqlite3 *db, GError **error)
+{
+  const guint n = store_keys_version (s->keys);
+  guint8 want[32];
+  guint seen = 0;
+  sqlite3_stmt *st;
+  gboolean ok = FALSE;
+  int rc;
+
+  if (!store_exec (db, "BEGIN IMMEDIATE", error))
+    return FALSE;
+  st = store_prepare (db, "SELECT version, check_value FROM keyring"
+                          " ORDER BY version", error);
+  if (st == NULL)
+    goto out;
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      guint v = sqlite3_column_int (st, 0);
+      if (v > n)
+        {
+          g_set_error (error, STORE_ERROR, STORE_ERROR_CRYPTO,
+                       "the database has seen master key version %u but the"
+                       " key file holds %u version%s: wrong or old key file;"
+                       " refusing to start", v, n, n == 1 ? "" : "s");
+          sqlite3_finalize (st);
+          goto out;
+        }
+      store_keys_check_value (s->keys, v, want);
+      if (sqlite3_column_bytes (st, 1) != 32
+          || sodium_memcmp (want, sqlite3_column_blob (st, 1), 32) != 0)
+        {
+          g_set_error (error, STORE_ERROR, STORE_ERROR_CRYPTO,
+                       "master key version %u does not match this database:"
+                       " wrong key file; refusing to start", v);
+          sqlite3_finalize (st);
+          goto out;
+        }
+      seen = MAX (seen, v);
+    }
+  sqlite3_finalize (st);
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, db, rc, "keyring");
+      goto out;
+    }
+  if (seen == 0)
+    {
+      /* A database from before key versions: one data key must open with
+       * this key file before its check value is written down.  */
+      st = store_prepare (db, "SELECT id, data_key FROM subjects"
+                              " ORDER BY id LIMIT 1", error);
+      if (st == NULL)
+        goto out;
+      if (sqlite3_step (st) == SQLITE_ROW)
+        {
+          guint8 *k = store_keys_unwrap (s->keys, sqlite3_column_blob (st, 1),
+                                         sqlite3_column_bytes (st, 1),
+                                         sqlite3_column_int64 (st, 0), NULL);
+          if (k == NULL)
+            {
+              g_set_error (error, STORE_ERROR, STORE_ERROR_CRYPTO,
+                           "the master key file does not open this"
+                           " database's data keys: wrong key file; refusing"
+                           " to start");
+              sqlite3_finalize (st);
+              goto out;
+            }
+          store_keys_data_key_free (k);
+        }
+      sqlite3_finalize (st);
+    }
+  for (guint v = seen + 1; v <= n; v++)
+    {
+      st = store_prepare (db, "INSERT INTO keyring (version, check_value,"
+                              " created_at) VALUES (?1, ?2, ?3)", error);
+      if (st == NULL)
+        goto out;
+      store_keys_check_value (s->keys, v, want);
+      sqlite3_bind_int (st, 1, v);
+      sqlite3_bind_blob (st, 2, want, 32, SQLITE_TRANSIENT);
+      sqlite3_bind_int64 (st, 3, g_get_real_time ());
+      rc = sqlite3_step (st);
+      sqlite3_finalize (st);
+      if (rc != SQLITE_DONE)
+        {
+          store_set_sqlite_error (error, db, rc, "keyring insert");
+          goto out;
+        }
+    }
+  ok = store_exec (db, "COMMIT", error);
+out:
+  if (!ok && !sqlite3_get_autocommit (db))
+    sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+  return ok;
+}
+
 /* -------------------------------------------------------------- open */
 
 store *
@@ -687,6 +859,11 @@ store_open (const char *path, const store_keys *keys, guint flags,
           store_close (&s);
           return NULL;
         }
+    }
+  if (!store_keyring_check (s, writer ? s->wdb : s->rdb, error))
+    {
+      store_close (&s);
+      return NULL;
     }
   if (writer)
     {

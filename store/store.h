@@ -33,10 +33,11 @@ typedef enum {
   STORE_ERROR_NOT_FOUND,
   STORE_ERROR_CRYPTO,      /* a sealed value did not open */
   STORE_ERROR_SHUTDOWN,    /* the writer is stopping */
+  STORE_ERROR_STATE,       /* a status change that is not allowed */
 } store_error_code;
 
 /* The schema version this binary writes (PRAGMA user_version).  */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef enum {
   STORE_OPEN_WRITER = 1 << 0,  /* create/migrate, start the writer thread */
@@ -141,6 +142,19 @@ gboolean store_quarantine_retry (store *s, gint64 id, const char *actor,
 
 /* ---------------------------------------------------------------- cases */
 
+/* An attachment as the parser found it.  */
+typedef struct {
+  char *name;              /* safe display name */
+  char *declared_type;
+  char *detected_type;
+  char sha256[65];         /* hex */
+  GBytes *content;         /* (owned) (nullable) decoded bytes */
+  guint flags;             /* parser_att_flag */
+} store_attachment;
+
+store_attachment *store_attachment_new (void);
+void store_attachment_free (store_attachment *a);
+
 /* What the pipeline learnt of one spooled message.  */
 typedef struct {
   gint64 spool_id;
@@ -157,16 +171,34 @@ typedef struct {
   guint anomalies;         /* parser_anomaly bits */
   guint special;           /* parser_special bits */
   gboolean auto_reply;
-  guint n_attachments;
+  guint n_attachments;     /* when @attachments is empty: count only */
+  char *quoted;            /* (nullable) quoted history */
+  char *headers;           /* (nullable) top-level header block, decoded */
+  char *in_reply_to;       /* (nullable) without <> */
+  GPtrArray *references;   /* char *, without <>, oldest first */
+  GPtrArray *case_refs;    /* char *, references found (not yet checked) */
+  GPtrArray *attachments;  /* store_attachment * */
+  char *priority;          /* (nullable) "normal" */
+  gint64 due_at;           /* unix us; 0: none yet */
+  char *reasons;           /* (nullable) why it was routed: rule names and
+                            * scores, never personal data */
+  char *rules_hash;        /* (nullable) the rule set that routed it */
 } store_ingest;
 
 store_ingest *store_ingest_new (void);
 void store_ingest_free (store_ingest *in);
 
-/* Turn a spooled message into a case (or, for a message already recorded
- * with the same bytes, an arrival on the existing one) and delete the spool
- * row, all in one transaction.  @in (transfer full).  @done gets the case
- * id.  */
+/* File a spooled message and delete the spool row, all in one
+ * transaction.  @in (transfer full).  @done gets the case id.
+ *
+ * - The same bytes as a recorded message, or the same Message-ID from the
+ *   same data subject: one more arrival on that message, nothing else.
+ * - It joins a case it names (a valid reference in the subject or a plus-
+ *   address, or In-Reply-To/References naming one of the case's messages)
+ *   only if its sender is a participant of that case and the case is not
+ *   closed; a waiting or resolved case goes back to "assigned".
+ * - Otherwise a new case, linked to every case it named (a stranger quoting
+ *   someone's reference never lands in their case).  */
 void store_ingest_submit (store *s, store_ingest *in, store_done_fn done,
                           gpointer user_data);
 
@@ -184,6 +216,11 @@ typedef struct {
   char *from_name;         /* (nullable) */
   char *message_id;        /* (nullable) Message-ID of the first message */
   guint n_messages;
+  gint64 subject_id;
+  gint64 due_at;           /* unix us; 0: none */
+  gint64 closed_at;        /* unix us; 0: open */
+  char *reasons;           /* (nullable) */
+  char *rules_hash;        /* (nullable) */
 } store_case_view;
 
 typedef struct {
@@ -196,6 +233,11 @@ typedef struct {
   char *message_id;
   gsize size;
   guint arrivals;          /* times the same bytes arrived */
+  guint n_attachments;
+  char *thread_by;         /* "new", "reference", "in-reply-to", ... */
+  guint anomalies;
+  guint special;
+  gboolean auto_reply;
 } store_message_view;
 
 void store_case_view_free (store_case_view *v);
@@ -208,6 +250,126 @@ GPtrArray *store_case_list (store *s, GError **error);
  * store_message_view *).  STORE_ERROR_NOT_FOUND if none.  */
 store_case_view *store_case_get (store *s, const char *ref,
                                  GPtrArray **messages, GError **error);
+
+/* Cases matching a filter, newest first (NULL fields match anything;
+ * @limit 0 = no limit; @before_id > 0 pages back from that id).  */
+typedef struct {
+  const char *queue;
+  const char *status;
+  const char *kind;
+  guint limit;
+  gint64 before_id;
+} store_case_filter;
+
+/* (transfer full) store_case_view *, decrypted in memory.  */
+GPtrArray *store_case_find (store *s, const store_case_filter *f,
+                            GError **error);
+
+/* Whether a case may go from @from to @to:
+ *   new -> assigned, resolved, closed
+ *   assigned -> new, waiting, resolved
+ *   waiting -> assigned, resolved
+ *   resolved -> assigned (reopened), closed
+ *   closed -> nothing (new mail opens a new, linked case)  */
+gboolean store_status_allowed (const char *from, const char *to);
+
+/* Change the status of case @ref, audited with @actor.  STORE_ERROR_NOT_FOUND
+ * for an unknown case, STORE_ERROR_STATE for a transition not allowed.  */
+gboolean store_case_set_status (store *s, const char *ref, const char *to,
+                                const char *actor, GError **error);
+
+/* What a department sees of a case beyond the view.  */
+typedef struct {
+  char *ref;
+  char *reason;            /* "reference", "in-reply-to", "references" */
+} store_case_link;
+
+typedef struct {
+  gint64 subject_id;
+  char *role;
+  char *addr;              /* decrypted */
+  char *name;              /* (nullable) */
+} store_participant_view;
+
+typedef struct {
+  gint64 message_id;
+  guint position;
+  char *name;
+  char *declared_type;
+  char *detected_type;
+  char *sha256;
+  gsize size;
+  guint flags;
+} store_attachment_view;
+
+void store_case_link_free (store_case_link *l);
+void store_participant_view_free (store_participant_view *p);
+void store_attachment_view_free (store_attachment_view *a);
+
+/* (transfer full) links (both directions), participants and attachment
+ * facts of case @case_id; any of the out-arguments may be NULL.  */
+gboolean store_case_details (store *s, gint64 case_id, GPtrArray **links,
+                             GPtrArray **participants,
+                             GPtrArray **attachments, GError **error);
+
+/* (transfer full) (nullable) the text of message @message_id, decrypted.  */
+char *store_message_text (store *s, gint64 message_id, GError **error);
+
+/* (transfer full) the content of attachment @position of message
+ * @message_id, decrypted; STORE_ERROR_NOT_FOUND if none.  */
+GBytes *store_attachment_content (store *s, gint64 message_id,
+                                  guint position, GError **error);
+
+/* ------------------------------------------------------------- subjects */
+
+typedef struct {
+  gint64 id;
+  char *addr;
+  char *name;              /* (nullable) */
+  gint64 created_at;
+  guint wrap_version;
+  GPtrArray *case_refs;    /* char *: cases this person takes part in */
+} store_subject_view;
+
+void store_subject_view_free (store_subject_view *v);
+
+/* (transfer full) the data subject with e-mail address @addr (found by its
+ * blind index; case does not matter), or NULL with STORE_ERROR_NOT_FOUND. */
+store_subject_view *store_subject_find (store *s, const char *addr,
+                                        GError **error);
+
+/* ---------------------------------------------------------------- audit */
+
+/* Record an event from outside the pipeline (a person reading personal
+ * data, an export ...), in its own transaction.  @detail: ids and facts
+ * only.  */
+gboolean store_audit_record (store *s, const char *actor, const char *action,
+                             const char *object, const char *detail,
+                             const char *outcome, GError **error);
+
+typedef struct {
+  gint64 events;           /* events checked */
+  gint64 first_bad;        /* 0: the chain holds; else the first event that
+                            * does not verify */
+  char *reason;            /* (nullable) why */
+} store_audit_report;
+
+void store_audit_report_clear (store_audit_report *r);
+
+/* Walk the chain.  FALSE only if the database could not be read; a broken
+ * chain is reported in @r.  */
+gboolean store_audit_verify (store *s, store_audit_report *r, GError **error);
+
+/* ----------------------------------------------------------------- keys */
+
+/* Re-wrap up to @max data keys still wrapped by an older master key version
+ * with the current one, in one transaction (rows, not data, change).
+ * Returns how many were re-wrapped (0: done), -1 on error.  Resumable: run
+ * it until it returns 0.  */
+gint64 store_rewrap_batch (store *s, guint max, GError **error);
+
+/* Data keys wrapped by a version older than the current one.  */
+gint64 store_rewrap_pending (store *s, GError **error);
 
 /* ---------------------------------------------------------------- refs */
 

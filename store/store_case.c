@@ -12,14 +12,44 @@
 
 #include "store/store_private.h"
 
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
+
+/* Cases one message may name and be linked to.  */
+#define STORE_THREAD_HINTS 16
 
 store_ingest *
 store_ingest_new (void)
 {
-  return g_new0 (store_ingest, 1);
+  store_ingest *in = g_new0 (store_ingest, 1);
+
+  in->references = g_ptr_array_new_with_free_func (g_free);
+  in->case_refs = g_ptr_array_new_with_free_func (g_free);
+  in->attachments = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) store_attachment_free);
+  return in;
+}
+
+store_attachment *
+store_attachment_new (void)
+{
+  return g_new0 (store_attachment, 1);
+}
+
+void
+store_attachment_free (store_attachment *a)
+{
+  if (a == NULL)
+    return;
+  g_free (a->name);
+  g_free (a->declared_type);
+  g_free (a->detected_type);
+  if (a->content)
+    g_bytes_unref (a->content);
+  g_free (a);
 }
 
 void
@@ -38,6 +68,15 @@ store_ingest_free (store_ingest *in)
   g_free (in->kind);
   g_free (in->ref_prefix);
   g_free (in->text);
+  g_free (in->quoted);
+  g_free (in->headers);
+  g_free (in->in_reply_to);
+  g_free (in->priority);
+  g_free (in->reasons);
+  g_free (in->rules_hash);
+  g_clear_pointer (&in->references, g_ptr_array_unref);
+  g_clear_pointer (&in->case_refs, g_ptr_array_unref);
+  g_clear_pointer (&in->attachments, g_ptr_array_unref);
   g_free (in);
 }
 
@@ -55,6 +94,8 @@ store_case_view_free (store_case_view *v)
   g_free (v->from_addr);
   g_free (v->from_name);
   g_free (v->message_id);
+  g_free (v->reasons);
+  g_free (v->rules_hash);
   g_free (v);
 }
 
@@ -68,6 +109,7 @@ store_message_view_free (store_message_view *v)
   g_free (v->from_addr);
   g_free (v->subject);
   g_free (v->message_id);
+  g_free (v->thread_by);
   g_free (v);
 }
 
@@ -158,6 +200,44 @@ store_ingest_job_free (store_job *job)
   g_free (ij);
 }
 
+/* SIGKILL at the @n-th step of filing a message when INTAKE_FAULT_INGEST_KILL
+ * says so: the tests prove that a crash between any two steps leaves the
+ * spool row or the finished case, never both, never neither.  */
+static guint
+store_fault_target (void)
+{
+  static gsize once;
+  static guint target;
+
+  if (g_once_init_enter (&once))
+    {
+      const char *e = g_getenv ("INTAKE_FAULT_INGEST_KILL");
+      target = e ? (guint) g_ascii_strtoull (e, NULL, 10) : 0;
+      g_once_init_leave (&once, 1);
+    }
+  return target;
+}
+
+/* The step after the last one of a job is "after the commit".  */
+static void
+store_fault_commit (store_job *job, guint step)
+{
+  if (store_fault_target () != 0 && store_fault_target () == step + 1)
+    job->kill_after_commit = TRUE;
+}
+
+static void
+store_fault_step (guint *step)
+{
+  guint target = store_fault_target ();
+
+  if (target != 0 && ++*step == target)
+    {
+      g_message ("store: fault injection: SIGKILL at filing step %u", target);
+      kill (getpid (), SIGKILL);
+    }
+}
+
 static gboolean
 store_spool_delete (store *s, sqlite3 *db, gint64 spool_id, GError **error)
 {
@@ -179,8 +259,8 @@ store_spool_delete (store *s, sqlite3 *db, gint64 spool_id, GError **error)
 }
 
 static gboolean
-store_arrival_add (store *s, sqlite3 *db, gint64 message_id, const store_ingest *in,
-                   GError **error)
+store_arrival_add (store *s, sqlite3 *db, gint64 message_id,
+                   const store_ingest *in, GError **error)
 {
   sqlite3_stmt *st = store_stmt (s, db,
       "INSERT INTO arrivals (message_id, spool_id, source, received_at)"
@@ -195,7 +275,7 @@ store_arrival_add (store *s, sqlite3 *db, gint64 message_id, const store_ingest 
 }
 
 /* Find the data subject for @addr, or create one with a fresh data key.
- * Returns the subject id and (transfer full) its data key.  */
+ * Returns the subject id and its data key in @data_key.  */
 static gint64
 store_subject_find_or_create (store *s, sqlite3 *db, const char *addr,
                               const char *name, gint64 now,
@@ -241,16 +321,18 @@ store_subject_find_or_create (store *s, sqlite3 *db, const char *addr,
   g_autoptr (GBytes) name_ct = store_seal_text (data_key, "subjects", "name",
                                                 id, id, name);
   st = store_stmt (s, db, "INSERT INTO subjects (id, address_index, data_key,"
-                          " address, name, created_at)"
-                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", error);
+                          " wrap_version, address, name, created_at,"
+                          " updated_at)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)", error);
   if (st == NULL)
     return -1;
   sqlite3_bind_int64 (st, 1, id);
   sqlite3_bind_blob (st, 2, index, sizeof index, SQLITE_STATIC);
   store_bind_bytes (st, 3, wrapped);
-  store_bind_bytes (st, 4, addr_ct);
-  store_bind_bytes (st, 5, name_ct);
-  sqlite3_bind_int64 (st, 6, now);
+  sqlite3_bind_int (st, 4, store_keys_version (s->keys));
+  store_bind_bytes (st, 5, addr_ct);
+  store_bind_bytes (st, 6, name_ct);
+  sqlite3_bind_int64 (st, 7, now);
   if (!store_step_done (db, st, "subject insert", error))
     return -1;
   return id;
@@ -276,22 +358,397 @@ store_serial_next (store *s, sqlite3 *db, guint year, GError **error)
   return serial;
 }
 
+/* A case another message points at, and how.  */
+typedef struct {
+  gint64 case_id;
+  const char *by;            /* "reference", "in-reply-to", "references" */
+} store_thread_hint;
+
+static void
+store_hint_add (GArray *hints, gint64 case_id, const char *by)
+{
+  for (guint i = 0; i < hints->len; i++)
+    if (g_array_index (hints, store_thread_hint, i).case_id == case_id)
+      return;
+  if (hints->len < STORE_THREAD_HINTS)
+    g_array_append_val (hints, ((store_thread_hint) { case_id, by }));
+}
+
+static gboolean
+store_hints_by_message_id (store *s, sqlite3 *db, const char *mid,
+                           const char *by, GArray *hints, GError **error)
+{
+  guint8 index[32];
+  sqlite3_stmt *st;
+  int rc;
+
+  if (mid == NULL || *mid == '\0')
+    return TRUE;
+  store_keys_blind (s->keys, "message-id", mid, strlen (mid), index);
+  st = store_stmt (s, db, "SELECT DISTINCT case_id FROM messages"
+                          " WHERE message_id_index = ?1 ORDER BY case_id",
+                   error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_blob (st, 1, index, sizeof index, SQLITE_STATIC);
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    store_hint_add (hints, sqlite3_column_int64 (st, 0), by);
+  store_stmt_release (st);
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, db, rc, "thread lookup");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* The cases this message names: valid references in the subject and in
+ * plus-addresses first, then In-Reply-To, then References newest first.  */
+static GArray *
+store_thread_hints (store *s, sqlite3 *db, const store_ingest *in,
+                    GError **error)
+{
+  GArray *hints = g_array_new (FALSE, FALSE, sizeof (store_thread_hint));
+  sqlite3_stmt *st;
+
+  for (guint i = 0; in->case_refs && i < in->case_refs->len; i++)
+    {
+      const char *ref = in->case_refs->pdata[i];
+      if (!store_ref_valid (ref))
+        continue;
+      st = store_stmt (s, db, "SELECT id FROM cases WHERE ref = ?1", error);
+      if (st == NULL)
+        goto fail;
+      sqlite3_bind_text (st, 1, ref, -1, SQLITE_STATIC);
+      if (sqlite3_step (st) == SQLITE_ROW)
+        store_hint_add (hints, sqlite3_column_int64 (st, 0), "reference");
+      store_stmt_release (st);
+    }
+  if (!store_hints_by_message_id (s, db, in->in_reply_to, "in-reply-to",
+                                  hints, error))
+    goto fail;
+  for (guint i = in->references ? in->references->len : 0; i > 0; i--)
+    if (!store_hints_by_message_id (s, db, in->references->pdata[i - 1],
+                                    "references", hints, error))
+      goto fail;
+  return hints;
+
+fail:
+  g_array_unref (hints);
+  return NULL;
+}
+
+/* 1 if @subject_id takes part in @case_id, 0 if not, -1 on error; @status
+ * gets the case's status.  */
+static int
+store_participant (store *s, sqlite3 *db, gint64 case_id, gint64 subject_id,
+                   char **status, GError **error)
+{
+  sqlite3_stmt *st = store_stmt (s, db,
+      "SELECT c.status, EXISTS (SELECT 1 FROM case_participants p"
+      "  WHERE p.case_id = c.id AND p.subject_id = ?2)"
+      " FROM cases c WHERE c.id = ?1", error);
+  int rc, yes = 0;
+
+  if (st == NULL)
+    return -1;
+  sqlite3_bind_int64 (st, 1, case_id);
+  sqlite3_bind_int64 (st, 2, subject_id);
+  rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    {
+      *status = g_strdup ((const char *) sqlite3_column_text (st, 0));
+      yes = sqlite3_column_int (st, 1);
+    }
+  store_stmt_release (st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, db, rc, "participant");
+      return -1;
+    }
+  return yes;
+}
+
+static gboolean
+store_participant_add (store *s, sqlite3 *db, gint64 case_id,
+                       gint64 subject_id, const char *role, gint64 now,
+                       GError **error)
+{
+  sqlite3_stmt *st = store_stmt (s, db,
+      "INSERT OR IGNORE INTO case_participants (case_id, subject_id, role,"
+      " added_at) VALUES (?1, ?2, ?3, ?4)", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, case_id);
+  sqlite3_bind_int64 (st, 2, subject_id);
+  sqlite3_bind_text (st, 3, role, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (st, 4, now);
+  return store_step_done (db, st, "participant insert", error);
+}
+
+static gboolean
+store_link_add (store *s, sqlite3 *db, gint64 case_id, gint64 other_id,
+                const char *reason, gint64 now, GError **error)
+{
+  sqlite3_stmt *st = store_stmt (s, db,
+      "INSERT OR IGNORE INTO case_links (case_id, other_id, reason,"
+      " created_at) VALUES (?1, ?2, ?3, ?4)", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, case_id);
+  sqlite3_bind_int64 (st, 2, other_id);
+  sqlite3_bind_text (st, 3, reason, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (st, 4, now);
+  return store_step_done (db, st, "link insert", error);
+}
+
+/* (transfer full) the reference of case @id.  */
+static char *
+store_case_ref (store *s, sqlite3 *db, gint64 id, GError **error)
+{
+  sqlite3_stmt *st = store_stmt (s, db, "SELECT ref FROM cases WHERE id = ?1",
+                                 error);
+  char *ref = NULL;
+
+  if (st == NULL)
+    return NULL;
+  sqlite3_bind_int64 (st, 1, id);
+  if (sqlite3_step (st) == SQLITE_ROW)
+    ref = g_strdup ((const char *) sqlite3_column_text (st, 0));
+  else
+    g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,
+                 "case %" G_GINT64_FORMAT " is gone", id);
+  store_stmt_release (st);
+  return ref;
+}
+
+static gint64
+store_case_create (store *s, sqlite3 *db, const store_ingest *in,
+                   gint64 subject_id, char **ref_out, GError **error)
+{
+  g_autoptr (GDateTime) when = g_date_time_new_from_unix_utc (
+      in->env->received_at / G_USEC_PER_SEC);
+  gint64 serial, case_id;
+  sqlite3_stmt *st;
+
+  serial = store_serial_next (s, db, g_date_time_get_year (when), error);
+  if (serial < 0)
+    return -1;
+  *ref_out = store_ref_format (in->ref_prefix, g_date_time_get_year (when),
+                               serial);
+  case_id = store_next_id (s, db, "cases", error);
+  if (case_id < 0)
+    return -1;
+  st = store_stmt (s, db, "INSERT INTO cases (id, ref, subject_id, kind,"
+                          " queue, status, priority, due_at, reasons,"
+                          " rules_hash, created_at, updated_at)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, 'new', ?6, ?7, ?8,"
+                          " ?9, ?10, ?10)", error);
+  if (st == NULL)
+    return -1;
+  sqlite3_bind_int64 (st, 1, case_id);
+  sqlite3_bind_text (st, 2, *ref_out, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (st, 3, subject_id);
+  sqlite3_bind_text (st, 4, in->kind, -1, SQLITE_STATIC);
+  sqlite3_bind_text (st, 5, in->queue, -1, SQLITE_STATIC);
+  sqlite3_bind_text (st, 6, in->priority ? in->priority : "normal", -1,
+                     SQLITE_STATIC);
+  if (in->due_at > 0)
+    sqlite3_bind_int64 (st, 7, in->due_at);
+  else
+    sqlite3_bind_null (st, 7);
+  sqlite3_bind_text (st, 8, in->reasons, -1, SQLITE_STATIC);
+  sqlite3_bind_text (st, 9, in->rules_hash, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (st, 10, in->env->received_at);
+  if (!store_step_done (db, st, "case insert", error))
+    return -1;
+  if (!store_participant_add (s, db, case_id, subject_id, "requester",
+                              in->env->received_at, error))
+    return -1;
+  return case_id;
+}
+
+/* A reply on a case that waited for the citizen, or was resolved, puts it
+ * back in front of the department.  */
+static gboolean
+store_case_touch (store *s, sqlite3 *db, gint64 case_id, gint64 now,
+                  GError **error)
+{
+  sqlite3_stmt *st = store_stmt (s, db,
+      "UPDATE cases SET updated_at = max(updated_at, ?2),"
+      " status = CASE WHEN status IN ('waiting', 'resolved')"
+      "          THEN 'assigned' ELSE status END"
+      " WHERE id = ?1", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, case_id);
+  sqlite3_bind_int64 (st, 2, now);
+  return store_step_done (db, st, "case update", error);
+}
+
+static gboolean
+store_message_insert (store *s, sqlite3 *db, const store_ingest *in,
+                      gint64 message_id, gint64 case_id, gint64 subject_id,
+                      const guint8 *data_key, const guint8 content[32],
+                      const char *thread_by, GError **error)
+{
+  const char *addr = in->from_addr ? in->from_addr : in->env->mail_from;
+  gsize raw_len;
+  const void *raw = g_bytes_get_data (in->raw, &raw_len);
+  g_autoptr (GBytes) env_plain = store_envelope_pack (in->env);
+  gsize n;
+  const void *p = g_bytes_get_data (env_plain, &n);
+  guint8 mid_index[32];
+#define SEAL_TEXT(col, v) \
+  store_seal_text (data_key, "messages", col, message_id, subject_id, v)
+  g_autoptr (GBytes) env_ct = store_seal (data_key, "messages", "envelope",
+                                          message_id, subject_id, p, n);
+  g_autoptr (GBytes) raw_ct = store_seal (data_key, "messages", "raw",
+                                          message_id, subject_id, raw,
+                                          raw_len);
+  g_autoptr (GBytes) from_ct = SEAL_TEXT ("header_from", addr);
+  g_autoptr (GBytes) subj_ct = SEAL_TEXT ("header_subject", in->subject);
+  g_autoptr (GBytes) mid_ct = SEAL_TEXT ("header_message_id", in->message_id);
+  g_autoptr (GBytes) text_ct = SEAL_TEXT ("text", in->text);
+  g_autoptr (GBytes) quoted_ct = SEAL_TEXT ("quoted", in->quoted);
+  g_autoptr (GBytes) headers_ct = SEAL_TEXT ("headers", in->headers);
+#undef SEAL_TEXT
+  sqlite3_stmt *st;
+
+  st = store_stmt (s, db, "INSERT INTO messages (id, case_id, subject_id,"
+                          " direction, source, received_at, size,"
+                          " content_index, message_id_index, envelope, raw,"
+                          " header_from, header_subject, header_message_id,"
+                          " text, anomalies, special, auto_reply,"
+                          " attachments, quoted, headers, thread_by)"
+                          " VALUES (?1, ?2, ?3, 'in', ?4, ?5, ?6, ?7, ?8,"
+                          " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
+                          " ?18, ?19, ?20, ?21)", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, message_id);
+  sqlite3_bind_int64 (st, 2, case_id);
+  sqlite3_bind_int64 (st, 3, subject_id);
+  sqlite3_bind_text (st, 4, in->env->source, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (st, 5, in->env->received_at);
+  sqlite3_bind_int64 (st, 6, (gint64) raw_len);
+  sqlite3_bind_blob (st, 7, content, 32, SQLITE_STATIC);
+  if (in->message_id != NULL)
+    {
+      store_keys_blind (s->keys, "message-id", in->message_id,
+                        strlen (in->message_id), mid_index);
+      sqlite3_bind_blob (st, 8, mid_index, sizeof mid_index, SQLITE_STATIC);
+    }
+  else
+    sqlite3_bind_null (st, 8);
+  store_bind_bytes (st, 9, env_ct);
+  store_bind_bytes (st, 10, raw_ct);
+  store_bind_bytes (st, 11, from_ct);
+  store_bind_bytes (st, 12, subj_ct);
+  store_bind_bytes (st, 13, mid_ct);
+  store_bind_bytes (st, 14, text_ct);
+  sqlite3_bind_int64 (st, 15, in->anomalies);
+  sqlite3_bind_int64 (st, 16, in->special);
+  sqlite3_bind_int (st, 17, in->auto_reply ? 1 : 0);
+  sqlite3_bind_int64 (st, 18, in->attachments ? in->attachments->len
+                                              : in->n_attachments);
+  store_bind_bytes (st, 19, quoted_ct);
+  store_bind_bytes (st, 20, headers_ct);
+  sqlite3_bind_text (st, 21, thread_by, -1, SQLITE_STATIC);
+  return store_step_done (db, st, "message insert", error);
+}
+
+static gboolean
+store_attachments_insert (store *s, sqlite3 *db, const store_ingest *in,
+                          gint64 message_id, gint64 subject_id,
+                          const guint8 *data_key, GError **error)
+{
+  for (guint i = 0; in->attachments && i < in->attachments->len; i++)
+    {
+      const store_attachment *a = in->attachments->pdata[i];
+      gint64 id = store_next_id (s, db, "attachments", error);
+      if (id < 0)
+        return FALSE;
+      g_autoptr (GVariant) meta = g_variant_ref_sink (g_variant_new (
+          "(ssss)", a->name ? a->name : "",
+          a->declared_type ? a->declared_type : "",
+          a->detected_type ? a->detected_type : "", a->sha256));
+      g_autoptr (GBytes) meta_ct = store_seal (
+          data_key, "attachments", "meta", id, subject_id,
+          g_variant_get_data (meta), g_variant_get_size (meta));
+      gsize n = 0;
+      const void *p = a->content ? g_bytes_get_data (a->content, &n) : "";
+      g_autoptr (GBytes) content_ct = store_seal (data_key, "attachments",
+                                                  "content", id, subject_id,
+                                                  p, n);
+      sqlite3_stmt *st = store_stmt (s, db,
+          "INSERT INTO attachments (id, message_id, subject_id, position,"
+          " size, flags, meta, content) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+          " ?8)", error);
+      if (st == NULL)
+        return FALSE;
+      sqlite3_bind_int64 (st, 1, id);
+      sqlite3_bind_int64 (st, 2, message_id);
+      sqlite3_bind_int64 (st, 3, subject_id);
+      sqlite3_bind_int (st, 4, i);
+      sqlite3_bind_int64 (st, 5, (gint64) n);
+      sqlite3_bind_int64 (st, 6, a->flags);
+      store_bind_bytes (st, 7, meta_ct);
+      store_bind_bytes (st, 8, content_ct);
+      if (!store_step_done (db, st, "attachment insert", error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* A message already recorded (same bytes, or the same Message-ID from the
+ * same person): one more arrival, nothing else.  */
+static gboolean
+store_ingest_duplicate (store *s, sqlite3 *db, store_job *job,
+                        const store_ingest *in, gint64 message_id,
+                        gint64 case_id, const char *why, guint *step,
+                        GError **error)
+{
+  g_autofree char *detail = g_strdup_printf (
+      "message=%" G_GINT64_FORMAT " spool=%" G_GINT64_FORMAT " source=%s"
+      " same=%s", message_id, in->spool_id, in->env->source, why);
+
+  if (!store_arrival_add (s, db, message_id, in, error))
+    return FALSE;
+  store_fault_step (step);
+  if (!store_audit_append (s, db, "pipeline", "message.duplicate", "message",
+                           detail, error))
+    return FALSE;
+  store_fault_step (step);
+  if (!store_spool_delete (s, db, in->spool_id, error))
+    return FALSE;
+  store_fault_step (step);
+  store_fault_commit (job, *step);
+  job->result_id = case_id;
+  return TRUE;
+}
+
 static gboolean
 store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
 {
   store_ingest *in = ((store_ingest_job *) job)->in;
   const char *addr = in->from_addr ? in->from_addr : in->env->mail_from;
-  g_autoptr (GDateTime) when = NULL;
+  const gint64 now = in->env->received_at;
   guint8 *data_key = s->wkey;    /* the writer's secure scratch */
-  guint8 content[32], mid_index[32];
+  guint8 content[32];
   g_autofree char *ref = NULL;
   g_autofree char *detail = NULL;
+  g_autoptr (GArray) hints = NULL;
+  const char *thread_by = "new";
   sqlite3_stmt *st;
-  gint64 subject_id, case_id, message_id, serial;
-  gboolean ok = FALSE;
+  gint64 subject_id, case_id = -1, message_id;
+  gboolean ok = FALSE, opened = FALSE;
+  guint step = 0;
   gsize raw_len;
   const void *raw = g_bytes_get_data (in->raw, &raw_len);
   int rc;
+
+  store_fault_step (&step);
 
   /* The same bytes again (a client retrying after a lost 250, the same
    * message to two mailboxes, SMTP and IMAP): recorded once, every arrival
@@ -308,16 +765,8 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
       message_id = sqlite3_column_int64 (st, 0);
       case_id = sqlite3_column_int64 (st, 1);
       store_stmt_release (st);
-      detail = g_strdup_printf ("message=%" G_GINT64_FORMAT " spool=%"
-                                G_GINT64_FORMAT " source=%s", message_id,
-                                in->spool_id, in->env->source);
-      if (!store_arrival_add (s, db, message_id, in, error)
-          || !store_audit_append (s, db, "pipeline", "message.duplicate",
-                                  "message", detail, error)
-          || !store_spool_delete (s, db, in->spool_id, error))
-        return FALSE;
-      job->result_id = case_id;
-      return TRUE;
+      return store_ingest_duplicate (s, db, job, in, message_id, case_id,
+                                     "content", &step, error);
     }
   store_stmt_release (st);
   if (rc != SQLITE_DONE)
@@ -326,111 +775,126 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
       return FALSE;
     }
 
-  subject_id = store_subject_find_or_create (s, db, addr, in->from_name,
-                                             in->env->received_at, data_key,
-                                             error);
+  subject_id = store_subject_find_or_create (s, db, addr, in->from_name, now,
+                                             data_key, error);
   if (subject_id < 0)
-    return FALSE;
+    goto out;
+  store_fault_step (&step);
 
-  when = g_date_time_new_from_unix_utc (in->env->received_at / G_USEC_PER_SEC);
-  serial = store_serial_next (s, db, g_date_time_get_year (when), error);
-  if (serial < 0)
+  /* The same Message-ID from the same person (a copy through another
+   * route, with other trace headers): one record.  From someone else it is
+   * not trusted to be the same message.  */
+  if (in->message_id != NULL)
+    {
+      guint8 mid_index[32];
+
+      store_keys_blind (s->keys, "message-id", in->message_id,
+                        strlen (in->message_id), mid_index);
+      st = store_stmt (s, db, "SELECT id, case_id FROM messages"
+                              " WHERE message_id_index = ?1"
+                              " AND subject_id = ?2 ORDER BY id LIMIT 1",
+                       error);
+      if (st == NULL)
+        goto out;
+      sqlite3_bind_blob (st, 1, mid_index, sizeof mid_index, SQLITE_STATIC);
+      sqlite3_bind_int64 (st, 2, subject_id);
+      if (sqlite3_step (st) == SQLITE_ROW)
+        {
+          message_id = sqlite3_column_int64 (st, 0);
+          case_id = sqlite3_column_int64 (st, 1);
+          store_stmt_release (st);
+          ok = store_ingest_duplicate (s, db, job, in, message_id, case_id,
+                                       "message-id", &step, error);
+          goto out;
+        }
+      store_stmt_release (st);
+    }
+
+  /* Threading: join a case the message names only if its sender takes
+   * part in that case; a stranger quoting a reference gets a new case,
+   * linked.  A closed case is never reopened by mail.  */
+  hints = store_thread_hints (s, db, in, error);
+  if (hints == NULL)
     goto out;
-  ref = store_ref_format (in->ref_prefix, g_date_time_get_year (when), serial);
-  case_id = store_next_id (s, db, "cases", error);
+  for (guint i = 0; i < hints->len && case_id < 0; i++)
+    {
+      const store_thread_hint *h = &g_array_index (hints, store_thread_hint,
+                                                   i);
+      g_autofree char *status = NULL;
+      int yes = store_participant (s, db, h->case_id, subject_id, &status,
+                                   error);
+      if (yes < 0)
+        goto out;
+      if (yes && g_strcmp0 (status, "closed") != 0)
+        {
+          case_id = h->case_id;
+          thread_by = h->by;
+        }
+    }
+  store_fault_step (&step);
+
   if (case_id < 0)
-    goto out;
-  st = store_stmt (s, db, "INSERT INTO cases (id, ref, subject_id, kind,"
-                          " queue, status, priority, created_at, updated_at)"
-                          " VALUES (?1, ?2, ?3, ?4, ?5, 'new', 'normal', ?6,"
-                          " ?6)", error);
-  if (st == NULL)
-    goto out;
-  sqlite3_bind_int64 (st, 1, case_id);
-  sqlite3_bind_text (st, 2, ref, -1, SQLITE_STATIC);
-  sqlite3_bind_int64 (st, 3, subject_id);
-  sqlite3_bind_text (st, 4, in->kind, -1, SQLITE_STATIC);
-  sqlite3_bind_text (st, 5, in->queue, -1, SQLITE_STATIC);
-  sqlite3_bind_int64 (st, 6, in->env->received_at);
-  if (!store_step_done (db, st, "case insert", error))
-    goto out;
+    {
+      case_id = store_case_create (s, db, in, subject_id, &ref, error);
+      if (case_id < 0)
+        goto out;
+      opened = TRUE;
+      store_fault_step (&step);
+      for (guint i = 0; i < hints->len; i++)
+        {
+          const store_thread_hint *h = &g_array_index (hints,
+                                                       store_thread_hint, i);
+          g_autofree char *other = store_case_ref (s, db, h->case_id, error);
+          g_autofree char *ldetail = NULL;
+
+          if (other == NULL
+              || !store_link_add (s, db, case_id, h->case_id, h->by, now,
+                                  error))
+            goto out;
+          ldetail = g_strdup_printf ("other=%s by=%s", other, h->by);
+          if (!store_audit_append (s, db, "pipeline", "case.linked", ref,
+                                   ldetail, error))
+            goto out;
+          store_fault_step (&step);
+        }
+    }
+  else
+    {
+      ref = store_case_ref (s, db, case_id, error);
+      if (ref == NULL || !store_case_touch (s, db, case_id, now, error))
+        goto out;
+      store_fault_step (&step);
+    }
 
   message_id = store_next_id (s, db, "messages", error);
-  if (message_id < 0)
+  if (message_id < 0
+      || !store_message_insert (s, db, in, message_id, case_id, subject_id,
+                                data_key, content, thread_by, error))
     goto out;
-  {
-    g_autoptr (GBytes) env_plain = store_envelope_pack (in->env);
-    gsize n;
-    const void *p = g_bytes_get_data (env_plain, &n);
-    g_autoptr (GBytes) env_ct = store_seal (data_key, "messages", "envelope",
-                                            message_id, subject_id, p, n);
-    g_autoptr (GBytes) raw_ct = store_seal (data_key, "messages", "raw",
-                                            message_id, subject_id, raw,
-                                            raw_len);
-    g_autoptr (GBytes) from_ct = store_seal_text (data_key, "messages",
-                                                  "header_from", message_id,
-                                                  subject_id, addr);
-    g_autoptr (GBytes) subj_ct = store_seal_text (data_key, "messages",
-                                                  "header_subject",
-                                                  message_id, subject_id,
-                                                  in->subject);
-    g_autoptr (GBytes) mid_ct = store_seal_text (data_key, "messages",
-                                                 "header_message_id",
-                                                 message_id, subject_id,
-                                                 in->message_id);
-    g_autoptr (GBytes) text_ct = store_seal_text (data_key, "messages",
-                                                  "text", message_id,
-                                                  subject_id, in->text);
-
-    st = store_stmt (s, db, "INSERT INTO messages (id, case_id, subject_id,"
-                            " direction, source, received_at, size,"
-                            " content_index, message_id_index, envelope, raw,"
-                            " header_from, header_subject, header_message_id,"
-                            " text, anomalies, special, auto_reply,"
-                            " attachments)"
-                            " VALUES (?1, ?2, ?3, 'in', ?4, ?5, ?6, ?7, ?8,"
-                            " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-                            " ?18)", error);
-    if (st == NULL)
-      goto out;
-    sqlite3_bind_int64 (st, 1, message_id);
-    sqlite3_bind_int64 (st, 2, case_id);
-    sqlite3_bind_int64 (st, 3, subject_id);
-    sqlite3_bind_text (st, 4, in->env->source, -1, SQLITE_STATIC);
-    sqlite3_bind_int64 (st, 5, in->env->received_at);
-    sqlite3_bind_int64 (st, 6, (gint64) raw_len);
-    sqlite3_bind_blob (st, 7, content, sizeof content, SQLITE_STATIC);
-    if (in->message_id != NULL)
-      {
-        store_keys_blind (s->keys, "message-id", in->message_id,
-                          strlen (in->message_id), mid_index);
-        sqlite3_bind_blob (st, 8, mid_index, sizeof mid_index, SQLITE_STATIC);
-      }
-    else
-      sqlite3_bind_null (st, 8);
-    store_bind_bytes (st, 9, env_ct);
-    store_bind_bytes (st, 10, raw_ct);
-    store_bind_bytes (st, 11, from_ct);
-    store_bind_bytes (st, 12, subj_ct);
-    store_bind_bytes (st, 13, mid_ct);
-    store_bind_bytes (st, 14, text_ct);
-    sqlite3_bind_int64 (st, 15, in->anomalies);
-    sqlite3_bind_int64 (st, 16, in->special);
-    sqlite3_bind_int (st, 17, in->auto_reply ? 1 : 0);
-    sqlite3_bind_int64 (st, 18, in->n_attachments);
-    if (!store_step_done (db, st, "message insert", error))
-      goto out;
-  }
-
-  detail = g_strdup_printf ("ref=%s message=%" G_GINT64_FORMAT " spool=%"
-                            G_GINT64_FORMAT " source=%s queue=%s", ref,
-                            message_id, in->spool_id, in->env->source,
-                            in->queue);
-  if (!store_arrival_add (s, db, message_id, in, error)
-      || !store_audit_append (s, db, "pipeline", "case.opened", ref, detail,
-                              error)
-      || !store_spool_delete (s, db, in->spool_id, error))
+  store_fault_step (&step);
+  if (!store_attachments_insert (s, db, in, message_id, subject_id, data_key,
+                                 error))
     goto out;
+  store_fault_step (&step);
+
+  detail = g_strdup_printf ("message=%" G_GINT64_FORMAT " spool=%"
+                            G_GINT64_FORMAT " source=%s queue=%s"
+                            " thread=%s attachments=%u", message_id,
+                            in->spool_id, in->env->source, in->queue,
+                            thread_by,
+                            in->attachments ? in->attachments->len : 0);
+  if (!store_arrival_add (s, db, message_id, in, error))
+    goto out;
+  store_fault_step (&step);
+  if (!store_audit_append (s, db, "pipeline",
+                           opened ? "case.opened" : "case.message", ref,
+                           detail, error))
+    goto out;
+  store_fault_step (&step);
+  if (!store_spool_delete (s, db, in->spool_id, error))
+    goto out;
+  store_fault_step (&step);
+  store_fault_commit (job, step);
   job->result_id = case_id;
   ok = TRUE;
 
@@ -492,10 +956,16 @@ store_key_cache_new (void)
   " c.created_at, c.updated_at, c.subject_id, s.data_key, s.address, s.name," \
   " m.id, m.header_subject," \
   " (SELECT count(*) FROM messages WHERE case_id = c.id)," \
-  " m.header_message_id" \
+  " m.header_message_id, c.due_at, c.closed_at, c.reasons, c.rules_hash" \
   " FROM cases c LEFT JOIN subjects s ON s.id = c.subject_id" \
   " LEFT JOIN messages m ON m.id = (SELECT min(id) FROM messages" \
   "                                 WHERE case_id = c.id) "
+
+static char *
+store_column_dup (sqlite3_stmt *st, int col)
+{
+  return g_strdup ((const char *) sqlite3_column_text (st, col));
+}
 
 static store_case_view *
 store_case_view_read (store *s, GHashTable *cache, sqlite3_stmt *st)
@@ -505,13 +975,14 @@ store_case_view_read (store *s, GHashTable *cache, sqlite3_stmt *st)
   const guint8 *key = store_key_cache_get (s, cache, st, 9, subject_id);
 
   v->id = sqlite3_column_int64 (st, 0);
-  v->ref = g_strdup ((const char *) sqlite3_column_text (st, 1));
-  v->kind = g_strdup ((const char *) sqlite3_column_text (st, 2));
-  v->queue = g_strdup ((const char *) sqlite3_column_text (st, 3));
-  v->status = g_strdup ((const char *) sqlite3_column_text (st, 4));
-  v->priority = g_strdup ((const char *) sqlite3_column_text (st, 5));
+  v->ref = store_column_dup (st, 1);
+  v->kind = store_column_dup (st, 2);
+  v->queue = store_column_dup (st, 3);
+  v->status = store_column_dup (st, 4);
+  v->priority = store_column_dup (st, 5);
   v->created_at = sqlite3_column_int64 (st, 6);
   v->updated_at = sqlite3_column_int64 (st, 7);
+  v->subject_id = subject_id;
   v->from_addr = store_column_text (st, 10, key, "subjects", "address",
                                     subject_id, subject_id);
   v->from_name = store_column_text (st, 11, key, "subjects", "name",
@@ -523,11 +994,15 @@ store_case_view_read (store *s, GHashTable *cache, sqlite3_stmt *st)
                                      "header_message_id",
                                      sqlite3_column_int64 (st, 12),
                                      subject_id);
+  v->due_at = sqlite3_column_int64 (st, 16);
+  v->closed_at = sqlite3_column_int64 (st, 17);
+  v->reasons = store_column_dup (st, 18);
+  v->rules_hash = store_column_dup (st, 19);
   return v;
 }
 
 GPtrArray *
-store_case_list (store *s, GError **error)
+store_case_find (store *s, const store_case_filter *f, GError **error)
 {
   g_autoptr (GHashTable) cache = store_key_cache_new ();
   GPtrArray *out = g_ptr_array_new_with_free_func (
@@ -536,13 +1011,25 @@ store_case_list (store *s, GError **error)
   int rc;
 
   g_mutex_lock (&s->rlock);
-  st = store_stmt (s, s->rdb, STORE_CASE_COLUMNS "ORDER BY c.id DESC", error);
+  /* One statement for every filter: a NULL parameter matches anything, and
+   * the (queue, id) index serves the department's page.  */
+  st = store_stmt (s, s->rdb, STORE_CASE_COLUMNS
+                   "WHERE (?1 IS NULL OR c.queue = ?1)"
+                   " AND (?2 IS NULL OR c.status = ?2)"
+                   " AND (?3 IS NULL OR c.kind = ?3)"
+                   " AND (?4 <= 0 OR c.id < ?4)"
+                   " ORDER BY c.id DESC LIMIT ?5", error);
   if (st == NULL)
     {
       g_mutex_unlock (&s->rlock);
       g_ptr_array_unref (out);
       return NULL;
     }
+  sqlite3_bind_text (st, 1, f ? f->queue : NULL, -1, SQLITE_STATIC);
+  sqlite3_bind_text (st, 2, f ? f->status : NULL, -1, SQLITE_STATIC);
+  sqlite3_bind_text (st, 3, f ? f->kind : NULL, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (st, 4, f ? f->before_id : 0);
+  sqlite3_bind_int64 (st, 5, f && f->limit ? (gint64) f->limit : -1);
   while ((rc = sqlite3_step (st)) == SQLITE_ROW)
     g_ptr_array_add (out, store_case_view_read (s, cache, st));
   if (rc != SQLITE_DONE)
@@ -553,6 +1040,12 @@ store_case_list (store *s, GError **error)
   store_stmt_release (st);
   g_mutex_unlock (&s->rlock);
   return out;
+}
+
+GPtrArray *
+store_case_list (store *s, GError **error)
+{
+  return store_case_find (s, NULL, error);
 }
 
 store_case_view *
@@ -587,7 +1080,8 @@ store_case_get (store *s, const char *ref, GPtrArray **messages,
       "SELECT m.id, m.direction, m.source, m.received_at, m.size,"
       " m.subject_id, s.data_key, m.header_from, m.header_subject,"
       " m.header_message_id,"
-      " (SELECT count(*) FROM arrivals a WHERE a.message_id = m.id)"
+      " (SELECT count(*) FROM arrivals a WHERE a.message_id = m.id),"
+      " m.attachments, m.thread_by, m.anomalies, m.special, m.auto_reply"
       " FROM messages m JOIN subjects s ON s.id = m.subject_id"
       " WHERE m.case_id = ?1 ORDER BY m.id", error);
   if (st == NULL)
@@ -604,8 +1098,8 @@ store_case_get (store *s, const char *ref, GPtrArray **messages,
       const guint8 *key = store_key_cache_get (s, cache, st, 6, subject_id);
 
       m->id = sqlite3_column_int64 (st, 0);
-      m->direction = g_strdup ((const char *) sqlite3_column_text (st, 1));
-      m->source = g_strdup ((const char *) sqlite3_column_text (st, 2));
+      m->direction = store_column_dup (st, 1);
+      m->source = store_column_dup (st, 2);
       m->received_at = sqlite3_column_int64 (st, 3);
       m->size = sqlite3_column_int64 (st, 4);
       m->from_addr = store_column_text (st, 7, key, "messages", "header_from",
@@ -616,6 +1110,14 @@ store_case_get (store *s, const char *ref, GPtrArray **messages,
                                          "header_message_id", m->id,
                                          subject_id);
       m->arrivals = sqlite3_column_int (st, 10);
+      m->n_attachments = sqlite3_column_int (st, 11);
+      m->thread_by = g_strdup (sqlite3_column_type (st, 12) == SQLITE_NULL
+                                   ? "new"
+                                   : (const char *) sqlite3_column_text (st,
+                                                                         12));
+      m->anomalies = sqlite3_column_int64 (st, 13);
+      m->special = sqlite3_column_int64 (st, 14);
+      m->auto_reply = sqlite3_column_int (st, 15) != 0;
       g_ptr_array_add (*messages, m);
     }
   store_stmt_release (st);
@@ -623,4 +1125,504 @@ store_case_get (store *s, const char *ref, GPtrArray **messages,
 out:
   g_mutex_unlock (&s->rlock);
   return v;
+}
+
+void
+store_case_link_free (store_case_link *l)
+{
+  if (l == NULL)
+    return;
+  g_free (l->ref);
+  g_free (l->reason);
+  g_free (l);
+}
+
+void
+store_participant_view_free (store_participant_view *p)
+{
+  if (p == NULL)
+    return;
+  g_free (p->role);
+  g_free (p->addr);
+  g_free (p->name);
+  g_free (p);
+}
+
+void
+store_attachment_view_free (store_attachment_view *a)
+{
+  if (a == NULL)
+    return;
+  g_free (a->name);
+  g_free (a->declared_type);
+  g_free (a->detected_type);
+  g_free (a->sha256);
+  g_free (a);
+}
+
+gboolean
+store_case_details (store *s, gint64 case_id, GPtrArray **links,
+                    GPtrArray **participants, GPtrArray **attachments,
+                    GError **error)
+{
+  g_autoptr (GHashTable) cache = store_key_cache_new ();
+  sqlite3_stmt *st;
+  gboolean ok = FALSE;
+  int rc;
+
+  g_mutex_lock (&s->rlock);
+  if (links != NULL)
+    {
+      *links = g_ptr_array_new_with_free_func (
+          (GDestroyNotify) store_case_link_free);
+      st = store_stmt (s, s->rdb,
+          "SELECT c.ref, l.reason FROM case_links l"
+          " JOIN cases c ON c.id = l.other_id WHERE l.case_id = ?1"
+          " UNION ALL "
+          "SELECT c.ref, 'linked-from-' || l.reason FROM case_links l"
+          " JOIN cases c ON c.id = l.case_id WHERE l.other_id = ?1", error);
+      if (st == NULL)
+        goto out;
+      sqlite3_bind_int64 (st, 1, case_id);
+      while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+        {
+          store_case_link *l = g_new0 (store_case_link, 1);
+          l->ref = store_column_dup (st, 0);
+          l->reason = store_column_dup (st, 1);
+          g_ptr_array_add (*links, l);
+        }
+      store_stmt_release (st);
+      if (rc != SQLITE_DONE)
+        {
+          store_set_sqlite_error (error, s->rdb, rc, "case links");
+          goto out;
+        }
+    }
+  if (participants != NULL)
+    {
+      *participants = g_ptr_array_new_with_free_func (
+          (GDestroyNotify) store_participant_view_free);
+      st = store_stmt (s, s->rdb,
+          "SELECT p.subject_id, p.role, s.data_key, s.address, s.name"
+          " FROM case_participants p JOIN subjects s ON s.id = p.subject_id"
+          " WHERE p.case_id = ?1 ORDER BY p.added_at, p.subject_id", error);
+      if (st == NULL)
+        goto out;
+      sqlite3_bind_int64 (st, 1, case_id);
+      while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+        {
+          store_participant_view *p = g_new0 (store_participant_view, 1);
+          const guint8 *key;
+
+          p->subject_id = sqlite3_column_int64 (st, 0);
+          key = store_key_cache_get (s, cache, st, 2, p->subject_id);
+          p->role = store_column_dup (st, 1);
+          p->addr = store_column_text (st, 3, key, "subjects", "address",
+                                       p->subject_id, p->subject_id);
+          p->name = store_column_text (st, 4, key, "subjects", "name",
+                                       p->subject_id, p->subject_id);
+          g_ptr_array_add (*participants, p);
+        }
+      store_stmt_release (st);
+      if (rc != SQLITE_DONE)
+        {
+          store_set_sqlite_error (error, s->rdb, rc, "participants");
+          goto out;
+        }
+    }
+  if (attachments != NULL)
+    {
+      *attachments = g_ptr_array_new_with_free_func (
+          (GDestroyNotify) store_attachment_view_free);
+      st = store_stmt (s, s->rdb,
+          "SELECT a.id, a.message_id, a.position, a.size, a.flags, a.meta,"
+          " a.subject_id, s.data_key FROM attachments a"
+          " JOIN messages m ON m.id = a.message_id"
+          " JOIN subjects s ON s.id = a.subject_id"
+          " WHERE m.case_id = ?1 ORDER BY a.message_id, a.position", error);
+      if (st == NULL)
+        goto out;
+      sqlite3_bind_int64 (st, 1, case_id);
+      while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+        {
+          store_attachment_view *a = g_new0 (store_attachment_view, 1);
+          gint64 id = sqlite3_column_int64 (st, 0);
+          gint64 subject_id = sqlite3_column_int64 (st, 6);
+          const guint8 *key = store_key_cache_get (s, cache, st, 7,
+                                                   subject_id);
+          g_autoptr (GError) local = NULL;
+          g_autoptr (GBytes) meta = NULL;
+
+          a->message_id = sqlite3_column_int64 (st, 1);
+          a->position = sqlite3_column_int (st, 2);
+          a->size = sqlite3_column_int64 (st, 3);
+          a->flags = sqlite3_column_int64 (st, 4);
+          if (key != NULL)
+            meta = store_unseal (key, "attachments", "meta", id, subject_id,
+                                 sqlite3_column_blob (st, 5),
+                                 sqlite3_column_bytes (st, 5), &local);
+          if (meta != NULL)
+            {
+              g_autoptr (GVariant) v = g_variant_ref_sink (
+                  g_variant_new_from_bytes (G_VARIANT_TYPE ("(ssss)"), meta,
+                                            FALSE));
+              if (g_variant_is_normal_form (v))
+                g_variant_get (v, "(ssss)", &a->name, &a->declared_type,
+                               &a->detected_type, &a->sha256);
+            }
+          if (a->name == NULL)
+            {
+              g_warning ("store: attachment %" G_GINT64_FORMAT " does not"
+                         " open", id);
+              a->name = g_strdup ("");
+            }
+          g_ptr_array_add (*attachments, a);
+        }
+      store_stmt_release (st);
+      if (rc != SQLITE_DONE)
+        {
+          store_set_sqlite_error (error, s->rdb, rc, "attachments");
+          goto out;
+        }
+    }
+  ok = TRUE;
+out:
+  g_mutex_unlock (&s->rlock);
+  return ok;
+}
+
+/* Open one sealed column of one row, with the owner's data key.  */
+static GBytes *
+store_open_cell (store *s, const char *sql, gint64 a, gint64 b,
+                 const char *table, const char *column, GError **error)
+{
+  sqlite3_stmt *st;
+  GBytes *out = NULL;
+  int rc;
+
+  g_mutex_lock (&s->rlock);
+  st = store_stmt (s, s->rdb, sql, error);
+  if (st == NULL)
+    {
+      g_mutex_unlock (&s->rlock);
+      return NULL;
+    }
+  sqlite3_bind_int64 (st, 1, a);
+  sqlite3_bind_int64 (st, 2, b);
+  rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    {
+      /* columns: row id, owner, wrapped key, sealed value */
+      gint64 row = sqlite3_column_int64 (st, 0);
+      gint64 owner = sqlite3_column_int64 (st, 1);
+      guint8 *key = store_keys_unwrap (s->keys, sqlite3_column_blob (st, 2),
+                                       sqlite3_column_bytes (st, 2), owner,
+                                       error);
+      if (key != NULL && sqlite3_column_type (st, 3) != SQLITE_NULL)
+        out = store_unseal (key, table, column, row, owner,
+                            sqlite3_column_blob (st, 3),
+                            sqlite3_column_bytes (st, 3), error);
+      else if (key != NULL)
+        out = g_bytes_new ("", 0);
+      store_keys_data_key_free (key);
+    }
+  else if (rc == SQLITE_DONE)
+    g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND, "no such %s",
+                 table);
+  else
+    store_set_sqlite_error (error, s->rdb, rc, table);
+  store_stmt_release (st);
+  g_mutex_unlock (&s->rlock);
+  return out;
+}
+
+char *
+store_message_text (store *s, gint64 message_id, GError **error)
+{
+  GBytes *b = store_open_cell (s,
+      "SELECT m.id, m.subject_id, s.data_key, m.text FROM messages m"
+      " JOIN subjects s ON s.id = m.subject_id WHERE m.id = ?1 AND ?2 = 0",
+      message_id, 0, "messages", "text", error);
+
+  return b ? g_bytes_unref_to_data (b, &(gsize){ 0 }) : NULL;
+}
+
+GBytes *
+store_attachment_content (store *s, gint64 message_id, guint position,
+                          GError **error)
+{
+  return store_open_cell (s,
+      "SELECT a.id, a.subject_id, s.data_key, a.content FROM attachments a"
+      " JOIN subjects s ON s.id = a.subject_id"
+      " WHERE a.message_id = ?1 AND a.position = ?2",
+      message_id, position, "attachments", "content", error);
+}
+
+/* ------------------------------------------------------------- status */
+
+gboolean
+store_status_allowed (const char *from, const char *to)
+{
+  static const struct {
+    const char *from, *to;
+  } allowed[] = {
+    { "new", "assigned" }, { "new", "resolved" }, { "new", "closed" },
+    { "assigned", "new" }, { "assigned", "waiting" },
+    { "assigned", "resolved" },
+    { "waiting", "assigned" }, { "waiting", "resolved" },
+    { "resolved", "assigned" }, { "resolved", "closed" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (allowed); i++)
+    if (g_strcmp0 (from, allowed[i].from) == 0
+        && g_strcmp0 (to, allowed[i].to) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+gboolean
+store_case_set_status (store *s, const char *ref, const char *to,
+                       const char *actor, GError **error)
+{
+  g_autofree char *from = NULL;
+  g_autofree char *detail = NULL;
+  sqlite3_stmt *st;
+  gboolean ok = FALSE;
+  gint64 now = g_get_real_time ();
+  int rc;
+
+  g_mutex_lock (&s->rlock);
+  if (sqlite3_exec (s->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, s->rdb, sqlite3_errcode (s->rdb),
+                              "case status");
+      g_mutex_unlock (&s->rlock);
+      return FALSE;
+    }
+  st = store_stmt (s, s->rdb, "SELECT status FROM cases WHERE ref = ?1",
+                   error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_text (st, 1, ref, -1, SQLITE_STATIC);
+  rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    from = store_column_dup (st, 0);
+  store_stmt_release (st);
+  if (from == NULL)
+    {
+      g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND, "no case %s",
+                   ref);
+      goto out;
+    }
+  detail = g_strdup_printf ("from=%s to=%s", from, to);
+  if (!store_status_allowed (from, to))
+    {
+      g_set_error (error, STORE_ERROR, STORE_ERROR_STATE,
+                   "case %s is %s; it cannot become %s", ref, from, to);
+      /* A refused change is an event too.  */
+      if (store_audit_append_outcome (s, s->rdb, actor, "case.status", ref,
+                                      detail, "refused", NULL))
+        sqlite3_exec (s->rdb, "COMMIT", NULL, NULL, NULL);
+      goto out;
+    }
+  st = store_stmt (s, s->rdb,
+      "UPDATE cases SET status = ?2, updated_at = ?3,"
+      " closed_at = CASE WHEN ?2 = 'closed' THEN ?3 ELSE NULL END"
+      " WHERE ref = ?1", error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_text (st, 1, ref, -1, SQLITE_STATIC);
+  sqlite3_bind_text (st, 2, to, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (st, 3, now);
+  rc = sqlite3_step (st);
+  store_stmt_release (st);
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, s->rdb, rc, "case status");
+      goto out;
+    }
+  if (!store_audit_append (s, s->rdb, actor, "case.status", ref, detail,
+                           error))
+    goto out;
+  ok = sqlite3_exec (s->rdb, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+  if (!ok)
+    store_set_sqlite_error (error, s->rdb, sqlite3_errcode (s->rdb),
+                            "case status commit");
+out:
+  if (!sqlite3_get_autocommit (s->rdb))
+    sqlite3_exec (s->rdb, "ROLLBACK", NULL, NULL, NULL);
+  g_mutex_unlock (&s->rlock);
+  return ok;
+}
+
+/* ----------------------------------------------------------- subjects */
+
+void
+store_subject_view_free (store_subject_view *v)
+{
+  if (v == NULL)
+    return;
+  g_free (v->addr);
+  g_free (v->name);
+  g_clear_pointer (&v->case_refs, g_ptr_array_unref);
+  g_free (v);
+}
+
+store_subject_view *
+store_subject_find (store *s, const char *addr, GError **error)
+{
+  g_autoptr (GHashTable) cache = store_key_cache_new ();
+  g_autofree char *norm = store_address_normalise (addr);
+  store_subject_view *v = NULL;
+  guint8 index[32];
+  sqlite3_stmt *st;
+  int rc;
+
+  store_keys_blind (s->keys, "subject-address", norm, strlen (norm), index);
+  g_mutex_lock (&s->rlock);
+  st = store_stmt (s, s->rdb, "SELECT id, data_key, address, name,"
+                              " created_at, wrap_version FROM subjects"
+                              " WHERE address_index = ?1", error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_blob (st, 1, index, sizeof index, SQLITE_STATIC);
+  rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    {
+      const guint8 *key;
+
+      v = g_new0 (store_subject_view, 1);
+      v->id = sqlite3_column_int64 (st, 0);
+      key = store_key_cache_get (s, cache, st, 1, v->id);
+      v->addr = store_column_text (st, 2, key, "subjects", "address", v->id,
+                                   v->id);
+      v->name = store_column_text (st, 3, key, "subjects", "name", v->id,
+                                   v->id);
+      v->created_at = sqlite3_column_int64 (st, 4);
+      v->wrap_version = sqlite3_column_int (st, 5);
+      v->case_refs = g_ptr_array_new_with_free_func (g_free);
+    }
+  else if (rc == SQLITE_DONE)
+    g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,
+                 "no data subject with that address");
+  else
+    store_set_sqlite_error (error, s->rdb, rc, "subject find");
+  store_stmt_release (st);
+  if (v == NULL)
+    goto out;
+  st = store_stmt (s, s->rdb, "SELECT c.ref FROM case_participants p"
+                              " JOIN cases c ON c.id = p.case_id"
+                              " WHERE p.subject_id = ?1 ORDER BY c.id",
+                   error);
+  if (st == NULL)
+    {
+      g_clear_pointer (&v, store_subject_view_free);
+      goto out;
+    }
+  sqlite3_bind_int64 (st, 1, v->id);
+  while (sqlite3_step (st) == SQLITE_ROW)
+    g_ptr_array_add (v->case_refs, store_column_dup (st, 0));
+  store_stmt_release (st);
+out:
+  g_mutex_unlock (&s->rlock);
+  return v;
+}
+
+/* --------------------------------------------------------------- keys */
+
+gint64
+store_rewrap_pending (store *s, GError **error)
+{
+  sqlite3_stmt *st;
+  gint64 n = -1;
+
+  g_mutex_lock (&s->rlock);
+  st = store_stmt (s, s->rdb, "SELECT count(*) FROM subjects"
+                              " WHERE wrap_version < ?1", error);
+  if (st != NULL)
+    {
+      sqlite3_bind_int (st, 1, store_keys_version (s->keys));
+      if (sqlite3_step (st) == SQLITE_ROW)
+        n = sqlite3_column_int64 (st, 0);
+      else
+        store_set_sqlite_error (error, s->rdb, sqlite3_errcode (s->rdb),
+                                "rewrap count");
+      store_stmt_release (st);
+    }
+  g_mutex_unlock (&s->rlock);
+  return n;
+}
+
+gint64
+store_rewrap_batch (store *s, guint max, GError **error)
+{
+  const guint current = store_keys_version (s->keys);
+  guint8 *key = store_keys_data_key_new ();
+  sqlite3_stmt *sel = NULL, *upd;
+  gint64 done = 0;
+  gboolean ok = FALSE;
+  int rc;
+
+  g_mutex_lock (&s->rlock);
+  if (sqlite3_exec (s->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, s->rdb, sqlite3_errcode (s->rdb),
+                              "rewrap");
+      goto out;
+    }
+  /* prepared afresh: the update below runs while this one is open */
+  sel = store_prepare (s->rdb, "SELECT id, data_key FROM subjects"
+                               " WHERE wrap_version < ?1 ORDER BY id"
+                               " LIMIT ?2", error);
+  if (sel == NULL)
+    goto out;
+  sqlite3_bind_int (sel, 1, current);
+  sqlite3_bind_int (sel, 2, max);
+  while ((rc = sqlite3_step (sel)) == SQLITE_ROW)
+    {
+      gint64 id = sqlite3_column_int64 (sel, 0);
+      g_autoptr (GBytes) wrapped = NULL;
+
+      if (!store_keys_unwrap_into (s->keys, sqlite3_column_blob (sel, 1),
+                                   sqlite3_column_bytes (sel, 1), id, key,
+                                   error))
+        goto out;
+      wrapped = store_keys_wrap (s->keys, key, id);
+      upd = store_stmt (s, s->rdb, "UPDATE subjects SET data_key = ?2,"
+                                   " wrap_version = ?3 WHERE id = ?1", error);
+      if (upd == NULL)
+        goto out;
+      sqlite3_bind_int64 (upd, 1, id);
+      store_bind_bytes (upd, 2, wrapped);
+      sqlite3_bind_int (upd, 3, current);
+      if (!store_step_done (s->rdb, upd, "rewrap", error))
+        goto out;
+      done++;
+    }
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, s->rdb, rc, "rewrap");
+      goto out;
+    }
+  if (done > 0)
+    {
+      g_autofree char *detail = g_strdup_printf ("version=%u subjects=%"
+                                                 G_GINT64_FORMAT, current,
+                                                 done);
+      if (!store_audit_append (s, s->rdb, "keys", "keys.rewrap", "subjects",
+                               detail, error))
+        goto out;
+    }
+  ok = sqlite3_exec (s->rdb, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+  if (!ok)
+    store_set_sqlite_error (error, s->rdb, sqlite3_errcode (s->rdb),
+                            "rewrap commit");
+out:
+  if (sel != NULL)
+    sqlite3_finalize (sel);
+  if (!sqlite3_get_autocommit (s->rdb))
+    sqlite3_exec (s->rdb, "ROLLBACK", NULL, NULL, NULL);
+  g_mutex_unlock (&s->rlock);
+  store_keys_data_key_free (key);
+  return ok ? done : -1;
 }

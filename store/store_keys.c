@@ -22,8 +22,19 @@
 #define STORE_KEYS_NSUB 4
 
 struct store_keys {
-  guint8 *sub;               /* sodium_malloc: STORE_KEYS_NSUB * 32 bytes */
+  guint8 *sub;               /* sodium_malloc: STORE_KEYS_NSUB * 32 bytes,
+                              * from version 1 */
+  guint8 *wrap;              /* sodium_malloc: n_versions * 32 bytes, the
+                              * key-wrapping key of each version */
+  guint n_versions;          /* the last one is current */
 };
+
+/* A wrapped data key: 4-byte big-endian version, nonce, key, tag.  Rows
+ * written before versions existed hold the last three only (version 1).  */
+#define STORE_KEYS_WRAPPED_LEGACY \
+  (crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + STORE_KEY_BYTES \
+   + crypto_aead_xchacha20poly1305_ietf_ABYTES)
+#define STORE_KEYS_WRAPPED (4 + STORE_KEYS_WRAPPED_LEGACY)
 
 G_DEFINE_QUARK (store-keys-error-quark, store_keys_error)
 
@@ -45,7 +56,7 @@ store_keys_init (void)
 }
 
 static store_keys *
-store_keys_derive (const guint8 *master)
+store_keys_derive (const guint8 *master, guint n_versions)
 {
   store_keys *keys = g_new0 (store_keys, 1);
 
@@ -58,6 +69,17 @@ store_keys_derive (const guint8 *master)
                                 STORE_KEY_BYTES, i + 1,
                                 STORE_KEYS_KDF_CONTEXT, master);
   sodium_mprotect_readonly (keys->sub);
+  /* Each version has a key-wrapping key of its own; the blind-index, spool
+   * and audit keys stay those of version 1 (docs/keys.md says why).  */
+  keys->n_versions = n_versions;
+  keys->wrap = sodium_malloc (n_versions * STORE_KEY_BYTES);
+  g_assert (keys->wrap != NULL);
+  for (guint v = 0; v < n_versions; v++)
+    crypto_kdf_derive_from_key (keys->wrap + v * STORE_KEY_BYTES,
+                                STORE_KEY_BYTES, STORE_KEY_WRAP,
+                                STORE_KEYS_KDF_CONTEXT,
+                                master + v * STORE_KEY_BYTES);
+  sodium_mprotect_readonly (keys->wrap);
   return keys;
 }
 
@@ -96,29 +118,43 @@ store_keys_load (const char *path, GError **error)
       close (fd);
       return NULL;
     }
-  if (st.st_size != STORE_KEY_BYTES)
+  if (st.st_size == 0 || st.st_size % STORE_KEY_BYTES != 0
+      || st.st_size > STORE_KEYS_MAX_VERSIONS * STORE_KEY_BYTES)
     {
       g_set_error (error, STORE_KEYS_ERROR, STORE_KEYS_ERROR_SIZE,
-                   "master key %s: %lld bytes, expected %d (create one with"
-                   " 'intakectl keygen')",
+                   "master key %s: %lld bytes, expected %d for each key"
+                   " version (create one with 'intakectl keygen')",
                    path, (long long) st.st_size, STORE_KEY_BYTES);
       close (fd);
       return NULL;
     }
-  master = sodium_malloc (STORE_KEY_BYTES);
+  master = sodium_malloc (st.st_size);
   g_assert (master != NULL);
-  n = read (fd, master, STORE_KEY_BYTES);
+  n = read (fd, master, st.st_size);
   close (fd);
-  if (n != STORE_KEY_BYTES)
+  if (n != st.st_size)
     {
       sodium_free (master);
       g_set_error (error, STORE_KEYS_ERROR, STORE_KEYS_ERROR_IO,
                    "master key %s: short read", path);
       return NULL;
     }
-  store_keys *keys = store_keys_derive (master);
+  store_keys *keys = store_keys_derive (master, st.st_size / STORE_KEY_BYTES);
   sodium_free (master);
   return keys;
+}
+
+static void
+store_keys_sync_dir (const char *path)
+{
+  g_autofree char *dir = g_path_get_dirname (path);
+  int dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+  if (dfd >= 0)
+    {
+      fsync (dfd);
+      close (dfd);
+    }
 }
 
 gboolean
@@ -159,14 +195,72 @@ store_keys_generate (const char *path, GError **error)
       return FALSE;
     }
   /* The directory entry must survive a crash too.  */
-  g_autofree char *dir = g_path_get_dirname (path);
-  int dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0)
-    {
-      fsync (dfd);
-      close (dfd);
-    }
+  store_keys_sync_dir (path);
   return TRUE;
+}
+
+guint
+store_keys_add_version (const char *path, GError **error)
+{
+  g_autoptr (GError) local = NULL;
+  g_autofree char *tmp = g_strconcat (path, ".new", NULL);
+  store_keys *check;
+  guint8 *ring;
+  guint n;
+  gsize len;
+  ssize_t got;
+  mode_t old;
+  int fd;
+  gboolean ok;
+
+  /* The file must load as it is before anything is added to it.  */
+  check = store_keys_load (path, error);
+  if (check == NULL)
+    return 0;
+  n = check->n_versions;
+  store_keys_free (&check);
+  if (n >= STORE_KEYS_MAX_VERSIONS)
+    {
+      g_set_error (error, STORE_KEYS_ERROR, STORE_KEYS_ERROR_SIZE,
+                   "master key %s already holds %u versions", path, n);
+      return 0;
+    }
+  len = (gsize) (n + 1) * STORE_KEY_BYTES;
+  ring = sodium_malloc (len);
+  g_assert (ring != NULL);
+  fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  got = fd >= 0 ? read (fd, ring, len - STORE_KEY_BYTES) : -1;
+  if (fd >= 0)
+    close (fd);
+  if (got != (ssize_t) (len - STORE_KEY_BYTES))
+    {
+      sodium_free (ring);
+      g_set_error (error, STORE_KEYS_ERROR, STORE_KEYS_ERROR_IO,
+                   "master key %s: short read", path);
+      return 0;
+    }
+  randombytes_buf (ring + len - STORE_KEY_BYTES, STORE_KEY_BYTES);
+
+  /* Write the longer file beside the old one and rename it over: a crash
+   * leaves either the old key file or the new one, never a torn one.  */
+  unlink (tmp);
+  old = umask (077);
+  fd = open (tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  umask (old);
+  ok = fd >= 0 && write (fd, ring, len) == (ssize_t) len && fsync (fd) == 0;
+  if (fd >= 0 && close (fd) < 0)
+    ok = FALSE;
+  sodium_free (ring);
+  if (!ok || rename (tmp, path) < 0)
+    {
+      g_set_error (error, STORE_KEYS_ERROR, STORE_KEYS_ERROR_IO,
+                   "master key %s: cannot write a new version: %s", path,
+                   g_strerror (errno));
+      unlink (tmp);
+      return 0;
+    }
+  store_keys_sync_dir (path);
+  return n + 1;
 }
 
 void
@@ -175,6 +269,7 @@ store_keys_free (store_keys **keys)
   if (keys == NULL || *keys == NULL)
     return;
   sodium_free ((*keys)->sub);
+  sodium_free ((*keys)->wrap);
   g_free (*keys);
   *keys = NULL;
 }
@@ -285,10 +380,40 @@ GBytes *
 store_keys_wrap (const store_keys *keys, const guint8 *data_key,
                  gint64 subject_id)
 {
+  const guint v = keys->n_versions;
   g_autoptr (GBytes) aad = store_keys_aad ("subject", "data_key", subject_id,
-                                           subject_id, 1);
-  return store_keys_seal (store_keys_get (keys, STORE_KEY_WRAP), aad,
-                          data_key, STORE_KEY_BYTES);
+                                           subject_id, v);
+  g_autoptr (GBytes) sealed = store_keys_seal (keys->wrap
+                                               + (v - 1) * STORE_KEY_BYTES,
+                                               aad, data_key, STORE_KEY_BYTES);
+  gsize n;
+  const guint8 *p = g_bytes_get_data (sealed, &n);
+  guint8 *out = g_malloc (4 + n);
+  guint32 be = GUINT32_TO_BE (v);
+
+  g_assert (4 + n == STORE_KEYS_WRAPPED);
+  memcpy (out, &be, 4);
+  memcpy (out + 4, p, n);
+  return g_bytes_new_take (out, 4 + n);
+}
+
+guint
+store_keys_version (const store_keys *keys)
+{
+  return keys->n_versions;
+}
+
+guint
+store_keys_wrapped_version (const void *wrapped, gsize len)
+{
+  guint32 be;
+
+  if (len == STORE_KEYS_WRAPPED_LEGACY)
+    return 1;
+  if (len != STORE_KEYS_WRAPPED)
+    return 0;
+  memcpy (&be, wrapped, 4);
+  return GUINT32_FROM_BE (be);
 }
 
 gboolean
@@ -296,14 +421,36 @@ store_keys_unwrap_into (const store_keys *keys, const void *wrapped,
                         gsize len, gint64 subject_id, guint8 *out,
                         GError **error)
 {
-  g_autoptr (GBytes) aad = store_keys_aad ("subject", "data_key", subject_id,
-                                           subject_id, 1);
-  g_autoptr (GBytes) plain = store_keys_open (store_keys_get (keys,
-                                                              STORE_KEY_WRAP),
-                                              aad, wrapped, len, error);
+  guint v = store_keys_wrapped_version (wrapped, len);
+  const guint8 *sealed = wrapped;
+  g_autoptr (GBytes) aad = NULL;
+  g_autoptr (GBytes) plain = NULL;
   gsize n;
   const guint8 *p;
 
+  if (v == 0)
+    {
+      g_set_error (error, STORE_KEYS_ERROR, STORE_KEYS_ERROR_CRYPTO,
+                   "wrapped data key has the wrong size");
+      return FALSE;
+    }
+  if (v > keys->n_versions)
+    {
+      g_set_error (error, STORE_KEYS_ERROR, STORE_KEYS_ERROR_CRYPTO,
+                   "data key wrapped by master key version %u; the key file"
+                   " has %u", v, keys->n_versions);
+      return FALSE;
+    }
+  if (len == STORE_KEYS_WRAPPED)
+    {
+      sealed += 4;
+      len -= 4;
+      aad = store_keys_aad ("subject", "data_key", subject_id, subject_id, v);
+    }
+  else
+    aad = store_keys_aad ("subject", "data_key", subject_id, subject_id, 1);
+  plain = store_keys_open (keys->wrap + (v - 1) * STORE_KEY_BYTES, aad,
+                           sealed, len, error);
   if (plain == NULL)
     return FALSE;
   p = g_bytes_get_data (plain, &n);
@@ -317,6 +464,18 @@ store_keys_unwrap_into (const store_keys *keys, const void *wrapped,
   memcpy (out, p, STORE_KEY_BYTES);
   sodium_memzero ((void *) p, n);
   return TRUE;
+}
+
+void
+store_keys_check_value (const store_keys *keys, guint version,
+                        guint8 out[32])
+{
+  static const char label[] = "intake master key check";
+
+  g_assert (version >= 1 && version <= keys->n_versions);
+  crypto_generichash (out, 32, (const guint8 *) label, sizeof label,
+                      keys->wrap + (version - 1) * STORE_KEY_BYTES,
+                      STORE_KEY_BYTES);
 }
 
 void

@@ -9,6 +9,9 @@
  * so a ciphertext moved to another place fails to open.  There is no
  * plaintext fallback: a missing or wrong key is an error.
  *
+ * The key-wrapping key has versions (store_keys_add_version(), `intakectl
+ * keys rotate`); a wrapped data key names the version that wrapped it.
+ *
  * Key material lives in sodium_malloc()ed memory (guard pages, mlock where
  * the system allows) and is wiped when freed.
  */
@@ -18,6 +21,10 @@
 #include <glib.h>
 
 #define STORE_KEY_BYTES 32
+
+/* A key file holds one 32-byte master key per version, oldest first; the
+ * last is current.  */
+#define STORE_KEYS_MAX_VERSIONS 64
 
 typedef struct store_keys store_keys;
 
@@ -51,7 +58,26 @@ store_keys *store_keys_load (const char *path, GError **error);
  * writing, fsync'd).  Refuses to overwrite an existing file.  */
 gboolean store_keys_generate (const char *path, GError **error);
 
+/* Append a new random master key version to the key file at @path
+ * (written beside it and renamed over it, fsync'd).  Returns the new
+ * version, or 0 with @error.  Data keys are re-wrapped by the store
+ * (store_rewrap_batch()); nothing is re-encrypted.  */
+guint store_keys_add_version (const char *path, GError **error);
+
 void store_keys_free (store_keys **keys);
+
+/* The current (highest) master key version.  */
+guint store_keys_version (const store_keys *keys);
+
+/* The master key version a wrapped data key was wrapped with, or 0 if the
+ * value is malformed.  */
+guint store_keys_wrapped_version (const void *wrapped, gsize len);
+
+/* A value that proves, without revealing it, which key-wrapping key a
+ * version has: kept in the database so that a wrong key file is refused at
+ * start instead of failing row by row.  */
+void store_keys_check_value (const store_keys *keys, guint version,
+                             guint8 out[32]);
 
 /* (transfer none) A derived sub-key, STORE_KEY_BYTES long.  */
 const guint8 *store_keys_get (const store_keys *keys, store_key_id id);

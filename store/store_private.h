@@ -26,6 +26,8 @@ struct store_job {
   gsize weight;              /* bytes, for the batch bound */
   gboolean atomic;           /* @run is one statement: no SAVEPOINT needed,
                               * SQLite undoes a failed statement itself */
+  gboolean kill_after_commit; /* fault injection (tests): SIGKILL once the
+                               * batch holding this job is committed */
   GError *error;             /* set by the writer */
 };
 
@@ -87,5 +89,10 @@ GBytes *store_unseal (const guint8 *key, const char *table,
 gboolean store_audit_append (store *s, sqlite3 *db, const char *actor,
                              const char *action, const char *object,
                              const char *detail, GError **error);
+/* The same with an outcome other than "ok" ("denied", "failed", ...).  */
+gboolean store_audit_append_outcome (store *s, sqlite3 *db, const char *actor,
+                                     const char *action, const char *object,
+                                     const char *detail, const char *outcome,
+                                     GError **error);
 
 #endif
