@@ -22,27 +22,62 @@ parser_init (void)
     }
 }
 
+/* One pass over valid UTF-8 without NULs: controls become spaces, the
+ * output is cut before the first character whose (original) bytes would
+ * take it over @max.  */
+static char *
+parser_clean_valid (const char *s, gsize n, gsize max)
+{
+  char *out = g_malloc (MIN (n, max) + 1);
+  gsize o = 0;
+
+  for (gsize i = 0; i < n;)
+    {
+      guchar c = (guchar) s[i];
+      gsize k;
+
+      if (c < 0x80)
+        {
+          if (o + 1 > max)
+            break;
+          out[o++] = c < 0x20 || c == 0x7f ? ' ' : (char) c;
+          i++;
+          continue;
+        }
+      k = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+      if (o + k > max)
+        break;
+      /* C1 controls (U+0080-U+009F), bidi embeddings and overrides
+       * (U+202A-U+202E) and isolates (U+2066-U+2069) */
+      if ((c == 0xc2 && (guchar) s[i + 1] < 0xa0)
+          || (c == 0xe2 && (guchar) s[i + 1] == 0x80
+              && (guchar) s[i + 2] >= 0xaa && (guchar) s[i + 2] <= 0xae)
+          || (c == 0xe2 && (guchar) s[i + 1] == 0x81
+              && (guchar) s[i + 2] >= 0xa6 && (guchar) s[i + 2] <= 0xa9))
+        out[o++] = ' ';
+      else
+        {
+          memcpy (out + o, s + i, k);
+          o += k;
+        }
+      i += k;
+    }
+  out[o] = '\0';
+  return out;
+}
+
 char *
 parser_clean_text (const char *s, gssize len, gsize max)
 {
   g_autofree char *valid = NULL;
-  GString *out;
+  gsize n;
 
   if (s == NULL)
     return NULL;
+  n = len < 0 ? strlen (s) : (gsize) len;
+  /* g_utf8_validate_len() refuses NULs: those go the slow way too */
+  if (g_utf8_validate_len (s, n, NULL))
+    return parser_clean_valid (s, n, max);
   valid = g_utf8_make_valid (s, len);
-  out = g_string_sized_new (strlen (valid));
-  for (const char *p = valid; *p; p = g_utf8_next_char (p))
-    {
-      gunichar c = g_utf8_get_char (p);
-      const char *next = g_utf8_next_char (p);
-
-      if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0)
-          || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069))
-        c = ' ';
-      if (out->len + (gsize) (next - p) > max)
-        break;
-      g_string_append_unichar (out, c);
-    }
-  return g_string_free (out, FALSE);
+  return parser_clean_valid (valid, strlen (valid), max);
 }

@@ -1985,8 +1985,7 @@ char *
 parser_cards_redact (const char *text, guint *count, GPtrArray *found)
 {
   g_autofree char *fixed = NULL;
-  g_autoptr (GArray) groups
-      = g_array_new (FALSE, FALSE, sizeof (parser_cards_group));
+  g_autoptr (GArray) groups = NULL;
   const char *s, *end, *p, *copied;
   GString *out;
   guint redacted = 0;
@@ -1998,6 +1997,16 @@ parser_cards_redact (const char *text, guint *count, GPtrArray *found)
     return g_strdup ("");
   s = parser_text_valid (text, -1, &len, &fixed);
   end = s + len;
+  {
+    /* no card without PARSER_TEXT_CARD_MIN digits: most header values */
+    gsize digits = 0;
+
+    for (p = s; p < end && digits < PARSER_TEXT_CARD_MIN; p++)
+      digits += g_ascii_isdigit (*p) ? 1 : 0;
+    if (digits < PARSER_TEXT_CARD_MIN)
+      return fixed != NULL ? g_steal_pointer (&fixed) : g_strndup (s, len);
+  }
+  groups = g_array_new (FALSE, FALSE, sizeof (parser_cards_group));
   out = g_string_sized_new (len + 1);
   copied = s;
   p = s;
@@ -2140,9 +2149,13 @@ parser_text_upper (char c)
 static char *
 parser_pd_key (parser_pd_kind kind, const char *v)
 {
-  GString *k = g_string_new (NULL);
+  GString *k = g_string_sized_new (32);
 
-  g_string_append_printf (k, "%d:", (int) kind);
+  /* "%d:" */
+  if ((int) kind >= 10)
+    g_string_append_c (k, (char) ('0' + (int) kind / 10 % 10));
+  g_string_append_c (k, (char) ('0' + (int) kind % 10));
+  g_string_append_c (k, ':');
   switch (kind)
     {
     case PARSER_PD_EMAIL:
@@ -2434,14 +2447,17 @@ parser_pd_postcode_at (parser_pd_ctx *c, const char *w, gboolean word_before)
   n = (gsize) (e - w);
   if (word_before || parser_text_word_at (e, c->end))
     return e;
-  if (n >= 5 && n <= 7 && parser_pd_postcode (w, n - 3, e - 3))
+  /* an inward code starts with a digit (GIR 0AA's too) */
+  if (n >= 5 && n <= 7 && g_ascii_isdigit (e[-3])
+      && parser_pd_postcode (w, n - 3, e - 3))
     {
       parser_pd_add (c, PARSER_PD_DET_POSTCODE, PARSER_PD_POSTCODE, w, n);
       return e;
     }
   if (n >= 2 && n <= 4 && c->end - e >= 4 && *e == ' '
       && g_ascii_isalnum (e[1]) && g_ascii_isalnum (e[2])
-      && g_ascii_isalnum (e[3]) && !parser_text_word_at (e + 4, c->end)
+      && g_ascii_isalnum (e[3]) && g_ascii_isdigit (e[1])
+      && !parser_text_word_at (e + 4, c->end)
       && parser_pd_postcode (w, n, e + 1))
     {
       parser_pd_add (c, PARSER_PD_DET_POSTCODE, PARSER_PD_POSTCODE, w, n + 4);
@@ -2661,6 +2677,29 @@ parser_pd_keyword (const char *p, const char *end, const char *kw)
   return (gsize) (q - p);
 }
 
+/* Whether a keyword of parser_pd_find can start with @a @b (@a lower
+ * case): "date of birth", "dob", "d.o.b", "born", "birth date",
+ * "birthdate", "sort...", "account(s)", "acct", "acc no", "acc. no",
+ * "a/c".  */
+static gboolean
+parser_pd_keyword_start (char a, char b)
+{
+  b = parser_text_lower (b);
+  switch (a)
+    {
+    case 'd':
+      return b == 'a' || b == 'o' || b == '.';
+    case 'b':
+      return b == 'o' || b == 'i';
+    case 's':
+      return b == 'o';
+    case 'a':
+      return b == 'c' || b == '/';
+    default:
+      return FALSE;
+    }
+}
+
 static gboolean
 parser_pd_near (GArray *kws, gsize start, gsize end)
 {
@@ -2794,23 +2833,35 @@ parser_pd_find (const char *text, GPtrArray *found)
                                             : PARSER_TEXT_PD_MAX - found->len;
   next_kw = next_email = next_phone = next_pc = next_nino = next_bank = c.s;
 
-  for (const char *p = c.s; p < c.end; p++)
+  /* Only '@', '+', '(' and the first character of a run of ASCII
+   * letters and digits can start a find: inside a run every scanner
+   * sees a letter or digit before it and passes (a postcode's next
+   * position is never inside a run), so runs are skipped whole.  */
+  for (const char *p = c.s; p < c.end;)
     {
       guchar b = (guchar) *p;
 
       if (b >= 0x80)
         {
           prev = g_unichar_isalnum (g_utf8_get_char (p));
-          p = g_utf8_next_char (p) - 1;
+          p = g_utf8_next_char (p);
           continue;
         }
-      if (g_ascii_isalpha (b))
+      if (!g_ascii_isalnum (b))
         {
-          char l = parser_text_lower ((char) b);
-
-          /* keywords start with one of these letters */
-          if (!prev && p >= next_kw
-              && (l == 'd' || l == 'b' || l == 's' || l == 'a'))
+          if (b == '@' && p >= next_email)
+            next_email = parser_pd_email_at (&c, p);
+          else if ((b == '+' || b == '(') && p >= next_phone)
+            next_phone = parser_pd_phone_at (&c, p, prev);
+          prev = FALSE;
+          p++;
+          continue;
+        }
+      if (!prev && g_ascii_isalpha (b))
+        {
+          if (p >= next_kw
+              && parser_pd_keyword_start (parser_text_lower ((char) b),
+                                          p + 1 < c.end ? p[1] : '\0'))
             {
               gsize n = 0;
 
@@ -2826,31 +2877,21 @@ parser_pd_find (const char *text, GPtrArray *found)
               if (n > 0)
                 next_kw = p + n;
             }
-          if (!prev && p >= next_nino && c.end - p >= 9
-              && g_ascii_isalpha (p[1]))
+          if (p >= next_nino && c.end - p >= 9 && g_ascii_isalpha (p[1]))
             next_nino = parser_pd_nino_at (&c, p);
-          if (p >= next_pc)
-            next_pc = parser_pd_postcode_at (&c, p, prev);
-          prev = TRUE;
         }
-      else if (g_ascii_isdigit (b))
+      else if (!prev)
         {
           if (b == '0' && p >= next_phone)
             next_phone = parser_pd_phone_at (&c, p, prev);
-          if (p >= next_pc)
-            next_pc = parser_pd_postcode_at (&c, p, prev);
           if (p >= next_bank)
             next_bank = parser_pd_bank_at (&c, p, prev, &cands);
-          prev = TRUE;
         }
-      else
-        {
-          if (b == '@' && p >= next_email)
-            next_email = parser_pd_email_at (&c, p);
-          else if ((b == '+' || b == '(') && p >= next_phone)
-            next_phone = parser_pd_phone_at (&c, p, prev);
-          prev = FALSE;
-        }
+      if (!prev && p >= next_pc)
+        next_pc = parser_pd_postcode_at (&c, p, prev);
+      while (p < c.end && g_ascii_isalnum (*p))
+        p++;
+      prev = TRUE;
     }
 
   if (dob_kw != NULL)
@@ -3017,8 +3058,14 @@ parser_lexicon_fold_append (parser_lexicon_token *t, gsize *len, gunichar c)
 
   if (c < 0x80)
     {
-      buf[0] = g_ascii_tolower ((char) c);
-      n = 1;
+      if (*len + 1 > PARSER_TEXT_WORD_MAX)
+        {
+          t->too_long = TRUE;
+          return;
+        }
+      t->word[(*len)++] = parser_text_lower ((char) c);
+      t->word[*len] = '\0';
+      return;
     }
   else
     {
@@ -3073,14 +3120,23 @@ parser_lexicon_next (const char **pp, const char *end, parser_lexicon_token *t)
             break;
           p = g_utf8_next_char (p);
         }
-      if (g_unichar_isspace (c) || c == 0xA0)
+      /* g_unichar_isspace(), quicker for ASCII */
+      if (c < 0x80 ? c == ' ' || c == '\t' || c == '\n' || c == '\r'
+                         || c == '\f'
+                   : g_unichar_isspace (c) || c == 0xA0)
         continue;
       /* typographic apostrophes and hyphens read as ASCII ones */
       if (c == 0x2018 || c == 0x2019 || c == 0x02BC)
         c = '\'';
       else if (c >= 0x2010 && c <= 0x2013)
         c = '-';
-      n = g_unichar_to_utf8 (c, buf);
+      if (c < 0x80)
+        {
+          buf[0] = (char) c;
+          n = 1;
+        }
+      else
+        n = g_unichar_to_utf8 (c, buf);
       add = buf;
       if (t->gap_kind == PARSER_LEXICON_GAP_OTHER
           || t->gap_len + (gsize) n > PARSER_TEXT_GAP_MAX)
