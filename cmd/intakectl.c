@@ -684,7 +684,8 @@ ctl_quarantine (store *st, const char *sub, const char *arg, gboolean json,
     }
   if (g_strcmp0 (sub, "retry") == 0)
     {
-      if (!store_quarantine_retry (st, id, "admin", &error))
+      g_autofree char *actor = ctl_actor ();
+      if (!store_quarantine_retry (st, id, actor, &error))
         {
           fprintf (stderr, "intakectl: %s\n", error->message);
           return g_error_matches (error, STORE_ERROR, STORE_ERROR_NOT_FOUND)
@@ -700,6 +701,14 @@ ctl_quarantine (store *st, const char *sub, const char *arg, gboolean json,
       return g_error_matches (error, STORE_ERROR, STORE_ERROR_NOT_FOUND)
                  ? EX_NOINPUT : EX_IOERR;
     }
+  {
+    g_autofree char *object = g_strdup_printf ("spool:%" G_GINT64_FORMAT, id);
+    if (!ctl_audit (st, "quarantine.read", object, raw ? "raw=1" : "raw=0"))
+      {
+        store_spool_item_free (item);
+        return EX_IOERR;
+      }
+  }
   if (raw)
     {
       gsize n;

@@ -335,6 +335,15 @@ store_subject_find_or_create (store *s, sqlite3 *db, const char *addr,
   sqlite3_bind_int64 (st, 7, now);
   if (!store_step_done (db, st, "subject insert", error))
     return -1;
+  {
+    g_autofree char *object = g_strdup_printf ("subject:%" G_GINT64_FORMAT,
+                                               id);
+    g_autofree char *detail = g_strdup_printf ("wrap_version=%u",
+                                               store_keys_version (s->keys));
+    if (!store_audit_append (s, db, "pipeline", "subject.created", object,
+                             detail, error))
+      return -1;
+  }
   return id;
 }
 
