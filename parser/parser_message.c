@@ -956,32 +956,42 @@ parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
    * but TAB and LF, DEL and the C1 controls to U+FFFD, so that no terminal
    * or log ever gets an escape sequence from a message.  */
   fin = g_string_sized_new (out->len + 1);
-  for (gsize i = 0; i < out->len; i++)
-    {
-      guchar c = (guchar) out->str[i];
-      if (c == '\r')
-        {
-          g_string_append_c (fin, '\n');
-          if (i + 1 < out->len && out->str[i + 1] == '\n')
+  {
+    const guchar *d = (const guchar *) out->str;
+    gsize olen = out->len, run = 0;
+
+    /* runs of ordinary bytes are copied whole */
+    for (gsize i = 0; i < olen; i++)
+      {
+        guchar c = d[i];
+
+        if ((c >= 0x20 && c != 0x7f && c != 0xc2) || c == '\t' || c == '\n'
+            || (c == 0xc2 && !(i + 1 < olen && d[i + 1] >= 0x80
+                               && d[i + 1] < 0xa0)))
+          continue;
+        g_string_append_len (fin, out->str + run, (gssize) (i - run));
+        if (c == '\r')
+          {
+            g_string_append_c (fin, '\n');
+            if (i + 1 < olen && d[i + 1] == '\n')
+              i++;
+          }
+        else if (c == '\0')
+          {
+            parser_walk_append_fffd (fin);
+            w->m->anomalies |= PARSER_ANOMALY_CHARSET;
+          }
+        else if (c == 0xc2)
+          {
+            parser_walk_append_fffd (fin);
             i++;
-        }
-      else if (c == '\0')
-        {
+          }
+        else
           parser_walk_append_fffd (fin);
-          w->m->anomalies |= PARSER_ANOMALY_CHARSET;
-        }
-      else if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7f)
-        parser_walk_append_fffd (fin);
-      else if (c == 0xc2 && i + 1 < out->len
-               && (guchar) out->str[i + 1] >= 0x80
-               && (guchar) out->str[i + 1] < 0xa0)
-        {
-          parser_walk_append_fffd (fin);
-          i++;
-        }
-      else
-        g_string_append_c (fin, (char) c);
-    }
+        run = i + 1;
+      }
+    g_string_append_len (fin, out->str + run, (gssize) (olen - run));
+  }
   g_string_free (out, TRUE);
   *truncated = parser_walk_cut (fin, max);
   return g_string_free (fin, FALSE);

@@ -1997,17 +1997,9 @@ parser_cards_redact (const char *text, guint *count, GPtrArray *found)
     return g_strdup ("");
   s = parser_text_valid (text, -1, &len, &fixed);
   end = s + len;
-  {
-    /* no card without PARSER_TEXT_CARD_MIN digits: most header values */
-    gsize digits = 0;
-
-    for (p = s; p < end && digits < PARSER_TEXT_CARD_MIN; p++)
-      digits += g_ascii_isdigit (*p) ? 1 : 0;
-    if (digits < PARSER_TEXT_CARD_MIN)
-      return fixed != NULL ? g_steal_pointer (&fixed) : g_strndup (s, len);
-  }
-  groups = g_array_new (FALSE, FALSE, sizeof (parser_cards_group));
-  out = g_string_sized_new (len + 1);
+  /* @out and @groups are made when first needed: most texts (header
+   * values) have no run of digits long enough for a card */
+  out = NULL;
   copied = s;
   p = s;
   while (p < end)
@@ -2015,13 +2007,17 @@ parser_cards_redact (const char *text, guint *count, GPtrArray *found)
       const char *run, *q;
       gboolean too_long = FALSE;
       const parser_cards_group *g;
-      gsize ng;
+      gsize ng, run_digits = 0;
 
       if (!g_ascii_isdigit (*p))
         {
-          p++;
-          continue;
+          /* s[len] is a NUL */
+          p = strpbrk (p, "0123456789");
+          if (p == NULL)
+            break;
         }
+      if (groups == NULL)
+        groups = g_array_new (FALSE, FALSE, sizeof (parser_cards_group));
       /* the maximal run: groups of digits joined by one space or dash */
       run = p;
       g_array_set_size (groups, 0);
@@ -2033,6 +2029,7 @@ parser_cards_redact (const char *text, guint *count, GPtrArray *found)
           while (q < end && g_ascii_isdigit (*q))
             q++;
           cg.len = (gsize) (q - cg.s);
+          run_digits += cg.len;
           if (cg.len > PARSER_TEXT_CARD_MAX)
             too_long = TRUE;
           g_array_append_val (groups, cg);
@@ -2043,7 +2040,8 @@ parser_cards_redact (const char *text, guint *count, GPtrArray *found)
             break;
         }
       p = q;
-      if (too_long || parser_text_word_before (s, run)
+      if (too_long || run_digits < PARSER_TEXT_CARD_MIN
+          || parser_text_word_before (s, run)
           || parser_text_word_at (q, end) || parser_cards_iban_before (s, run))
         continue;
 
@@ -2090,6 +2088,8 @@ parser_cards_redact (const char *text, guint *count, GPtrArray *found)
                 four[3 - taken++] = r[-1];
             g_snprintf (masked, sizeof masked, "**** **** **** %s",
                         four + (4 - taken));
+            if (out == NULL)
+              out = g_string_sized_new (len + 1);
             g_string_append_len (out, copied, g[a].s - copied);
             g_string_append (out, masked);
             copied = cend;
@@ -2100,9 +2100,11 @@ parser_cards_redact (const char *text, guint *count, GPtrArray *found)
           }
         }
     }
-  g_string_append_len (out, copied, end - copied);
   if (count)
     *count = redacted;
+  if (out == NULL)
+    return fixed != NULL ? g_steal_pointer (&fixed) : g_strndup (s, len);
+  g_string_append_len (out, copied, end - copied);
   return g_string_free (out, FALSE);
 }
 
@@ -2991,6 +2993,7 @@ typedef enum {
 
 typedef struct {
   char word[PARSER_TEXT_WORD_MAX + 1]; /* normalised, NUL-terminated */
+  gsize len;                           /* of word */
   gboolean too_long;                   /* longer than the limit */
   parser_lexicon_gap_kind gap_kind;    /* what separates it from the
                                         * previous word */
@@ -3007,12 +3010,30 @@ typedef struct {
   guint8 *gap_lens;
 } parser_lexicon_term;
 
+/* Bits of the lexicon's first-word filter (a power of two).  */
+#define PARSER_LEXICON_FILTER_BITS  65536
+
 struct parser_lexicon {
   GPtrArray *terms;  /* parser_lexicon_term *, owned */
   GHashTable *first; /* first word -> GPtrArray of
                       * parser_lexicon_term * (not owned) */
   guint categories;  /* union of the terms' bits */
+  /* set for every first word's parser_lexicon_filter(): a word whose bit
+   * is clear starts no term, and is not looked up */
+  guint8 filter[PARSER_LEXICON_FILTER_BITS / 8];
 };
+
+static guint
+parser_lexicon_filter (const char *word, gsize len)
+{
+  guint h = (guint) len * 131u;
+
+  if (len > 0)
+    h += (guchar) word[0] * 257u + (guchar) word[len - 1] * 7u;
+  if (len > 1)
+    h += (guchar) word[1] * 31u;
+  return h & (PARSER_LEXICON_FILTER_BITS - 1);
+}
 
 static const struct {
   const char *name;
@@ -3065,6 +3086,7 @@ parser_lexicon_fold_append (parser_lexicon_token *t, gsize *len, gunichar c)
         }
       t->word[(*len)++] = parser_text_lower ((char) c);
       t->word[*len] = '\0';
+      t->len = *len;
       return;
     }
   else
@@ -3086,6 +3108,7 @@ parser_lexicon_fold_append (parser_lexicon_token *t, gsize *len, gunichar c)
   memcpy (t->word + *len, buf, (gsize) n);
   *len += (gsize) n;
   t->word[*len] = '\0';
+  t->len = *len;
 }
 
 /* The next word of valid UTF-8 [*pp, end): a maximal run of letters,
@@ -3097,6 +3120,7 @@ parser_lexicon_next (const char **pp, const char *end, parser_lexicon_token *t)
   gsize wl = 0;
 
   t->word[0] = '\0';
+  t->len = 0;
   t->too_long = FALSE;
   t->gap_kind = PARSER_LEXICON_GAP_SPACE;
   t->gap_len = 0;
@@ -3359,6 +3383,11 @@ parser_lexicon_new_from_data (const char *data, gssize len, const char *name,
       t->gap_lens = (guint8 *) g_array_free (lens, FALSE);
       g_ptr_array_add (lex->terms, t);
       lex->categories |= bit;
+      {
+        guint f = parser_lexicon_filter (t->words[0], strlen (t->words[0]));
+
+        lex->filter[f / 8] |= (guint8) (1u << (f % 8));
+      }
       bucket = g_hash_table_lookup (lex->first, t->words[0]);
       if (bucket == NULL)
         {
@@ -3413,6 +3442,12 @@ parser_lexicon_match_at (const parser_lexicon *lex,
 
   if (t0->too_long)
     return 0;
+  {
+    guint f = parser_lexicon_filter (t0->word, t0->len);
+
+    if ((lex->filter[f / 8] & (1u << (f % 8))) == 0)
+      return 0;
+  }
   bucket = g_hash_table_lookup (lex->first, t0->word);
   if (bucket == NULL)
     return 0;
