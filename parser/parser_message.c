@@ -35,6 +35,7 @@
 #include <gio/gio.h>
 #include <gmime/gmime.h>
 
+#include "parser/parser_sha256.h"
 #include "parser/parser_text.h"
 
 /* Last: libytnef's headers #define BYTE, WORD and DWORD.  */
@@ -1221,11 +1222,7 @@ parser_walk_attach (parser_walk *w, GBytes *content, const char *declared,
   if (a->detected_type == NULL)
     a->detected_type = g_strdup ("application/octet-stream");
   a->size = n;
-  {
-    g_autofree char *hex = g_compute_checksum_for_bytes (G_CHECKSUM_SHA256,
-                                                         content);
-    g_strlcpy (a->sha256, hex, sizeof a->sha256);
-  }
+  parser_sha256_hex (data, n, a->sha256);
   a->content = content;
   a->content_id = content_id && *content_id
                       ? parser_clean_text (content_id, -1, 998) : NULL;

@@ -22,6 +22,7 @@
 #include <json-glib/json-glib.h>
 
 #include "parser/parser.h"
+#include "parser/parser_sha256.h"
 #include "parser/parser_text.h"
 
 /* Every case, however hostile, finishes within this (ASan included).  */
@@ -1745,6 +1746,49 @@ START_TEST (test_f3_b_words)
 }
 END_TEST
 
+/* F8: attachments are hashed with the SHA extensions where the CPU has
+ * them: the digest is GLib's for every length to 1 KiB (each alignment
+ * mod 4) and for large sizes around the block size.  */
+START_TEST (test_f8_sha256)
+{
+  gsize max = 3 * 1024 * 1024 + 70;
+  g_autofree guint8 *d = g_malloc (max);
+  guint32 x = 0x9e3779b9u;
+  static const gsize big[] = { 65536, 65536 + 55, 65536 + 56, 1000003,
+                               3 * 1024 * 1024 + 64 };
+
+  for (gsize i = 0; i < max; i++)
+    {
+      x ^= x << 13;
+      x ^= x >> 17;
+      x ^= x << 5;
+      d[i] = (guint8) x;
+    }
+  for (gsize n = 0; n <= 1024 + G_N_ELEMENTS (big); n++)
+    {
+      gsize len = n <= 1024 ? n : big[n - 1025];
+
+      for (gsize off = 0; off < (n <= 1024 ? 4u : 1u); off++)
+        {
+          g_autofree char *want = g_compute_checksum_for_data (
+              G_CHECKSUM_SHA256, d + off, len);
+          char got[65];
+
+          parser_sha256_hex (d + off, len, got);
+          ck_assert_msg (strcmp (want, got) == 0, "length %zu offset %zu: "
+                         "%s, GLib %s", len, off, got, want);
+        }
+    }
+  {
+    char got[65];
+
+    parser_sha256_hex (NULL, 0, got);
+    ck_assert_str_eq (got, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b9"
+                           "34ca495991b7852b855");
+  }
+}
+END_TEST
+
 START_TEST (test_f9_nul_in_filename)
 {
   parser_message *m = parse_found ("corpus/repro",
@@ -2250,6 +2294,7 @@ parser_message_suite (void)
   tcase_add_test (mime, test_f3_b_words);
   tcase_add_test (mime, test_f5_invalid_utf8_in_word);
   tcase_add_test (mime, test_f9_nul_in_filename);
+  tcase_add_test (mime, test_f8_sha256);
   tcase_add_test (mime, test_f4_no_subtype);
   tcase_add_test (mime, test_f7_three_digit_zone);
   suite_add_tcase (s, mime);
