@@ -5,14 +5,15 @@
 #                 database under var/, start intaked on conf/intake.conf
 #   make check    install what is missing, build, run every test (also under
 #                 ASan+UBSan)
-#   make bench    throughput and memory against Postfix's smtp-sink
+#   make bench    throughput and memory against Postfix's smtp-sink, the
+#                 parser and the case store (1M cases: several minutes)
 #
 # BUILD=dir and SAN=1 select another build tree and the sanitizer flags.
 
 BUILD ?= build
 SAN ?=
 
-PKGS := glib-2.0 gio-2.0 gio-unix-2.0 gmime-3.0 sqlite3 libsodium json-glib-1.0 libytnef
+PKGS := glib-2.0 gio-2.0 gio-unix-2.0 gmime-3.0 sqlite3 libsodium json-glib-1.0 libytnef libpcre2-8
 
 CC ?= cc
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
@@ -97,6 +98,7 @@ bench:
 	@$(MAKE) --no-print-directory all
 	@sh tests/bench/bench.sh
 	@$(MAKE) --no-print-directory bench-parser
+	@$(MAKE) --no-print-directory bench-store
 
 clean:
 	rm -rf build build-asan build-fuzz build-dev
@@ -173,3 +175,23 @@ bench-parser: deps $(BUILD)/bench/parser_bench
 	@BUILD=$(BUILD) sh tests/bench/parser_bench.sh
 
 -include $(BUILD)/bench/parser_bench.d
+
+# ------------------------------------------------------------ store benchmark
+# make bench-store: the case store filled with STORE_BENCH_CASES cases
+# (default 1,000,000) from STORE_BENCH_SUBJECTS subjects (default 200,000),
+# then subject lookup, queue page and bytes per case
+# (tests/bench/store_bench.c), built against $(BUILD)/libintake.a like the
+# unit tests.
+.PHONY: bench-store
+
+$(BUILD)/bench/store_bench.o: tests/bench/store_bench.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/bench/store_bench: $(BUILD)/bench/store_bench.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+bench-store: deps $(BUILD)/bench/store_bench
+	@BUILD=$(BUILD) sh tests/bench/store_bench.sh
+
+-include $(BUILD)/bench/store_bench.d

@@ -266,6 +266,47 @@ intake_config_load (const char *path, GError **error)
                    "%s: [cases] reference_prefix is empty", path);
       return NULL;
     }
+
+  /* routing: file names only; the router checks what is in them */
+  {
+    static const char *const keys[] = { "rules", "kind_model",
+                                        "topic_model" };
+    char **slots[] = { &cfg->rules, &cfg->kind_model, &cfg->topic_model };
+    for (guint i = 0; i < G_N_ELEMENTS (keys); i++)
+      {
+        g_autofree char *file = intake_config_string (kf, "routing",
+                                                      keys[i], NULL);
+        if (file != NULL && *file)
+          *slots[i] = intake_config_path (dir, file);
+      }
+  }
+  cfg->clocks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                       g_free);
+  cfg->nation = intake_config_string (kf, "clocks", "nation",
+                                      "england-and-wales");
+  {
+    g_autofree char *h = intake_config_string (kf, "clocks", "holidays",
+                                               NULL);
+    if (h != NULL && *h)
+      cfg->holidays = intake_config_path (dir, h);
+    g_auto (GStrv) keys = g_key_file_get_keys (kf, "clocks", NULL, NULL);
+    for (guint i = 0; keys && keys[i]; i++)
+      if (strcmp (keys[i], "nation") != 0 && strcmp (keys[i], "holidays") != 0)
+        g_hash_table_insert (cfg->clocks, g_ascii_strdown (keys[i], -1),
+                             intake_config_string (kf, "clocks", keys[i],
+                                                   ""));
+  }
+  {
+    g_autofree char *pf = intake_config_string (kf, "intake", "pid_file",
+                                                NULL);
+    if (pf != NULL && *pf)
+      cfg->pid_file = intake_config_path (dir, pf);
+    else
+      {
+        g_autofree char *ddir = g_path_get_dirname (cfg->database);
+        cfg->pid_file = g_build_filename (ddir, "intaked.pid", NULL);
+      }
+  }
   return g_steal_pointer (&cfg);
 }
 
@@ -290,6 +331,14 @@ intake_config_free (intake_config *cfg)
   g_free (cfg->default_queue);
   g_free (cfg->ref_prefix);
   g_free (cfg->special_categories);
+  g_free (cfg->rules);
+  g_free (cfg->kind_model);
+  g_free (cfg->topic_model);
+  g_free (cfg->holidays);
+  g_free (cfg->nation);
+  if (cfg->clocks)
+    g_hash_table_unref (cfg->clocks);
+  g_free (cfg->pid_file);
   g_free (cfg);
 }
 

@@ -51,6 +51,17 @@ typedef struct {
   GHashTable *domains;         /* lower-case domain -> itself */
   char *default_queue;         /* [cases] default_queue */
   char *ref_prefix;            /* [cases] reference_prefix */
+
+  char *rules;                 /* (nullable) [routing] rules: without it
+                                * every case goes to [cases] default_queue */
+  char *kind_model;            /* (nullable) [routing] kind_model */
+  char *topic_model;           /* (nullable) [routing] topic_model */
+  char *holidays;              /* (nullable) [clocks] holidays */
+  char *nation;                /* [clocks] nation */
+  GHashTable *clocks;          /* [clocks] kind or service-level class ->
+                                * rule text ("20 working days") */
+  char *pid_file;              /* [intake] pid_file (default: intaked.pid
+                                * beside the database) */
 } intake_config;
 
 /* (transfer full) Load and check @path.  Refuses a file writable by group

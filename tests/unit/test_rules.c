@@ -1,0 +1,420 @@
+/*
+ * test_rules.c - the routing rule language: parsing, every error reported
+ * with file:line:column and a hint, first match wins attribute by
+ * attribute, tags, stop, the default, each field and operator, intake's
+ * own headers refused (SECURITY-TESTS 72) and regular expressions bounded
+ * (SECURITY-TESTS 74).
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parser/parser.h"
+#include "router/rules.h"
+
+static const char *const base =
+  "# the example council, trimmed\n"
+  "queues customer-services, complaints, information-governance,\n"
+  "       waste, highways, parks\n"
+  "default queue customer-services, priority normal\n"
+  "\n"
+  "rule \"complaints mailbox\"\n"
+  "  when recipient is complaints@council.example\n"
+  "  then kind complaint, queue complaints, priority high\n"
+  "\n"
+  "rule \"freedom of information\"\n"
+  "  when subject contains \"freedom of information\"\n"
+  "       or body matches \"\\\\bFOI(A)? request\\\\b\"\n"
+  "       or kind.score foi-request >= 0.8\n"
+  "  then kind foi-request, queue information-governance, sla foi, stop\n"
+  "\n"
+  "rule \"tag health\"\n"
+  "  when special is health\n"
+  "  then tag special-category\n"
+  "\n"
+  "rule \"bins\"\n"
+  "  when body word bin or body word bins or topic is waste\n"
+  "  then queue waste, tag bins\n"
+  "\n"
+  "rule \"potholes\"\n"
+  "  when (body contains pothole or subject contains pothole)\n"
+  "       and not sender.domain is roads-contractor.example\n"
+  "  then queue highways\n"
+  "\n"
+  "rule \"big attachments\"\n"
+  "  when attachments > 3 or attachment.name matches \"\\\\.(exe|js)$\"\n"
+  "  then tag check-attachments, priority low\n"
+  "\n"
+  "rule \"out of hours\"\n"
+  "  when day in (sat, sun) or time >= 18:00 or time < 08:00\n"
+  "  then tag out-of-hours\n"
+  "\n"
+  "rule \"auto replies\"\n"
+  "  when auto-reply is true or header \"Precedence\" in (bulk, junk)\n"
+  "  then kind auto-reply, priority low\n";
+
+static rules *
+load (const char *text)
+{
+  g_autoptr (GError) error = NULL;
+  rules *r = rules_load_text ("rules.conf", text, -1, &error);
+
+  ck_assert_msg (r != NULL, "%s", error ? error->message : "");
+  return r;
+}
+
+static char *
+load_errors (const char *text)
+{
+  GError *error = NULL;
+  rules *r = rules_load_text ("rules.conf", text, -1, &error);
+  char *msg;
+
+  ck_assert_ptr_null (r);
+  ck_assert (g_error_matches (error, RULES_ERROR, RULES_ERROR_SYNTAX));
+  msg = g_strdup (error->message);
+  g_error_free (error);
+  return msg;
+}
+
+static GDateTime *
+weekday_noon (void)
+{
+  /* Wednesday 2 December 2026, 12:00 UTC = 12:00 in London */
+  return g_date_time_new_utc (2026, 12, 2, 12, 0, 0);
+}
+
+static void
+decide (rules *r, rules_input *in, rules_decision *d)
+{
+  g_autoptr (GDateTime) t = NULL;
+
+  if (in->received == NULL)
+    {
+      t = weekday_noon ();
+      in->received = t;
+    }
+  rules_decide (r, in, d);
+  in->received = NULL;
+}
+
+static gboolean
+has (GPtrArray *a, const char *s)
+{
+  for (guint i = 0; i < a->len; i++)
+    if (strcmp (a->pdata[i], s) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+START_TEST (test_mailbox_first_match_wins)
+{
+  g_autoptr (rules) r = load (base);
+  const char *rcpts[] = { "Complaints@Council.example", NULL };
+  rules_input in = { .recipients = rcpts, .subject = "Bins",
+                     .body = "My bin was not emptied" };
+  rules_decision d;
+
+  decide (r, &in, &d);
+  /* the complaints rule came first: its queue, kind and priority win;
+   * "bins" still matched and adds its tag */
+  ck_assert_str_eq (d.queue, "complaints");
+  ck_assert_str_eq (d.kind, "complaint");
+  ck_assert_str_eq (d.priority, "high");
+  ck_assert_str_eq (d.rule, "complaints mailbox");
+  ck_assert_uint_eq (d.line, 6);
+  ck_assert (has (d.tags, "bins"));
+  ck_assert (has (d.fired, "bins"));
+  ck_assert (!d.limit_hit);
+  rules_decision_clear (&d);
+  ck_assert_uint_eq (rules_count (r), 8);
+  ck_assert_uint_eq (strlen (rules_hash (r)), 64);
+}
+END_TEST
+
+START_TEST (test_stop_and_default)
+{
+  g_autoptr (rules) r = load (base);
+  const char *rcpts[] = { "foi@council.example", NULL };
+  rules_input in = { .recipients = rcpts,
+                     .subject = "Freedom of Information request",
+                     .body = "please tell me about bins" };
+  rules_decision d;
+
+  decide (r, &in, &d);
+  ck_assert_str_eq (d.queue, "information-governance");
+  ck_assert_str_eq (d.kind, "foi-request");
+  ck_assert_str_eq (d.sla, "foi");
+  /* stop: the bins rule was never looked at */
+  ck_assert (!has (d.fired, "bins"));
+  ck_assert_uint_eq (d.fired->len, 1);
+  rules_decision_clear (&d);
+
+  in.subject = "hello";
+  in.body = "a question about the library";
+  decide (r, &in, &d);
+  ck_assert_str_eq (d.queue, "customer-services");
+  ck_assert_str_eq (d.rule, "default");
+  ck_assert_str_eq (d.kind, "enquiry");
+  ck_assert_str_eq (d.priority, "normal");
+  ck_assert_uint_eq (d.fired->len, 0);
+  rules_decision_clear (&d);
+}
+END_TEST
+
+START_TEST (test_operators)
+{
+  g_autoptr (rules) r = load (base);
+  rules_input in = { 0 };
+  rules_decision d;
+  const rules_score kinds[] = { { "foi-request", 0.85 }, { "enquiry", 0.15 } };
+  const rules_score low[] = { { "foi-request", 0.79 }, { "enquiry", 0.21 } };
+  const rules_score topics[] = { { "waste", 0.7 }, { "parks", 0.3 } };
+  const char *names[] = { "a.pdf", "b.pdf", "c.pdf", "d.pdf" };
+  const char *types[] = { "application/pdf", "application/pdf",
+                          "application/pdf", "application/pdf" };
+  const char *hn[] = { "Precedence", "X-Intake-Queue" };
+  const char *hv[] = { "Bulk", "information-governance" };
+
+  /* word: whole words only */
+  in.body = "the binary file";
+  decide (r, &in, &d);
+  ck_assert_str_eq (d.queue, "customer-services");
+  rules_decision_clear (&d);
+  in.body = "My BIN, again!";
+  decide (r, &in, &d);
+  ck_assert_str_eq (d.queue, "waste");
+  rules_decision_clear (&d);
+
+  /* regex, case-insensitive */
+  in.body = "This is an foia request for data";
+  decide (r, &in, &d);
+  ck_assert_str_eq (d.queue, "information-governance");
+  rules_decision_clear (&d);
+
+  /* classifier scores: >= 0.8 holds at 0.85, not at 0.79 */
+  in.body = "nothing special";
+  in.kind_scores = kinds;
+  in.n_kind = 2;
+  decide (r, &in, &d);
+  ck_assert_str_eq (d.kind, "foi-request");
+  rules_decision_clear (&d);
+  in.kind_scores = low;
+  decide (r, &in, &d);
+  ck_assert_str_eq (d.queue, "customer-services");
+  /* no rule set the kind: the classifier's top kind */
+  ck_assert_str_eq (d.kind, "foi-request");
+  rules_decision_clear (&d);
+  in.kind_scores = NULL;
+  in.n_kind = 0;
+
+  /* topic */
+  in.topic_scores = topics;
+  in.n_topic = 2;
+  decide (r, &in, &d);
+  ck_assert_str_eq (d.queue, "waste");
+  rules_decision_clear (&d);
+  in.topic_scores = NULL;
+  in.n_topic = 0;
+
+  /* and / not: the contractor's pothole reports are not routed */
+  in.body = "pothole on the A38";
+  in.sender = "crew@roads-contractor.example";
+  decide (r, &in, &d);
+  ck_assert_str_eq (d.queue, "customer-services");
+  rules_decision_clear (&d);
+  in.sender = "resident@example.org";
+  decide (r, &in, &d);
+  ck_assert_str_eq (d.queue, "highways");
+  rules_decision_clear (&d);
+
+  /* numbers: 4 attachments > 3 */
+  in.body = "see attached";
+  in.att_names = names;
+  in.att_types = types;
+  in.n_attachments = 4;
+  decide (r, &in, &d);
+  ck_assert (has (d.tags, "check-attachments"));
+  ck_assert_str_eq (d.priority, "low");
+  rules_decision_clear (&d);
+  in.n_attachments = 3;
+  decide (r, &in, &d);
+  ck_assert (!has (d.tags, "check-attachments"));
+  rules_decision_clear (&d);
+  in.n_attachments = 0;
+
+  /* special categories */
+  in.special = PARSER_SPECIAL_HEALTH;
+  decide (r, &in, &d);
+  ck_assert (has (d.tags, "special-category"));
+  rules_decision_clear (&d);
+  in.special = PARSER_SPECIAL_RELIGION;
+  decide (r, &in, &d);
+  ck_assert (!has (d.tags, "special-category"));
+  rules_decision_clear (&d);
+  in.special = 0;
+
+  /* headers; intake's own header from outside changes nothing */
+  in.header_names = hn;
+  in.header_values = hv;
+  in.n_headers = 2;
+  decide (r, &in, &d);
+  ck_assert_str_eq (d.kind, "auto-reply");
+  ck_assert_str_eq (d.queue, "customer-services");
+  rules_decision_clear (&d);
+  in.n_headers = 0;
+  in.auto_reply = TRUE;
+  decide (r, &in, &d);
+  ck_assert_str_eq (d.kind, "auto-reply");
+  rules_decision_clear (&d);
+  in.auto_reply = FALSE;
+
+  /* day and time, in London: Saturday; 18:30 in summer is 17:30 UTC */
+  {
+    GDateTime *sat = g_date_time_new_utc (2026, 12, 5, 12, 0, 0);
+    GDateTime *summer = g_date_time_new_utc (2026, 7, 1, 17, 30, 0);
+    GDateTime *summer_day = g_date_time_new_utc (2026, 7, 1, 16, 30, 0);
+    in.received = sat;
+    rules_decide (r, &in, &d);
+    ck_assert (has (d.tags, "out-of-hours"));
+    rules_decision_clear (&d);
+    in.received = summer;
+    rules_decide (r, &in, &d);
+    ck_assert (has (d.tags, "out-of-hours"));
+    rules_decision_clear (&d);
+    in.received = summer_day;
+    rules_decide (r, &in, &d);
+    ck_assert (!has (d.tags, "out-of-hours"));
+    rules_decision_clear (&d);
+    in.received = NULL;
+    g_date_time_unref (sat);
+    g_date_time_unref (summer);
+    g_date_time_unref (summer_day);
+  }
+}
+END_TEST
+
+START_TEST (test_every_error_reported)
+{
+  g_autofree char *msg = load_errors (
+      "queues a, b\n"                                  /* 1 */
+      "default queue a\n"                              /* 2 */
+      "rule \"one\" when subjct is x then queue a\n"   /* 3: field */
+      "rule \"two\" when subject is x then queue zzz\n" /* 4: queue */
+      "rule \"three\" when body matches \"(\" then queue b\n" /* 5: regex */
+      "rule \"four\" when header \"X-Intake-Queue\" is b then queue b\n"
+      "rule \"five\" when attachments contains 3 then queue b\n" /* 7 */
+      "rule \"six\" when kind is banana then queue b\n" /* 8: kind */
+      "rule \"seven\" when subject is x then priority extreme\n" /* 9 */
+      "rule \"eight\" when subject in x then queue b\n" /* 10: in */
+      "rule \"two\" when subject is y then queue b\n"  /* 11: duplicate */
+      "rule \"ten\" when (subject is x then queue b\n" /* 12: paren */
+      "rule \"eleven\" when subject is \"open\n"       /* 13: string */
+      "rule \"twelve\" when subject is z then queue b\n" /* 14: fine */
+      "banana\n");                                     /* 15: statement */
+
+  ck_assert_ptr_nonnull (strstr (msg, "rules.conf:3:17: expected a field,"
+                                      " found subjct (fields:"));
+  ck_assert_ptr_nonnull (strstr (msg, "rules.conf:4:41: unknown queue 'zzz'"
+                                      " (declared queues: a, b)"));
+  ck_assert_ptr_nonnull (strstr (msg, "rules.conf:5:"));
+  ck_assert_ptr_nonnull (strstr (msg, "regular expression"));
+  ck_assert_ptr_nonnull (strstr (msg, "rules.conf:6:25: header"
+                                      " X-Intake-Queue is in intake's own"
+                                      " namespace"));
+  ck_assert_ptr_nonnull (strstr (msg, "rules.conf:7:"));
+  ck_assert_ptr_nonnull (strstr (msg, "rules.conf:8:25: unknown kind"
+                                      " 'banana'"));
+  ck_assert_ptr_nonnull (strstr (msg, "rules.conf:9:"));
+  ck_assert_ptr_nonnull (strstr (msg, "unknown priority 'extreme'"));
+  ck_assert_ptr_nonnull (strstr (msg, "rules.conf:10:"));
+  ck_assert_ptr_nonnull (strstr (msg, "'in' needs a list"));
+  ck_assert_ptr_nonnull (strstr (msg, "rules.conf:11:"));
+  ck_assert_ptr_nonnull (strstr (msg, "already exists (line 4)"));
+  ck_assert_ptr_nonnull (strstr (msg, "rules.conf:12:"));
+  ck_assert_ptr_nonnull (strstr (msg, "rules.conf:13:"));
+  ck_assert_ptr_nonnull (strstr (msg, "unterminated string"));
+  ck_assert_ptr_nonnull (strstr (msg, "rules.conf:15:1: expected 'rule',"));
+}
+END_TEST
+
+START_TEST (test_missing_default)
+{
+  g_autofree char *msg = load_errors ("queues a\n"
+                                      "rule \"x\" when subject is y"
+                                      " then queue a\n");
+  ck_assert_ptr_nonnull (strstr (msg, "no default queue"));
+  g_free (load_errors (""));
+  g_free (load_errors ("queues a\ndefault queue b\n"));
+}
+END_TEST
+
+START_TEST (test_regex_bounded)
+{
+  g_autoptr (rules) r = load ("queues a, b\ndefault queue a\n"
+                              "rule \"evil\" when body matches \"^(a+)+$\""
+                              " then queue b\n"
+                              "rule \"fine\" when body contains zzz"
+                              " then queue b\n");
+  GString *body = g_string_new (NULL);
+  rules_input in = { 0 };
+  rules_decision d;
+
+  for (int i = 0; i < 100000; i++)
+    g_string_append_c (body, 'a');
+  g_string_append_c (body, '!');
+  in.body = body->str;
+  decide (r, &in, &d);
+  /* the catastrophic pattern stopped at its bound: no match, flagged */
+  ck_assert (d.limit_hit);
+  ck_assert_str_eq (d.queue, "a");
+  rules_decision_clear (&d);
+  /* a matching text still matches */
+  in.body = "aaaa";
+  decide (r, &in, &d);
+  ck_assert_str_eq (d.queue, "b");
+  ck_assert (!d.limit_hit);
+  rules_decision_clear (&d);
+  g_string_free (body, TRUE);
+}
+END_TEST
+
+START_TEST (test_hash_changes_with_text)
+{
+  g_autoptr (rules) a = load ("queues a\ndefault queue a\n");
+  g_autoptr (rules) b = load ("queues a\ndefault queue a\n# changed\n");
+
+  ck_assert_str_ne (rules_hash (a), rules_hash (b));
+  ck_assert (rules_has_queue (a, "A"));
+  ck_assert (!rules_has_queue (a, "b"));
+}
+END_TEST
+
+static Suite *
+rules_suite (void)
+{
+  Suite *s = suite_create ("rules");
+  TCase *tc = tcase_create ("rules");
+
+  tcase_add_test (tc, test_mailbox_first_match_wins);
+  tcase_add_test (tc, test_stop_and_default);
+  tcase_add_test (tc, test_operators);
+  tcase_add_test (tc, test_every_error_reported);
+  tcase_add_test (tc, test_missing_default);
+  tcase_add_test (tc, test_regex_bounded);
+  tcase_add_test (tc, test_hash_changes_with_text);
+  suite_add_tcase (s, tc);
+  return s;
+}
+
+int
+main (void)
+{
+  SRunner *sr = srunner_create (rules_suite ());
+  int failed;
+
+  srunner_run_all (sr, CK_NORMAL);
+  failed = srunner_ntests_failed (sr);
+  srunner_free (sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
