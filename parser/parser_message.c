@@ -802,7 +802,7 @@ parser_walk_utf8_ok (const guint8 *p, gsize n)
 static void
 parser_walk_append_fffd (GString *out)
 {
-  g_string_append (out, "\xef\xbf\xbd");
+  g_string_append_len (out, "\xef\xbf\xbd", 3);
 }
 
 /* UTF-8 input: invalid bytes become U+FFFD one by one.  */
@@ -874,6 +874,71 @@ parser_walk_from_iconv (GIConv cd, const guint8 *p, gsize n, GString *out,
   return bad;
 }
 
+/* windows-1252 0x80-0x9F as glibc's CP1252 maps them (0: undefined, which
+ * iconv refuses); the other bytes are their own code points.  */
+static const guint16 parser_walk_cp1252_c1[32] = {
+  0x20ac, 0, 0x201a, 0x0192, 0x201e, 0x2026, 0x2020, 0x2021,
+  0x02c6, 0x2030, 0x0160, 0x2039, 0x0152, 0, 0x017d, 0,
+  0, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014,
+  0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0, 0x017e, 0x0178,
+};
+
+/* parser_walk_from_iconv() with glibc's CP1252, by table: undeclared
+ * 8-bit text and ISO-8859-1 labels are read as windows-1252, and iconv
+ * costs most of the time of such a part.  Output is appended in the
+ * chunks iconv would fill (a 4096-byte buffer, stopping before an
+ * undefined byte), so @max is checked at the same points.  */
+static gboolean
+parser_walk_from_cp1252 (const guint8 *p, gsize n, GString *out, gsize max)
+{
+  gsize i = 0;
+  gboolean bad = FALSE;
+
+  while (i < n && out->len <= max)
+    {
+      gsize o = 0;
+      gboolean undefined = FALSE;
+      gsize run = i;
+
+      while (i < n)
+        {
+          guint b = p[i];
+          gunichar u = b < 0x80 || b >= 0xa0 ? b
+                                              : parser_walk_cp1252_c1[b - 0x80];
+          gsize k = u < 0x80 ? 1 : u < 0x800 ? 2 : 3;
+
+          if (u == 0 && b != 0)
+            {
+              undefined = TRUE;
+              break;
+            }
+          if (o + k > 4096)
+            break;
+          o += k;
+          i++;
+        }
+      /* ASCII runs are copied as they are */
+      for (gsize j = run; j < i;)
+        {
+          gsize e = j;
+
+          while (e < i && p[e] < 0x80)
+            e++;
+          g_string_append_len (out, (const char *) p + j, (gssize) (e - j));
+          for (j = e; j < i && p[j] >= 0x80; j++)
+            g_string_append_unichar (
+                out, p[j] >= 0xa0 ? p[j] : parser_walk_cp1252_c1[p[j] - 0x80]);
+        }
+      if (undefined)
+        {
+          parser_walk_append_fffd (out);
+          bad = TRUE;
+          i++;
+        }
+    }
+  return bad;
+}
+
 /* (transfer full) @p in charset @charset (nullable: undeclared) as valid
  * UTF-8 with LF line ends and no NUL, at most about @max bytes
  * (*@truncated set when more was there).  UTF-7 is never decoded: a
@@ -919,7 +984,8 @@ parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
 
   if (cs != NULL && strcmp (g_mime_charset_iconv_name (cs), "UTF-8") != 0
       && g_ascii_strcasecmp (cs, "utf-8") != 0
-      && g_ascii_strcasecmp (cs, "utf8") != 0)
+      && g_ascii_strcasecmp (cs, "utf8") != 0
+      && g_ascii_strcasecmp (g_mime_charset_iconv_name (cs), "CP1252") != 0)
     {
       cd = g_iconv_open ("UTF-8", g_mime_charset_iconv_name (cs));
       if (cd == (GIConv) -1)
@@ -941,15 +1007,14 @@ parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
       bad = parser_walk_from_iconv (cd, p, n, out, max);
       g_iconv_close (cd);
     }
+  else if (cs != NULL
+           && g_ascii_strcasecmp (g_mime_charset_iconv_name (cs), "CP1252")
+                  == 0)
+    bad = parser_walk_from_cp1252 (p, n, out, max);
   else if (cs != NULL || parser_walk_utf8_ok (p, n))
     bad = parser_walk_from_utf8 (p, n, out, max);
   else
-    {
-      cd = g_iconv_open ("UTF-8", "CP1252");
-      g_assert (cd != (GIConv) -1);
-      bad = parser_walk_from_iconv (cd, p, n, out, max);
-      g_iconv_close (cd);
-    }
+    bad = parser_walk_from_cp1252 (p, n, out, max);
   if (bad)
     w->m->anomalies |= PARSER_ANOMALY_CHARSET;
 

@@ -68,6 +68,69 @@ G_DEFINE_QUARK (parser-lexicon-error-quark, parser_lexicon_error)
 
 /* ------------------------------------------------------------ helpers */
 
+/* g_utf8_validate_len (@s, @n, NULL): valid UTF-8 (no overlong forms,
+ * surrogates or code points over U+10FFFF) without NULs.  Eight bytes at
+ * a time while they are ASCII: texts are long and mostly ASCII.  */
+static gboolean
+parser_text_utf8_valid (const char *s, gsize n)
+{
+  const guchar *p = (const guchar *) s, *end = p + n;
+
+  while (p < end)
+    {
+      guint c;
+
+      if (end - p >= 8)
+        {
+          guint64 x;
+
+          memcpy (&x, p, 8);
+          /* no byte with the high bit set, and no zero byte */
+          if (((x | ((x - 0x0101010101010101ULL) & ~x))
+               & 0x8080808080808080ULL)
+              == 0)
+            {
+              p += 8;
+              continue;
+            }
+        }
+      c = *p;
+      if (c < 0x80)
+        {
+          if (c == 0)
+            return FALSE;
+          p++;
+          continue;
+        }
+      if (c < 0xc2 || c > 0xf4)
+        return FALSE;
+      if (c < 0xe0)
+        {
+          if (end - p < 2 || (p[1] & 0xc0) != 0x80)
+            return FALSE;
+          p += 2;
+        }
+      else if (c < 0xf0)
+        {
+          if (end - p < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80
+              || (c == 0xe0 && p[1] < 0xa0)     /* overlong */
+              || (c == 0xed && p[1] > 0x9f))    /* surrogates */
+            return FALSE;
+          p += 3;
+        }
+      else
+        {
+          if (end - p < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80
+              || (p[3] & 0xc0) != 0x80
+              || (c == 0xf0 && p[1] < 0x90)     /* overlong */
+              || (c == 0xf4 && p[1] > 0x8f))    /* over U+10FFFF */
+            return FALSE;
+          p += 4;
+        }
+    }
+  return TRUE;
+}
+
 /* @s when it is valid UTF-8 without NULs in its @len bytes, else a
  * repaired copy (U+FFFD for each bad byte) left in *@tmp; *@out_len gets
  * the length of what is returned.  */
@@ -77,7 +140,7 @@ parser_text_valid (const char *s, gssize len, gsize *out_len, char **tmp)
   gsize n = len < 0 ? strlen (s) : (gsize) len;
 
   *tmp = NULL;
-  if (g_utf8_validate_len (s, n, NULL))
+  if (parser_text_utf8_valid (s, n))
     {
       *out_len = n;
       return s;
