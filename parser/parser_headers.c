@@ -8,6 +8,8 @@
 
 #include <string.h>
 
+#include "parser/parser_text.h"
+
 #include <gmime/gmime.h>
 
 void
@@ -75,8 +77,8 @@ parser_clean_text (const char *s, gssize len, gsize max)
   if (s == NULL)
     return NULL;
   n = len < 0 ? strlen (s) : (gsize) len;
-  /* g_utf8_validate_len() refuses NULs: those go the slow way too */
-  if (g_utf8_validate_len (s, n, NULL))
+  /* NULs are refused too: those go the slow way */
+  if (parser_text_utf8_valid (s, n))
     return parser_clean_valid (s, n, max);
   valid = g_utf8_make_valid (s, len);
   return parser_clean_valid (valid, strlen (valid), max);

@@ -787,6 +787,8 @@ parser_walk_utf8_ok (const guint8 *p, gsize n)
 {
   const gchar *s = (const gchar *) p, *end;
 
+  if (parser_text_utf8_valid (s, n))
+    return TRUE;
   while (n > 0)
     {
       if (g_utf8_validate (s, (gssize) n, &end))
@@ -812,6 +814,11 @@ parser_walk_from_utf8 (const guint8 *p, gsize n, GString *out, gsize max)
   const gchar *s = (const gchar *) p, *end;
   gboolean bad = FALSE;
 
+  if (out->len <= max && parser_text_utf8_valid (s, n))
+    {
+      g_string_append_len (out, s, (gssize) n);
+      return FALSE;
+    }
   while (n > 0 && out->len <= max)
     {
       if (g_utf8_validate (s, (gssize) n, &end))

@@ -68,10 +68,9 @@ G_DEFINE_QUARK (parser-lexicon-error-quark, parser_lexicon_error)
 
 /* ------------------------------------------------------------ helpers */
 
-/* g_utf8_validate_len (@s, @n, NULL): valid UTF-8 (no overlong forms,
- * surrogates or code points over U+10FFFF) without NULs.  Eight bytes at
- * a time while they are ASCII: texts are long and mostly ASCII.  */
-static gboolean
+/* Eight bytes at a time while they are ASCII: texts are long and mostly
+ * ASCII.  */
+gboolean
 parser_text_utf8_valid (const char *s, gsize n)
 {
   const guchar *p = (const guchar *) s, *end = p + n;
@@ -2500,16 +2499,14 @@ parser_pd_postcode (const char *w1, gsize n1, const char *w2)
 
 /* UK postcodes, any case, with one space or none: every word (maximal
  * run of ASCII letters and digits, starting at @w) is tried alone and
- * with the next.  Returns where the next word may start.  */
+ * with the next; @e is the end of the run.  Returns where the next word
+ * may start.  */
 static const char *
-parser_pd_postcode_at (parser_pd_ctx *c, const char *w, gboolean word_before)
+parser_pd_postcode_at (parser_pd_ctx *c, const char *w, const char *e,
+                       gboolean word_before)
 {
-  const char *e;
-  gsize n;
+  gsize n = (gsize) (e - w);
 
-  for (e = w; e < c->end && g_ascii_isalnum (*e); e++)
-    ;
-  n = (gsize) (e - w);
   if (word_before || parser_text_word_at (e, c->end))
     return e;
   /* an inward code starts with a digit (GIR 0AA's too) */
@@ -2952,10 +2949,15 @@ parser_pd_find (const char *text, GPtrArray *found)
           if (p >= next_bank)
             next_bank = parser_pd_bank_at (&c, p, prev, &cands);
         }
-      if (!prev && p >= next_pc)
-        next_pc = parser_pd_postcode_at (&c, p, prev);
-      while (p < c.end && g_ascii_isalnum (*p))
-        p++;
+      {
+        const char *e = p;
+
+        while (e < c.end && g_ascii_isalnum (*e))
+          e++;
+        if (!prev && p >= next_pc)
+          next_pc = parser_pd_postcode_at (&c, p, e, prev);
+        p = e;
+      }
       prev = TRUE;
     }
 

@@ -15,6 +15,11 @@
 
 #include "parser/parser.h"
 
+/* g_utf8_validate_len (@s, @len, NULL), quicker on long ASCII text: valid
+ * UTF-8 (no overlong forms, surrogates or code points over U+10FFFF) and
+ * no NUL.  */
+gboolean parser_text_utf8_valid (const char *s, gsize len);
+
 /* (transfer full) Readable text from HTML: script, style, head and
  * comments dropped; entities decoded (named, decimal, hex); block elements
  * (p, div, br, li, tr, h1-h6, blockquote, table) become line breaks; list
