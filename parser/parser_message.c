@@ -801,10 +801,25 @@ parser_walk_utf8_ok (const guint8 *p, gsize n)
   return TRUE;
 }
 
+/* g_string_append_len() without a call while there is room: the text
+ * passes append a few bytes at a time.  */
+static inline void
+parser_walk_put (GString *out, const char *p, gsize n)
+{
+  if (out->len + n < out->allocated_len)
+    {
+      memcpy (out->str + out->len, p, n);
+      out->len += n;
+      out->str[out->len] = '\0';
+    }
+  else
+    g_string_append_len (out, p, (gssize) n);
+}
+
 static void
 parser_walk_append_fffd (GString *out)
 {
-  g_string_append_len (out, "\xef\xbf\xbd", 3);
+  parser_walk_put (out, "\xef\xbf\xbd", 3);
 }
 
 /* UTF-8 input: invalid bytes become U+FFFD one by one.  */
@@ -900,42 +915,38 @@ parser_walk_from_cp1252 (const guint8 *p, gsize n, GString *out, gsize max)
 {
   gsize i = 0;
   gboolean bad = FALSE;
+  char buf[4096];
 
   while (i < n && out->len <= max)
     {
       gsize o = 0;
       gboolean undefined = FALSE;
-      gsize run = i;
 
       while (i < n)
         {
           guint b = p[i];
-          gunichar u = b < 0x80 || b >= 0xa0 ? b
-                                              : parser_walk_cp1252_c1[b - 0x80];
-          gsize k = u < 0x80 ? 1 : u < 0x800 ? 2 : 3;
+          gunichar u;
 
-          if (u == 0 && b != 0)
+          if (b < 0x80)
+            {
+              if (o + 1 > sizeof buf)
+                break;
+              buf[o++] = (char) b;
+              i++;
+              continue;
+            }
+          u = b >= 0xa0 ? b : parser_walk_cp1252_c1[b - 0x80];
+          if (u == 0)
             {
               undefined = TRUE;
               break;
             }
-          if (o + k > 4096)
+          if (o + (u < 0x800 ? 2 : 3) > sizeof buf)
             break;
-          o += k;
+          o += (gsize) g_unichar_to_utf8 (u, buf + o);
           i++;
         }
-      /* ASCII runs are copied as they are */
-      for (gsize j = run; j < i;)
-        {
-          gsize e = j;
-
-          while (e < i && p[e] < 0x80)
-            e++;
-          g_string_append_len (out, (const char *) p + j, (gssize) (e - j));
-          for (j = e; j < i && p[j] >= 0x80; j++)
-            g_string_append_unichar (
-                out, p[j] >= 0xa0 ? p[j] : parser_walk_cp1252_c1[p[j] - 0x80]);
-        }
+      parser_walk_put (out, buf, o);
       if (undefined)
         {
           parser_walk_append_fffd (out);
@@ -1042,10 +1053,10 @@ parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
             || (c == 0xc2 && !(i + 1 < olen && d[i + 1] >= 0x80
                                && d[i + 1] < 0xa0)))
           continue;
-        g_string_append_len (fin, out->str + run, (gssize) (i - run));
+        parser_walk_put (fin, out->str + run, i - run);
         if (c == '\r')
           {
-            g_string_append_c (fin, '\n');
+            parser_walk_put (fin, "\n", 1);
             if (i + 1 < olen && d[i + 1] == '\n')
               i++;
           }
@@ -1063,7 +1074,7 @@ parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
           parser_walk_append_fffd (fin);
         run = i + 1;
       }
-    g_string_append_len (fin, out->str + run, (gssize) (olen - run));
+    parser_walk_put (fin, out->str + run, olen - run);
   }
   g_string_free (out, TRUE);
   *truncated = parser_walk_cut (fin, max);
