@@ -457,6 +457,49 @@ parser_walk_all_space (const char *s, gsize n)
 static gboolean parser_walk_from_utf8 (const guint8 *p, gsize n, GString *out,
                                        gsize max);
 
+static void
+parser_walk_gstring_free (GString *s)
+{
+  g_string_free (s, TRUE);
+}
+
+/* Whether an encoded word's charset (RFC 2231 section 5:
+ * "charset*language") is UTF-8.  */
+static gboolean
+parser_walk_word_utf8 (const char *cs, gsize cs_len)
+{
+  gsize lang = cs_len;
+
+  for (gsize i = 0; i < cs_len; i++)
+    if (cs[i] == '*')
+      {
+        lang = i;
+        break;
+      }
+  return (lang == 5 && g_ascii_strncasecmp (cs, "utf-8", 5) == 0)
+         || (lang == 4 && g_ascii_strncasecmp (cs, "utf8", 4) == 0);
+}
+
+/* The bytes of a Q payload: '_' is a space, "=XX" a byte.  */
+static void
+parser_walk_q_bytes (const char *text, gsize text_len, GByteArray *bytes)
+{
+  for (gsize i = 0; i < text_len; i++)
+    {
+      guint8 c = (guint8) text[i];
+      if (c == '_')
+        c = ' ';
+      else if (c == '=' && i + 2 < text_len && g_ascii_isxdigit (text[i + 1])
+               && g_ascii_isxdigit (text[i + 2]))
+        {
+          c = (guint8) (g_ascii_xdigit_value (text[i + 1]) * 16
+                        + g_ascii_xdigit_value (text[i + 2]));
+          i += 2;
+        }
+      g_byte_array_append (bytes, &c, 1);
+    }
+}
+
 /* A UTF-8 encoded word decoded here rather than by GMime, which turns
  * invalid bytes into '?' without a word (F5): the payload (B or Q) is
  * decoded, invalid bytes become U+FFFD and the message is flagged.
@@ -467,17 +510,8 @@ parser_walk_decode_utf8_word (parser_walk *w, GString *out, const char *cs,
                               gsize text_len)
 {
   g_autoptr (GByteArray) bytes = g_byte_array_new ();
-  gsize lang = cs_len;
 
-  /* RFC 2231 section 5: "charset*language" */
-  for (gsize i = 0; i < cs_len; i++)
-    if (cs[i] == '*')
-      {
-        lang = i;
-        break;
-      }
-  if (!((lang == 5 && g_ascii_strncasecmp (cs, "utf-8", 5) == 0)
-        || (lang == 4 && g_ascii_strncasecmp (cs, "utf8", 4) == 0)))
+  if (!parser_walk_word_utf8 (cs, cs_len))
     return FALSE;
   if (enc == 'B')
     {
@@ -490,23 +524,7 @@ parser_walk_decode_utf8_word (parser_walk *w, GString *out, const char *cs,
       g_byte_array_set_size (bytes, (guint) n);
     }
   else
-    {
-      for (gsize i = 0; i < text_len; i++)
-        {
-          guint8 c = (guint8) text[i];
-          if (c == '_')
-            c = ' ';
-          else if (c == '=' && i + 2 < text_len
-                   && g_ascii_isxdigit (text[i + 1])
-                   && g_ascii_isxdigit (text[i + 2]))
-            {
-              c = (guint8) (g_ascii_xdigit_value (text[i + 1]) * 16
-                            + g_ascii_xdigit_value (text[i + 2]));
-              i += 2;
-            }
-          g_byte_array_append (bytes, &c, 1);
-        }
-    }
+    parser_walk_q_bytes (text, text_len, bytes);
   {
     GString *dec = g_string_new (NULL);
     g_autofree char *clean = NULL;
@@ -592,9 +610,12 @@ parser_walk_decode_words (parser_walk *w, const char *raw)
  * a Q word of the same bytes and charset, or NULL when it has none.  Q
  * payloads may be joined byte by byte, so GMime's merging of adjacent
  * words (F3) no longer loses text in structured fields (addresses,
- * parameters) whose raw form GMime must still parse.  */
+ * parameters) whose raw form GMime must still parse.  A UTF-8 word (B or
+ * Q) whose bytes are not valid UTF-8 is rewritten too, each bad byte as
+ * U+FFFD, where GMime would put a silent '?' (F5); *@bad_utf8 (nullable)
+ * is set then.  */
 static char *
-parser_walk_b_to_q (const char *raw)
+parser_walk_b_to_q (const char *raw, gboolean *bad_utf8)
 {
   GString *out = NULL;
   const char *p = raw, *copied = raw;
@@ -604,10 +625,12 @@ parser_walk_b_to_q (const char *raw)
   while ((p = strstr (p, "=?")) != NULL)
     {
       const char *cs, *text, *end;
-      gsize cs_len, text_len, n;
+      gsize cs_len, text_len;
       char enc;
-      g_autofree char *b64 = NULL;
-      g_autofree guchar *bytes = NULL;
+      g_autoptr (GByteArray) bytes = NULL;
+      GString *fixed = NULL;
+      const guint8 *b;
+      gsize n;
 
       if (!parser_walk_word_at (p, &cs, &cs_len, &enc, &text, &text_len,
                                 &end))
@@ -615,13 +638,39 @@ parser_walk_b_to_q (const char *raw)
           p = end != NULL && end > p + 2 ? end : p + 2;
           continue;
         }
-      if (enc != 'B' || text_len == 0 || text_len % 4 != 0)
+      bytes = g_byte_array_new ();
+      if (enc == 'B' && text_len > 0 && text_len % 4 == 0)
+        {
+          g_autofree char *b64 = g_strndup (text, text_len);
+          gsize bn;
+          guchar *d = g_base64_decode (b64, &bn);
+
+          g_byte_array_append (bytes, d, (guint) bn);
+          g_free (d);
+        }
+      else if (enc == 'Q')
+        parser_walk_q_bytes (text, text_len, bytes);
+      else
         {
           p = end;
           continue;
         }
-      b64 = g_strndup (text, text_len);
-      bytes = g_base64_decode (b64, &n);
+      if (parser_walk_word_utf8 (cs, cs_len))
+        {
+          fixed = g_string_new (NULL);
+          if (!parser_walk_from_utf8 (bytes->data, bytes->len, fixed,
+                                      G_MAXSIZE))
+            g_clear_pointer (&fixed, parser_walk_gstring_free);
+          else if (bad_utf8 != NULL)
+            *bad_utf8 = TRUE;
+        }
+      if (enc == 'Q' && fixed == NULL)
+        {
+          p = end;
+          continue;
+        }
+      b = fixed ? (const guint8 *) fixed->str : bytes->data;
+      n = fixed ? fixed->len : bytes->len;
       if (out == NULL)
         out = g_string_new (NULL);
       g_string_append_len (out, copied, (gssize) (p - copied));
@@ -630,12 +679,14 @@ parser_walk_b_to_q (const char *raw)
       g_string_append (out, "?Q?");
       for (gsize i = 0; i < n; i++)
         {
-          if (g_ascii_isalnum (bytes[i]))
-            g_string_append_c (out, (char) bytes[i]);
+          if (g_ascii_isalnum (b[i]))
+            g_string_append_c (out, (char) b[i]);
           else
-            g_string_append_printf (out, "=%02X", bytes[i]);
+            g_string_append_printf (out, "=%02X", b[i]);
         }
       g_string_append (out, "?=");
+      if (fixed != NULL)
+        g_string_free (fixed, TRUE);
       p = copied = end;
     }
   if (out == NULL)
@@ -644,7 +695,92 @@ parser_walk_b_to_q (const char *raw)
   return g_string_free (out, FALSE);
 }
 
-/* The raw value of the last @name field of @o (the one GMime keeps).  */
+/* F11: (transfer full) @raw, a header value in raw 8-bit UTF-8, with each
+ * sequence cut short (a lead byte without all its continuation bytes:
+ * the sender cut the value inside a character) as U+FFFD; NULL when @raw
+ * is not like that.  GMime reads raw 8-bit text a word at a time with the
+ * fallback charsets, so the word with the cut character became
+ * windows-1252 mojibake.  A value with other invalid bytes, or without
+ * one complete multi-byte sequence (real Latin-1: "Caf\xE9 au lait"), is
+ * left to the fallback.  */
+static char *
+parser_walk_fix_cut_utf8 (const char *raw)
+{
+  const guchar *p;
+  gboolean cut = FALSE, whole = FALSE;
+  GString *out;
+
+  if (raw == NULL)
+    return NULL;
+  for (p = (const guchar *) raw; *p;)
+    {
+      gsize need, k;
+
+      if (*p < 0x80)
+        {
+          p++;
+          continue;
+        }
+      need = *p >= 0xc2 && *p <= 0xdf   ? 2
+             : *p >= 0xe0 && *p <= 0xef ? 3
+             : *p >= 0xf0 && *p <= 0xf4 ? 4
+                                        : 0;
+      if (need == 0)
+        return NULL;
+      for (k = 1; k < need && (p[k] & 0xc0) == 0x80; k++)
+        ;
+      /* the bytes there must be a valid start (no overlong form, no
+       * surrogate, nothing over U+10FFFF) */
+      if (k > 1
+          && ((*p == 0xe0 && p[1] < 0xa0) || (*p == 0xed && p[1] > 0x9f)
+              || (*p == 0xf0 && p[1] < 0x90) || (*p == 0xf4 && p[1] > 0x8f)))
+        return NULL;
+      if (k == need)
+        whole = TRUE;
+      else
+        cut = TRUE;
+      p += k;
+    }
+  if (!cut || !whole)
+    return NULL;
+  out = g_string_new (NULL);
+  for (p = (const guchar *) raw; *p;)
+    {
+      gsize need, k;
+
+      if (*p < 0x80)
+        {
+          g_string_append_c (out, (char) *p++);
+          continue;
+        }
+      need = *p <= 0xdf ? 2 : *p <= 0xef ? 3 : 4;
+      for (k = 1; k < need && (p[k] & 0xc0) == 0x80; k++)
+        ;
+      if (k == need)
+        g_string_append_len (out, (const char *) p, (gssize) k);
+      else
+        g_string_append (out, "\xef\xbf\xbd");
+      p += k;
+    }
+  return g_string_free (out, FALSE);
+}
+
+/* (transfer full) @raw as GMime should read it again: cut UTF-8
+ * characters repaired (F11), B words made Q and bad UTF-8 words repaired
+ * (F3, F5); NULL when nothing changes.  A repair sets
+ * PARSER_ANOMALY_CHARSET.  */
+static char *
+parser_walk_fix_raw (parser_walk *w, const char *raw)
+{
+  g_autofree char *cut = parser_walk_fix_cut_utf8 (raw);
+  gboolean bad = FALSE;
+  char *q = parser_walk_b_to_q (cut ? cut : raw, &bad);
+
+  if (cut != NULL || bad)
+    w->m->anomalies |= PARSER_ANOMALY_CHARSET;
+  return q ? q : g_steal_pointer (&cut);
+}
+
 static const char *
 parser_walk_last_raw (GMimeObject *o, const char *name)
 {
@@ -711,17 +847,25 @@ parser_walk_subject (parser_walk *w, GMimeMessage *msg)
 {
   const char *subject = g_mime_message_get_subject (msg);
   const char *raw = parser_walk_last_raw (GMIME_OBJECT (msg), "Subject");
+  g_autofree char *cut = NULL;
 
   if (subject == NULL)
     return NULL;
+  /* F11: a character cut short, as U+FFFD */
+  if ((cut = parser_walk_fix_cut_utf8 (raw)) != NULL)
+    {
+      w->m->anomalies |= PARSER_ANOMALY_CHARSET;
+      return parser_walk_decode_words (w, cut);
+    }
   if (raw != NULL && strstr (raw, "=?") != NULL)
     return parser_walk_decode_words (w, raw);
   return g_strdup (subject);
 }
 
 /* (transfer full) The addresses of every @name field of @msg as GMime
- * reads them, but with B words made Q first (F3); NULL when no field has
- * a B word (GMime's own list is right).  */
+ * reads them, but with each value through parser_walk_fix_raw() first
+ * (B words made Q, F3; bad UTF-8 repaired, F5, F11); NULL when that
+ * changes no field (GMime's own list is right).  */
 static InternetAddressList *
 parser_walk_address_list (parser_walk *w, GMimeMessage *msg, const char *name)
 {
@@ -735,9 +879,9 @@ parser_walk_address_list (parser_walk *w, GMimeMessage *msg, const char *name)
       GMimeHeader *h = g_mime_header_list_get_header_at (hl, i);
       const char *raw = g_mime_header_get_raw_value (h);
       if (g_ascii_strcasecmp (g_mime_header_get_name (h), name) == 0
-          && raw != NULL && strstr (raw, "=?") != NULL)
+          && raw != NULL)
         {
-          g_autofree char *q = parser_walk_b_to_q (raw);
+          g_autofree char *q = parser_walk_fix_raw (w, raw);
           changed = q != NULL;
         }
     }
@@ -754,7 +898,7 @@ parser_walk_address_list (parser_walk *w, GMimeMessage *msg, const char *name)
       if (g_ascii_strcasecmp (g_mime_header_get_name (h), name) != 0
           || raw == NULL)
         continue;
-      q = parser_walk_b_to_q (raw);
+      q = parser_walk_fix_raw (w, raw);
       one = internet_address_list_parse (w->quiet_opts, q ? q : raw);
       if (one != NULL)
         {
@@ -1399,7 +1543,8 @@ parser_walk_drop_nul (const char *s)
 }
 
 /* (transfer full) A raw Content-Type read again by GMime, or NULL when
- * GMime's own reading stands: with B words made Q (F3), "%00"s dropped
+ * GMime's own reading stands: as parser_walk_fix_raw() gives it (B words
+ * made Q, F3; bad UTF-8 repaired, F5, F11), "%00"s dropped
  * when @drop_nul (F9), and a type without a subtype (F4, "text;
  * charset=us-ascii", "application-pdf; name=x") read as text/plain when it
  * is "text", else application/octet-stream, its parameters kept (GMime
@@ -1408,7 +1553,7 @@ static GMimeContentType *
 parser_walk_reparse_ct (parser_walk *w, const char *raw, gboolean drop_nul,
                         gboolean gmime_default, gboolean *no_subtype)
 {
-  g_autofree char *q = parser_walk_b_to_q (raw);
+  g_autofree char *q = parser_walk_fix_raw (w, raw);
   g_autofree char *nonul = NULL;
   g_autofree char *fixed = NULL;
   const char *v, *p, *tok;
@@ -1446,12 +1591,13 @@ parser_walk_reparse_ct (parser_walk *w, const char *raw, gboolean drop_nul,
   return g_mime_content_type_parse (w->quiet_opts, v);
 }
 
-/* (transfer full) A raw Content-Disposition read again, as above (B words
- * made Q, "%00"s dropped when @drop_nul), or NULL when nothing changes.  */
+/* (transfer full) A raw Content-Disposition read again, as above
+ * (parser_walk_fix_raw(), "%00"s dropped when @drop_nul), or NULL when
+ * nothing changes.  */
 static GMimeContentDisposition *
 parser_walk_reparse_cd (parser_walk *w, const char *raw, gboolean drop_nul)
 {
-  g_autofree char *q = parser_walk_b_to_q (raw);
+  g_autofree char *q = parser_walk_fix_raw (w, raw);
   g_autofree char *nonul = NULL;
 
   if (raw == NULL || (q == NULL && !drop_nul))
@@ -2939,6 +3085,7 @@ parser_walk_header_list (parser_walk *w, GMimeMessage *msg)
       const char *raw = g_mime_header_get_raw_value (e->h);
       g_autofree char *q = NULL;
       g_autofree char *mine = NULL;
+      g_autofree char *cut = parser_walk_fix_cut_utf8 (raw);
 
       if (i >= PARSER_LIMIT_HEADERS)
         {
@@ -2946,9 +3093,15 @@ parser_walk_header_list (parser_walk *w, GMimeMessage *msg)
           break;
         }
       value = g_mime_header_get_value (e->h);
-      /* B words: decoded one at a time (F3), not by GMime.  */
-      if (raw != NULL && strstr (raw, "=?") != NULL
-          && (q = parser_walk_b_to_q (raw)) != NULL)
+      /* B words and UTF-8 words of bad bytes: decoded one at a time (F3,
+       * F5), not by GMime; a character cut short, as U+FFFD (F11).  */
+      if (cut != NULL)
+        {
+          w->m->anomalies |= PARSER_ANOMALY_CHARSET;
+          value = mine = parser_walk_decode_words (w, cut);
+        }
+      else if (raw != NULL && strstr (raw, "=?") != NULL
+               && (q = parser_walk_b_to_q (raw, NULL)) != NULL)
         value = mine = parser_walk_decode_words (w, raw);
       g_ptr_array_add (w->m->header_names,
                        parser_clean_text (g_mime_header_get_name (e->h), -1,

@@ -1682,6 +1682,89 @@ START_TEST (test_f5_invalid_utf8_in_word)
 }
 END_TEST
 
+/* F5 in display names and filenames: a UTF-8 word (B or Q) with a bad
+ * byte gives U+FFFD and the charset flag, never GMime's silent '?'; the
+ * Content-Type name= and Content-Disposition filename= alike.  */
+START_TEST (test_f5_names_filenames)
+{
+  parser_message *m = parse (
+      "From: =?UTF-8?B?SmFuZfA=?= <jane@example.org>\r\n"
+      "To: =?utf-8?q?J=C3=B6rg_=FF?= <j@example.org>\r\n"
+      "Subject: names\r\n"
+      "MIME-Version: 1.0\r\n"
+      "Content-Type: multipart/mixed; boundary=x\r\n\r\n"
+      "--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+      "--x\r\nContent-Type: application/octet-stream\r\n"
+      "Content-Disposition: attachment;\r\n"
+      " filename=\"=?UTF-8?B?cmVwb3J08C5wZGY=?=\"\r\n\r\n"
+      "data\r\n"
+      "--x\r\nContent-Type: application/octet-stream;\r\n"
+      " name=\"=?UTF-8?Q?na=EFme.txt?=\"\r\n\r\n"
+      "data\r\n"
+      "--x--\r\n");
+
+  ck_assert_str_eq (m->from->name, "Jane\xef\xbf\xbd");
+  ck_assert_str_eq (m->from->addr, "jane@example.org");
+  ck_assert_uint_eq (m->to->len, 1);
+  ck_assert_str_eq (((parser_address *) m->to->pdata[0])->name,
+                    "J\xc3\xb6rg \xef\xbf\xbd");
+  ck_assert_ptr_nonnull (find_att (m, "report\xef\xbf\xbd.pdf"));
+  ck_assert_ptr_nonnull (find_att (m, "na\xef\xbf\xbdme.txt"));
+  ck_assert (m->anomalies & PARSER_ANOMALY_CHARSET);
+  parser_message_free (m);
+
+  /* clean words: nothing changes, nothing flagged */
+  m = parse ("From: =?UTF-8?B?SmFuZQ==?= <jane@example.org>\r\n"
+             "Subject: names\r\n"
+             "MIME-Version: 1.0\r\n"
+             "Content-Type: application/octet-stream;\r\n"
+             " name=\"=?UTF-8?Q?caf=C3=A9.txt?=\"\r\n\r\n"
+             "data\r\n");
+  ck_assert_str_eq (m->from->name, "Jane");
+  ck_assert_ptr_nonnull (find_att (m, "caf\xc3\xa9.txt"));
+  ck_assert (!(m->anomalies & PARSER_ANOMALY_CHARSET));
+  parser_message_free (m);
+}
+END_TEST
+
+/* F11: raw 8-bit UTF-8 with its last character cut by the sender (the
+ * corpus case: flanker russian-attachment-yahoo.eml) is read as UTF-8,
+ * the cut character as U+FFFD, and flagged; real Latin-1 keeps the
+ * windows-1252 reading, unflagged.  */
+START_TEST (test_f11_cut_utf8)
+{
+  parser_message *m = parse (
+      "From: \xd0\x9e\xd0\xbb\xd1\x8f \xd0 <olya@example.org>\r\n"
+      "Subject: \xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82 \xd1\r\n"
+      "MIME-Version: 1.0\r\n"
+      "Content-Type: multipart/mixed; boundary=x\r\n\r\n"
+      "--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+      "--x\r\nContent-Type: image/jpeg\r\n"
+      "Content-Disposition: attachment;\r\n"
+      " filename=\"\xd1\x82\xd0\xb0\xd0\xba \xd1\x87\xd1\x82\xd0\"\r\n\r\n"
+      "data\r\n"
+      "--x--\r\n");
+
+  ck_assert_str_eq (m->from->name, "\xd0\x9e\xd0\xbb\xd1\x8f \xef\xbf\xbd");
+  ck_assert_str_eq (m->subject,
+                    "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82 "
+                    "\xef\xbf\xbd");
+  ck_assert_str_eq (m->header_values->pdata[1], m->subject);
+  ck_assert_ptr_nonnull (
+      find_att (m, "\xd1\x82\xd0\xb0\xd0\xba \xd1\x87\xd1\x82\xef\xbf\xbd"));
+  ck_assert (m->anomalies & PARSER_ANOMALY_CHARSET);
+  parser_message_free (m);
+
+  /* Latin-1: no complete UTF-8 sequence, so still windows-1252 */
+  m = parse ("From: Ren\xe9 <rene@example.org>\r\n"
+             "Subject: caf\xe9 au lait\r\n\r\nhi\r\n");
+  ck_assert_str_eq (m->from->name, "Ren\xc3\xa9");
+  ck_assert_str_eq (m->subject, "caf\xc3\xa9 au lait");
+  ck_assert (!(m->anomalies & PARSER_ANOMALY_CHARSET));
+  parser_message_free (m);
+}
+END_TEST
+
 START_TEST (test_f3_b_words)
 {
   parser_message *m = parse_found ("corpus/repro", "b-word-after-padding.eml");
@@ -2293,6 +2376,8 @@ parser_message_suite (void)
   tcase_add_test (mime, test_f2_leading_space);
   tcase_add_test (mime, test_f3_b_words);
   tcase_add_test (mime, test_f5_invalid_utf8_in_word);
+  tcase_add_test (mime, test_f5_names_filenames);
+  tcase_add_test (mime, test_f11_cut_utf8);
   tcase_add_test (mime, test_f9_nul_in_filename);
   tcase_add_test (mime, test_f8_sha256);
   tcase_add_test (mime, test_f4_no_subtype);
