@@ -29,7 +29,7 @@ endif
 
 # pkg-config is only asked once the packages are there (deps runs first).
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS = $(shell pkg-config --libs $(PKGS)) -lstemmer
+PKG_LIBS = $(shell pkg-config --libs $(PKGS)) -lstemmer -lm
 CHECK_CFLAGS = $(shell pkg-config --cflags check)
 CHECK_LIBS = $(shell pkg-config --libs check)
 
@@ -98,6 +98,7 @@ bench:
 	@$(MAKE) --no-print-directory all
 	@sh tests/bench/bench.sh
 	@$(MAKE) --no-print-directory bench-parser
+	@$(MAKE) --no-print-directory bench-router
 	@$(MAKE) --no-print-directory bench-store
 
 clean:
@@ -195,3 +196,34 @@ bench-store: deps $(BUILD)/bench/store_bench
 	@BUILD=$(BUILD) sh tests/bench/store_bench.sh
 
 -include $(BUILD)/bench/store_bench.d
+
+# ------------------------------------------------------------ router benchmark
+# make bench-router: decisions per second (rules + classifier) with the
+# example conf/ on one core, and a pathological pattern's bound
+# (tests/bench/router_bench.c).
+.PHONY: bench-router
+
+$(BUILD)/bench/router_bench.o: tests/bench/router_bench.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/bench/router_bench: $(BUILD)/bench/router_bench.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+bench-router: deps $(BUILD)/bench/router_bench
+	@$(BUILD)/bench/router_bench
+
+-include $(BUILD)/bench/router_bench.d
+
+# ------------------------------------------------------------ models
+# make models: retrain the shipped classifiers from the training set that
+# was written for intake (conf/training/, MIT); never from the labelled
+# evaluation sets in ../shared (their licence forbids shipping).
+.PHONY: models
+models: all
+	$(BUILD)/intakectl -c conf/intake.conf classify train \
+		conf/training/council-messages.csv --label kind \
+		--out conf/models/kind.model
+	$(BUILD)/intakectl -c conf/intake.conf classify train \
+		conf/training/council-messages.csv --label department \
+		--out conf/models/topic.model

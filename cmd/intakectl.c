@@ -21,6 +21,8 @@
  * on the command line.  Exit codes follow sysexits.h.
  */
 #include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -36,6 +38,10 @@
 #include "parser/parser.h"
 #include "parser/parser_headers.h"
 #include "parser/parser_text.h"
+#include "router/classify.h"
+#include "router/clock.h"
+#include "router/evaluate.h"
+#include "router/router.h"
 #include "store/store.h"
 
 static const char *ctl_usage =
@@ -55,6 +61,19 @@ static const char *ctl_usage =
   "  subjects find ADDRESS [--json]  the person with that e-mail address\n"
   "  audit verify             check the audit chain; names the first\n"
   "                           event that does not verify\n"
+  "  rules check [FILE]       every error as file:line:column\n"
+  "  rules test [--json] [--rules FILE] FILE.eml...\n"
+  "                           the decision for each message; nothing stored\n"
+  "  rules test --csv FILE.csv [--label COL] [--map FROM=TO]\n"
+  "                           the whole decision against labelled text\n"
+  "  rules test --replay [--since YYYY-MM-DD] --rules DRAFT\n"
+  "                           which stored cases a draft would move\n"
+  "  rules reload             check, then tell intaked to load the rules\n"
+  "  rules stats              hits per rule; rules that never fire\n"
+  "  classify train FILE.csv --label COL --out MODEL\n"
+  "  classify eval FILE.csv --label COL --model MODEL [--map FROM=TO]\n"
+  "  holidays import FILE     GOV.UK bank-holidays JSON into [clocks]\n"
+  "                           holidays\n"
   "  spool count              messages waiting to be processed\n"
   "  quarantine list [--json] messages the parser failed on, kept raw\n"
   "  quarantine show ID [--raw]  its envelope (or, --raw, its bytes)\n"
@@ -600,6 +619,654 @@ ctl_keys_rotate (intake_config *cfg, store_keys **keys, store **st)
   return EX_OK;
 }
 
+/* ------------------------------------------------------------ routing */
+
+typedef struct {
+  const char *rules;          /* --rules FILE */
+  gboolean replay;            /* --replay */
+  const char *since;          /* --since YYYY-MM-DD */
+  const char *csv;            /* --csv FILE */
+  const char *label;          /* --label COLUMN */
+  const char *model;          /* --model FILE */
+  const char *out;            /* --out FILE */
+  GPtrArray *map;             /* --map FROM=TO, NULL-terminated */
+  guint examples;             /* --examples N */
+} ctl_route_opts;
+
+static router *
+ctl_router (intake_config *cfg, const char *rules_path, GError **error)
+{
+  router_config rc = { .rules = rules_path ? rules_path : cfg->rules,
+                       .kind_model = cfg->kind_model,
+                       .topic_model = cfg->topic_model,
+                       .holidays = cfg->holidays,
+                       .nation = cfg->nation,
+                       .clocks = cfg->clocks };
+
+  if (rc.rules == NULL)
+    {
+      g_set_error (error, RULES_ERROR, RULES_ERROR_READ,
+                   "%s has no [routing] rules and no --rules was given",
+                   cfg->path);
+      return NULL;
+    }
+  return router_new (&rc, error);
+}
+
+static int
+ctl_rules_check (intake_config *cfg, const char *file)
+{
+  g_autoptr (GError) error = NULL;
+  const char *path = file ? file : cfg->rules;
+  g_autoptr (rules) r = NULL;
+
+  if (path == NULL)
+    {
+      fprintf (stderr, "intakectl: no rule file: give one, or set [routing]"
+               " rules in %s\n", cfg->path);
+      return EX_USAGE;
+    }
+  r = rules_load (path, &error);
+  if (r == NULL)
+    {
+      fprintf (stderr, "%s\n", error->message);
+      return g_error_matches (error, RULES_ERROR, RULES_ERROR_READ)
+                 ? EX_NOINPUT : EX_DATAERR;
+    }
+  printf ("%s: %u rules, %u queues, OK (sha256 %s)\n", path, rules_count (r),
+          g_strv_length ((char **) rules_queues (r)), rules_hash (r));
+  return EX_OK;
+}
+
+static char *
+ctl_due (gint64 us)
+{
+  g_autoptr (GDateTime) t = NULL;
+
+  if (us <= 0)
+    return NULL;
+  t = g_date_time_new_from_unix_utc (us / G_USEC_PER_SEC);
+  return g_date_time_format (t, "%Y-%m-%d");
+}
+
+static void
+ctl_json_scores (JsonBuilder *b, const char *name, const rules_score *s,
+                 guint n)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_begin_object (b);
+  for (guint i = 0; i < n; i++)
+    {
+      json_builder_set_member_name (b, s[i].label);
+      json_builder_add_double_value (b, s[i].score);
+    }
+  json_builder_end_object (b);
+}
+
+static void
+ctl_result_json (JsonBuilder *b, const char *file, const router_result *res,
+                 const char *rules_file)
+{
+  g_autofree char *due = ctl_due (res->due_at);
+
+  json_builder_begin_object (b);
+  ctl_json_str (b, "file", file);
+  ctl_json_str (b, "queue", res->d.queue);
+  ctl_json_str (b, "kind", res->d.kind);
+  ctl_json_str (b, "priority", res->d.priority);
+  json_builder_set_member_name (b, "due");
+  if (due)
+    json_builder_add_string_value (b, due);
+  else
+    json_builder_add_null_value (b);
+  json_builder_set_member_name (b, "rule");
+  json_builder_begin_object (b);
+  ctl_json_str (b, "name", res->d.rule);
+  ctl_json_str (b, "file", rules_file);
+  json_builder_set_member_name (b, "line");
+  json_builder_add_int_value (b, res->d.line);
+  json_builder_end_object (b);
+  json_builder_set_member_name (b, "fired");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < res->d.fired->len; i++)
+    json_builder_add_string_value (b, res->d.fired->pdata[i]);
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "tags");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < res->d.tags->len; i++)
+    json_builder_add_string_value (b, res->d.tags->pdata[i]);
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "sla");
+  if (res->d.sla)
+    json_builder_add_string_value (b, res->d.sla);
+  else
+    json_builder_add_null_value (b);
+  json_builder_set_member_name (b, "scores");
+  json_builder_begin_object (b);
+  ctl_json_scores (b, "kind", res->kinds, res->n_kinds);
+  ctl_json_scores (b, "topic", res->topics, res->n_topics);
+  json_builder_end_object (b);
+  json_builder_set_member_name (b, "regex_limit");
+  json_builder_add_boolean_value (b, res->d.limit_hit);
+  ctl_json_str (b, "rules_hash", res->rules_hash);
+  json_builder_end_object (b);
+}
+
+static void
+ctl_print_scores (const char *name, const rules_score *s, guint n)
+{
+  if (n == 0)
+    return;
+  printf ("  %s scores:", name);
+  for (guint i = 0; i < n && i < 4; i++)
+    printf ("%s %s %.2f", i ? "," : "", s[i].label, s[i].score);
+  printf ("\n");
+}
+
+static void
+ctl_result_text (const char *file, const router_result *res,
+                 const char *rules_file)
+{
+  g_autofree char *due = ctl_due (res->due_at);
+
+  printf ("%s: queue %s, kind %s, priority %s, due %s%s\n", file,
+          res->d.queue, res->d.kind, res->d.priority, due ? due : "-",
+          res->due_beyond ? " (beyond the holiday file)" : "");
+  if (res->d.line > 0)
+    printf ("  rule \"%s\" (%s:%u)\n", res->d.rule, rules_file, res->d.line);
+  else
+    printf ("  rule: default\n");
+  if (res->d.fired->len > 0)
+    {
+      printf ("  fired:");
+      for (guint i = 0; i < res->d.fired->len; i++)
+        printf ("%s \"%s\"", i ? "," : "",
+                (const char *) res->d.fired->pdata[i]);
+      printf ("\n");
+    }
+  if (res->d.tags->len > 0)
+    {
+      printf ("  tags:");
+      for (guint i = 0; i < res->d.tags->len; i++)
+        printf (" %s", (const char *) res->d.tags->pdata[i]);
+      printf ("\n");
+    }
+  ctl_print_scores ("kind", res->kinds, res->n_kinds);
+  ctl_print_scores ("topic", res->topics, res->n_topics);
+  if (res->d.limit_hit)
+    printf ("  a regular expression hit its bound and counted as no"
+            " match\n");
+}
+
+/* Parse FILE.eml in this process (as `intakectl parse` does).  */
+static parser_message *
+ctl_parse_file (const char *file, const parser_context *pctx, GError **error)
+{
+  char *data = NULL;
+  gsize len = 0;
+  g_autoptr (GBytes) raw = NULL;
+  parser_message *m;
+  int saved;
+
+  if (!g_file_get_contents (file, &data, &len, error))
+    return NULL;
+  raw = g_bytes_new_take (data, len);
+  fflush (stdout);
+  saved = dup (STDOUT_FILENO);
+  if (saved >= 0)
+    dup2 (STDERR_FILENO, STDOUT_FILENO);
+  m = parser_message_parse (raw, pctx);
+  fflush (stdout);
+  if (saved >= 0)
+    {
+      dup2 (saved, STDOUT_FILENO);
+      close (saved);
+    }
+  return m;
+}
+
+static void
+ctl_csv_eval (router *rt, const ctl_route_opts *o, GString *report,
+              double *macro, evaluate **out, GError **error);
+
+static int
+ctl_rules_test (intake_config *cfg, const ctl_route_opts *o, GPtrArray *args,
+                gboolean json)
+{
+  g_autoptr (GError) error = NULL;
+  router *rt = ctl_router (cfg, o->rules, &error);
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  parser_lexicon *lex = NULL;
+  parser_context pctx = { NULL, NULL, NULL };
+  g_autoptr (rules) r = NULL;
+  int rc = EX_OK;
+
+  if (rt == NULL)
+    {
+      fprintf (stderr, "%s\n", error->message);
+      return EX_DATAERR;
+    }
+  r = router_rules (rt);
+  if (o->csv != NULL)
+    {
+      g_autoptr (GString) report = g_string_new (NULL);
+      evaluate *ev = NULL;
+      double macro = 0;
+
+      ctl_csv_eval (rt, o, report, &macro, &ev, &error);
+      if (ev == NULL)
+        {
+          fprintf (stderr, "intakectl: %s\n", error->message);
+          router_free (rt);
+          return EX_DATAERR;
+        }
+      printf ("%s: the whole decision (rules %s and classifier) against"
+              " column %s\n%s", o->csv, rules_path (r),
+              o->label ? o->label : "kind", report->str);
+      evaluate_free (ev);
+      router_free (rt);
+      return EX_OK;
+    }
+  if (args->len < 3)
+    {
+      fprintf (stderr, "intakectl: rules test needs FILE.eml, --csv FILE"
+               " or --replay\n");
+      router_free (rt);
+      return EX_USAGE;
+    }
+  if (cfg->special_categories)
+    {
+      lex = parser_lexicon_load (cfg->special_categories, &error);
+      if (lex == NULL)
+        {
+          fprintf (stderr, "intakectl: %s\n", error->message);
+          router_free (rt);
+          return EX_CONFIG;
+        }
+    }
+  pctx.lexicon = lex;
+  if (json)
+    json_builder_begin_array (b);
+  for (guint i = 2; i < args->len; i++)
+    {
+      const char *file = args->pdata[i];
+      g_autoptr (GError) ferr = NULL;
+      g_autoptr (parser_message) m = ctl_parse_file (file, &pctx, &ferr);
+      /* the mailbox: the first To of ours, else enquiries */
+      g_autoptr (GPtrArray) rcpts = g_ptr_array_new ();
+      router_context rc2 = { .source = "smtp" };
+      router_result res;
+
+      if (m == NULL)
+        {
+          fprintf (stderr, "intakectl: %s\n", ferr->message);
+          rc = EX_NOINPUT;
+          continue;
+        }
+      for (guint j = 0; j < m->to->len; j++)
+        {
+          parser_address *a = m->to->pdata[j];
+          if (a->addr && g_hash_table_contains (cfg->mailboxes, a->addr))
+            g_ptr_array_add (rcpts, a->addr);
+        }
+      g_ptr_array_add (rcpts, NULL);
+      rc2.recipients = (const char *const *) rcpts->pdata;
+      rc2.envelope_from = m->from ? m->from->addr : NULL;
+      if (m->date > 0)
+        rc2.received = g_date_time_new_from_unix_utc (m->date);
+      router_decide (rt, NULL, m, &rc2, &res);
+      if (json)
+        ctl_result_json (b, file, &res, rules_path (r));
+      else
+        ctl_result_text (file, &res, rules_path (r));
+      if (rc2.received)
+        g_date_time_unref (rc2.received);
+      router_result_clear (&res);
+    }
+  if (json)
+    {
+      json_builder_end_array (b);
+      ctl_print_json (b);
+    }
+  parser_lexicon_free (lex);
+  router_free (rt);
+  return rc;
+}
+
+/* --csv: the rows' text through the whole decision, compared with the
+ * label column.  --label department compares the queue, anything else the
+ * kind; --map FROM=TO rewrites gold labels (service-request=enquiry).  */
+static void
+ctl_csv_eval (router *rt, const ctl_route_opts *o, GString *report,
+              double *macro, evaluate **out, GError **error)
+{
+  const char *label = o->label ? o->label : "kind";
+  gboolean by_queue = g_strcmp0 (label, "kind") != 0;
+  g_autoptr (classify_csv) csv = classify_csv_read (o->csv, label, error);
+  evaluate *ev;
+  const char *none[] = { NULL };
+  router_context rc = { .source = "form", .recipients = none };
+  g_autoptr (GTimer) timer = g_timer_new ();
+
+  *out = NULL;
+  if (csv == NULL)
+    return;
+  ev = evaluate_new ();
+  for (guint i = 0; i < csv->texts->len; i++)
+    {
+      router_result res;
+      const char *gold = csv->labels->pdata[i];
+      const char *pred;
+
+      for (guint j = 0; o->map && j + 1 < o->map->len; j++)
+        {
+          const char *m = o->map->pdata[j];
+          const char *eq = strchr (m, '=');
+          if (eq && strncmp (m, gold, eq - m) == 0 && gold[eq - m] == '\0')
+            gold = eq + 1;
+        }
+      router_decide_text (rt, NULL, NULL, csv->texts->pdata[i], &rc, &res);
+      pred = by_queue ? res.d.queue : res.d.kind;
+      for (guint j = 0; !by_queue && o->map && j + 1 < o->map->len; j++)
+        {
+          const char *m = o->map->pdata[j];
+          const char *eq = strchr (m, '=');
+          if (eq && strncmp (m, pred, eq - m) == 0 && pred[eq - m] == '\0')
+            pred = eq + 1;
+        }
+      evaluate_add (ev, gold, pred);
+      router_result_clear (&res);
+    }
+  evaluate_report (ev, report);
+  g_string_append_printf (report, "\n%.0f decisions/s (rules and classifier,"
+                          " one thread)\n",
+                          csv->texts->len / MAX (g_timer_elapsed (timer, NULL),
+                                                 1e-9));
+  *macro = evaluate_macro_f1_gold (ev);
+  *out = ev;
+}
+
+typedef struct {
+  router *rt;
+  rules *draft;
+  GHashTable *moves;          /* "from -> to" -> count */
+  GHashTable *examples;       /* "from -> to" -> GPtrArray of refs */
+  guint examples_max;
+  gint64 total, moved;
+} ctl_replay_ctx;
+
+static void
+ctl_replay_one (const store_replay_item *it, gpointer data)
+{
+  ctl_replay_ctx *c = data;
+  router_result res;
+  g_autoptr (GDateTime) when = g_date_time_new_from_unix_utc (
+      it->created_at / G_USEC_PER_SEC);
+  router_context rc = { .source = it->source, .recipients = it->recipients,
+                        .envelope_from = it->sender, .received = when };
+
+  router_decide_text (c->rt, c->draft, it->subject, it->text, &rc, &res);
+  c->total++;
+  if (g_strcmp0 (res.d.queue, it->queue) != 0)
+    {
+      char *key = g_strdup_printf ("%s -> %s", it->queue, res.d.queue);
+      GPtrArray *ex = g_hash_table_lookup (c->examples, key);
+      gpointer n = g_hash_table_lookup (c->moves, key);
+
+      c->moved++;
+      if (ex == NULL)
+        {
+          ex = g_ptr_array_new_with_free_func (g_free);
+          g_hash_table_insert (c->examples, g_strdup (key), ex);
+        }
+      if (ex->len < c->examples_max)
+        g_ptr_array_add (ex, g_strdup_printf ("%s (rule \"%s\")", it->ref,
+                                              res.d.rule));
+      g_hash_table_insert (c->moves, key,
+                           GINT_TO_POINTER (GPOINTER_TO_INT (n) + 1));
+    }
+  router_result_clear (&res);
+}
+
+static int
+ctl_rules_replay (intake_config *cfg, store *st, const ctl_route_opts *o)
+{
+  g_autoptr (GError) error = NULL;
+  ctl_replay_ctx c = { 0 };
+  router *rt;
+  gint64 since = 0;
+  g_autofree char *detail = NULL;
+  GHashTableIter it;
+  gpointer k, v;
+
+  if (o->rules == NULL)
+    {
+      fprintf (stderr, "intakectl: --replay needs --rules DRAFT\n");
+      return EX_USAGE;
+    }
+  if (o->since)
+    {
+      g_autofree char *iso = g_strconcat (o->since, "T00:00:00Z", NULL);
+      g_autoptr (GDateTime) t = g_date_time_new_from_iso8601 (iso, NULL);
+      if (t == NULL)
+        {
+          fprintf (stderr, "intakectl: --since %s: expected YYYY-MM-DD\n",
+                   o->since);
+          return EX_USAGE;
+        }
+      since = g_date_time_to_unix (t) * G_USEC_PER_SEC;
+    }
+  rt = ctl_router (cfg, NULL, &error);
+  if (rt == NULL)
+    {
+      fprintf (stderr, "%s\n", error->message);
+      return EX_CONFIG;
+    }
+  c.rt = rt;
+  c.draft = rules_load (o->rules, &error);
+  if (c.draft == NULL)
+    {
+      fprintf (stderr, "%s\n", error->message);
+      router_free (rt);
+      return EX_DATAERR;
+    }
+  c.moves = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  c.examples = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                      (GDestroyNotify) g_ptr_array_unref);
+  c.examples_max = o->examples ? o->examples : 3;
+  if (store_replay (st, since, ctl_replay_one, &c, &error) < 0)
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      router_free (rt);
+      return EX_IOERR;
+    }
+  detail = g_strdup_printf ("cases=%" G_GINT64_FORMAT " moved=%"
+                            G_GINT64_FORMAT " draft=%.16s", c.total, c.moved,
+                            rules_hash (c.draft));
+  ctl_audit (st, "rules.replay", "cases", detail);
+  printf ("replayed %" G_GINT64_FORMAT " cases%s%s with %s: %" G_GINT64_FORMAT
+          " would move\n", c.total, o->since ? " since " : "",
+          o->since ? o->since : "", o->rules, c.moved);
+  g_hash_table_iter_init (&it, c.moves);
+  while (g_hash_table_iter_next (&it, &k, &v))
+    {
+      GPtrArray *ex = g_hash_table_lookup (c.examples, k);
+      printf ("  %-50s %6d   e.g.", (const char *) k, GPOINTER_TO_INT (v));
+      for (guint i = 0; ex && i < ex->len; i++)
+        printf ("%s %s", i ? "," : "", (const char *) ex->pdata[i]);
+      printf ("\n");
+    }
+  g_hash_table_unref (c.moves);
+  g_hash_table_unref (c.examples);
+  rules_unref (c.draft);
+  router_free (rt);
+  return EX_OK;
+}
+
+static int
+ctl_rules_stats (intake_config *cfg, store *st)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GHashTable) fired = g_hash_table_new_full (g_str_hash,
+                                                        g_str_equal, g_free,
+                                                        NULL);
+  g_autoptr (GHashTable) routed = g_hash_table_new_full (g_str_hash,
+                                                         g_str_equal, g_free,
+                                                         NULL);
+  g_autoptr (rules) r = NULL;
+  gint64 cases = 0;
+  guint never = 0;
+
+  if (cfg->rules == NULL || (r = rules_load (cfg->rules, &error)) == NULL)
+    {
+      fprintf (stderr, "intakectl: %s\n", error ? error->message
+                                                : "no [routing] rules");
+      return EX_CONFIG;
+    }
+  if (!store_rule_stats (st, fired, routed, &cases, &error))
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return EX_IOERR;
+    }
+  printf ("%" G_GINT64_FORMAT " routed cases; rules in %s:\n", cases,
+          rules_path (r));
+  printf ("  %-6s %8s %8s  %s\n", "LINE", "FIRED", "ROUTED", "RULE");
+  for (guint i = 0; i < rules_count (r); i++)
+    {
+      guint line;
+      const char *name = rules_name (r, i, &line);
+      int nf = GPOINTER_TO_INT (g_hash_table_lookup (fired, name));
+      int nr = GPOINTER_TO_INT (g_hash_table_lookup (routed, name));
+      printf ("  %-6u %8d %8d  %s\n", line, nf, nr, name);
+      never += nf == 0;
+    }
+  printf ("  %-6s %8s %8d  (default)\n", "", "",
+          GPOINTER_TO_INT (g_hash_table_lookup (routed, "default")));
+  if (never > 0)
+    {
+      printf ("never fired:");
+      for (guint i = 0; i < rules_count (r); i++)
+        {
+          const char *name = rules_name (r, i, NULL);
+          if (!g_hash_table_contains (fired, name))
+            printf (" \"%s\"", name);
+        }
+      printf ("\n");
+    }
+  return EX_OK;
+}
+
+static int
+ctl_rules_reload (intake_config *cfg)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *text = NULL;
+  int rc = ctl_rules_check (cfg, NULL);
+  long pid;
+
+  if (rc != EX_OK)
+    {
+      fprintf (stderr, "intakectl: not reloaded; intaked keeps the rules it"
+               " has\n");
+      return rc;
+    }
+  if (!g_file_get_contents (cfg->pid_file, &text, NULL, &error))
+    {
+      fprintf (stderr, "intakectl: is intaked running? %s\n", error->message);
+      return EX_UNAVAILABLE;
+    }
+  pid = strtol (text, NULL, 10);
+  if (pid <= 1 || kill ((pid_t) pid, SIGHUP) != 0)
+    {
+      fprintf (stderr, "intakectl: cannot signal intaked (pid %ld): %s\n",
+               pid, g_strerror (errno));
+      return EX_UNAVAILABLE;
+    }
+  printf ("intaked (pid %ld) told to reload; it logs event=rules-reload\n",
+          pid);
+  return EX_OK;
+}
+
+static int
+ctl_classify (const char *sub, const ctl_route_opts *o, GPtrArray *args)
+{
+  g_autoptr (GError) error = NULL;
+  const char *csv = args->len > 2 ? args->pdata[2] : NULL;
+  const char *label = o->label ? o->label : "label";
+
+  if (csv == NULL)
+    {
+      fprintf (stderr, "intakectl: classify %s needs FILE.csv\n", sub);
+      return EX_USAGE;
+    }
+  if (strcmp (sub, "train") == 0)
+    {
+      classify_model *m;
+      if (o->out == NULL)
+        {
+          fprintf (stderr, "intakectl: classify train needs --out MODEL\n");
+          return EX_USAGE;
+        }
+      m = classify_train_csv (csv, label, NULL, &error);
+      if (m == NULL || !classify_model_save (m, o->out, &error))
+        {
+          fprintf (stderr, "intakectl: %s\n", error->message);
+          classify_model_free (m);
+          return EX_DATAERR;
+        }
+      printf ("%s: %u classes, %u features, temperature %.3f -> %s\n", csv,
+              classify_model_n_classes (m), classify_model_n_features (m),
+              classify_model_temperature (m), o->out);
+      classify_model_free (m);
+      return EX_OK;
+    }
+  else
+    {
+      g_autoptr (GString) report = g_string_new (NULL);
+      classify_model *m;
+      if (o->model == NULL)
+        {
+          fprintf (stderr, "intakectl: classify eval needs --model MODEL\n");
+          return EX_USAGE;
+        }
+      m = classify_model_load (o->model, &error);
+      if (m == NULL
+          || !classify_eval_csv (m, csv, label,
+                                 o->map ? (const char *const *) o->map->pdata
+                                        : NULL, report, NULL, &error))
+        {
+          fprintf (stderr, "intakectl: %s\n", error->message);
+          classify_model_free (m);
+          return EX_DATAERR;
+        }
+      printf ("%s", report->str);
+      classify_model_free (m);
+      return EX_OK;
+    }
+}
+
+static int
+ctl_holidays_import (intake_config *cfg, const char *file)
+{
+  g_autoptr (GError) error = NULL;
+  const char *out = cfg->holidays;
+
+  if (out == NULL)
+    {
+      fprintf (stderr, "intakectl: %s has no [clocks] holidays file to"
+               " write\n", cfg->path);
+      return EX_CONFIG;
+    }
+  if (!clock_holidays_import (file, out, &error))
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return EX_DATAERR;
+    }
+  printf ("%s imported into %s; restart intaked (or reload) to use it\n",
+          file, out);
+  return EX_OK;
+}
+
 static gboolean
 ctl_parse_id (const char *s, gint64 *id)
 {
@@ -839,6 +1506,8 @@ main (int argc, char **argv)
   gboolean json = FALSE;
   gboolean raw = FALSE;
   store_case_filter filter = { 0 };
+  ctl_route_opts ro = { 0 };
+  g_autoptr (GPtrArray) maps = g_ptr_array_new ();
   GPtrArray *args = g_ptr_array_new ();
   int rc = EX_USAGE;
 
@@ -866,6 +1535,24 @@ main (int argc, char **argv)
             }
           filter.limit = n;
         }
+      else if (strcmp (argv[i], "--rules") == 0 && i + 1 < argc)
+        ro.rules = argv[++i];
+      else if (strcmp (argv[i], "--replay") == 0)
+        ro.replay = TRUE;
+      else if (strcmp (argv[i], "--since") == 0 && i + 1 < argc)
+        ro.since = argv[++i];
+      else if (strcmp (argv[i], "--csv") == 0 && i + 1 < argc)
+        ro.csv = argv[++i];
+      else if (strcmp (argv[i], "--label") == 0 && i + 1 < argc)
+        ro.label = argv[++i];
+      else if (strcmp (argv[i], "--model") == 0 && i + 1 < argc)
+        ro.model = argv[++i];
+      else if (strcmp (argv[i], "--out") == 0 && i + 1 < argc)
+        ro.out = argv[++i];
+      else if (strcmp (argv[i], "--map") == 0 && i + 1 < argc)
+        g_ptr_array_add (maps, argv[++i]);
+      else if (strcmp (argv[i], "--examples") == 0 && i + 1 < argc)
+        ro.examples = (guint) g_ascii_strtoull (argv[++i], NULL, 10);
       else if (strcmp (argv[i], "--json") == 0)
         json = TRUE;
       else if (strcmp (argv[i], "--raw") == 0)
@@ -907,6 +1594,11 @@ main (int argc, char **argv)
       g_ptr_array_free (args, TRUE);
       return rc;
     }
+  if (maps->len > 0)
+    {
+      g_ptr_array_add (maps, NULL);
+      ro.map = maps;
+    }
   if (config == NULL)
     config = ctl_default_config ();
   cfg = intake_config_load (config, &error);
@@ -919,6 +1611,29 @@ main (int argc, char **argv)
 
   const char *cmd = args->pdata[0];
   const char *sub = args->len > 1 ? args->pdata[1] : NULL;
+
+  /* Routing and the classifier need no key: the database only for
+   * --replay and stats.  */
+  if (strcmp (cmd, "rules") == 0 && g_strcmp0 (sub, "check") == 0
+      && args->len <= 3)
+    rc = ctl_rules_check (cfg, args->len == 3 ? args->pdata[2] : NULL);
+  else if (strcmp (cmd, "rules") == 0 && g_strcmp0 (sub, "test") == 0
+           && !ro.replay)
+    rc = ctl_rules_test (cfg, &ro, args, json);
+  else if (strcmp (cmd, "rules") == 0 && g_strcmp0 (sub, "reload") == 0
+           && args->len == 2)
+    rc = ctl_rules_reload (cfg);
+  else if (strcmp (cmd, "classify") == 0
+           && (g_strcmp0 (sub, "train") == 0 || g_strcmp0 (sub, "eval") == 0)
+           && args->len == 3)
+    rc = ctl_classify (sub, &ro, args);
+  else if (strcmp (cmd, "holidays") == 0 && g_strcmp0 (sub, "import") == 0
+           && args->len == 3)
+    rc = ctl_holidays_import (cfg, args->pdata[2]);
+  else
+    rc = -1;
+  if (rc != -1)
+    goto out;
   gboolean known =
       (strcmp (cmd, "keygen") == 0 && args->len <= 2)
       || (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "list") == 0
@@ -932,6 +1647,10 @@ main (int argc, char **argv)
       || (strcmp (cmd, "audit") == 0 && g_strcmp0 (sub, "verify") == 0
           && args->len == 2)
       || (strcmp (cmd, "keys") == 0 && g_strcmp0 (sub, "rotate") == 0
+          && args->len == 2)
+      || (strcmp (cmd, "rules") == 0 && g_strcmp0 (sub, "test") == 0
+          && ro.replay && args->len == 2)
+      || (strcmp (cmd, "rules") == 0 && g_strcmp0 (sub, "stats") == 0
           && args->len == 2)
       || (strcmp (cmd, "spool") == 0 && g_strcmp0 (sub, "count") == 0
           && args->len == 2)
@@ -986,6 +1705,10 @@ main (int argc, char **argv)
     rc = ctl_audit_verify (st);
   else if (strcmp (cmd, "keys") == 0)
     rc = ctl_keys_rotate (cfg, &keys, &st);
+  else if (strcmp (cmd, "rules") == 0 && g_strcmp0 (sub, "test") == 0)
+    rc = ctl_rules_replay (cfg, st, &ro);
+  else if (strcmp (cmd, "rules") == 0)
+    rc = ctl_rules_stats (cfg, st);
   else if (strcmp (cmd, "spool") == 0 && g_strcmp0 (sub, "count") == 0
            && args->len == 2)
     {

@@ -33,6 +33,7 @@
 #include "intake/parse_worker.h"
 #include "intake/pipeline.h"
 #include "intake/smtp_server.h"
+#include "router/router.h"
 #include "store/store.h"
 
 static char *opt_config;
@@ -70,8 +71,50 @@ intaked_raise_nofile (void)
 typedef struct {
   GMainLoop *loop;
   intake_master *master;
+  router *rt;                /* (nullable) */
   gboolean stopping;
 } intaked_master_ctx;
+
+/* SIGHUP: load the rule file again and swap it in; a bad file keeps the
+ * rules in force and says why (file:line:column, no message content).  */
+static gboolean
+intaked_master_hup (gpointer data)
+{
+  intaked_master_ctx *ctx = data;
+  g_autoptr (GError) error = NULL;
+
+  if (ctx->rt == NULL)
+    {
+      g_message ("event=rules-reload result=none reason=no-[routing]-rules");
+      return G_SOURCE_CONTINUE;
+    }
+  if (router_reload (ctx->rt, NULL, &error))
+    {
+      g_autoptr (rules) r = router_rules (ctx->rt);
+      g_message ("event=rules-reload result=ok rules=%u hash=%.16s",
+                 rules_count (r), rules_hash (r));
+    }
+  else
+    {
+      g_autofree char *flat = g_strdelimit (g_strdup (error->message), "\n",
+                                            ';');
+      g_warning ("event=rules-reload result=kept-old error=%s", flat);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+/* The pid file lets `intakectl rules reload` find the master.  */
+static void
+intaked_write_pid (const char *path)
+{
+  g_autofree char *text = g_strdup_printf ("%d\n", (int) getpid ());
+  g_autoptr (GError) error = NULL;
+
+  if (!g_file_set_contents_full (path, text, -1,
+                                 G_FILE_SET_CONTENTS_CONSISTENT, 0644,
+                                 &error))
+    g_warning ("event=pid-file-failed error=%s", error->message);
+}
 
 static gboolean
 intaked_master_done (gpointer data)
@@ -140,7 +183,24 @@ intaked_master_main (const char *config_path)
       store_keys_free (&keys);
       return EX_UNAVAILABLE;
     }
-  pl = pipeline_start (st, cfg);
+  if (cfg->rules != NULL)
+    {
+      router_config rc = { .rules = cfg->rules,
+                           .kind_model = cfg->kind_model,
+                           .topic_model = cfg->topic_model,
+                           .holidays = cfg->holidays,
+                           .nation = cfg->nation,
+                           .clocks = cfg->clocks };
+      ctx.rt = router_new (&rc, &error);
+      if (ctx.rt == NULL)
+        {
+          fprintf (stderr, "intaked: %s\n", error->message);
+          store_close (&st);
+          store_keys_free (&keys);
+          return EX_CONFIG;
+        }
+    }
+  pl = pipeline_start (st, cfg, ctx.rt);
   exe = g_file_read_link ("/proc/self/exe", &error);
   if (exe == NULL)
     {
@@ -161,6 +221,8 @@ intaked_master_main (const char *config_path)
   pipeline_set_parser (pl, intaked_parse, ctx.master);
   g_unix_signal_add (SIGTERM, intaked_master_term, &ctx);
   g_unix_signal_add (SIGINT, intaked_master_term, &ctx);
+  g_unix_signal_add (SIGHUP, intaked_master_hup, &ctx);
+  intaked_write_pid (cfg->pid_file);
   g_message ("event=started database=%s", cfg->database);
 
   g_main_loop_run (ctx.loop);
@@ -175,6 +237,8 @@ intaked_master_main (const char *config_path)
   intake_master_free (&ctx.master);
   store_close (&st);            /* everything submitted is committed */
   store_keys_free (&keys);
+  router_free (ctx.rt);
+  unlink (cfg->pid_file);
   g_main_loop_unref (ctx.loop);
   g_message ("event=stopped");
   return EX_OK;

@@ -32,6 +32,7 @@
 struct pipeline {
   store *st;
   intake_config *cfg;
+  router *rt;                 /* (nullable) */
   GThread *thread;
   GMutex lock;
   GCond cond;
@@ -139,9 +140,33 @@ pipeline_prepare (pipeline *p, store_spool_item *item, parser_message *m)
       a->flags = pa->flags;
       g_ptr_array_add (in->attachments, a);
     }
+  in->ref_prefix = g_strdup (p->cfg->ref_prefix);
+  if (p->rt != NULL)
+    {
+      router_result res;
+      g_autoptr (GDateTime) when = g_date_time_new_from_unix_utc (
+          in->env->received_at / G_USEC_PER_SEC);
+      g_autofree const char **rcpts = g_new0 (const char *,
+                                              in->env->rcpts->len + 1);
+      router_context rc = { .source = in->env->source,
+                            .recipients = rcpts,
+                            .envelope_from = in->env->mail_from,
+                            .received = when };
+
+      for (guint i = 0; i < in->env->rcpts->len; i++)
+        rcpts[i] = in->env->rcpts->pdata[i];
+      router_decide (p->rt, NULL, m, &rc, &res);
+      in->queue = g_strdup (res.d.queue);
+      in->kind = g_strdup (res.d.kind);
+      in->priority = g_strdup (res.d.priority);
+      in->due_at = res.due_at;
+      in->reasons = g_steal_pointer (&res.reasons);
+      in->rules_hash = g_steal_pointer (&res.rules_hash);
+      router_result_clear (&res);
+      return in;
+    }
   in->queue = g_strdup (p->cfg->default_queue);
   in->kind = g_strdup ("enquiry");
-  in->ref_prefix = g_strdup (p->cfg->ref_prefix);
   return in;
 }
 
@@ -339,10 +364,11 @@ pipeline_main (gpointer data)
 }
 
 pipeline *
-pipeline_start (store *st, intake_config *cfg)
+pipeline_start (store *st, intake_config *cfg, router *rt)
 {
   pipeline *p = g_new0 (pipeline, 1);
 
+  p->rt = rt;
   p->st = st;
   p->cfg = cfg;
   g_mutex_init (&p->lock);

@@ -14,13 +14,15 @@
 
 #include "intake/intake_config.h"
 #include "parser/parser.h"
+#include "router/router.h"
 #include "store/store.h"
 
 typedef struct pipeline pipeline;
 
-/* (transfer full) Start the worker on @st with @cfg (both transfer none,
- * outliving the pipeline).  */
-pipeline *pipeline_start (store *st, intake_config *cfg);
+/* (transfer full) Start the worker on @st with @cfg and @rt (transfer
+ * none, outliving the pipeline; @rt may be NULL: every case then goes to
+ * [cases] default_queue).  */
+pipeline *pipeline_start (store *st, intake_config *cfg, router *rt);
 
 /* How the pipeline gets a message parsed: @fn hands @raw (transfer none)
  * and @env to a parse worker and calls @done exactly once, from any

@@ -499,7 +499,7 @@ rules_parse_value (rules_parser *ps, rules_node *n)
       int ecode;
       PCRE2_SIZE eoff;
       n->re = pcre2_compile ((PCRE2_SPTR) t->text, PCRE2_ZERO_TERMINATED,
-                             PCRE2_CASELESS | PCRE2_UTF | PCRE2_UCP,
+                             PCRE2_CASELESS,
                              &ecode, &eoff, NULL);
       if (n->re == NULL)
         {
@@ -647,8 +647,9 @@ rules_parse_pred (rules_parser *ps)
       return NULL;
     }
 
-  /* the value(s) */
-  if (n->op == OP_IN)
+  /* the value(s): a list for in, and for word / contains (any of them) */
+  if (n->op == OP_IN
+      || ((n->op == OP_WORD || n->op == OP_CONTAINS) && t->kind == T_LPAREN))
     {
       if (t->kind != T_LPAREN)
         {
@@ -1105,12 +1106,198 @@ rules_queues (const rules *r)
 
 /* ---------------------------------------------------------- evaluate */
 
+typedef struct rules_word_set rules_word_set;
+
 typedef struct {
   const rules *r;
   const rules_input *in;
   char *subject, *body;      /* casefolded, lazily */
+  rules_word_set *body_words; /* words and adjacent pairs of @body, lazily */
   gboolean limit_hit;
 } rules_eval;
+
+/* Casefold; ASCII text (most mail) takes a byte loop instead of GLib's
+ * per-character Unicode path.  */
+static char *
+rules_casefold (const char *s, gsize len)
+{
+  char *out;
+
+  for (gsize i = 0; i < len; i++)
+    if ((guchar) s[i] >= 0x80)
+      return g_utf8_casefold (s, len);
+  out = g_malloc (len + 1);
+  for (gsize i = 0; i < len; i++)
+    out[i] = s[i] >= 'A' && s[i] <= 'Z' ? s[i] + ('a' - 'A') : s[i];
+  out[len] = '\0';
+  return out;
+}
+
+/* Letters and digits make words; anything else separates them.  */
+static gsize
+rules_word_char_len (const char *p, gboolean *alnum)
+{
+  if ((guchar) *p < 0x80)
+    {
+      *alnum = g_ascii_isalnum (*p);
+      return 1;
+    }
+  *alnum = g_unichar_isalnum (g_utf8_get_char (p));
+  return g_utf8_next_char (p) - p;
+}
+
+/* Every word of the folded body, and every two adjacent words: a table
+ * of spans into the text (no copies), open addressing, so that `body word
+ * X` is one probe whatever the body's size.  */
+typedef struct {
+  guint32 hash;
+  guint32 a, alen;           /* first word: offset, length */
+  guint32 b, blen;           /* second word (blen 0: a single word) */
+} rules_word_slot;
+
+struct rules_word_set {
+  const char *text;
+  rules_word_slot *slots;
+  guint32 mask;
+};
+
+static guint32
+rules_hash_bytes (const char *p, gsize n)
+{
+  guint32 h = 2166136261u;   /* FNV-1a */
+
+  for (gsize i = 0; i < n; i++)
+    h = (h ^ (guchar) p[i]) * 16777619u;
+  return h;
+}
+
+static guint32
+rules_hash_pair (guint32 a, guint32 b)
+{
+  return (a * 0x9e3779b1u) ^ (b + 0x7f4a7c15u + (a << 6) + (a >> 2));
+}
+
+static void
+rules_word_set_put (rules_word_set *ws, guint32 h, guint32 a, guint32 alen,
+                    guint32 b, guint32 blen)
+{
+  guint32 i = h & ws->mask;
+
+  for (;; i = (i + 1) & ws->mask)
+    {
+      rules_word_slot *s = &ws->slots[i];
+      if (s->alen == 0)
+        {
+          *s = (rules_word_slot) { h, a, alen, b, blen };
+          return;
+        }
+      if (s->hash == h && s->alen == alen && s->blen == blen
+          && memcmp (ws->text + s->a, ws->text + a, alen) == 0
+          && memcmp (ws->text + s->b, ws->text + b, blen) == 0)
+        return;
+    }
+}
+
+static rules_word_set *
+rules_word_set_new (const char *text)
+{
+  rules_word_set *ws = g_new0 (rules_word_set, 1);
+  const char *p = text;
+  guint32 words = 0, size = 64;
+  guint32 prev = 0, prev_len = 0, prev_hash = 0;
+
+  /* count first: two entries a word at most */
+  for (const char *q = text; *q; q++)
+    words += g_ascii_isspace (*q) || g_ascii_ispunct (*q);
+  while (size < 4 * (words + 2))
+    size *= 2;
+  ws->text = text;
+  ws->slots = g_new0 (rules_word_slot, size);
+  ws->mask = size - 1;
+  while (*p)
+    {
+      gboolean alnum;
+      gsize n = rules_word_char_len (p, &alnum);
+      const char *start;
+      guint32 h, off, len;
+
+      if (!alnum)
+        {
+          p += n;
+          continue;
+        }
+      start = p;
+      while (*p && (n = rules_word_char_len (p, &alnum), alnum))
+        p += n;
+      off = start - text;
+      len = p - start;
+      h = rules_hash_bytes (start, len);
+      rules_word_set_put (ws, h, off, len, 0, 0);
+      if (prev_len > 0)
+        rules_word_set_put (ws, rules_hash_pair (prev_hash, h), prev,
+                            prev_len, off, len);
+      prev = off;
+      prev_len = len;
+      prev_hash = h;
+    }
+  return ws;
+}
+
+static void
+rules_word_set_free (rules_word_set *ws)
+{
+  if (ws == NULL)
+    return;
+  g_free (ws->slots);
+  g_free (ws);
+}
+
+/* @w: one word, or two joined by one space (rules_word_value_simple).  */
+static gboolean
+rules_word_set_has (const rules_word_set *ws, const char *w)
+{
+  const char *sp = strchr (w, ' ');
+  gsize alen = sp ? (gsize) (sp - w) : strlen (w);
+  gsize blen = sp ? strlen (sp + 1) : 0;
+  guint32 h = rules_hash_bytes (w, alen);
+  guint32 i;
+
+  if (sp)
+    h = rules_hash_pair (h, rules_hash_bytes (sp + 1, blen));
+  for (i = h & ws->mask; ws->slots[i].alen != 0; i = (i + 1) & ws->mask)
+    {
+      const rules_word_slot *s = &ws->slots[i];
+      if (s->hash == h && s->alen == alen && s->blen == blen
+          && memcmp (ws->text + s->a, w, alen) == 0
+          && (blen == 0 || memcmp (ws->text + s->b, sp + 1, blen) == 0))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* A value that the word set can answer: one word, or two joined by one
+ * space.  */
+static gboolean
+rules_word_value_simple (const char *v)
+{
+  guint spaces = 0;
+
+  if (*v == '\0')
+    return FALSE;
+  for (const char *p = v; *p;)
+    {
+      gboolean alnum;
+      gsize n = rules_word_char_len (p, &alnum);
+      if (!alnum)
+        {
+          if (*p != ' ' || p == v || p[1] == '\0' || p[1] == ' ')
+            return FALSE;
+          spaces++;
+        }
+      p += n;
+    }
+  return spaces <= 1;
+}
 
 static gboolean
 rules_word_boundary (const char *text, const char *at, gsize len)
@@ -1162,9 +1349,25 @@ rules_match_string (rules_eval *ev, const rules_node *n, const char *raw,
           return TRUE;
       return FALSE;
     case OP_CONTAINS:
-      return strstr (folded, n->values->pdata[0]) != NULL;
+      for (guint i = 0; i < n->values->len; i++)
+        if (strstr (folded, n->values->pdata[i]) != NULL)
+          return TRUE;
+      return FALSE;
     case OP_WORD:
-      return rules_has_word (folded, n->values->pdata[0]);
+      for (guint i = 0; i < n->values->len; i++)
+        {
+          const char *w = n->values->pdata[i];
+          if (folded == ev->body && rules_word_value_simple (w))
+            {
+              if (ev->body_words == NULL)
+                ev->body_words = rules_word_set_new (ev->body);
+              if (rules_word_set_has (ev->body_words, w))
+                return TRUE;
+            }
+          else if (rules_has_word (folded, w))
+            return TRUE;
+        }
+      return FALSE;
     case OP_MATCHES:
       {
         pcre2_match_data *md;
@@ -1231,7 +1434,7 @@ rules_match_one (rules_eval *ev, const rules_node *n, const char *raw)
       const char *end = g_utf8_find_prev_char (raw, raw + RULES_TEXT_LIMIT);
       len = end ? (gsize) (end - raw) : 0;
     }
-  folded = g_utf8_casefold (raw, len);
+  folded = rules_casefold (raw, len);
   return rules_match_string (ev, n, raw, folded);
 }
 
@@ -1293,7 +1496,10 @@ rules_pred (rules_eval *ev, const rules_node *n)
       if (n->op == OP_MATCHES)
         return rules_match_string (ev, n, in->subject, NULL);
       if (ev->subject == NULL)
-        ev->subject = g_utf8_casefold (in->subject ? in->subject : "", -1);
+        {
+          const char *subj = in->subject ? in->subject : "";
+          ev->subject = rules_casefold (subj, strlen (subj));
+        }
       return rules_match_string (ev, n, in->subject, ev->subject);
     case F_BODY:
       if (n->op == OP_MATCHES)
@@ -1308,7 +1514,7 @@ rules_pred (rules_eval *ev, const rules_node *n)
                                                        + RULES_TEXT_LIMIT);
               len = end ? (gsize) (end - b) : 0;
             }
-          ev->body = g_utf8_casefold (b, len);
+          ev->body = rules_casefold (b, len);
         }
       return rules_match_string (ev, n, in->body, ev->body);
     case F_HEADER:
@@ -1421,7 +1627,7 @@ rules_decision_clear (rules_decision *d)
 void
 rules_decide (const rules *r, const rules_input *in, rules_decision *out)
 {
-  rules_eval ev = { r, in, NULL, NULL, FALSE };
+  rules_eval ev = { r, in, NULL, NULL, NULL, FALSE };
 
   memset (out, 0, sizeof *out);
   out->tags = g_ptr_array_new_with_free_func (g_free);
@@ -1453,4 +1659,5 @@ rules_decide (const rules *r, const rules_input *in, rules_decision *out)
   out->limit_hit = ev.limit_hit;
   g_free (ev.subject);
   g_free (ev.body);
+  rules_word_set_free (ev.body_words);
 }

@@ -320,6 +320,30 @@ char *store_message_text (store *s, gint64 message_id, GError **error);
 GBytes *store_attachment_content (store *s, gint64 message_id,
                                   guint position, GError **error);
 
+/* ----------------------------------------------------------- routing */
+
+/* One stored case as the router sees it, decrypted in memory.  */
+typedef struct {
+  const char *ref, *queue, *kind, *source;
+  gint64 created_at;
+  const char *subject, *text, *sender;    /* of the first message */
+  const char *const *recipients;          /* NULL-terminated */
+} store_replay_item;
+
+typedef void (*store_replay_fn) (const store_replay_item *item,
+                                 gpointer data);
+
+/* Call @fn for every case created at or after @since_us (unix us), oldest
+ * first.  Returns how many, or -1.  */
+gint64 store_replay (store *s, gint64 since_us, store_replay_fn fn,
+                     gpointer data, GError **error);
+
+/* Count, over every routed case, how often each rule fired (@fired) and
+ * which rule set the queue (@routed): char * -> GINT_TO_POINTER (n), both
+ * created by the caller with g_free keys.  @cases: routed cases.  */
+gboolean store_rule_stats (store *s, GHashTable *fired, GHashTable *routed,
+                           gint64 *cases, GError **error);
+
 /* ------------------------------------------------------------- subjects */
 
 typedef struct {

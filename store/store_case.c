@@ -1635,3 +1635,127 @@ out:
   store_keys_data_key_free (key);
   return ok ? done : -1;
 }
+
+/* ------------------------------------------------------------- replay */
+
+gint64
+store_replay (store *s, gint64 since_us, store_replay_fn fn, gpointer data,
+              GError **error)
+{
+  g_autoptr (GHashTable) cache = store_key_cache_new ();
+  sqlite3_stmt *st;
+  gint64 n = 0;
+  int rc;
+
+  g_mutex_lock (&s->rlock);
+  /* prepared afresh: @fn may read through this connection too */
+  st = store_prepare (s->rdb,
+      "SELECT c.ref, c.queue, c.kind, c.created_at, m.id, m.subject_id,"
+      " s.data_key, m.header_subject, m.text, m.header_from, m.envelope,"
+      " m.source"
+      " FROM cases c JOIN messages m ON m.id = (SELECT min(id) FROM messages"
+      "                                         WHERE case_id = c.id)"
+      " JOIN subjects s ON s.id = m.subject_id"
+      " WHERE c.created_at >= ?1 ORDER BY c.id", error);
+  if (st == NULL)
+    {
+      g_mutex_unlock (&s->rlock);
+      return -1;
+    }
+  sqlite3_bind_int64 (st, 1, since_us);
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      gint64 mid = sqlite3_column_int64 (st, 4);
+      gint64 subject_id = sqlite3_column_int64 (st, 5);
+      const guint8 *key = store_key_cache_get (s, cache, st, 6, subject_id);
+      g_autofree char *subj = store_column_text (st, 7, key, "messages",
+                                                 "header_subject", mid,
+                                                 subject_id);
+      g_autofree char *text = store_column_text (st, 8, key, "messages",
+                                                 "text", mid, subject_id);
+      g_autofree char *from = store_column_text (st, 9, key, "messages",
+                                                 "header_from", mid,
+                                                 subject_id);
+      g_autoptr (GBytes) envb = NULL;
+      g_autoptr (GPtrArray) rcpts = g_ptr_array_new ();
+      store_envelope *env = NULL;
+      store_replay_item it = { 0 };
+
+      if (key != NULL && sqlite3_column_type (st, 10) != SQLITE_NULL)
+        envb = store_unseal (key, "messages", "envelope", mid, subject_id,
+                             sqlite3_column_blob (st, 10),
+                             sqlite3_column_bytes (st, 10), NULL);
+      if (envb != NULL)
+        env = store_envelope_unpack (envb, NULL);
+      for (guint i = 0; env && i < env->rcpts->len; i++)
+        g_ptr_array_add (rcpts, env->rcpts->pdata[i]);
+      g_ptr_array_add (rcpts, NULL);
+      it.ref = (const char *) sqlite3_column_text (st, 0);
+      it.queue = (const char *) sqlite3_column_text (st, 1);
+      it.kind = (const char *) sqlite3_column_text (st, 2);
+      it.created_at = sqlite3_column_int64 (st, 3);
+      it.source = (const char *) sqlite3_column_text (st, 11);
+      it.subject = subj;
+      it.text = text;
+      it.sender = from;
+      it.recipients = (const char *const *) rcpts->pdata;
+      fn (&it, data);
+      store_envelope_free (env);
+      n++;
+    }
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, s->rdb, rc, "replay");
+      n = -1;
+    }
+  sqlite3_finalize (st);
+  g_mutex_unlock (&s->rlock);
+  return n;
+}
+
+gboolean
+store_rule_stats (store *s, GHashTable *fired, GHashTable *routed,
+                  gint64 *cases, GError **error)
+{
+  static const char *const sql[] = {
+    "SELECT j.value, count(*) FROM cases c,"
+    " json_each(c.reasons, '$.fired') j WHERE c.reasons IS NOT NULL"
+    " AND json_valid(c.reasons) GROUP BY j.value",
+    "SELECT json_extract(reasons, '$.rule'), count(*) FROM cases"
+    " WHERE reasons IS NOT NULL AND json_valid(reasons) GROUP BY 1",
+    "SELECT count(*), 0 FROM cases WHERE reasons IS NOT NULL",
+  };
+  GHashTable *into[] = { fired, routed, NULL };
+  gboolean ok = TRUE;
+
+  g_mutex_lock (&s->rlock);
+  for (guint q = 0; q < G_N_ELEMENTS (sql) && ok; q++)
+    {
+      sqlite3_stmt *st = store_prepare (s->rdb, sql[q], error);
+      int rc;
+      if (st == NULL)
+        {
+          ok = FALSE;
+          break;
+        }
+      while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+        {
+          if (into[q] == NULL)
+            *cases = sqlite3_column_int64 (st, 0);
+          else if (sqlite3_column_type (st, 0) != SQLITE_NULL)
+            g_hash_table_insert (into[q],
+                                 g_strdup ((const char *)
+                                               sqlite3_column_text (st, 0)),
+                                 GINT_TO_POINTER (sqlite3_column_int (st,
+                                                                      1)));
+        }
+      if (rc != SQLITE_DONE)
+        {
+          store_set_sqlite_error (error, s->rdb, rc, "rule stats");
+          ok = FALSE;
+        }
+      sqlite3_finalize (st);
+    }
+  g_mutex_unlock (&s->rlock);
+  return ok;
+}

@@ -1,0 +1,212 @@
+"""test_routing.py - routing through the real daemon and intakectl (issue 5).
+
+Covers: `rules check` reporting every error as file:line:column (exit 65)
+and passing the shipped conf/rules.conf; `rules test --json` giving queue,
+kind, priority, due, rule and scores for .eml files without storing
+anything; the daemon filing an FOI request into information-governance
+with its statutory due date and the rule that routed it; a header in
+intake's own namespace changing nothing (SECURITY-TESTS 72); SIGHUP and
+`rules reload` swapping the rules, a bad file keeping the old ones;
+`rules stats`; `rules test --replay` with a draft moving cases;
+`holidays import` refusing a bad file.
+"""
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+import unittest
+
+from harness import ROOT, Intaked, message
+
+
+def routed(d):
+    """A daemon with the shipped rules, clocks and holidays."""
+    conf_dir = os.path.join(d.dir, "conf")
+    shutil.copy(os.path.join(ROOT, "conf", "rules.conf"), conf_dir)
+    shutil.copy(os.path.join(ROOT, "conf", "bank-holidays.json"), conf_dir)
+    d.configure("routing", "rules", "rules.conf")
+    d.configure("clocks", "holidays", "bank-holidays.json")
+    d.configure("clocks", "nation", "england-and-wales")
+    d.configure("clocks", "foi-request", "20 UK working days")
+    d.configure("clocks", "foi", "20 UK working days")
+    d.configure("clocks", "sar", "1 calendar month")
+    return d
+
+
+def send(d, data, sender="citizen@example.org",
+         rcpt="enquiries@council.example"):
+    with d.smtp() as s:
+        s.sendmail(sender, [rcpt], data)
+
+
+def reasons(d):
+    db = sqlite3.connect(os.path.join(d.dir, "var", "intake.db"))
+    try:
+        return {r[0]: (r[1], r[2], r[3], json.loads(r[4]) if r[4] else None,
+                       r[5])
+                for r in db.execute("SELECT ref, queue, kind, due_at,"
+                                    " reasons, rules_hash FROM cases")}
+    finally:
+        db.close()
+
+
+class Check(unittest.TestCase):
+    def test_shipped_rules_pass(self):
+        d = routed(Intaked())
+        r = d.ctl("rules", "check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("14 queues, OK", r.stdout)
+
+    def test_every_error(self):
+        d = routed(Intaked())
+        bad = os.path.join(d.dir, "conf", "bad.conf")
+        with open(bad, "w") as f:
+            f.write("queues a, b\ndefault queue a\n"
+                    "rule \"x\" when subjekt is y then queue a\n"
+                    "rule \"y\" when subject is y then queue nowhere\n")
+        r = d.ctl("rules", "check", bad)
+        self.assertEqual(r.returncode, 65)
+        self.assertIn(bad + ":3:15: expected a field, found subjekt", r.stderr)
+        self.assertIn(bad + ":4:39: unknown queue 'nowhere'", r.stderr)
+        self.assertEqual(d.ctl("rules", "check", "/nonexistent").returncode,
+                         66)
+
+
+class Decide(unittest.TestCase):
+    def test_rules_test_json(self):
+        d = routed(Intaked())
+        eml = os.path.join(d.dir, "foi.eml")
+        with open(eml, "wb") as f:
+            f.write(message("Request for information", "jo@example.org",
+                            "Under the Freedom of Information Act 2000 please"
+                            " tell me what you spent on potholes.\r\n",
+                            extra="Date: Fri, 18 Dec 2026 10:00:00 +0000\r\n"))
+        r = d.ctl("rules", "test", "--json", eml)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        for key in ("queue", "kind", "priority", "due", "rule", "scores"):
+            self.assertIn(key, out[0])
+        self.assertEqual(out[0]["queue"], "information-governance")
+        self.assertEqual(out[0]["kind"], "foi-request")
+        # 20 UK working days after Friday 18 December 2026: Christmas,
+        # Boxing Day (Monday 28th), New Year's Day and Scotland's
+        # 2 January holiday (Monday 4th) do not count
+        self.assertEqual(out[0]["due"], "2027-01-21")
+        self.assertEqual(out[0]["rule"]["name"], "freedom of information")
+        self.assertFalse(os.path.exists(os.path.join(d.dir, "var",
+                                                     "intake.db")))
+
+    def test_daemon_routes_and_ignores_own_headers(self):
+        d = routed(Intaked())
+        with d:
+            send(d, message("FOI request", "jo@example.org",
+                            "Please provide the number of potholes.\r\n"),
+                 "jo@example.org", "foi@council.example")
+            # a header in intake's own namespace from outside: ignored
+            send(d, message("Question", "kim@example.org",
+                            "When does the library open?\r\n",
+                            extra="X-Intake-Queue: information-governance\r\n"
+                                  "X-Intake-Priority: urgent\r\n"),
+                 "kim@example.org")
+            cases = d.wait_cases(2)
+        by_from = {c["from"]: c for c in cases}
+        foi = by_from["jo@example.org"]
+        self.assertEqual(foi["queue"], "information-governance")
+        self.assertEqual(foi["kind"], "foi-request")
+        self.assertIsNotNone(foi["due"])
+        kim = by_from["kim@example.org"]
+        self.assertEqual(kim["queue"], "customer-services")
+        self.assertEqual(kim["priority"], "normal")
+        rs = reasons(d)
+        row = rs[foi["ref"]]
+        self.assertEqual(row[3]["rule"], "freedom of information")
+        self.assertEqual(len(row[4]), 64)
+        self.assertEqual(rs[kim["ref"]][3]["rule"], "default")
+        # no personal data in the reasons
+        self.assertNotIn("jo@", json.dumps(row[3]))
+
+
+class Reload(unittest.TestCase):
+    def test_sighup_and_bad_file(self):
+        d = routed(Intaked())
+        path = os.path.join(d.dir, "conf", "rules.conf")
+        with d:
+            send(d, message("bins", "a@example.org",
+                            "my wheelie bin was not emptied\r\n"),
+                 "a@example.org")
+            c1 = d.wait_cases(1)
+            self.assertEqual(c1[0]["queue"], "waste")
+            with open(path) as f:
+                text = f.read()
+            # a draft: bins go to street-cleansing
+            with open(path, "w") as f:
+                f.write(text.replace(
+                    "  then queue waste\nrule \"street cleansing\"",
+                    "  then queue street-cleansing\nrule \"street cleansing\""))
+            r = d.ctl("rules", "reload")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            deadline = time.time() + 10
+            while "event=rules-reload result=ok" not in d.log():
+                self.assertLess(time.time(), deadline, d.log()[-2000:])
+                time.sleep(0.05)
+            send(d, message("bins again", "b@example.org",
+                            "the recycling bin was missed\r\n"),
+                 "b@example.org")
+            cases = d.wait_cases(2)
+            by_from = {c["from"]: c for c in cases}
+            self.assertEqual(by_from["b@example.org"]["queue"],
+                             "street-cleansing")
+            # a broken file: the CLI refuses to signal, SIGHUP keeps the old
+            with open(path, "a") as f:
+                f.write("\nrule \"broken\" when nonsense\n")
+            r = d.ctl("rules", "reload")
+            self.assertEqual(r.returncode, 65)
+            d.proc.send_signal(1)
+            deadline = time.time() + 10
+            while "result=kept-old" not in d.log():
+                self.assertLess(time.time(), deadline, d.log()[-2000:])
+                time.sleep(0.05)
+            send(d, message("bins thrice", "c@example.org",
+                            "my bin again\r\n"), "c@example.org")
+            cases = d.wait_cases(3)
+            by_from = {c["from"]: c for c in cases}
+            self.assertEqual(by_from["c@example.org"]["queue"],
+                             "street-cleansing")
+            self.assertTrue(d.proc.poll() is None)
+            # the two rule sets are told apart by their hash
+            hashes = {row[4] for row in reasons(d).values()}
+            self.assertEqual(len(hashes), 2)
+
+            # stats and replay (the daemon may run meanwhile)
+            with open(path, "w") as f:
+                f.write(text)
+            r = d.ctl("rules", "stats", check=True)
+            self.assertIn("never fired:", r.stdout)
+            self.assertRegex(r.stdout, r"\n\s+\d+\s+3\s+\d+\s+waste and"
+                                       r" recycling")
+            r = d.ctl("rules", "test", "--replay", "--rules", path,
+                      check=True)
+            self.assertIn("replayed 3 cases", r.stdout)
+            self.assertIn("2 would move", r.stdout)
+            self.assertIn("street-cleansing -> waste", r.stdout)
+
+
+class Holidays(unittest.TestCase):
+    def test_import(self):
+        d = routed(Intaked())
+        bad = os.path.join(d.dir, "bad.json")
+        with open(bad, "w") as f:
+            f.write('{"england-and-wales": {"events": [{"title": "x",'
+                    ' "date": "2026-02-30"}]}}')
+        r = d.ctl("holidays", "import", bad)
+        self.assertEqual(r.returncode, 65)
+        self.assertIn("bad.json", r.stderr)
+        good = os.path.join(ROOT, "conf", "bank-holidays.json")
+        r = d.ctl("holidays", "import", good)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
