@@ -13,12 +13,21 @@
 #    (reported separately) and the database is checked to hold every message.
 # 2. Memory: 1000 idle SMTP sessions against a fresh intaked; VmRSS and Pss
 #    of the master and its SMTP child(ren).
+# 3. SMTP to case (issue 4): 50 sessions send BENCH_MESSAGES 2 KB messages
+#    to a fresh intaked with its parse workers and pipeline running; the
+#    time from the first send until every message is filed (an arrival row
+#    of a case; counted read-only in the database every 0.1 s) gives the
+#    end-to-end rate, set against the spool-only rate (smtp-source's wall
+#    time: 250 after the spool commit) of the same run.  Target: filing
+#    costs at most 30%, i.e. end-to-end >= 70% of spool-only.
 #
 # Environment: BUILD (or INTAKE_BUILD) = build tree (default build),
 # BENCH_MESSAGES, BENCH_IDLE (default 1000), BENCH_SINK_RUNS (default 2;
 # the sink's best run is the ceiling), BENCH_DRAIN_TIMEOUT (s, per cell,
 # default 120), BENCH_SEND_TIMEOUT (s, per smtp-source run, default 300),
-# TMPDIR (where the temporary directories go, default /tmp).
+# BENCH_E2E_TIMEOUT (s, default 600), BENCH_PARTS (default "throughput
+# memory e2e": which of 1-3 to run), TMPDIR (where the temporary
+# directories go, default /tmp).
 # Everything started here is stopped on exit, and the temporary directories
 # are removed.
 
@@ -39,6 +48,8 @@ IDLE=${BENCH_IDLE:-1000}
 DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-120}
 SEND_TIMEOUT=${BENCH_SEND_TIMEOUT:-300}
 SINK_RUNS=${BENCH_SINK_RUNS:-2}
+E2E_TIMEOUT=${BENCH_E2E_TIMEOUT:-600}
+PARTS=${BENCH_PARTS:-"throughput memory e2e"}
 SIZES="2048 51200"
 SESSIONS="1 10 50"
 MAX_SESSIONS=2000
@@ -48,6 +59,11 @@ TO=enquiries@council.example
 # -s sessions is one SMTP connection carrying MESSAGES/s messages.  (-r is
 # recipients per message, and would prefix the recipient with a number.)
 SOURCE_OPTS="-d"
+
+want() { # PART
+	case " $PARTS " in *" $1 "*) return 0 ;; esac
+	return 1
+}
 
 die() {
 	echo "bench: $*" >&2
@@ -233,6 +249,8 @@ RESULTS="$WORK/results"
 
 # ------------------------------------------------------------- throughput
 
+# (the bodies of the want blocks are not indented, to keep their history)
+if want throughput; then
 echo "== Throughput (each line is one run of $MESSAGES messages)"
 for size in $SIZES; do
 	for sess in $SESSIONS; do
@@ -309,14 +327,16 @@ for size in $SIZES; do
 		CUR_DIR=""
 	done
 done
+fi
 
 # ----------------------------------------------------------------- memory
 
+MEMRES="$WORK/mem.result"
+if want memory; then
 echo
 echo "== Memory: $IDLE idle SMTP sessions (banner read, then nothing)"
 CUR_DIR="$WORK/intaked-idle"
 port=$(python3 "$HELPER" port)
-MEMRES="$WORK/mem.result"
 if make_config "$CUR_DIR" "$port" && start_intaked "$CUR_DIR" "$port"; then
 	sleep 1
 	echo "  intaked master pid $INTAKED_PID, SMTP child(ren): $(python3 "$HELPER" procs "$CUR_DIR/conf/intake.conf")"
@@ -332,9 +352,62 @@ else
 fi
 rm -rf "$CUR_DIR"
 CUR_DIR=""
+fi
+
+# ------------------------------------------------------------ SMTP to case
+
+E2ERES="$WORK/e2e.result"
+if want e2e; then
+echo
+echo "== SMTP to case: 2 KB x 50 sessions, $MESSAGES messages, parse workers and pipeline running"
+CUR_DIR="$WORK/intaked-e2e"
+port=$(python3 "$HELPER" port)
+if make_config "$CUR_DIR" "$port" && start_intaked "$CUR_DIR" "$port"; then
+	echo "  load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+	python3 "$HELPER" e2e "$CUR_DIR/var/intake.db" "$MESSAGES" "$E2E_TIMEOUT" -- \
+	    "$SOURCE" $SOURCE_OPTS -s 50 -m "$MESSAGES" -l 2048 -f "$FROM" -t "$TO" \
+	    "127.0.0.1:$port" >"$WORK/e2e.out" 2>"$WORK/source.err"
+	sed '$d' "$WORK/e2e.out" | tr '\n' ' ' | fold -s -w 76 | sed 's/^/  progress: /'
+	echo
+	set -- $(tail -n 1 "$WORK/e2e.out") 0 99 -1 -1 -1 -1 -1
+	e_send=$1 e_rc=$2 e_filed=$3 e_at_send=$4 e_msgs=$5 e_cases=$6 e_spool=$7
+	spool_rate=$(rate "$MESSAGES" "$e_send")
+	status=ok
+	if [ "$e_rc" != 0 ]; then
+		status=FAIL
+		spool_rate=0
+		echo "  smtp-source against intaked failed (rc $e_rc):"
+		tail -n 5 "$WORK/source.err" | sed 's/^/    /'
+	fi
+	if awk -v t="$e_filed" 'BEGIN { exit !(t > 0) }'; then
+		case_rate=$(rate "$MESSAGES" "$e_filed")
+	else
+		status=FAIL
+		case_rate=0
+		echo "  not every message was filed within ${E2E_TIMEOUT}s"
+	fi
+	echo "  smtp-source: ${e_send}s rc=$e_rc -> $spool_rate msg/s spooled (250 after the spool commit);" \
+	    "filed into cases by then: $e_at_send"
+	echo "  filed: all $MESSAGES after ${e_filed}s -> $case_rate msg/s end-to-end;" \
+	    "database: $e_msgs messages, $e_cases cases, spool $e_spool"
+	echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+	stop_intaked
+	check_log "$CUR_DIR" "e2e" || status="$status,log"
+	[ "$status" = ok ] || { FAILED=1; log_tail "$CUR_DIR"; }
+	echo "$spool_rate $case_rate $e_send $e_filed $e_at_send $status" >"$E2ERES"
+else
+	FAILED=1
+	stop_intaked
+	echo "  could not start intaked"
+	[ -f "$CUR_DIR/intaked.log" ] && log_tail "$CUR_DIR"
+fi
+rm -rf "$CUR_DIR"
+CUR_DIR=""
+fi
 
 # ----------------------------------------------------------------- report
 
+if want throughput; then
 echo
 echo "== Results (smtp-source $SOURCE_OPTS; msg/s = messages / wall time of smtp-source)"
 printf '%-6s %8s %9s %10s %12s %7s %10s %10s  %s\n' size sessions messages \
@@ -354,6 +427,9 @@ if [ -n "$head" ]; then
 else
 	echo "50 sessions, 2 KB: no result (target >= 50%)"
 fi
+else
+	echo
+fi
 if [ -s "$MEMRES" ]; then
 	set -- $(cat "$MEMRES")
 	pss=$2
@@ -362,10 +438,22 @@ if [ -s "$MEMRES" ]; then
 	[ "${7:-$5}" = "$5" ] || others="; all $7 intaked processes incl. parse workers: $6 MB"
 	echo "$IDLE idle sessions: $1 MB resident (VmRSS, master + $(($5 - 1)) SMTP child; Pss $pss MB; $4 of $3 sessions still open$others) (target < 64 MB)"
 	[ "$3" = "$IDLE" ] || { FAILED=1; echo "  only $3 of $IDLE sessions were accepted"; }
-else
+elif want memory; then
 	echo "$IDLE idle sessions: no result (target < 64 MB)"
 fi
 
+if [ -s "$E2ERES" ]; then
+	set -- $(cat "$E2ERES")
+	verdict=$(awk -v a="$1" -v b="$2" 'BEGIN {
+		if (a > 0) printf "%.1f%% %s", 100 * b / a, (b >= 0.7 * a) ? "PASS" : "MISS"
+		else print "? MISS" }')
+	set -- "$@" $verdict
+	echo "SMTP to case, 2 KB x 50: filed $2 msg/s against $1 msg/s spool-only in the same run = $7 (target >= 70%: $8)"
+	sink50=$(awk '$1 == 2048 && $2 == 50 { print $5 }' "$RESULTS")
+	[ -z "$sink50" ] || echo "  (spool-only in the throughput table above, 2 KB x 50: $sink50 msg/s)"
+elif want e2e; then
+	echo "SMTP to case, 2 KB x 50: no result (target >= 70% of spool-only)"
+fi
 echo "(load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); other work on this machine makes the rates noisy)"
 [ "$FAILED" = 0 ] || { echo "bench: some runs failed; see above" >&2; exit 1; }
 exit 0

@@ -21,6 +21,16 @@
                                 all_rss_mb all_nprocs" to RESULTFILE (rss
                                 and pss: master + SMTP children; all_*: with
                                 any other intaked children, parse workers)
+  e2e DB N TIMEOUT -- CMD...    run CMD (smtp-source sending N messages)
+                                and poll DB (read-only, every 0.1 s) until
+                                N arrivals are filed into cases or TIMEOUT
+                                seconds have passed; print "SEND_S RC
+                                FILED_S FILED_AT_SEND MESSAGES CASES SPOOL"
+                                (FILED_S from the start of CMD to the poll
+                                that saw N arrivals, -1 on timeout;
+                                FILED_AT_SEND: arrivals when CMD ended),
+                                after a line "t=S filed=N spool=N" every
+                                5 s of the run
 """
 
 import os
@@ -105,6 +115,67 @@ def count(db):
         sys.stderr.write("count %s: %s\n" % (db, e))
         arrivals = spool = -1
     print("%d %d" % (arrivals, spool))
+    return 0
+
+
+def db_counts(db):
+    """(arrivals, messages, cases, spool) of a database, read-only; None
+    while it cannot be read (not created yet, locked past the timeout)."""
+    try:
+        c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
+        try:
+            return tuple(c.execute("SELECT count(*) FROM %s" % t).fetchone()[0]
+                         for t in ("arrivals", "messages", "cases", "spool"))
+        finally:
+            c.close()
+    except sqlite3.Error:
+        return None
+
+
+def e2e(db, n, timeout, argv):
+    """Time from the first send until n messages are filed into cases."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv)
+    send_s = None
+    rc = None
+    at_send = -1
+    filed_s = -1.0
+    last = None
+    next_report = 5.0
+    while True:
+        now = time.monotonic() - t0
+        if now >= next_report and last:
+            print("t=%.0fs filed=%d spool=%d" % (now, last[0], last[3]),
+                  flush=True)
+            next_report += 5.0
+        if rc is None:
+            rc = p.poll()
+            if rc is not None:
+                send_s = now
+                got = db_counts(db)
+                at_send = got[0] if got else -1
+                last = got or last
+        got = db_counts(db)
+        last = got or last
+        if got and got[0] >= n:
+            filed_s = time.monotonic() - t0
+            break
+        if now > timeout:
+            break
+        time.sleep(0.1)
+    if rc is None:
+        try:
+            rc = p.wait(max(1.0, timeout - (time.monotonic() - t0)))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            rc = 124
+        send_s = time.monotonic() - t0
+        if at_send < 0 and last:
+            at_send = last[0]
+    last = last or (-1, -1, -1, -1)
+    print("%.3f %d %.3f %d %d %d %d" % (send_s, rc, filed_s, at_send,
+                                         last[1], last[2], last[3]))
     return 0
 
 
@@ -289,6 +360,11 @@ def main(argv):
         return drain(args[0], args[1], float(args[2]))
     if cmd == "count":
         return count(args[0])
+    if cmd == "e2e":
+        if len(args) < 5 or args[3] != "--":
+            sys.stderr.write("usage: e2e DB N TIMEOUT -- CMD...\n")
+            return 2
+        return e2e(args[0], int(args[1]), float(args[2]), args[4:])
     if cmd == "procs":
         print(" ".join(str(p) for p in children(args[0])))
         return 0
