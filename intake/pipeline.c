@@ -38,7 +38,10 @@ struct pipeline {
   GCond cond;
   gboolean kicked;
   gboolean stop;
-  guint outstanding;          /* parses or ingests not yet completed */
+  guint parsing;              /* parses not yet answered */
+  guint filing;               /* ingests and failure counts not yet
+                               * committed: one batch files while the next
+                               * is parsed */
   GHashTable *failed;         /* spool id -> monotonic time of failure */
   pipeline_parse_fn parse;
   gpointer parse_data;
@@ -85,7 +88,7 @@ pipeline_ingest_done (gint64 case_id, const GError *error, gpointer data)
                            g_memdup2 (&ctx->spool_id, sizeof ctx->spool_id),
                            when);
     }
-  p->outstanding--;
+  p->filing--;
   g_cond_signal (&p->cond);
   g_mutex_unlock (&p->lock);
   g_free (ctx);
@@ -187,7 +190,7 @@ pipeline_on_parsed (parser_message *msg, const char *failure, gpointer data)
   g_mutex_lock (&p->lock);
   pi->msg = msg;
   pi->failure = g_strdup (failure);
-  p->outstanding--;
+  p->parsing--;
   g_cond_signal (&p->cond);
   g_mutex_unlock (&p->lock);
 }
@@ -204,17 +207,17 @@ pipeline_fail_done (gint64 quarantined, const GError *error, gpointer data)
   else if (quarantined == 1)
     g_message ("event=quarantined spool=%" G_GINT64_FORMAT, ctx->spool_id);
   g_mutex_lock (&p->lock);
-  p->outstanding--;
+  p->filing--;
   g_cond_signal (&p->cond);
   g_mutex_unlock (&p->lock);
   g_free (ctx);
 }
 
 static void
-pipeline_wait (pipeline *p)
+pipeline_wait (pipeline *p, guint *counter)
 {
   g_mutex_lock (&p->lock);
-  while (p->outstanding > 0)
+  while (*counter > 0)
     g_cond_wait (&p->cond, &p->lock);
   g_mutex_unlock (&p->lock);
 }
@@ -261,7 +264,7 @@ pipeline_batch (pipeline *p, gint64 *after, gboolean *failed)
       if (failed_at != NULL && !wait)
         g_hash_table_remove (p->failed, &item->id);
       if (!wait)
-        p->outstanding++;
+        p->parsing++;
       g_mutex_unlock (&p->lock);
       if (wait)
         continue;
@@ -271,7 +274,10 @@ pipeline_batch (pipeline *p, gint64 *after, gboolean *failed)
       g_ptr_array_add (work, pi);
       p->parse (item->raw, item->env, pipeline_on_parsed, pi, p->parse_data);
     }
-  pipeline_wait (p);
+  pipeline_wait (p, &p->parsing);
+  /* the batch before this one must be committed first: at most one batch
+   * files while the next is parsed */
+  pipeline_wait (p, &p->filing);
 
   /* 2. Cases for the parsed ones, failures counted for the others; the
    * store commits them together.  */
@@ -285,7 +291,7 @@ pipeline_batch (pipeline *p, gint64 *after, gboolean *failed)
       if (pi->msg != NULL)
         {
           g_mutex_lock (&p->lock);
-          p->outstanding++;
+          p->filing++;
           g_mutex_unlock (&p->lock);
           store_ingest_submit (p->st, pipeline_prepare (p, pi->item, pi->msg),
                                pipeline_ingest_done, ctx);
@@ -295,7 +301,7 @@ pipeline_batch (pipeline *p, gint64 *after, gboolean *failed)
         {
           *failed = TRUE;
           g_mutex_lock (&p->lock);
-          p->outstanding++;
+          p->filing++;
           g_mutex_unlock (&p->lock);
           store_spool_fail_submit (p->st, pi->item->id, pi->failure,
                                    p->cfg->parse_max_failures,
@@ -304,7 +310,7 @@ pipeline_batch (pipeline *p, gint64 *after, gboolean *failed)
       else
         g_free (ctx);
     }
-  pipeline_wait (p);
+  /* what filing needs was copied: the batch's parse results go now */
   for (guint i = 0; i < work->len; i++)
     {
       pipeline_item *pi = work->pdata[i];
@@ -343,14 +349,22 @@ pipeline_main (gpointer data)
           /* A parse failure is counted; go round again at once, so that a
            * poisonous message reaches quarantine without waiting.  */
           if (failed)
-            after = 0;
+            {
+              /* rows still being filed must not be read again */
+              pipeline_wait (p, &p->filing);
+              after = 0;
+            }
           g_mutex_lock (&p->lock);
           gboolean stop = p->stop;
           g_mutex_unlock (&p->lock);
           if (stop)
-            return NULL;
+            {
+              pipeline_wait (p, &p->filing);
+              return NULL;
+            }
         }
       while (n == PIPELINE_BATCH || failed);
+      pipeline_wait (p, &p->filing);
 
       g_mutex_lock (&p->lock);
       if (!p->kicked && !p->stop)

@@ -662,6 +662,11 @@ store_job_submit (store *s, store_job *job)
  * batch behind a copy and an fsync of the database file); a thread of its
  * own does, passively, once the WAL has grown past this many pages.  */
 #define STORE_CHECKPOINT_PAGES 4000
+/* A WAL that passive checkpoints cannot bring back to its start (writes
+ * never pause) is truncated once it holds this many pages (256 MiB at 4 KiB
+ * pages): the writer waits for that one checkpoint, instead of the file
+ * growing without bound under a sustained burst.  */
+#define STORE_CHECKPOINT_TRUNCATE_PAGES 65536
 
 static int
 store_wal_hook (void *data, sqlite3 *db, const char *name, int pages)
@@ -693,8 +698,14 @@ store_checkpointer_main (gpointer data)
       g_mutex_unlock (&s->clock);
       /* PASSIVE never waits for readers or the writer; what it cannot copy
        * now is copied next time.  */
-      sqlite3_wal_checkpoint_v2 (s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                 NULL, NULL);
+      {
+        int log = 0, done = 0;
+        sqlite3_wal_checkpoint_v2 (s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                   &log, &done);
+        if (log >= STORE_CHECKPOINT_TRUNCATE_PAGES)
+          sqlite3_wal_checkpoint_v2 (s->cdb, NULL,
+                                     SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+      }
       g_mutex_lock (&s->clock);
     }
   g_mutex_unlock (&s->clock);

@@ -799,9 +799,11 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
 
       store_keys_blind (s->keys, "message-id", in->message_id,
                         strlen (in->message_id), mid_index);
+      /* "+subject_id": look up by the Message-ID index, never scan
+       * everything one sender ever wrote */
       st = store_stmt (s, db, "SELECT id, case_id FROM messages"
                               " WHERE message_id_index = ?1"
-                              " AND subject_id = ?2 ORDER BY id LIMIT 1",
+                              " AND +subject_id = ?2 ORDER BY id LIMIT 1",
                        error);
       if (st == NULL)
         goto out;
@@ -1026,7 +1028,8 @@ store_case_find (store *s, const store_case_filter *f, GError **error)
                    "WHERE (?1 IS NULL OR c.queue = ?1)"
                    " AND (?2 IS NULL OR c.status = ?2)"
                    " AND (?3 IS NULL OR c.kind = ?3)"
-                   " AND (?4 <= 0 OR c.id < ?4)"
+                   " AND c.id < (CASE WHEN ?4 > 0 THEN ?4"
+                   "             ELSE 9223372036854775807 END)"
                    " ORDER BY c.id DESC LIMIT ?5", error);
   if (st == NULL)
     {

@@ -193,6 +193,46 @@ class Reload(unittest.TestCase):
             self.assertIn("street-cleansing -> waste", r.stdout)
 
 
+class Classify(unittest.TestCase):
+    def test_train_eval_and_csv(self):
+        d = routed(Intaked())
+        csv_path = os.path.join(d.dir, "train.csv")
+        rows = []
+        for i in range(30):
+            rows.append('"my bin was not emptied on street %d",waste' % i)
+            rows.append('"pothole in the road near number %d",highways' % i)
+            rows.append('"the swings in the park are broken again %d",parks'
+                        % i)
+        with open(csv_path, "w") as f:
+            f.write("text,department\n" + "\n".join(rows) + "\n")
+        model = os.path.join(d.dir, "conf", "topic.model")
+        r = d.ctl("classify", "train", csv_path, "--label", "department",
+                  "--out", model)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("3 classes", r.stdout)
+        r = d.ctl("classify", "eval", csv_path, "--label", "department",
+                  "--model", model)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("macro-F1", r.stdout)
+        self.assertIn("1.0000", r.stdout)
+        # the whole decision against the labels, with the model in use
+        d.configure("routing", "topic_model", "topic.model")
+        r = d.ctl("rules", "test", "--csv", csv_path, "--label",
+                  "department")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("rows: 90", r.stdout)
+        self.assertIn("macro-F1 (gold classes)", r.stdout)
+        self.assertIn("confusion", r.stdout)
+        # a malformed CSV names the line
+        bad = os.path.join(d.dir, "bad.csv")
+        with open(bad, "w") as f:
+            f.write('text,department\n"unclosed,waste\n')
+        r = d.ctl("classify", "train", bad, "--label", "department",
+                  "--out", model + ".2")
+        self.assertEqual(r.returncode, 65)
+        self.assertIn("bad.csv:", r.stderr)
+
+
 class Holidays(unittest.TestCase):
     def test_import(self):
         d = routed(Intaked())
