@@ -70,7 +70,10 @@ static const char *ctl_usage =
   "                           which stored cases a draft would move\n"
   "  rules reload             check, then tell intaked to load the rules\n"
   "  rules stats              hits per rule; rules that never fire\n"
-  "  classify train FILE.csv --label COL --out MODEL\n"
+  "  cases route REF [--to-queue Q] [--to-kind K]\n"
+  "                           a person's correction (audited; training data)\n"
+  "  classify train FILE.csv --label COL --out MODEL [--from-cases]\n"
+  "                           --from-cases adds every re-routed case\n"
   "  classify eval FILE.csv --label COL --model MODEL [--map FROM=TO]\n"
   "  holidays import FILE     GOV.UK bank-holidays JSON into [clocks]\n"
   "                           holidays\n"
@@ -631,7 +634,29 @@ typedef struct {
   const char *out;            /* --out FILE */
   GPtrArray *map;             /* --map FROM=TO, NULL-terminated */
   guint examples;             /* --examples N */
+  gboolean from_cases;        /* --from-cases */
+  const char *queue;          /* cases route --queue */
+  const char *kind;           /* cases route --kind */
 } ctl_route_opts;
+
+typedef struct {
+  GPtrArray *texts;
+  GPtrArray *labels;
+  gboolean by_queue;
+} ctl_train_cases;
+
+static void
+ctl_train_case (const store_replay_item *it, gpointer data)
+{
+  ctl_train_cases *c = data;
+
+  if (!it->rerouted || it->text == NULL)
+    return;
+  g_ptr_array_add (c->texts, g_strdup_printf ("%s\n%s", it->subject
+                                                          ? it->subject : "",
+                                              it->text));
+  g_ptr_array_add (c->labels, g_strdup (c->by_queue ? it->queue : it->kind));
+}
 
 static router *
 ctl_router (intake_config *cfg, const char *rules_path, GError **error)
@@ -1103,6 +1128,52 @@ ctl_rules_replay (intake_config *cfg, store *st, const ctl_route_opts *o)
   return EX_OK;
 }
 
+/* A person re-routes a case: the queue must be one the rules declare, the
+ * kind one intake knows.  */
+static int
+ctl_cases_route (intake_config *cfg, store *st, const char *ref,
+                 const ctl_route_opts *o)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *actor = ctl_actor ();
+  g_autoptr (rules) r = cfg->rules ? rules_load (cfg->rules, NULL) : NULL;
+
+  if (o->queue == NULL && o->kind == NULL)
+    {
+      fprintf (stderr, "intakectl: cases route needs --to-queue Q and/or"
+               " --to-kind K\n");
+      return EX_USAGE;
+    }
+  if (o->queue && r && !rules_has_queue (r, o->queue))
+    {
+      fprintf (stderr, "intakectl: unknown queue '%s' (not declared in"
+               " %s)\n", o->queue, cfg->rules);
+      return EX_DATAERR;
+    }
+  if (o->kind)
+    {
+      gboolean known = FALSE;
+      for (guint i = 0; rules_kinds[i]; i++)
+        known |= strcmp (rules_kinds[i], o->kind) == 0;
+      if (!known)
+        {
+          fprintf (stderr, "intakectl: unknown kind '%s'\n", o->kind);
+          return EX_DATAERR;
+        }
+    }
+  if (!store_case_reroute (st, ref, o->queue, o->kind, actor, &error))
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return g_error_matches (error, STORE_ERROR, STORE_ERROR_NOT_FOUND)
+                 ? EX_NOINPUT : EX_IOERR;
+    }
+  printf ("%s re-routed%s%s%s%s; `intakectl classify train ... --from-cases`"
+          " learns from it\n", ref, o->queue ? " to queue " : "",
+          o->queue ? o->queue : "", o->kind ? ", kind " : "",
+          o->kind ? o->kind : "");
+  return EX_OK;
+}
+
 static int
 ctl_rules_stats (intake_config *cfg, store *st)
 {
@@ -1188,11 +1259,63 @@ ctl_rules_reload (intake_config *cfg)
 }
 
 static int
-ctl_classify (const char *sub, const ctl_route_opts *o, GPtrArray *args)
+ctl_classify (const char *sub, const ctl_route_opts *o, GPtrArray *args,
+              store *st)
 {
   g_autoptr (GError) error = NULL;
   const char *csv = args->len > 2 ? args->pdata[2] : NULL;
   const char *label = o->label ? o->label : "label";
+
+  if (st != NULL && strcmp (sub, "train") == 0)
+    {
+      /* the training file plus every case a person re-routed: the
+       * correction is the label */
+      g_autoptr (classify_csv) rows = classify_csv_read (csv, label, &error);
+      ctl_train_cases c = { g_ptr_array_new_with_free_func (g_free),
+                            g_ptr_array_new_with_free_func (g_free),
+                            g_strcmp0 (label, "kind") != 0 };
+      classify_model *m = NULL;
+      guint from_csv;
+      g_autofree char *detail = NULL;
+
+      if (rows == NULL)
+        {
+          fprintf (stderr, "intakectl: %s\n", error->message);
+          return EX_DATAERR;
+        }
+      for (guint i = 0; i < rows->texts->len; i++)
+        {
+          g_ptr_array_add (c.texts, g_strdup (rows->texts->pdata[i]));
+          g_ptr_array_add (c.labels, g_strdup (rows->labels->pdata[i]));
+        }
+      from_csv = c.texts->len;
+      if (store_replay (st, 0, ctl_train_case, &c, &error) < 0)
+        {
+          fprintf (stderr, "intakectl: %s\n", error->message);
+          return EX_IOERR;
+        }
+      detail = g_strdup_printf ("rerouted=%u", c.texts->len - from_csv);
+      ctl_audit (st, "classify.train", "cases", detail);
+      m = classify_train ((const char *const *) c.texts->pdata,
+                          (const char *const *) c.labels->pdata, c.texts->len,
+                          label, NULL, &error);
+      if (m == NULL || o->out == NULL
+          || !classify_model_save (m, o->out, &error))
+        {
+          fprintf (stderr, "intakectl: %s\n", error ? error->message
+                                                     : "--out MODEL needed");
+          classify_model_free (m);
+          return EX_DATAERR;
+        }
+      printf ("%s + %u re-routed cases: %u classes, %u features,"
+              " temperature %.3f -> %s\n", csv, c.texts->len - from_csv,
+              classify_model_n_classes (m), classify_model_n_features (m),
+              classify_model_temperature (m), o->out);
+      classify_model_free (m);
+      g_ptr_array_unref (c.texts);
+      g_ptr_array_unref (c.labels);
+      return EX_OK;
+    }
 
   if (csv == NULL)
     {
@@ -1551,6 +1674,12 @@ main (int argc, char **argv)
         ro.out = argv[++i];
       else if (strcmp (argv[i], "--map") == 0 && i + 1 < argc)
         g_ptr_array_add (maps, argv[++i]);
+      else if (strcmp (argv[i], "--from-cases") == 0)
+        ro.from_cases = TRUE;
+      else if (strcmp (argv[i], "--to-queue") == 0 && i + 1 < argc)
+        ro.queue = argv[++i];
+      else if (strcmp (argv[i], "--to-kind") == 0 && i + 1 < argc)
+        ro.kind = argv[++i];
       else if (strcmp (argv[i], "--examples") == 0 && i + 1 < argc)
         ro.examples = (guint) g_ascii_strtoull (argv[++i], NULL, 10);
       else if (strcmp (argv[i], "--json") == 0)
@@ -1623,10 +1752,10 @@ main (int argc, char **argv)
   else if (strcmp (cmd, "rules") == 0 && g_strcmp0 (sub, "reload") == 0
            && args->len == 2)
     rc = ctl_rules_reload (cfg);
-  else if (strcmp (cmd, "classify") == 0
+  else if (strcmp (cmd, "classify") == 0 && !ro.from_cases
            && (g_strcmp0 (sub, "train") == 0 || g_strcmp0 (sub, "eval") == 0)
            && args->len == 3)
-    rc = ctl_classify (sub, &ro, args);
+    rc = ctl_classify (sub, &ro, args, NULL);
   else if (strcmp (cmd, "holidays") == 0 && g_strcmp0 (sub, "import") == 0
            && args->len == 3)
     rc = ctl_holidays_import (cfg, args->pdata[2]);
@@ -1652,6 +1781,10 @@ main (int argc, char **argv)
           && ro.replay && args->len == 2)
       || (strcmp (cmd, "rules") == 0 && g_strcmp0 (sub, "stats") == 0
           && args->len == 2)
+      || (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "route") == 0
+          && args->len == 3)
+      || (strcmp (cmd, "classify") == 0 && g_strcmp0 (sub, "train") == 0
+          && ro.from_cases && args->len == 3)
       || (strcmp (cmd, "spool") == 0 && g_strcmp0 (sub, "count") == 0
           && args->len == 2)
       || (strcmp (cmd, "quarantine") == 0 && g_strcmp0 (sub, "list") == 0
@@ -1707,6 +1840,10 @@ main (int argc, char **argv)
     rc = ctl_keys_rotate (cfg, &keys, &st);
   else if (strcmp (cmd, "rules") == 0 && g_strcmp0 (sub, "test") == 0)
     rc = ctl_rules_replay (cfg, st, &ro);
+  else if (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "route") == 0)
+    rc = ctl_cases_route (cfg, st, args->pdata[2], &ro);
+  else if (strcmp (cmd, "classify") == 0)
+    rc = ctl_classify (sub, &ro, args, st);
   else if (strcmp (cmd, "rules") == 0)
     rc = ctl_rules_stats (cfg, st);
   else if (strcmp (cmd, "spool") == 0 && g_strcmp0 (sub, "count") == 0

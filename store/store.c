@@ -182,6 +182,11 @@ static const char *const store_migrations[] = {
   "  check_value BLOB NOT NULL,"           /* store_keys_check_value() */
   "  created_at INTEGER NOT NULL"
   ");",
+
+  /* 3 -> 4: a person's correction of the routing (training data).  */
+  "ALTER TABLE cases ADD COLUMN rerouted_at INTEGER;"
+  "CREATE INDEX cases_rerouted ON cases(rerouted_at)"
+  "  WHERE rerouted_at IS NOT NULL;",
 };
 
 void

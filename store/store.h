@@ -37,7 +37,7 @@ typedef enum {
 } store_error_code;
 
 /* The schema version this binary writes (PRAGMA user_version).  */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 typedef enum {
   STORE_OPEN_WRITER = 1 << 0,  /* create/migrate, start the writer thread */
@@ -322,9 +322,17 @@ GBytes *store_attachment_content (store *s, gint64 message_id,
 
 /* ----------------------------------------------------------- routing */
 
+/* A person re-routes a case (queue and/or kind; NULL keeps it): audited
+ * with both values, and remembered as training data for the classifier.
+ * STORE_ERROR_NOT_FOUND for an unknown case.  */
+gboolean store_case_reroute (store *s, const char *ref, const char *queue,
+                             const char *kind, const char *actor,
+                             GError **error);
+
 /* One stored case as the router sees it, decrypted in memory.  */
 typedef struct {
   const char *ref, *queue, *kind, *source;
+  gboolean rerouted;         /* a person corrected queue or kind */
   gint64 created_at;
   const char *subject, *text, *sender;    /* of the first message */
   const char *const *recipients;          /* NULL-terminated */

@@ -1655,7 +1655,7 @@ store_replay (store *s, gint64 since_us, store_replay_fn fn, gpointer data,
   st = store_prepare (s->rdb,
       "SELECT c.ref, c.queue, c.kind, c.created_at, m.id, m.subject_id,"
       " s.data_key, m.header_subject, m.text, m.header_from, m.envelope,"
-      " m.source"
+      " m.source, c.rerouted_at IS NOT NULL"
       " FROM cases c JOIN messages m ON m.id = (SELECT min(id) FROM messages"
       "                                         WHERE case_id = c.id)"
       " JOIN subjects s ON s.id = m.subject_id"
@@ -1698,6 +1698,7 @@ store_replay (store *s, gint64 since_us, store_replay_fn fn, gpointer data,
       it.kind = (const char *) sqlite3_column_text (st, 2);
       it.created_at = sqlite3_column_int64 (st, 3);
       it.source = (const char *) sqlite3_column_text (st, 11);
+      it.rerouted = sqlite3_column_int (st, 12) != 0;
       it.subject = subj;
       it.text = text;
       it.sender = from;
@@ -1759,6 +1760,75 @@ store_rule_stats (store *s, GHashTable *fired, GHashTable *routed,
         }
       sqlite3_finalize (st);
     }
+  g_mutex_unlock (&s->rlock);
+  return ok;
+}
+
+gboolean
+store_case_reroute (store *s, const char *ref, const char *queue,
+                    const char *kind, const char *actor, GError **error)
+{
+  g_autofree char *old_queue = NULL;
+  g_autofree char *old_kind = NULL;
+  g_autofree char *detail = NULL;
+  sqlite3_stmt *st;
+  gboolean ok = FALSE;
+  int rc;
+
+  g_mutex_lock (&s->rlock);
+  if (sqlite3_exec (s->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, s->rdb, sqlite3_errcode (s->rdb),
+                              "reroute");
+      g_mutex_unlock (&s->rlock);
+      return FALSE;
+    }
+  st = store_stmt (s, s->rdb, "SELECT queue, kind FROM cases WHERE ref = ?1",
+                   error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_text (st, 1, ref, -1, SQLITE_STATIC);
+  if (sqlite3_step (st) == SQLITE_ROW)
+    {
+      old_queue = store_column_dup (st, 0);
+      old_kind = store_column_dup (st, 1);
+    }
+  store_stmt_release (st);
+  if (old_queue == NULL)
+    {
+      g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND, "no case %s",
+                   ref);
+      goto out;
+    }
+  st = store_stmt (s, s->rdb,
+      "UPDATE cases SET queue = coalesce(?2, queue), kind = coalesce(?3, kind),"
+      " rerouted_at = ?4, updated_at = ?4 WHERE ref = ?1", error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_text (st, 1, ref, -1, SQLITE_STATIC);
+  sqlite3_bind_text (st, 2, queue, -1, SQLITE_STATIC);
+  sqlite3_bind_text (st, 3, kind, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (st, 4, g_get_real_time ());
+  rc = sqlite3_step (st);
+  store_stmt_release (st);
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, s->rdb, rc, "reroute");
+      goto out;
+    }
+  detail = g_strdup_printf ("queue=%s->%s kind=%s->%s", old_queue,
+                            queue ? queue : old_queue, old_kind,
+                            kind ? kind : old_kind);
+  if (!store_audit_append (s, s->rdb, actor, "case.reroute", ref, detail,
+                           error))
+    goto out;
+  ok = sqlite3_exec (s->rdb, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+  if (!ok)
+    store_set_sqlite_error (error, s->rdb, sqlite3_errcode (s->rdb),
+                            "reroute commit");
+out:
+  if (!sqlite3_get_autocommit (s->rdb))
+    sqlite3_exec (s->rdb, "ROLLBACK", NULL, NULL, NULL);
   g_mutex_unlock (&s->rlock);
   return ok;
 }

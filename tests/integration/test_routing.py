@@ -233,6 +233,40 @@ class Classify(unittest.TestCase):
         self.assertIn("bad.csv:", r.stderr)
 
 
+class Reroute(unittest.TestCase):
+    def test_reroute_trains(self):
+        d = routed(Intaked())
+        with d:
+            send(d, message("noise", "n@example.org",
+                            "The dog next door barks all night.\r\n"),
+                 "n@example.org")
+            ref = d.wait_cases(1)[0]["ref"]
+        r = d.ctl("cases", "route", ref, "--to-queue", "nowhere")
+        self.assertEqual(r.returncode, 65)
+        r = d.ctl("cases", "route", ref, "--to-queue",
+                  "environmental-health", "--to-kind", "complaint")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        c = [x for x in d.cases() if x["ref"] == ref][0]
+        self.assertEqual(c["queue"], "environmental-health")
+        self.assertEqual(c["kind"], "complaint")
+        rows = [x for x in sqlite3.connect(
+            os.path.join(d.dir, "var", "intake.db")).execute(
+                "SELECT detail FROM audit WHERE action = 'case.reroute'")]
+        self.assertEqual(len(rows), 1)
+        self.assertIn("queue=", rows[0][0])
+        train = os.path.join(d.dir, "t.csv")
+        with open(train, "w") as f:
+            f.write("text,department\n")
+            for i in range(20):
+                f.write('"bin not emptied %d",waste\n' % i)
+                f.write('"pothole on road %d",highways\n' % i)
+        out = os.path.join(d.dir, "conf", "t.model")
+        r = d.ctl("classify", "train", train, "--label", "department",
+                  "--out", out, "--from-cases")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("+ 1 re-routed cases: 3 classes", r.stdout)
+
+
 class Holidays(unittest.TestCase):
     def test_import(self):
         d = routed(Intaked())
