@@ -70,6 +70,8 @@ static const char *ctl_usage =
   "                           which stored cases a draft would move\n"
   "  rules reload             check, then tell intaked to load the rules\n"
   "  rules stats              hits per rule; rules that never fire\n"
+  "  mailboxes [--json]       each IMAP mailbox: state, last success,\n"
+  "                           last error, backlog, OAuth token expiry\n"
   "  cases route REF [--to-queue Q] [--to-kind K]\n"
   "                           a person's correction (audited; training data)\n"
   "  classify train FILE.csv --label COL --out MODEL [--from-cases]\n"
@@ -1128,6 +1130,88 @@ ctl_rules_replay (intake_config *cfg, store *st, const ctl_route_opts *o)
   return EX_OK;
 }
 
+/* Every [imap NAME] mailbox: state, last success, last error, backlog,
+ * token expiry (loudly when near).  */
+static int
+ctl_mailboxes (intake_config *cfg, store *st, gboolean json)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) rows = store_imap_status_list (st, &error);
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  int rc = EX_OK;
+
+  if (rows == NULL)
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return EX_IOERR;
+    }
+  if (json)
+    json_builder_begin_array (b);
+  else
+    printf ("%-16s %-11s %-20s %-20s %-18s %s\n", "MAILBOX", "STATE",
+            "LAST SUCCESS", "LAST ERROR AT", "LAST ERROR", "BACKLOG");
+  for (guint i = 0; cfg->imap && i < cfg->imap->len; i++)
+    {
+      const intake_imap_config *mb = cfg->imap->pdata[i];
+      store_imap_status *e = NULL;
+      g_autofree char *ok = NULL;
+      g_autofree char *errat = NULL;
+      gboolean token_soon;
+
+      for (guint j = 0; j < rows->len; j++)
+        if (g_strcmp0 (((store_imap_status *) rows->pdata[j])->mailbox,
+                       mb->name) == 0)
+          e = rows->pdata[j];
+      ok = e && e->last_success ? ctl_time (e->last_success)
+                                : g_strdup ("never");
+      errat = e && e->last_error_at ? ctl_time (e->last_error_at)
+                                    : g_strdup ("-");
+      token_soon = e && e->token_expires > 0
+                   && e->token_expires - now < 7 * 24 * 3600;
+      if (json)
+        {
+          json_builder_begin_object (b);
+          ctl_json_str (b, "mailbox", mb->name);
+          ctl_json_str (b, "state", e ? e->state : "not-started");
+          ctl_json_str (b, "last_success", ok);
+          ctl_json_str (b, "last_error", e ? e->last_error : NULL);
+          ctl_json_str (b, "last_error_at", errat);
+          json_builder_set_member_name (b, "backlog");
+          json_builder_add_int_value (b, e ? e->backlog : 0);
+          json_builder_set_member_name (b, "token_expires");
+          json_builder_add_int_value (b, e ? e->token_expires : 0);
+          json_builder_end_object (b);
+        }
+      else
+        printf ("%-16s %-11s %-20s %-20s %-18s %" G_GINT64_FORMAT "\n",
+                mb->name, e ? e->state : "not-started", ok, errat,
+                e && e->last_error ? e->last_error : "-",
+                e ? e->backlog : 0);
+      if (token_soon)
+        {
+          fprintf (stderr, "WARNING: the OAuth token of mailbox %s expires"
+                   " %s; renew %s now\n", mb->name,
+                   e->token_expires < now ? "has expired" : "within 7 days",
+                   mb->token_file ? mb->token_file : "it");
+          rc = EX_TEMPFAIL;
+        }
+      if (e && g_strcmp0 (e->last_error, "token-rejected") == 0
+          && g_strcmp0 (e->state, "error") == 0)
+        {
+          fprintf (stderr, "WARNING: the server refused the OAuth token of"
+                   " mailbox %s\n", mb->name);
+          rc = EX_TEMPFAIL;
+        }
+    }
+  if (json)
+    {
+      json_builder_end_array (b);
+      ctl_print_json (b);
+    }
+  return rc;
+}
+
 /* A person re-routes a case: the queue must be one the rules declare, the
  * kind one intake knows.  */
 static int
@@ -1783,6 +1867,7 @@ main (int argc, char **argv)
           && args->len == 2)
       || (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "route") == 0
           && args->len == 3)
+      || (strcmp (cmd, "mailboxes") == 0 && args->len == 1)
       || (strcmp (cmd, "classify") == 0 && g_strcmp0 (sub, "train") == 0
           && ro.from_cases && args->len == 3)
       || (strcmp (cmd, "spool") == 0 && g_strcmp0 (sub, "count") == 0
@@ -1842,6 +1927,8 @@ main (int argc, char **argv)
     rc = ctl_rules_replay (cfg, st, &ro);
   else if (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "route") == 0)
     rc = ctl_cases_route (cfg, st, args->pdata[2], &ro);
+  else if (strcmp (cmd, "mailboxes") == 0)
+    rc = ctl_mailboxes (cfg, st, json);
   else if (strcmp (cmd, "classify") == 0)
     rc = ctl_classify (sub, &ro, args, st);
   else if (strcmp (cmd, "rules") == 0)

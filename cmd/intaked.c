@@ -29,6 +29,7 @@
 
 #include "intake/intake_config.h"
 #include "intake/intake_log.h"
+#include "intake/imap_child.h"
 #include "intake/master.h"
 #include "intake/parse_worker.h"
 #include "intake/pipeline.h"
@@ -40,6 +41,7 @@ static char *opt_config;
 static char *opt_role;
 static int opt_ipc_fd = -1;
 static int opt_listen_fd = -1;
+static char *opt_mailbox;
 
 static GOptionEntry intaked_options[] = {
   { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config,
@@ -50,6 +52,8 @@ static GOptionEntry intaked_options[] = {
     "IPC descriptor (set by the master)", "N" },
   { "listen-fd", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &opt_listen_fd,
     "listening descriptor (set by the master)", "N" },
+  { "mailbox", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &opt_mailbox,
+    "IMAP mailbox (set by the master)", "NAME" },
   { NULL },
 };
 
@@ -405,6 +409,44 @@ intaked_parse_main (const char *config_path)
   return EX_OK;
 }
 
+/* -------------------------------------------------------------- imap */
+
+static int
+intaked_imap_main (const char *config_path)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (intake_config) cfg = NULL;
+  pid_t parent = getppid ();
+  imap_child *ch;
+  int rc;
+
+  if (opt_ipc_fd < 0 || opt_mailbox == NULL)
+    {
+      fprintf (stderr, "intaked: --role imap is started by the master\n");
+      return EX_USAGE;
+    }
+  cfg = intaked_child_begin ("imap", config_path);
+  if (cfg == NULL)
+    return EX_CONFIG;
+  /* the credentials are read before privileges go; they never reach a
+   * core file */
+  setrlimit (RLIMIT_CORE, &(struct rlimit){ 0, 0 });
+  ch = imap_child_new (cfg, opt_mailbox, opt_ipc_fd, &error);
+  if (ch == NULL)
+    {
+      g_warning ("event=imap-credentials-refused mailbox=%s error=%s",
+                 opt_mailbox, error->message);
+      imap_child_report (cfg, opt_ipc_fd, "credentials");
+      g_usleep (G_USEC_PER_SEC);   /* the master backs off too */
+      return EX_CONFIG;
+    }
+  rc = intaked_child_drop (cfg->user, parent);
+  if (rc != EX_OK)
+    return rc;
+  prctl (PR_SET_DUMPABLE, 0);
+  return imap_child_run (ch);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -425,6 +467,8 @@ main (int argc, char **argv)
     return intaked_smtp_main (config);
   if (g_strcmp0 (opt_role, "parse") == 0)
     return intaked_parse_main (config);
+  if (g_strcmp0 (opt_role, "imap") == 0)
+    return intaked_imap_main (config);
   fprintf (stderr, "intaked: unknown role %s\n", opt_role);
   return EX_USAGE;
 }

@@ -110,6 +110,9 @@ intake_config_load_mailboxes (intake_config *cfg, GKeyFile *kf,
   return TRUE;
 }
 
+static gboolean intake_config_load_imap (intake_config *cfg, GKeyFile *kf,
+                                         const char *dir, GError **error);
+
 intake_config *
 intake_config_load (const char *path, GError **error)
 {
@@ -296,6 +299,8 @@ intake_config_load (const char *path, GError **error)
                              intake_config_string (kf, "clocks", keys[i],
                                                    ""));
   }
+  if (!intake_config_load_imap (cfg, kf, dir, error))
+    return NULL;
   {
     g_autofree char *pf = intake_config_string (kf, "intake", "pid_file",
                                                 NULL);
@@ -308,6 +313,175 @@ intake_config_load (const char *path, GError **error)
       }
   }
   return g_steal_pointer (&cfg);
+}
+
+static void
+intake_imap_config_free (intake_imap_config *m)
+{
+  if (m == NULL)
+    return;
+  g_free (m->name);
+  g_free (m->host);
+  g_free (m->ca_file);
+  g_free (m->user);
+  g_free (m->password_file);
+  g_free (m->token_file);
+  g_free (m->folder);
+  g_free (m->processed_folder);
+  g_free (m->recipient);
+  g_free (m);
+}
+
+const intake_imap_config *
+intake_config_imap (const intake_config *cfg, const char *name)
+{
+  for (guint i = 0; cfg->imap && i < cfg->imap->len; i++)
+    {
+      const intake_imap_config *m = cfg->imap->pdata[i];
+      if (g_strcmp0 (m->name, name) == 0)
+        return m;
+    }
+  return NULL;
+}
+
+static gboolean
+intake_config_loopback (const char *host)
+{
+  return g_strcmp0 (host, "127.0.0.1") == 0 || g_strcmp0 (host, "::1") == 0
+         || g_strcmp0 (host, "localhost") == 0
+         || g_str_has_prefix (host, "127.");
+}
+
+/* [imap NAME] sections: one IMAP child each.  */
+static gboolean
+intake_config_load_imap (intake_config *cfg, GKeyFile *kf, const char *dir,
+                         GError **error)
+{
+  g_auto (GStrv) groups = g_key_file_get_groups (kf, NULL);
+  const char *path = cfg->path;
+
+  cfg->imap = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) intake_imap_config_free);
+  for (guint i = 0; groups[i]; i++)
+    {
+      const char *g = groups[i];
+      intake_imap_config *m;
+      g_autofree char *tls = NULL;
+      g_autofree char *mode = NULL;
+      g_autofree char *pw = NULL;
+      g_autofree char *tok = NULL;
+      g_autofree char *ca = NULL;
+      guint64 n;
+
+      if (!g_str_has_prefix (g, "imap "))
+        continue;
+      m = g_new0 (intake_imap_config, 1);
+      g_ptr_array_add (cfg->imap, m);
+      m->name = g_strstrip (g_strdup (g + 5));
+      for (const char *c = m->name; *c; c++)
+        if (!g_ascii_isalnum (*c) && *c != '-' && *c != '_')
+          {
+            g_set_error (error, INTAKE_CONFIG_ERROR,
+                         INTAKE_CONFIG_ERROR_VALUE,
+                         "%s: [%s]: a mailbox name is letters, digits, - and"
+                         " _", path, g);
+            return FALSE;
+          }
+      m->host = intake_config_string (kf, g, "host", NULL);
+      m->user = intake_config_string (kf, g, "user", NULL);
+      if (m->host == NULL || m->user == NULL || *m->name == '\0')
+        {
+          g_set_error (error, INTAKE_CONFIG_ERROR, INTAKE_CONFIG_ERROR_VALUE,
+                       "%s: [%s] needs host and user", path, g);
+          return FALSE;
+        }
+      tls = intake_config_string (kf, g, "tls", "implicit");
+      if (strcmp (tls, "implicit") == 0)
+        m->tls = INTAKE_IMAP_TLS_IMPLICIT;
+      else if (strcmp (tls, "starttls") == 0)
+        m->tls = INTAKE_IMAP_TLS_STARTTLS;
+      else if (strcmp (tls, "plain") == 0)
+        m->tls = INTAKE_IMAP_TLS_PLAIN;
+      else
+        {
+          g_set_error (error, INTAKE_CONFIG_ERROR, INTAKE_CONFIG_ERROR_VALUE,
+                       "%s: [%s] tls = %s: expected implicit, starttls or"
+                       " plain", path, g, tls);
+          return FALSE;
+        }
+      if (m->tls == INTAKE_IMAP_TLS_PLAIN && !intake_config_loopback (m->host))
+        {
+          g_set_error (error, INTAKE_CONFIG_ERROR, INTAKE_CONFIG_ERROR_VALUE,
+                       "%s: [%s] tls = plain is allowed only to loopback;"
+                       " %s would see the password in clear", path, g,
+                       m->host);
+          return FALSE;
+        }
+      if (!intake_config_uint (kf, path, g, "port",
+                               m->tls == INTAKE_IMAP_TLS_IMPLICIT ? 993 : 143,
+                               1, 65535, &n, error))
+        return FALSE;
+      m->port = n;
+      if (!intake_config_uint (kf, path, g, "poll_interval", 60, 5, 86400,
+                               &n, error))
+        return FALSE;
+      m->poll_interval_s = n;
+      if (!intake_config_uint (kf, path, g, "idle_refresh", 1740, 10, 1740,
+                               &n, error))
+        return FALSE;
+      m->idle_refresh_s = n;
+      pw = intake_config_string (kf, g, "password_file", NULL);
+      tok = intake_config_string (kf, g, "token_file", NULL);
+      ca = intake_config_string (kf, g, "ca_file", NULL);
+      m->password_file = intake_config_path (dir, pw);
+      m->token_file = intake_config_path (dir, tok);
+      m->ca_file = intake_config_path (dir, ca);
+      if ((m->password_file == NULL) == (m->token_file == NULL))
+        {
+          g_set_error (error, INTAKE_CONFIG_ERROR, INTAKE_CONFIG_ERROR_VALUE,
+                       "%s: [%s] needs exactly one of password_file and"
+                       " token_file", path, g);
+          return FALSE;
+        }
+      m->folder = intake_config_string (kf, g, "folder", "INBOX");
+      m->processed_folder = intake_config_string (kf, g, "processed_folder",
+                                                  "Processed");
+      if (g_strcmp0 (m->folder, m->processed_folder) == 0)
+        {
+          g_set_error (error, INTAKE_CONFIG_ERROR, INTAKE_CONFIG_ERROR_VALUE,
+                       "%s: [%s] folder and processed_folder are the same",
+                       path, g);
+          return FALSE;
+        }
+      mode = intake_config_string (kf, g, "mode", "idle");
+      if (strcmp (mode, "idle") != 0 && strcmp (mode, "poll") != 0)
+        {
+          g_set_error (error, INTAKE_CONFIG_ERROR, INTAKE_CONFIG_ERROR_VALUE,
+                       "%s: [%s] mode = %s: expected idle or poll", path, g,
+                       mode);
+          return FALSE;
+        }
+      m->idle = strcmp (mode, "idle") == 0;
+      m->recipient = intake_config_string (kf, g, "recipient", NULL);
+      if (m->recipient == NULL)
+        {
+          g_set_error (error, INTAKE_CONFIG_ERROR, INTAKE_CONFIG_ERROR_VALUE,
+                       "%s: [%s] needs recipient: the intake mailbox this"
+                       " IMAP mailbox stands for (routing reads it)",
+                       path, g);
+          return FALSE;
+        }
+      for (guint j = 0; j + 1 < cfg->imap->len; j++)
+        if (strcmp (((intake_imap_config *) cfg->imap->pdata[j])->name,
+                    m->name) == 0)
+          {
+            g_set_error (error, INTAKE_CONFIG_ERROR,
+                         INTAKE_CONFIG_ERROR_VALUE,
+                         "%s: [%s] given twice", path, g);
+            return FALSE;
+          }
+    }
+  return TRUE;
 }
 
 void
@@ -339,6 +513,8 @@ intake_config_free (intake_config *cfg)
   if (cfg->clocks)
     g_hash_table_unref (cfg->clocks);
   g_free (cfg->pid_file);
+  if (cfg->imap)
+    g_ptr_array_unref (cfg->imap);
   g_free (cfg);
 }
 

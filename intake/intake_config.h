@@ -22,6 +22,32 @@ typedef enum {
   INTAKE_CONFIG_ERROR_PERMISSION,
 } intake_config_error;
 
+/* An IMAP mailbox intake empties: [imap NAME].  */
+typedef enum {
+  INTAKE_IMAP_TLS_IMPLICIT,    /* TLS from the first byte (993) */
+  INTAKE_IMAP_TLS_STARTTLS,    /* STARTTLS required; no fallback */
+  INTAKE_IMAP_TLS_PLAIN,       /* loopback only */
+} intake_imap_tls;
+
+typedef struct {
+  char *name;                  /* from the section: "[imap enquiries]" */
+  char *host;
+  guint port;
+  intake_imap_tls tls;
+  char *ca_file;               /* (nullable) else the system store */
+  char *user;
+  char *password_file;         /* (nullable) mode 0600 */
+  char *token_file;            /* (nullable) XOAUTH2 bearer token, 0600;
+                                * a second line may hold its expiry (unix
+                                * seconds) */
+  char *folder;                /* INBOX */
+  char *processed_folder;      /* where taken mail is moved */
+  gboolean idle;               /* mode = idle (default) or poll */
+  guint poll_interval_s;
+  guint idle_refresh_s;        /* re-issue IDLE (RFC 2177: < 30 min) */
+  char *recipient;             /* the intake mailbox it stands for */
+} intake_imap_config;
+
 typedef struct {
   char *path;                  /* the file read */
   char *hostname;              /* [intake] hostname */
@@ -62,7 +88,12 @@ typedef struct {
                                 * rule text ("20 working days") */
   char *pid_file;              /* [intake] pid_file (default: intaked.pid
                                 * beside the database) */
+  GPtrArray *imap;             /* intake_imap_config *, [imap NAME] */
 } intake_config;
+
+/* (transfer none) The [imap NAME] mailbox, or NULL.  */
+const intake_imap_config *intake_config_imap (const intake_config *cfg,
+                                              const char *name);
 
 /* (transfer full) Load and check @path.  Refuses a file writable by group
  * or other.  */

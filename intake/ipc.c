@@ -356,7 +356,7 @@ ipc_result_unpack (GBytes *payload, guint64 *req, ipc_status *status,
   gsize len;
   const guint8 *p = g_bytes_get_data (payload, &len);
 
-  if (len < 9 || len > 9 + 64 || p[8] > IPC_STATUS_SHUTDOWN)
+  if (len < 9 || len > 9 + 64 || p[8] > IPC_STATUS_DUPLICATE)
     return FALSE;
   for (gsize i = 9; i < len; i++)
     if (!g_ascii_isalnum (p[i]))
@@ -389,5 +389,83 @@ ipc_parsed_unpack (GBytes *payload, guint64 *req, GBytes **packed)
     return FALSE;
   *req = ipc_get64 (p);
   *packed = g_bytes_new_from_bytes (payload, 8, len - 8);
+  return TRUE;
+}
+
+GBytes *
+ipc_imap_submit_pack (guint64 req, guint32 uidvalidity, guint32 uid,
+                      const store_envelope *env, GBytes *raw)
+{
+  g_autoptr (GBytes) inner = ipc_submit_pack (req, env, raw);
+  gsize n;
+  const guint8 *p = g_bytes_get_data (inner, &n);
+  guint8 *buf = g_malloc (8 + n);
+  guint32 a = GUINT32_TO_BE (uidvalidity), b = GUINT32_TO_BE (uid);
+
+  memcpy (buf, &a, 4);
+  memcpy (buf + 4, &b, 4);
+  memcpy (buf + 8, p, n);
+  return g_bytes_new_take (buf, 8 + n);
+}
+
+gboolean
+ipc_imap_submit_unpack (GBytes *payload, guint64 *req, guint32 *uidvalidity,
+                        guint32 *uid, store_envelope **env, GBytes **raw)
+{
+  gsize n;
+  const guint8 *p = g_bytes_get_data (payload, &n);
+  g_autoptr (GBytes) inner = NULL;
+  guint32 a, b;
+
+  if (n < 8)
+    return FALSE;
+  memcpy (&a, p, 4);
+  memcpy (&b, p + 4, 4);
+  *uidvalidity = GUINT32_FROM_BE (a);
+  *uid = GUINT32_FROM_BE (b);
+  if (*uidvalidity == 0 || *uid == 0)
+    return FALSE;
+  inner = g_bytes_new_from_bytes (payload, 8, n - 8);
+  return ipc_submit_unpack (inner, req, env, raw);
+}
+
+#define IPC_WORD_MAX 64
+
+static gboolean
+ipc_word_ok (const char *s)
+{
+  gsize n = 0;
+
+  for (; *s; s++, n++)
+    if (!(g_ascii_isalnum (*s) || *s == '-' || *s == '_') || n >= IPC_WORD_MAX)
+      return FALSE;
+  return TRUE;
+}
+
+GBytes *
+ipc_imap_status_pack (const char *state, const char *error, gint64 backlog,
+                      gint64 token_expires)
+{
+  g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new (
+      "(ssxx)", state, error ? error : "", backlog, token_expires));
+
+  return g_variant_get_data_as_bytes (v);
+}
+
+gboolean
+ipc_imap_status_unpack (GBytes *payload, char **state, char **error,
+                        gint64 *backlog, gint64 *token_expires)
+{
+  g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (
+      G_VARIANT_TYPE ("(ssxx)"), payload, FALSE));
+  const char *s, *e;
+
+  if (!g_variant_is_normal_form (v))
+    return FALSE;
+  g_variant_get (v, "(&s&sxx)", &s, &e, backlog, token_expires);
+  if (*s == '\0' || !ipc_word_ok (s) || !ipc_word_ok (e))
+    return FALSE;
+  *state = g_strdup (s);
+  *error = g_strdup (e);
   return TRUE;
 }

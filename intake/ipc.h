@@ -24,6 +24,10 @@ typedef enum {
                         * packed parser_message */
   IPC_READY = 6,       /* parse worker -> master: started, limits set,
                         * ready for work (empty payload) */
+  IPC_IMAP_SUBMIT = 7, /* imap child -> master: UIDVALIDITY, UID, then the
+                        * SUBMIT layout; answered by RESULT */
+  IPC_IMAP_STATUS = 8, /* imap child -> master: state, error word,
+                        * backlog, token expiry */
 } ipc_type;
 
 /* Headroom over the largest message for the envelope in a SUBMIT frame.  */
@@ -55,12 +59,27 @@ typedef enum {
   IPC_STATUS_TEMPFAIL = 1,
   IPC_STATUS_NOSPACE = 2,
   IPC_STATUS_SHUTDOWN = 3,
+  IPC_STATUS_DUPLICATE = 4,  /* IMAP: taken before; move it now */
 } ipc_status;
 
 /* SUBMIT: request id, envelope, raw message.  */
 GBytes *ipc_submit_pack (guint64 req, const store_envelope *env, GBytes *raw);
 gboolean ipc_submit_unpack (GBytes *payload, guint64 *req,
                             store_envelope **env, GBytes **raw);
+
+/* IMAP_SUBMIT: checkpoint and the SUBMIT layout.  */
+GBytes *ipc_imap_submit_pack (guint64 req, guint32 uidvalidity, guint32 uid,
+                              const store_envelope *env, GBytes *raw);
+gboolean ipc_imap_submit_unpack (GBytes *payload, guint64 *req,
+                                 guint32 *uidvalidity, guint32 *uid,
+                                 store_envelope **env, GBytes **raw);
+
+/* IMAP_STATUS: a state word, an error word (or ""), backlog, token expiry
+ * (unix seconds, 0: none).  Words only: never message content.  */
+GBytes *ipc_imap_status_pack (const char *state, const char *error,
+                              gint64 backlog, gint64 token_expires);
+gboolean ipc_imap_status_unpack (GBytes *payload, char **state, char **error,
+                                 gint64 *backlog, gint64 *token_expires);
 
 /* PARSED: request id and the packed message (transfer none: a slice).  */
 GBytes *ipc_parsed_pack (guint64 req, GBytes *packed);

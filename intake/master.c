@@ -49,6 +49,7 @@ typedef struct {
   gint64 started_at;
   guint backoff_ms;
   guint generation;           /* bumped at each start */
+  const char *mailbox;        /* imap children: [imap NAME] */
   struct master_parse_job *busy;  /* parse workers: the message in hand */
   guint busy_timer;           /* parse workers: its deadline */
   gboolean timed_out;
@@ -161,7 +162,9 @@ master_spool_done (gint64 id, const GError *error, gpointer data)
   master_reply *r = data;
 
   r->spool_id = id;
-  if (error == NULL)
+  if (error == NULL && id == 0)
+    r->status = IPC_STATUS_DUPLICATE;   /* IMAP: taken before */
+  else if (error == NULL)
     r->status = IPC_STATUS_COMMITTED;
   else
     {
@@ -213,6 +216,65 @@ master_on_parsed (master_child *c, guint8 type, GBytes *payload)
   master_parse_dispatch (c->m);
 }
 
+/* An IMAP child: a message with its checkpoint, or how the mailbox is
+ * doing.  */
+static void
+master_on_imap (master_child *c, guint8 type, GBytes *payload)
+{
+  store_envelope *env = NULL;
+  GBytes *raw = NULL;
+  guint32 uidvalidity, uid;
+  guint64 req;
+
+  if (type == IPC_IMAP_STATUS)
+    {
+      g_autofree char *state = NULL;
+      g_autofree char *err = NULL;
+      store_imap_status st = { 0 };
+
+      if (!ipc_imap_status_unpack (payload, &state, &err, &st.backlog,
+                                   &st.token_expires))
+        goto bad;
+      st.mailbox = (char *) c->mailbox;
+      st.state = state;
+      if (*err)
+        {
+          st.last_error = err;
+          st.last_error_at = g_get_real_time ();
+        }
+      else if (g_strcmp0 (state, "ok") == 0 || g_strcmp0 (state, "idle") == 0
+               || g_strcmp0 (state, "polling") == 0)
+        st.last_success = g_get_real_time ();
+      store_imap_status_submit (c->m->st, &st);
+      return;
+    }
+  if (type != IPC_IMAP_SUBMIT
+      || !ipc_imap_submit_unpack (payload, &req, &uidvalidity, &uid, &env,
+                                  &raw)
+      || g_bytes_get_size (raw) > c->m->cfg->session.max_message)
+    {
+      store_envelope_free (env);
+      if (raw)
+        g_bytes_unref (raw);
+      goto bad;
+    }
+  g_free (env->source);
+  env->source = g_strdup ("imap");
+  master_reply *r = g_new0 (master_reply, 1);
+  r->child = c;
+  r->generation = c->generation;
+  r->req = req;
+  c->m->inflight++;
+  store_spool_submit_imap (c->m->st, env, raw, c->mailbox, uidvalidity, uid,
+                           master_spool_done, r);
+  return;
+bad:
+  g_warning ("event=bad-frame child=%s/%u pid=%d type=%u", c->role, c->index,
+             c->pid, type);
+  if (c->pid)
+    kill (c->pid, SIGKILL);
+}
+
 static void
 master_on_frame (ipc_channel *ch, guint8 type, GBytes *payload, gpointer data)
 {
@@ -228,6 +290,11 @@ master_on_frame (ipc_channel *ch, guint8 type, GBytes *payload, gpointer data)
   master_reply *r;
   guint64 req;
 
+  if (g_strcmp0 (c->role, "imap") == 0)
+    {
+      master_on_imap (c, type, payload);
+      return;
+    }
   if (type != IPC_SUBMIT || !ipc_submit_unpack (payload, &req, &env, &raw)
       || g_bytes_get_size (raw) > c->m->cfg->session.max_message)
     {
@@ -337,8 +404,18 @@ master_child_start (master_child *c)
   gboolean smtp = g_strcmp0 (c->role, "smtp") == 0;
   GPid pid;
   const char *argv[] = { m->exe, "--role", c->role, "-c", m->config_path,
-                         "--ipc-fd", "3", smtp ? "--listen-fd" : NULL, "4",
-                         NULL };
+                         "--ipc-fd", "3", NULL, NULL, NULL };
+
+  if (smtp)
+    {
+      argv[7] = "--listen-fd";
+      argv[8] = "4";
+    }
+  else if (c->mailbox != NULL)
+    {
+      argv[7] = "--mailbox";
+      argv[8] = c->mailbox;
+    }
 
   if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
     {
@@ -607,6 +684,19 @@ intake_master_start (intake_config *cfg, const char *exe,
       c->m = m;
       c->role = i < cfg->smtp_processes ? "smtp" : "parse";
       c->index = i < cfg->smtp_processes ? i : i - cfg->smtp_processes;
+      c->backoff_ms = MASTER_BACKOFF_FIRST_MS;
+      g_ptr_array_add (m->children, c);
+      master_child_start (c);
+    }
+  /* one child per IMAP mailbox: its credentials and nothing else */
+  for (guint i = 0; cfg->imap && i < cfg->imap->len; i++)
+    {
+      const intake_imap_config *mb = cfg->imap->pdata[i];
+      master_child *c = g_new0 (master_child, 1);
+      c->m = m;
+      c->role = "imap";
+      c->index = i;
+      c->mailbox = mb->name;
       c->backoff_ms = MASTER_BACKOFF_FIRST_MS;
       g_ptr_array_add (m->children, c);
       master_child_start (c);

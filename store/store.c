@@ -187,6 +187,29 @@ static const char *const store_migrations[] = {
   "ALTER TABLE cases ADD COLUMN rerouted_at INTEGER;"
   "CREATE INDEX cases_rerouted ON cases(rerouted_at)"
   "  WHERE rerouted_at IS NOT NULL;",
+
+  /* 4 -> 5: IMAP mailboxes: what was taken (committed with the spool row,
+   * exactly once) and how each mailbox is doing.  Mailbox names are the
+   * configuration's, never addresses.  */
+  "CREATE TABLE imap_seen ("
+  "  mailbox TEXT NOT NULL,"
+  "  uidvalidity INTEGER NOT NULL,"
+  "  uid INTEGER NOT NULL,"
+  "  spool_id INTEGER NOT NULL,"
+  "  seen_at INTEGER NOT NULL,"
+  "  PRIMARY KEY (mailbox, uidvalidity, uid)"
+  ") WITHOUT ROWID;"
+  "CREATE TABLE imap_status ("
+  "  mailbox TEXT PRIMARY KEY,"
+  "  state TEXT NOT NULL,"                 /* connecting, idle, fetching,
+                                            * error */
+  "  last_success INTEGER,"
+  "  last_error TEXT,"                     /* a reason, no message content */
+  "  last_error_at INTEGER,"
+  "  backlog INTEGER NOT NULL DEFAULT 0,"
+  "  token_expires INTEGER,"
+  "  updated_at INTEGER NOT NULL"
+  ");",
 };
 
 void

@@ -37,7 +37,7 @@ typedef enum {
 } store_error_code;
 
 /* The schema version this binary writes (PRAGMA user_version).  */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 typedef enum {
   STORE_OPEN_WRITER = 1 << 0,  /* create/migrate, start the writer thread */
@@ -85,6 +85,34 @@ store_envelope *store_envelope_unpack (GBytes *bytes, GError **error);
  * id) or after a failure (@error set, nothing stored).  */
 typedef void (*store_done_fn) (gint64 id, const GError *error,
                                gpointer user_data);
+
+/* An IMAP message: the spool row and the (mailbox, UIDVALIDITY, UID)
+ * checkpoint are committed together.  If that message was taken before,
+ * nothing is stored and @done gets id 0 (it may be moved now).  */
+void store_spool_submit_imap (store *s, store_envelope *env, GBytes *raw,
+                              const char *mailbox, guint32 uidvalidity,
+                              guint32 uid, store_done_fn done,
+                              gpointer user_data);
+
+/* How an IMAP mailbox is doing (`intakectl mailboxes`).  */
+typedef struct {
+  char *mailbox;
+  char *state;
+  gint64 last_success;     /* unix us; 0: never */
+  char *last_error;        /* (nullable) */
+  gint64 last_error_at;
+  gint64 backlog;          /* messages waiting on the server, last seen */
+  gint64 token_expires;    /* unix s; 0: not an OAuth token */
+  gint64 updated_at;
+} store_imap_status;
+
+void store_imap_status_free (store_imap_status *st);
+
+/* Record @st (from the master, on the writer).  */
+void store_imap_status_submit (store *s, const store_imap_status *st);
+
+/* (transfer full) every mailbox's status, by name.  */
+GPtrArray *store_imap_status_list (store *s, GError **error);
 
 /* Queue @raw with @env for the spool; both (transfer full).  @done is
  * called once, from the writer thread.  */

@@ -504,3 +504,212 @@ out:
   g_mutex_unlock (&s->rlock);
   return ok;
 }
+
+/* ------------------------------------------------------------- IMAP */
+
+typedef struct {
+  store_spool_job sj;
+  char *mailbox;
+  guint32 uidvalidity, uid;
+} store_imap_job;
+
+static void
+store_imap_job_free (store_job *job)
+{
+  store_imap_job *ij = (store_imap_job *) job;
+
+  store_envelope_free (ij->sj.env);
+  g_bytes_unref (ij->sj.raw);
+  g_free (ij->mailbox);
+  g_free (ij);
+}
+
+static gboolean
+store_imap_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
+{
+  store_imap_job *ij = (store_imap_job *) job;
+  sqlite3_stmt *st;
+  int rc;
+
+  st = store_stmt (s, db, "SELECT spool_id FROM imap_seen WHERE mailbox = ?1"
+                          " AND uidvalidity = ?2 AND uid = ?3", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_text (st, 1, ij->mailbox, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (st, 2, ij->uidvalidity);
+  sqlite3_bind_int64 (st, 3, ij->uid);
+  rc = sqlite3_step (st);
+  store_stmt_release (st);
+  if (rc == SQLITE_ROW)
+    {
+      job->result_id = 0;       /* taken before: nothing to store */
+      return TRUE;
+    }
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, db, rc, "imap seen");
+      return FALSE;
+    }
+  if (!store_spool_job_run (s, db, job, error))
+    return FALSE;
+  st = store_stmt (s, db, "INSERT INTO imap_seen (mailbox, uidvalidity, uid,"
+                          " spool_id, seen_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                   error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_text (st, 1, ij->mailbox, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (st, 2, ij->uidvalidity);
+  sqlite3_bind_int64 (st, 3, ij->uid);
+  sqlite3_bind_int64 (st, 4, job->result_id);
+  sqlite3_bind_int64 (st, 5, g_get_real_time ());
+  rc = sqlite3_step (st);
+  store_stmt_release (st);
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, db, rc, "imap seen insert");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+store_spool_submit_imap (store *s, store_envelope *env, GBytes *raw,
+                         const char *mailbox, guint32 uidvalidity,
+                         guint32 uid, store_done_fn done, gpointer user_data)
+{
+  store_imap_job *ij = g_new0 (store_imap_job, 1);
+
+  ij->sj.job.run = store_imap_job_run;
+  ij->sj.job.free = store_imap_job_free;
+  ij->sj.job.done = done;
+  ij->sj.job.user_data = user_data;
+  ij->sj.job.weight = g_bytes_get_size (raw);
+  ij->sj.env = env;
+  ij->sj.raw = raw;
+  ij->mailbox = g_strdup (mailbox);
+  ij->uidvalidity = uidvalidity;
+  ij->uid = uid;
+  store_job_submit (s, &ij->sj.job);
+}
+
+void
+store_imap_status_free (store_imap_status *st)
+{
+  if (st == NULL)
+    return;
+  g_free (st->mailbox);
+  g_free (st->state);
+  g_free (st->last_error);
+  g_free (st);
+}
+
+typedef struct {
+  store_job job;
+  store_imap_status st;
+} store_status_job;
+
+static void
+store_status_job_free (store_job *job)
+{
+  store_status_job *sj = (store_status_job *) job;
+
+  g_free (sj->st.mailbox);
+  g_free (sj->st.state);
+  g_free (sj->st.last_error);
+  g_free (sj);
+}
+
+static gboolean
+store_status_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
+{
+  store_status_job *sj = (store_status_job *) job;
+  sqlite3_stmt *st = store_stmt (s, db,
+      "INSERT INTO imap_status (mailbox, state, last_success, last_error,"
+      " last_error_at, backlog, token_expires, updated_at)"
+      " VALUES (?1, ?2, nullif(?3, 0), ?4, nullif(?5, 0), ?6, nullif(?7, 0),"
+      " ?8) ON CONFLICT (mailbox) DO UPDATE SET state = excluded.state,"
+      " last_success = coalesce(excluded.last_success, last_success),"
+      " last_error = coalesce(excluded.last_error, last_error),"
+      " last_error_at = coalesce(excluded.last_error_at, last_error_at),"
+      " backlog = excluded.backlog,"
+      " token_expires = coalesce(excluded.token_expires, token_expires),"
+      " updated_at = excluded.updated_at", error);
+  int rc;
+
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_text (st, 1, sj->st.mailbox, -1, SQLITE_STATIC);
+  sqlite3_bind_text (st, 2, sj->st.state, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (st, 3, sj->st.last_success);
+  sqlite3_bind_text (st, 4, sj->st.last_error, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (st, 5, sj->st.last_error_at);
+  sqlite3_bind_int64 (st, 6, sj->st.backlog);
+  sqlite3_bind_int64 (st, 7, sj->st.token_expires);
+  sqlite3_bind_int64 (st, 8, g_get_real_time ());
+  rc = sqlite3_step (st);
+  store_stmt_release (st);
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, db, rc, "imap status");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+store_imap_status_submit (store *s, const store_imap_status *st)
+{
+  store_status_job *sj = g_new0 (store_status_job, 1);
+
+  sj->job.run = store_status_job_run;
+  sj->job.free = store_status_job_free;
+  sj->job.atomic = TRUE;
+  sj->st = *st;
+  sj->st.mailbox = g_strdup (st->mailbox);
+  sj->st.state = g_strdup (st->state);
+  sj->st.last_error = g_strdup (st->last_error);
+  store_job_submit (s, &sj->job);
+}
+
+GPtrArray *
+store_imap_status_list (store *s, GError **error)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) store_imap_status_free);
+  sqlite3_stmt *st;
+  int rc;
+
+  g_mutex_lock (&s->rlock);
+  st = store_stmt (s, s->rdb, "SELECT mailbox, state, last_success,"
+                              " last_error, last_error_at, backlog,"
+                              " token_expires, updated_at FROM imap_status"
+                              " ORDER BY mailbox", error);
+  if (st == NULL)
+    {
+      g_mutex_unlock (&s->rlock);
+      g_ptr_array_unref (out);
+      return NULL;
+    }
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      store_imap_status *e = g_new0 (store_imap_status, 1);
+      e->mailbox = g_strdup ((const char *) sqlite3_column_text (st, 0));
+      e->state = g_strdup ((const char *) sqlite3_column_text (st, 1));
+      e->last_success = sqlite3_column_int64 (st, 2);
+      if (sqlite3_column_type (st, 3) != SQLITE_NULL)
+        e->last_error = g_strdup ((const char *) sqlite3_column_text (st, 3));
+      e->last_error_at = sqlite3_column_int64 (st, 4);
+      e->backlog = sqlite3_column_int64 (st, 5);
+      e->token_expires = sqlite3_column_int64 (st, 6);
+      e->updated_at = sqlite3_column_int64 (st, 7);
+      g_ptr_array_add (out, e);
+    }
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, s->rdb, rc, "imap status");
+      g_clear_pointer (&out, g_ptr_array_unref);
+    }
+  store_stmt_release (st);
+  g_mutex_unlock (&s->rlock);
+  return out;
+}
