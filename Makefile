@@ -29,7 +29,7 @@ endif
 
 # pkg-config is only asked once the packages are there (deps runs first).
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS = $(shell pkg-config --libs $(PKGS)) -lstemmer -lm
+PKG_LIBS = $(shell pkg-config --libs $(PKGS)) -letpan -lstemmer -lm
 CHECK_CFLAGS = $(shell pkg-config --cflags check)
 CHECK_LIBS = $(shell pkg-config --libs check)
 
