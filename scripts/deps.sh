@@ -8,11 +8,13 @@
 set -eu
 
 # Build: compiler, pkg-config and the -dev packages of DESIGN.md.
-BUILD="gcc make pkg-config libc6-dev libglib2.0-dev libgmime-3.0-dev libsqlite3-dev libsodium-dev libjson-glib-dev libytnef0-dev libstemmer-dev libpcre2-dev"
+BUILD="gcc make pkg-config libc6-dev libglib2.0-dev libgmime-3.0-dev libsqlite3-dev libsodium-dev libjson-glib-dev libytnef0-dev libstemmer-dev libpcre2-dev libetpan-dev"
 # Run time: TLS for GIO.
 RUN="glib-networking ca-certificates shared-mime-info"
-# Tests: Check, and the real clients the integration tests drive.
-TEST="check python3 curl swaks libnet-ssleay-perl openssl sqlite3 procps"
+# Tests: Check, and the real clients the integration tests drive; Dovecot
+# is the real IMAP server of the IMAP intake tests (tests/integration/
+# dovecot.py starts a private one; the system service is never used).
+TEST="check python3 curl swaks libnet-ssleay-perl openssl sqlite3 procps dovecot-core dovecot-imapd"
 # Benchmark: Postfix's smtp-source and smtp-sink (the daemon is not started).
 BENCH="postfix"
 # Fuzzing: clang with libFuzzer and the sanitizer runtimes.
@@ -46,5 +48,30 @@ export DEBIAN_FRONTEND=noninteractive
 if echo "$missing" | grep -q postfix; then
 	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 fi
+# Dovecot's package starts the system service on install.  The tests run
+# private instances on their own ports and want none: while installing,
+# a policy-rc.d that refuses every start is put in place (unless the
+# machine already has one, as containers often do), and any dovecot that
+# got started anyway is stopped, and the systemd units disabled.
+policy=""
+if echo "$missing" | grep -q dovecot && [ ! -e /usr/sbin/policy-rc.d ]; then
+	policy=/usr/sbin/policy-rc.d
+	printf '#!/bin/sh\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+	trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -q >/dev/null || apt-get update
 apt-get install -y -q --no-install-recommends $missing
+if echo "$missing" | grep -q dovecot; then
+	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+		systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+	fi
+	service dovecot stop >/dev/null 2>&1 || true
+	# The system one runs as /usr/sbin/dovecot with the default config;
+	# private test instances always pass -c, so they are left alone.
+	for pid in $(pgrep -x dovecot 2>/dev/null || true); do
+		if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- ' -c '; then
+			kill "$pid" 2>/dev/null || true
+		fi
+	done
+fi
