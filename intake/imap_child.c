@@ -25,7 +25,8 @@
 
 #include "intake/ipc.h"
 
-#define IMAP_CHUNK            50        /* UIDs fetched per round trip */
+#define IMAP_CHUNK            500       /* UIDs whose sizes are asked at once */
+#define IMAP_CHUNK_BYTES      (16 * 1024 * 1024) /* bodies fetched at once */
 #define IMAP_TIMEOUT_S        60        /* network timeout per command */
 #define IMAP_BACKOFF_FIRST_MS 1000
 #define IMAP_BACKOFF_MAX_MS   (5 * 60 * 1000)
@@ -108,9 +109,10 @@ imap_read_all (int fd, void *p, gsize n, int timeout_ms)
   return TRUE;
 }
 
-/* The master's answer to a submit; FALSE if it went away.  */
+/* The next answer of the master: request id and status; FALSE if it went
+ * away.  */
 static gboolean
-imap_wait_result (imap_ctx *c, guint64 req, ipc_status *status)
+imap_read_result (imap_ctx *c, guint64 *req, ipc_status *status)
 {
   for (;;)
     {
@@ -119,7 +121,6 @@ imap_wait_result (imap_ctx *c, guint64 req, ipc_status *status)
       g_autofree guint8 *buf = NULL;
       g_autoptr (GBytes) payload = NULL;
       g_autofree char *qid = NULL;
-      guint64 got;
 
       if (!imap_read_all (c->ipc, hdr, 5, IMAP_RESULT_WAIT_MS))
         return FALSE;
@@ -127,16 +128,13 @@ imap_wait_result (imap_ctx *c, guint64 req, ipc_status *status)
       len = GUINT32_FROM_BE (len);
       if (len < 1 || len > 4096)
         return FALSE;
-      buf = g_malloc (len - 1 + 1);
+      buf = g_malloc (len);
       if (!imap_read_all (c->ipc, buf, len - 1, IMAP_RESULT_WAIT_MS))
         return FALSE;
       if (hdr[4] != IPC_RESULT)
         continue;                  /* STORAGE and the like: not ours */
       payload = g_bytes_new (buf, len - 1);
-      if (!ipc_result_unpack (payload, &got, status, &qid))
-        return FALSE;
-      if (got == req)
-        return TRUE;
+      return ipc_result_unpack (payload, req, status, &qid);
     }
 }
 
@@ -527,30 +525,26 @@ imap_sizes (imap_ctx *c, const guint32 *uids, guint n, GArray *ok)
           imap_status (c, "fetching", "too-large");
           continue;
         }
-      g_array_append_val (ok, m.uid);
+      guint32 pair[2] = { m.uid, m.size };
+      g_array_append_vals (ok, pair, 1);
     }
   mailimap_fetch_list_free (result);
   return MAILIMAP_NO_ERROR;
 }
 
-/* Fetch @uids, hand each to the master, move what it took.  FALSE on a
- * session error (@r) or if the master went away (@r = 0).  */
+/* Fetch the bodies of @uids (@n, sizes already checked), hand each to the
+ * master, move what it took.  FALSE on a session error (@r) or if the
+ * master went away (@r = 0).  */
 static gboolean
-imap_take (imap_ctx *c, const guint32 *uids, guint n, int *r)
+imap_take_group (imap_ctx *c, const guint32 *uids, guint n, int *r)
 {
-  g_autoptr (GArray) ok = g_array_new (FALSE, FALSE, sizeof (guint32));
   g_autoptr (GArray) taken = g_array_new (FALSE, FALSE, sizeof (guint32));
   struct mailimap_fetch_type *ft;
   struct mailimap_set *set;
   clist *result = NULL;
   guint32 uidvalidity = c->imap->imap_selection_info->sel_uidvalidity;
 
-  *r = imap_sizes (c, uids, n, ok);
-  if (*r != MAILIMAP_NO_ERROR)
-    return FALSE;
-  if (ok->len == 0)
-    return TRUE;
-  set = imap_set_of ((const guint32 *) ok->data, ok->len);
+  set = imap_set_of (uids, n);
   ft = mailimap_fetch_type_new_fetch_att_list_empty ();
   mailimap_fetch_type_new_fetch_att_list_add (ft, mailimap_fetch_att_new_uid ());
   mailimap_fetch_type_new_fetch_att_list_add (ft,
@@ -564,14 +558,16 @@ imap_take (imap_ctx *c, const guint32 *uids, guint n, int *r)
   if (*r != MAILIMAP_NO_ERROR)
     return FALSE;
 
+  /* Every message of the chunk to the master at once, so that the writer
+   * commits them together (one fsync, not fifty); then the answers.  */
+  g_autoptr (GArray) sent = g_array_new (FALSE, FALSE, sizeof (guint32));
+  guint64 first_req = c->next_req + 1;
   for (clistiter *it = clist_begin (result); it; it = clist_next (it))
     {
       imap_msg m;
       store_envelope *env;
       g_autoptr (GBytes) raw = NULL;
       g_autoptr (GBytes) frame = NULL;
-      ipc_status status;
-      guint64 req = ++c->next_req;
 
       imap_msg_read (clist_content (it), &m);
       if (m.uid == 0 || !m.have_body)
@@ -596,30 +592,90 @@ imap_take (imap_ctx *c, const guint32 *uids, guint n, int *r)
       env->tls = c->mb->tls != INTAKE_IMAP_TLS_PLAIN;
       env->received_at = g_get_real_time ();
       raw = g_bytes_new (m.body, m.len);
-      frame = ipc_imap_submit_pack (req, uidvalidity, m.uid, env, raw);
+      frame = ipc_imap_submit_pack (++c->next_req, uidvalidity, m.uid, env,
+                                    raw);
       store_envelope_free (env);
-      if (!imap_send (c, IPC_IMAP_SUBMIT, frame)
-          || !imap_wait_result (c, req, &status))
+      if (!imap_send (c, IPC_IMAP_SUBMIT, frame))
         {
           mailimap_fetch_list_free (result);
           *r = 0;
           return FALSE;
         }
-      if (status == IPC_STATUS_COMMITTED || status == IPC_STATUS_DUPLICATE)
-        g_array_append_val (taken, m.uid);
-      else
-        {
-          /* storage trouble on our side: leave it, try later */
-          g_warning ("event=imap-store-deferred mailbox=%s uid=%u status=%d",
-                     c->mb->name, m.uid, status);
-          break;
-        }
+      g_array_append_val (sent, m.uid);
     }
+  {
+    g_autofree ipc_status *st = g_new0 (ipc_status, sent->len + 1);
+    g_autofree gboolean *have = g_new0 (gboolean, sent->len + 1);
+    for (guint k = 0; k < sent->len; k++)
+      {
+        guint64 req;
+        ipc_status status;
+        if (!imap_read_result (c, &req, &status))
+          {
+            mailimap_fetch_list_free (result);
+            *r = 0;
+            return FALSE;
+          }
+        if (req < first_req || req - first_req >= sent->len
+            || have[req - first_req])
+          {
+            k--;                   /* an answer from before: not ours */
+            continue;
+          }
+        have[req - first_req] = TRUE;
+        st[req - first_req] = status;
+      }
+    for (guint k = 0; k < sent->len; k++)
+      {
+        guint32 uid = g_array_index (sent, guint32, k);
+        if (st[k] == IPC_STATUS_COMMITTED || st[k] == IPC_STATUS_DUPLICATE)
+          g_array_append_val (taken, uid);
+        else
+          /* storage trouble on our side: left on the server, tried
+           * again later */
+          g_warning ("event=imap-store-deferred mailbox=%s uid=%u status=%d",
+                     c->mb->name, uid, st[k]);
+      }
+  }
   mailimap_fetch_list_free (result);
   *r = imap_move (c, (const guint32 *) taken->data, taken->len);
   if (*r != MAILIMAP_NO_ERROR)
     return FALSE;
   c->backlog = MAX (0, c->backlog - (gint64) taken->len);
+  return TRUE;
+}
+
+/* @uids: sizes first (nothing over the limit is fetched), then bodies in
+ * groups of at most IMAP_CHUNK_BYTES.  */
+static gboolean
+imap_take (imap_ctx *c, const guint32 *uids, guint n, int *r)
+{
+  g_autoptr (GArray) ok = g_array_new (FALSE, FALSE, 2 * sizeof (guint32));
+  g_autoptr (GArray) group = g_array_new (FALSE, FALSE, sizeof (guint32));
+  gsize bytes = 0;
+
+  *r = imap_sizes (c, uids, n, ok);
+  if (*r != MAILIMAP_NO_ERROR)
+    return FALSE;
+  for (guint i = 0; i <= ok->len; i++)
+    {
+      const guint32 *pair = i < ok->len
+                                ? (const guint32 *) ok->data + 2 * i : NULL;
+      if (group->len > 0
+          && (pair == NULL || bytes + pair[1] > IMAP_CHUNK_BYTES))
+        {
+          if (!imap_take_group (c, (const guint32 *) group->data,
+                                group->len, r))
+            return FALSE;
+          g_array_set_size (group, 0);
+          bytes = 0;
+        }
+      if (pair != NULL)
+        {
+          g_array_append_val (group, pair[0]);
+          bytes += pair[1];
+        }
+    }
   return TRUE;
 }
 

@@ -1,0 +1,234 @@
+"""test_imap.py - IMAP mailboxes, exactly once, from a real Dovecot (issue 6).
+
+A private Dovecot (tests/integration/dovecot.py) on loopback; intaked with
+an [imap NAME] section runs one imap child for it.  Covers: messages in ->
+the same number of cases, none twice, the inbox empty and the processed
+folder full; a message delivered during IDLE arriving within seconds; SIGKILL
+of the imap child and of intaked during a fetch -> still exactly once;
+Dovecot restarted during IDLE -> reconnect and resume; a UIDVALIDITY
+change -> no duplicate cases; TLS: a certificate from an unknown CA, or for
+another host, refused (nothing logged in, nothing taken) unless the CA is
+configured; a password file readable by others refused; `intakectl
+mailboxes` shows state, last success, last error and backlog.
+Skips when Dovecot is not installed (scripts/deps.sh test installs it).
+"""
+
+import os
+import signal
+import sqlite3
+import time
+import unittest
+
+import dovecot
+from harness import Intaked
+
+
+def raw_message(i, tag="t"):
+    return ("From: Resident %d <resident%d@example.org>\r\n"
+            "To: enquiries@council.example\r\n"
+            "Subject: Report %s-%d\r\n"
+            "Message-ID: <%s-%d@example.org>\r\n"
+            "\r\n"
+            "The streetlight outside number %d is out.\r\n"
+            % (i, i, tag, i, tag, i, i)).encode()
+
+
+def imap_daemon(d, box, tls="plain", ca=True, mode="idle", env=None,
+                port=None):
+    i = Intaked(env=env)
+    pw = box.password_file(os.path.join(i.dir, "conf", "imap.password"))
+    section = "imap enquiries"
+    i.configure(section, "host", "127.0.0.1")
+    i.configure(section, "port", port or box.port)
+    i.configure(section, "tls", tls)
+    i.configure(section, "user", box.user)
+    i.configure(section, "password_file", pw)
+    i.configure(section, "folder", "INBOX")
+    i.configure(section, "processed_folder", "Processed")
+    i.configure(section, "mode", mode)
+    i.configure(section, "poll_interval", "5")
+    i.configure(section, "recipient", "enquiries@council.example")
+    if ca and box.ca_cert:
+        i.configure(section, "ca_file", box.ca_cert)
+    return i
+
+
+def db_counts(i):
+    db = sqlite3.connect(os.path.join(i.dir, "var", "intake.db"))
+    try:
+        msgs = db.execute("SELECT count(*) FROM messages").fetchone()[0]
+        cases = db.execute("SELECT count(*) FROM cases").fetchone()[0]
+        arrivals = db.execute("SELECT count(*) FROM arrivals").fetchone()[0]
+        seen = db.execute("SELECT count(*) FROM imap_seen").fetchone()[0]
+        return msgs, cases, arrivals, seen
+    finally:
+        db.close()
+
+
+def wait_for(pred, timeout, what, log=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for %s%s" % (
+        what, ("\n" + log()[-3000:]) if log else ""))
+
+
+@unittest.skipUnless(dovecot.available(), dovecot.why_unavailable())
+class ExactlyOnce(unittest.TestCase):
+    def test_many_messages_then_idle(self):
+        n = 300
+        with dovecot.Dovecot() as box:
+            box.count("INBOX")
+            box.deliver_many([raw_message(k) for k in range(n)])
+            i = imap_daemon(box, box)
+            with i:
+                wait_for(lambda: box.count("INBOX") == 0
+                         and db_counts(i)[0] == n, 120,
+                         "%d messages filed" % n, i.log)
+                self.assertEqual(box.count("Processed"), n)
+                msgs, cases, arrivals, seen = db_counts(i)
+                self.assertEqual((msgs, cases, arrivals, seen),
+                                 (n, n, n, n))
+                # IDLE: a message delivered now arrives within seconds
+                t0 = time.time()
+                box.deliver(raw_message(n, "idle"))
+                wait_for(lambda: db_counts(i)[3] == n + 1, 10,
+                         "the message delivered during IDLE", i.log)
+                self.assertLess(time.time() - t0, 5)
+                r = i.ctl("mailboxes", check=True)
+                self.assertIn("enquiries", r.stdout)
+                self.assertRegex(r.stdout, r"enquiries\s+(idle|ok|fetching)")
+            cases = i.cases()
+            self.assertEqual(len({c["message_id"] for c in cases}), n + 1)
+            self.assertTrue(all(c["queue"] for c in cases))
+
+    def test_kill_child_and_daemon_mid_fetch(self):
+        n = 400
+        with dovecot.Dovecot() as box:
+            box.count("INBOX")
+            box.deliver_many([raw_message(k, "kill") for k in range(n)])
+            i = imap_daemon(box, box)
+            i.start()
+            try:
+                # kill the imap child once some are taken
+                wait_for(lambda: db_counts(i)[3] >= 50, 60, "first messages",
+                         i.log)
+                for pid in i.children("imap"):
+                    os.kill(pid, signal.SIGKILL)
+                # and the whole daemon a little later
+                wait_for(lambda: db_counts(i)[3] >= 150, 60, "more messages",
+                         i.log)
+                i.kill()
+                i.start()
+                wait_for(lambda: box.count("INBOX") == 0
+                         and db_counts(i)[1] >= n, 120, "all filed", i.log)
+                time.sleep(1)
+                msgs, cases, arrivals, seen = db_counts(i)
+                self.assertEqual(seen, n)
+                self.assertEqual(msgs, n)
+                self.assertEqual(cases, n)
+                self.assertEqual(box.count("Processed"), n)
+            finally:
+                i.stop()
+                i.check_sanitizers()
+
+    def test_uidvalidity_change_and_restart(self):
+        with dovecot.Dovecot() as box:
+            box.count("INBOX")
+            box.deliver_many([raw_message(k, "uv") for k in range(20)])
+            i = imap_daemon(box, box)
+            with i:
+                wait_for(lambda: db_counts(i)[0] == 20, 60, "first 20",
+                         i.log)
+            # the same messages come back under a new UIDVALIDITY (a
+            # mailbox rebuilt on the server)
+            box.deliver_many([raw_message(k, "uv") for k in range(20)])
+            box.change_uidvalidity("INBOX")
+            with i:
+                wait_for(lambda: box.count("INBOX") == 0, 60, "inbox empty",
+                         i.log)
+                wait_for(lambda: db_counts(i)[3] == 40, 30, "checkpoints",
+                         i.log)
+                wait_for(lambda: db_counts(i)[2] == 40, 30, "arrivals",
+                         i.log)
+                msgs, cases, arrivals, seen = db_counts(i)
+                # recorded once, both arrivals kept
+                self.assertEqual((msgs, cases), (20, 20))
+
+    def test_dovecot_restart_during_idle(self):
+        with dovecot.Dovecot() as box:
+            i = imap_daemon(box, box)
+            with i:
+                wait_for(lambda: "event=imap-connected" in i.log(), 30,
+                         "connected", i.log)
+                box.restart(hard=True)
+                box.deliver(raw_message(1, "after-restart"))
+                wait_for(lambda: db_counts(i)[0] == 1, 60,
+                         "the message after the restart", i.log)
+                self.assertGreaterEqual(i.log().count("event=imap-connected"),
+                                        2)
+
+
+@unittest.skipUnless(dovecot.available(), dovecot.why_unavailable())
+class Refusals(unittest.TestCase):
+    def _refused(self, box, tls, ca, word):
+        box.deliver(raw_message(1, "tls"))
+        logins = box.log().count("Login: user=<%s>" % box.user)
+        i = imap_daemon(box, box, tls=tls, ca=ca,
+                        port=box.tls_port if tls == "implicit" else None)
+        with i:
+            wait_for(lambda: ("event=imap-tls-refused" in i.log()
+                              or "event=imap-no-starttls" in i.log()), 30,
+                     "the refusal", i.log)
+            time.sleep(0.5)
+            r = i.ctl("mailboxes", check=True)
+            self.assertIn(word, r.stdout)
+        self.assertEqual(box.count("INBOX"), 1)
+        self.assertEqual(db_counts(i)[0], 0)
+        # no login from intake: Dovecot saw only the rig's own
+        self.assertEqual(box.log().count("Login: user=<%s>" % box.user),
+                         logins)
+        return i
+
+    def test_unknown_ca_refused(self):
+        with dovecot.Dovecot(tls="self-signed") as box:
+            self._refused(box, "implicit", False, "tls-verify-failed")
+
+    def test_other_host_refused_even_with_ca(self):
+        with dovecot.Dovecot(tls="other-host") as box:
+            self._refused(box, "implicit", True, "tls-verify-failed")
+
+    def test_starttls_with_ca_accepted(self):
+        with dovecot.Dovecot(tls="self-signed") as box:
+            box.deliver(raw_message(1, "starttls"))
+            i = imap_daemon(box, box, tls="starttls", ca=True)
+            with i:
+                wait_for(lambda: db_counts(i)[0] == 1, 30, "the message",
+                         i.log)
+            self.assertEqual(box.count("Processed"), 1)
+
+    def test_password_file_mode(self):
+        with dovecot.Dovecot() as box:
+            i = imap_daemon(box, box)
+            os.chmod(os.path.join(i.dir, "conf", "imap.password"), 0o644)
+            with i:
+                wait_for(lambda: "event=imap-credentials-refused" in i.log(),
+                         20, "the refusal", i.log)
+            self.assertIn("0600", i.log())
+
+    def test_plain_to_remote_refused_by_config(self):
+        i = Intaked()
+        i.configure("imap x", "host", "imap.example.net")
+        i.configure("imap x", "tls", "plain")
+        i.configure("imap x", "user", "u")
+        i.configure("imap x", "password_file", "/nonexistent")
+        i.configure("imap x", "recipient", "enquiries@council.example")
+        r = i.ctl("spool", "count")
+        self.assertEqual(r.returncode, 78)
+        self.assertIn("only to loopback", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
