@@ -377,28 +377,78 @@ imap_connect (imap_ctx *c, const char **why)
   return TRUE;
 }
 
-/* UIDs waiting in the folder, ascending.  */
+static gint
+imap_uid_cmp (gconstpointer a, gconstpointer b)
+{
+  guint32 x = *(const guint32 *) a, y = *(const guint32 *) b;
+
+  return x < y ? -1 : x > y;
+}
+
+/* UIDs waiting in the folder, ascending.  UID FETCH 1:* (UID FLAGS), not
+ * SEARCH: every server has it, and the keyword (when neither MOVE nor
+ * UIDPLUS) is filtered here.  */
 static GArray *
 imap_pending (imap_ctx *c, int *r)
 {
   GArray *uids = g_array_new (FALSE, FALSE, sizeof (guint32));
-  struct mailimap_search_key *key;
+  struct mailimap_fetch_type *ft;
+  struct mailimap_set *set;
+  gboolean keyword = !(c->can_move || c->can_uidplus);
   clist *result = NULL;
 
-  if (c->can_move || c->can_uidplus)
-    key = mailimap_search_key_new_all ();
-  else
-    key = mailimap_search_key_new_unkeyword (g_strdup (IMAP_TAKEN_KEYWORD));
-  *r = mailimap_uid_search (c->imap, NULL, key, &result);
-  mailimap_search_key_free (key);
+  if (c->imap->imap_selection_info != NULL
+      && c->imap->imap_selection_info->sel_has_exists
+      && c->imap->imap_selection_info->sel_exists == 0)
+    {
+      *r = MAILIMAP_NO_ERROR;
+      return uids;
+    }
+  set = mailimap_set_new_interval (1, 0);     /* 1:* */
+  ft = mailimap_fetch_type_new_fetch_att_list_empty ();
+  mailimap_fetch_type_new_fetch_att_list_add (ft, mailimap_fetch_att_new_uid ());
+  if (keyword)
+    mailimap_fetch_type_new_fetch_att_list_add (ft,
+        mailimap_fetch_att_new_flags ());
+  *r = mailimap_uid_fetch (c->imap, set, ft, &result);
+  mailimap_fetch_type_free (ft);
+  mailimap_set_free (set);
   if (*r != MAILIMAP_NO_ERROR)
     return uids;
   for (clistiter *it = clist_begin (result); it; it = clist_next (it))
     {
-      guint32 uid = *(uint32_t *) clist_content (it);
-      g_array_append_val (uids, uid);
+      struct mailimap_msg_att *att = clist_content (it);
+      guint32 uid = 0;
+      gboolean taken = FALSE;
+
+      for (clistiter *jt = clist_begin (att->att_list); jt;
+           jt = clist_next (jt))
+        {
+          struct mailimap_msg_att_item *item = clist_content (jt);
+          if (item->att_type == MAILIMAP_MSG_ATT_ITEM_STATIC
+              && item->att_data.att_static->att_type == MAILIMAP_MSG_ATT_UID)
+            uid = item->att_data.att_static->att_data.att_uid;
+          else if (item->att_type == MAILIMAP_MSG_ATT_ITEM_DYNAMIC
+                   && item->att_data.att_dyn != NULL
+                   && item->att_data.att_dyn->att_list != NULL)
+            for (clistiter *k = clist_begin (item->att_data.att_dyn->att_list);
+                 k; k = clist_next (k))
+              {
+                struct mailimap_flag_fetch *ff = clist_content (k);
+                if (ff->fl_type == MAILIMAP_FLAG_FETCH_OTHER
+                    && ff->fl_flag != NULL
+                    && ff->fl_flag->fl_type == MAILIMAP_FLAG_KEYWORD
+                    && g_ascii_strcasecmp (ff->fl_flag->fl_data.fl_keyword,
+                                           IMAP_TAKEN_KEYWORD) == 0)
+                  taken = TRUE;
+              }
+        }
+      if (uid != 0 && !taken)
+        g_array_append_val (uids, uid);
     }
-  mailimap_search_result_free (result);
+  mailimap_fetch_list_free (result);
+  /* the server's order is not promised: oldest first */
+  g_array_sort (uids, imap_uid_cmp);
   return uids;
 }
 
