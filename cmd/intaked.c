@@ -29,6 +29,7 @@
 
 #include "intake/intake_config.h"
 #include "intake/intake_log.h"
+#include "intake/http_server.h"
 #include "intake/imap_child.h"
 #include "intake/master.h"
 #include "intake/parse_worker.h"
@@ -76,6 +77,7 @@ typedef struct {
   GMainLoop *loop;
   intake_master *master;
   router *rt;                /* (nullable) */
+  http_server *http;         /* (nullable) */
   gboolean stopping;
 } intaked_master_ctx;
 
@@ -223,6 +225,21 @@ intaked_master_main (const char *config_path)
       return EX_UNAVAILABLE;
     }
   pipeline_set_parser (pl, intaked_parse, ctx.master);
+  if (cfg->http_listen != NULL)
+    {
+      ctx.http = http_server_new (cfg, keys, st, ctx.master, pl, &error);
+      if (ctx.http == NULL)
+        {
+          fprintf (stderr, "intaked: [http]: %s\n", error->message);
+          intake_master_shutdown (ctx.master, intaked_master_done, &ctx);
+          g_main_loop_run (ctx.loop);
+          pipeline_stop (&pl);
+          intake_master_free (&ctx.master);
+          store_close (&st);
+          store_keys_free (&keys);
+          return EX_CONFIG;
+        }
+    }
   g_unix_signal_add (SIGTERM, intaked_master_term, &ctx);
   g_unix_signal_add (SIGINT, intaked_master_term, &ctx);
   g_unix_signal_add (SIGHUP, intaked_master_hup, &ctx);
@@ -235,6 +252,7 @@ intaked_master_main (const char *config_path)
   while (g_main_context_iteration (NULL, FALSE))
     ;
 
+  http_server_free (&ctx.http);
   /* The pipeline first: it may still call the master (which answers
    * "shutdown" to every parse request from now on).  */
   pipeline_stop (&pl);

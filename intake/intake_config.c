@@ -301,6 +301,26 @@ intake_config_load (const char *path, GError **error)
   }
   if (!intake_config_load_imap (cfg, kf, dir, error))
     return NULL;
+  cfg->http_listen = intake_config_string (kf, "http", "listen", NULL);
+  if (cfg->http_listen != NULL && *cfg->http_listen == '\0')
+    g_clear_pointer (&cfg->http_listen, g_free);
+  {
+    g_autofree char *fd = intake_config_string (kf, "http", "forms", "forms");
+    cfg->forms_dir = intake_config_path (dir, fd);
+    guint64 n;
+    if (!intake_config_uint (kf, path, "http", "max_body", 12 * 1024 * 1024,
+                             64 * 1024, 1024 * 1024 * 1024, &n, error))
+      return NULL;
+    cfg->http_max_body = n;
+    if (!intake_config_uint (kf, path, "http", "form_rate", 20, 1, 100000,
+                             &n, error))
+      return NULL;
+    cfg->http_form_rate = n;
+    cfg->http_origin = intake_config_string (kf, "http", "public_origin",
+                                             NULL);
+    if (cfg->http_origin == NULL && cfg->http_listen != NULL)
+      cfg->http_origin = g_strconcat ("http://", cfg->http_listen, NULL);
+  }
   {
     g_autofree char *pf = intake_config_string (kf, "intake", "pid_file",
                                                 NULL);
@@ -515,6 +535,9 @@ intake_config_free (intake_config *cfg)
   g_free (cfg->pid_file);
   if (cfg->imap)
     g_ptr_array_unref (cfg->imap);
+  g_free (cfg->http_listen);
+  g_free (cfg->forms_dir);
+  g_free (cfg->http_origin);
   g_free (cfg);
 }
 

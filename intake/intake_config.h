@@ -89,6 +89,15 @@ typedef struct {
   char *pid_file;              /* [intake] pid_file (default: intaked.pid
                                 * beside the database) */
   GPtrArray *imap;             /* intake_imap_config *, [imap NAME] */
+
+  char *http_listen;           /* (nullable) [http] listen, host:port */
+  char *forms_dir;             /* [http] forms (default forms/ beside the
+                                * configuration) */
+  guint64 http_max_body;       /* [http] max_body, bytes */
+  guint http_form_rate;        /* [http] form_rate: submissions per minute
+                                * per client address */
+  char *http_origin;           /* [http] public_origin: what Origin a
+                                * browser sends for our own pages */
 } intake_config;
 
 /* (transfer none) The [imap NAME] mailbox, or NULL.  */

@@ -83,6 +83,8 @@ struct intake_master {
   GSourceFunc done;
   gpointer done_data;
   GQueue parse_queue;         /* master_parse_job *, waiting */
+  guint64 restarts;
+  guint64 spooled[3];         /* smtp, imap, form (forms count their own) */
   guint64 parse_next_req;
   guint stop_timer;
 };
@@ -126,7 +128,10 @@ master_reply_one (master_reply *r)
 
   m->inflight--;
   if (r->status == IPC_STATUS_COMMITTED)
-    pipeline_kick (m->pl);
+    {
+      pipeline_kick (m->pl);
+      m->spooled[g_strcmp0 (c->role, "imap") == 0 ? 1 : 0]++;
+    }
   if (c->generation == r->generation && c->ipc != NULL)
     {
       g_autoptr (GBytes) frame = NULL;
@@ -370,6 +375,7 @@ master_child_exited (GPid pid, gint status, gpointer data)
     }
   if (ran > MASTER_BACKOFF_RESET_S * G_TIME_SPAN_SECOND)
     c->backoff_ms = MASTER_BACKOFF_FIRST_MS;
+  m->restarts++;
   g_message ("event=child-restart child=%s/%u in_ms=%u", c->role, c->index,
              c->backoff_ms);
   c->restart = g_timeout_add (c->backoff_ms, master_child_restart_cb, c);
@@ -796,4 +802,26 @@ intake_master_free (intake_master **mp)
   g_free (m->config_path);
   g_free (m);
   *mp = NULL;
+}
+
+void
+intake_master_get_status (intake_master *m, intake_master_status *st)
+{
+  memset (st, 0, sizeof *st);
+  for (guint i = 0; i < m->children->len; i++)
+    {
+      master_child *c = m->children->pdata[i];
+      st->children++;
+      st->children_down += c->pid == 0;
+    }
+  st->restarts = m->restarts;
+  st->storage_low = m->storage_low;
+  st->spooled_smtp = m->spooled[0];
+  st->spooled_imap = m->spooled[1];
+}
+
+gboolean
+intake_master_storage_low (intake_master *m)
+{
+  return m->storage_low;
 }

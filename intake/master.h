@@ -33,6 +33,21 @@ void intake_master_shutdown (intake_master *m, GSourceFunc done,
 
 void intake_master_free (intake_master **m);
 
+/* For /healthz and /metrics: children not running now (0 = all up),
+ * restarts since start, whether storage is low.  */
+typedef struct {
+  guint children;
+  guint children_down;
+  guint64 restarts;
+  gboolean storage_low;
+  guint64 spooled_smtp, spooled_imap, spooled_form;
+} intake_master_status;
+
+void intake_master_get_status (intake_master *m, intake_master_status *st);
+
+/* The storage is too low to accept mail (web forms answer 503).  */
+gboolean intake_master_storage_low (intake_master *m);
+
 /* Parsing happens in the parse workers.  @done is called on the main
  * context with the message (transfer full), or with NULL and a reason
  * ("crash", "timeout", "bad-result", "shutdown").  Any thread.  */

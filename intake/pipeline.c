@@ -29,6 +29,11 @@
  * after this long; it stays in the spool meanwhile.  */
 #define PIPELINE_RETRY_US (30 * G_TIME_SPAN_SECOND)
 
+/* Filing latency buckets, seconds (the last is +Inf).  */
+static const double pipeline_buckets[] = { 0.1, 0.5, 1, 2, 5, 10, 30, 60,
+                                           300 };
+#define PIPELINE_N_BUCKETS (G_N_ELEMENTS (pipeline_buckets) + 1)
+
 struct pipeline {
   store *st;
   intake_config *cfg;
@@ -43,6 +48,9 @@ struct pipeline {
                                * committed: one batch files while the next
                                * is parsed */
   GHashTable *failed;         /* spool id -> monotonic time of failure */
+  guint64 latency[PIPELINE_N_BUCKETS];   /* under lock */
+  double latency_sum;
+  guint64 latency_count;
   pipeline_parse_fn parse;
   gpointer parse_data;
 };
@@ -69,7 +77,9 @@ pipeline_kick (pipeline *p)
 typedef struct {
   pipeline *p;
   gint64 spool_id;
+  gint64 received_at;         /* unix us */
 } pipeline_done_ctx;
+
 
 static void
 pipeline_ingest_done (gint64 case_id, const GError *error, gpointer data)
@@ -87,6 +97,17 @@ pipeline_ingest_done (gint64 case_id, const GError *error, gpointer data)
       g_hash_table_insert (p->failed,
                            g_memdup2 (&ctx->spool_id, sizeof ctx->spool_id),
                            when);
+    }
+  else if (ctx->received_at > 0)
+    {
+      double secs = (g_get_real_time () - ctx->received_at) / 1e6;
+      guint b = 0;
+      while (b < G_N_ELEMENTS (pipeline_buckets)
+             && secs > pipeline_buckets[b])
+        b++;
+      p->latency[b]++;
+      p->latency_sum += secs;
+      p->latency_count++;
     }
   p->filing--;
   g_cond_signal (&p->cond);
@@ -155,6 +176,13 @@ pipeline_prepare (pipeline *p, store_spool_item *item, parser_message *m)
                             .recipients = rcpts,
                             .envelope_from = in->env->mail_from,
                             .received = when };
+
+      /* X-Intake-Form is ours only when we built the message */
+      if (g_strcmp0 (in->env->source, "form") == 0)
+        for (guint i = 0; i < m->header_names->len; i++)
+          if (g_ascii_strcasecmp (m->header_names->pdata[i],
+                                  "X-Intake-Form") == 0)
+            rc.form = m->header_values->pdata[i];
 
       for (guint i = 0; i < in->env->rcpts->len; i++)
         rcpts[i] = in->env->rcpts->pdata[i];
@@ -293,8 +321,9 @@ pipeline_batch (pipeline *p, gint64 *after, gboolean *failed)
           g_mutex_lock (&p->lock);
           p->filing++;
           g_mutex_unlock (&p->lock);
-          store_ingest_submit (p->st, pipeline_prepare (p, pi->item, pi->msg),
-                               pipeline_ingest_done, ctx);
+          store_ingest *in = pipeline_prepare (p, pi->item, pi->msg);
+          ctx->received_at = in->env->received_at;
+          store_ingest_submit (p->st, in, pipeline_ingest_done, ctx);
           taken++;
         }
       else if (g_strcmp0 (pi->failure, "shutdown") != 0)
@@ -410,4 +439,32 @@ pipeline_stop (pipeline **pp)
   g_cond_clear (&p->cond);
   g_free (p);
   *pp = NULL;
+}
+
+void
+pipeline_metrics (pipeline *p, GString *out)
+{
+  guint64 cum = 0;
+
+  g_mutex_lock (&p->lock);
+  g_string_append (out, "# HELP intake_filing_latency_seconds From arrival"
+                        " to the case being written.\n"
+                        "# TYPE intake_filing_latency_seconds histogram\n");
+  for (guint b = 0; b < PIPELINE_N_BUCKETS; b++)
+    {
+      cum += p->latency[b];
+      if (b < G_N_ELEMENTS (pipeline_buckets))
+        g_string_append_printf (out, "intake_filing_latency_seconds_bucket"
+                                     "{le=\"%g\"} %" G_GUINT64_FORMAT "\n",
+                                pipeline_buckets[b], cum);
+      else
+        g_string_append_printf (out, "intake_filing_latency_seconds_bucket"
+                                     "{le=\"+Inf\"} %" G_GUINT64_FORMAT "\n",
+                                cum);
+    }
+  g_string_append_printf (out, "intake_filing_latency_seconds_sum %.6f\n"
+                               "intake_filing_latency_seconds_count %"
+                               G_GUINT64_FORMAT "\n", p->latency_sum,
+                          p->latency_count);
+  g_mutex_unlock (&p->lock);
 }

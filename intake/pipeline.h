@@ -38,6 +38,10 @@ void pipeline_set_parser (pipeline *p, pipeline_parse_fn fn, gpointer data);
 /* Something new is in the spool.  Any thread.  */
 void pipeline_kick (pipeline *p);
 
+/* Append the filing-latency histogram (arrival to case, seconds) in the
+ * Prometheus text format.  */
+void pipeline_metrics (pipeline *p, GString *out);
+
 /* Finish the batch in hand and stop; what is left stays in the spool.  */
 void pipeline_stop (pipeline **p);
 

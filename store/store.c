@@ -210,6 +210,33 @@ static const char *const store_migrations[] = {
   "  token_expires INTEGER,"
   "  updated_at INTEGER NOT NULL"
   ");",
+
+  /* 5 -> 6: web forms get their case reference when the submission is
+   * spooled (the 201 carries it); department API tokens (hashes only).  */
+  "CREATE TABLE spool_refs ("
+  "  spool_id INTEGER PRIMARY KEY,"
+  "  ref TEXT NOT NULL UNIQUE"
+  ");"
+  "CREATE TABLE api_tokens ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  name TEXT NOT NULL UNIQUE,"
+  "  token_hash BLOB NOT NULL UNIQUE,"     /* keyed BLAKE2b of the token */
+  "  queues TEXT NOT NULL,"                /* comma-separated */
+  "  special INTEGER NOT NULL DEFAULT 0,"  /* may see special categories */
+  "  created_at INTEGER NOT NULL,"
+  "  revoked_at INTEGER,"
+  "  last_used_at INTEGER"
+  ");"
+  "CREATE TABLE case_notes ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  case_id INTEGER NOT NULL REFERENCES cases(id),"
+  "  subject_id INTEGER NOT NULL REFERENCES subjects(id),"
+  "  author TEXT NOT NULL,"                /* token or CLI user name */
+  "  text BLOB NOT NULL,"                  /* sealed under the subject */
+  "  created_at INTEGER NOT NULL"
+  ");"
+  "CREATE INDEX case_notes_case ON case_notes(case_id);"
+  "ALTER TABLE cases ADD COLUMN claimed_by TEXT;",
 };
 
 void

@@ -37,7 +37,7 @@ typedef enum {
 } store_error_code;
 
 /* The schema version this binary writes (PRAGMA user_version).  */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 typedef enum {
   STORE_OPEN_WRITER = 1 << 0,  /* create/migrate, start the writer thread */
@@ -113,6 +113,17 @@ void store_imap_status_submit (store *s, const store_imap_status *st);
 
 /* (transfer full) every mailbox's status, by name.  */
 GPtrArray *store_imap_status_list (store *s, GError **error);
+
+/* Room for a case reference: "PREFIX-YYYY-NNNNNN-C" and a NUL.  */
+#define STORE_REF_MAX 32
+
+/* A web form submission: spooled with its case reference allocated in the
+ * same transaction (the 201 tells the citizen); the case is opened under
+ * that reference when the message is filed.  @ref_out (STORE_REF_MAX
+ * bytes) holds it when @done is called without error.  */
+void store_spool_submit_form (store *s, store_envelope *env, GBytes *raw,
+                              const char *prefix, char *ref_out,
+                              store_done_fn done, gpointer user_data);
 
 /* Queue @raw with @env for the spool; both (transfer full).  @done is
  * called once, from the writer thread.  */
@@ -347,6 +358,22 @@ char *store_message_text (store *s, gint64 message_id, GError **error);
  * @message_id, decrypted; STORE_ERROR_NOT_FOUND if none.  */
 GBytes *store_attachment_content (store *s, gint64 message_id,
                                   guint position, GError **error);
+
+/* ------------------------------------------------------------ health */
+
+/* Whether the database takes a write lock now (/healthz).  */
+gboolean store_writable (store *s);
+
+typedef struct {
+  char *queue;
+  char *status;
+  gint64 n;
+} store_case_count;
+
+void store_case_count_free (store_case_count *c);
+
+/* (transfer full) cases by queue and status (/metrics).  */
+GPtrArray *store_case_counts (store *s, GError **error);
 
 /* ----------------------------------------------------------- routing */
 

@@ -540,11 +540,14 @@ store_case_create (store *s, sqlite3 *db, const store_ingest *in,
   gint64 serial, case_id;
   sqlite3_stmt *st;
 
-  serial = store_serial_next (s, db, g_date_time_get_year (when), error);
-  if (serial < 0)
-    return -1;
-  *ref_out = store_ref_format (in->ref_prefix, g_date_time_get_year (when),
-                               serial);
+  if (*ref_out == NULL)
+    {
+      serial = store_serial_next (s, db, g_date_time_get_year (when), error);
+      if (serial < 0)
+        return -1;
+      *ref_out = store_ref_format (in->ref_prefix,
+                                   g_date_time_get_year (when), serial);
+    }
   case_id = store_next_id (s, db, "cases", error);
   if (case_id < 0)
     return -1;
@@ -821,10 +824,22 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
       store_stmt_release (st);
     }
 
+  /* A web form got its reference when it was spooled (the 201 told the
+   * citizen): it opens that case, whatever it says.  */
+  st = store_stmt (s, db, "DELETE FROM spool_refs WHERE spool_id = ?1"
+                          " RETURNING ref", error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_int64 (st, 1, in->spool_id);
+  if (sqlite3_step (st) == SQLITE_ROW)
+    ref = g_strdup ((const char *) sqlite3_column_text (st, 0));
+  store_stmt_release (st);
+
   /* Threading: join a case the message names only if its sender takes
    * part in that case; a stranger quoting a reference gets a new case,
    * linked.  A closed case is never reopened by mail.  */
-  hints = store_thread_hints (s, db, in, error);
+  hints = ref != NULL ? g_array_new (FALSE, FALSE, sizeof (store_thread_hint))
+                      : store_thread_hints (s, db, in, error);
   if (hints == NULL)
     goto out;
   for (guint i = 0; i < hints->len && case_id < 0; i++)
@@ -1831,4 +1846,64 @@ out:
     sqlite3_exec (s->rdb, "ROLLBACK", NULL, NULL, NULL);
   g_mutex_unlock (&s->rlock);
   return ok;
+}
+
+/* ------------------------------------------------------------ health */
+
+gboolean
+store_writable (store *s)
+{
+  gboolean ok;
+
+  g_mutex_lock (&s->rlock);
+  ok = sqlite3_exec (s->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+  if (!sqlite3_get_autocommit (s->rdb))
+    sqlite3_exec (s->rdb, "ROLLBACK", NULL, NULL, NULL);
+  g_mutex_unlock (&s->rlock);
+  return ok;
+}
+
+void
+store_case_count_free (store_case_count *c)
+{
+  if (c == NULL)
+    return;
+  g_free (c->queue);
+  g_free (c->status);
+  g_free (c);
+}
+
+GPtrArray *
+store_case_counts (store *s, GError **error)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) store_case_count_free);
+  sqlite3_stmt *st;
+  int rc;
+
+  g_mutex_lock (&s->rlock);
+  st = store_stmt (s, s->rdb, "SELECT queue, status, count(*) FROM cases"
+                              " GROUP BY queue, status ORDER BY 1, 2", error);
+  if (st == NULL)
+    {
+      g_mutex_unlock (&s->rlock);
+      g_ptr_array_unref (out);
+      return NULL;
+    }
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      store_case_count *c = g_new0 (store_case_count, 1);
+      c->queue = store_column_dup (st, 0);
+      c->status = store_column_dup (st, 1);
+      c->n = sqlite3_column_int64 (st, 2);
+      g_ptr_array_add (out, c);
+    }
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, s->rdb, rc, "case counts");
+      g_clear_pointer (&out, g_ptr_array_unref);
+    }
+  store_stmt_release (st);
+  g_mutex_unlock (&s->rlock);
+  return out;
 }

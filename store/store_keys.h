@@ -33,6 +33,8 @@ typedef enum {
   STORE_KEY_SPOOL = 2,       /* raw messages and envelopes in the spool */
   STORE_KEY_BLIND = 3,       /* blind indexes (keyed BLAKE2b) */
   STORE_KEY_AUDIT = 4,       /* audit chain MAC */
+  STORE_KEY_FORMS = 5,       /* web form tokens (CSRF) and API token
+                              * hashes */
 } store_key_id;
 
 #define STORE_KEYS_ERROR (store_keys_error_quark ())

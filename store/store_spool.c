@@ -713,3 +713,88 @@ store_imap_status_list (store *s, GError **error)
   g_mutex_unlock (&s->rlock);
   return out;
 }
+
+/* ------------------------------------------------------------- forms */
+
+typedef struct {
+  store_spool_job sj;
+  char *prefix;
+  char *ref_out;             /* caller's buffer, STORE_REF_MAX bytes */
+} store_form_job;
+
+static void
+store_form_job_free (store_job *job)
+{
+  store_form_job *fj = (store_form_job *) job;
+
+  store_envelope_free (fj->sj.env);
+  g_bytes_unref (fj->sj.raw);
+  g_free (fj->prefix);
+  g_free (fj);
+}
+
+static gboolean
+store_form_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
+{
+  store_form_job *fj = (store_form_job *) job;
+  g_autoptr (GDateTime) when = g_date_time_new_from_unix_utc (
+      fj->sj.env->received_at / G_USEC_PER_SEC);
+  g_autofree char *ref = NULL;
+  sqlite3_stmt *st;
+  gint64 serial = -1;
+  int rc;
+
+  st = store_stmt (s, db,
+      "INSERT INTO case_serials (year, last) VALUES (?1, 1)"
+      " ON CONFLICT (year) DO UPDATE SET last = last + 1 RETURNING last",
+      error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int (st, 1, g_date_time_get_year (when));
+  if (sqlite3_step (st) == SQLITE_ROW)
+    serial = sqlite3_column_int64 (st, 0);
+  else
+    store_set_sqlite_error (error, db, sqlite3_errcode (db), "case serial");
+  store_stmt_release (st);
+  if (serial < 0)
+    return FALSE;
+  ref = store_ref_format (fj->prefix, g_date_time_get_year (when), serial);
+  if (!store_spool_job_run (s, db, job, error))
+    return FALSE;
+  st = store_stmt (s, db, "INSERT INTO spool_refs (spool_id, ref)"
+                          " VALUES (?1, ?2)", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, job->result_id);
+  sqlite3_bind_text (st, 2, ref, -1, SQLITE_STATIC);
+  rc = sqlite3_step (st);
+  store_stmt_release (st);
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, db, rc, "spool ref");
+      return FALSE;
+    }
+  g_strlcpy (fj->ref_out, ref, STORE_REF_MAX);
+  return TRUE;
+}
+
+void
+store_spool_submit_form (store *s, store_envelope *env, GBytes *raw,
+                         const char *prefix, char *ref_out,
+                         store_done_fn done, gpointer user_data)
+{
+  store_form_job *fj = g_new0 (store_form_job, 1);
+
+  fj->sj.job.run = store_form_job_run;
+  fj->sj.job.free = store_form_job_free;
+  fj->sj.job.done = done;
+  fj->sj.job.user_data = user_data;
+  fj->sj.job.weight = g_bytes_get_size (raw);
+  fj->sj.env = env;
+  fj->sj.raw = raw;
+  fj->prefix = g_strdup (prefix);
+  fj->ref_out = ref_out;
+  __atomic_store_n (&s->last_spool_submit, g_get_monotonic_time (),
+                    __ATOMIC_RELAXED);
+  store_job_submit (s, &fj->sj.job);
+}

@@ -1,0 +1,726 @@
+/*
+ * http_server.c - the HTTP front door: forms, health, metrics, the API.
+ *
+ * Owns: the SoupServer, the form definitions, a per-address rate limiter
+ * and counters.  Refuses: bodies over [http] max_body before they are
+ * read (413), cross-site posts (403), floods from one address (429).  A
+ * submission is answered 201 only after its spool row (and case
+ * reference) are committed; storage trouble answers 503 with Retry-After.
+ * Logs: no field values, no addresses of people, no user agents.
+ */
+#define G_LOG_DOMAIN "intake-http"
+
+#include "intake/http_server.h"
+
+#include <string.h>
+
+#include <json-glib/json-glib.h>
+
+#include "intake/forms.h"
+
+#define HTTP_RATE_WINDOW_S 60
+
+struct http_server {
+  SoupServer *soup;
+  intake_config *cfg;
+  const store_keys *keys;
+  store *st;
+  intake_master *m;
+  pipeline *pl;
+  forms *forms;
+  GHashTable *rate;          /* client address -> http_rate * */
+  http_api_fn api;
+  gpointer api_data;
+  /* counters for /metrics */
+  guint64 form_ok, form_invalid, form_honeypot, form_forbidden, form_limited,
+      form_too_large, form_failed;
+};
+
+typedef struct {
+  gint64 window_start;
+  guint count;
+} http_rate;
+
+store *
+http_server_store (http_server *h)
+{
+  return h->st;
+}
+
+const store_keys *
+http_server_keys (http_server *h)
+{
+  return h->keys;
+}
+
+intake_config *
+http_server_config (http_server *h)
+{
+  return h->cfg;
+}
+
+void
+http_server_set_api (http_server *h, http_api_fn fn, gpointer data)
+{
+  h->api = fn;
+  h->api_data = data;
+}
+
+static void
+http_security_headers (SoupServerMessage *msg)
+{
+  SoupMessageHeaders *rh = soup_server_message_get_response_headers (msg);
+
+  soup_message_headers_replace (rh, "X-Content-Type-Options", "nosniff");
+  soup_message_headers_replace (rh, "X-Frame-Options", "DENY");
+  soup_message_headers_replace (rh, "Referrer-Policy", "no-referrer");
+  soup_message_headers_replace (rh, "Cache-Control", "no-store");
+}
+
+void
+http_reply_json (SoupServerMessage *msg, guint status, const char *json)
+{
+  http_security_headers (msg);
+  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_response (msg, "application/json; charset=utf-8",
+                                    SOUP_MEMORY_COPY, json, strlen (json));
+}
+
+void
+http_reply_error (SoupServerMessage *msg, guint status, const char *message)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonNode) root = NULL;
+  g_autofree char *text = NULL;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "error");
+  json_builder_add_string_value (b, message);
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  text = json_generator_to_data (gen, NULL);
+  http_reply_json (msg, status, text);
+}
+
+static void
+http_reply_html (SoupServerMessage *msg, guint status, char *html)
+{
+  SoupMessageHeaders *rh = soup_server_message_get_response_headers (msg);
+
+  http_security_headers (msg);
+  /* our pages need nothing from anywhere (no script at all) */
+  soup_message_headers_replace (rh, "Content-Security-Policy",
+                                "default-src 'none'; style-src 'unsafe-inline';"
+                                " form-action 'self'; frame-ancestors 'none'");
+  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_response (msg, "text/html; charset=utf-8",
+                                    SOUP_MEMORY_TAKE, html, strlen (html));
+}
+
+/* ------------------------------------------------------- health */
+
+static void
+http_healthz (http_server *h, SoupServerMessage *msg)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonNode) root = NULL;
+  g_autofree char *text = NULL;
+  g_autoptr (GPtrArray) boxes = NULL;
+  intake_master_status ms;
+  gint64 spool = store_spool_count (h->st, &error);
+  gboolean writable = store_writable (h->st);
+  gboolean ok;
+
+  intake_master_get_status (h->m, &ms);
+  boxes = store_imap_status_list (h->st, NULL);
+  ok = spool >= 0 && writable && ms.children_down == 0 && !ms.storage_low;
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "status");
+  json_builder_add_string_value (b, ok ? "ok" : "unhealthy");
+  json_builder_set_member_name (b, "database_writable");
+  json_builder_add_boolean_value (b, writable);
+  json_builder_set_member_name (b, "storage_low");
+  json_builder_add_boolean_value (b, ms.storage_low);
+  json_builder_set_member_name (b, "spool");
+  json_builder_add_int_value (b, spool);
+  json_builder_set_member_name (b, "children");
+  json_builder_add_int_value (b, ms.children);
+  json_builder_set_member_name (b, "children_down");
+  json_builder_add_int_value (b, ms.children_down);
+  json_builder_set_member_name (b, "mailboxes");
+  json_builder_begin_object (b);
+  for (guint i = 0; boxes && i < boxes->len; i++)
+    {
+      store_imap_status *e = boxes->pdata[i];
+      json_builder_set_member_name (b, e->mailbox);
+      json_builder_add_string_value (b, e->state);
+    }
+  json_builder_end_object (b);
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  text = json_generator_to_data (gen, NULL);
+  http_reply_json (msg, ok ? SOUP_STATUS_OK : SOUP_STATUS_SERVICE_UNAVAILABLE,
+                   text);
+}
+
+static void
+http_metrics (http_server *h, SoupServerMessage *msg)
+{
+  GString *s = g_string_new (NULL);
+  g_autoptr (GPtrArray) counts = store_case_counts (h->st, NULL);
+  g_autoptr (GPtrArray) quarantine = store_quarantine_list (h->st, NULL);
+  intake_master_status ms;
+  gint64 spool = store_spool_count (h->st, NULL);
+  char *text;
+
+  intake_master_get_status (h->m, &ms);
+  g_string_append (s, "# HELP intake_messages_received_total Messages"
+                      " committed to the spool, by source.\n"
+                      "# TYPE intake_messages_received_total counter\n");
+  g_string_append_printf (s, "intake_messages_received_total{source=\"smtp\"}"
+                             " %" G_GUINT64_FORMAT "\n"
+                             "intake_messages_received_total{source=\"imap\"}"
+                             " %" G_GUINT64_FORMAT "\n"
+                             "intake_messages_received_total{source=\"form\"}"
+                             " %" G_GUINT64_FORMAT "\n", ms.spooled_smtp,
+                          ms.spooled_imap, h->form_ok);
+  g_string_append (s, "# HELP intake_form_submissions_total Web form"
+                      " submissions by outcome.\n"
+                      "# TYPE intake_form_submissions_total counter\n");
+  g_string_append_printf (s,
+      "intake_form_submissions_total{outcome=\"accepted\"} %" G_GUINT64_FORMAT
+      "\nintake_form_submissions_total{outcome=\"invalid\"} %" G_GUINT64_FORMAT
+      "\nintake_form_submissions_total{outcome=\"honeypot\"} %"
+      G_GUINT64_FORMAT
+      "\nintake_form_submissions_total{outcome=\"forbidden\"} %"
+      G_GUINT64_FORMAT
+      "\nintake_form_submissions_total{outcome=\"rate_limited\"} %"
+      G_GUINT64_FORMAT
+      "\nintake_form_submissions_total{outcome=\"too_large\"} %"
+      G_GUINT64_FORMAT
+      "\nintake_form_submissions_total{outcome=\"failed\"} %"
+      G_GUINT64_FORMAT "\n", h->form_ok, h->form_invalid, h->form_honeypot,
+      h->form_forbidden, h->form_limited, h->form_too_large, h->form_failed);
+  g_string_append (s, "# HELP intake_cases Cases by queue and status.\n"
+                      "# TYPE intake_cases gauge\n");
+  for (guint i = 0; counts && i < counts->len; i++)
+    {
+      store_case_count *c = counts->pdata[i];
+      g_string_append_printf (s, "intake_cases{queue=\"%s\",status=\"%s\"} %"
+                                 G_GINT64_FORMAT "\n", c->queue, c->status,
+                              c->n);
+    }
+  g_string_append_printf (s, "# HELP intake_spool_depth Messages waiting to"
+                             " be filed.\n# TYPE intake_spool_depth gauge\n"
+                             "intake_spool_depth %" G_GINT64_FORMAT "\n"
+                             "# HELP intake_quarantine_size Messages the"
+                             " parser failed on, kept.\n"
+                             "# TYPE intake_quarantine_size gauge\n"
+                             "intake_quarantine_size %u\n"
+                             "# HELP intake_child_restarts_total Child"
+                             " processes restarted.\n"
+                             "# TYPE intake_child_restarts_total counter\n"
+                             "intake_child_restarts_total %" G_GUINT64_FORMAT
+                             "\n", spool, quarantine ? quarantine->len : 0,
+                          ms.restarts);
+  pipeline_metrics (h->pl, s);
+  text = g_string_free (s, FALSE);
+  http_security_headers (msg);
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_server_message_set_response (msg, "text/plain; version=0.0.4",
+                                    SOUP_MEMORY_TAKE, text, strlen (text));
+}
+
+/* --------------------------------------------------------- forms */
+
+static gboolean
+http_rate_ok (http_server *h, const char *addr)
+{
+  gint64 now = g_get_monotonic_time () / G_USEC_PER_SEC;
+  http_rate *r = g_hash_table_lookup (h->rate, addr);
+
+  if (g_hash_table_size (h->rate) > 100000)
+    g_hash_table_remove_all (h->rate);     /* bounded memory */
+  if (r == NULL)
+    {
+      r = g_new0 (http_rate, 1);
+      g_hash_table_insert (h->rate, g_strdup (addr), r);
+    }
+  if (now - r->window_start >= HTTP_RATE_WINDOW_S)
+    {
+      r->window_start = now;
+      r->count = 0;
+    }
+  return ++r->count <= h->cfg->http_form_rate;
+}
+
+static gboolean
+http_wants_html (SoupServerMessage *msg)
+{
+  const char *accept = soup_message_headers_get_one (
+      soup_server_message_get_request_headers (msg), "Accept");
+  const char *ct = soup_message_headers_get_content_type (
+      soup_server_message_get_request_headers (msg), NULL);
+
+  if (ct && strcmp (ct, "application/json") == 0)
+    return FALSE;
+  return accept != NULL && strstr (accept, "text/html") != NULL;
+}
+
+/* The body as form values and files; FALSE for a body we cannot read.  */
+static gboolean
+http_form_read (SoupServerMessage *msg, form_input *in)
+{
+  SoupMessageHeaders *rq = soup_server_message_get_request_headers (msg);
+  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+  g_autoptr (GBytes) bytes = soup_message_body_flatten (body);
+  const char *ct = soup_message_headers_get_content_type (rq, NULL);
+  gsize len;
+  const char *data = g_bytes_get_data (bytes, &len);
+
+  if (ct == NULL || strcmp (ct, "application/x-www-form-urlencoded") == 0)
+    {
+      g_autofree char *text = g_strndup (data ? data : "", len);
+      GHashTable *v = soup_form_decode (text);
+      GHashTableIter it;
+      gpointer k, val;
+      g_hash_table_iter_init (&it, v);
+      while (g_hash_table_iter_next (&it, &k, &val))
+        g_hash_table_insert (in->values, g_strdup (k), g_strdup (val));
+      g_hash_table_unref (v);
+      return TRUE;
+    }
+  if (strcmp (ct, "multipart/form-data") == 0)
+    {
+      g_autoptr (SoupMultipart) mp = soup_multipart_new_from_message (rq,
+                                                                      bytes);
+      if (mp == NULL)
+        return FALSE;
+      for (int i = 0; i < soup_multipart_get_length (mp); i++)
+        {
+          SoupMessageHeaders *ph;
+          GBytes *pb;
+          g_autofree char *disp = NULL;
+          g_autoptr (GHashTable) params = NULL;
+          const char *name, *filename;
+
+          if (!soup_multipart_get_part (mp, i, &ph, &pb))
+            continue;
+          if (!soup_message_headers_get_content_disposition (ph, &disp,
+                                                             &params))
+            continue;
+          name = g_hash_table_lookup (params, "name");
+          filename = g_hash_table_lookup (params, "filename");
+          if (name == NULL)
+            continue;
+          if (filename != NULL)
+            {
+              form_file *ff = g_new0 (form_file, 1);
+              ff->filename = g_strdup (filename);
+              ff->content_type = g_strdup (
+                  soup_message_headers_get_content_type (ph, NULL));
+              ff->data = g_bytes_ref (pb);
+              g_hash_table_replace (in->files, g_strdup (name), ff);
+            }
+          else
+            g_hash_table_replace (in->values, g_strdup (name),
+                                  g_strndup (g_bytes_get_data (pb, NULL),
+                                             g_bytes_get_size (pb)));
+        }
+      return TRUE;
+    }
+  if (strcmp (ct, "application/json") == 0)
+    {
+      g_autoptr (JsonParser) p = json_parser_new ();
+      JsonObject *o;
+      GList *members;
+
+      if (!json_parser_load_from_data (p, data ? data : "", len, NULL)
+          || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)))
+        return FALSE;
+      o = json_node_get_object (json_parser_get_root (p));
+      members = json_object_get_members (o);
+      for (GList *l = members; l; l = l->next)
+        {
+          JsonNode *n = json_object_get_member (o, l->data);
+          if (JSON_NODE_HOLDS_VALUE (n)
+              && json_node_get_value_type (n) == G_TYPE_STRING)
+            g_hash_table_replace (in->values, g_strdup (l->data),
+                                  g_strdup (json_node_get_string (n)));
+        }
+      g_list_free (members);
+      return TRUE;
+    }
+  return FALSE;
+}
+
+typedef struct {
+  http_server *h;
+  SoupServerMessage *msg;
+  const form_def *def;
+  gboolean html;
+  char ref[STORE_REF_MAX];
+  gboolean failed;
+  gboolean full;
+} http_pending;
+
+static gboolean
+http_form_committed_main (gpointer data)
+{
+  http_pending *p = data;
+
+  if (p->failed)
+    {
+      SoupMessageHeaders *rh = soup_server_message_get_response_headers (
+          p->msg);
+      p->h->form_failed++;
+      soup_message_headers_replace (rh, "Retry-After", "60");
+      http_reply_error (p->msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                        p->full ? "storage is full; nothing was kept, try"
+                                  " again later"
+                                : "could not store the submission; nothing"
+                                  " was kept, try again later");
+    }
+  else
+    {
+      p->h->form_ok++;
+      pipeline_kick (p->h->pl);
+      if (p->html)
+        http_reply_html (p->msg, SOUP_STATUS_CREATED,
+                         form_render_done (p->def, p->ref));
+      else
+        {
+          g_autofree char *json = g_strdup_printf ("{\"reference\": \"%s\"}",
+                                                   p->ref);
+          http_reply_json (p->msg, SOUP_STATUS_CREATED, json);
+        }
+    }
+  soup_server_message_unpause (p->msg);
+  g_object_unref (p->msg);
+  g_free (p);
+  return G_SOURCE_REMOVE;
+}
+
+/* The writer thread, after the commit: back to the loop.  */
+static void
+http_form_committed (gint64 id, const GError *error, gpointer data)
+{
+  http_pending *p = data;
+
+  if (error != NULL)
+    {
+      p->failed = TRUE;
+      p->full = g_error_matches (error, STORE_ERROR, STORE_ERROR_FULL);
+      g_warning ("event=form-store-failed form=%s error=%s", p->def->id,
+                 error->message);
+    }
+  g_main_context_invoke (NULL, http_form_committed_main, p);
+}
+
+static void
+http_form_post (http_server *h, SoupServerMessage *msg, const form_def *def)
+{
+  SoupMessageHeaders *rq = soup_server_message_get_request_headers (msg);
+  const char *origin = soup_message_headers_get_one (rq, "Origin");
+  const char *addr = soup_server_message_get_remote_host (msg);
+  const char *ua = soup_message_headers_get_one (rq, "User-Agent");
+  gboolean html = http_wants_html (msg);
+  form_input *in = form_input_new ();
+  g_autoptr (GPtrArray) problems = NULL;
+  const char *token, *honey;
+
+  if (!http_rate_ok (h, addr ? addr : "?"))
+    {
+      h->form_limited++;
+      soup_message_headers_replace (
+          soup_server_message_get_response_headers (msg), "Retry-After",
+          "60");
+      http_reply_error (msg, 429,
+                        "too many submissions from this address; try again"
+                        " in a minute");
+      goto out;
+    }
+  if (soup_server_message_get_request_body (msg)->length
+      > (goffset) h->cfg->http_max_body)
+    {
+      h->form_too_large++;
+      http_reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
+                        "the submission is too large");
+      goto out;
+    }
+  if (!http_form_read (msg, in))
+    {
+      h->form_invalid++;
+      http_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
+                        "send the form as application/x-www-form-urlencoded,"
+                        " multipart/form-data or application/json");
+      goto out;
+    }
+  /* cross-site posts: a foreign Origin is refused; otherwise the page's
+   * token or our own Origin is needed */
+  token = g_hash_table_lookup (in->values, "_token");
+  if ((origin != NULL && g_strcmp0 (origin, h->cfg->http_origin) != 0)
+      || (!form_token_valid (store_keys_get (h->keys, STORE_KEY_FORMS),
+                             def->id, token)
+          && g_strcmp0 (origin, h->cfg->http_origin) != 0))
+    {
+      h->form_forbidden++;
+      http_reply_error (msg, SOUP_STATUS_FORBIDDEN,
+                        "this form must be sent from its own page (a valid"
+                        " _token or our Origin)");
+      goto out;
+    }
+  honey = g_hash_table_lookup (in->values, "website");
+  if (honey != NULL && *honey != '\0')
+    {
+      /* a bot: looks accepted, nothing is kept */
+      g_autofree char *fake = NULL;
+      g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
+      h->form_honeypot++;
+      fake = store_ref_format ("ESC", g_date_time_get_year (now),
+                               g_random_int_range (100000, 999999));
+      if (html)
+        http_reply_html (msg, SOUP_STATUS_CREATED,
+                         form_render_done (def, fake));
+      else
+        {
+          g_autofree char *json = g_strdup_printf ("{\"reference\": \"%s\"}",
+                                                   fake);
+          http_reply_json (msg, SOUP_STATUS_CREATED, json);
+        }
+      goto out;
+    }
+  problems = form_validate (def, in);
+  if (problems->len > 0)
+    {
+      h->form_invalid++;
+      if (html)
+        {
+          g_autofree char *tok = form_token_new (
+              store_keys_get (h->keys, STORE_KEY_FORMS), def->id);
+          http_reply_html (msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+                           form_render (def, in, problems, tok));
+        }
+      else
+        {
+          g_autoptr (JsonBuilder) b = json_builder_new ();
+          g_autoptr (JsonGenerator) gen = json_generator_new ();
+          g_autoptr (JsonNode) root = NULL;
+          g_autofree char *text = NULL;
+          json_builder_begin_object (b);
+          json_builder_set_member_name (b, "errors");
+          json_builder_begin_array (b);
+          for (guint i = 0; i < problems->len; i++)
+            {
+              form_problem *p = problems->pdata[i];
+              json_builder_begin_object (b);
+              json_builder_set_member_name (b, "field");
+              json_builder_add_string_value (b, p->field);
+              json_builder_set_member_name (b, "problem");
+              json_builder_add_string_value (b, p->problem);
+              json_builder_end_object (b);
+            }
+          json_builder_end_array (b);
+          json_builder_end_object (b);
+          root = json_builder_get_root (b);
+          json_generator_set_root (gen, root);
+          text = json_generator_to_data (gen, NULL);
+          http_reply_json (msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, text);
+        }
+      goto out;
+    }
+  if (intake_master_storage_low (h->m))
+    {
+      h->form_failed++;
+      soup_message_headers_replace (
+          soup_server_message_get_response_headers (msg), "Retry-After",
+          "300");
+      http_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                        "storage is low; nothing was kept, try again later");
+      goto out;
+    }
+  {
+    store_envelope *env = store_envelope_new ();
+    GBytes *raw = form_build_message (def, in, h->cfg->hostname, ua);
+    const char *email = form_email (def, in);
+    http_pending *p = g_new0 (http_pending, 1);
+
+    env->source = g_strdup ("form");
+    env->client_addr = g_strdup (addr ? addr : "");
+    env->helo = g_strdup ("");
+    env->mail_from = g_strdup (email ? email : "");
+    g_ptr_array_add (env->rcpts, g_strdup (def->mailbox));
+    env->received_at = g_get_real_time ();
+    p->h = h;
+    p->msg = g_object_ref (msg);
+    p->def = def;
+    p->html = html;
+    soup_server_message_pause (msg);
+    store_spool_submit_form (h->st, env, raw, h->cfg->ref_prefix, p->ref,
+                             http_form_committed, p);
+  }
+out:
+  form_input_free (in);
+}
+
+static void
+http_forms (http_server *h, SoupServerMessage *msg, const char *path)
+{
+  const char *id = path + strlen ("/forms/");
+  const char *method = soup_server_message_get_method (msg);
+  const form_def *def = forms_get (h->forms, id);
+
+  if (def == NULL || strchr (id, '/') != NULL)
+    {
+      http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "no such form");
+      return;
+    }
+  if (strcmp (method, "GET") == 0 || strcmp (method, "HEAD") == 0)
+    {
+      g_autofree char *tok = form_token_new (
+          store_keys_get (h->keys, STORE_KEY_FORMS), def->id);
+      const char *query = g_uri_get_query (soup_server_message_get_uri (msg));
+      if (query && strstr (query, "format=json"))
+        {
+          g_autofree char *json = g_strdup_printf (
+              "{\"id\": \"%s\", \"token\": \"%s\"}", def->id, tok);
+          http_reply_json (msg, SOUP_STATUS_OK, json);
+          return;
+        }
+      http_reply_html (msg, SOUP_STATUS_OK, form_render (def, NULL, NULL, tok));
+      return;
+    }
+  if (strcmp (method, "POST") == 0)
+    {
+      http_form_post (h, msg, def);
+      return;
+    }
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                "Allow", "GET, HEAD, POST");
+  http_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "GET or POST");
+}
+
+/* ------------------------------------------------------- routing */
+
+static void
+http_early (SoupServer *server, SoupServerMessage *msg, const char *path,
+            GHashTable *query, gpointer data)
+{
+  http_server *h = data;
+  goffset len = soup_message_headers_get_content_length (
+      soup_server_message_get_request_headers (msg));
+
+  /* refused before the body is read */
+  if (len > (goffset) h->cfg->http_max_body)
+    {
+      h->form_too_large++;
+      http_reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
+                        "the body is too large");
+    }
+}
+
+static void
+http_handle (SoupServer *server, SoupServerMessage *msg, const char *path,
+             GHashTable *query, gpointer data)
+{
+  http_server *h = data;
+
+  if (strcmp (path, "/healthz") == 0)
+    http_healthz (h, msg);
+  else if (strcmp (path, "/metrics") == 0)
+    http_metrics (h, msg);
+  else if (g_str_has_prefix (path, "/forms/"))
+    http_forms (h, msg, path);
+  else if (g_str_has_prefix (path, "/api/"))
+    {
+      /* tokens never travel in the query string (they end up in logs) */
+      const char *q = g_uri_get_query (soup_server_message_get_uri (msg));
+      if (q && (strstr (q, "token") || strstr (q, "access_token")))
+        http_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
+                          "tokens go in the Authorization header, never the"
+                          " URL");
+      else if (h->api)
+        h->api (h, msg, path, h->api_data);
+      else
+        http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "no API here");
+    }
+  else
+    http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not found");
+}
+
+http_server *
+http_server_new (intake_config *cfg, const store_keys *keys, store *st,
+                 intake_master *m, pipeline *pl, GError **error)
+{
+  http_server *h = g_new0 (http_server, 1);
+  g_autoptr (GSocketAddress) sa = NULL;
+  g_autofree char *host = NULL;
+  guint16 port;
+
+  h->cfg = cfg;
+  h->keys = keys;
+  h->st = st;
+  h->m = m;
+  h->pl = pl;
+  h->rate = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  h->forms = forms_load (cfg->forms_dir, error);
+  if (h->forms == NULL)
+    {
+      http_server_free (&h);
+      return NULL;
+    }
+  {
+    g_autoptr (GSocketConnectable) na =
+        g_network_address_parse (cfg->http_listen, 8080, error);
+    if (na == NULL)
+      {
+        http_server_free (&h);
+        return NULL;
+      }
+    host = g_strdup (g_network_address_get_hostname (G_NETWORK_ADDRESS (na)));
+    port = g_network_address_get_port (G_NETWORK_ADDRESS (na));
+  }
+  sa = g_inet_socket_address_new_from_string (host, port);
+  if (sa == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "[http] listen = %s: an address and port, like"
+                   " 127.0.0.1:8080", cfg->http_listen);
+      http_server_free (&h);
+      return NULL;
+    }
+  h->soup = soup_server_new ("server-header", "intake", NULL);
+  soup_server_add_early_handler (h->soup, NULL, http_early, h, NULL);
+  soup_server_add_handler (h->soup, NULL, http_handle, h, NULL);
+  if (!soup_server_listen (h->soup, sa, 0, error))
+    {
+      http_server_free (&h);
+      return NULL;
+    }
+  g_message ("event=http-listening address=%s forms=%s", cfg->http_listen,
+             cfg->forms_dir);
+  return h;
+}
+
+void
+http_server_free (http_server **hp)
+{
+  http_server *h = hp ? *hp : NULL;
+
+  if (h == NULL)
+    return;
+  if (h->soup)
+    {
+      soup_server_disconnect (h->soup);
+      g_object_unref (h->soup);
+    }
+  forms_free (h->forms);
+  g_hash_table_unref (h->rate);
+  g_free (h);
+  *hp = NULL;
+}

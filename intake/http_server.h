@@ -1,0 +1,41 @@
+/*
+ * http_server.h - intake over HTTP (libsoup 3, on the master's loop):
+ * web forms for citizens (/forms/ID), /healthz and /metrics, and the
+ * department queue API (/api/v1/, docs/api.md).
+ */
+#ifndef INTAKE_HTTP_SERVER_H
+#define INTAKE_HTTP_SERVER_H
+
+#include <libsoup/soup.h>
+
+#include "intake/intake_config.h"
+#include "intake/master.h"
+#include "intake/pipeline.h"
+#include "store/store.h"
+
+typedef struct http_server http_server;
+
+/* (transfer full) Listen on [http] listen; NULL with @error if it cannot
+ * (the forms do not load, the address is taken).  */
+http_server *http_server_new (intake_config *cfg, const store_keys *keys,
+                              store *st, intake_master *m, pipeline *pl,
+                              GError **error);
+void http_server_free (http_server **h);
+
+/* The API handler (intake/http_api.c) registers itself here.  */
+typedef void (*http_api_fn) (http_server *h, SoupServerMessage *msg,
+                             const char *path, gpointer data);
+void http_server_set_api (http_server *h, http_api_fn fn, gpointer data);
+
+/* For the API: what it shares with the server.  */
+store *http_server_store (http_server *h);
+const store_keys *http_server_keys (http_server *h);
+intake_config *http_server_config (http_server *h);
+
+/* A JSON body with @status; @error_message (nullable) becomes
+ * {"error": "..."}.  */
+void http_reply_json (SoupServerMessage *msg, guint status, const char *json);
+void http_reply_error (SoupServerMessage *msg, guint status,
+                       const char *message);
+
+#endif

@@ -1,0 +1,220 @@
+"""test_forms.py - web forms over HTTP (issue 7), with curl and urllib.
+
+Covers: GET /forms/{id} is plain accessible HTML (labels, hints, the
+purpose and lawful basis of personal fields, the form token, a honeypot);
+POST urlencoded, multipart (a file) and JSON -> 201 with the case
+reference, and the case exists under that reference; invalid -> 422 with
+{field, problem} (JSON) or the form again with an error summary naming
+each field (HTML); a line break in a one-line field never reaches a header
+(SECURITY-TESTS §J); too large -> 413; unknown form -> 404; honeypot ->
+201-looking, nothing stored; per-address rate limit -> 429 with
+Retry-After; a foreign Origin or no token -> 403; a 201 is never followed
+by a loss (SIGKILL right after it); /healthz and /metrics; a token in the
+query string of the API is refused.
+"""
+
+import json
+import os
+import subprocess
+import time
+import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from harness import ROOT, Intaked, free_port
+
+
+def http_daemon(**kw):
+    d = Intaked(**kw)
+    d.http_port = free_port()
+    d.configure("http", "listen", "127.0.0.1:%d" % d.http_port)
+    d.configure("http", "forms", os.path.join(ROOT, "conf", "forms"))
+    return d
+
+
+def url(d, path):
+    return "http://127.0.0.1:%d%s" % (d.http_port, path)
+
+
+def request(d, path, data=None, headers=None, method=None):
+    req = urllib.request.Request(url(d, path), data=data,
+                                 headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def token(d, form="contact"):
+    st, _, body = request(d, "/forms/%s?format=json" % form)
+    assert st == 200, body
+    return json.loads(body)["token"]
+
+
+GOOD = {"name": "Jo Bloggs", "email": "jo@example.org",
+        "subject": "Pothole on Mill Lane",
+        "message": "There is a deep pothole outside number 4."}
+
+
+def post_form(d, fields, form="contact", headers=None):
+    data = urllib.parse.urlencode(fields).encode()
+    h = {"Content-Type": "application/x-www-form-urlencoded"}
+    h.update(headers or {})
+    return request(d, "/forms/%s" % form, data, h)
+
+
+class Forms(unittest.TestCase):
+    def test_page_is_accessible_html(self):
+        with http_daemon() as d:
+            st, h, body = request(d, "/forms/complaint")
+            self.assertEqual(st, 200)
+            self.assertIn("text/html", h["Content-Type"])
+            self.assertIn("default-src 'none'", h["Content-Security-Policy"])
+            page = body.decode()
+            self.assertIn('<label class="govuk-label" for="email">', page)
+            self.assertIn('name="_token"', page)
+            self.assertIn('name="website"', page)       # honeypot
+            self.assertNotIn("<script", page)
+            # special category data: the reason is on the form itself
+            self.assertIn("Why we ask: To make reasonable adjustments", page)
+            self.assertIn("Article 9(2)(g)", page)
+            st, _, _ = request(d, "/forms/nope")
+            self.assertEqual(st, 404)
+
+    def test_submit_urlencoded_json_multipart(self):
+        with http_daemon() as d:
+            st, _, body = post_form(d, dict(GOOD, _token=token(d)))
+            self.assertEqual(st, 201, body)
+            ref1 = json.loads(body)["reference"]
+            # JSON, with the page's token
+            data = json.dumps(dict(GOOD, _token=token(d),
+                                   subject="Bins")).encode()
+            st, _, body = request(d, "/forms/contact", data,
+                                  {"Content-Type": "application/json"})
+            self.assertEqual(st, 201, body)
+            ref2 = json.loads(body)["reference"]
+            # multipart with a file, sent by curl
+            r = subprocess.run(
+                ["curl", "-s", "-o", "-", "-w", "\n%{http_code}",
+                 "-F", "_token=" + token(d), "-F", "name=Sam Smith",
+                 "-F", "email=sam@example.org", "-F", "subject=Graffiti",
+                 "-F", "message=Graffiti on the bridge, photo attached.",
+                 "-F", "attachment=@-;filename=../../etc/bridge.jpg;"
+                       "type=image/jpeg",
+                 url(d, "/forms/contact")],
+                input=b"\xff\xd8\xff\xe0JPEGDATA" * 10, capture_output=True)
+            body, code = r.stdout.rsplit(b"\n", 1)
+            self.assertEqual(code, b"201", body)
+            ref3 = json.loads(body)["reference"]
+            cases = d.wait_cases(3)
+            refs = {c["ref"] for c in cases}
+            self.assertTrue({ref1, ref2, ref3} <= refs)
+            c3 = json.loads(d.ctl("cases", "show", ref3, "--json",
+                                  check=True).stdout)
+            att = c3["message_list"][0]["attachments"]
+            self.assertEqual(len(att), 1)
+            self.assertEqual(att[0]["name"], "bridge.jpg")
+            self.assertIn("Graffiti on the bridge",
+                          c3["message_list"][0]["text"])
+            self.assertEqual(c3["from"], "sam@example.org")
+
+    def test_invalid_422_json_and_html(self):
+        with http_daemon() as d:
+            bad = {"_token": token(d), "name": "Jo\r\nBcc: victim@example.org",
+                   "email": "not-an-address", "subject": "", "message": "x",
+                   "phone": "123", "postcode": "XYZ"}
+            st, _, body = post_form(d, bad)
+            self.assertEqual(st, 422)
+            errs = {e["field"]: e["problem"] for e in json.loads(body)["errors"]}
+            self.assertEqual(set(errs), {"name", "email", "subject", "phone",
+                                         "postcode"})
+            self.assertIn("one line", errs["name"])
+            st, _, body = post_form(d, bad, headers={"Accept": "text/html"})
+            self.assertEqual(st, 422)
+            page = body.decode()
+            self.assertIn("There is a problem", page)
+            for field in ("name", "email", "subject", "phone", "postcode"):
+                self.assertIn('href="#%s"' % field, page)
+            self.assertNotIn("Bcc: victim", page.replace("&#10;", "\n")
+                             .split("There is a problem")[0])
+            time.sleep(0.5)
+            self.assertEqual(d.cases(), [])
+
+    def test_refusals(self):
+        with http_daemon() as d:
+            # no token, no Origin
+            st, _, _ = post_form(d, GOOD)
+            self.assertEqual(st, 403)
+            # a foreign Origin, even with a token
+            st, _, _ = post_form(d, dict(GOOD, _token=token(d)),
+                                 headers={"Origin": "https://evil.example"})
+            self.assertEqual(st, 403)
+            # our own Origin without a token: a browser on our page
+            st, _, body = post_form(
+                d, GOOD, headers={"Origin": "http://127.0.0.1:%d"
+                                  % d.http_port})
+            self.assertEqual(st, 201, body)
+            # too large: refused before the body is read
+            big = {"_token": token(d), "message": "x" * 13 * 1024 * 1024}
+            st, _, _ = post_form(d, big)
+            self.assertEqual(st, 413)
+            # honeypot: looks accepted, nothing kept
+            st, _, body = post_form(d, dict(GOOD, _token=token(d),
+                                            website="http://spam.example"))
+            self.assertEqual(st, 201)
+            self.assertIn("reference", json.loads(body))
+            # tokens never in the API's URL
+            st, _, _ = request(d, "/api/v1/queues/waste/cases?token=abc")
+            self.assertEqual(st, 400)
+            time.sleep(1)
+            self.assertEqual(len(d.cases()), 1)
+
+    def test_rate_limit(self):
+        d = http_daemon()
+        d.configure("http", "form_rate", "3")
+        with d:
+            codes = [post_form(d, dict(GOOD, _token=token(d),
+                                       subject="n%d" % i))[0]
+                     for i in range(5)]
+            self.assertEqual(codes[:3], [201, 201, 201])
+            self.assertEqual(codes[3], 429)
+            st, h, _ = post_form(d, dict(GOOD, _token=token(d)))
+            self.assertEqual(st, 429)
+            self.assertEqual(h["Retry-After"], "60")
+
+    def test_201_never_lost(self):
+        d = http_daemon(env={"INTAKE_FAULT_INGEST_KILL": "1"})
+        d.start()
+        st, _, body = post_form(d, dict(GOOD, _token=token(d)))
+        self.assertEqual(st, 201, body)
+        ref = json.loads(body)["reference"]
+        d.proc.wait(30)            # killed before the case was written
+        d._close_log()
+        d.extra_env.pop("INTAKE_FAULT_INGEST_KILL")
+        with d:
+            cases = d.wait_cases(1)
+            self.assertEqual([c["ref"] for c in cases], [ref])
+
+    def test_health_and_metrics(self):
+        with http_daemon() as d:
+            st, _, body = request(d, "/healthz")
+            self.assertEqual(st, 200)
+            h = json.loads(body)
+            self.assertEqual(h["status"], "ok")
+            self.assertTrue(h["database_writable"])
+            post_form(d, dict(GOOD, _token=token(d)))
+            d.wait_cases(1)
+            st, _, body = request(d, "/metrics")
+            text = body.decode()
+            self.assertIn('intake_form_submissions_total{outcome="accepted"}'
+                          ' 1', text)
+            self.assertIn("intake_spool_depth 0", text)
+            self.assertIn("intake_filing_latency_seconds_count 1", text)
+            self.assertNotIn("jo@example.org", text)
+            self.assertNotIn("Bloggs", text)
+
+
+if __name__ == "__main__":
+    unittest.main()
