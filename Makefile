@@ -100,6 +100,7 @@ bench:
 	@$(MAKE) --no-print-directory bench-parser
 	@$(MAKE) --no-print-directory bench-router
 	@$(MAKE) --no-print-directory bench-imap
+	@$(MAKE) --no-print-directory bench-http
 	@$(MAKE) --no-print-directory bench-store
 
 clean:
@@ -236,3 +237,11 @@ models: all
 bench-imap: all
 	@sh scripts/deps.sh test
 	@INTAKE_BUILD=$(BUILD) python3 tests/bench/imap_bench.py
+
+# ------------------------------------------------------------ HTTP benchmark
+# make bench-http: form submissions per second with wrk (50 connections)
+# next to GET /healthz in the same run.
+.PHONY: bench-http
+bench-http: all
+	@sh scripts/deps.sh bench
+	@INTAKE_BUILD=$(BUILD) sh tests/bench/http_bench.sh

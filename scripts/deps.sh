@@ -14,7 +14,9 @@ RUN="glib-networking ca-certificates shared-mime-info"
 # Tests: Check, and the real clients the integration tests drive; Dovecot
 # is the real IMAP server of the IMAP intake tests (tests/integration/
 # dovecot.py starts a private one; the system service is never used).
-TEST="check python3 curl swaks libnet-ssleay-perl openssl sqlite3 procps dovecot-core dovecot-imapd"
+# Chromium is the headless browser of the web form tests (test_browser.py
+# drives it over the DevTools protocol with tests/integration/cdp.py).
+TEST="check python3 curl swaks libnet-ssleay-perl openssl sqlite3 procps dovecot-core dovecot-imapd chromium"
 # Benchmark: Postfix's smtp-source and smtp-sink (the daemon is not started).
 BENCH="postfix"
 # Fuzzing: clang with libFuzzer and the sanitizer runtimes.
