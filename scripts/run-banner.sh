@@ -2,7 +2,8 @@
 # run-banner.sh - how to try the gateway `make run` is about to start.
 cat <<'MSG'
 
-intake: starting intaked with conf/intake.conf (SMTP on 127.0.0.1:2525).
+intake: starting intaked with conf/intake.conf (SMTP on 127.0.0.1:2525,
+HTTP on 127.0.0.1:8080).
 Stop it with Ctrl-C (SIGTERM/SIGINT: sessions get 421, nothing accepted is lost).
 
 Send a test message from another terminal:
@@ -16,9 +17,17 @@ or with curl:
   curl -s smtp://127.0.0.1:2525 --mail-from citizen@example.org \
        --mail-rcpt enquiries@council.example --upload-file /tmp/m.eml
 
-List what arrived:
+Or fill in a web form in a browser:
+
+  http://127.0.0.1:8080/forms/contact   (also /forms/complaint, /forms/foi)
+
+Health and metrics: http://127.0.0.1:8080/healthz  http://127.0.0.1:8080/metrics
+
+List what arrived, and see why each case went where it went:
 
   build/intakectl cases list
   build/intakectl cases show ESC-YYYY-NNNNNN-C
+  build/intakectl rules test some-message.eml
+  build/intakectl audit verify
 
 MSG
