@@ -12,6 +12,7 @@
  *   intakectl [-c FILE] spool count
  *   intakectl [-c FILE] quarantine list|show ID|retry ID
  *   intakectl [-c FILE] parse FILE.eml [FILE...]
+ *   intakectl [-c FILE] tokens create|list|revoke ...  (intake/http_api.c)
  *
  * Every command that shows personal data (cases, subjects, quarantine
  * show) is an audit event: who ran it, what, how many; never the data.
@@ -34,6 +35,7 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include "intake/http_api.h"
 #include "intake/intake_config.h"
 #include "parser/parser.h"
 #include "parser/parser_headers.h"
@@ -84,7 +86,11 @@ static const char *ctl_usage =
   "  quarantine show ID [--raw]  its envelope (or, --raw, its bytes)\n"
   "  quarantine retry ID      hand it to the parser again\n"
   "  parse FILE.eml [FILE...] each message as the parser sees it (JSON);\n"
-  "                           needs no key and no database\n";
+  "                           needs no key and no database\n"
+  "  tokens create --name N --queue Q [--queue R] [--special-category]\n"
+  "                           a department API token, printed once\n"
+  "  tokens list [--json]     tokens: queues, grants, created, revoked, used\n"
+  "  tokens revoke NAME       the token stops working at once\n";
 
 static const char *
 ctl_default_config (void)
@@ -1770,6 +1776,12 @@ main (int argc, char **argv)
         json = TRUE;
       else if (strcmp (argv[i], "--raw") == 0)
         raw = TRUE;
+      else if (args->len == 0 && strcmp (argv[i], "tokens") == 0)
+        {
+          /* tokens has options of its own (http_api_tokens_cli) */
+          while (i < argc)
+            g_ptr_array_add (args, argv[i++]);
+        }
       else if (strcmp (argv[i], "-h") == 0 || strcmp (argv[i], "--help") == 0)
         {
           fputs (ctl_usage, stdout);
@@ -1877,7 +1889,8 @@ main (int argc, char **argv)
       || (strcmp (cmd, "quarantine") == 0
           && (g_strcmp0 (sub, "show") == 0 || g_strcmp0 (sub, "retry") == 0)
           && args->len == 3)
-      || (strcmp (cmd, "parse") == 0 && args->len >= 2);
+      || (strcmp (cmd, "parse") == 0 && args->len >= 2)
+      || (strcmp (cmd, "tokens") == 0 && args->len >= 2);
 
   if (!known)
     {
@@ -1948,6 +1961,8 @@ main (int argc, char **argv)
           rc = EX_OK;
         }
     }
+  else if (strcmp (cmd, "tokens") == 0)
+    rc = http_api_tokens_cli (cfg, keys, st, args);
   else if (strcmp (cmd, "quarantine") == 0)
     rc = ctl_quarantine (st, sub, args->len > 2 ? args->pdata[2] : NULL, json,
                          raw);

@@ -29,6 +29,7 @@
 
 #include "intake/intake_config.h"
 #include "intake/intake_log.h"
+#include "intake/http_api.h"
 #include "intake/http_server.h"
 #include "intake/imap_child.h"
 #include "intake/master.h"
@@ -239,6 +240,7 @@ intaked_master_main (const char *config_path)
           store_keys_free (&keys);
           return EX_CONFIG;
         }
+      http_api_register (ctx.http);
     }
   g_unix_signal_add (SIGTERM, intaked_master_term, &ctx);
   g_unix_signal_add (SIGINT, intaked_master_term, &ctx);
