@@ -1025,7 +1025,9 @@ http_api_handle (http_server *h, SoupServerMessage *msg, const char *path,
   r.token = http_api_authenticate (api, msg, addr);
   if (r.token == NULL)
     return;
-  store_api_token_used (r.st, r.token->id, g_get_real_time ());
+  /* last_used_at is coarse (a minute): no write lock on every request */
+  if (g_get_real_time () - r.token->last_used_at >= 60 * G_USEC_PER_SEC)
+    store_api_token_used (r.st, r.token->id, g_get_real_time ());
   r.queues = (const char *const *) r.token->queues;
   r.actor = g_strconcat ("api:", r.token->name, NULL);
 
