@@ -73,7 +73,9 @@ http_security_headers (SoupServerMessage *msg)
 
   soup_message_headers_replace (rh, "X-Content-Type-Options", "nosniff");
   soup_message_headers_replace (rh, "X-Frame-Options", "DENY");
-  soup_message_headers_replace (rh, "Referrer-Policy", "no-referrer");
+  /* same-origin: browsers then send our Origin on the form's POST (with
+   * no-referrer they send "Origin: null"), and nothing leaves the site */
+  soup_message_headers_replace (rh, "Referrer-Policy", "same-origin");
   soup_message_headers_replace (rh, "Cache-Control", "no-store");
 }
 
@@ -464,6 +466,9 @@ http_form_post (http_server *h, SoupServerMessage *msg, const form_def *def)
   /* cross-site posts: a foreign Origin is refused; otherwise the page's
    * token or our own Origin is needed */
   token = g_hash_table_lookup (in->values, "_token");
+  /* "null" is what a privacy setting sends: no Origin; the token decides */
+  if (g_strcmp0 (origin, "null") == 0)
+    origin = NULL;
   if ((origin != NULL && g_strcmp0 (origin, h->cfg->http_origin) != 0)
       || (!form_token_valid (store_keys_get (h->keys, STORE_KEY_FORMS),
                              def->id, token)
