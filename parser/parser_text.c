@@ -73,7 +73,12 @@ G_DEFINE_QUARK (parser-lexicon-error-quark, parser_lexicon_error)
 gboolean
 parser_text_utf8_valid (const char *s, gsize n)
 {
-  const guchar *p = (const guchar *) s, *end = p + n;
+  const guchar *p, *end;
+
+  if (n == 0)
+    return TRUE;              /* NULL with no bytes is fine */
+  p = (const guchar *) s;
+  end = p + n;
 
   while (p < end)
     {
