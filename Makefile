@@ -39,7 +39,7 @@ CFLAGS += $(OPT) $(WARN) -I. -D_GNU_SOURCE \
 LDFLAGS += $(SANLD)
 
 # Modules: one folder each; dependencies point one way (STYLE.md habit 3).
-LIB_SRC := $(wildcard store/*.c parser/*.c router/*.c intake/*.c)
+LIB_SRC := $(wildcard store/*.c parser/*.c router/*.c intake/*.c outbound/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/libintake.a
 
