@@ -72,6 +72,8 @@ static const char *ctl_usage =
   "                           which stored cases a draft would move\n"
   "  rules reload             check, then tell intaked to load the rules\n"
   "  rules stats              hits per rule; rules that never fire\n"
+  "  cases reply REF --file TEXT  a reply to the citizen, sent threaded\n"
+  "  outbox                   messages queued, sent and failed\n"
   "  mailboxes [--json]       each IMAP mailbox: state, last success,\n"
   "                           last error, backlog, OAuth token expiry\n"
   "  cases route REF [--to-queue Q] [--to-kind K]\n"
@@ -643,6 +645,7 @@ typedef struct {
   GPtrArray *map;             /* --map FROM=TO, NULL-terminated */
   guint examples;             /* --examples N */
   gboolean from_cases;        /* --from-cases */
+  const char *file;           /* cases reply --file */
   const char *queue;          /* cases route --queue */
   const char *kind;           /* cases route --kind */
 } ctl_route_opts;
@@ -1133,6 +1136,58 @@ ctl_rules_replay (intake_config *cfg, store *st, const ctl_route_opts *o)
   g_hash_table_unref (c.examples);
   rules_unref (c.draft);
   router_free (rt);
+  return EX_OK;
+}
+
+/* A department's reply to the citizen, queued for the sender.  */
+static int
+ctl_cases_reply (store *st, const char *ref, const char *file)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *actor = ctl_actor ();
+  g_autofree char *text = NULL;
+  gsize len;
+
+  if (file == NULL)
+    {
+      fprintf (stderr, "intakectl: cases reply needs --file TEXT\n");
+      return EX_USAGE;
+    }
+  if (!g_file_get_contents (file, &text, &len, &error))
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return EX_NOINPUT;
+    }
+  if (!g_utf8_validate (text, len, NULL) || len == 0 || len > 1024 * 1024)
+    {
+      fprintf (stderr, "intakectl: %s: the reply must be UTF-8 text of 1 byte"
+               " to 1 MiB\n", file);
+      return EX_DATAERR;
+    }
+  if (!store_outbox_reply (st, ref, text, actor, &error))
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return g_error_matches (error, STORE_ERROR, STORE_ERROR_NOT_FOUND)
+                 ? EX_NOINPUT : EX_IOERR;
+    }
+  printf ("reply to %s queued; intaked sends it through the smarthost\n",
+          ref);
+  return EX_OK;
+}
+
+static int
+ctl_outbox (store *st)
+{
+  g_autoptr (GError) error = NULL;
+  gint64 q, sent, failed;
+
+  if (!store_outbox_counts (st, &q, &sent, &failed, &error))
+    {
+      fprintf (stderr, "intakectl: %s\n", error ? error->message : "?");
+      return EX_IOERR;
+    }
+  printf ("queued %" G_GINT64_FORMAT "\nsent %" G_GINT64_FORMAT
+          "\nfailed %" G_GINT64_FORMAT "\n", q, sent, failed);
   return EX_OK;
 }
 
@@ -1764,6 +1819,8 @@ main (int argc, char **argv)
         ro.out = argv[++i];
       else if (strcmp (argv[i], "--map") == 0 && i + 1 < argc)
         g_ptr_array_add (maps, argv[++i]);
+      else if (strcmp (argv[i], "--file") == 0 && i + 1 < argc)
+        ro.file = argv[++i];
       else if (strcmp (argv[i], "--from-cases") == 0)
         ro.from_cases = TRUE;
       else if (strcmp (argv[i], "--to-queue") == 0 && i + 1 < argc)
@@ -1880,6 +1937,9 @@ main (int argc, char **argv)
       || (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "route") == 0
           && args->len == 3)
       || (strcmp (cmd, "mailboxes") == 0 && args->len == 1)
+      || (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "reply") == 0
+          && args->len == 3)
+      || (strcmp (cmd, "outbox") == 0 && args->len == 1)
       || (strcmp (cmd, "classify") == 0 && g_strcmp0 (sub, "train") == 0
           && ro.from_cases && args->len == 3)
       || (strcmp (cmd, "spool") == 0 && g_strcmp0 (sub, "count") == 0
@@ -1942,6 +2002,10 @@ main (int argc, char **argv)
     rc = ctl_cases_route (cfg, st, args->pdata[2], &ro);
   else if (strcmp (cmd, "mailboxes") == 0)
     rc = ctl_mailboxes (cfg, st, json);
+  else if (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "reply") == 0)
+    rc = ctl_cases_reply (st, args->pdata[2], ro.file);
+  else if (strcmp (cmd, "outbox") == 0)
+    rc = ctl_outbox (st);
   else if (strcmp (cmd, "classify") == 0)
     rc = ctl_classify (sub, &ro, args, st);
   else if (strcmp (cmd, "rules") == 0)

@@ -31,6 +31,7 @@
 #include "intake/intake_log.h"
 #include "intake/http_api.h"
 #include "intake/http_server.h"
+#include "outbound/outbox.h"
 #include "intake/imap_child.h"
 #include "intake/master.h"
 #include "intake/parse_worker.h"
@@ -79,6 +80,7 @@ typedef struct {
   intake_master *master;
   router *rt;                /* (nullable) */
   http_server *http;         /* (nullable) */
+  outbox *outbox;            /* (nullable) */
   gboolean stopping;
 } intaked_master_ctx;
 
@@ -208,6 +210,15 @@ intaked_master_main (const char *config_path)
         }
     }
   pl = pipeline_start (st, cfg, ctx.rt);
+  ctx.outbox = outbox_start (cfg, st, keys, &error);
+  if (ctx.outbox == NULL && error != NULL)
+    {
+      fprintf (stderr, "intaked: [outbound]: %s\n", error->message);
+      pipeline_stop (&pl);
+      store_close (&st);
+      store_keys_free (&keys);
+      return EX_CONFIG;
+    }
   exe = g_file_read_link ("/proc/self/exe", &error);
   if (exe == NULL)
     {
@@ -255,6 +266,7 @@ intaked_master_main (const char *config_path)
     ;
 
   http_server_free (&ctx.http);
+  outbox_stop (&ctx.outbox);
   /* The pipeline first: it may still call the master (which answers
    * "shutdown" to every parse request from now on).  */
   pipeline_stop (&pl);

@@ -301,6 +301,57 @@ intake_config_load (const char *path, GError **error)
   }
   if (!intake_config_load_imap (cfg, kf, dir, error))
     return NULL;
+  {
+    guint64 n;
+    g_autofree char *tls = NULL;
+    g_autofree char *ca = NULL;
+    g_autofree char *pw = NULL;
+    g_autofree char *tpl = NULL;
+    cfg->smarthost = intake_config_string (kf, "outbound", "smarthost", NULL);
+    if (cfg->smarthost != NULL && *cfg->smarthost == '\0')
+      g_clear_pointer (&cfg->smarthost, g_free);
+    tls = intake_config_string (kf, "outbound", "starttls", "yes");
+    cfg->smarthost_starttls = g_ascii_strcasecmp (tls, "no") != 0;
+    if (!cfg->smarthost_starttls && cfg->smarthost != NULL
+        && !g_str_has_prefix (cfg->smarthost, "127.")
+        && !g_str_has_prefix (cfg->smarthost, "localhost:")
+        && !g_str_has_prefix (cfg->smarthost, "[::1]"))
+      {
+        g_set_error (error, INTAKE_CONFIG_ERROR, INTAKE_CONFIG_ERROR_VALUE,
+                     "%s: [outbound] starttls = no is allowed only to a"
+                     " loopback smarthost", path);
+        return NULL;
+      }
+    ca = intake_config_string (kf, "outbound", "ca_file", NULL);
+    cfg->smarthost_ca = intake_config_path (dir, ca);
+    cfg->smarthost_user = intake_config_string (kf, "outbound", "user", NULL);
+    pw = intake_config_string (kf, "outbound", "password_file", NULL);
+    cfg->smarthost_password_file = intake_config_path (dir, pw);
+    {
+      g_autofree char *acks = intake_config_string (kf, "outbound",
+                                                    "acknowledgements",
+                                                    "yes");
+      cfg->acks = g_ascii_strcasecmp (acks, "no") != 0;
+    }
+    if (!intake_config_uint (kf, path, "outbound", "ack_per_day", 3, 0, 1000,
+                             &n, error))
+      return NULL;
+    cfg->ack_per_day = n;
+    if (!intake_config_uint (kf, path, "outbound", "loop_messages", 10, 2,
+                             100000, &n, error))
+      return NULL;
+    cfg->loop_messages = n;
+    if (!intake_config_uint (kf, path, "outbound", "loop_minutes", 10, 1,
+                             10080, &n, error))
+      return NULL;
+    cfg->loop_minutes = n;
+    if (!intake_config_uint (kf, path, "outbound", "retry_for", 172800, 60,
+                             30 * 86400, &n, error))
+      return NULL;
+    cfg->retry_for_s = n;
+    tpl = intake_config_string (kf, "outbound", "templates", "templates");
+    cfg->templates_dir = intake_config_path (dir, tpl);
+  }
   cfg->http_listen = intake_config_string (kf, "http", "listen", NULL);
   if (cfg->http_listen != NULL && *cfg->http_listen == '\0')
     g_clear_pointer (&cfg->http_listen, g_free);
@@ -538,6 +589,11 @@ intake_config_free (intake_config *cfg)
   g_free (cfg->http_listen);
   g_free (cfg->forms_dir);
   g_free (cfg->http_origin);
+  g_free (cfg->smarthost);
+  g_free (cfg->smarthost_ca);
+  g_free (cfg->smarthost_user);
+  g_free (cfg->smarthost_password_file);
+  g_free (cfg->templates_dir);
   g_free (cfg);
 }
 

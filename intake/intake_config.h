@@ -98,6 +98,20 @@ typedef struct {
                                 * per client address */
   char *http_origin;           /* [http] public_origin: what Origin a
                                 * browser sends for our own pages */
+
+  char *smarthost;             /* (nullable) [outbound] smarthost host:port;
+                                * without it nothing is sent */
+  gboolean smarthost_starttls; /* [outbound] starttls (required unless the
+                                * smarthost is loopback) */
+  char *smarthost_ca;          /* (nullable) [outbound] ca_file */
+  char *smarthost_user;        /* (nullable) [outbound] user */
+  char *smarthost_password_file; /* (nullable) [outbound] password_file */
+  gboolean acks;               /* [outbound] acknowledgements */
+  guint ack_per_day;           /* [outbound] ack_per_day */
+  guint loop_messages;         /* [outbound] loop_messages */
+  guint loop_minutes;          /* [outbound] loop_minutes */
+  guint retry_for_s;           /* [outbound] retry_for */
+  char *templates_dir;         /* [outbound] templates */
 } intake_config;
 
 /* (transfer none) The [imap NAME] mailbox, or NULL.  */

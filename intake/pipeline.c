@@ -165,6 +165,21 @@ pipeline_prepare (pipeline *p, store_spool_item *item, parser_message *m)
       g_ptr_array_add (in->attachments, a);
     }
   in->ref_prefix = g_strdup (p->cfg->ref_prefix);
+  /* acknowledge only a person: never an auto-reply, bounce, list or bulk
+   * mail, the null sender, or one of our own addresses (no loops) */
+  if (p->cfg->smarthost != NULL && p->cfg->acks && !m->auto_reply
+      && !m->is_report && in->env->mail_from != NULL
+      && *in->env->mail_from != '\0')
+    {
+      g_autofree char *lower = g_ascii_strdown (in->env->mail_from, -1);
+      const char *at = strrchr (lower, '@');
+      in->ack_wanted = at != NULL
+                       && !g_hash_table_contains (p->cfg->mailboxes, lower)
+                       && !g_hash_table_contains (p->cfg->domains, at + 1);
+    }
+  in->ack_per_day = p->cfg->ack_per_day;
+  in->loop_messages = p->cfg->loop_messages;
+  in->loop_minutes = p->cfg->loop_minutes;
   if (p->rt != NULL)
     {
       router_result res;

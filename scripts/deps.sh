@@ -10,7 +10,7 @@ set -eu
 # Build: compiler, pkg-config and the -dev packages of DESIGN.md.
 BUILD="gcc make pkg-config libc6-dev libglib2.0-dev libgmime-3.0-dev libsqlite3-dev libsodium-dev libjson-glib-dev libytnef0-dev libstemmer-dev libpcre2-dev libetpan-dev libsoup-3.0-dev"
 # Run time: TLS for GIO.
-RUN="glib-networking ca-certificates shared-mime-info"
+RUN="glib-networking ca-certificates shared-mime-info libsasl2-modules"
 # Tests: Check, and the real clients the integration tests drive; Dovecot
 # is the real IMAP server of the IMAP intake tests (tests/integration/
 # dovecot.py starts a private one; the system service is never used).

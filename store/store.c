@@ -237,6 +237,26 @@ static const char *const store_migrations[] = {
   ");"
   "CREATE INDEX case_notes_case ON case_notes(case_id);"
   "ALTER TABLE cases ADD COLUMN claimed_by TEXT;",
+
+  /* 6 -> 7: what intake sends (acknowledgements, replies), and the loop
+   * breaker's flag.  */
+  "CREATE TABLE outbox ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  case_id INTEGER NOT NULL REFERENCES cases(id),"
+  "  subject_id INTEGER NOT NULL REFERENCES subjects(id),"
+  "  message_id INTEGER,"                  /* the message answered */
+  "  kind TEXT NOT NULL,"                  /* ack, reply */
+  "  body BLOB,"                           /* sealed: a reply's text */
+  "  status TEXT NOT NULL DEFAULT 'queued'," /* queued, sent, failed */
+  "  attempts INTEGER NOT NULL DEFAULT 0,"
+  "  next_at INTEGER NOT NULL,"            /* unix us */
+  "  created_at INTEGER NOT NULL,"
+  "  sent_at INTEGER,"
+  "  last_reply TEXT"                      /* the smarthost's last line */
+  ");"
+  "CREATE INDEX outbox_due ON outbox(status, next_at);"
+  "CREATE INDEX outbox_subject ON outbox(subject_id, kind, created_at);"
+  "ALTER TABLE cases ADD COLUMN loop_flag INTEGER NOT NULL DEFAULT 0;",
 };
 
 void

@@ -37,7 +37,7 @@ typedef enum {
 } store_error_code;
 
 /* The schema version this binary writes (PRAGMA user_version).  */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 typedef enum {
   STORE_OPEN_WRITER = 1 << 0,  /* create/migrate, start the writer thread */
@@ -222,6 +222,14 @@ typedef struct {
   char *reasons;           /* (nullable) why it was routed: rule names and
                             * scores, never personal data */
   char *rules_hash;        /* (nullable) the rule set that routed it */
+  /* acknowledgements (the pipeline has ruled out auto-replies, bounces,
+   * lists, the null sender, our own addresses): the store adds the loop
+   * breaker and the per-sender limit, and queues one for a new case */
+  gboolean ack_wanted;
+  guint ack_per_day;       /* acknowledgements one person gets a day */
+  guint loop_messages;     /* more than this many messages into one case */
+  guint loop_minutes;      /* ...within this many minutes: no more acks,
+                            * the case is flagged */
 } store_ingest;
 
 store_ingest *store_ingest_new (void);
@@ -358,6 +366,46 @@ char *store_message_text (store *s, gint64 message_id, GError **error);
  * @message_id, decrypted; STORE_ERROR_NOT_FOUND if none.  */
 GBytes *store_attachment_content (store *s, gint64 message_id,
                                   guint position, GError **error);
+
+/* ------------------------------------------------------------ outbox */
+
+typedef struct {
+  gint64 id;
+  gint64 case_id;
+  char *kind;              /* "ack", "reply" */
+  guint attempts;
+  gint64 created_at;
+  /* decrypted in memory for building the message */
+  char *ref;
+  char *case_kind;
+  char *queue;
+  gint64 due_at;
+  char *to;                /* the inbound envelope sender */
+  char *mailbox;           /* the intake mailbox it came to */
+  char *subject;           /* (nullable) the citizen's subject */
+  char *in_reply_to;       /* (nullable) the citizen's Message-ID */
+  char *body;              /* (nullable) a reply's text */
+} store_outbox_item;
+
+void store_outbox_item_free (store_outbox_item *it);
+
+/* (transfer full) up to @max messages due now, oldest first.  */
+GPtrArray *store_outbox_due (store *s, guint max, GError **error);
+
+/* What happened to one: sent (@next_at 0, @failed FALSE), to be tried
+ * again at @next_at, or failed for good (@failed).  Audited.  */
+gboolean store_outbox_done (store *s, gint64 id, gboolean sent,
+                            gint64 next_at, gboolean failed,
+                            const char *reply, GError **error);
+
+/* Queue a reply to the citizen of case @ref (text sealed under the
+ * requester's key); audited with @actor.  */
+gboolean store_outbox_reply (store *s, const char *ref, const char *text,
+                             const char *actor, GError **error);
+
+/* Counts for tests and `intakectl outbox`.  */
+gboolean store_outbox_counts (store *s, gint64 *queued, gint64 *sent,
+                              gint64 *failed, GError **error);
 
 /* ------------------------------------------------------------ health */
 

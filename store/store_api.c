@@ -1146,6 +1146,28 @@ store_api_reply_add (store *s, const char *ref, const char *const *queues,
     detail = g_strdup_printf ("message=%" G_GINT64_FORMAT " bytes=%zu", id,
                               raw_len);
   }
+  /* queued for the sender (outbound/outbox.c) in the same transaction */
+  {
+    gint64 oid = store_next_id (s, s->rdb, "outbox", error);
+    g_autoptr (GBytes) body = NULL;
+    if (oid < 0)
+      goto out;
+    body = store_seal (key, "outbox", "body", oid, row.subject_id, text,
+                       strlen (text));
+    st = store_stmt (s, s->rdb, "INSERT INTO outbox (id, case_id, subject_id,"
+                                " kind, body, next_at, created_at)"
+                                " VALUES (?1, ?2, ?3, 'reply', ?4, ?5, ?5)",
+                     error);
+    if (st == NULL)
+      goto out;
+    sqlite3_bind_int64 (st, 1, oid);
+    sqlite3_bind_int64 (st, 2, row.id);
+    sqlite3_bind_int64 (st, 3, row.subject_id);
+    store_api_bind_bytes (st, 4, body);
+    sqlite3_bind_int64 (st, 5, now);
+    if (!store_api_exec (s, st, "reply outbox", error))
+      goto out;
+  }
   st = store_stmt (s, s->rdb, "UPDATE cases SET updated_at = ?2 WHERE id = ?1",
                    error);
   if (st == NULL)

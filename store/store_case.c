@@ -740,6 +740,88 @@ store_ingest_duplicate (store *s, sqlite3 *db, store_job *job,
   return TRUE;
 }
 
+static gint64
+store_count (store *s, sqlite3 *db, const char *sql, gint64 a, gint64 b,
+             GError **error)
+{
+  sqlite3_stmt *st = store_stmt (s, db, sql, error);
+  gint64 n = -1;
+
+  if (st == NULL)
+    return -1;
+  sqlite3_bind_int64 (st, 1, a);
+  sqlite3_bind_int64 (st, 2, b);
+  if (sqlite3_step (st) == SQLITE_ROW)
+    n = sqlite3_column_int64 (st, 0);
+  else
+    store_set_sqlite_error (error, db, sqlite3_errcode (db), "count");
+  store_stmt_release (st);
+  return n;
+}
+
+/* The loop breaker and the acknowledgement, inside the filing transaction
+ * (SECURITY-TESTS §F): more than loop_messages messages into one case
+ * within loop_minutes flags the case and stops acknowledging it; a person
+ * gets at most ack_per_day acknowledgements a day; only a new case is
+ * acknowledged.  */
+static gboolean
+store_ack_decide (store *s, sqlite3 *db, const store_ingest *in,
+                  gint64 case_id, gint64 subject_id, gint64 message_id,
+                  const char *ref, gboolean opened, GError **error)
+{
+  gint64 now = g_get_real_time ();
+  sqlite3_stmt *st;
+
+  if (in->loop_messages > 0 && in->loop_minutes > 0)
+    {
+      gint64 recent = store_count (s, db,
+          "SELECT count(*) FROM messages WHERE case_id = ?1"
+          " AND direction = 'in' AND received_at >= ?2", case_id,
+          now - (gint64) in->loop_minutes * 60 * G_USEC_PER_SEC, error);
+      if (recent < 0)
+        return FALSE;
+      if (recent > in->loop_messages)
+        {
+          st = store_stmt (s, db, "UPDATE cases SET loop_flag = 1"
+                                  " WHERE id = ?1 AND loop_flag = 0", error);
+          if (st == NULL)
+            return FALSE;
+          sqlite3_bind_int64 (st, 1, case_id);
+          if (!store_step_done (db, st, "loop flag", error))
+            return FALSE;
+          if (sqlite3_changes (db) > 0
+              && !store_audit_append (s, db, "pipeline", "case.loop", ref,
+                                      "acknowledgements stopped", error))
+            return FALSE;
+          return TRUE;
+        }
+    }
+  if (!in->ack_wanted || !opened)
+    return TRUE;
+  if (in->ack_per_day > 0)
+    {
+      gint64 today = store_count (s, db,
+          "SELECT count(*) FROM outbox WHERE subject_id = ?1 AND kind = 'ack'"
+          " AND created_at >= ?2", subject_id,
+          now - (gint64) 24 * 3600 * G_USEC_PER_SEC, error);
+      if (today < 0)
+        return FALSE;
+      if (today >= in->ack_per_day)
+        return store_audit_append (s, db, "pipeline", "ack.skipped", ref,
+                                   "per-sender limit", error);
+    }
+  st = store_stmt (s, db, "INSERT INTO outbox (case_id, subject_id,"
+                          " message_id, kind, next_at, created_at)"
+                          " VALUES (?1, ?2, ?3, 'ack', ?4, ?4)", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, case_id);
+  sqlite3_bind_int64 (st, 2, subject_id);
+  sqlite3_bind_int64 (st, 3, message_id);
+  sqlite3_bind_int64 (st, 4, now);
+  return store_step_done (db, st, "outbox insert", error);
+}
+
 static gboolean
 store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
 {
@@ -915,6 +997,9 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   if (!store_audit_append (s, db, "pipeline",
                            opened ? "case.opened" : "case.message", ref,
                            detail, error))
+    goto out;
+  if (!store_ack_decide (s, db, in, case_id, subject_id, message_id, ref,
+                         opened, error))
     goto out;
   store_fault_step (&step);
   if (!store_spool_delete (s, db, in->spool_id, error))
@@ -1906,4 +1991,284 @@ store_case_counts (store *s, GError **error)
   store_stmt_release (st);
   g_mutex_unlock (&s->rlock);
   return out;
+}
+
+/* ------------------------------------------------------------- outbox */
+
+void
+store_outbox_item_free (store_outbox_item *it)
+{
+  if (it == NULL)
+    return;
+  g_free (it->kind);
+  g_free (it->ref);
+  g_free (it->case_kind);
+  g_free (it->queue);
+  g_free (it->to);
+  g_free (it->mailbox);
+  g_free (it->subject);
+  g_free (it->in_reply_to);
+  g_free (it->body);
+  g_free (it);
+}
+
+GPtrArray *
+store_outbox_due (store *s, guint max, GError **error)
+{
+  g_autoptr (GHashTable) cache = store_key_cache_new ();
+  GPtrArray *out = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) store_outbox_item_free);
+  sqlite3_stmt *st;
+  int rc;
+
+  g_mutex_lock (&s->rlock);
+  /* the message answered: the one acknowledged, else the case's first */
+  st = store_stmt (s, s->rdb,
+      "SELECT o.id, o.case_id, o.kind, o.attempts, o.created_at, c.ref,"
+      " c.kind, c.queue, c.due_at, m.id, m.subject_id, sm.data_key,"
+      " m.envelope, m.header_subject, m.header_message_id, o.body,"
+      " o.subject_id, so.data_key"
+      " FROM outbox o JOIN cases c ON c.id = o.case_id"
+      " JOIN messages m ON m.id = coalesce(o.message_id,"
+      "   (SELECT min(id) FROM messages WHERE case_id = o.case_id"
+      "    AND direction = 'in'))"
+      " JOIN subjects sm ON sm.id = m.subject_id"
+      " JOIN subjects so ON so.id = o.subject_id"
+      " WHERE o.status = 'queued' AND o.next_at <= ?1"
+      " ORDER BY o.next_at, o.id LIMIT ?2", error);
+  if (st == NULL)
+    {
+      g_mutex_unlock (&s->rlock);
+      g_ptr_array_unref (out);
+      return NULL;
+    }
+  sqlite3_bind_int64 (st, 1, g_get_real_time ());
+  sqlite3_bind_int (st, 2, max);
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      store_outbox_item *it = g_new0 (store_outbox_item, 1);
+      gint64 mid = sqlite3_column_int64 (st, 9);
+      gint64 msub = sqlite3_column_int64 (st, 10);
+      gint64 osub = sqlite3_column_int64 (st, 16);
+      const guint8 *mkey = store_key_cache_get (s, cache, st, 11, msub);
+      const guint8 *okey = store_key_cache_get (s, cache, st, 17, osub);
+      g_autoptr (GBytes) envb = NULL;
+
+      it->id = sqlite3_column_int64 (st, 0);
+      it->case_id = sqlite3_column_int64 (st, 1);
+      it->kind = store_column_dup (st, 2);
+      it->attempts = sqlite3_column_int (st, 3);
+      it->created_at = sqlite3_column_int64 (st, 4);
+      it->ref = store_column_dup (st, 5);
+      it->case_kind = store_column_dup (st, 6);
+      it->queue = store_column_dup (st, 7);
+      it->due_at = sqlite3_column_int64 (st, 8);
+      if (mkey != NULL && sqlite3_column_type (st, 12) != SQLITE_NULL)
+        envb = store_unseal (mkey, "messages", "envelope", mid, msub,
+                             sqlite3_column_blob (st, 12),
+                             sqlite3_column_bytes (st, 12), NULL);
+      if (envb != NULL)
+        {
+          store_envelope *env = store_envelope_unpack (envb, NULL);
+          if (env != NULL)
+            {
+              it->to = g_strdup (env->mail_from);
+              if (env->rcpts->len > 0)
+                it->mailbox = g_strdup (env->rcpts->pdata[0]);
+              store_envelope_free (env);
+            }
+        }
+      it->subject = store_column_text (st, 13, mkey, "messages",
+                                       "header_subject", mid, msub);
+      it->in_reply_to = store_column_text (st, 14, mkey, "messages",
+                                           "header_message_id", mid, msub);
+      it->body = store_column_text (st, 15, okey, "outbox", "body", it->id,
+                                    osub);
+      g_ptr_array_add (out, it);
+    }
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, s->rdb, rc, "outbox");
+      g_clear_pointer (&out, g_ptr_array_unref);
+    }
+  store_stmt_release (st);
+  g_mutex_unlock (&s->rlock);
+  return out;
+}
+
+gboolean
+store_outbox_done (store *s, gint64 id, gboolean sent, gint64 next_at,
+                   gboolean failed, const char *reply, GError **error)
+{
+  g_autofree char *ref = NULL;
+  g_autofree char *detail = NULL;
+  sqlite3_stmt *st;
+  gboolean ok = FALSE;
+  int rc;
+
+  g_mutex_lock (&s->rlock);
+  if (sqlite3_exec (s->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, s->rdb, sqlite3_errcode (s->rdb),
+                              "outbox");
+      g_mutex_unlock (&s->rlock);
+      return FALSE;
+    }
+  st = store_stmt (s, s->rdb,
+      "UPDATE outbox SET status = CASE WHEN ?2 THEN 'sent' WHEN ?4 THEN"
+      " 'failed' ELSE 'queued' END, attempts = attempts + 1,"
+      " next_at = CASE WHEN ?3 > 0 THEN ?3 ELSE next_at END,"
+      " sent_at = CASE WHEN ?2 THEN ?5 ELSE sent_at END, last_reply = ?6"
+      " WHERE id = ?1 AND status = 'queued'"
+      " RETURNING (SELECT ref FROM cases WHERE id = outbox.case_id), kind",
+      error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_int64 (st, 1, id);
+  sqlite3_bind_int (st, 2, sent);
+  sqlite3_bind_int64 (st, 3, next_at);
+  sqlite3_bind_int (st, 4, failed);
+  sqlite3_bind_int64 (st, 5, g_get_real_time ());
+  sqlite3_bind_text (st, 6, reply, -1, SQLITE_STATIC);
+  rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    {
+      ref = store_column_dup (st, 0);
+      detail = g_strdup_printf ("outbox=%" G_GINT64_FORMAT " kind=%s", id,
+                                (const char *) sqlite3_column_text (st, 1));
+    }
+  store_stmt_release (st);
+  if (ref == NULL)
+    {
+      g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,
+                   "outbox %" G_GINT64_FORMAT " is not queued", id);
+      goto out;
+    }
+  if ((sent || failed)
+      && !store_audit_append_outcome (s, s->rdb, "outbound",
+                                      sent ? "message.sent" : "message.send",
+                                      ref, detail, sent ? "ok" : "failed",
+                                      error))
+    goto out;
+  ok = sqlite3_exec (s->rdb, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+out:
+  if (!sqlite3_get_autocommit (s->rdb))
+    sqlite3_exec (s->rdb, "ROLLBACK", NULL, NULL, NULL);
+  g_mutex_unlock (&s->rlock);
+  return ok;
+}
+
+gboolean
+store_outbox_reply (store *s, const char *ref, const char *text,
+                    const char *actor, GError **error)
+{
+  sqlite3_stmt *st;
+  gint64 case_id = -1, subject_id = -1, id;
+  guint8 *key = NULL;
+  gboolean ok = FALSE;
+  int rc;
+
+  g_mutex_lock (&s->rlock);
+  if (sqlite3_exec (s->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, s->rdb, sqlite3_errcode (s->rdb),
+                              "reply");
+      g_mutex_unlock (&s->rlock);
+      return FALSE;
+    }
+  st = store_stmt (s, s->rdb, "SELECT c.id, c.subject_id, s.data_key"
+                              " FROM cases c JOIN subjects s"
+                              " ON s.id = c.subject_id WHERE c.ref = ?1",
+                   error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_text (st, 1, ref, -1, SQLITE_STATIC);
+  if (sqlite3_step (st) == SQLITE_ROW)
+    {
+      case_id = sqlite3_column_int64 (st, 0);
+      subject_id = sqlite3_column_int64 (st, 1);
+      key = store_keys_unwrap (s->keys, sqlite3_column_blob (st, 2),
+                               sqlite3_column_bytes (st, 2), subject_id,
+                               error);
+    }
+  store_stmt_release (st);
+  if (case_id < 0)
+    {
+      g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND, "no case %s",
+                   ref);
+      goto out;
+    }
+  if (key == NULL)
+    goto out;
+  id = store_next_id (s, s->rdb, "outbox", error);
+  if (id < 0)
+    goto out;
+  {
+    g_autoptr (GBytes) body = store_seal (key, "outbox", "body", id,
+                                          subject_id, text, strlen (text));
+    st = store_stmt (s, s->rdb, "INSERT INTO outbox (id, case_id,"
+                                " subject_id, kind, body, next_at,"
+                                " created_at) VALUES (?1, ?2, ?3, 'reply',"
+                                " ?4, ?5, ?5)", error);
+    if (st == NULL)
+      goto out;
+    sqlite3_bind_int64 (st, 1, id);
+    sqlite3_bind_int64 (st, 2, case_id);
+    sqlite3_bind_int64 (st, 3, subject_id);
+    store_bind_bytes (st, 4, body);
+    sqlite3_bind_int64 (st, 5, g_get_real_time ());
+    rc = sqlite3_step (st);
+    store_stmt_release (st);
+    if (rc != SQLITE_DONE)
+      {
+        store_set_sqlite_error (error, s->rdb, rc, "reply");
+        goto out;
+      }
+  }
+  {
+    g_autofree char *detail = g_strdup_printf ("outbox=%" G_GINT64_FORMAT,
+                                               id);
+    if (!store_audit_append (s, s->rdb, actor, "case.reply", ref, detail,
+                             error))
+      goto out;
+  }
+  ok = sqlite3_exec (s->rdb, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+out:
+  store_keys_data_key_free (key);
+  if (!sqlite3_get_autocommit (s->rdb))
+    sqlite3_exec (s->rdb, "ROLLBACK", NULL, NULL, NULL);
+  g_mutex_unlock (&s->rlock);
+  return ok;
+}
+
+gboolean
+store_outbox_counts (store *s, gint64 *queued, gint64 *sent, gint64 *failed,
+                     GError **error)
+{
+  sqlite3_stmt *st;
+  int rc;
+
+  *queued = *sent = *failed = 0;
+  g_mutex_lock (&s->rlock);
+  st = store_stmt (s, s->rdb, "SELECT status, count(*) FROM outbox"
+                              " GROUP BY status", error);
+  if (st == NULL)
+    {
+      g_mutex_unlock (&s->rlock);
+      return FALSE;
+    }
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      const char *k = (const char *) sqlite3_column_text (st, 0);
+      gint64 n = sqlite3_column_int64 (st, 1);
+      if (g_strcmp0 (k, "queued") == 0)
+        *queued = n;
+      else if (g_strcmp0 (k, "sent") == 0)
+        *sent = n;
+      else if (g_strcmp0 (k, "failed") == 0)
+        *failed = n;
+    }
+  store_stmt_release (st);
+  g_mutex_unlock (&s->rlock);
+  return rc == SQLITE_DONE;
 }
