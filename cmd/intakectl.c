@@ -74,6 +74,9 @@ static const char *ctl_usage =
   "  rules stats              hits per rule; rules that never fire\n"
   "  cases reply REF --file TEXT  a reply to the citizen, sent threaded\n"
   "  outbox                   messages queued, sent and failed\n"
+  "  subject export ADDRESS|ID [--out FILE]  everything about a person\n"
+  "                           (JSON, docs/export.md); audited\n"
+  "  subject restrict|unrestrict ADDRESS|ID  restriction of processing\n"
   "  mailboxes [--json]       each IMAP mailbox: state, last success,\n"
   "                           last error, backlog, OAuth token expiry\n"
   "  cases route REF [--to-queue Q] [--to-kind K]\n"
@@ -1139,6 +1142,74 @@ ctl_rules_replay (intake_config *cfg, store *st, const ctl_route_opts *o)
   return EX_OK;
 }
 
+/* ADDRESS or numeric id of a data subject.  */
+static gint64
+ctl_subject_ref (store *st, const char *arg, GError **error)
+{
+  guint64 n;
+
+  if (g_ascii_string_to_unsigned (arg, 10, 1, G_MAXINT64, &n, NULL))
+    return (gint64) n;
+  return store_subject_id (st, arg, error);
+}
+
+/* Rights of the data subject: export, restrict, unrestrict.  */
+static int
+ctl_subject (store *st, const char *sub, const char *arg, const char *out)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *actor = ctl_actor ();
+  gint64 id = ctl_subject_ref (st, arg, &error);
+
+  if (id < 0)
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return EX_NOINPUT;
+    }
+  if (strcmp (sub, "export") == 0)
+    {
+      g_autofree char *json = store_subject_export (st, id, actor, &error);
+      if (json == NULL)
+        {
+          fprintf (stderr, "intakectl: %s\n", error->message);
+          return g_error_matches (error, STORE_ERROR, STORE_ERROR_NOT_FOUND)
+                     ? EX_NOINPUT : EX_IOERR;
+        }
+      if (out == NULL)
+        {
+          printf ("%s\n", json);
+          return EX_OK;
+        }
+      {
+        /* the export is personal data: readable by its owner only */
+        mode_t old = umask (077);
+        gboolean ok = g_file_set_contents (out, json, -1, &error);
+        umask (old);
+        if (!ok)
+          {
+            fprintf (stderr, "intakectl: %s\n", error->message);
+            return EX_CANTCREAT;
+          }
+      }
+      printf ("subject %" G_GINT64_FORMAT " exported to %s (mode 0600)\n",
+              id, out);
+      return EX_OK;
+    }
+  if (!store_subject_restrict (st, id, strcmp (sub, "restrict") == 0, actor,
+                               &error))
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return g_error_matches (error, STORE_ERROR, STORE_ERROR_NOT_FOUND)
+                 ? EX_NOINPUT : EX_IOERR;
+    }
+  printf ("subject %" G_GINT64_FORMAT " %s\n", id,
+          strcmp (sub, "restrict") == 0
+              ? "restricted: new messages are filed for information"
+                " governance only, never routed or acknowledged"
+              : "no longer restricted; cases back in their queues");
+  return EX_OK;
+}
+
 /* A department's reply to the citizen, queued for the sender.  */
 static int
 ctl_cases_reply (store *st, const char *ref, const char *file)
@@ -1940,6 +2011,10 @@ main (int argc, char **argv)
       || (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "reply") == 0
           && args->len == 3)
       || (strcmp (cmd, "outbox") == 0 && args->len == 1)
+      || (strcmp (cmd, "subject") == 0
+          && (g_strcmp0 (sub, "export") == 0
+              || g_strcmp0 (sub, "restrict") == 0
+              || g_strcmp0 (sub, "unrestrict") == 0) && args->len == 3)
       || (strcmp (cmd, "classify") == 0 && g_strcmp0 (sub, "train") == 0
           && ro.from_cases && args->len == 3)
       || (strcmp (cmd, "spool") == 0 && g_strcmp0 (sub, "count") == 0
@@ -2006,6 +2081,8 @@ main (int argc, char **argv)
     rc = ctl_cases_reply (st, args->pdata[2], ro.file);
   else if (strcmp (cmd, "outbox") == 0)
     rc = ctl_outbox (st);
+  else if (strcmp (cmd, "subject") == 0)
+    rc = ctl_subject (st, sub, args->pdata[2], ro.out);
   else if (strcmp (cmd, "classify") == 0)
     rc = ctl_classify (sub, &ro, args, st);
   else if (strcmp (cmd, "rules") == 0)

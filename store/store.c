@@ -257,6 +257,11 @@ static const char *const store_migrations[] = {
   "CREATE INDEX outbox_due ON outbox(status, next_at);"
   "CREATE INDEX outbox_subject ON outbox(subject_id, kind, created_at);"
   "ALTER TABLE cases ADD COLUMN loop_flag INTEGER NOT NULL DEFAULT 0;",
+
+  /* 7 -> 8: restriction of processing (UK GDPR art. 18): the person's
+   * cases go to information governance, their queue remembered.  */
+  "ALTER TABLE subjects ADD COLUMN restricted_at INTEGER;"
+  "ALTER TABLE cases ADD COLUMN restricted_from TEXT;",
 };
 
 void

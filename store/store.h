@@ -37,7 +37,7 @@ typedef enum {
 } store_error_code;
 
 /* The schema version this binary writes (PRAGMA user_version).  */
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 typedef enum {
   STORE_OPEN_WRITER = 1 << 0,  /* create/migrate, start the writer thread */
@@ -472,6 +472,29 @@ void store_subject_view_free (store_subject_view *v);
  * blind index; case does not matter), or NULL with STORE_ERROR_NOT_FOUND. */
 store_subject_view *store_subject_find (store *s, const char *addr,
                                         GError **error);
+
+/* The queue a restricted person's cases go to, and the only one that sees
+ * them.  */
+#define STORE_RESTRICTED_QUEUE "information-governance"
+
+/* Restrict (or lift the restriction of) processing for subject @id: new
+ * messages are filed but not routed or acknowledged; every case of the
+ * person moves to STORE_RESTRICTED_QUEUE (its queue remembered and given
+ * back when lifted).  Audited with @actor.  */
+gboolean store_subject_restrict (store *s, gint64 id, gboolean on,
+                                 const char *actor, GError **error);
+
+/* (transfer full) Everything intake holds about subject @id as one JSON
+ * document (docs/export.md): the person, every case they started or take
+ * part in, their messages (text, headers, attachments in base64), notes,
+ * routing reasons, due dates and the audit events about them; other
+ * people's messages in the same cases are left out and counted.  Audited
+ * with @actor.  */
+char *store_subject_export (store *s, gint64 id, const char *actor,
+                            GError **error);
+
+/* The id of the subject with address @addr, or -1.  */
+gint64 store_subject_id (store *s, const char *addr, GError **error);
 
 /* ---------------------------------------------------------------- audit */
 

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <json-glib/json-glib.h>
 #include <sodium.h>
 
 /* Cases one message may name and be linked to.  */
@@ -874,6 +875,17 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   if (subject_id < 0)
     goto out;
   store_fault_step (&step);
+  /* a restricted person: filed, not routed, not acknowledged (art. 18) */
+  if (store_count (s, db, "SELECT count(*) FROM subjects WHERE id = ?1"
+                          " AND restricted_at IS NOT NULL AND ?2 = 0",
+                   subject_id, 0, error) > 0)
+    {
+      g_free (in->queue);
+      in->queue = g_strdup (STORE_RESTRICTED_QUEUE);
+      in->ack_wanted = FALSE;
+      g_clear_pointer (&in->reasons, g_free);
+      in->reasons = g_strdup ("{\"rule\": \"restricted\"}");
+    }
 
   /* The same Message-ID from the same person (a copy through another
    * route, with other trace headers): one record.  From someone else it is
@@ -2271,4 +2283,398 @@ store_outbox_counts (store *s, gint64 *queued, gint64 *sent, gint64 *failed,
   store_stmt_release (st);
   g_mutex_unlock (&s->rlock);
   return rc == SQLITE_DONE;
+}
+
+/* ------------------------------------------------------ data subjects */
+
+gint64
+store_subject_id (store *s, const char *addr, GError **error)
+{
+  g_autofree char *norm = store_address_normalise (addr);
+  guint8 index[32];
+  sqlite3_stmt *st;
+  gint64 id = -1;
+
+  store_keys_blind (s->keys, "subject-address", norm, strlen (norm), index);
+  g_mutex_lock (&s->rlock);
+  st = store_stmt (s, s->rdb, "SELECT id FROM subjects"
+                              " WHERE address_index = ?1", error);
+  if (st != NULL)
+    {
+      sqlite3_bind_blob (st, 1, index, sizeof index, SQLITE_STATIC);
+      if (sqlite3_step (st) == SQLITE_ROW)
+        id = sqlite3_column_int64 (st, 0);
+      else
+        g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,
+                     "no data subject with that address");
+      store_stmt_release (st);
+    }
+  g_mutex_unlock (&s->rlock);
+  return id;
+}
+
+gboolean
+store_subject_restrict (store *s, gint64 id, gboolean on, const char *actor,
+                        GError **error)
+{
+  g_autofree char *object = g_strdup_printf ("subject:%" G_GINT64_FORMAT, id);
+  g_autofree char *detail = NULL;
+  sqlite3_stmt *st;
+  gboolean ok = FALSE;
+  int rc;
+
+  g_mutex_lock (&s->rlock);
+  if (sqlite3_exec (s->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, s->rdb, sqlite3_errcode (s->rdb),
+                              "restrict");
+      g_mutex_unlock (&s->rlock);
+      return FALSE;
+    }
+  st = store_stmt (s, s->rdb, "UPDATE subjects SET restricted_at = CASE"
+                              " WHEN ?2 THEN coalesce(restricted_at, ?3)"
+                              " ELSE NULL END WHERE id = ?1", error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_int64 (st, 1, id);
+  sqlite3_bind_int (st, 2, on);
+  sqlite3_bind_int64 (st, 3, g_get_real_time ());
+  rc = sqlite3_step (st);
+  store_stmt_release (st);
+  if (rc != SQLITE_DONE || sqlite3_changes (s->rdb) != 1)
+    {
+      if (rc != SQLITE_DONE)
+        store_set_sqlite_error (error, s->rdb, rc, "restrict");
+      else
+        g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,
+                     "no data subject %" G_GINT64_FORMAT, id);
+      goto out;
+    }
+  /* the person's cases: to information governance, and back */
+  st = store_stmt (s, s->rdb, on
+      ? "UPDATE cases SET restricted_from = queue, queue = ?2"
+        " WHERE subject_id = ?1 AND restricted_from IS NULL"
+      : "UPDATE cases SET queue = restricted_from, restricted_from = NULL"
+        " WHERE subject_id = ?1 AND restricted_from IS NOT NULL", error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_int64 (st, 1, id);
+  if (on)
+    sqlite3_bind_text (st, 2, STORE_RESTRICTED_QUEUE, -1, SQLITE_STATIC);
+  rc = sqlite3_step (st);
+  store_stmt_release (st);
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, s->rdb, rc, "restrict cases");
+      goto out;
+    }
+  detail = g_strdup_printf ("cases=%d", sqlite3_changes (s->rdb));
+  if (!store_audit_append (s, s->rdb, actor,
+                           on ? "subject.restrict" : "subject.unrestrict",
+                           object, detail, error))
+    goto out;
+  ok = sqlite3_exec (s->rdb, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+out:
+  if (!sqlite3_get_autocommit (s->rdb))
+    sqlite3_exec (s->rdb, "ROLLBACK", NULL, NULL, NULL);
+  g_mutex_unlock (&s->rlock);
+  return ok;
+}
+
+static void
+store_json_str (JsonBuilder *b, const char *name, const char *v)
+{
+  json_builder_set_member_name (b, name);
+  if (v)
+    json_builder_add_string_value (b, v);
+  else
+    json_builder_add_null_value (b);
+}
+
+static void
+store_json_time (JsonBuilder *b, const char *name, gint64 us)
+{
+  json_builder_set_member_name (b, name);
+  if (us > 0)
+    {
+      g_autoptr (GDateTime) t = g_date_time_new_from_unix_utc (
+          us / G_USEC_PER_SEC);
+      g_autofree char *iso = g_date_time_format_iso8601 (t);
+      json_builder_add_string_value (b, iso);
+    }
+  else
+    json_builder_add_null_value (b);
+}
+
+char *
+store_subject_export (store *s, gint64 id, const char *actor, GError **error)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonNode) root = NULL;
+  g_autoptr (GPtrArray) refs = g_ptr_array_new_with_free_func (g_free);
+  guint8 *key = NULL;
+  sqlite3_stmt *st, *ms, *as;
+  gint64 withheld = 0, n_messages = 0;
+  char *out = NULL;
+  int rc;
+
+  g_mutex_lock (&s->rlock);
+  /* one snapshot for the whole document */
+  sqlite3_exec (s->rdb, "BEGIN", NULL, NULL, NULL);
+  st = store_prepare (s->rdb, "SELECT data_key, address, name, phone, postal,"
+                              " created_at, restricted_at FROM subjects"
+                              " WHERE id = ?1", error);
+  if (st == NULL)
+    goto fail;
+  sqlite3_bind_int64 (st, 1, id);
+  if (sqlite3_step (st) != SQLITE_ROW)
+    {
+      sqlite3_finalize (st);
+      g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,
+                   "no data subject %" G_GINT64_FORMAT, id);
+      goto fail;
+    }
+  key = store_keys_unwrap (s->keys, sqlite3_column_blob (st, 0),
+                           sqlite3_column_bytes (st, 0), id, error);
+  if (key == NULL)
+    {
+      sqlite3_finalize (st);
+      goto fail;
+    }
+  json_builder_begin_object (b);
+  store_json_str (b, "schema", "intake-subject-export/1");
+  {
+    g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
+    g_autofree char *iso = g_date_time_format_iso8601 (now);
+    store_json_str (b, "exported_at", iso);
+  }
+  json_builder_set_member_name (b, "subject");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "id");
+  json_builder_add_int_value (b, id);
+  {
+    static const char *const cols[] = { "address", "name", "phone",
+                                        "postal" };
+    for (guint i = 0; i < G_N_ELEMENTS (cols); i++)
+      {
+        g_autofree char *v = store_column_text (st, 1 + i, key, "subjects",
+                                                cols[i], id, id);
+        store_json_str (b, cols[i], v);
+      }
+  }
+  store_json_time (b, "first_contact", sqlite3_column_int64 (st, 5));
+  store_json_time (b, "processing_restricted_since",
+                   sqlite3_column_int64 (st, 6));
+  json_builder_end_object (b);
+  sqlite3_finalize (st);
+
+  /* every case the person started or takes part in */
+  st = store_prepare (s->rdb,
+      "SELECT c.id, c.ref, c.kind, c.queue, c.status, c.priority,"
+      " c.created_at, c.updated_at, c.due_at, c.closed_at, c.reasons,"
+      " c.rules_hash, c.subject_id = ?1"
+      " FROM cases c WHERE c.subject_id = ?1 OR c.id IN"
+      " (SELECT case_id FROM case_participants WHERE subject_id = ?1)"
+      " OR c.id IN (SELECT case_id FROM messages WHERE subject_id = ?1)"
+      " ORDER BY c.id", error);
+  ms = store_prepare (s->rdb,
+      "SELECT id, subject_id, direction, source, received_at, header_from,"
+      " header_subject, header_message_id, text, quoted, headers"
+      " FROM messages WHERE case_id = ?1 ORDER BY id", error);
+  as = store_prepare (s->rdb,
+      "SELECT id, position, size, flags, meta, content FROM attachments"
+      " WHERE message_id = ?1 ORDER BY position", error);
+  if (st == NULL || ms == NULL || as == NULL)
+    {
+      sqlite3_finalize (st);
+      sqlite3_finalize (ms);
+      sqlite3_finalize (as);
+      goto fail;
+    }
+  sqlite3_bind_int64 (st, 1, id);
+  json_builder_set_member_name (b, "cases");
+  json_builder_begin_array (b);
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      gint64 case_id = sqlite3_column_int64 (st, 0);
+      const char *reasons = (const char *) sqlite3_column_text (st, 10);
+
+      g_ptr_array_add (refs, store_column_dup (st, 1));
+      json_builder_begin_object (b);
+      store_json_str (b, "ref", (const char *) sqlite3_column_text (st, 1));
+      store_json_str (b, "kind", (const char *) sqlite3_column_text (st, 2));
+      store_json_str (b, "queue", (const char *) sqlite3_column_text (st, 3));
+      store_json_str (b, "status", (const char *) sqlite3_column_text (st, 4));
+      store_json_str (b, "priority",
+                      (const char *) sqlite3_column_text (st, 5));
+      store_json_time (b, "opened", sqlite3_column_int64 (st, 6));
+      store_json_time (b, "updated", sqlite3_column_int64 (st, 7));
+      store_json_time (b, "due", sqlite3_column_int64 (st, 8));
+      store_json_time (b, "closed", sqlite3_column_int64 (st, 9));
+      json_builder_set_member_name (b, "role");
+      json_builder_add_string_value (b, sqlite3_column_int (st, 12)
+                                            ? "requester" : "participant");
+      /* the logic of the automated decision (art. 15(1)(h), 22) */
+      json_builder_set_member_name (b, "routing");
+      if (reasons)
+        {
+          g_autoptr (JsonParser) p = json_parser_new ();
+          if (json_parser_load_from_data (p, reasons, -1, NULL))
+            json_builder_add_value (b, json_node_copy (json_parser_get_root (p)));
+          else
+            json_builder_add_null_value (b);
+        }
+      else
+        json_builder_add_null_value (b);
+      json_builder_set_member_name (b, "messages");
+      json_builder_begin_array (b);
+      sqlite3_bind_int64 (ms, 1, case_id);
+      while (sqlite3_step (ms) == SQLITE_ROW)
+        {
+          gint64 mid = sqlite3_column_int64 (ms, 0);
+          if (sqlite3_column_int64 (ms, 1) != id)
+            {
+              /* another person's words: not theirs to receive */
+              withheld++;
+              continue;
+            }
+          n_messages++;
+          json_builder_begin_object (b);
+          store_json_str (b, "direction",
+                          (const char *) sqlite3_column_text (ms, 2));
+          store_json_str (b, "source",
+                          (const char *) sqlite3_column_text (ms, 3));
+          store_json_time (b, "received", sqlite3_column_int64 (ms, 4));
+          {
+            static const char *const cols[] = { "header_from",
+                                                "header_subject",
+                                                "header_message_id", "text",
+                                                "quoted", "headers" };
+            static const char *const names[] = { "from", "subject",
+                                                 "message_id", "text",
+                                                 "quoted", "headers" };
+            for (guint i = 0; i < G_N_ELEMENTS (cols); i++)
+              {
+                g_autofree char *v = store_column_text (ms, 5 + i, key,
+                                                        "messages", cols[i],
+                                                        mid, id);
+                store_json_str (b, names[i], v);
+              }
+          }
+          json_builder_set_member_name (b, "attachments");
+          json_builder_begin_array (b);
+          sqlite3_bind_int64 (as, 1, mid);
+          while (sqlite3_step (as) == SQLITE_ROW)
+            {
+              gint64 aid = sqlite3_column_int64 (as, 0);
+              g_autoptr (GBytes) meta = store_unseal (
+                  key, "attachments", "meta", aid, id,
+                  sqlite3_column_blob (as, 4), sqlite3_column_bytes (as, 4),
+                  NULL);
+              g_autoptr (GBytes) content = store_unseal (
+                  key, "attachments", "content", aid, id,
+                  sqlite3_column_blob (as, 5), sqlite3_column_bytes (as, 5),
+                  NULL);
+              json_builder_begin_object (b);
+              if (meta)
+                {
+                  g_autoptr (GVariant) v = g_variant_ref_sink (
+                      g_variant_new_from_bytes (G_VARIANT_TYPE ("(ssss)"),
+                                                meta, FALSE));
+                  if (g_variant_is_normal_form (v))
+                    {
+                      const char *n, *dt, *tt, *sha;
+                      g_variant_get (v, "(&s&s&s&s)", &n, &dt, &tt, &sha);
+                      store_json_str (b, "name", n);
+                      store_json_str (b, "declared_type", dt);
+                      store_json_str (b, "detected_type", tt);
+                      store_json_str (b, "sha256", sha);
+                    }
+                }
+              json_builder_set_member_name (b, "size");
+              json_builder_add_int_value (b, sqlite3_column_int64 (as, 2));
+              if (content)
+                {
+                  g_autofree char *b64 = g_base64_encode (
+                      g_bytes_get_data (content, NULL),
+                      g_bytes_get_size (content));
+                  store_json_str (b, "content_base64", b64);
+                }
+              json_builder_end_object (b);
+            }
+          sqlite3_reset (as);
+          json_builder_end_array (b);
+          json_builder_end_object (b);
+        }
+      sqlite3_reset (ms);
+      json_builder_end_array (b);
+      json_builder_end_object (b);
+    }
+  sqlite3_finalize (st);
+  sqlite3_finalize (ms);
+  sqlite3_finalize (as);
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "messages_of_others_withheld");
+  json_builder_add_int_value (b, withheld);
+
+  /* the audit events about the person and their cases */
+  st = store_prepare (s->rdb, "SELECT at, actor, action, object, detail,"
+                              " outcome FROM audit ORDER BY id", error);
+  if (st == NULL)
+    goto fail;
+  json_builder_set_member_name (b, "audit");
+  json_builder_begin_array (b);
+  {
+    g_autofree char *me = g_strdup_printf ("subject:%" G_GINT64_FORMAT, id);
+    while (sqlite3_step (st) == SQLITE_ROW)
+      {
+        const char *object = (const char *) sqlite3_column_text (st, 3);
+        gboolean mine = g_strcmp0 (object, me) == 0;
+        for (guint i = 0; !mine && i < refs->len; i++)
+          mine = g_strcmp0 (object, refs->pdata[i]) == 0;
+        if (!mine)
+          continue;
+        json_builder_begin_object (b);
+        store_json_time (b, "at", sqlite3_column_int64 (st, 0));
+        store_json_str (b, "actor", (const char *) sqlite3_column_text (st, 1));
+        store_json_str (b, "action",
+                        (const char *) sqlite3_column_text (st, 2));
+        store_json_str (b, "object", object);
+        store_json_str (b, "detail",
+                        (const char *) sqlite3_column_text (st, 4));
+        store_json_str (b, "outcome",
+                        (const char *) sqlite3_column_text (st, 5));
+        json_builder_end_object (b);
+      }
+  }
+  sqlite3_finalize (st);
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  sqlite3_exec (s->rdb, "COMMIT", NULL, NULL, NULL);
+  g_mutex_unlock (&s->rlock);
+  store_keys_data_key_free (key);
+
+  root = json_builder_get_root (b);
+  json_generator_set_pretty (gen, TRUE);
+  json_generator_set_root (gen, root);
+  out = json_generator_to_data (gen, NULL);
+  {
+    g_autofree char *object = g_strdup_printf ("subject:%" G_GINT64_FORMAT,
+                                               id);
+    g_autofree char *detail = g_strdup_printf (
+        "cases=%u messages=%" G_GINT64_FORMAT " withheld=%" G_GINT64_FORMAT,
+        refs->len, n_messages, withheld);
+    if (!store_audit_record (s, actor, "subject.export", object, detail, "ok",
+                             error))
+      g_clear_pointer (&out, g_free);
+  }
+  return out;
+
+fail:
+  if (!sqlite3_get_autocommit (s->rdb))
+    sqlite3_exec (s->rdb, "ROLLBACK", NULL, NULL, NULL);
+  g_mutex_unlock (&s->rlock);
+  store_keys_data_key_free (key);
+  return NULL;
 }

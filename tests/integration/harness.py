@@ -124,11 +124,27 @@ class Intaked:
                                 pass
                         except OSError:
                             pass
+                        self._wait_http(deadline)
                         return
             except OSError:
                 pass
             time.sleep(0.05)
         raise RuntimeError("intaked did not listen:\n" + self.log())
+
+    def _wait_http(self, deadline):
+        """With [http] listen, wait for that port too: it opens just after
+        the SMTP one."""
+        spec = self.sections.get("http", {}).get("listen")
+        if not spec:
+            return
+        host, port = spec.rsplit(":", 1)
+        while time.time() < deadline:
+            try:
+                with socket.create_connection((host, int(port)), 1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("intaked did not listen on HTTP:\n" + self.log())
 
     def stop(self, timeout=30.0):
         """SIGTERM, wait; returns the exit code."""

@@ -40,11 +40,19 @@ def url(d, path):
 def request(d, path, data=None, headers=None, method=None):
     req = urllib.request.Request(url(d, path), data=data,
                                  headers=headers or {}, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=20) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
+    deadline = time.time() + 15
+    while True:
+        try:
+            with urllib.request.urlopen(req, timeout=20) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+        except urllib.error.URLError as e:
+            # the HTTP listener opens just after the SMTP one
+            if (not isinstance(e.reason, ConnectionRefusedError)
+                    or time.time() > deadline):
+                raise
+            time.sleep(0.05)
 
 
 def token(d, form="contact"):
