@@ -101,6 +101,7 @@ bench:
 	@$(MAKE) --no-print-directory bench-router
 	@$(MAKE) --no-print-directory bench-imap
 	@$(MAKE) --no-print-directory bench-http
+	@$(MAKE) --no-print-directory bench-api
 	@$(MAKE) --no-print-directory bench-store
 
 clean:
@@ -245,3 +246,8 @@ bench-imap: all
 bench-http: all
 	@sh scripts/deps.sh bench
 	@INTAKE_BUILD=$(BUILD) sh tests/bench/http_bench.sh
+
+# make bench-api: queue page latency over the API, 100,000 cases stored.
+.PHONY: bench-api
+bench-api: all $(BUILD)/bench/store_bench
+	@INTAKE_BUILD=$(BUILD) sh tests/bench/api_bench.sh
