@@ -726,18 +726,75 @@ classify_feat_weigh (const classify_model *m, classify_thread *t, guint n)
     t->x[i] *= norm;
 }
 
-/* Raw logits (before the temperature) of @text into @z[n_classes];
- * returns the number of distinct features found.  */
+/* The tokens of one text, kept so that several models score it with one
+ * pass of the tokenizer and the stemmer.  */
+typedef struct {
+  guint32 off, len;
+  guint64 hash;
+} classify_token_ref;
+
+struct classify_tokens {
+  GString *arena;            /* the tokens, NUL-separated */
+  GArray *refs;              /* classify_token_ref */
+};
+
+static void
+classify_tokens_keep (const char *tok, gsize len, guint64 hash,
+                      gpointer data)
+{
+  classify_tokens *k = data;
+  classify_token_ref r = { (guint32) k->arena->len, (guint32) len, hash };
+
+  g_string_append_len (k->arena, tok, (gssize) len);
+  g_string_append_c (k->arena, '\0');
+  g_array_append_val (k->refs, r);
+}
+
+classify_tokens *
+classify_tokens_new (const char *text, gssize len)
+{
+  classify_tokens *k = g_new0 (classify_tokens, 1);
+
+  g_return_val_if_fail (text != NULL || len == 0, k);
+  k->arena = g_string_sized_new (len > 0 ? (gsize) len : 256);
+  k->refs = g_array_sized_new (FALSE, FALSE, sizeof (classify_token_ref),
+                               256);
+  classify_tokens_each (classify_thread_get (), text != NULL ? text : "",
+                        len, classify_tokens_keep, k);
+  return k;
+}
+
+void
+classify_tokens_free (classify_tokens *k)
+{
+  if (k == NULL)
+    return;
+  g_string_free (k->arena, TRUE);
+  g_array_unref (k->refs);
+  g_free (k);
+}
+
+/* Raw logits (before the temperature) of @text, or of the kept tokens
+ * @toks when @text is NULL, into @z[n_classes]; returns the number of
+ * distinct features found.  */
 static guint
 classify_logits (const classify_model *m, const char *text, gssize len,
-                 double *z)
+                 const classify_tokens *toks, double *z)
 {
   classify_thread *t = classify_thread_get ();
   classify_feat f = { .m = m, .t = t, .prev = CLASSIFY_NONE };
   guint C = m->n_classes;
 
   classify_thread_next_stamp (t);
-  classify_tokens_each (t, text, len, classify_feat_emit, &f);
+  if (toks != NULL)
+    for (guint i = 0; i < toks->refs->len; i++)
+      {
+        const classify_token_ref *r = &g_array_index (toks->refs,
+                                                      classify_token_ref, i);
+        classify_feat_emit (toks->arena->str + r->off, r->len, r->hash, &f);
+      }
+  else
+    classify_tokens_each (t, text, len, classify_feat_emit, &f);
   memcpy (z, m->bias, C * sizeof *z);
   if (f.n_touched == 0)
     return 0;
@@ -771,16 +828,15 @@ classify_softmax (double *z, guint C, double T)
     z[c] /= sum;
 }
 
-guint
-classify_text (const classify_model *m, const char *text, gssize len,
-               classify_score *out, guint max)
+static guint
+classify_scores (const classify_model *m, const char *text, gssize len,
+                 const classify_tokens *toks, classify_score *out, guint max)
 {
   double p[CLASSIFY_CLASSES_MAX];
   guint order[CLASSIFY_CLASSES_MAX];
   guint C = m->n_classes;
 
-  g_return_val_if_fail (text != NULL || len == 0, 0);
-  classify_logits (m, text != NULL ? text : "", len, p);
+  classify_logits (m, text, len, toks, p);
   classify_softmax (p, C, m->temperature);
   /* insertion sort, stable: ties stay in class order */
   for (guint c = 0; c < C; c++)
@@ -801,6 +857,22 @@ classify_text (const classify_model *m, const char *text, gssize len,
       out[i].score = p[order[i]];
     }
   return max;
+}
+
+guint
+classify_text (const classify_model *m, const char *text, gssize len,
+               classify_score *out, guint max)
+{
+  g_return_val_if_fail (text != NULL || len == 0, 0);
+  return classify_scores (m, text != NULL ? text : "", len, NULL, out, max);
+}
+
+guint
+classify_text_tokens (const classify_model *m, const classify_tokens *toks,
+                      classify_score *out, guint max)
+{
+  g_return_val_if_fail (toks != NULL, 0);
+  return classify_scores (m, NULL, 0, toks, out, max);
 }
 
 /* ------------------------------------------------------------------- CSV */
@@ -1540,7 +1612,7 @@ classify_train (const char *const *texts, const char *const *labels, gsize n,
               rows[nr++] = i;
           fm = classify_train_rows (&d, rows, nr);
           for (guint h = 0; h < nh; h++)
-            classify_logits (fm, texts[held[h]], -1,
+            classify_logits (fm, texts[held[h]], -1, NULL,
                              z + (gsize) held[h] * d.n_classes);
           classify_model_free (fm);
         }
@@ -2008,7 +2080,7 @@ classify_eval (const classify_model *m, const char *const *texts,
           g_ptr_array_add (names, (gpointer) g);
         }
       gi[i] = GPOINTER_TO_UINT (v);
-      classify_logits (m, texts[i], -1, p);
+      classify_logits (m, texts[i], -1, NULL, p);
       classify_softmax (p, m->n_classes, m->temperature);
       for (guint c = 1; c < m->n_classes; c++)
         if (p[c] > p[best])

@@ -179,6 +179,16 @@ typedef struct {
 guint classify_text (const classify_model *m, const char *text, gssize len,
                      classify_score *out, guint max);
 
+/* The tokens of a text, made once for several models: classify_text_tokens
+ * (m, toks, ...) gives exactly what classify_text (m, text, ...) gives.  */
+typedef struct classify_tokens classify_tokens;
+classify_tokens *classify_tokens_new (const char *text, gssize len);
+void classify_tokens_free (classify_tokens *toks);
+guint classify_text_tokens (const classify_model *m,
+                            const classify_tokens *toks,
+                            classify_score *out, guint max);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (classify_tokens, classify_tokens_free)
+
 /* Evaluate @m on the CSV at @csv_path (gold labels in column @label).
  * @map (nullable, NULL-terminated) holds "from=to" rewrites applied to the
  * gold labels first (e.g. "service-request=enquiry").  Appends to @report:

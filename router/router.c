@@ -134,7 +134,7 @@ router_rules (router *r)
 }
 
 static guint
-router_classify (const classify_model *m, const char *text,
+router_classify (const classify_model *m, const classify_tokens *toks,
                  rules_score *out)
 {
   classify_score s[ROUTER_MAX_SCORES];
@@ -142,13 +142,38 @@ router_classify (const classify_model *m, const char *text,
 
   if (m == NULL)
     return 0;
-  n = classify_text (m, text, -1, s, ROUTER_MAX_SCORES);
+  n = classify_text_tokens (m, toks, s, ROUTER_MAX_SCORES);
   for (guint i = 0; i < n; i++)
     {
       out[i].label = s[i].label;
       out[i].score = s[i].score;
     }
   return n;
+}
+
+/* Both models score the subject and the start of the body, tokenized
+ * once.  */
+static void
+router_classify_text (router *r, const char *subject, const char *body,
+                      router_result *out)
+{
+  g_autofree char *text = NULL;
+  g_autoptr (classify_tokens) toks = NULL;
+
+  text = g_strdup_printf ("%s\n%.*s", subject ? subject : "",
+                          ROUTER_CLASSIFY_BYTES, body ? body : "");
+  /* cut at a character, not inside one */
+  if (!g_utf8_validate (text, -1, NULL))
+    {
+      const char *end;
+      g_utf8_validate (text, -1, &end);
+      text[end - text] = '\0';
+    }
+  if (r->kind_model == NULL && r->topic_model == NULL)
+    return;
+  toks = classify_tokens_new (text, -1);
+  out->n_kinds = router_classify (r->kind_model, toks, out->kinds);
+  out->n_topics = router_classify (r->topic_model, toks, out->topics);
 }
 
 static void
@@ -253,17 +278,7 @@ router_decide_text (router *r, rules *with, const char *subject,
   rules_input in = { 0 };
 
   memset (out, 0, sizeof *out);
-  text = g_strdup_printf ("%s\n%.*s", subject ? subject : "",
-                          ROUTER_CLASSIFY_BYTES, body ? body : "");
-  /* cut at a character, not inside one */
-  if (!g_utf8_validate (text, -1, NULL))
-    {
-      const char *end;
-      g_utf8_validate (text, -1, &end);
-      text[end - text] = '\0';
-    }
-  out->n_kinds = router_classify (r->kind_model, text, out->kinds);
-  out->n_topics = router_classify (r->topic_model, text, out->topics);
+  router_classify_text (r, subject, body, out);
   in.source = ctx->source;
   in.recipients = ctx->recipients;
   in.form = ctx->form;
@@ -291,16 +306,7 @@ router_decide (router *r, rules *with, const parser_message *m,
   rules_input in = { 0 };
 
   memset (out, 0, sizeof *out);
-  text = g_strdup_printf ("%s\n%.*s", m->subject ? m->subject : "",
-                          ROUTER_CLASSIFY_BYTES, m->text ? m->text : "");
-  if (!g_utf8_validate (text, -1, NULL))
-    {
-      const char *end;
-      g_utf8_validate (text, -1, &end);
-      text[end - text] = '\0';
-    }
-  out->n_kinds = router_classify (r->kind_model, text, out->kinds);
-  out->n_topics = router_classify (r->topic_model, text, out->topics);
+  router_classify_text (r, m->subject, m->text, out);
 
   att_names = g_new0 (const char *, m->attachments->len + 1);
   att_types = g_new0 (const char *, m->attachments->len + 1);

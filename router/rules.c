@@ -121,6 +121,14 @@ typedef enum {
 typedef enum { N_OR, N_AND, N_NOT, N_PRED } rules_node_kind;
 
 typedef struct rules_node rules_node;
+
+/* A `word` value as the body's word set probes it: hash and lengths
+ * computed once at load instead of at every message.  */
+struct rules_word_key {
+  guint32 hash;
+  guint32 alen, blen;        /* second word: blen > 0 */
+  gboolean simple;           /* one word or two: the word set answers */
+};
 struct rules_node {
   rules_node_kind kind;
   rules_node *a, *b;         /* OR, AND: both; NOT: a */
@@ -133,6 +141,7 @@ struct rules_node {
   GArray *numbers;           /* double (numbers, times in minutes) */
   gboolean boolean;
   pcre2_code *re;
+  struct rules_word_key *wkeys; /* OP_WORD: one per value, made at load */
 };
 
 typedef struct {
@@ -168,6 +177,7 @@ rules_node_free (rules_node *n)
     g_array_unref (n->numbers);
   if (n->re)
     pcre2_code_free (n->re);
+  g_free (n->wkeys);
   g_free (n);
 }
 
@@ -517,6 +527,8 @@ rules_parse_value (rules_parser *ps, rules_node *n)
   return TRUE;
 }
 
+static void rules_word_keys_make (rules_node *n);
+
 static rules_node *
 rules_parse_pred (rules_parser *ps)
 {
@@ -688,6 +700,8 @@ rules_parse_pred (rules_parser *ps)
       rules_node_free (n);
       return NULL;
     }
+  if (n->op == OP_WORD)
+    rules_word_keys_make (n);
   if (negate)
     {
       rules_node *m = g_new0 (rules_node, 1);
@@ -1252,29 +1266,6 @@ rules_word_set_free (rules_word_set *ws)
   g_free (ws);
 }
 
-/* @w: one word, or two joined by one space (rules_word_value_simple).  */
-static gboolean
-rules_word_set_has (const rules_word_set *ws, const char *w)
-{
-  const char *sp = strchr (w, ' ');
-  gsize alen = sp ? (gsize) (sp - w) : strlen (w);
-  gsize blen = sp ? strlen (sp + 1) : 0;
-  guint32 h = rules_hash_bytes (w, alen);
-  guint32 i;
-
-  if (sp)
-    h = rules_hash_pair (h, rules_hash_bytes (sp + 1, blen));
-  for (i = h & ws->mask; ws->slots[i].alen != 0; i = (i + 1) & ws->mask)
-    {
-      const rules_word_slot *s = &ws->slots[i];
-      if (s->hash == h && s->alen == alen && s->blen == blen
-          && memcmp (ws->text + s->a, w, alen) == 0
-          && (blen == 0 || memcmp (ws->text + s->b, sp + 1, blen) == 0))
-        return TRUE;
-    }
-  return FALSE;
-}
-
 /* A value that the word set can answer: one word, or two joined by one
  * space.  */
 static gboolean
@@ -1297,6 +1288,45 @@ rules_word_value_simple (const char *v)
       p += n;
     }
   return spaces <= 1;
+}
+
+static void
+rules_word_keys_make (rules_node *n)
+{
+  n->wkeys = g_new0 (struct rules_word_key, n->values->len);
+  for (guint i = 0; i < n->values->len; i++)
+    {
+      const char *w = n->values->pdata[i];
+      const char *sp = strchr (w, ' ');
+      struct rules_word_key *k = &n->wkeys[i];
+
+      k->simple = rules_word_value_simple (w);
+      if (!k->simple)
+        continue;
+      k->alen = sp ? (guint32) (sp - w) : (guint32) strlen (w);
+      k->blen = sp ? (guint32) strlen (sp + 1) : 0;
+      k->hash = rules_hash_bytes (w, k->alen);
+      if (sp)
+        k->hash = rules_hash_pair (k->hash, rules_hash_bytes (sp + 1, k->blen));
+    }
+}
+
+/* rules_word_set_has with the hash and lengths made at load.  */
+static gboolean
+rules_word_set_has_key (const rules_word_set *ws, const char *w,
+                        const struct rules_word_key *k)
+{
+  for (guint32 i = k->hash & ws->mask; ws->slots[i].alen != 0;
+       i = (i + 1) & ws->mask)
+    {
+      const rules_word_slot *s = &ws->slots[i];
+      if (s->hash == k->hash && s->alen == k->alen && s->blen == k->blen
+          && memcmp (ws->text + s->a, w, k->alen) == 0
+          && (k->blen == 0
+              || memcmp (ws->text + s->b, w + k->alen + 1, k->blen) == 0))
+        return TRUE;
+    }
+  return FALSE;
 }
 
 static gboolean
@@ -1357,11 +1387,11 @@ rules_match_string (rules_eval *ev, const rules_node *n, const char *raw,
       for (guint i = 0; i < n->values->len; i++)
         {
           const char *w = n->values->pdata[i];
-          if (folded == ev->body && rules_word_value_simple (w))
+          if (folded == ev->body && n->wkeys[i].simple)
             {
               if (ev->body_words == NULL)
                 ev->body_words = rules_word_set_new (ev->body);
-              if (rules_word_set_has (ev->body_words, w))
+              if (rules_word_set_has_key (ev->body_words, w, &n->wkeys[i]))
                 return TRUE;
             }
           else if (rules_has_word (folded, w))

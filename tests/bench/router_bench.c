@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <glib.h>
 
@@ -43,6 +44,18 @@ make_body (guint i, gsize size)
   return g_string_free (s, FALSE);
 }
 
+/* CPU time of this thread: "one core" means the decisions a core makes
+ * in a second, whatever else the machine is running (wall-clock time
+ * would count the time other processes had the core).  */
+static double
+bench_cpu_seconds (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static double
 run (router *rt, rules *with, char **bodies, guint n, double seconds,
      guint *decisions, gboolean *limit_hit)
@@ -50,7 +63,7 @@ run (router *rt, rules *with, char **bodies, guint n, double seconds,
   const char *rcpts[] = { "enquiries@council.example", NULL };
   router_context ctx = { .source = "smtp", .recipients = rcpts,
                          .envelope_from = "resident@example.org" };
-  g_autoptr (GTimer) t = g_timer_new ();
+  double start = bench_cpu_seconds ();
   guint k = 0;
 
   ctx.received = g_date_time_new_utc (2026, 12, 2, 12, 0, 0);
@@ -66,10 +79,10 @@ run (router *rt, rules *with, char **bodies, guint n, double seconds,
           router_result_clear (&res);
         }
     }
-  while (g_timer_elapsed (t, NULL) < seconds);
+  while (bench_cpu_seconds () - start < seconds);
   g_date_time_unref (ctx.received);
   *decisions = k;
-  return k / g_timer_elapsed (t, NULL);
+  return k / (bench_cpu_seconds () - start);
 }
 
 int
@@ -109,7 +122,7 @@ main (int argc, char **argv)
   for (guint i = 0; i < n; i++)
     bodies[i] = make_body (i, 2048);
 
-  printf ("== router: decisions per second, one core (%s%s%s)\n",
+  printf ("== router: decisions per second of one core's CPU time (%s%s%s)\n",
           cfg->rules, cfg->kind_model ? ", kind model" : "",
           cfg->topic_model ? ", topic model" : "");
   rate = run (rt, NULL, bodies, n, seconds, &decisions, &limit);

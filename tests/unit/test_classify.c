@@ -335,6 +335,57 @@ START_TEST (test_train_methods_and_options)
 }
 END_TEST
 
+/* Tokens made once and scored by two models give exactly what each
+ * model gives on the text (the router tokenizes once for kind and
+ * topic).  */
+START_TEST (test_tokens_once_same_scores)
+{
+  classify_train_options o;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (classify_model) bi = NULL;
+  g_autoptr (classify_model) uni = NULL;
+  g_autoptr (GString) longtext = g_string_new (NULL);
+  const char *texts[] = {
+    "bin", "Missed BIN! road park bin?", "", "nothing known here zzz",
+    "\xFF\xFE bin \xC3", "don\u2019t fix the pothole 2026 ua1234", NULL,
+  };
+
+  while (longtext->len < 200000)
+    g_string_append (longtext, "missed bin pothole road park ");
+  texts[G_N_ELEMENTS (texts) - 1] = longtext->str;
+  classify_train_options_init (&o);
+  o.folds = 0;
+  o.bigrams = TRUE;
+  bi = classify_train (train_texts, train_labels, G_N_ELEMENTS (train_texts),
+                       NULL, &o, &error);
+  ck_assert_ptr_nonnull (bi);
+  o.bigrams = FALSE;
+  o.method = CLASSIFY_METHOD_NB;
+  uni = classify_train (train_texts, train_labels, G_N_ELEMENTS (train_texts),
+                        NULL, &o, &error);
+  ck_assert_ptr_nonnull (uni);
+  for (gsize i = 0; i < G_N_ELEMENTS (texts); i++)
+    {
+      g_autoptr (classify_tokens) toks = classify_tokens_new (texts[i], -1);
+      const classify_model *ms[] = { bi, uni };
+
+      for (gsize j = 0; j < G_N_ELEMENTS (ms); j++)
+        {
+          classify_score a[8], b[8];
+          guint na = classify_text (ms[j], texts[i], -1, a, 8);
+          guint nb = classify_text_tokens (ms[j], toks, b, 8);
+
+          ck_assert_uint_eq (na, nb);
+          for (guint k = 0; k < na; k++)
+            {
+              ck_assert_str_eq (a[k].label, b[k].label);
+              ck_assert (a[k].score == b[k].score);
+            }
+        }
+    }
+}
+END_TEST
+
 START_TEST (test_train_refusals)
 {
   static const char *const texts[] = { "a b", "c d" };
@@ -745,6 +796,7 @@ classify_suite (void)
   tcase_add_test (tc, test_scores_calibrated_shape);
   tcase_add_test (tc, test_train_methods_and_options);
   tcase_add_test (tc, test_train_refusals);
+  tcase_add_test (tc, test_tokens_once_same_scores);
   tcase_add_test (tc, test_train_csv_deterministic);
   tcase_add_test (tc, test_save_load_roundtrip);
   tcase_add_loop_test (tc, test_model_malformed, 0,
