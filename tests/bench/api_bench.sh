@@ -67,7 +67,11 @@ print("  page of %d cases; %d requests" % (len(cases), len(allt)))
 for k in ("newest", "deeper"):
     if times[k]:
         print("  %-7s p50 %.2f ms  p99 %.2f ms" % (k, pct(times[k], 50), pct(times[k], 99)))
-p99 = pct(allt, 99)
-print("API queue page with the store full: p99 %.2f ms (target < 20 ms: %s)"
-      % (p99, "PASS" if p99 < 20 else "MISS"))
+# the verdict takes the worse of the two kinds of page, not the pooled
+# figure (which would let the cheaper pages hide the dearer)
+p99 = max(pct(times[k], 99) for k in times if times[k])
+print("  all     p99 %.2f ms; load average while measuring: %s"
+      % (pct(allt, 99), open("/proc/loadavg").read().split()[0]))
+print("API queue page with the store full: p99 %.2f ms, worse kind of page"
+      " (target < 20 ms: %s)" % (p99, "PASS" if p99 < 20 else "MISS"))
 PY
