@@ -135,10 +135,16 @@ trap 'exit 141' PIPE
 # and key stay ../var/ relative to the config, i.e. DIR/var/.
 make_config() { # DIR PORT
 	mkdir -p "$1/conf" || return 1
-	sed -e "s/^listen *=.*/listen = 127.0.0.1:$2/" \
-	    -e "s/^max_sessions *=.*/max_sessions = $MAX_SESSIONS/" \
+	# listen in [smtp] is ours; [http] gets a free port of its own
+	_http=$(python3 "$HELPER" port) || return 1
+	awk -v smtp="$2" -v http="$_http" '
+	    /^\[/ { sect = $0 }
+	    /^listen *=/ && sect == "[smtp]" { print "listen = 127.0.0.1:" smtp; next }
+	    /^listen *=/ && sect == "[http]" { print "listen = 127.0.0.1:" http; next }
+	    { print }' "$BASECONF" |
+	sed -e "s/^max_sessions *=.*/max_sessions = $MAX_SESSIONS/" \
 	    -e "s/^max_sessions_per_client *=.*/max_sessions_per_client = $MAX_SESSIONS/" \
-	    "$BASECONF" >"$1/conf/intake.conf" || return 1
+	    >"$1/conf/intake.conf" || return 1
 	chmod 644 "$1/conf/intake.conf"
 	# Other files next to the config (relative paths in it) come along.
 	for f in "$(dirname "$BASECONF")"/* "$(dirname "$BASECONF")"/.[!.]*; do
