@@ -42,6 +42,8 @@
 #include <gio/gio.h>
 #include <libetpan/libetpan.h>
 
+#include "intake/etpan_tls.h"
+
 /* RFC 5321 §4.5.3.1.3: a path is at most 256 octets, angle brackets
  * included.  Also keeps "MAIL FROM:<...> RET=HDRS SIZE=n\r\n" inside
  * libetpan's 513-byte command buffer.  */
@@ -384,68 +386,20 @@ smtp_send_ssl_setup (struct mailstream_ssl_context *ssl, void *data)
 static gboolean
 smtp_send_verify (smtp_send_ctx *c, GError **error)
 {
-  carray *chain = mailstream_get_certificate_chain (c->smtp->stream);
-  g_autoptr (GString) pem = g_string_new (NULL);
-  g_autoptr (GTlsCertificate) cert = NULL;
   g_autoptr (GTlsDatabase) db = NULL;
-  g_autoptr (GSocketConnectable) id = NULL;
-  GTlsCertificateFlags flags;
+  GError *local = NULL;
 
-  if (chain == NULL || carray_count (chain) == 0)
-    {
-      if (chain)
-        mailstream_certificate_chain_free (chain);
-      g_set_error (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
-                   "the server sent no certificate");
-      return FALSE;
-    }
-  for (guint i = 0; i < carray_count (chain); i++)
-    {
-      MMAPString *der = carray_get (chain, i);
-      g_autofree char *b64 = g_base64_encode ((const guchar *) der->str,
-                                              der->len);
-      gsize b64len = strlen (b64);
-
-      g_string_append (pem, "-----BEGIN CERTIFICATE-----\n");
-      for (gsize off = 0; off < b64len; off += 64)
-        g_string_append_printf (pem, "%.64s\n", b64 + off);
-      g_string_append (pem, "-----END CERTIFICATE-----\n");
-    }
-  mailstream_certificate_chain_free (chain);
-  cert = g_tls_certificate_new_from_pem (pem->str, -1, error);
-  if (cert == NULL)
-    return FALSE;
   if (c->cfg->ca_file != NULL)
-    db = g_tls_file_database_new (c->cfg->ca_file, error);
+    db = g_tls_file_database_new (c->cfg->ca_file, &local);
   else
     db = g_tls_backend_get_default_database (g_tls_backend_get_default ());
-  if (db == NULL)
+  if (local != NULL)
     {
-      if (error && *error == NULL)
-        g_set_error (error, G_TLS_ERROR, G_TLS_ERROR_MISC,
-                     "no certificate store");
+      g_propagate_error (error, local);
       return FALSE;
     }
-  id = g_network_address_new (c->host, (guint16) c->cfg->port);
-  flags = g_tls_database_verify_chain (db, cert,
-                                       G_TLS_DATABASE_PURPOSE_AUTHENTICATE_SERVER,
-                                       id, NULL, G_TLS_DATABASE_VERIFY_NONE,
-                                       NULL, error);
-  if (error && *error)
-    return FALSE;
-  if (flags != 0)
-    {
-      g_set_error (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
-                   "certificate does not verify for %s (flags 0x%x:%s%s%s%s)",
-                   c->host, flags,
-                   flags & G_TLS_CERTIFICATE_UNKNOWN_CA ? " unknown-ca" : "",
-                   flags & G_TLS_CERTIFICATE_BAD_IDENTITY ? " wrong-host" : "",
-                   flags & G_TLS_CERTIFICATE_EXPIRED ? " expired" : "",
-                   flags & G_TLS_CERTIFICATE_NOT_ACTIVATED ? " not-yet-valid"
-                                                           : "");
-      return FALSE;
-    }
-  return TRUE;
+  return etpan_tls_verify (c->smtp->stream, db, c->host,
+                           (guint16) c->cfg->port, error);
 }
 
 /* STARTTLS (RFC 3207), verification, EHLO again (§4.2: forget what was
