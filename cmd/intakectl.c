@@ -77,6 +77,12 @@ static const char *ctl_usage =
   "  subject export ADDRESS|ID [--out FILE]  everything about a person\n"
   "                           (JSON, docs/export.md); audited\n"
   "  subject restrict|unrestrict ADDRESS|ID  restriction of processing\n"
+  "  subject erase ADDRESS|ID --reason CATEGORY\n"
+  "                           crypto-shredding (docs/rights.md); CATEGORY:\n"
+  "                           request, objection, consent-withdrawn,\n"
+  "                           unlawful, legal-obligation, retention\n"
+  "  keys vault               put every data key not yet in the key vault\n"
+  "                           there (resumable; intaked does it at start)\n"
   "  mailboxes [--json]       each IMAP mailbox: state, last success,\n"
   "                           last error, backlog, OAuth token expiry\n"
   "  cases route REF [--to-queue Q] [--to-kind K]\n"
@@ -603,7 +609,7 @@ ctl_keys_rotate (intake_config *cfg, store_keys **keys, store **st)
       store_keys_free (keys);
       *keys = store_keys_load (cfg->master_key, &error);
       if (*keys != NULL)
-        *st = store_open (cfg->database, *keys, 0, &error);
+        *st = store_open_full (cfg->database, cfg->vault, *keys, 0, &error);
       if (*keys == NULL || *st == NULL)
         {
           fprintf (stderr, "intakectl: %s\n", error->message);
@@ -651,6 +657,7 @@ typedef struct {
   const char *file;           /* cases reply --file */
   const char *queue;          /* cases route --queue */
   const char *kind;           /* cases route --kind */
+  const char *reason;         /* subject erase --reason */
 } ctl_route_opts;
 
 typedef struct {
@@ -1207,6 +1214,74 @@ ctl_subject (store *st, const char *sub, const char *arg, const char *out)
               ? "restricted: new messages are filed for information"
                 " governance only, never routed or acknowledged"
               : "no longer restricted; cases back in their queues");
+  return EX_OK;
+}
+
+/* Erasure (crypto-shredding): docs/rights.md.  */
+static int
+ctl_subject_erase (store *st, const char *arg, const char *reason)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *actor = ctl_actor ();
+  store_erasure_report r = { 0 };
+  gint64 id;
+
+  if (!store_erase_reason_valid (reason))
+    {
+      const char *const *l = store_erase_reason_list ();
+      fprintf (stderr, "intakectl: subject erase needs --reason CATEGORY,"
+               " one of:");
+      for (guint i = 0; l[i]; i++)
+        if (strcmp (l[i], "anonymised") != 0
+            && strcmp (l[i], "shredded") != 0)
+          fprintf (stderr, " %s", l[i]);
+      fprintf (stderr, " (a category, never free text: it is kept)\n");
+      return EX_USAGE;
+    }
+  id = ctl_subject_ref (st, arg, &error);
+  if (id < 0)
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return EX_NOINPUT;
+    }
+  if (!store_subject_erase (st, id, reason, actor, &r, &error))
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return g_error_matches (error, STORE_ERROR, STORE_ERROR_NOT_FOUND)
+                 ? EX_NOINPUT : EX_IOERR;
+    }
+  printf ("subject %" G_GINT64_FORMAT " erased: %" G_GINT64_FORMAT
+          " messages, %" G_GINT64_FORMAT " attachments in %" G_GINT64_FORMAT
+          " cases; %s\n", id, r.messages, r.attachments, r.cases,
+          r.vault_secret ? "vault secret destroyed (copies and backups of"
+                           " the database no longer open)"
+                         : "no vault secret (this key was never in the"
+                           " vault: copies taken before it was stay"
+                           " readable with the master key)");
+  if (!r.wal_truncated)
+    printf ("warning: the WAL could not be truncated now (a reader held"
+            " it); it will be at the next checkpoint\n");
+  return EX_OK;
+}
+
+/* Put data keys not in the key vault yet there.  */
+static int
+ctl_keys_vault (store *st)
+{
+  g_autoptr (GError) error = NULL;
+  gint64 total = 0, n;
+
+  while ((n = store_rewrap_batch (st, 500, &error)) > 0)
+    total += n;
+  if (n < 0)
+    {
+      fprintf (stderr, "intakectl: stopped after %" G_GINT64_FORMAT
+               " data keys: %s (run it again to resume)\n", total,
+               error->message);
+      return EX_IOERR;
+    }
+  printf ("%" G_GINT64_FORMAT " data keys re-wrapped with a key-vault"
+          " secret\n", total);
   return EX_OK;
 }
 
@@ -1892,6 +1967,8 @@ main (int argc, char **argv)
         g_ptr_array_add (maps, argv[++i]);
       else if (strcmp (argv[i], "--file") == 0 && i + 1 < argc)
         ro.file = argv[++i];
+      else if (strcmp (argv[i], "--reason") == 0 && i + 1 < argc)
+        ro.reason = argv[++i];
       else if (strcmp (argv[i], "--from-cases") == 0)
         ro.from_cases = TRUE;
       else if (strcmp (argv[i], "--to-queue") == 0 && i + 1 < argc)
@@ -2001,6 +2078,10 @@ main (int argc, char **argv)
           && args->len == 2)
       || (strcmp (cmd, "keys") == 0 && g_strcmp0 (sub, "rotate") == 0
           && args->len == 2)
+      || (strcmp (cmd, "keys") == 0 && g_strcmp0 (sub, "vault") == 0
+          && args->len == 2)
+      || (strcmp (cmd, "subject") == 0 && g_strcmp0 (sub, "erase") == 0
+          && args->len == 3)
       || (strcmp (cmd, "rules") == 0 && g_strcmp0 (sub, "test") == 0
           && ro.replay && args->len == 2)
       || (strcmp (cmd, "rules") == 0 && g_strcmp0 (sub, "stats") == 0
@@ -2051,7 +2132,7 @@ main (int argc, char **argv)
       rc = EX_CONFIG;
       goto out;
     }
-  st = store_open (cfg->database, keys, 0, &error);
+  st = store_open_full (cfg->database, cfg->vault, keys, 0, &error);
   if (st == NULL)
     {
       fprintf (stderr, "intakectl: %s\n", error->message);
@@ -2069,8 +2150,12 @@ main (int argc, char **argv)
     rc = ctl_subjects_find (st, args->pdata[2], json);
   else if (strcmp (cmd, "audit") == 0)
     rc = ctl_audit_verify (st);
+  else if (strcmp (cmd, "keys") == 0 && g_strcmp0 (sub, "vault") == 0)
+    rc = ctl_keys_vault (st);
   else if (strcmp (cmd, "keys") == 0)
     rc = ctl_keys_rotate (cfg, &keys, &st);
+  else if (strcmp (cmd, "subject") == 0 && g_strcmp0 (sub, "erase") == 0)
+    rc = ctl_subject_erase (st, args->pdata[2], ro.reason);
   else if (strcmp (cmd, "rules") == 0 && g_strcmp0 (sub, "test") == 0)
     rc = ctl_rules_replay (cfg, st, &ro);
   else if (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "route") == 0)

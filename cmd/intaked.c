@@ -84,6 +84,32 @@ typedef struct {
   gboolean stopping;
 } intaked_master_ctx;
 
+/* Data keys not yet in the key vault (a database from before it, or a
+ * rotation) are re-wrapped in small batches on the loop, so that mail keeps
+ * flowing; each batch is one transaction and the work resumes after a
+ * restart (docs/rights.md).  */
+#define INTAKED_VAULT_BATCH 200
+
+static gboolean
+intaked_vault_step (gpointer data)
+{
+  store *st = data;
+  g_autoptr (GError) error = NULL;
+  gint64 n = store_rewrap_batch (st, INTAKED_VAULT_BATCH, &error);
+
+  if (n < 0)
+    {
+      g_warning ("event=keys-vault result=failed error=%s", error->message);
+      return G_SOURCE_REMOVE;
+    }
+  if (n == 0)
+    {
+      g_message ("event=keys-vault result=done");
+      return G_SOURCE_REMOVE;
+    }
+  return G_SOURCE_CONTINUE;
+}
+
 /* SIGHUP: load the rule file again and swap it in; a bad file keeps the
  * rules in force and says why (file:line:column, no message content).  */
 static gboolean
@@ -185,7 +211,8 @@ intaked_master_main (const char *config_path)
       fprintf (stderr, "intaked: %s\n", error->message);
       return EX_CONFIG;
     }
-  st = store_open (cfg->database, keys, STORE_OPEN_WRITER, &error);
+  st = store_open_full (cfg->database, cfg->vault, keys, STORE_OPEN_WRITER,
+                        &error);
   if (st == NULL)
     {
       fprintf (stderr, "intaked: %s\n", error->message);
@@ -258,6 +285,21 @@ intaked_master_main (const char *config_path)
   g_unix_signal_add (SIGHUP, intaked_master_hup, &ctx);
   intaked_write_pid (cfg->pid_file);
   g_message ("event=started database=%s", cfg->database);
+  {
+    /* an erasure interrupted after it began is finished before anything
+     * else reads the person's rows */
+    gint64 n = store_erase_resume (st, &error);
+    if (n < 0)
+      {
+        g_warning ("event=erase-resume result=failed error=%s",
+                   error->message);
+        g_clear_error (&error);
+      }
+    else if (n > 0)
+      g_message ("event=erase-resume subjects=%" G_GINT64_FORMAT, n);
+    if (store_rewrap_pending (st, NULL) > 0)
+      g_timeout_add (50, intaked_vault_step, st);
+  }
 
   g_main_loop_run (ctx.loop);
   /* Answer anything still queued for the main context (parse requests

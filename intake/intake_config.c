@@ -156,6 +156,13 @@ intake_config_load (const char *path, GError **error)
   key = intake_config_string (kf, "store", "master_key", "../var/master.key");
   cfg->database = intake_config_path (dir, db);
   cfg->master_key = intake_config_path (dir, key);
+  {
+    /* the key vault: never in the same backup as the database
+     * (docs/rights.md); default beside it, store_vault_default_path() */
+    g_autofree char *vault = intake_config_string (kf, "store", "vault",
+                                                   NULL);
+    cfg->vault = intake_config_path (dir, vault);
+  }
   if (!intake_config_uint (kf, path, "store", "min_free_space",
                            64 * 1024 * 1024, 0, G_MAXUINT64,
                            &cfg->min_free_bytes, error))
@@ -566,6 +573,7 @@ intake_config_free (intake_config *cfg)
   g_free (cfg->parse_user);
   g_free (cfg->database);
   g_free (cfg->master_key);
+  g_free (cfg->vault);
   g_free (cfg->smtp_listen);
   g_free (cfg->tls_certificate);
   g_free (cfg->tls_key);

@@ -57,6 +57,8 @@ typedef struct {
                                 * compromised worker out of the listener */
   char *database;              /* [store] database (absolute) */
   char *master_key;            /* [store] master_key (absolute) */
+  char *vault;                 /* (nullable) [store] vault (absolute);
+                                * NULL: beside the database */
   guint64 min_free_bytes;      /* [store] min_free_space */
 
   char *smtp_listen;           /* [smtp] listen, host:port */

@@ -262,6 +262,54 @@ static const char *const store_migrations[] = {
    * cases go to information governance, their queue remembered.  */
   "ALTER TABLE subjects ADD COLUMN restricted_at INTEGER;"
   "ALTER TABLE cases ADD COLUMN restricted_from TEXT;",
+
+  /* 8 -> 9: data-subject rights (issue 9): data keys wrapped with a
+   * key-vault secret (subjects.vault), erasure in two steps
+   * (subjects.erasing_at, then the erasures tombstone that a later access
+   * request shows), objection recorded as such, anonymised cases and what
+   * an erasure leaves of a case for statistics.  No personal data.  */
+  "ALTER TABLE subjects ADD COLUMN vault INTEGER NOT NULL DEFAULT 0;"
+  "CREATE INDEX subjects_unvaulted ON subjects(id) WHERE vault = 0;"
+  "ALTER TABLE subjects ADD COLUMN erasing_at INTEGER;"
+  "ALTER TABLE subjects ADD COLUMN objected_at INTEGER;"
+  "CREATE TABLE erasures ("
+  "  subject_id INTEGER PRIMARY KEY,"
+  "  requested_at INTEGER NOT NULL,"
+  "  erased_at INTEGER,"                   /* NULL: not finished yet */
+  "  actor TEXT NOT NULL,"
+  "  reason TEXT NOT NULL,"                /* a category word */
+  "  cases INTEGER NOT NULL DEFAULT 0,"
+  "  messages INTEGER NOT NULL DEFAULT 0"
+  ");"
+  "ALTER TABLE cases ADD COLUMN erased_messages INTEGER NOT NULL DEFAULT 0;"
+  "ALTER TABLE cases ADD COLUMN anonymised_at INTEGER;"
+  "CREATE TABLE vault_binding ("           /* the vault this database uses */
+  "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+  "  vault_id BLOB NOT NULL"
+  ");"
+  /* anonymised text kept for statistics: sealed under the statistics key,
+   * tied to no person */
+  "CREATE TABLE case_texts ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  case_id INTEGER NOT NULL REFERENCES cases(id),"
+  "  source_message INTEGER NOT NULL UNIQUE," /* the message it replaced */
+  "  received_at INTEGER NOT NULL,"
+  "  subject BLOB,"                        /* sealed: statistics key */
+  "  text BLOB"                            /* sealed: statistics key */
+  ");"
+  "CREATE INDEX case_texts_case ON case_texts(case_id);"
+  /* retention (docs/retention.md): the class, the date a case is due for
+   * deletion, legal hold; the last run, for the clock-jump check */
+  "ALTER TABLE cases ADD COLUMN retention_class TEXT;"
+  "ALTER TABLE cases ADD COLUMN delete_after INTEGER;"   /* unix us */
+  "ALTER TABLE cases ADD COLUMN hold_at INTEGER;"
+  "ALTER TABLE cases ADD COLUMN hold_reason BLOB;"       /* sealed: stats */
+  "CREATE INDEX cases_delete_after ON cases(delete_after)"
+  "  WHERE delete_after IS NOT NULL;"
+  "CREATE TABLE retention_state ("
+  "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+  "  last_run_at INTEGER NOT NULL"         /* unix us, the run's clock */
+  ");",
 };
 
 void
@@ -600,6 +648,7 @@ store_batch_abort (store *s, GPtrArray *batch, int rc, const char *what)
   g_warning ("store: %s", error->message);
   if (!sqlite3_get_autocommit (s->wdb))
     sqlite3_exec (s->wdb, "ROLLBACK", NULL, NULL, NULL);
+  store_vault_rollback (s->wvault);
   for (guint i = 0; i < batch->len; i++)
     {
       store_job *job = batch->pdata[i];
@@ -621,6 +670,7 @@ store_batch_run (store *s, GPtrArray *batch)
 
   if (!store_run (s, db, "BEGIN IMMEDIATE", &error))
     {
+      store_vault_rollback (s->wvault);
       store_batch_fail (batch, error);
       g_clear_error (&error);
       return;
@@ -657,6 +707,17 @@ store_batch_run (store *s, GPtrArray *batch)
     {
       store_batch_abort (s, batch, sqlite3_extended_errcode (db),
                          "transaction aborted");
+      return;
+    }
+  /* The vault secrets of the batch's new subjects are on disk before the
+   * data keys that need them: a crash in between leaves unused secrets
+   * (replaced when the id is handed out again), never a key without its
+   * secret.  */
+  if (!store_vault_commit (s->wvault, &error))
+    {
+      g_warning ("store: %s", error->message);
+      g_clear_error (&error);
+      store_batch_abort (s, batch, SQLITE_IOERR, "key vault commit");
       return;
     }
   {
@@ -792,6 +853,58 @@ store_checkpointer_main (gpointer data)
   return NULL;
 }
 
+/* A vault that is not this database's fails closed at start too (besides
+ * the binding of store_vault_open()): of the newest vaulted data keys whose
+ * secret the vault holds, one must open (one damaged row is that row's
+ * failure, not the whole store's).  Subjects without a secret are erased
+ * ones (a restored backup may still hold their rows).  */
+static gboolean
+store_keyring_check_vault (store *s, sqlite3 *db, GError **error)
+{
+  sqlite3_stmt *st = store_prepare (db, "SELECT id, data_key FROM subjects"
+                                        " WHERE vault = 1 AND erasing_at IS"
+                                        " NULL ORDER BY id DESC LIMIT 64",
+                                    error);
+  GError *first = NULL;
+  gboolean ok = TRUE;
+
+  if (st == NULL)
+    return FALSE;
+  while (sqlite3_step (st) == SQLITE_ROW)
+    {
+      GError *local = NULL;
+      gint64 id = sqlite3_column_int64 (st, 0);
+      guint8 *k;
+
+      if (!store_vault_has (s, db, id))
+        continue;
+      k = store_subject_key_unwrap (s, db, sqlite3_column_blob (st, 1),
+                                    sqlite3_column_bytes (st, 1), id, &local);
+      if (k != NULL)
+        {
+          store_keys_data_key_free (k);
+          g_clear_error (&first);
+          ok = TRUE;
+          break;
+        }
+      ok = FALSE;
+      if (first == NULL)
+        first = local;
+      else
+        g_error_free (local);
+    }
+  sqlite3_finalize (st);
+  if (!ok)
+    {
+      g_set_error (error, STORE_ERROR, STORE_ERROR_CRYPTO,
+                   "the key vault %s does not open this database's data keys"
+                   " (%s): wrong or stale vault; refusing to start",
+                   s->vault_path, first->message);
+      g_error_free (first);
+    }
+  return ok;
+}
+
 /* A wrong or missing master key fails closed at start (not row by row
  * later): the database keeps a check value of every key version it has
  * seen, and versions the key file has added (`intakectl keys rotate`) are
@@ -842,6 +955,8 @@ store_keyring_check (store *s, sqlite3 *db, GError **error)
       store_set_sqlite_error (error, db, rc, "keyring");
       goto out;
     }
+  if (!store_keyring_check_vault (s, db, error))
+    goto out;
   if (seen == 0)
     {
       /* A database from before key versions: one data key must open with
@@ -899,6 +1014,13 @@ store *
 store_open (const char *path, const store_keys *keys, guint flags,
             GError **error)
 {
+  return store_open_full (path, NULL, keys, flags, error);
+}
+
+store *
+store_open_full (const char *path, const char *vault, const store_keys *keys,
+                 guint flags, GError **error)
+{
   gboolean writer = (flags & STORE_OPEN_WRITER) != 0;
   store *s;
 
@@ -912,7 +1034,9 @@ store_open (const char *path, const store_keys *keys, guint flags,
     }
   s = g_new0 (store, 1);
   s->path = g_strdup (path);
+  s->vault_path = vault ? g_strdup (vault) : store_vault_default_path (path);
   s->keys = keys;
+  g_rec_mutex_init (&s->vlock);
   g_mutex_init (&s->rlock);
   g_mutex_init (&s->clock);
   g_cond_init (&s->ccond);
@@ -951,7 +1075,8 @@ store_open (const char *path, const store_keys *keys, guint flags,
           return NULL;
         }
     }
-  if (!store_keyring_check (s, writer ? s->wdb : s->rdb, error))
+  if (!store_vault_open (s, writer, error)
+      || !store_keyring_check (s, writer ? s->wdb : s->rdb, error))
     {
       store_close (&s);
       return NULL;
@@ -1004,6 +1129,12 @@ store_close (store **sp)
     sqlite3_close_v2 (s->wdb);
   if (s->rdb)
     sqlite3_close_v2 (s->rdb);
+  if (s->wvault)
+    sqlite3_close_v2 (s->wvault);
+  if (s->rvault)
+    sqlite3_close_v2 (s->rvault);
+  g_rec_mutex_clear (&s->vlock);
+  g_free (s->vault_path);
   g_mutex_clear (&s->rlock);
   g_mutex_clear (&s->clock);
   g_cond_clear (&s->ccond);

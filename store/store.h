@@ -37,7 +37,7 @@ typedef enum {
 } store_error_code;
 
 /* The schema version this binary writes (PRAGMA user_version).  */
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 9
 
 typedef enum {
   STORE_OPEN_WRITER = 1 << 0,  /* create/migrate, start the writer thread */
@@ -49,6 +49,11 @@ typedef enum {
  * schema version.  */
 store *store_open (const char *path, const store_keys *keys, guint flags,
                    GError **error);
+
+/* The same with the key vault at @vault (nullable: "DIR/STEM-vault.db"
+ * beside "DIR/STEM.db"); docs/rights.md.  */
+store *store_open_full (const char *path, const char *vault,
+                        const store_keys *keys, guint flags, GError **error);
 
 /* Stop the writer after everything already submitted is committed, then
  * close.  */
@@ -492,6 +497,42 @@ gboolean store_subject_restrict (store *s, gint64 id, gboolean on,
  * with @actor.  */
 char *store_subject_export (store *s, gint64 id, const char *actor,
                             GError **error);
+
+/* ------------------------------------------------- erasure (rights) */
+
+/* Whether @reason is an erasure reason category ("request", "objection",
+ * "consent-withdrawn", "unlawful", "legal-obligation", "retention",
+ * "anonymised"): free text could carry personal data.  */
+gboolean store_erase_reason_valid (const char *reason);
+/* (transfer none) the categories, NULL-terminated.  */
+const char *const *store_erase_reason_list (void);
+
+typedef struct {
+  gint64 cases;            /* cases the person took part in */
+  gint64 messages;         /* messages deleted */
+  gint64 attachments;
+  gboolean vault_secret;   /* a vault secret was deleted (crypto-shred) */
+  gboolean wal_truncated;  /* the WAL was checkpointed to nothing */
+} store_erasure_report;
+
+/* Erase data subject @id (docs/rights.md): their vault secret is deleted
+ * first (every copy of their rows, backups included, stops opening), then
+ * their rows with secure_delete on, then the WAL is truncated; cases keep
+ * only non-identifying facts.  Audited with @actor and @reason (a
+ * category).  Resumable: an erasure interrupted after it began is finished
+ * by store_erase_resume().  STORE_ERROR_NOT_FOUND for an unknown or already
+ * erased subject, STORE_ERROR_STATE for a bad reason.  */
+gboolean store_subject_erase (store *s, gint64 id, const char *reason,
+                              const char *actor, store_erasure_report *r,
+                              GError **error);
+
+/* Finish erasures that were interrupted; how many, or -1.  */
+gint64 store_erase_resume (store *s, GError **error);
+
+/* (transfer full) What an access request about an erased subject shows:
+ * the erasure record only.  STORE_ERROR_NOT_FOUND if @id was never
+ * erased.  */
+char *store_subject_export_erased (store *s, gint64 id, GError **error);
 
 /* The id of the subject with address @addr, or -1.  */
 gint64 store_subject_id (store *s, const char *addr, GError **error);

@@ -228,7 +228,7 @@ store_api_data_key (store *s, gint64 subject_id, char **addr, GError **error)
   rc = sqlite3_step (st);
   if (rc == SQLITE_ROW)
     {
-      key = store_keys_unwrap (s->keys, sqlite3_column_blob (st, 0),
+      key = store_subject_key_unwrap (s, s->rdb, sqlite3_column_blob (st, 0),
                                sqlite3_column_bytes (st, 0), subject_id,
                                error);
       if (key != NULL && addr != NULL)
@@ -869,7 +869,7 @@ store_api_notes (store *s, const char *ref, const char *const *queues,
       if (key == NULL || owner != key_owner)
         {
           store_keys_data_key_free (key);
-          key = store_keys_unwrap (s->keys, sqlite3_column_blob (st, 2),
+          key = store_subject_key_unwrap (s, s->rdb, sqlite3_column_blob (st, 2),
                                    sqlite3_column_bytes (st, 2), owner, NULL);
           key_owner = owner;
         }

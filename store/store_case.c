@@ -298,10 +298,10 @@ store_subject_find_or_create (store *s, sqlite3 *db, const char *addr,
   if (rc == SQLITE_ROW)
     {
       id = sqlite3_column_int64 (st, 0);
-      gboolean ok = store_keys_unwrap_into (s->keys,
-                                            sqlite3_column_blob (st, 1),
-                                            sqlite3_column_bytes (st, 1), id,
-                                            data_key, error);
+      gboolean ok = store_subject_key_unwrap_into (s, db,
+                                                   sqlite3_column_blob (st, 1),
+                                                   sqlite3_column_bytes (st, 1),
+                                                   id, data_key, error);
       store_stmt_release (st);
       return ok ? id : -1;
     }
@@ -315,16 +315,19 @@ store_subject_find_or_create (store *s, sqlite3 *db, const char *addr,
   id = store_next_id (s, db, "subjects", error);
   if (id < 0)
     return -1;
-  store_keys_data_key_fill (data_key);
-  g_autoptr (GBytes) wrapped = store_keys_wrap (s->keys, data_key, id);
+  /* a new data key, wrapped with a fresh vault secret */
+  g_autoptr (GBytes) wrapped = store_subject_key_new (s, db, id, data_key,
+                                                     error);
+  if (wrapped == NULL)
+    return -1;
   g_autoptr (GBytes) addr_ct = store_seal_text (data_key, "subjects",
                                                 "address", id, id, norm);
   g_autoptr (GBytes) name_ct = store_seal_text (data_key, "subjects", "name",
                                                 id, id, name);
   st = store_stmt (s, db, "INSERT INTO subjects (id, address_index, data_key,"
                           " wrap_version, address, name, created_at,"
-                          " updated_at)"
-                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)", error);
+                          " updated_at, vault)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 1)", error);
   if (st == NULL)
     return -1;
   sqlite3_bind_int64 (st, 1, id);
@@ -1055,7 +1058,7 @@ store_key_cache_get (store *s, GHashTable *cache, sqlite3_stmt *st,
 
   if (k != NULL || sqlite3_column_type (st, col) == SQLITE_NULL)
     return k;
-  k = store_keys_unwrap (s->keys, sqlite3_column_blob (st, col),
+  k = store_subject_key_unwrap (s, s->rdb, sqlite3_column_blob (st, col),
                          sqlite3_column_bytes (st, col), subject_id, &error);
   if (k == NULL)
     {
@@ -1439,7 +1442,7 @@ store_open_cell (store *s, const char *sql, gint64 a, gint64 b,
       /* columns: row id, owner, wrapped key, sealed value */
       gint64 row = sqlite3_column_int64 (st, 0);
       gint64 owner = sqlite3_column_int64 (st, 1);
-      guint8 *key = store_keys_unwrap (s->keys, sqlite3_column_blob (st, 2),
+      guint8 *key = store_subject_key_unwrap (s, s->rdb, sqlite3_column_blob (st, 2),
                                        sqlite3_column_bytes (st, 2), owner,
                                        error);
       if (key != NULL && sqlite3_column_type (st, 3) != SQLITE_NULL)
@@ -1662,7 +1665,8 @@ store_rewrap_pending (store *s, GError **error)
 
   g_mutex_lock (&s->rlock);
   st = store_stmt (s, s->rdb, "SELECT count(*) FROM subjects"
-                              " WHERE wrap_version < ?1", error);
+                              " WHERE (wrap_version < ?1 OR vault = 0)"
+                              " AND erasing_at IS NULL", error);
   if (st != NULL)
     {
       sqlite3_bind_int (st, 1, store_keys_version (s->keys));
@@ -1687,16 +1691,29 @@ store_rewrap_batch (store *s, guint max, GError **error)
   gboolean ok = FALSE;
   int rc;
 
+  gint64 vaulted = 0;
+
   g_mutex_lock (&s->rlock);
+  store_vault_lock (s);
   if (sqlite3_exec (s->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
     {
       store_set_sqlite_error (error, s->rdb, sqlite3_errcode (s->rdb),
                               "rewrap");
       goto out;
     }
-  /* prepared afresh: the update below runs while this one is open */
-  sel = store_prepare (s->rdb, "SELECT id, data_key FROM subjects"
-                               " WHERE wrap_version < ?1 ORDER BY id"
+  /* main database first, then the vault: the writer thread takes the two
+   * locks in the same order */
+  if (!store_vault_begin (s->rvault, error))
+    goto out;
+  /* prepared afresh: the update below runs while this one is open.  Keys
+   * of an older master key version, and keys not yet in the vault (a
+   * database from before the vault): both get the current version and a
+   * vault secret.  */
+  sel = store_prepare (s->rdb, "SELECT id, data_key, vault FROM subjects"
+                               " WHERE vault = 0 AND erasing_at IS NULL"
+                               " UNION SELECT id, data_key, vault"
+                               " FROM subjects WHERE wrap_version < ?1"
+                               " AND erasing_at IS NULL ORDER BY id"
                                " LIMIT ?2", error);
   if (sel == NULL)
     goto out;
@@ -1707,13 +1724,17 @@ store_rewrap_batch (store *s, guint max, GError **error)
       gint64 id = sqlite3_column_int64 (sel, 0);
       g_autoptr (GBytes) wrapped = NULL;
 
-      if (!store_keys_unwrap_into (s->keys, sqlite3_column_blob (sel, 1),
-                                   sqlite3_column_bytes (sel, 1), id, key,
-                                   error))
+      if (sqlite3_column_int (sel, 2) == 0)
+        vaulted++;
+      wrapped = store_subject_key_rewrap (s, s->rdb, id,
+                                          sqlite3_column_blob (sel, 1),
+                                          sqlite3_column_bytes (sel, 1), key,
+                                          error);
+      if (wrapped == NULL)
         goto out;
-      wrapped = store_keys_wrap (s->keys, key, id);
       upd = store_stmt (s, s->rdb, "UPDATE subjects SET data_key = ?2,"
-                                   " wrap_version = ?3 WHERE id = ?1", error);
+                                   " wrap_version = ?3, vault = 1"
+                                   " WHERE id = ?1", error);
       if (upd == NULL)
         goto out;
       sqlite3_bind_int64 (upd, 1, id);
@@ -1731,12 +1752,18 @@ store_rewrap_batch (store *s, guint max, GError **error)
   if (done > 0)
     {
       g_autofree char *detail = g_strdup_printf ("version=%u subjects=%"
+                                                 G_GINT64_FORMAT " vaulted=%"
                                                  G_GINT64_FORMAT, current,
-                                                 done);
+                                                 done, vaulted);
       if (!store_audit_append (s, s->rdb, "keys", "keys.rewrap", "subjects",
                                detail, error))
         goto out;
     }
+  /* The new secrets are on disk before the keys that need them: a crash in
+   * between leaves secrets no key uses yet, replaced on the next run, and
+   * every key is re-wrapped exactly once (its row changes in one commit). */
+  if (!store_vault_commit (s->rvault, error))
+    goto out;
   ok = sqlite3_exec (s->rdb, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
   if (!ok)
     store_set_sqlite_error (error, s->rdb, sqlite3_errcode (s->rdb),
@@ -1744,8 +1771,10 @@ store_rewrap_batch (store *s, guint max, GError **error)
 out:
   if (sel != NULL)
     sqlite3_finalize (sel);
+  store_vault_rollback (s->rvault);
   if (!sqlite3_get_autocommit (s->rdb))
     sqlite3_exec (s->rdb, "ROLLBACK", NULL, NULL, NULL);
+  store_vault_unlock (s);
   g_mutex_unlock (&s->rlock);
   store_keys_data_key_free (key);
   return ok ? done : -1;
@@ -2199,7 +2228,7 @@ store_outbox_reply (store *s, const char *ref, const char *text,
     {
       case_id = sqlite3_column_int64 (st, 0);
       subject_id = sqlite3_column_int64 (st, 1);
-      key = store_keys_unwrap (s->keys, sqlite3_column_blob (st, 2),
+      key = store_subject_key_unwrap (s, s->rdb, sqlite3_column_blob (st, 2),
                                sqlite3_column_bytes (st, 2), subject_id,
                                error);
     }
@@ -2431,11 +2460,22 @@ store_subject_export (store *s, gint64 id, const char *actor, GError **error)
   if (sqlite3_step (st) != SQLITE_ROW)
     {
       sqlite3_finalize (st);
-      g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,
-                   "no data subject %" G_GINT64_FORMAT, id);
-      goto fail;
+      if (!sqlite3_get_autocommit (s->rdb))
+        sqlite3_exec (s->rdb, "ROLLBACK", NULL, NULL, NULL);
+      g_mutex_unlock (&s->rlock);
+      /* an erased person: the erasure record is all there is */
+      out = store_subject_export_erased (s, id, error);
+      if (out != NULL)
+        {
+          g_autofree char *object = g_strdup_printf ("subject:%"
+                                                     G_GINT64_FORMAT, id);
+          if (!store_audit_record (s, actor, "subject.export", object,
+                                   "erased=1", "ok", error))
+            g_clear_pointer (&out, g_free);
+        }
+      return out;
     }
-  key = store_keys_unwrap (s->keys, sqlite3_column_blob (st, 0),
+  key = store_subject_key_unwrap (s, s->rdb, sqlite3_column_blob (st, 0),
                            sqlite3_column_bytes (st, 0), id, error);
   if (key == NULL)
     {

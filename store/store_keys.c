@@ -35,6 +35,8 @@ struct store_keys {
   (crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + STORE_KEY_BYTES \
    + crypto_aead_xchacha20poly1305_ietf_ABYTES)
 #define STORE_KEYS_WRAPPED (4 + STORE_KEYS_WRAPPED_LEGACY)
+/* The top bit of the version word: wrapped with a key-vault secret too.  */
+#define STORE_KEYS_VAULTED 0x80000000u
 
 G_DEFINE_QUARK (store-keys-error-quark, store_keys_error)
 
@@ -413,7 +415,69 @@ store_keys_wrapped_version (const void *wrapped, gsize len)
   if (len != STORE_KEYS_WRAPPED)
     return 0;
   memcpy (&be, wrapped, 4);
-  return GUINT32_FROM_BE (be);
+  return GUINT32_FROM_BE (be) & ~STORE_KEYS_VAULTED;
+}
+
+gboolean
+store_keys_wrapped_vaulted (const void *wrapped, gsize len)
+{
+  guint32 be;
+
+  if (len != STORE_KEYS_WRAPPED)
+    return FALSE;
+  memcpy (&be, wrapped, 4);
+  return (GUINT32_FROM_BE (be) & STORE_KEYS_VAULTED) != 0;
+}
+
+/* The wrapping key of one vaulted data key: the version's key-wrapping key
+ * as the BLAKE2b key, over a label, the subject id and the vault secret.
+ * Without the secret nothing about it can be computed.  */
+static void
+store_keys_vault_kwk (const store_keys *keys, guint v, gint64 subject_id,
+                      const guint8 *secret, guint8 out[STORE_KEY_BYTES])
+{
+  static const char label[] = "intake vault wrap";
+  crypto_generichash_state st;
+  guint64 le = GUINT64_TO_LE ((guint64) subject_id);
+
+  crypto_generichash_init (&st, keys->wrap + (v - 1) * STORE_KEY_BYTES,
+                           STORE_KEY_BYTES, STORE_KEY_BYTES);
+  crypto_generichash_update (&st, (const guint8 *) label, sizeof label);
+  crypto_generichash_update (&st, (const guint8 *) &le, sizeof le);
+  crypto_generichash_update (&st, secret, STORE_VAULT_SECRET_BYTES);
+  crypto_generichash_final (&st, out, STORE_KEY_BYTES);
+}
+
+GBytes *
+store_keys_wrap_vaulted (const store_keys *keys, const guint8 *data_key,
+                         gint64 subject_id, const guint8 *secret)
+{
+  const guint v = keys->n_versions;
+  g_autoptr (GBytes) aad = store_keys_aad ("subject", "data_key", subject_id,
+                                           subject_id, v);
+  guint8 *kwk = sodium_malloc (STORE_KEY_BYTES);
+  g_autoptr (GBytes) sealed = NULL;
+  gsize n;
+  const guint8 *p;
+  guint8 *out;
+  guint32 be = GUINT32_TO_BE (v | STORE_KEYS_VAULTED);
+
+  g_assert (kwk != NULL);
+  store_keys_vault_kwk (keys, v, subject_id, secret, kwk);
+  sealed = store_keys_seal (kwk, aad, data_key, STORE_KEY_BYTES);
+  sodium_free (kwk);
+  p = g_bytes_get_data (sealed, &n);
+  out = g_malloc (4 + n);
+  g_assert (4 + n == STORE_KEYS_WRAPPED);
+  memcpy (out, &be, 4);
+  memcpy (out + 4, p, n);
+  return g_bytes_new_take (out, 4 + n);
+}
+
+void
+store_keys_secret_fill (guint8 *out)
+{
+  randombytes_buf (out, STORE_VAULT_SECRET_BYTES);
 }
 
 gboolean
@@ -421,7 +485,19 @@ store_keys_unwrap_into (const store_keys *keys, const void *wrapped,
                         gsize len, gint64 subject_id, guint8 *out,
                         GError **error)
 {
+  return store_keys_unwrap_secret_into (keys, wrapped, len, subject_id, NULL,
+                                        out, error);
+}
+
+gboolean
+store_keys_unwrap_secret_into (const store_keys *keys, const void *wrapped,
+                               gsize len, gint64 subject_id,
+                               const guint8 *secret, guint8 *out,
+                               GError **error)
+{
   guint v = store_keys_wrapped_version (wrapped, len);
+  gboolean vaulted = store_keys_wrapped_vaulted (wrapped, len);
+  guint8 *kwk = NULL;
   const guint8 *sealed = wrapped;
   g_autoptr (GBytes) aad = NULL;
   g_autoptr (GBytes) plain = NULL;
@@ -449,8 +525,24 @@ store_keys_unwrap_into (const store_keys *keys, const void *wrapped,
     }
   else
     aad = store_keys_aad ("subject", "data_key", subject_id, subject_id, 1);
-  plain = store_keys_open (keys->wrap + (v - 1) * STORE_KEY_BYTES, aad,
-                           sealed, len, error);
+  if (vaulted)
+    {
+      if (secret == NULL)
+        {
+          g_set_error (error, STORE_KEYS_ERROR, STORE_KEYS_ERROR_CRYPTO,
+                       "data key needs its key-vault secret, which is not"
+                       " there (an erased subject, or not this database's"
+                       " vault)");
+          return FALSE;
+        }
+      kwk = sodium_malloc (STORE_KEY_BYTES);
+      g_assert (kwk != NULL);
+      store_keys_vault_kwk (keys, v, subject_id, secret, kwk);
+    }
+  plain = store_keys_open (kwk ? kwk : keys->wrap + (v - 1) * STORE_KEY_BYTES,
+                           aad, sealed, len, error);
+  if (kwk != NULL)
+    sodium_free (kwk);
   if (plain == NULL)
     return FALSE;
   p = g_bytes_get_data (plain, &n);

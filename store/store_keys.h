@@ -120,4 +120,35 @@ gboolean store_keys_unwrap_into (const store_keys *keys, const void *wrapped,
 guint8 *store_keys_unwrap (const store_keys *keys, const void *wrapped,
                            gsize len, gint64 subject_id, GError **error);
 
+
+/* ------------------------------------------------------------ key vault */
+
+/* Part of each subject's key lives outside the database, in the key vault
+ * (store_vault.c, docs/rights.md): a random per-subject secret.  A data key
+ * wrapped "vaulted" is sealed under BLAKE2b-256(key-wrapping key of its
+ * version, context || subject id || secret), so a copy of the database --
+ * even with the master key -- does not open it once the vault has
+ * forgotten the secret (crypto-shredding).  */
+#define STORE_VAULT_SECRET_BYTES 32
+
+/* Whether @wrapped was wrapped with a vault secret.  */
+gboolean store_keys_wrapped_vaulted (const void *wrapped, gsize len);
+
+/* (transfer full) @data_key wrapped with the current version and @secret
+ * (STORE_VAULT_SECRET_BYTES).  */
+GBytes *store_keys_wrap_vaulted (const store_keys *keys,
+                                 const guint8 *data_key, gint64 subject_id,
+                                 const guint8 *secret);
+
+/* Unwrap either form: @secret (nullable) is needed for a vaulted one; a
+ * vaulted key without it fails with STORE_KEYS_ERROR_CRYPTO.  */
+gboolean store_keys_unwrap_secret_into (const store_keys *keys,
+                                        const void *wrapped, gsize len,
+                                        gint64 subject_id,
+                                        const guint8 *secret, guint8 *out,
+                                        GError **error);
+
+/* A fresh random vault secret into @out (STORE_VAULT_SECRET_BYTES).  */
+void store_keys_secret_fill (guint8 *out);
+
 #endif

@@ -50,6 +50,10 @@ struct store {
   gboolean cstop;
   gint64 last_spool_submit;  /* monotonic us; atomic */
   GAsyncQueue *jobs;         /* store_job * ; NULL item = stop */
+  char *vault_path;          /* the key vault (store_vault.c) */
+  sqlite3 *wvault;           /* writer thread only */
+  sqlite3 *rvault;           /* everyone else, under vlock */
+  GRecMutex vlock;
 };
 
 /* Queue @job for the writer.  */
@@ -94,5 +98,51 @@ gboolean store_audit_append_outcome (store *s, sqlite3 *db, const char *actor,
                                      const char *action, const char *object,
                                      const char *detail, const char *outcome,
                                      GError **error);
+
+/* ------------------------------------------------------- key vault */
+
+/* (transfer full) "DIR/STEM-vault.db" for "DIR/STEM.db".  */
+char *store_vault_default_path (const char *db_path);
+sqlite3 *store_vault_connect (const char *path, gboolean create,
+                              GError **error);
+/* Open the vault connections of @s (refused if the vault is missing but
+ * needed).  */
+gboolean store_vault_open (store *s, gboolean writer, GError **error);
+/* Whether the vault holds a secret for @subject_id.  */
+gboolean store_vault_has (store *s, sqlite3 *db, gint64 subject_id);
+void store_vault_lock (store *s);
+void store_vault_unlock (store *s);
+gboolean store_vault_begin (sqlite3 *vdb, GError **error);
+gboolean store_vault_commit (sqlite3 *vdb, GError **error);
+void store_vault_rollback (sqlite3 *vdb);
+
+/* A new data key for @subject_id into @data_key (STORE_KEY_BYTES, secure
+ * memory), its vault secret put into the vault beside @db (the writer's:
+ * in the writer's vault transaction, committed before the batch; any
+ * other: the caller holds vlock and has begun a vault transaction).
+ * (transfer full) the wrapped key for subjects.data_key.  */
+GBytes *store_subject_key_new (store *s, sqlite3 *db, gint64 subject_id,
+                               guint8 *data_key, GError **error);
+/* (transfer full) @wrapped re-wrapped with the current master key version
+ * and a vault secret (a new one for a key not yet in the vault; same rules
+ * as store_subject_key_new()).  @scratch: STORE_KEY_BYTES secure memory. */
+GBytes *store_subject_key_rewrap (store *s, sqlite3 *db, gint64 subject_id,
+                                  const void *wrapped, gsize len,
+                                  guint8 *scratch, GError **error);
+/* Open a subject's wrapped data key, with its vault secret if it has one
+ * (STORE_ERROR_CRYPTO if that is gone: an erased subject).  */
+gboolean store_subject_key_unwrap_into (store *s, sqlite3 *db,
+                                        const void *wrapped, gsize len,
+                                        gint64 subject_id, guint8 *out,
+                                        GError **error);
+/* (transfer full) (nullable) the same in new secure memory; free with
+ * store_keys_data_key_free().  */
+guint8 *store_subject_key_unwrap (store *s, sqlite3 *db, const void *wrapped,
+                                  gsize len, gint64 subject_id,
+                                  GError **error);
+/* Delete the vault secret of @subject_id, commit (synchronous=FULL) and
+ * truncate the vault's WAL: crypto-shredding.  *@had: there was one.  */
+gboolean store_vault_forget (store *s, gint64 subject_id, gboolean *had,
+                             GError **error);
 
 #endif

@@ -1,0 +1,525 @@
+/*
+ * store_rights.c - erasure (crypto-shredding) and what an access request
+ * shows afterwards.
+ *
+ * An erasure runs in three committed steps, each resumable:
+ *   1. the subject is marked (subjects.erasing_at) and a tombstone written
+ *      (erasures: id, when, who, a reason category -- no personal data);
+ *   2. the subject's vault secret is deleted, committed and the vault's WAL
+ *      truncated (store_vault_forget()): from here on no copy of the
+ *      subject's rows opens, backups included;
+ *   3. the rows go with secure_delete on -- attachments, arrivals, outbox,
+ *      notes, messages, participation, blind index, the subject row -- the
+ *      cases keep only kind, queue, status, dates and counts; the audit
+ *      records the erasure; then the WAL is checkpointed and truncated.
+ * A crash after step 1 leaves a marked subject that store_erase_resume()
+ * (intaked at start, `intakectl subject erase` again) finishes.
+ *
+ * Owns: nothing beyond one call.
+ * Refuses: free-text reasons (they could carry personal data): a reason is
+ * one of store_erase_reasons.
+ */
+#define G_LOG_DOMAIN "intake-store"
+
+#include "store/store_private.h"
+
+#include <string.h>
+
+#include <json-glib/json-glib.h>
+
+/* Why a person's data was erased: categories, never free text.  */
+static const char *const store_erase_reasons[] = {
+  "request",            /* UK GDPR art. 17 request of the person */
+  "objection",          /* art. 21 objection upheld */
+  "consent-withdrawn",  /* art. 17(1)(b) */
+  "unlawful",           /* art. 17(1)(d): should not have been held */
+  "legal-obligation",   /* art. 17(1)(e) */
+  "retention",          /* the retention schedule */
+  "anonymised",         /* store_subject_anonymise(): the link goes */
+  "shredded",           /* found with its vault secret gone: rows of an
+                         * erased person in a database restored from a
+                         * backup taken before the erasure */
+  NULL
+};
+
+gboolean
+store_erase_reason_valid (const char *reason)
+{
+  for (guint i = 0; reason != NULL && store_erase_reasons[i]; i++)
+    if (strcmp (reason, store_erase_reasons[i]) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+const char *const *
+store_erase_reason_list (void)
+{
+  return store_erase_reasons;
+}
+
+static gboolean
+store_rights_exec (sqlite3 *db, const char *sql, gint64 id, gint64 *changes,
+                   GError **error)
+{
+  sqlite3_stmt *st = store_prepare (db, sql, error);
+  int rc;
+
+  if (st == NULL)
+    return FALSE;
+  if (sqlite3_bind_parameter_count (st) >= 1)
+    sqlite3_bind_int64 (st, 1, id);
+  rc = sqlite3_step (st);
+  sqlite3_finalize (st);
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, db, rc, "erase");
+      return FALSE;
+    }
+  if (changes != NULL)
+    *changes = sqlite3_changes (db);
+  return TRUE;
+}
+
+static gint64
+store_rights_count (sqlite3 *db, const char *sql, gint64 id)
+{
+  sqlite3_stmt *st = NULL;
+  gint64 n = -1;
+
+  if (sqlite3_prepare_v2 (db, sql, -1, &st, NULL) == SQLITE_OK)
+    {
+      sqlite3_bind_int64 (st, 1, id);
+      if (sqlite3_step (st) == SQLITE_ROW)
+        n = sqlite3_column_int64 (st, 0);
+    }
+  sqlite3_finalize (st);
+  return n;
+}
+
+/* Hook point for the erasure webhook (issue 8): called in the erasing
+ * transaction for every case the person started, before its personal rows
+ * go.  */
+static gboolean
+store_rights_erasure_hook (store *s, sqlite3 *db, gint64 subject_id,
+                           GError **error)
+{
+  /* STORE-WEBHOOK-ERASURE-HOOK: when store/store_webhook.h is in the tree,
+   * call store_webhook_enqueue_erased (s, db, case_id, error) here for
+   * each case of @subject_id.  */
+  return TRUE;
+}
+
+/* Step 1: mark the subject and write the tombstone.  */
+static gboolean
+store_erase_mark (store *s, gint64 id, const char *reason, const char *actor,
+                  GError **error)
+{
+  sqlite3 *db = s->rdb;
+  sqlite3_stmt *st = NULL;
+  gboolean ok = FALSE;
+  int rc;
+
+  if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, db, sqlite3_errcode (db), "erase");
+      return FALSE;
+    }
+  st = store_prepare (db, "UPDATE subjects SET erasing_at ="
+                          " coalesce(erasing_at, ?2) WHERE id = ?1", error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_int64 (st, 1, id);
+  sqlite3_bind_int64 (st, 2, g_get_real_time ());
+  rc = sqlite3_step (st);
+  sqlite3_finalize (st);
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, db, rc, "erase mark");
+      goto out;
+    }
+  if (sqlite3_changes (db) != 1)
+    {
+      gint64 done = store_rights_count (db, "SELECT count(*) FROM erasures"
+                                            " WHERE subject_id = ?1 AND"
+                                            " erased_at IS NOT NULL", id);
+      g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,
+                   done > 0 ? "data subject %" G_GINT64_FORMAT " was erased"
+                              " already"
+                            : "no data subject %" G_GINT64_FORMAT, id);
+      goto out;
+    }
+  st = store_prepare (db, "INSERT OR IGNORE INTO erasures (subject_id,"
+                          " requested_at, actor, reason) VALUES (?1, ?2, ?3,"
+                          " ?4)", error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_int64 (st, 1, id);
+  sqlite3_bind_int64 (st, 2, g_get_real_time ());
+  sqlite3_bind_text (st, 3, actor, -1, SQLITE_STATIC);
+  sqlite3_bind_text (st, 4, reason, -1, SQLITE_STATIC);
+  rc = sqlite3_step (st);
+  sqlite3_finalize (st);
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, db, rc, "erase tombstone");
+      goto out;
+    }
+  ok = sqlite3_exec (db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+  if (!ok)
+    store_set_sqlite_error (error, db, sqlite3_errcode (db), "erase commit");
+out:
+  if (!sqlite3_get_autocommit (db))
+    sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+  return ok;
+}
+
+/* Step 3: the rows.  */
+static gboolean
+store_erase_rows (store *s, gint64 id, gboolean had_secret,
+                  store_erasure_report *r, GError **error)
+{
+  sqlite3 *db = s->rdb;
+  g_autofree char *object = g_strdup_printf ("subject:%" G_GINT64_FORMAT, id);
+  g_autofree char *detail = NULL;
+  g_autofree char *reason = NULL;
+  sqlite3_stmt *st;
+  gint64 n;
+  gboolean ok = FALSE;
+
+  if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, db, sqlite3_errcode (db), "erase");
+      return FALSE;
+    }
+  st = store_prepare (db, "SELECT reason FROM erasures WHERE subject_id = ?1",
+                      error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_int64 (st, 1, id);
+  if (sqlite3_step (st) == SQLITE_ROW)
+    reason = g_strdup ((const char *) sqlite3_column_text (st, 0));
+  sqlite3_finalize (st);
+  if (reason == NULL)
+    {
+      g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,
+                   "no erasure of subject %" G_GINT64_FORMAT " under way", id);
+      goto out;
+    }
+  r->cases = store_rights_count (db, "SELECT count(DISTINCT case_id) FROM"
+                                     " (SELECT case_id FROM messages WHERE"
+                                     " subject_id = ?1 UNION SELECT case_id"
+                                     " FROM case_participants WHERE"
+                                     " subject_id = ?1 UNION SELECT id FROM"
+                                     " cases WHERE subject_id = ?1)", id);
+  if (!store_rights_erasure_hook (s, db, id, error))
+    goto out;
+  /* what the cases keep for statistics: how many messages there were */
+  if (!store_rights_exec (db, "UPDATE cases SET erased_messages ="
+                              " erased_messages + (SELECT count(*) FROM"
+                              " messages m WHERE m.case_id = cases.id AND"
+                              " m.subject_id = ?1) WHERE id IN (SELECT"
+                              " case_id FROM messages WHERE subject_id = ?1)",
+                          id, NULL, error)
+      || !store_rights_exec (db, "DELETE FROM attachments WHERE subject_id ="
+                                 " ?1", id, &r->attachments, error)
+      || !store_rights_exec (db, "DELETE FROM arrivals WHERE message_id IN"
+                                 " (SELECT id FROM messages WHERE subject_id"
+                                 " = ?1)", id, NULL, error)
+      || !store_rights_exec (db, "DELETE FROM outbox WHERE subject_id = ?1"
+                                 " OR message_id IN (SELECT id FROM messages"
+                                 " WHERE subject_id = ?1)", id, NULL, error)
+      /* notes and replies of the person's cases are sealed under their
+       * key: unreadable now, so gone too */
+      || !store_rights_exec (db, "DELETE FROM case_notes WHERE subject_id ="
+                                 " ?1", id, NULL, error)
+      || !store_rights_exec (db, "DELETE FROM messages WHERE subject_id = ?1",
+                             id, &r->messages, error)
+      || !store_rights_exec (db, "DELETE FROM case_participants WHERE"
+                                 " subject_id = ?1", id, NULL, error)
+      || !store_rights_exec (db, "UPDATE cases SET subject_id = NULL,"
+                                 " claimed_by = NULL WHERE subject_id = ?1",
+                             id, NULL, error)
+      || !store_rights_exec (db, "DELETE FROM subjects WHERE id = ?1", id, &n,
+                             error))
+    goto out;
+  st = store_prepare (db, "UPDATE erasures SET erased_at = ?2, cases = ?3,"
+                          " messages = ?4 WHERE subject_id = ?1", error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_int64 (st, 1, id);
+  sqlite3_bind_int64 (st, 2, g_get_real_time ());
+  sqlite3_bind_int64 (st, 3, r->cases);
+  sqlite3_bind_int64 (st, 4, r->messages);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, db, sqlite3_errcode (db), "erase");
+      sqlite3_finalize (st);
+      goto out;
+    }
+  sqlite3_finalize (st);
+  detail = g_strdup_printf ("reason=%s cases=%" G_GINT64_FORMAT " messages=%"
+                            G_GINT64_FORMAT " attachments=%" G_GINT64_FORMAT
+                            " vault_secret=%s", reason, r->cases, r->messages,
+                            r->attachments,
+                            had_secret ? "deleted" : "none");
+  {
+    /* the actor who asked for it (step 1), not whoever finished it */
+    g_autofree char *actor = NULL;
+    st = store_prepare (db, "SELECT actor FROM erasures WHERE subject_id ="
+                            " ?1", error);
+    if (st == NULL)
+      goto out;
+    sqlite3_bind_int64 (st, 1, id);
+    if (sqlite3_step (st) == SQLITE_ROW)
+      actor = g_strdup ((const char *) sqlite3_column_text (st, 0));
+    sqlite3_finalize (st);
+    if (!store_audit_append (s, db, actor ? actor : "?", "subject.erase",
+                             object, detail, error))
+      goto out;
+  }
+  ok = sqlite3_exec (db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+  if (!ok)
+    store_set_sqlite_error (error, db, sqlite3_errcode (db), "erase commit");
+out:
+  if (!sqlite3_get_autocommit (db))
+    sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+  return ok;
+}
+
+/* Steps 2 and 3 for a marked subject, then the WAL.  Called with rlock
+ * held.  */
+static gboolean
+store_erase_finish (store *s, gint64 id, store_erasure_report *r,
+                    GError **error)
+{
+  gboolean had = FALSE, ok;
+  int log = -1, done = -1, rc;
+
+  if (!store_vault_forget (s, id, &had, error))
+    return FALSE;
+  r->vault_secret = had;
+  /* Deleted cells and freed pages are overwritten with zeros, not only
+   * unlinked.  */
+  sqlite3_exec (s->rdb, "PRAGMA secure_delete=ON", NULL, NULL, NULL);
+  ok = store_erase_rows (s, id, had, r, error);
+  sqlite3_exec (s->rdb, "PRAGMA secure_delete=FAST", NULL, NULL, NULL);
+  if (!ok)
+    return FALSE;
+  /* Every page the erasure rewrote goes into the database file and the
+   * WAL, which still holds the old versions, is cut to nothing.  A reader
+   * in the middle of a long read can hold it up: then it is tried again a
+   * few times, and reported.  */
+  for (guint i = 0; i < 10; i++)
+    {
+      rc = sqlite3_wal_checkpoint_v2 (s->rdb, NULL,
+                                      SQLITE_CHECKPOINT_TRUNCATE, &log,
+                                      &done);
+      if (rc == SQLITE_OK && log == 0)
+        break;
+      g_usleep (100 * 1000);
+    }
+  r->wal_truncated = rc == SQLITE_OK && log == 0;
+  return TRUE;
+}
+
+gboolean
+store_subject_erase (store *s, gint64 id, const char *reason,
+                     const char *actor, store_erasure_report *r,
+                     GError **error)
+{
+  store_erasure_report local = { 0 };
+  gboolean ok;
+
+  if (r == NULL)
+    r = &local;
+  memset (r, 0, sizeof *r);
+  if (!store_erase_reason_valid (reason))
+    {
+      g_set_error (error, STORE_ERROR, STORE_ERROR_STATE,
+                   "erasure reason '%s' is not a category", reason
+                   ? reason : "");
+      return FALSE;
+    }
+  g_mutex_lock (&s->rlock);
+  ok = store_erase_mark (s, id, reason, actor, error)
+       && store_erase_finish (s, id, r, error);
+  g_mutex_unlock (&s->rlock);
+  if (ok)
+    g_message ("event=subject.erased subject=%" G_GINT64_FORMAT
+               " reason=%s messages=%" G_GINT64_FORMAT, id, reason,
+               r->messages);
+  return ok;
+}
+
+gint64
+store_erase_resume (store *s, GError **error)
+{
+  g_autoptr (GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  sqlite3_stmt *st;
+  gint64 n = 0;
+
+  g_autoptr (GArray) shredded = g_array_new (FALSE, FALSE, sizeof (gint64));
+
+  g_mutex_lock (&s->rlock);
+  /* Rows whose vault secret is gone were erased after the backup this
+   * database was restored from: they go the same way (the vault is this
+   * database's: store_vault_open() checked its binding).  */
+  st = store_prepare (s->rdb, "ATTACH DATABASE ?1 AS vault", error);
+  if (st == NULL)
+    {
+      g_mutex_unlock (&s->rlock);
+      return -1;
+    }
+  sqlite3_bind_text (st, 1, s->vault_path, -1, SQLITE_STATIC);
+  if (sqlite3_step (st) == SQLITE_DONE)
+    {
+      sqlite3_stmt *q = store_prepare (s->rdb,
+          "SELECT id FROM main.subjects s WHERE vault = 1 AND erasing_at IS"
+          " NULL AND NOT EXISTS (SELECT 1 FROM vault.secrets v WHERE"
+          " v.subject_id = s.id)", NULL);
+      while (q != NULL && sqlite3_step (q) == SQLITE_ROW)
+        {
+          gint64 id = sqlite3_column_int64 (q, 0);
+          g_array_append_val (shredded, id);
+        }
+      sqlite3_finalize (q);
+      sqlite3_exec (s->rdb, "DETACH DATABASE vault", NULL, NULL, NULL);
+    }
+  sqlite3_finalize (st);
+  for (guint i = 0; i < shredded->len; i++)
+    if (!store_erase_mark (s, g_array_index (shredded, gint64, i), "shredded",
+                           "store", error))
+      {
+        g_mutex_unlock (&s->rlock);
+        return -1;
+      }
+  st = store_prepare (s->rdb, "SELECT id FROM subjects WHERE erasing_at IS"
+                              " NOT NULL ORDER BY id", error);
+  if (st == NULL)
+    {
+      g_mutex_unlock (&s->rlock);
+      return -1;
+    }
+  while (sqlite3_step (st) == SQLITE_ROW)
+    {
+      gint64 id = sqlite3_column_int64 (st, 0);
+      g_array_append_val (ids, id);
+    }
+  sqlite3_finalize (st);
+  for (guint i = 0; i < ids->len; i++)
+    {
+      store_erasure_report r = { 0 };
+      if (!store_erase_finish (s, g_array_index (ids, gint64, i), &r, error))
+        {
+          g_mutex_unlock (&s->rlock);
+          return -1;
+        }
+      n++;
+    }
+  g_mutex_unlock (&s->rlock);
+  return n;
+}
+
+char *
+store_subject_export_erased (store *s, gint64 id, GError **error)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonNode) root = NULL;
+  g_autofree char *me = g_strdup_printf ("subject:%" G_GINT64_FORMAT, id);
+  sqlite3_stmt *st;
+  gboolean found = FALSE;
+
+  g_mutex_lock (&s->rlock);
+  sqlite3_exec (s->rdb, "BEGIN", NULL, NULL, NULL);
+  st = store_prepare (s->rdb, "SELECT erased_at, reason FROM erasures"
+                              " WHERE subject_id = ?1 AND erased_at IS NOT"
+                              " NULL", error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_int64 (st, 1, id);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "schema");
+  json_builder_add_string_value (b, "intake-subject-export/1");
+  if (sqlite3_step (st) == SQLITE_ROW)
+    {
+      g_autoptr (GDateTime) t = g_date_time_new_from_unix_utc (
+          sqlite3_column_int64 (st, 0) / G_USEC_PER_SEC);
+      g_autofree char *iso = g_date_time_format_iso8601 (t);
+      found = TRUE;
+      json_builder_set_member_name (b, "subject");
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "id");
+      json_builder_add_int_value (b, id);
+      json_builder_set_member_name (b, "erased");
+      json_builder_add_string_value (b, iso);
+      json_builder_set_member_name (b, "erasure_reason");
+      json_builder_add_string_value (b,
+                                     (const char *) sqlite3_column_text (st,
+                                                                         1));
+      json_builder_end_object (b);
+    }
+  sqlite3_finalize (st);
+  if (!found)
+    {
+      g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,
+                   "no data subject %" G_GINT64_FORMAT, id);
+      goto out;
+    }
+  json_builder_set_member_name (b, "cases");
+  json_builder_begin_array (b);
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "audit");
+  json_builder_begin_array (b);
+  /* the erasure record only: what happened before it is gone with the
+   * person */
+  st = store_prepare (s->rdb, "SELECT at, actor, action, detail, outcome"
+                              " FROM audit WHERE object = ?1 AND action ="
+                              " 'subject.erase' ORDER BY id", error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_text (st, 1, me, -1, SQLITE_STATIC);
+  while (sqlite3_step (st) == SQLITE_ROW)
+    {
+      g_autoptr (GDateTime) t = g_date_time_new_from_unix_utc (
+          sqlite3_column_int64 (st, 0) / G_USEC_PER_SEC);
+      g_autofree char *iso = g_date_time_format_iso8601 (t);
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "at");
+      json_builder_add_string_value (b, iso);
+      json_builder_set_member_name (b, "actor");
+      json_builder_add_string_value (b,
+                                     (const char *) sqlite3_column_text (st,
+                                                                         1));
+      json_builder_set_member_name (b, "action");
+      json_builder_add_string_value (b,
+                                     (const char *) sqlite3_column_text (st,
+                                                                         2));
+      json_builder_set_member_name (b, "object");
+      json_builder_add_string_value (b, me);
+      json_builder_set_member_name (b, "detail");
+      json_builder_add_string_value (b,
+                                     (const char *) sqlite3_column_text (st,
+                                                                         3));
+      json_builder_set_member_name (b, "outcome");
+      json_builder_add_string_value (b,
+                                     (const char *) sqlite3_column_text (st,
+                                                                         4));
+      json_builder_end_object (b);
+    }
+  sqlite3_finalize (st);
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  sqlite3_exec (s->rdb, "COMMIT", NULL, NULL, NULL);
+  g_mutex_unlock (&s->rlock);
+  root = json_builder_get_root (b);
+  json_generator_set_pretty (gen, TRUE);
+  json_generator_set_root (gen, root);
+  return json_generator_to_data (gen, NULL);
+
+out:
+  if (!sqlite3_get_autocommit (s->rdb))
+    sqlite3_exec (s->rdb, "ROLLBACK", NULL, NULL, NULL);
+  g_mutex_unlock (&s->rlock);
+  return NULL;
+}

@@ -1,0 +1,422 @@
+/*
+ * test_rights.c - the key vault and erasure (issue 9) on real SQLite
+ * files: vaulted wrapping (secret, subject and version bound in), a store
+ * whose vault is missing or another database's refused at open, erasure
+ * through the store (the vault secret gone, rows gone, the tombstone and
+ * the export of an erased person), an erasure interrupted after its first
+ * step finished exactly once, and rows left by a restored backup whose
+ * secret is gone ("shredded").
+ */
+#include <check.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib/gstdio.h>
+
+#include "store/store.h"
+
+static char *tmpdir;
+
+static void
+setup (void)
+{
+  tmpdir = g_dir_make_tmp ("intake-cases-XXXXXX", NULL);
+  ck_assert_ptr_nonnull (tmpdir);
+}
+
+static void
+teardown (void)
+{
+  g_autofree char *cmd = g_strdup_printf ("rm -rf '%s'", tmpdir);
+  ck_assert_int_eq (system (cmd), 0);
+  g_clear_pointer (&tmpdir, g_free);
+}
+
+static char *
+tmp_path (const char *name)
+{
+  return g_build_filename (tmpdir, name, NULL);
+}
+
+static store_keys *
+load_keys (void)
+{
+  g_autofree char *path = tmp_path ("master.key");
+  GError *error = NULL;
+  store_keys *keys;
+
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    ck_assert (store_keys_generate (path, &error));
+  keys = store_keys_load (path, &error);
+  ck_assert_msg (keys != NULL, "%s", error ? error->message : "");
+  return keys;
+}
+
+static store *
+open_store (store_keys *keys)
+{
+  g_autofree char *db = tmp_path ("intake.db");
+  g_autoptr (GError) error = NULL;
+  store *st = store_open (db, keys, STORE_OPEN_WRITER, &error);
+
+  ck_assert_msg (st != NULL, "%s", error ? error->message : "");
+  return st;
+}
+
+/* Raw SQL on the database file, as an attacker with the file would.  */
+static void
+raw_sql (const char *sql)
+{
+  g_autofree char *db = tmp_path ("intake.db");
+  sqlite3 *raw;
+  char *err = NULL;
+
+  ck_assert_int_eq (sqlite3_open (db, &raw), SQLITE_OK);
+  sqlite3_busy_timeout (raw, 5000);
+  ck_assert_msg (sqlite3_exec (raw, sql, NULL, NULL, &err) == SQLITE_OK,
+                 "%s: %s", sql, err ? err : "");
+  sqlite3_close (raw);
+}
+
+static gint64
+raw_int (const char *sql)
+{
+  g_autofree char *db = tmp_path ("intake.db");
+  sqlite3 *raw;
+  sqlite3_stmt *q;
+  gint64 v = -1;
+
+  ck_assert_int_eq (sqlite3_open (db, &raw), SQLITE_OK);
+  ck_assert_int_eq (sqlite3_prepare_v2 (raw, sql, -1, &q, NULL), SQLITE_OK);
+  if (sqlite3_step (q) == SQLITE_ROW)
+    v = sqlite3_column_int64 (q, 0);
+  sqlite3_finalize (q);
+  sqlite3_close (raw);
+  return v;
+}
+
+/* ------------------------------------------------------ filing mail */
+
+typedef struct {
+  GMutex lock;
+  GCond cond;
+  int done;
+  gint64 id;
+  GError *error;
+} waiter;
+
+static void
+waiter_done (gint64 id, const GError *error, gpointer data)
+{
+  waiter *w = data;
+
+  g_mutex_lock (&w->lock);
+  w->done++;
+  w->id = id;
+  g_clear_error (&w->error);
+  if (error)
+    w->error = g_error_copy (error);
+  g_cond_signal (&w->cond);
+  g_mutex_unlock (&w->lock);
+}
+
+static void
+waiter_wait (waiter *w)
+{
+  g_mutex_lock (&w->lock);
+  while (w->done == 0)
+    g_cond_wait (&w->cond, &w->lock);
+  w->done = 0;
+  g_mutex_unlock (&w->lock);
+}
+
+typedef struct {
+  const char *from;
+  const char *message_id;
+  const char *in_reply_to;
+  const char *references;    /* one Message-ID */
+  const char *ref;           /* a case reference found in the subject */
+  const char *body;          /* makes the bytes unique */
+  gboolean with_attachment;
+} mail;
+
+static store_envelope *
+make_env (const char *from)
+{
+  store_envelope *env = store_envelope_new ();
+
+  env->source = g_strdup ("smtp");
+  env->client_addr = g_strdup ("192.0.2.1");
+  env->helo = g_strdup ("client.example");
+  env->mail_from = g_strdup (from);
+  g_ptr_array_add (env->rcpts, g_strdup ("enquiries@council.example"));
+  env->received_at = 1790000000LL * G_USEC_PER_SEC;
+  return env;
+}
+
+/* Spool and file one message; the case id it went to.  */
+static gint64
+file_mail (store *st, const mail *m)
+{
+  waiter w = { 0 };
+  g_autofree char *text = g_strdup_printf ("From: %s\r\nMessage-ID: <%s>\r\n"
+                                           "\r\n%s\r\n", m->from,
+                                           m->message_id, m->body);
+  GBytes *raw = g_bytes_new (text, strlen (text));
+  store_ingest *in = store_ingest_new ();
+  gint64 spool_id, case_id;
+
+  g_mutex_init (&w.lock);
+  g_cond_init (&w.cond);
+  store_spool_submit (st, make_env (m->from), g_bytes_ref (raw), waiter_done,
+                      &w);
+  waiter_wait (&w);
+  ck_assert_ptr_null (w.error);
+  spool_id = w.id;
+
+  in->spool_id = spool_id;
+  in->env = make_env (m->from);
+  in->raw = raw;
+  in->from_addr = g_strdup (m->from);
+  in->from_name = g_strdup ("A Person");
+  in->subject = g_strdup ("about my bins");
+  in->message_id = g_strdup (m->message_id);
+  in->in_reply_to = g_strdup (m->in_reply_to);
+  if (m->references)
+    g_ptr_array_add (in->references, g_strdup (m->references));
+  if (m->ref)
+    g_ptr_array_add (in->case_refs, g_strdup (m->ref));
+  in->text = g_strdup (m->body);
+  in->queue = g_strdup ("general");
+  in->kind = g_strdup ("enquiry");
+  in->ref_prefix = g_strdup ("ESC");
+  if (m->with_attachment)
+    {
+      store_attachment *a = store_attachment_new ();
+      a->name = g_strdup ("photo of the bin.jpg");
+      a->declared_type = g_strdup ("image/jpeg");
+      a->detected_type = g_strdup ("image/jpeg");
+      memcpy (a->sha256, "ab", 3);
+      a->content = g_bytes_new_static ("JPEG-BYTES-PRIVATE", 18);
+      g_ptr_array_add (in->attachments, a);
+    }
+  store_ingest_submit (st, in, waiter_done, &w);
+  waiter_wait (&w);
+  ck_assert_msg (w.error == NULL, "%s", w.error ? w.error->message : "");
+  case_id = w.id;
+  g_mutex_clear (&w.lock);
+  g_cond_clear (&w.cond);
+  return case_id;
+}
+
+START_TEST (test_vaulted_wrap)
+{
+  g_autofree char *path = tmp_path ("master.key");
+  store_keys *keys = load_keys ();
+  guint8 *dk = store_keys_data_key_new ();
+  guint8 secret[STORE_VAULT_SECRET_BYTES], other[STORE_VAULT_SECRET_BYTES];
+  guint8 back[STORE_KEY_BYTES];
+  g_autoptr (GBytes) w = NULL;
+  gsize n;
+  const guint8 *p;
+
+  store_keys_secret_fill (secret);
+  store_keys_secret_fill (other);
+  w = store_keys_wrap_vaulted (keys, dk, 42, secret);
+  p = g_bytes_get_data (w, &n);
+  ck_assert (store_keys_wrapped_vaulted (p, n));
+  ck_assert_uint_eq (store_keys_wrapped_version (p, n), 1);
+  ck_assert (store_keys_unwrap_secret_into (keys, p, n, 42, secret, back,
+                                            NULL));
+  ck_assert_int_eq (memcmp (back, dk, STORE_KEY_BYTES), 0);
+  /* without the secret, with another one, for another subject: refused */
+  ck_assert (!store_keys_unwrap_secret_into (keys, p, n, 42, NULL, back,
+                                             NULL));
+  ck_assert_ptr_null (store_keys_unwrap (keys, p, n, 42, NULL));
+  ck_assert (!store_keys_unwrap_secret_into (keys, p, n, 42, other, back,
+                                             NULL));
+  ck_assert (!store_keys_unwrap_secret_into (keys, p, n, 43, secret, back,
+                                             NULL));
+  /* a plain wrap is not taken for a vaulted one */
+  {
+    g_autoptr (GBytes) plain = store_keys_wrap (keys, dk, 42);
+    const guint8 *q = g_bytes_get_data (plain, &n);
+    ck_assert (!store_keys_wrapped_vaulted (q, n));
+  }
+  /* another master key version: the same secret does not open it */
+  store_keys_free (&keys);
+  ck_assert_uint_eq (store_keys_add_version (path, NULL), 2);
+  keys = load_keys ();
+  {
+    g_autoptr (GBytes) w2 = store_keys_wrap_vaulted (keys, dk, 42, secret);
+    guint8 *q = (guint8 *) g_bytes_get_data (w2, &n);
+    ck_assert_uint_eq (store_keys_wrapped_version (q, n), 2);
+    ck_assert (store_keys_unwrap_secret_into (keys, q, n, 42, secret, back,
+                                              NULL));
+    q[3] = 1;                   /* claims version 1 */
+    ck_assert (!store_keys_unwrap_secret_into (keys, q, n, 42, secret, back,
+                                               NULL));
+  }
+  store_keys_data_key_free (dk);
+  store_keys_free (&keys);
+}
+END_TEST
+
+START_TEST (test_vault_missing_or_foreign)
+{
+  g_autofree char *db = tmp_path ("intake.db");
+  g_autofree char *vault = tmp_path ("intake-vault.db");
+  g_autofree char *db2 = tmp_path ("other.db");
+  g_autofree char *vault2 = tmp_path ("other-vault.db");
+  g_autofree char *moved = tmp_path ("moved-vault.db");
+  g_autoptr (GError) error = NULL;
+  store_keys *keys = load_keys ();
+  store *st = open_store (keys);
+
+  file_mail (st, &(mail){ "a@example.org", "m1@example.org", NULL, NULL, NULL,
+                          "words", FALSE });
+  store_close (&st);
+  ck_assert (g_file_test (vault, G_FILE_TEST_EXISTS));
+  ck_assert_int_eq (raw_int ("SELECT vault FROM subjects"), 1);
+  /* another database with a vault of its own */
+  st = store_open (db2, keys, STORE_OPEN_WRITER, &error);
+  ck_assert_ptr_nonnull (st);
+  store_close (&st);
+  ck_assert (g_file_test (vault2, G_FILE_TEST_EXISTS));
+
+  ck_assert_int_eq (g_rename (vault, moved), 0);
+  ck_assert_ptr_null (store_open (db, keys, 0, &error));
+  ck_assert (g_error_matches (error, STORE_ERROR, STORE_ERROR_CRYPTO));
+  ck_assert (strstr (error->message, "missing") != NULL);
+  g_clear_error (&error);
+  ck_assert_ptr_null (store_open (db, keys, STORE_OPEN_WRITER, &error));
+  g_clear_error (&error);
+  ck_assert (!g_file_test (vault, G_FILE_TEST_EXISTS));
+  /* the other database's vault: refused by its binding */
+  ck_assert_ptr_null (store_open_full (db, vault2, keys, 0, &error));
+  ck_assert (g_error_matches (error, STORE_ERROR, STORE_ERROR_CRYPTO));
+  g_clear_error (&error);
+  /* the right one, under another name */
+  st = store_open_full (db, moved, keys, 0, &error);
+  ck_assert_msg (st != NULL, "%s", error ? error->message : "");
+  {
+    g_autoptr (GPtrArray) all = store_case_list (st, &error);
+    store_case_view *v = all->pdata[0];
+    ck_assert_str_eq (v->from_addr, "a@example.org");
+  }
+  store_close (&st);
+  store_keys_free (&keys);
+}
+END_TEST
+
+START_TEST (test_erase_through_the_store)
+{
+  g_autoptr (GError) error = NULL;
+  store_keys *keys = load_keys ();
+  store *st = open_store (keys);
+  store_erasure_report r = { 0 };
+  gint64 a, b;
+
+  file_mail (st, &(mail){ "a@example.org", "m1@example.org", NULL, NULL, NULL,
+                          "first", TRUE });
+  file_mail (st, &(mail){ "a@example.org", "m2@example.org", NULL, NULL, NULL,
+                          "second", FALSE });
+  file_mail (st, &(mail){ "b@example.org", "m3@example.org", NULL, NULL, NULL,
+                          "third", FALSE });
+  a = store_subject_id (st, "a@example.org", NULL);
+  b = store_subject_id (st, "b@example.org", NULL);
+  ck_assert (!store_subject_erase (st, a, "because she asked", "t", &r,
+                                   &error));
+  g_clear_error (&error);
+  ck_assert (store_subject_erase (st, a, "request", "tester", &r, &error));
+  ck_assert_int_eq (r.messages, 2);
+  ck_assert_int_eq (r.attachments, 1);
+  ck_assert_int_eq (r.cases, 2);
+  ck_assert (r.vault_secret);
+  ck_assert (r.wal_truncated);
+  ck_assert_int_eq (store_subject_id (st, "a@example.org", NULL), -1);
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM messages"), 1);
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM cases"), 3);
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM cases WHERE subject_id"
+                             " IS NULL AND erased_messages = 1"), 2);
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM erasures WHERE"
+                             " erased_at IS NOT NULL"), 1);
+  /* again: not found; the export shows the erasure only */
+  ck_assert (!store_subject_erase (st, a, "request", "tester", &r, &error));
+  ck_assert (g_error_matches (error, STORE_ERROR, STORE_ERROR_NOT_FOUND));
+  g_clear_error (&error);
+  {
+    g_autofree char *doc = store_subject_export (st, a, "tester", &error);
+    ck_assert_msg (doc != NULL, "%s", error ? error->message : "");
+    ck_assert (strstr (doc, "\"subject.erase\"") != NULL);
+    ck_assert (strstr (doc, "a@example.org") == NULL);
+    ck_assert (strstr (doc, "\"cases\" : [\n  ]") != NULL
+               || strstr (doc, "\"cases\" : []") != NULL);
+  }
+  {
+    g_autofree char *doc = store_subject_export (st, b, "tester", &error);
+    ck_assert (strstr (doc, "b@example.org") != NULL);
+  }
+  store_close (&st);
+  store_keys_free (&keys);
+}
+END_TEST
+
+START_TEST (test_erase_resumed_once)
+{
+  g_autoptr (GError) error = NULL;
+  store_keys *keys = load_keys ();
+  store *st = open_store (keys);
+  gint64 a;
+
+  file_mail (st, &(mail){ "a@example.org", "m1@example.org", NULL, NULL, NULL,
+                          "first", FALSE });
+  a = store_subject_id (st, "a@example.org", NULL);
+  store_close (&st);
+  /* killed after step 1: marked, tombstone written, nothing deleted */
+  raw_sql ("UPDATE subjects SET erasing_at = 1;"
+           "INSERT INTO erasures (subject_id, requested_at, actor, reason)"
+           " SELECT id, 1, 'tester', 'request' FROM subjects");
+  st = open_store (keys);
+  ck_assert_int_eq (store_erase_resume (st, &error), 1);
+  ck_assert_int_eq (store_erase_resume (st, &error), 0);
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM subjects"), 0);
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM audit WHERE action ="
+                             " 'subject.erase'"), 1);
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM erasures WHERE"
+                             " erased_at IS NOT NULL"), 1);
+  ck_assert_int_eq (store_subject_id (st, "a@example.org", NULL), -1);
+  (void) a;
+  store_close (&st);
+  store_keys_free (&keys);
+}
+END_TEST
+
+static Suite *
+rights_suite (void)
+{
+  Suite *s = suite_create ("rights");
+  TCase *tc = tcase_create ("vault");
+
+  tcase_add_checked_fixture (tc, setup, teardown);
+  tcase_set_timeout (tc, 60);
+  tcase_add_test (tc, test_vaulted_wrap);
+  tcase_add_test (tc, test_vault_missing_or_foreign);
+  tcase_add_test (tc, test_erase_through_the_store);
+  tcase_add_test (tc, test_erase_resumed_once);
+  suite_add_tcase (s, tc);
+  return s;
+}
+
+int
+main (void)
+{
+  SRunner *sr = srunner_create (rights_suite ());
+  int failed;
+
+  srunner_run_all (sr, CK_NORMAL);
+  failed = srunner_ntests_failed (sr);
+  srunner_free (sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
