@@ -40,6 +40,7 @@
 #include "parser/parser.h"
 #include "parser/parser_headers.h"
 #include "parser/parser_text.h"
+#include "router/anonymise.h"
 #include "router/classify.h"
 #include "router/clock.h"
 #include "router/evaluate.h"
@@ -81,6 +82,15 @@ static const char *ctl_usage =
   "                           crypto-shredding (docs/rights.md); CATEGORY:\n"
   "                           request, objection, consent-withdrawn,\n"
   "                           unlawful, legal-obligation, retention\n"
+  "  subject rectify ADDRESS|ID [--name N] [--phone P] [--address POSTAL]\n"
+  "                  [--email ADDRESS]  correct a person's details (\"\"\n"
+  "                           clears one); audited without the values\n"
+  "  subject object ADDRESS|ID  an objection (art. 21): processing stops as\n"
+  "                           for restrict, recorded as an objection\n"
+  "  subject anonymise ADDRESS|ID  the person goes (erased); their cases\n"
+  "                           keep their words with personal data replaced\n"
+  "                           by placeholders, for statistics\n"
+  "  cases texts REF          the anonymised text kept for a case (JSON)\n"
   "  keys vault               put every data key not yet in the key vault\n"
   "                           there (resumable; intaked does it at start)\n"
   "  mailboxes [--json]       each IMAP mailbox: state, last success,\n"
@@ -658,6 +668,7 @@ typedef struct {
   const char *queue;          /* cases route --queue */
   const char *kind;           /* cases route --kind */
   const char *reason;         /* subject erase --reason */
+  store_rectification rect;   /* subject rectify --name ... */
 } ctl_route_opts;
 
 typedef struct {
@@ -1202,15 +1213,20 @@ ctl_subject (store *st, const char *sub, const char *arg, const char *out)
               id, out);
       return EX_OK;
     }
-  if (!store_subject_restrict (st, id, strcmp (sub, "restrict") == 0, actor,
-                               &error))
+  if (strcmp (sub, "object") == 0
+          ? !store_subject_object (st, id, actor, &error)
+          : !store_subject_restrict (st, id, strcmp (sub, "restrict") == 0,
+                                     actor, &error))
     {
       fprintf (stderr, "intakectl: %s\n", error->message);
       return g_error_matches (error, STORE_ERROR, STORE_ERROR_NOT_FOUND)
                  ? EX_NOINPUT : EX_IOERR;
     }
   printf ("subject %" G_GINT64_FORMAT " %s\n", id,
-          strcmp (sub, "restrict") == 0
+          strcmp (sub, "object") == 0
+              ? "objection recorded: new messages are filed for information"
+                " governance only, never routed or acknowledged"
+              : strcmp (sub, "restrict") == 0
               ? "restricted: new messages are filed for information"
                 " governance only, never routed or acknowledged"
               : "no longer restricted; cases back in their queues");
@@ -1261,6 +1277,133 @@ ctl_subject_erase (store *st, const char *arg, const char *reason)
   if (!r.wal_truncated)
     printf ("warning: the WAL could not be truncated now (a reader held"
             " it); it will be at the next checkpoint\n");
+  return EX_OK;
+}
+
+/* Rectification: docs/rights.md.  The values come on the command line
+ * (an admin types what the person told them); they are never printed or
+ * logged.  */
+static int
+ctl_subject_rectify (store *st, const char *arg,
+                     const store_rectification *r)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *actor = ctl_actor ();
+  gint64 id;
+
+  if (r->name == NULL && r->phone == NULL && r->postal == NULL
+      && r->email == NULL)
+    {
+      fprintf (stderr, "intakectl: subject rectify needs --name, --phone,"
+               " --address or --email\n");
+      return EX_USAGE;
+    }
+  id = ctl_subject_ref (st, arg, &error);
+  if (id < 0)
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return EX_NOINPUT;
+    }
+  if (!store_subject_rectify (st, id, r, actor, &error))
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return g_error_matches (error, STORE_ERROR, STORE_ERROR_NOT_FOUND)
+                 ? EX_NOINPUT
+                 : g_error_matches (error, STORE_ERROR, STORE_ERROR_STATE)
+                       ? EX_DATAERR : EX_IOERR;
+    }
+  printf ("subject %" G_GINT64_FORMAT " rectified\n", id);
+  return EX_OK;
+}
+
+/* Anonymisation: the words stay, the person goes (docs/rights.md).  */
+static int
+ctl_subject_anonymise (store *st, const char *arg)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *actor = ctl_actor ();
+  store_subject_details d = { 0 };
+  store_erasure_report r = { 0 };
+  g_autoptr (GPtrArray) texts = NULL;
+  guint replaced = 0;
+  gint64 id;
+
+  id = ctl_subject_ref (st, arg, &error);
+  if (id < 0)
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return EX_NOINPUT;
+    }
+  texts = store_subject_texts (st, id, &d, &error);
+  if (texts == NULL)
+    {
+      store_subject_details_clear (&d);
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return g_error_matches (error, STORE_ERROR, STORE_ERROR_NOT_FOUND)
+                 ? EX_NOINPUT : EX_IOERR;
+    }
+  {
+    anonymise_person p = { d.name, d.email, d.phone, d.postal };
+    for (guint i = 0; i < texts->len; i++)
+      {
+        store_subject_text *t = texts->pdata[i];
+        guint n = 0;
+        char *x = anonymise_text (t->subject, &p, &n);
+        g_free (t->subject);
+        t->subject = x;
+        replaced += n;
+        x = anonymise_text (t->text, &p, &n);
+        g_free (t->text);
+        t->text = x;
+        replaced += n;
+      }
+  }
+  store_subject_details_clear (&d);
+  if (!store_subject_anonymise (st, id, texts, actor, &r, &error))
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return EX_IOERR;
+    }
+  printf ("subject %" G_GINT64_FORMAT " anonymised: %u texts kept with %u"
+          " personal data replaced; the person erased (%" G_GINT64_FORMAT
+          " messages, vault secret %s)\n", id, texts->len, replaced,
+          r.messages, r.vault_secret ? "destroyed" : "none");
+  return EX_OK;
+}
+
+/* The anonymised text of a case: no person's data, so no audit event.  */
+static int
+ctl_cases_texts (store *st, const char *ref)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) texts = store_case_texts (st, ref, &error);
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonNode) root = NULL;
+  g_autofree char *out = NULL;
+
+  if (texts == NULL)
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return EX_IOERR;
+    }
+  json_builder_begin_array (b);
+  for (guint i = 0; i < texts->len; i++)
+    {
+      store_subject_text *t = texts->pdata[i];
+      g_autofree char *when = ctl_time (t->received_at);
+      json_builder_begin_object (b);
+      ctl_json_str (b, "received", when);
+      ctl_json_str (b, "subject", t->subject);
+      ctl_json_str (b, "text", t->text);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  root = json_builder_get_root (b);
+  json_generator_set_pretty (gen, TRUE);
+  json_generator_set_root (gen, root);
+  out = json_generator_to_data (gen, NULL);
+  printf ("%s\n", out);
   return EX_OK;
 }
 
@@ -1969,6 +2112,14 @@ main (int argc, char **argv)
         ro.file = argv[++i];
       else if (strcmp (argv[i], "--reason") == 0 && i + 1 < argc)
         ro.reason = argv[++i];
+      else if (strcmp (argv[i], "--name") == 0 && i + 1 < argc)
+        ro.rect.name = argv[++i];
+      else if (strcmp (argv[i], "--phone") == 0 && i + 1 < argc)
+        ro.rect.phone = argv[++i];
+      else if (strcmp (argv[i], "--address") == 0 && i + 1 < argc)
+        ro.rect.postal = argv[++i];
+      else if (strcmp (argv[i], "--email") == 0 && i + 1 < argc)
+        ro.rect.email = argv[++i];
       else if (strcmp (argv[i], "--from-cases") == 0)
         ro.from_cases = TRUE;
       else if (strcmp (argv[i], "--to-queue") == 0 && i + 1 < argc)
@@ -2082,6 +2233,13 @@ main (int argc, char **argv)
           && args->len == 2)
       || (strcmp (cmd, "subject") == 0 && g_strcmp0 (sub, "erase") == 0
           && args->len == 3)
+      || (strcmp (cmd, "subject") == 0 && g_strcmp0 (sub, "rectify") == 0
+          && args->len == 3)
+      || (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "texts") == 0
+          && args->len == 3)
+      || (strcmp (cmd, "subject") == 0
+          && (g_strcmp0 (sub, "object") == 0
+              || g_strcmp0 (sub, "anonymise") == 0) && args->len == 3)
       || (strcmp (cmd, "rules") == 0 && g_strcmp0 (sub, "test") == 0
           && ro.replay && args->len == 2)
       || (strcmp (cmd, "rules") == 0 && g_strcmp0 (sub, "stats") == 0
@@ -2156,6 +2314,12 @@ main (int argc, char **argv)
     rc = ctl_keys_rotate (cfg, &keys, &st);
   else if (strcmp (cmd, "subject") == 0 && g_strcmp0 (sub, "erase") == 0)
     rc = ctl_subject_erase (st, args->pdata[2], ro.reason);
+  else if (strcmp (cmd, "subject") == 0 && g_strcmp0 (sub, "rectify") == 0)
+    rc = ctl_subject_rectify (st, args->pdata[2], &ro.rect);
+  else if (strcmp (cmd, "subject") == 0 && g_strcmp0 (sub, "anonymise") == 0)
+    rc = ctl_subject_anonymise (st, args->pdata[2]);
+  else if (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "texts") == 0)
+    rc = ctl_cases_texts (st, args->pdata[2]);
   else if (strcmp (cmd, "rules") == 0 && g_strcmp0 (sub, "test") == 0)
     rc = ctl_rules_replay (cfg, st, &ro);
   else if (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "route") == 0)

@@ -489,6 +489,13 @@ store_subject_view *store_subject_find (store *s, const char *addr,
 gboolean store_subject_restrict (store *s, gint64 id, gboolean on,
                                  const char *actor, GError **error);
 
+/* An objection to processing (UK GDPR art. 21): the same effect as
+ * store_subject_restrict() (@on), recorded as an objection (objected_at,
+ * audit action subject.object); store_subject_restrict (FALSE) lifts
+ * both.  */
+gboolean store_subject_object (store *s, gint64 id, const char *actor,
+                               GError **error);
+
 /* (transfer full) Everything intake holds about subject @id as one JSON
  * document (docs/export.md): the person, every case they started or take
  * part in, their messages (text, headers, attachments in base64), notes,
@@ -525,6 +532,56 @@ typedef struct {
 gboolean store_subject_erase (store *s, gint64 id, const char *reason,
                               const char *actor, store_erasure_report *r,
                               GError **error);
+
+/* Rectification (UK GDPR art. 16): each non-NULL field is sealed again
+ * under a fresh nonce ("" clears name, phone or postal); @email changes the
+ * address and its blind index (refused if another subject has it).  The
+ * audit records who, when and which fields -- never a value.  */
+typedef struct {
+  const char *name;
+  const char *phone;
+  const char *postal;
+  const char *email;
+} store_rectification;
+
+gboolean store_subject_rectify (store *s, gint64 id,
+                                const store_rectification *r,
+                                const char *actor, GError **error);
+
+/* ------------------------------------------------------ anonymisation */
+
+typedef struct {
+  gint64 message_id;       /* 0 for text already kept (store_case_texts) */
+  gint64 case_id;
+  gint64 received_at;
+  char *subject;           /* (nullable) */
+  char *text;              /* (nullable) */
+} store_subject_text;
+
+void store_subject_text_free (store_subject_text *t);
+
+typedef struct {
+  char *name, *email, *phone, *postal;   /* (nullable), decrypted */
+} store_subject_details;
+
+void store_subject_details_clear (store_subject_details *d);
+
+/* (transfer full) the Subject and text of every message of subject @id,
+ * decrypted, and the person's details into @d (clear it after use).  */
+GPtrArray *store_subject_texts (store *s, gint64 id, store_subject_details *d,
+                                GError **error);
+
+/* Anonymise subject @id (docs/rights.md): @texts (store_subject_text *,
+ * already stripped of personal data by the caller, router/anonymise.h) are
+ * kept for their cases under the statistics key, tied to no one; then the
+ * subject is erased (reason "anonymised") exactly as store_subject_erase()
+ * does.  Run again after an interruption, it replaces what it kept.  */
+gboolean store_subject_anonymise (store *s, gint64 id, GPtrArray *texts,
+                                  const char *actor, store_erasure_report *r,
+                                  GError **error);
+
+/* (transfer full) the anonymised text kept for case @ref.  */
+GPtrArray *store_case_texts (store *s, const char *ref, GError **error);
 
 /* Finish erasures that were interrupted; how many, or -1.  */
 gint64 store_erase_resume (store *s, GError **error);

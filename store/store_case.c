@@ -2342,9 +2342,31 @@ store_subject_id (store *s, const char *addr, GError **error)
   return id;
 }
 
+static gboolean
+store_subject_restrict_as (store *s, gint64 id, gboolean on,
+                           gboolean objection, const char *actor,
+                           GError **error);
+
 gboolean
 store_subject_restrict (store *s, gint64 id, gboolean on, const char *actor,
                         GError **error)
+{
+  return store_subject_restrict_as (s, id, on, FALSE, actor, error);
+}
+
+gboolean
+store_subject_object (store *s, gint64 id, const char *actor, GError **error)
+{
+  return store_subject_restrict_as (s, id, TRUE, TRUE, actor, error);
+}
+
+/* Restriction and objection have the same effect on processing; an
+ * objection (art. 21) is recorded as such (objected_at, its own audit
+ * action).  Lifting ends both.  */
+static gboolean
+store_subject_restrict_as (store *s, gint64 id, gboolean on,
+                           gboolean objection, const char *actor,
+                           GError **error)
 {
   g_autofree char *object = g_strdup_printf ("subject:%" G_GINT64_FORMAT, id);
   g_autofree char *detail = NULL;
@@ -2362,12 +2384,16 @@ store_subject_restrict (store *s, gint64 id, gboolean on, const char *actor,
     }
   st = store_stmt (s, s->rdb, "UPDATE subjects SET restricted_at = CASE"
                               " WHEN ?2 THEN coalesce(restricted_at, ?3)"
-                              " ELSE NULL END WHERE id = ?1", error);
+                              " ELSE NULL END, objected_at = CASE"
+                              " WHEN ?2 AND ?4 THEN coalesce(objected_at, ?3)"
+                              " WHEN ?2 THEN objected_at ELSE NULL END"
+                              " WHERE id = ?1", error);
   if (st == NULL)
     goto out;
   sqlite3_bind_int64 (st, 1, id);
   sqlite3_bind_int (st, 2, on);
   sqlite3_bind_int64 (st, 3, g_get_real_time ());
+  sqlite3_bind_int (st, 4, objection);
   rc = sqlite3_step (st);
   store_stmt_release (st);
   if (rc != SQLITE_DONE || sqlite3_changes (s->rdb) != 1)
@@ -2399,7 +2425,8 @@ store_subject_restrict (store *s, gint64 id, gboolean on, const char *actor,
     }
   detail = g_strdup_printf ("cases=%d", sqlite3_changes (s->rdb));
   if (!store_audit_append (s, s->rdb, actor,
-                           on ? "subject.restrict" : "subject.unrestrict",
+                           objection ? "subject.object"
+                           : on ? "subject.restrict" : "subject.unrestrict",
                            object, detail, error))
     goto out;
   ok = sqlite3_exec (s->rdb, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
@@ -2452,8 +2479,8 @@ store_subject_export (store *s, gint64 id, const char *actor, GError **error)
   /* one snapshot for the whole document */
   sqlite3_exec (s->rdb, "BEGIN", NULL, NULL, NULL);
   st = store_prepare (s->rdb, "SELECT data_key, address, name, phone, postal,"
-                              " created_at, restricted_at FROM subjects"
-                              " WHERE id = ?1", error);
+                              " created_at, restricted_at, objected_at"
+                              " FROM subjects WHERE id = ?1", error);
   if (st == NULL)
     goto fail;
   sqlite3_bind_int64 (st, 1, id);
@@ -2506,6 +2533,7 @@ store_subject_export (store *s, gint64 id, const char *actor, GError **error)
   store_json_time (b, "first_contact", sqlite3_column_int64 (st, 5));
   store_json_time (b, "processing_restricted_since",
                    sqlite3_column_int64 (st, 6));
+  store_json_time (b, "objection_since", sqlite3_column_int64 (st, 7));
   json_builder_end_object (b);
   sqlite3_finalize (st);
 

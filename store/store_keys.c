@@ -19,7 +19,7 @@
 
 /* crypto_kdf context: exactly crypto_kdf_CONTEXTBYTES (8) bytes.  */
 #define STORE_KEYS_KDF_CONTEXT "intake01"
-#define STORE_KEYS_NSUB 5
+#define STORE_KEYS_NSUB 6
 
 struct store_keys {
   guint8 *sub;               /* sodium_malloc: STORE_KEYS_NSUB * 32 bytes,

@@ -35,6 +35,8 @@ typedef enum {
   STORE_KEY_AUDIT = 4,       /* audit chain MAC */
   STORE_KEY_FORMS = 5,       /* web form tokens (CSRF) and API token
                               * hashes */
+  STORE_KEY_STATS = 6,       /* anonymised text and other values that
+                              * belong to no person (docs/rights.md) */
 } store_key_id;
 
 #define STORE_KEYS_ERROR (store_keys_error_quark ())

@@ -144,5 +144,11 @@ guint8 *store_subject_key_unwrap (store *s, sqlite3 *db, const void *wrapped,
  * truncate the vault's WAL: crypto-shredding.  *@had: there was one.  */
 gboolean store_vault_forget (store *s, gint64 subject_id, gboolean *had,
                              GError **error);
+/* The same for many subjects in one vault transaction.  */
+gboolean store_vault_forget_many (store *s, GArray *ids, GError **error);
+/* Erase the subjects @ids (gint64) together (store_rights.c; the caller
+ * holds rlock): how many, or -1.  */
+gint64 store_erase_many_locked (store *s, GArray *ids, const char *reason,
+                                const char *actor, GError **error);
 
 #endif

@@ -173,10 +173,10 @@ out:
   return ok;
 }
 
-/* Step 3: the rows.  */
+/* Step 3: the rows, inside the caller's transaction.  */
 static gboolean
-store_erase_rows (store *s, gint64 id, gboolean had_secret,
-                  store_erasure_report *r, GError **error)
+store_erase_rows_in (store *s, gint64 id, gboolean had_secret,
+                     store_erasure_report *r, GError **error)
 {
   sqlite3 *db = s->rdb;
   g_autofree char *object = g_strdup_printf ("subject:%" G_GINT64_FORMAT, id);
@@ -186,11 +186,6 @@ store_erase_rows (store *s, gint64 id, gboolean had_secret,
   gint64 n;
   gboolean ok = FALSE;
 
-  if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-    {
-      store_set_sqlite_error (error, db, sqlite3_errcode (db), "erase");
-      return FALSE;
-    }
   st = store_prepare (db, "SELECT reason FROM erasures WHERE subject_id = ?1",
                       error);
   if (st == NULL)
@@ -277,13 +272,95 @@ store_erase_rows (store *s, gint64 id, gboolean had_secret,
                              object, detail, error))
       goto out;
   }
-  ok = sqlite3_exec (db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
-  if (!ok)
-    store_set_sqlite_error (error, db, sqlite3_errcode (db), "erase commit");
+  ok = TRUE;
 out:
+  return ok;
+}
+
+static gboolean
+store_erase_rows (store *s, gint64 id, gboolean had_secret,
+                  store_erasure_report *r, GError **error)
+{
+  sqlite3 *db = s->rdb;
+  gboolean ok;
+
+  if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, db, sqlite3_errcode (db), "erase");
+      return FALSE;
+    }
+  ok = store_erase_rows_in (s, id, had_secret, r, error)
+       && sqlite3_exec (db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+  if (!ok && error != NULL && *error == NULL)
+    store_set_sqlite_error (error, db, sqlite3_errcode (db), "erase commit");
   if (!sqlite3_get_autocommit (db))
     sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
   return ok;
+}
+
+/* Many subjects at once (the retention schedule): one transaction marks
+ * them, one vault transaction forgets their secrets, one transaction
+ * deletes their rows; each subject is audited on its own.  Called with
+ * rlock held.  Returns how many, or -1.  */
+gint64
+store_erase_many_locked (store *s, GArray *ids, const char *reason,
+                         const char *actor, GError **error)
+{
+  sqlite3 *db = s->rdb;
+  gint64 done = 0;
+  gboolean ok = FALSE;
+
+  if (ids->len == 0)
+    return 0;
+  if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, db, sqlite3_errcode (db), "erase");
+      return -1;
+    }
+  for (guint i = 0; i < ids->len; i++)
+    {
+      gint64 id = g_array_index (ids, gint64, i);
+      g_autofree char *sql = g_strdup_printf (
+          "INSERT OR IGNORE INTO erasures (subject_id, requested_at, actor,"
+          " reason) VALUES (?1, %" G_GINT64_FORMAT ", 'retention', '%s')",
+          g_get_real_time (), reason);
+      if (!store_rights_exec (db, "UPDATE subjects SET erasing_at ="
+                                  " coalesce(erasing_at, strftime('%s')"
+                                  " * 1000000) WHERE id = ?1", id, NULL,
+                              error)
+          || !store_rights_exec (db, sql, id, NULL, error))
+        goto out;
+    }
+  if (sqlite3_exec (db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, db, sqlite3_errcode (db), "erase");
+      goto out;
+    }
+  if (!store_vault_forget_many (s, ids, error))
+    goto out;
+  sqlite3_exec (db, "PRAGMA secure_delete=ON", NULL, NULL, NULL);
+  if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, db, sqlite3_errcode (db), "erase");
+      goto out;
+    }
+  for (guint i = 0; i < ids->len; i++)
+    {
+      store_erasure_report r = { 0 };
+      if (!store_erase_rows_in (s, g_array_index (ids, gint64, i), TRUE, &r,
+                                error))
+        goto out;
+      done++;
+    }
+  ok = sqlite3_exec (db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+  if (!ok)
+    store_set_sqlite_error (error, db, sqlite3_errcode (db), "erase");
+out:
+  if (!sqlite3_get_autocommit (db))
+    sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_exec (db, "PRAGMA secure_delete=FAST", NULL, NULL, NULL);
+  (void) actor;
+  return ok ? done : -1;
 }
 
 /* Steps 2 and 3 for a marked subject, then the WAL.  Called with rlock
@@ -522,4 +599,368 @@ out:
     sqlite3_exec (s->rdb, "ROLLBACK", NULL, NULL, NULL);
   g_mutex_unlock (&s->rlock);
   return NULL;
+}
+
+/* ------------------------------------------------------ rectification */
+
+gboolean
+store_subject_rectify (store *s, gint64 id, const store_rectification *r,
+                       const char *actor, GError **error)
+{
+  static const char *const cols[] = { "name", "phone", "postal" };
+  const char *vals[] = { r->name, r->phone, r->postal };
+  g_autofree char *object = g_strdup_printf ("subject:%" G_GINT64_FORMAT, id);
+  g_autoptr (GString) fields = g_string_new (NULL);
+  guint8 *key = NULL;
+  sqlite3 *db = s->rdb;
+  sqlite3_stmt *st;
+  gboolean ok = FALSE;
+  gint64 now = g_get_real_time ();
+  int rc;
+
+  g_mutex_lock (&s->rlock);
+  if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, db, sqlite3_errcode (db), "rectify");
+      g_mutex_unlock (&s->rlock);
+      return FALSE;
+    }
+  st = store_prepare (db, "SELECT data_key FROM subjects WHERE id = ?1 AND"
+                          " erasing_at IS NULL", error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_int64 (st, 1, id);
+  if (sqlite3_step (st) == SQLITE_ROW)
+    key = store_subject_key_unwrap (s, db, sqlite3_column_blob (st, 0),
+                                    sqlite3_column_bytes (st, 0), id, error);
+  else
+    g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,
+                 "no data subject %" G_GINT64_FORMAT, id);
+  sqlite3_finalize (st);
+  if (key == NULL)
+    goto out;
+  for (guint i = 0; i < G_N_ELEMENTS (cols); i++)
+    {
+      g_autofree char *sql = NULL;
+      g_autoptr (GBytes) sealed = NULL;
+
+      if (vals[i] == NULL)
+        continue;
+      /* a fresh nonce: nothing of the old ciphertext is reused; "" clears
+       * the field */
+      if (*vals[i] != '\0')
+        sealed = store_seal (key, "subjects", cols[i], id, id, vals[i],
+                             strlen (vals[i]));
+      sql = g_strdup_printf ("UPDATE subjects SET %s = ?2, updated_at = ?3"
+                             " WHERE id = ?1", cols[i]);
+      st = store_prepare (db, sql, error);
+      if (st == NULL)
+        goto out;
+      sqlite3_bind_int64 (st, 1, id);
+      if (sealed != NULL)
+        sqlite3_bind_blob64 (st, 2, g_bytes_get_data (sealed, NULL),
+                             g_bytes_get_size (sealed), SQLITE_TRANSIENT);
+      else
+        sqlite3_bind_null (st, 2);
+      sqlite3_bind_int64 (st, 3, now);
+      rc = sqlite3_step (st);
+      sqlite3_finalize (st);
+      if (rc != SQLITE_DONE)
+        {
+          store_set_sqlite_error (error, db, rc, "rectify");
+          goto out;
+        }
+      g_string_append_printf (fields, "%s%s", fields->len ? "," : "",
+                              cols[i]);
+    }
+  if (r->email != NULL)
+    {
+      g_autofree char *norm = g_ascii_strdown (r->email, -1);
+      g_autoptr (GBytes) sealed = NULL;
+      guint8 index[32];
+
+      if (strchr (norm, '@') == NULL || strpbrk (norm, " \r\n<>") != NULL)
+        {
+          g_set_error (error, STORE_ERROR, STORE_ERROR_STATE,
+                       "not an e-mail address");
+          goto out;
+        }
+      store_keys_blind (s->keys, "subject-address", norm, strlen (norm),
+                        index);
+      sealed = store_seal (key, "subjects", "address", id, id, norm,
+                           strlen (norm));
+      st = store_prepare (db, "UPDATE subjects SET address = ?2,"
+                              " address_index = ?3, updated_at = ?4"
+                              " WHERE id = ?1", error);
+      if (st == NULL)
+        goto out;
+      sqlite3_bind_int64 (st, 1, id);
+      sqlite3_bind_blob64 (st, 2, g_bytes_get_data (sealed, NULL),
+                           g_bytes_get_size (sealed), SQLITE_TRANSIENT);
+      sqlite3_bind_blob (st, 3, index, sizeof index, SQLITE_TRANSIENT);
+      sqlite3_bind_int64 (st, 4, now);
+      rc = sqlite3_step (st);
+      sqlite3_finalize (st);
+      if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        {
+          /* never say whose: that would disclose another person */
+          g_set_error (error, STORE_ERROR, STORE_ERROR_STATE,
+                       "that address belongs to another data subject");
+          goto out;
+        }
+      if (rc != SQLITE_DONE)
+        {
+          store_set_sqlite_error (error, db, rc, "rectify");
+          goto out;
+        }
+      g_string_append_printf (fields, "%saddress", fields->len ? "," : "");
+    }
+  if (fields->len == 0)
+    {
+      g_set_error (error, STORE_ERROR, STORE_ERROR_STATE,
+                   "nothing to rectify");
+      goto out;
+    }
+  {
+    /* which fields, never the old (or the new) value */
+    g_autofree char *detail = g_strdup_printf ("fields=%s", fields->str);
+    if (!store_audit_append (s, db, actor, "subject.rectify", object, detail,
+                             error))
+      goto out;
+  }
+  ok = sqlite3_exec (db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+  if (!ok)
+    store_set_sqlite_error (error, db, sqlite3_errcode (db), "rectify");
+out:
+  if (!sqlite3_get_autocommit (db))
+    sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+  g_mutex_unlock (&s->rlock);
+  store_keys_data_key_free (key);
+  return ok;
+}
+
+/* ------------------------------------------------------- anonymisation */
+
+void
+store_subject_text_free (store_subject_text *t)
+{
+  if (t == NULL)
+    return;
+  g_free (t->subject);
+  g_free (t->text);
+  g_free (t);
+}
+
+void
+store_subject_details_clear (store_subject_details *d)
+{
+  g_clear_pointer (&d->name, g_free);
+  g_clear_pointer (&d->email, g_free);
+  g_clear_pointer (&d->phone, g_free);
+  g_clear_pointer (&d->postal, g_free);
+}
+
+static char *
+store_rights_open_text (sqlite3_stmt *st, int col, const guint8 *key,
+                        const char *table, const char *column, gint64 row,
+                        gint64 owner)
+{
+  GBytes *b;
+
+  if (sqlite3_column_type (st, col) == SQLITE_NULL)
+    return NULL;
+  b = store_unseal (key, table, column, row, owner,
+                    sqlite3_column_blob (st, col),
+                    sqlite3_column_bytes (st, col), NULL);
+  return b ? g_bytes_unref_to_data (b, &(gsize){ 0 }) : NULL;
+}
+
+GPtrArray *
+store_subject_texts (store *s, gint64 id, store_subject_details *d,
+                     GError **error)
+{
+  GPtrArray *out = NULL;
+  guint8 *key = NULL;
+  sqlite3_stmt *st;
+
+  g_mutex_lock (&s->rlock);
+  sqlite3_exec (s->rdb, "BEGIN", NULL, NULL, NULL);
+  st = store_prepare (s->rdb, "SELECT data_key, address, name, phone, postal"
+                              " FROM subjects WHERE id = ?1 AND erasing_at IS"
+                              " NULL", error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_int64 (st, 1, id);
+  if (sqlite3_step (st) == SQLITE_ROW)
+    {
+      key = store_subject_key_unwrap (s, s->rdb, sqlite3_column_blob (st, 0),
+                                      sqlite3_column_bytes (st, 0), id,
+                                      error);
+      if (key != NULL)
+        {
+          d->email = store_rights_open_text (st, 1, key, "subjects",
+                                             "address", id, id);
+          d->name = store_rights_open_text (st, 2, key, "subjects", "name",
+                                            id, id);
+          d->phone = store_rights_open_text (st, 3, key, "subjects", "phone",
+                                             id, id);
+          d->postal = store_rights_open_text (st, 4, key, "subjects",
+                                              "postal", id, id);
+        }
+    }
+  else
+    g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,
+                 "no data subject %" G_GINT64_FORMAT, id);
+  sqlite3_finalize (st);
+  if (key == NULL)
+    goto out;
+  st = store_prepare (s->rdb, "SELECT id, case_id, received_at,"
+                              " header_subject, text FROM messages"
+                              " WHERE subject_id = ?1 ORDER BY id", error);
+  if (st == NULL)
+    goto out;
+  sqlite3_bind_int64 (st, 1, id);
+  out = g_ptr_array_new_with_free_func ((GDestroyNotify)
+                                        store_subject_text_free);
+  while (sqlite3_step (st) == SQLITE_ROW)
+    {
+      store_subject_text *t = g_new0 (store_subject_text, 1);
+      t->message_id = sqlite3_column_int64 (st, 0);
+      t->case_id = sqlite3_column_int64 (st, 1);
+      t->received_at = sqlite3_column_int64 (st, 2);
+      t->subject = store_rights_open_text (st, 3, key, "messages",
+                                           "header_subject", t->message_id,
+                                           id);
+      t->text = store_rights_open_text (st, 4, key, "messages", "text",
+                                        t->message_id, id);
+      g_ptr_array_add (out, t);
+    }
+  sqlite3_finalize (st);
+out:
+  if (!sqlite3_get_autocommit (s->rdb))
+    sqlite3_exec (s->rdb, "COMMIT", NULL, NULL, NULL);
+  g_mutex_unlock (&s->rlock);
+  store_keys_data_key_free (key);
+  return out;
+}
+
+gboolean
+store_subject_anonymise (store *s, gint64 id, GPtrArray *texts,
+                         const char *actor, store_erasure_report *r,
+                         GError **error)
+{
+  const guint8 *stats = store_keys_get (s->keys, STORE_KEY_STATS);
+  sqlite3 *db = s->rdb;
+  gboolean ok = FALSE;
+
+  g_mutex_lock (&s->rlock);
+  if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, db, sqlite3_errcode (db), "anonymise");
+      g_mutex_unlock (&s->rlock);
+      return FALSE;
+    }
+  for (guint i = 0; i < texts->len; i++)
+    {
+      const store_subject_text *t = texts->pdata[i];
+      gint64 row = store_rights_count (db, "SELECT coalesce((SELECT id FROM"
+                                           " case_texts WHERE source_message"
+                                           " = ?1), (SELECT coalesce(max(id),"
+                                           " 0) + 1 FROM case_texts))",
+                                       t->message_id);
+      g_autoptr (GBytes) subj = NULL;
+      g_autoptr (GBytes) text = NULL;
+      sqlite3_stmt *st;
+      int rc;
+
+      if (row < 0)
+        {
+          store_set_sqlite_error (error, db, sqlite3_errcode (db),
+                                  "anonymise");
+          goto out;
+        }
+      if (t->subject)
+        subj = store_seal (stats, "case_texts", "subject", row, 0, t->subject,
+                           strlen (t->subject));
+      if (t->text)
+        text = store_seal (stats, "case_texts", "text", row, 0, t->text,
+                           strlen (t->text));
+      /* again after an interruption: the same row, sealed afresh */
+      st = store_prepare (db, "INSERT OR REPLACE INTO case_texts (id,"
+                              " case_id, source_message, received_at,"
+                              " subject, text) VALUES (?1, ?2, ?3, ?4, ?5,"
+                              " ?6)", error);
+      if (st == NULL)
+        goto out;
+      sqlite3_bind_int64 (st, 1, row);
+      sqlite3_bind_int64 (st, 2, t->case_id);
+      sqlite3_bind_int64 (st, 3, t->message_id);
+      sqlite3_bind_int64 (st, 4, t->received_at);
+      if (subj)
+        sqlite3_bind_blob64 (st, 5, g_bytes_get_data (subj, NULL),
+                             g_bytes_get_size (subj), SQLITE_TRANSIENT);
+      if (text)
+        sqlite3_bind_blob64 (st, 6, g_bytes_get_data (text, NULL),
+                             g_bytes_get_size (text), SQLITE_TRANSIENT);
+      rc = sqlite3_step (st);
+      sqlite3_finalize (st);
+      if (rc != SQLITE_DONE)
+        {
+          store_set_sqlite_error (error, db, rc, "anonymise");
+          goto out;
+        }
+    }
+  {
+    /* an integer of ours, not input: safe in the statement text */
+    g_autofree char *sql = g_strdup_printf (
+        "UPDATE cases SET anonymised_at = %" G_GINT64_FORMAT " WHERE id IN"
+        " (SELECT case_id FROM messages WHERE subject_id = ?1) OR"
+        " subject_id = ?1", g_get_real_time ());
+    if (!store_rights_exec (db, sql, id, NULL, error))
+      goto out;
+  }
+  ok = sqlite3_exec (db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+out:
+  if (!sqlite3_get_autocommit (db))
+    sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+  g_mutex_unlock (&s->rlock);
+  if (!ok)
+    return FALSE;
+  /* the link to the person goes: an erasure like any other */
+  return store_subject_erase (s, id, "anonymised", actor, r, error);
+}
+
+GPtrArray *
+store_case_texts (store *s, const char *ref, GError **error)
+{
+  const guint8 *stats = store_keys_get (s->keys, STORE_KEY_STATS);
+  GPtrArray *out = NULL;
+  sqlite3_stmt *st;
+
+  g_mutex_lock (&s->rlock);
+  st = store_prepare (s->rdb, "SELECT t.id, t.case_id, t.received_at,"
+                              " t.subject, t.text FROM case_texts t JOIN"
+                              " cases c ON c.id = t.case_id WHERE c.ref = ?1"
+                              " ORDER BY t.id", error);
+  if (st != NULL)
+    {
+      sqlite3_bind_text (st, 1, ref, -1, SQLITE_STATIC);
+      out = g_ptr_array_new_with_free_func ((GDestroyNotify)
+                                            store_subject_text_free);
+      while (sqlite3_step (st) == SQLITE_ROW)
+        {
+          store_subject_text *t = g_new0 (store_subject_text, 1);
+          gint64 row = sqlite3_column_int64 (st, 0);
+          t->case_id = sqlite3_column_int64 (st, 1);
+          t->received_at = sqlite3_column_int64 (st, 2);
+          t->subject = store_rights_open_text (st, 3, stats, "case_texts",
+                                               "subject", row, 0);
+          t->text = store_rights_open_text (st, 4, stats, "case_texts",
+                                            "text", row, 0);
+          g_ptr_array_add (out, t);
+        }
+      sqlite3_finalize (st);
+    }
+  g_mutex_unlock (&s->rlock);
+  return out;
 }

@@ -350,26 +350,55 @@ store_subject_key_unwrap (store *s, sqlite3 *db, const void *wrapped,
   return k;
 }
 
+static gboolean store_vault_forget_n (store *s, GArray *ids, gint64 *had,
+                                      GError **error);
+
 gboolean
 store_vault_forget (store *s, gint64 subject_id, gboolean *had,
                     GError **error)
 {
+  g_autoptr (GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  gint64 n = 0;
+  gboolean ok;
+
+  g_array_append_val (ids, subject_id);
+  ok = store_vault_forget_n (s, ids, &n, error);
+  *had = n > 0;
+  return ok;
+}
+
+gboolean
+store_vault_forget_many (store *s, GArray *ids, GError **error)
+{
+  gint64 n = 0;
+
+  return store_vault_forget_n (s, ids, &n, error);
+}
+
+static gboolean
+store_vault_forget_n (store *s, GArray *ids, gint64 *had, GError **error)
+{
   sqlite3 *vdb;
   sqlite3_stmt *st = NULL;
   gboolean ok = FALSE;
-  int rc, log = 0, done = 0;
+  int rc = SQLITE_DONE, log = 0, done = 0;
 
-  *had = FALSE;
+  *had = 0;
   store_vault_lock (s);
   vdb = s->rvault;
   if (!store_vault_begin (vdb, error))
     goto out;
-  rc = sqlite3_prepare_v2 (vdb, "DELETE FROM secrets WHERE subject_id = ?1",
-                           -1, &st, NULL);
-  if (rc == SQLITE_OK)
+  if (sqlite3_prepare_v2 (vdb, "DELETE FROM secrets WHERE subject_id = ?1",
+                          -1, &st, NULL) != SQLITE_OK)
+    rc = sqlite3_errcode (vdb);
+  for (guint i = 0; st != NULL && i < ids->len; i++)
     {
-      sqlite3_bind_int64 (st, 1, subject_id);
+      sqlite3_bind_int64 (st, 1, g_array_index (ids, gint64, i));
       rc = sqlite3_step (st);
+      sqlite3_reset (st);
+      if (rc != SQLITE_DONE)
+        break;
+      *had += sqlite3_changes (vdb);
     }
   sqlite3_finalize (st);
   if (rc != SQLITE_DONE)
@@ -378,7 +407,6 @@ store_vault_forget (store *s, gint64 subject_id, gboolean *had,
       store_vault_rollback (vdb);
       goto out;
     }
-  *had = sqlite3_changes (vdb) > 0;
   /* committed with synchronous=FULL: the deletion is on disk before any
    * row of the subject goes */
   if (!store_vault_commit (vdb, error))
