@@ -13,7 +13,7 @@
 BUILD ?= build
 SAN ?=
 
-PKGS := glib-2.0 gio-2.0 gio-unix-2.0 gmime-3.0 sqlite3 libsodium json-glib-1.0 libytnef libpcre2-8 libsoup-3.0
+PKGS := glib-2.0 gio-2.0 gio-unix-2.0 gmime-3.0 sqlite3 libsodium json-glib-1.0 libytnef libpcre2-8 libsoup-3.0 libseccomp
 
 CC ?= cc
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \

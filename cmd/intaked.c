@@ -476,6 +476,13 @@ intaked_parse_main (const char *config_path)
   if (rc != EX_OK)
     return rc;
   parse_worker_limit (cfg);
+  /* Set-up is over (configuration, lexicon, privileges, limits): from
+   * here on a hostile message meets only the seccomp filter's calls.  */
+  if (!parse_worker_seccomp (&error))
+    {
+      g_warning ("event=start-failed error=%s", error->message);
+      return EX_OSERR;
+    }
   parse_worker_ready (w);
   g_main_loop_run (loop);
   parse_worker_free (&w);

@@ -4,8 +4,9 @@
  *
  * DESIGN.md: hostile MIME never meets the keys.  A worker has no keys, no
  * database, no network; it runs as the unprivileged user with an
- * address-space limit and no core dumps.  The master times every message
- * and replaces a worker that crashes or overruns; after
+ * address-space limit, no core dumps and a seccomp filter (below).  The
+ * master times every message and replaces a worker that crashes or
+ * overruns; after
  * [parser] max_failures failures on one message it is quarantined.
  */
 #ifndef INTAKE_PARSE_WORKER_H
@@ -27,6 +28,19 @@ parse_worker *parse_worker_new (intake_config *cfg, int ipc_fd,
 /* Apply the resource limits of @cfg to this process (after privileges are
  * dropped).  */
 void parse_worker_limit (intake_config *cfg);
+
+/* Install the worker's seccomp filter (after the limits, before the first
+ * message): from then on the process can read and write the descriptors
+ * it has, manage its memory, poll, read the clock and open files read-only
+ * (iconv modules, the MIME database), and nothing else.  Any other system
+ * call -- socket, connect, execve, ptrace, an open for writing, a writable
+ * and executable mapping -- kills the worker with SIGSYS; the master
+ * counts that as a crash on the message in hand.  Sanitizer builds allow
+ * the few calls the ASan/UBSan runtime makes (docs/design-notes.md).
+ * INTAKE_PARSE_SECCOMP=off in the environment skips it, for debugging
+ * only (strace works either way).  Returns FALSE with @error if the filter
+ * could not be loaded.  */
+gboolean parse_worker_seccomp (GError **error);
 
 /* Tell the master this worker is ready: only then does it get work, so a
  * worker that cannot start never costs a message a failure.  */
