@@ -46,6 +46,7 @@
 #include "router/evaluate.h"
 #include "router/router.h"
 #include "store/store.h"
+#include "store/store_webhook.h"
 
 static const char *ctl_usage =
   "usage: intakectl [-c FILE] COMMAND\n"
@@ -75,6 +76,8 @@ static const char *ctl_usage =
   "  rules stats              hits per rule; rules that never fire\n"
   "  cases reply REF --file TEXT  a reply to the citizen, sent threaded\n"
   "  outbox                   messages queued, sent and failed\n"
+  "  webhooks [--json]        the webhook delivery log, newest first:\n"
+  "                           event, case, queue, state, attempts, HTTP\n"
   "  subject export ADDRESS|ID [--out FILE]  everything about a person\n"
   "                           (JSON, docs/export.md); audited\n"
   "  subject restrict|unrestrict ADDRESS|ID  restriction of processing\n"
@@ -1480,6 +1483,67 @@ ctl_outbox (store *st)
   return EX_OK;
 }
 
+/* The webhook delivery log (no payloads: they are built when sent).  */
+static int
+ctl_webhooks (store *st, gboolean json)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) log = store_webhook_log (st, 0, &error);
+
+  if (log == NULL)
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return EX_IOERR;
+    }
+  if (json)
+    {
+      g_autoptr (JsonBuilder) b = json_builder_new ();
+      g_autoptr (JsonGenerator) gen = json_generator_new ();
+      g_autoptr (JsonNode) root = NULL;
+      g_autofree char *out = NULL;
+
+      json_builder_begin_array (b);
+      for (guint i = 0; i < log->len; i++)
+        {
+          store_webhook_item *it = log->pdata[i];
+          g_autofree char *at = it->delivered_at ? ctl_time (it->delivered_at)
+                                                 : NULL;
+          json_builder_begin_object (b);
+          json_builder_set_member_name (b, "id");
+          json_builder_add_int_value (b, it->id);
+          ctl_json_str (b, "event", it->event);
+          ctl_json_str (b, "change", it->change);
+          ctl_json_str (b, "case", it->ref);
+          ctl_json_str (b, "webhook", it->hook);
+          ctl_json_str (b, "state", it->state);
+          json_builder_set_member_name (b, "attempts");
+          json_builder_add_int_value (b, it->attempts);
+          json_builder_set_member_name (b, "last_http");
+          json_builder_add_int_value (b, it->last_http);
+          ctl_json_str (b, "delivered", at);
+          json_builder_end_object (b);
+        }
+      json_builder_end_array (b);
+      root = json_builder_get_root (b);
+      json_generator_set_pretty (gen, TRUE);
+      json_generator_set_root (gen, root);
+      out = json_generator_to_data (gen, NULL);
+      printf ("%s\n", out);
+      return EX_OK;
+    }
+  for (guint i = 0; i < log->len; i++)
+    {
+      store_webhook_item *it = log->pdata[i];
+      g_autofree char *at = it->delivered_at ? ctl_time (it->delivered_at)
+                                             : g_strdup ("-");
+      printf ("%" G_GINT64_FORMAT " %s%s%s %s %s %s attempts=%u http=%d %s\n",
+              it->id, it->event, it->change ? "/" : "",
+              it->change ? it->change : "", it->ref, it->hook, it->state,
+              it->attempts, it->last_http, at);
+    }
+  return EX_OK;
+}
+
 /* Every [imap NAME] mailbox: state, last success, last error, backlog,
  * token expiry (loudly when near).  */
 static int
@@ -2250,6 +2314,7 @@ main (int argc, char **argv)
       || (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "reply") == 0
           && args->len == 3)
       || (strcmp (cmd, "outbox") == 0 && args->len == 1)
+      || (strcmp (cmd, "webhooks") == 0 && args->len == 1)
       || (strcmp (cmd, "subject") == 0
           && (g_strcmp0 (sub, "export") == 0
               || g_strcmp0 (sub, "restrict") == 0
@@ -2330,6 +2395,8 @@ main (int argc, char **argv)
     rc = ctl_cases_reply (st, args->pdata[2], ro.file);
   else if (strcmp (cmd, "outbox") == 0)
     rc = ctl_outbox (st);
+  else if (strcmp (cmd, "webhooks") == 0)
+    rc = ctl_webhooks (st, json);
   else if (strcmp (cmd, "subject") == 0)
     rc = ctl_subject (st, sub, args->pdata[2], ro.out);
   else if (strcmp (cmd, "classify") == 0)

@@ -32,6 +32,7 @@
 #include "intake/http_api.h"
 #include "intake/http_server.h"
 #include "outbound/outbox.h"
+#include "outbound/webhook.h"
 #include "intake/imap_child.h"
 #include "intake/master.h"
 #include "intake/parse_worker.h"
@@ -81,6 +82,7 @@ typedef struct {
   router *rt;                /* (nullable) */
   http_server *http;         /* (nullable) */
   outbox *outbox;            /* (nullable) */
+  webhook *webhook;          /* (nullable) */
   gboolean stopping;
 } intaked_master_ctx;
 
@@ -246,6 +248,16 @@ intaked_master_main (const char *config_path)
       store_keys_free (&keys);
       return EX_CONFIG;
     }
+  ctx.webhook = webhook_start (cfg, st, &error);
+  if (ctx.webhook == NULL && error != NULL)
+    {
+      fprintf (stderr, "intaked: webhooks: %s\n", error->message);
+      outbox_stop (&ctx.outbox);
+      pipeline_stop (&pl);
+      store_close (&st);
+      store_keys_free (&keys);
+      return EX_CONFIG;
+    }
   exe = g_file_read_link ("/proc/self/exe", &error);
   if (exe == NULL)
     {
@@ -309,6 +321,7 @@ intaked_master_main (const char *config_path)
 
   http_server_free (&ctx.http);
   outbox_stop (&ctx.outbox);
+  webhook_stop (&ctx.webhook);
   /* The pipeline first: it may still call the master (which answers
    * "shutdown" to every parse request from now on).  */
   pipeline_stop (&pl);

@@ -112,6 +112,8 @@ intake_config_load_mailboxes (intake_config *cfg, GKeyFile *kf,
 
 static gboolean intake_config_load_imap (intake_config *cfg, GKeyFile *kf,
                                          const char *dir, GError **error);
+static gboolean intake_config_load_queues (intake_config *cfg, GKeyFile *kf,
+                                           const char *dir, GError **error);
 
 intake_config *
 intake_config_load (const char *path, GError **error)
@@ -306,7 +308,8 @@ intake_config_load (const char *path, GError **error)
                              intake_config_string (kf, "clocks", keys[i],
                                                    ""));
   }
-  if (!intake_config_load_imap (cfg, kf, dir, error))
+  if (!intake_config_load_imap (cfg, kf, dir, error)
+      || !intake_config_load_queues (cfg, kf, dir, error))
     return NULL;
   {
     guint64 n;
@@ -358,6 +361,7 @@ intake_config_load (const char *path, GError **error)
     cfg->retry_for_s = n;
     tpl = intake_config_string (kf, "outbound", "templates", "templates");
     cfg->templates_dir = intake_config_path (dir, tpl);
+    cfg->case_url = intake_config_string (kf, "outbound", "case_url", NULL);
   }
   cfg->http_listen = intake_config_string (kf, "http", "listen", NULL);
   if (cfg->http_listen != NULL && *cfg->http_listen == '\0')
@@ -391,6 +395,30 @@ intake_config_load (const char *path, GError **error)
       }
   }
   return g_steal_pointer (&cfg);
+}
+
+static void
+intake_queue_config_free (intake_queue_config *q)
+{
+  if (q == NULL)
+    return;
+  g_free (q->name);
+  g_free (q->notify);
+  g_free (q->webhook_url);
+  g_free (q->webhook_secret_file);
+  g_free (q);
+}
+
+const intake_queue_config *
+intake_config_queue (const intake_config *cfg, const char *name)
+{
+  for (guint i = 0; cfg->queues && i < cfg->queues->len; i++)
+    {
+      const intake_queue_config *q = cfg->queues->pdata[i];
+      if (g_strcmp0 (q->name, name) == 0)
+        return q;
+    }
+  return NULL;
 }
 
 static void
@@ -562,6 +590,173 @@ intake_config_load_imap (intake_config *cfg, GKeyFile *kf, const char *dir,
   return TRUE;
 }
 
+/* [queue NAME] sections (notification address, webhook), [webhooks] and
+ * [languages].  */
+static gboolean
+intake_config_load_queues (intake_config *cfg, GKeyFile *kf, const char *dir,
+                           GError **error)
+{
+  g_auto (GStrv) groups = g_key_file_get_groups (kf, NULL);
+  const char *path = cfg->path;
+  guint64 n;
+
+  cfg->queues = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) intake_queue_config_free);
+  for (guint i = 0; groups[i]; i++)
+    {
+      const char *g = groups[i];
+      intake_queue_config *q;
+      g_autofree char *secret = NULL;
+      g_autofree char *content = NULL;
+      g_autofree char *special = NULL;
+
+      if (!g_str_has_prefix (g, "queue "))
+        continue;
+      q = g_new0 (intake_queue_config, 1);
+      g_ptr_array_add (cfg->queues, q);
+      q->name = g_strstrip (g_strdup (g + 6));
+      if (*q->name == '\0' || intake_config_queue (cfg, q->name) != q)
+        {
+          g_set_error (error, INTAKE_CONFIG_ERROR, INTAKE_CONFIG_ERROR_VALUE,
+                       "%s: [%s]: no queue name, or given twice", path, g);
+          return FALSE;
+        }
+      q->notify = intake_config_string (kf, g, "notify", NULL);
+      if (q->notify != NULL)
+        {
+          g_autofree char *lower = g_ascii_strdown (q->notify, -1);
+          const char *at = strrchr (lower, '@');
+          gboolean bad = at == NULL || at == lower || at[1] == '\0';
+
+          for (const char *c = lower; !bad && *c; c++)
+            bad = (guchar) *c <= ' ' || *c == '<' || *c == '>' || *c == ','
+                  || (guchar) *c >= 0x7f;
+          if (bad)
+            {
+              g_set_error (error, INTAKE_CONFIG_ERROR,
+                           INTAKE_CONFIG_ERROR_VALUE,
+                           "%s: [%s] notify = %s: expected one address",
+                           path, g, q->notify);
+              return FALSE;
+            }
+          /* our own mailbox would file the notification as a new case,
+           * which would be announced again: a loop */
+          if (g_hash_table_contains (cfg->mailboxes, lower)
+              || g_hash_table_contains (cfg->domains, at + 1))
+            {
+              g_set_error (error, INTAKE_CONFIG_ERROR,
+                           INTAKE_CONFIG_ERROR_VALUE,
+                           "%s: [%s] notify = %s is one of intake's own"
+                           " addresses or domains (a mail loop)", path, g,
+                           q->notify);
+              return FALSE;
+            }
+        }
+      {
+        g_autofree char *mode = intake_config_string (kf, g, "notify_mode",
+                                                      "immediate");
+        if (strcmp (mode, "off") == 0)
+          g_clear_pointer (&q->notify, g_free);
+        else if (strcmp (mode, "digest") == 0)
+          q->notify_digest = TRUE;
+        else if (strcmp (mode, "immediate") != 0)
+          {
+            g_set_error (error, INTAKE_CONFIG_ERROR,
+                         INTAKE_CONFIG_ERROR_VALUE,
+                         "%s: [%s] notify_mode = %s: expected off, immediate"
+                         " or digest", path, g, mode);
+            return FALSE;
+          }
+      }
+      q->webhook_url = intake_config_string (kf, g, "webhook_url", NULL);
+      secret = intake_config_string (kf, g, "webhook_secret_file", NULL);
+      q->webhook_secret_file = intake_config_path (dir, secret);
+      if (q->webhook_url != NULL)
+        {
+          g_autoptr (GUri) uri = g_uri_parse (q->webhook_url,
+                                              G_URI_FLAGS_NONE, NULL);
+          const char *scheme = uri ? g_uri_get_scheme (uri) : NULL;
+          const char *host = uri ? g_uri_get_host (uri) : NULL;
+
+          if (uri == NULL || host == NULL || *host == '\0'
+              || (g_strcmp0 (scheme, "https") != 0
+                  && g_strcmp0 (scheme, "http") != 0))
+            {
+              g_set_error (error, INTAKE_CONFIG_ERROR,
+                           INTAKE_CONFIG_ERROR_VALUE,
+                           "%s: [%s] webhook_url = %s: expected an http or"
+                           " https URL", path, g, q->webhook_url);
+              return FALSE;
+            }
+          /* case data in clear over the network: only to this machine */
+          if (g_strcmp0 (scheme, "http") == 0
+              && !intake_config_loopback (host))
+            {
+              g_set_error (error, INTAKE_CONFIG_ERROR,
+                           INTAKE_CONFIG_ERROR_VALUE,
+                           "%s: [%s] webhook_url: http is allowed only to"
+                           " loopback; use https", path, g);
+              return FALSE;
+            }
+          if (q->webhook_secret_file == NULL)
+            {
+              g_set_error (error, INTAKE_CONFIG_ERROR,
+                           INTAKE_CONFIG_ERROR_VALUE,
+                           "%s: [%s] webhook_url needs webhook_secret_file",
+                           path, g);
+              return FALSE;
+            }
+        }
+      content = intake_config_string (kf, g, "webhook_content", "metadata");
+      if (strcmp (content, "metadata") == 0)
+        q->webhook_content = INTAKE_WEBHOOK_METADATA;
+      else if (strcmp (content, "full") == 0)
+        q->webhook_content = INTAKE_WEBHOOK_FULL;
+      else
+        {
+          g_set_error (error, INTAKE_CONFIG_ERROR, INTAKE_CONFIG_ERROR_VALUE,
+                       "%s: [%s] webhook_content = %s: expected metadata or"
+                       " full", path, g, content);
+          return FALSE;
+        }
+      special = intake_config_string (kf, g, "webhook_special", "no");
+      q->webhook_special = g_ascii_strcasecmp (special, "yes") == 0;
+    }
+  if (!intake_config_uint (kf, path, "webhooks", "retry_for", 86400, 60,
+                           30 * 86400, &n, error))
+    return FALSE;
+  cfg->webhook_retry_for_s = n;
+  if (!intake_config_uint (kf, path, "webhooks", "timeout", 30, 1, 300, &n,
+                           error))
+    return FALSE;
+  cfg->webhook_timeout_s = n;
+  {
+    g_autofree char *ca = intake_config_string (kf, "webhooks", "ca_file",
+                                                NULL);
+    g_auto (GStrv) keys = g_key_file_get_keys (kf, "languages", NULL, NULL);
+
+    cfg->webhook_ca = intake_config_path (dir, ca);
+    cfg->languages = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                            g_free);
+    for (guint i = 0; keys && keys[i]; i++)
+      {
+        g_autofree char *v = intake_config_string (kf, "languages", keys[i],
+                                                   "en");
+        if (strcmp (v, "en") != 0 && strcmp (v, "cy") != 0)
+          {
+            g_set_error (error, INTAKE_CONFIG_ERROR,
+                         INTAKE_CONFIG_ERROR_VALUE,
+                         "%s: [languages] %s = %s: expected en or cy", path,
+                         keys[i], v);
+            return FALSE;
+          }
+        g_hash_table_insert (cfg->languages, g_ascii_strdown (keys[i], -1),
+                             g_steal_pointer (&v));
+      }
+  }
+  return TRUE;
+}
+
 void
 intake_config_free (intake_config *cfg)
 {
@@ -594,6 +789,12 @@ intake_config_free (intake_config *cfg)
   g_free (cfg->pid_file);
   if (cfg->imap)
     g_ptr_array_unref (cfg->imap);
+  if (cfg->queues)
+    g_ptr_array_unref (cfg->queues);
+  if (cfg->languages)
+    g_hash_table_unref (cfg->languages);
+  g_free (cfg->webhook_ca);
+  g_free (cfg->case_url);
   g_free (cfg->http_listen);
   g_free (cfg->forms_dir);
   g_free (cfg->http_origin);

@@ -48,6 +48,25 @@ typedef struct {
   char *recipient;             /* the intake mailbox it stands for */
 } intake_imap_config;
 
+/* What a department queue is told: [queue NAME] (docs/webhooks.md,
+ * docs/outbound.md).  */
+typedef enum {
+  INTAKE_WEBHOOK_METADATA,     /* reference, kind, queue, status, dates */
+  INTAKE_WEBHOOK_FULL,         /* also the message's sender and text */
+} intake_webhook_content;
+
+typedef struct {
+  char *name;                  /* from the section: "[queue housing]" */
+  char *notify;                /* (nullable) department address: work that
+                                * arrives is announced there */
+  gboolean notify_digest;      /* notify_mode = digest: once an hour */
+  char *webhook_url;           /* (nullable) http(s) URL the CRM listens on */
+  char *webhook_secret_file;   /* (nullable) HMAC secret, mode 0600 */
+  intake_webhook_content webhook_content;
+  gboolean webhook_special;    /* full content of special-category cases
+                                * too (UK GDPR art. 9: off by default) */
+} intake_queue_config;
+
 typedef struct {
   char *path;                  /* the file read */
   char *hostname;              /* [intake] hostname */
@@ -114,11 +133,24 @@ typedef struct {
   guint loop_minutes;          /* [outbound] loop_minutes */
   guint retry_for_s;           /* [outbound] retry_for */
   char *templates_dir;         /* [outbound] templates */
+  char *case_url;              /* (nullable) [outbound] case_url: a link
+                                * with {{ref}} put in notifications */
+
+  GPtrArray *queues;           /* intake_queue_config *, [queue NAME] */
+  guint webhook_retry_for_s;   /* [webhooks] retry_for */
+  guint webhook_timeout_s;     /* [webhooks] timeout */
+  char *webhook_ca;            /* (nullable) [webhooks] ca_file */
+  GHashTable *languages;       /* [languages] lower-case mailbox address or
+                                * "form:NAME" -> "cy" / "en" */
 } intake_config;
 
 /* (transfer none) The [imap NAME] mailbox, or NULL.  */
 const intake_imap_config *intake_config_imap (const intake_config *cfg,
                                               const char *name);
+
+/* (transfer none) The [queue NAME] settings, or NULL.  */
+const intake_queue_config *intake_config_queue (const intake_config *cfg,
+                                                const char *name);
 
 /* (transfer full) Load and check @path.  Refuses a file writable by group
  * or other.  */

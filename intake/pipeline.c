@@ -115,6 +115,42 @@ pipeline_ingest_done (gint64 case_id, const GError *error, gpointer data)
   g_free (ctx);
 }
 
+/* (transfer full) (nullable) The language of what we send back, from
+ * [languages]: the form's ("form:NAME"; X-Intake-Form is ours only when we
+ * built the message), else the first recipient mailbox's (a plus-address
+ * counts as its mailbox).  NULL: English.  */
+static char *
+pipeline_language (const intake_config *cfg, const store_envelope *env,
+                   const parser_message *m)
+{
+  const char *v = NULL;
+
+  if (cfg->languages == NULL || g_hash_table_size (cfg->languages) == 0)
+    return NULL;
+  if (g_strcmp0 (env->source, "form") == 0)
+    for (guint i = 0; v == NULL && i < m->header_names->len; i++)
+      if (g_ascii_strcasecmp (m->header_names->pdata[i], "X-Intake-Form")
+          == 0)
+        {
+          g_autofree char *key = g_ascii_strdown (
+              m->header_values->pdata[i], -1);
+          g_autofree char *form = g_strconcat ("form:", g_strstrip (key),
+                                               NULL);
+          v = g_hash_table_lookup (cfg->languages, form);
+        }
+  for (guint i = 0; v == NULL && i < env->rcpts->len; i++)
+    {
+      g_autofree char *lower = g_ascii_strdown (env->rcpts->pdata[i], -1);
+      const char *at = strrchr (lower, '@');
+      char *plus = at ? memchr (lower, '+', (gsize) (at - lower)) : NULL;
+
+      if (plus != NULL)
+        memmove (plus, at, strlen (at) + 1);
+      v = g_hash_table_lookup (cfg->languages, lower);
+    }
+  return g_strcmp0 (v, "cy") == 0 ? g_strdup ("cy") : NULL;
+}
+
 static store_ingest *
 pipeline_prepare (pipeline *p, store_spool_item *item, parser_message *m)
 {
@@ -177,6 +213,7 @@ pipeline_prepare (pipeline *p, store_spool_item *item, parser_message *m)
                        && !g_hash_table_contains (p->cfg->mailboxes, lower)
                        && !g_hash_table_contains (p->cfg->domains, at + 1);
     }
+  in->language = pipeline_language (p->cfg, in->env, m);
   in->ack_per_day = p->cfg->ack_per_day;
   in->loop_messages = p->cfg->loop_messages;
   in->loop_minutes = p->cfg->loop_minutes;

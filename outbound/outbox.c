@@ -40,55 +40,124 @@ struct outbox {
 void
 outbox_ref_mac (const store_keys *keys, const char *ref, char out[5])
 {
-  guint8 mac[2];
-
-  crypto_generichash (mac, sizeof mac, (const guint8 *) ref, strlen (ref),
-                      store_keys_get (keys, STORE_KEY_FORMS), 32);
-  g_snprintf (out, 5, "%02x%02x", mac[0], mac[1]);
+  G_STATIC_ASSERT (STORE_REF_MAC_LEN == 4);
+  store_ref_mac (keys, ref, out);
 }
 
+/* Whether @it is written in Welsh ("cy"): the language its mailbox or
+ * form was configured with when it was filed.  */
+static gboolean
+outbox_welsh (const store_outbox_item *it)
+{
+  return g_strcmp0 (it->language, "cy") == 0
+         && g_strcmp0 (it->kind, "notify") != 0;
+}
+
+/* The template for @it: for an acknowledgement ack-KIND-QUEUE, ack-KIND,
+ * ack; for a reply reply; for a department notification notify -- each
+ * first as NAME.cy.txt when the message is in Welsh (any Welsh template
+ * before any English one), then NAME.txt.  */
 static char *
 outbox_template (const intake_config *cfg, const store_outbox_item *it)
 {
-  const char *kind = g_strcmp0 (it->kind, "reply") == 0 ? NULL
-                                                         : it->case_kind;
-  g_autofree char *a = kind ? g_strdup_printf ("ack-%s-%s.txt", kind,
-                                               it->queue) : NULL;
-  g_autofree char *b = kind ? g_strdup_printf ("ack-%s.txt", kind) : NULL;
-  const char *names[] = { a, b,
-                          g_strcmp0 (it->kind, "reply") == 0 ? "reply.txt"
-                                                             : "ack.txt" };
+  gboolean reply = g_strcmp0 (it->kind, "reply") == 0;
+  gboolean digest = g_strcmp0 (it->kind, "digest") == 0;
+  gboolean notify = g_strcmp0 (it->kind, "notify") == 0 || digest;
+  const char *kind = reply || notify ? NULL : it->case_kind;
+  g_autofree char *a = kind ? g_strdup_printf ("ack-%s-%s", kind, it->queue)
+                            : NULL;
+  g_autofree char *b = kind ? g_strdup_printf ("ack-%s", kind) : NULL;
+  const char *names[] = { a, b, reply ? "reply"
+                                : digest ? "notify-digest"
+                                : notify ? "notify" : "ack" };
 
-  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
-    {
-      g_autofree char *path = NULL;
-      char *text = NULL;
-      if (names[i] == NULL)
-        continue;
-      path = g_build_filename (cfg->templates_dir, names[i], NULL);
-      if (g_file_get_contents (path, &text, NULL, NULL))
-        return text;
-    }
-  return g_strdup (g_strcmp0 (it->kind, "reply") == 0
+  for (int welsh = outbox_welsh (it); welsh >= 0; welsh--)
+    for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+      {
+        g_autofree char *file = NULL;
+        g_autofree char *path = NULL;
+        char *text = NULL;
+        if (names[i] == NULL)
+          continue;
+        file = g_strconcat (names[i], welsh ? ".cy.txt" : ".txt", NULL);
+        path = g_build_filename (cfg->templates_dir, file, NULL);
+        if (g_file_get_contents (path, &text, NULL, NULL))
+          return text;
+      }
+  if (digest)
+    return g_strdup ("Subject: New cases in {{queue}}\n\n"
+                     "These cases arrived in the {{queue}} queue:\n\n"
+                     "{{body}}\nOpen one with intakectl cases show REF (or"
+                     " GET /api/v1/cases/REF).\n");
+  if (notify)
+    return g_strdup ("Subject: New case {{ref}} in {{queue}}\n\n"
+                     "Case {{ref}} ({{kind}}, priority {{priority}}) is"
+                     " waiting in {{queue}}.\n{{due_sentence}}\n"
+                     "Open it: {{link}}\n");
+  return g_strdup (reply
                        ? "Subject: Re: your message [{{ref}}]\n\n{{body}}\n"
                        : "Subject: We have your message [{{ref}}]\n\n"
                          "Your reference is {{ref}}.\n{{due_sentence}}\n");
 }
 
+/* A date in Welsh: "Dydd Gwener 22 Ionawr 2027".  */
 static char *
-outbox_fill (const char *tpl, const store_outbox_item *it)
+outbox_date_cy (GDateTime *t)
+{
+  static const char *const days[] = { "Dydd Llun", "Dydd Mawrth",
+                                      "Dydd Mercher", "Dydd Iau",
+                                      "Dydd Gwener", "Dydd Sadwrn",
+                                      "Dydd Sul" };
+  static const char *const months[] = { "Ionawr", "Chwefror", "Mawrth",
+                                        "Ebrill", "Mai", "Mehefin",
+                                        "Gorffennaf", "Awst", "Medi",
+                                        "Hydref", "Tachwedd", "Rhagfyr" };
+
+  return g_strdup_printf ("%s %d %s %d",
+                          days[g_date_time_get_day_of_week (t) - 1],
+                          g_date_time_get_day_of_month (t),
+                          months[g_date_time_get_month (t) - 1],
+                          g_date_time_get_year (t));
+}
+
+static char *
+outbox_fill (const intake_config *cfg, const char *tpl,
+             const store_outbox_item *it)
 {
   g_autofree char *due = NULL;
   g_autofree char *due_sentence = NULL;
+  g_autofree char *link = NULL;
+  gboolean notify = g_strcmp0 (it->kind, "notify") == 0;
   GString *s = g_string_new (NULL);
 
   if (it->due_at > 0)
     {
       g_autoptr (GDateTime) t = g_date_time_new_from_unix_utc (
           it->due_at / G_USEC_PER_SEC);
-      due = g_date_time_format (t, "%A %-d %B %Y");
-      due_sentence = g_strdup_printf ("\nWe will answer by %s.\n", due);
+      if (outbox_welsh (it))
+        {
+          due = outbox_date_cy (t);
+          due_sentence = g_strdup_printf ("\nByddwn yn ateb erbyn %s.\n",
+                                          due);
+        }
+      else
+        {
+          due = g_date_time_format (t, "%A %-d %B %Y");
+          due_sentence = g_strdup_printf (notify ? "\nDue by %s.\n"
+                                                 : "\nWe will answer by %s.\n",
+                                          due);
+        }
     }
+  /* how a department opens the case: the configured link, or the command
+   * and the API path */
+  if (cfg->case_url != NULL)
+    {
+      g_auto (GStrv) parts = g_strsplit (cfg->case_url, "{{ref}}", -1);
+      link = g_strjoinv (it->ref, parts);
+    }
+  else
+    link = g_strdup_printf ("intakectl cases show %s (or GET"
+                            " /api/v1/cases/%s)", it->ref, it->ref);
   for (const char *p = tpl; *p;)
     {
       const char *open = strstr (p, "{{");
@@ -113,12 +182,38 @@ outbox_fill (const char *tpl, const store_outbox_item *it)
         v = due ? due : "";
       else if (strcmp (name, "due_sentence") == 0)
         v = due_sentence ? due_sentence : "";
-      else if (strcmp (name, "body") == 0)
+      else if (strcmp (name, "priority") == 0)
+        v = it->priority ? it->priority : "normal";
+      else if (strcmp (name, "link") == 0)
+        v = link;
+      /* a notification carries no personal data: no reply text in it */
+      else if (strcmp (name, "body") == 0 && !notify)
         v = it->body ? it->body : "";
       g_string_append (s, v ? v : "");
       p = close + 2;
     }
   return g_string_free (s, FALSE);
+}
+
+/* The intake mailbox a message came to, without a plus-address detail
+ * ("enquiries+ESC-2026-000123-K.3f9a@..." is enquiries@...).  */
+static char *
+outbox_mailbox (const char *rcpt)
+{
+  g_autofree char *lower = g_ascii_strdown (rcpt ? rcpt
+                                                 : "enquiries@invalid", -1);
+  const char *at = strrchr (lower, '@');
+  const char *plus = at ? memchr (lower, '+', (gsize) (at - lower)) : NULL;
+  char *out;
+
+  if (plus != NULL && plus > lower)
+    out = g_strdup_printf ("%.*s%s", (int) (plus - lower), lower, at);
+  else
+    out = g_strdup (lower);
+  for (char *p = out; *p; p++)
+    if ((guchar) *p < 0x20 || *p == 0x7f)
+      *p = ' ';
+  return g_strstrip (out);
 }
 
 /* No CR, LF or other controls in anything that becomes a header.  */
@@ -138,7 +233,7 @@ outbox_build (const intake_config *cfg, const store_keys *keys,
               const store_outbox_item *it, char **rcpt)
 {
   g_autofree char *tpl = outbox_template (cfg, it);
-  g_autofree char *filled = outbox_fill (tpl, it);
+  g_autofree char *filled = outbox_fill (cfg, tpl, it);
   g_autofree char *subject = NULL;
   g_autofree char *to = NULL;
   g_autofree char *mailbox = NULL;
@@ -152,13 +247,24 @@ outbox_build (const intake_config *cfg, const store_keys *keys,
   GByteArray *ba;
   GBytes *result;
   char mac[5];
+  gboolean digest = g_strcmp0 (it->kind, "digest") == 0;
+  gboolean notify = g_strcmp0 (it->kind, "notify") == 0 || digest;
 
   *rcpt = NULL;
-  to = outbox_header_value (it->to);
+  if (notify)
+    {
+      /* the department's address, from intake.conf as it is now */
+      const intake_queue_config *q = intake_config_queue (cfg, it->queue);
+      to = outbox_header_value (q ? q->notify : NULL);
+      mailbox = g_strdup_printf ("noreply@%s", cfg->hostname);
+    }
+  else
+    {
+      to = outbox_header_value (it->to);
+      mailbox = outbox_mailbox (it->mailbox);
+    }
   if (*to == '\0' || strchr (to, '@') == NULL || strchr (to, ' ') != NULL)
     return NULL;                /* nobody to write to */
-  mailbox = outbox_header_value (it->mailbox ? it->mailbox
-                                             : "enquiries@invalid");
   if (g_str_has_prefix (filled, "Subject:"))
     {
       const char *nl = strchr (filled, '\n');
@@ -170,22 +276,27 @@ outbox_build (const intake_config *cfg, const store_keys *keys,
       while (*body == '\r' || *body == '\n')
         body++;
     }
-  if (subject == NULL || strstr (subject, it->ref) == NULL)
+  if (!digest && (subject == NULL || strstr (subject, it->ref) == NULL))
     {
       g_autofree char *base = subject ? g_steal_pointer (&subject)
                                       : g_strdup ("Your message");
       subject = g_strdup_printf ("%s [%s]", base, it->ref);
     }
+  if (subject == NULL)
+    subject = g_strdup ("New cases");
   parser_init ();
   msg = g_mime_message_new (TRUE);
   text = g_mime_text_part_new_with_subtype ("plain");
   g_mime_text_part_set_text (text, body);
   g_mime_text_part_set_charset (text, "utf-8");
   g_mime_message_set_mime_part (msg, GMIME_OBJECT (text));
-  label = g_hash_table_lookup (cfg->mailboxes, mailbox);
+  label = notify ? "intake" : g_hash_table_lookup (cfg->mailboxes, mailbox);
   g_mime_message_add_mailbox (msg, GMIME_ADDRESS_TYPE_FROM,
                               label ? label : "", mailbox);
   g_mime_message_add_mailbox (msg, GMIME_ADDRESS_TYPE_TO, NULL, to);
+  /* a department answering a notification must not reach the citizen's
+   * case: no plus-address, no threading headers */
+  if (!notify)
   {
     const char *at = strrchr (mailbox, '@');
     outbox_ref_mac (keys, it->ref, mac);
@@ -203,7 +314,7 @@ outbox_build (const intake_config *cfg, const store_keys *keys,
   mid = g_strdup_printf ("%s-%s-%08x@%s", it->kind, it->ref, g_random_int (),
                          cfg->hostname);
   g_mime_message_set_message_id (msg, mid);
-  if (it->in_reply_to && *it->in_reply_to)
+  if (!notify && it->in_reply_to && *it->in_reply_to)
     {
       g_autofree char *irt = outbox_header_value (it->in_reply_to);
       g_autofree char *bracketed = g_strdup_printf ("<%s>", irt);
@@ -212,7 +323,10 @@ outbox_build (const intake_config *cfg, const store_keys *keys,
       g_mime_object_set_header (GMIME_OBJECT (msg), "References", bracketed,
                                 NULL);
     }
-  if (g_strcmp0 (it->kind, "ack") == 0)
+  if (notify)
+    g_mime_object_set_header (GMIME_OBJECT (msg), "Auto-Submitted",
+                              "auto-generated", NULL);
+  else if (g_strcmp0 (it->kind, "ack") == 0)
     {
       /* RFC 3834: an automatic answer; nothing should answer it */
       g_mime_object_set_header (GMIME_OBJECT (msg), "Auto-Submitted",
@@ -231,20 +345,90 @@ outbox_build (const intake_config *cfg, const store_keys *keys,
   return result;
 }
 
-static void
-outbox_send_one (outbox *o, store_outbox_item *it)
+/* Record what happened to every row of @items (one message).  */
+gboolean
+outbox_digest (const intake_config *cfg, const store_outbox_item *it)
 {
-  g_autoptr (GError) error = NULL;
+  const intake_queue_config *q = g_strcmp0 (it->kind, "notify") == 0
+                                     ? intake_config_queue (cfg, it->queue)
+                                     : NULL;
+
+  return q != NULL && q->notify_digest;
+}
+
+GBytes *
+outbox_build_digest (const intake_config *cfg, GPtrArray *items,
+                     char **rcpt)
+{
+  const store_outbox_item *first = items->pdata[0];
+  store_outbox_item carrier = *first;
+  g_autoptr (GString) list = g_string_new (NULL);
+
+  for (guint i = 0; i < items->len; i++)
+    {
+      const store_outbox_item *it = items->pdata[i];
+      g_autofree char *line = NULL;
+      g_autofree char *due = NULL;
+
+      if (it->due_at > 0)
+        {
+          g_autoptr (GDateTime) t = g_date_time_new_from_unix_utc (
+              it->due_at / G_USEC_PER_SEC);
+          due = g_date_time_format (t, ", due %A %-d %B %Y");
+        }
+      if (cfg->case_url != NULL)
+        {
+          g_auto (GStrv) parts = g_strsplit (cfg->case_url, "{{ref}}", -1);
+          line = g_strjoinv (it->ref, parts);
+        }
+      g_string_append_printf (list, "- %s: %s, priority %s%s\n%s%s%s",
+                              it->ref, it->case_kind,
+                              it->priority ? it->priority : "normal",
+                              due ? due : "", line ? "  " : "",
+                              line ? line : "", line ? "\n" : "");
+    }
+  carrier.kind = (char *) "digest";
+  carrier.body = list->str;
+  carrier.due_at = 0;
+  carrier.subject = NULL;
+  carrier.in_reply_to = NULL;
+  carrier.language = NULL;
+  return outbox_build (cfg, NULL, &carrier, rcpt);
+}
+
+static void
+outbox_done_all (outbox *o, GPtrArray *items, gboolean sent, gint64 next_at,
+                 gboolean failed, const char *reply)
+{
+  for (guint i = 0; i < items->len; i++)
+    {
+      const store_outbox_item *it = items->pdata[i];
+      g_autoptr (GError) error = NULL;
+
+      if (!store_outbox_done (o->st, it->id, sent, next_at, failed, reply,
+                              &error))
+        g_warning ("event=outbox-update-failed outbox=%" G_GINT64_FORMAT
+                   " error=%s", it->id, error->message);
+    }
+}
+
+/* Send one message: one outbox row, or the rows of an hourly digest (all
+ * for one queue, the first one's attempts and age deciding).  */
+static void
+outbox_send_one (outbox *o, GPtrArray *items)
+{
+  const store_outbox_item *it = items->pdata[0];
   g_autofree char *rcpt = NULL;
   g_autofree char *reply = NULL;
-  g_autoptr (GBytes) raw = outbox_build (o->cfg, o->keys, it, &rcpt);
+  g_autoptr (GBytes) raw = items->len > 1 || outbox_digest (o->cfg, it)
+                               ? outbox_build_digest (o->cfg, items, &rcpt)
+                               : outbox_build (o->cfg, o->keys, it, &rcpt);
   gint64 now = g_get_real_time ();
   smtp_send_result r;
 
   if (raw == NULL)
     {
-      store_outbox_done (o->st, it->id, FALSE, 0, TRUE, "no recipient",
-                         &error);
+      outbox_done_all (o, items, FALSE, 0, TRUE, "no recipient");
       return;
     }
   /* acknowledgements go with the null sender (RFC 3834); replies too:
@@ -252,9 +436,9 @@ outbox_send_one (outbox *o, store_outbox_item *it)
   r = smtp_send (&o->smtp, "", rcpt, raw, &reply);
   if (r == SMTP_SEND_OK)
     {
-      g_message ("event=sent outbox=%" G_GINT64_FORMAT " ref=%s kind=%s",
-                 it->id, it->ref, it->kind);
-      store_outbox_done (o->st, it->id, TRUE, 0, FALSE, reply, &error);
+      g_message ("event=sent outbox=%" G_GINT64_FORMAT " ref=%s kind=%s"
+                 " rows=%u", it->id, it->ref, it->kind, items->len);
+      outbox_done_all (o, items, TRUE, 0, FALSE, reply);
     }
   else if (r == SMTP_SEND_PERMFAIL
            || now - it->created_at
@@ -262,7 +446,7 @@ outbox_send_one (outbox *o, store_outbox_item *it)
     {
       g_warning ("event=send-failed outbox=%" G_GINT64_FORMAT " ref=%s"
                  " permanent=1", it->id, it->ref);
-      store_outbox_done (o->st, it->id, FALSE, 0, TRUE, reply, &error);
+      outbox_done_all (o, items, FALSE, 0, TRUE, reply);
     }
   else
     {
@@ -271,12 +455,8 @@ outbox_send_one (outbox *o, store_outbox_item *it)
       g_message ("event=send-deferred outbox=%" G_GINT64_FORMAT " ref=%s"
                  " retry_in_s=%" G_GINT64_FORMAT, it->id, it->ref,
                  wait / G_USEC_PER_SEC);
-      store_outbox_done (o->st, it->id, FALSE, now + wait, FALSE, reply,
-                         &error);
+      outbox_done_all (o, items, FALSE, now + wait, FALSE, reply);
     }
-  if (error != NULL)
-    g_warning ("event=outbox-update-failed outbox=%" G_GINT64_FORMAT
-               " error=%s", it->id, error->message);
 }
 
 static gpointer
@@ -309,12 +489,33 @@ outbox_main (gpointer data)
         }
       for (guint i = 0; i < due->len; i++)
         {
+          g_autoptr (GPtrArray) group = g_ptr_array_new ();
+          store_outbox_item *it = due->pdata[i];
           g_mutex_lock (&o->lock);
           gboolean stop = o->stop;
           g_mutex_unlock (&o->lock);
           if (stop)
             return NULL;
-          outbox_send_one (o, due->pdata[i]);
+          if (it == NULL)
+            continue;             /* went out in a digest already */
+          g_ptr_array_add (group, it);
+          /* an hourly digest: every due notification of the queue */
+          for (guint j = i + 1; outbox_digest (o->cfg, it) && j < due->len;
+               j++)
+            {
+              store_outbox_item *other = due->pdata[j];
+              if (other != NULL && g_strcmp0 (other->kind, "notify") == 0
+                  && g_strcmp0 (other->queue, it->queue) == 0)
+                {
+                  g_ptr_array_add (group, other);
+                  due->pdata[j] = NULL;
+                }
+            }
+          outbox_send_one (o, group);
+          due->pdata[i] = NULL;
+          store_outbox_item_free (it);
+          for (guint j = 1; j < group->len; j++)
+            store_outbox_item_free (group->pdata[j]);
         }
       if (due->len == OUTBOX_BATCH)
         outbox_kick (o);

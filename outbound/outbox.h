@@ -28,6 +28,15 @@ void outbox_stop (outbox **o);
 GBytes *outbox_build (const intake_config *cfg, const store_keys *keys,
                       const store_outbox_item *it, char **rcpt);
 
+/* Whether @it is a notification for a queue with hourly digests.  */
+gboolean outbox_digest (const intake_config *cfg, const store_outbox_item *it);
+
+/* (transfer full) One message announcing every case of @items
+ * (store_outbox_item *, notifications for one queue), to that queue's
+ * address in @rcpt; NULL if it has none.  (Exposed for the tests.)  */
+GBytes *outbox_build_digest (const intake_config *cfg, GPtrArray *items,
+                             char **rcpt);
+
 /* The plus-address MAC of @ref (4 hex digits; Reply-To of what we send).  */
 void outbox_ref_mac (const store_keys *keys, const char *ref, char out[5]);
 

@@ -310,6 +310,44 @@ static const char *const store_migrations[] = {
   "  id INTEGER PRIMARY KEY CHECK (id = 1),"
   "  last_run_at INTEGER NOT NULL"         /* unix us, the run's clock */
   ");",
+
+  /* 9 -> 10: CRM webhooks and department notifications (issue 8): which
+   * queues have them (as intake.conf last said), the webhook delivery
+   * queue and log (ids, reference, queue, kind, status: no personal
+   * data), the queue a notification tells and the language of an
+   * acknowledgement.  */
+  "CREATE TABLE queue_outbound ("
+  "  queue TEXT PRIMARY KEY,"
+  "  webhook INTEGER NOT NULL DEFAULT 0,"
+  "  notify INTEGER NOT NULL DEFAULT 0"    /* 1 at once, 2 hourly digest */
+  ") WITHOUT ROWID;"
+  "CREATE TABLE webhook_events ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  case_id INTEGER NOT NULL,"            /* no REFERENCES: the erasure
+                                            * event outlives the case */
+  "  hook TEXT NOT NULL,"                  /* the queue whose webhook */
+  "  event TEXT NOT NULL,"                 /* case.created, ... */
+  "  change TEXT,"                         /* status, routing, reply, message */
+  "  message_id INTEGER,"
+  "  ref TEXT NOT NULL,"
+  "  queue TEXT NOT NULL,"
+  "  previous_queue TEXT,"
+  "  kind TEXT,"
+  "  status TEXT,"
+  "  priority TEXT,"
+  "  due_at INTEGER,"
+  "  state TEXT NOT NULL DEFAULT 'queued'," /* delivered, failed, dropped */
+  "  attempts INTEGER NOT NULL DEFAULT 0,"
+  "  next_at INTEGER NOT NULL,"
+  "  created_at INTEGER NOT NULL,"
+  "  delivered_at INTEGER,"
+  "  last_http INTEGER,"
+  "  last_error TEXT"                      /* a reason, never content */
+  ");"
+  "CREATE INDEX webhook_due ON webhook_events(state, next_at);"
+  "CREATE INDEX webhook_case ON webhook_events(case_id);"
+  "ALTER TABLE outbox ADD COLUMN queue TEXT;"
+  "ALTER TABLE outbox ADD COLUMN language TEXT;",
 };
 
 void

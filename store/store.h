@@ -37,7 +37,7 @@ typedef enum {
 } store_error_code;
 
 /* The schema version this binary writes (PRAGMA user_version).  */
-#define STORE_SCHEMA_VERSION 9
+#define STORE_SCHEMA_VERSION 10
 
 typedef enum {
   STORE_OPEN_WRITER = 1 << 0,  /* create/migrate, start the writer thread */
@@ -235,6 +235,8 @@ typedef struct {
   guint loop_messages;     /* more than this many messages into one case */
   guint loop_minutes;      /* ...within this many minutes: no more acks,
                             * the case is flagged */
+  char *language;          /* (nullable) of the acknowledgement: "cy" for
+                            * a Welsh mailbox or form; NULL: English */
 } store_ingest;
 
 store_ingest *store_ingest_new (void);
@@ -377,7 +379,8 @@ GBytes *store_attachment_content (store *s, gint64 message_id,
 typedef struct {
   gint64 id;
   gint64 case_id;
-  char *kind;              /* "ack", "reply" */
+  char *kind;              /* "ack", "reply", "notify" (to the department
+                            * address of @queue) */
   guint attempts;
   gint64 created_at;
   /* decrypted in memory for building the message */
@@ -390,6 +393,8 @@ typedef struct {
   char *subject;           /* (nullable) the citizen's subject */
   char *in_reply_to;       /* (nullable) the citizen's Message-ID */
   char *body;              /* (nullable) a reply's text */
+  char *priority;          /* the case's */
+  char *language;          /* (nullable) "cy": the Welsh templates */
 } store_outbox_item;
 
 void store_outbox_item_free (store_outbox_item *it);
@@ -635,5 +640,20 @@ char *store_ref_format (const char *prefix, guint year, guint64 serial);
 
 /* Whether @ref is well formed and its check character matches.  */
 gboolean store_ref_valid (const char *ref);
+
+/* The MAC a plus-address carries with a reference
+ * ("enquiries+ESC-2026-000123-K.3f9a@..."): keyed BLAKE2b of @ref, 16 bits
+ * as 4 lower-case hex digits.  Enough against guessing by a stranger (one
+ * in 65,536, and threading also wants the sender to take part in the
+ * case); short enough for an address.  */
+#define STORE_REF_MAC_LEN 4
+void store_ref_mac (const store_keys *keys, const char *ref,
+                    char out[STORE_REF_MAC_LEN + 1]);
+
+/* Whether @address names @ref (upper case) in a plus-address detail: 0 if
+ * it does not, 1 if as "REF.MAC" with the right MAC, -1 otherwise (a
+ * forged or mangled MAC, or none: threading takes it for no reference).  */
+int store_ref_plus_check (const store_keys *keys, const char *address,
+                          const char *ref);
 
 #endif

@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "store/store_private.h"
+#include "store/store_webhook.h"
 
 /* last_used_at is written at most this often per token (microseconds).  */
 #define STORE_API_USED_EVERY_US (60 * G_USEC_PER_SEC)
@@ -692,7 +693,11 @@ store_api_case_claim (store *s, const char *ref, const char *const *queues,
       sqlite3_bind_int64 (st, 4, g_get_real_time ());
       ok = store_api_exec (s, st, "claim", error)
            && store_audit_append (s, s->rdb, actor, "case.claim", ref, detail,
-                                  error);
+                                  error)
+           && (strcmp (to, row.status) == 0
+               || store_webhook_case_event (s, s->rdb, row.id,
+                                            STORE_WEBHOOK_UPDATED, "status",
+                                            0, NULL, error));
     }
   store_api_row_clear (&row);
   return store_api_end (s, ok, error);
@@ -731,7 +736,12 @@ store_api_case_status (store *s, const char *ref, const char *const *queues,
       sqlite3_bind_int64 (st, 3, now);
       ok = store_api_exec (s, st, "status", error)
            && store_audit_append (s, s->rdb, actor, "case.status", ref,
-                                  detail, error);
+                                  detail, error)
+           && store_webhook_case_event (s, s->rdb, row.id,
+                                        strcmp (to, "closed") == 0
+                                            ? STORE_WEBHOOK_CLOSED
+                                            : STORE_WEBHOOK_UPDATED,
+                                        "status", 0, NULL, error);
     }
   store_api_row_clear (&row);
   return store_api_end (s, ok, error);
@@ -769,7 +779,13 @@ store_api_case_reroute (store *s, const char *ref, const char *const *queues,
       sqlite3_bind_int64 (st, 4, g_get_real_time ());
       ok = store_api_exec (s, st, "reroute", error)
            && store_audit_append (s, s->rdb, actor, "case.reroute", ref,
-                                  detail, error);
+                                  detail, error)
+           && store_webhook_case_event (s, s->rdb, row.id,
+                                        STORE_WEBHOOK_UPDATED, "routing", 0,
+                                        row.queue, error)
+           /* work arrived in another queue: its department hears of it */
+           && (queue == NULL || strcmp (queue, row.queue) == 0
+               || store_webhook_notify (s, s->rdb, row.id, error));
     }
   store_api_row_clear (&row);
   return store_api_end (s, ok, error);
@@ -1176,7 +1192,9 @@ store_api_reply_add (store *s, const char *ref, const char *const *queues,
   sqlite3_bind_int64 (st, 2, now);
   ok = store_api_exec (s, st, "reply", error)
        && store_audit_append (s, s->rdb, actor, "case.reply", ref, detail,
-                              error);
+                              error)
+       && store_webhook_case_event (s, s->rdb, row.id, STORE_WEBHOOK_UPDATED,
+                                    "reply", id, NULL, error);
 out:
   store_keys_data_key_free (key);
   store_api_row_clear (&row);

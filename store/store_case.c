@@ -11,6 +11,7 @@
 #define G_LOG_DOMAIN "intake-store"
 
 #include "store/store_private.h"
+#include "store/store_webhook.h"
 
 #include <signal.h>
 #include <string.h>
@@ -75,6 +76,7 @@ store_ingest_free (store_ingest *in)
   g_free (in->priority);
   g_free (in->reasons);
   g_free (in->rules_hash);
+  g_free (in->language);
   g_clear_pointer (&in->references, g_ptr_array_unref);
   g_clear_pointer (&in->case_refs, g_ptr_array_unref);
   g_clear_pointer (&in->attachments, g_ptr_array_unref);
@@ -424,10 +426,25 @@ store_thread_hints (store *s, sqlite3 *db, const store_ingest *in,
   GArray *hints = g_array_new (FALSE, FALSE, sizeof (store_thread_hint));
   sqlite3_stmt *st;
 
+  g_autofree char *subject = in->subject ? g_ascii_strup (in->subject, -1)
+                                         : NULL;
+
   for (guint i = 0; in->case_refs && i < in->case_refs->len; i++)
     {
       const char *ref = in->case_refs->pdata[i];
+      int plus = 0;
       if (!store_ref_valid (ref))
+        continue;
+      /* A reference in a plus-address counts only with its MAC (we wrote
+       * it in our Reply-To); a forged or missing one is no reference,
+       * unless the subject names the case too.  */
+      for (guint j = 0; in->env && j < in->env->rcpts->len && plus < 1; j++)
+        {
+          int v = store_ref_plus_check (s->keys, in->env->rcpts->pdata[j],
+                                        ref);
+          plus = v != 0 ? v : plus;
+        }
+      if (plus < 0 && (subject == NULL || strstr (subject, ref) == NULL))
         continue;
       st = store_stmt (s, db, "SELECT id FROM cases WHERE ref = ?1", error);
       if (st == NULL)
@@ -815,14 +832,15 @@ store_ack_decide (store *s, sqlite3 *db, const store_ingest *in,
                                    "per-sender limit", error);
     }
   st = store_stmt (s, db, "INSERT INTO outbox (case_id, subject_id,"
-                          " message_id, kind, next_at, created_at)"
-                          " VALUES (?1, ?2, ?3, 'ack', ?4, ?4)", error);
+                          " message_id, kind, next_at, created_at, language)"
+                          " VALUES (?1, ?2, ?3, 'ack', ?4, ?4, ?5)", error);
   if (st == NULL)
     return FALSE;
   sqlite3_bind_int64 (st, 1, case_id);
   sqlite3_bind_int64 (st, 2, subject_id);
   sqlite3_bind_int64 (st, 3, message_id);
   sqlite3_bind_int64 (st, 4, now);
+  sqlite3_bind_text (st, 5, in->language, -1, SQLITE_STATIC);
   return store_step_done (db, st, "outbox insert", error);
 }
 
@@ -1015,6 +1033,16 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
     goto out;
   if (!store_ack_decide (s, db, in, case_id, subject_id, message_id, ref,
                          opened, error))
+    goto out;
+  /* the CRM hears of it, and the department that work arrived (not for
+   * an automatic reply: that is nobody's work, and could loop) */
+  if (!store_webhook_case_event (s, db, case_id,
+                                 opened ? STORE_WEBHOOK_CREATED
+                                        : STORE_WEBHOOK_UPDATED,
+                                 opened ? NULL : "message", message_id, NULL,
+                                 error)
+      || (opened && !in->auto_reply
+          && !store_webhook_notify (s, db, case_id, error)))
     goto out;
   store_fault_step (&step);
   if (!store_spool_delete (s, db, in->spool_id, error))
@@ -1569,7 +1597,8 @@ store_case_set_status (store *s, const char *ref, const char *to,
       goto out;
     }
   if (!store_audit_append (s, s->rdb, actor, "case.status", ref, detail,
-                           error))
+                           error)
+      || !store_webhook_ref_event (s, s->rdb, ref, "status", to, NULL, error))
     goto out;
   ok = sqlite3_exec (s->rdb, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
   if (!ok)
@@ -1961,8 +1990,26 @@ store_case_reroute (store *s, const char *ref, const char *queue,
                             queue ? queue : old_queue, old_kind,
                             kind ? kind : old_kind);
   if (!store_audit_append (s, s->rdb, actor, "case.reroute", ref, detail,
-                           error))
+                           error)
+      || !store_webhook_ref_event (s, s->rdb, ref, "routing", NULL, old_queue,
+                                   error))
     goto out;
+  /* work arrived in another queue: its department hears of it */
+  if (queue != NULL && strcmp (queue, old_queue) != 0)
+    {
+      st = store_stmt (s, s->rdb, "SELECT id FROM cases WHERE ref = ?1",
+                       error);
+      if (st == NULL)
+        goto out;
+      sqlite3_bind_text (st, 1, ref, -1, SQLITE_STATIC);
+      rc = sqlite3_step (st);
+      {
+        gint64 cid = rc == SQLITE_ROW ? sqlite3_column_int64 (st, 0) : -1;
+        store_stmt_release (st);
+        if (cid < 0 || !store_webhook_notify (s, s->rdb, cid, error))
+          goto out;
+      }
+    }
   ok = sqlite3_exec (s->rdb, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
   if (!ok)
     store_set_sqlite_error (error, s->rdb, sqlite3_errcode (s->rdb),
@@ -2050,6 +2097,8 @@ store_outbox_item_free (store_outbox_item *it)
   g_free (it->subject);
   g_free (it->in_reply_to);
   g_free (it->body);
+  g_free (it->priority);
+  g_free (it->language);
   g_free (it);
 }
 
@@ -2066,9 +2115,9 @@ store_outbox_due (store *s, guint max, GError **error)
   /* the message answered: the one acknowledged, else the case's first */
   st = store_stmt (s, s->rdb,
       "SELECT o.id, o.case_id, o.kind, o.attempts, o.created_at, c.ref,"
-      " c.kind, c.queue, c.due_at, m.id, m.subject_id, sm.data_key,"
-      " m.envelope, m.header_subject, m.header_message_id, o.body,"
-      " o.subject_id, so.data_key"
+      " c.kind, coalesce(o.queue, c.queue), c.due_at, m.id, m.subject_id,"
+      " sm.data_key, m.envelope, m.header_subject, m.header_message_id,"
+      " o.body, o.subject_id, so.data_key, c.priority, o.language"
       " FROM outbox o JOIN cases c ON c.id = o.case_id"
       " JOIN messages m ON m.id = coalesce(o.message_id,"
       "   (SELECT min(id) FROM messages WHERE case_id = o.case_id"
@@ -2125,6 +2174,8 @@ store_outbox_due (store *s, guint max, GError **error)
                                            "header_message_id", mid, msub);
       it->body = store_column_text (st, 15, okey, "outbox", "body", it->id,
                                     osub);
+      it->priority = store_column_dup (st, 18);
+      it->language = store_column_dup (st, 19);
       g_ptr_array_add (out, it);
     }
   if (rc != SQLITE_DONE)
@@ -2270,7 +2321,10 @@ store_outbox_reply (store *s, const char *ref, const char *text,
     g_autofree char *detail = g_strdup_printf ("outbox=%" G_GINT64_FORMAT,
                                                id);
     if (!store_audit_append (s, s->rdb, actor, "case.reply", ref, detail,
-                             error))
+                             error)
+        || !store_webhook_case_event (s, s->rdb, case_id,
+                                      STORE_WEBHOOK_UPDATED, "reply", 0, NULL,
+                                      error))
       goto out;
   }
   ok = sqlite3_exec (s->rdb, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;

@@ -15,6 +15,8 @@
 
 #include <string.h>
 
+#include <sodium.h>
+
 static const char store_ref_alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZ2345679";
 G_STATIC_ASSERT (sizeof store_ref_alphabet - 1 == 31);
 
@@ -71,4 +73,40 @@ store_ref_valid (const char *ref)
       return FALSE;
   return g_ascii_toupper (part[3][0])
          == store_ref_check (digits, strlen (digits));
+}
+
+void
+store_ref_mac (const store_keys *keys, const char *ref,
+               char out[STORE_REF_MAC_LEN + 1])
+{
+  guint8 mac[STORE_REF_MAC_LEN / 2];
+
+  crypto_generichash (mac, sizeof mac, (const guint8 *) ref, strlen (ref),
+                      store_keys_get (keys, STORE_KEY_FORMS), 32);
+  g_snprintf (out, STORE_REF_MAC_LEN + 1, "%02x%02x", mac[0], mac[1]);
+}
+
+int
+store_ref_plus_check (const store_keys *keys, const char *address,
+                      const char *ref)
+{
+  const char *at = address ? strrchr (address, '@') : NULL;
+  const char *plus = at ? memchr (address, '+', (gsize) (at - address))
+                        : NULL;
+  g_autofree char *detail = NULL;
+  gsize n = strlen (ref);
+  char mac[STORE_REF_MAC_LEN + 1];
+
+  if (plus == NULL)
+    return 0;
+  detail = g_ascii_strup (plus + 1, at - plus - 1);
+  if (strstr (detail, ref) == NULL)
+    return 0;
+  store_ref_mac (keys, ref, mac);
+  /* exactly REF.MAC: the form we write (outbound/outbox.c) */
+  if (strncmp (detail, ref, n) == 0 && detail[n] == '.'
+      && strlen (detail + n + 1) == STORE_REF_MAC_LEN
+      && g_ascii_strcasecmp (detail + n + 1, mac) == 0)
+    return 1;
+  return -1;
 }

@@ -234,5 +234,194 @@ class LoopBreaker(unittest.TestCase):
                              1)
 
 
+def notify_to(d, queue, addr):
+    d.configure("queue %s" % queue, "notify", addr)
+    return d
+
+
+class Notifications(unittest.TestCase):
+    """Work arriving in a queue is announced to the department address,
+    with no personal data: reference, kind, queue, priority, due date and
+    how to open it."""
+
+    def test_new_case_announced_without_personal_data(self):
+        with SmtpSink() as sink:
+            d = notify_to(outbound(Intaked(), sink.port), "general",
+                          "team@departments.example")
+            notify_to(d, "housing", "housing@departments.example")
+            with d:
+                send(d, message("Damp at 10 High Street",
+                                "Ann Other <ann@example.org>",
+                                "My son is disabled and the damp in Flat 4"
+                                " makes it worse.\r\n"),
+                     "ann.other@example.org")
+                ref = d.wait_cases(1)[0]["ref"]
+                msgs = sink.wait(2)
+                time.sleep(1)
+                self.assertEqual(len(sink.messages), 2)
+                n = [m for m in msgs
+                     if m.rcpts == ["team@departments.example"]][0]
+                # re-routed into housing: that department is told too
+                d.ctl("cases", "route", ref, "--to-queue", "housing",
+                      check=True)
+                moved = sink.wait(3)[2]
+                # an automatic reply is nobody's work: not announced
+                send(d, message("Automatic reply: away", "bot@example.net",
+                                "I am out of the office.\r\n",
+                                extra="Auto-Submitted: auto-replied\r\n"),
+                     "bot@example.net")
+                d.wait_cases(2)
+                time.sleep(3)
+                self.assertEqual(len(sink.messages), 3)
+            self.assertEqual(n.mail_from, "")
+            p = n.parsed
+            self.assertEqual(p["Auto-Submitted"], "auto-generated")
+            self.assertIn(ref, p["Subject"])
+            self.assertIsNone(p["Reply-To"])
+            self.assertIsNone(p["In-Reply-To"])
+            text = p.get_body(("plain",)).get_content()
+            for want in (ref, "general", "enquiry", "normal",
+                         "intakectl cases show %s" % ref):
+                self.assertIn(want, text)
+            for raw in (n.data, moved.data):
+                for word in (b"Ann", b"ann", b"High Street", b"Damp",
+                             b"damp", b"disab", b"health", b"special",
+                             b"Flat 4"):
+                    self.assertNotIn(word, raw)
+            self.assertEqual(moved.rcpts, ["housing@departments.example"])
+            self.assertIn("housing", moved.parsed.get_body(
+                ("plain",)).get_content())
+
+    def test_never_for_restricted_subjects(self):
+        with SmtpSink() as sink:
+            d = notify_to(outbound(Intaked(), sink.port, acknowledgements="no"),
+                          "general", "team@departments.example")
+            notify_to(d, "information-governance", "ig@departments.example")
+            with d:
+                send(d, message("One", "rae@example.org", "1\r\n"),
+                     "rae@example.org")
+                d.wait_cases(1)
+                sink.wait(1)
+                d.ctl("subject", "restrict", "rae@example.org", check=True)
+                send(d, message("Two", "rae@example.org", "2\r\n"),
+                     "rae@example.org")
+                d.wait_cases(2)
+                time.sleep(4)
+                self.assertEqual(len(sink.messages), 1)
+
+    def test_own_address_refused(self):
+        d = notify_to(Intaked(), "general", "enquiries@council.example")
+        r = d.ctl("outbox")
+        self.assertEqual(r.returncode, 78)
+        self.assertIn("loop", r.stderr)
+
+
+class PlusAddress(unittest.TestCase):
+    """Threading verifies the MAC of the Reply-To plus-address."""
+
+    def wait_messages(self, d, ref, n):
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            c = [x for x in d.cases() if x["ref"] == ref][0]
+            if c["messages"] == n and d.spool_count() == 0:
+                return
+            time.sleep(0.2)
+        self.fail("case %s never had %d messages" % (ref, n))
+
+    def test_reply_through_plus_address(self):
+        with SmtpSink() as sink:
+            d = outbound(Intaked(), sink.port)
+            with d:
+                send(d, message("Fence", "pat@example.org",
+                                "The fence is broken.\r\n"),
+                     "pat@example.org")
+                ref = d.wait_cases(1)[0]["ref"]
+                ack = sink.wait(1)[0].parsed
+                reply_to = ack["Reply-To"].addresses[0].addr_spec
+                self.assertTrue(reply_to.startswith("enquiries+%s." % ref))
+                # the citizen answers the acknowledgement: the plus-address
+                # is the only reference (no subject tag, no In-Reply-To)
+                send(d, message("More about it", "pat@example.org",
+                                "Photos to follow.\r\n"),
+                     "pat@example.org", rcpt=reply_to)
+                self.wait_messages(d, ref, 2)
+                self.assertEqual(len(d.cases()), 1)
+                # the same person with a forged MAC: no reference at all
+                local, dom = reply_to.split("@")
+                mac = local[-4:]
+                forged = "%s%s@%s" % (local[:-4],
+                                      "0000" if mac != "0000" else "ffff",
+                                      dom)
+                send(d, message("Another thing", "pat@example.org",
+                                "A new matter.\r\n"),
+                     "pat@example.org", rcpt=forged)
+                d.wait_cases(2)
+                # and with none
+                send(d, message("A third thing", "pat@example.org",
+                                "Yet another.\r\n"),
+                     "pat@example.org",
+                     rcpt="enquiries+%s@council.example" % ref)
+                d.wait_cases(3)
+                self.wait_messages(d, ref, 2)
+                # the upper/lower case of the address does not matter
+                send(d, message("Case", "pat@example.org", "Still me.\r\n"),
+                     "pat@example.org", rcpt=reply_to.upper().replace(
+                         "@COUNCIL.EXAMPLE", "@council.example"))
+                self.wait_messages(d, ref, 3)
+                self.assertEqual(len(d.cases()), 3)
+            db = sqlite3.connect(os.path.join(d.dir, "var", "intake.db"))
+            self.assertEqual(db.execute("SELECT count(*) FROM case_links")
+                             .fetchone()[0], 0)
+
+
+TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "conf", "templates")
+
+
+class Welsh(unittest.TestCase):
+    def test_welsh_mailbox_gets_welsh_acknowledgement(self):
+        with SmtpSink() as sink:
+            d = outbound(Intaked(), sink.port, templates=TEMPLATES)
+            d.sections["mailboxes"]["ymholiadau@council.example"] = "Ymholiadau"
+            d.configure("languages", "ymholiadau@council.example", "cy")
+            with d:
+                send(d, message("Bin", "gwen@example.org", "Bin\r\n"),
+                     "gwen@example.org", rcpt="ymholiadau@council.example")
+                send(d, message("Bin", "tom@example.org", "Bin\r\n"),
+                     "tom@example.org")
+                d.wait_cases(2)
+                sink.wait(2)
+            by = {m.rcpts[0]: m.parsed for m in sink.messages}
+            cy = by["gwen@example.org"]
+            en = by["tom@example.org"]
+            self.assertTrue(cy["Subject"].startswith(
+                "Mae eich neges wedi dod i law ["), cy["Subject"])
+            body = cy.get_body(("plain",)).get_content()
+            self.assertIn("Eich cyfeirnod yw", body)
+            self.assertIn("ymholiadau@council.example", cy["From"])
+            self.assertIn("ymholiadau+", cy["Reply-To"])
+            self.assertTrue(en["Subject"].startswith("We have your message"))
+
+    def test_welsh_form(self):
+        from test_forms import GOOD, http_daemon, post_form, token
+        with SmtpSink() as sink:
+            d = outbound(http_daemon(), sink.port, templates=TEMPLATES)
+            d.configure("languages", "form:contact", "cy")
+            with d:
+                st, _, body = post_form(d, dict(GOOD, _token=token(d)))
+                self.assertEqual(st, 201, body)
+                m = sink.wait(1)[0]
+            self.assertEqual(m.rcpts, ["jo@example.org"])
+            self.assertTrue(m.parsed["Subject"].startswith(
+                "Mae eich neges wedi dod i law ["), m.parsed["Subject"])
+
+    def test_bad_language_refused(self):
+        d = Intaked()
+        d.configure("languages", "enquiries@council.example", "fr")
+        r = d.ctl("outbox")
+        self.assertEqual(r.returncode, 78)
+        self.assertIn("en or cy", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
