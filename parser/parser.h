@@ -64,7 +64,9 @@ typedef enum {
   PARSER_ANOMALY_CONFLICTING     = 1u << 10, /* duplicate/conflicting headers */
   PARSER_ANOMALY_GMIME_WARNING   = 1u << 11, /* any other GMime warning */
   PARSER_ANOMALY_GMIME_CRITICAL  = 1u << 12, /* a GMIME_CRIT_* warning */
-  PARSER_ANOMALY_TNEF            = 1u << 13, /* winmail.dat not decoded */
+  PARSER_ANOMALY_TNEF            = 1u << 13, /* winmail.dat not (wholly)
+                                              * decoded: kept as it is,
+                                              * next to any files read */
   PARSER_ANOMALY_UUENCODE        = 1u << 14, /* broken inline uuencode */
   PARSER_ANOMALY_TRUNCATED_TEXT  = 1u << 15, /* text over PARSER_LIMIT_TEXT */
 } parser_anomaly;

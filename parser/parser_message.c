@@ -35,6 +35,7 @@
 #include <gio/gio.h>
 #include <gmime/gmime.h>
 
+#include "parser/parser_charset.h"
 #include "parser/parser_sha256.h"
 #include "parser/parser_text.h"
 
@@ -323,6 +324,8 @@ parser_walk_charset_known (parser_walk *w, const char *cs, gsize len)
 
   if (star != NULL)
     *star = '\0';
+  if (parser_charset_is_hz (name, strlen (name)))
+    return TRUE;                      /* decoded here (parser_charset.h) */
   if (w->last_ok_charset != NULL
       && g_ascii_strcasecmp (w->last_ok_charset, name) == 0)
     return TRUE;
@@ -502,16 +505,18 @@ parser_walk_q_bytes (const char *text, gsize text_len, GByteArray *bytes)
 
 /* A UTF-8 encoded word decoded here rather than by GMime, which turns
  * invalid bytes into '?' without a word (F5): the payload (B or Q) is
- * decoded, invalid bytes become U+FFFD and the message is flagged.
- * FALSE if the word is not UTF-8 (GMime decodes those).  */
+ * decoded, invalid bytes become U+FFFD and the message is flagged.  HZ
+ * words too, which GMime cannot decode at all (F6).  FALSE if the word is
+ * neither (GMime decodes those).  */
 static gboolean
 parser_walk_decode_utf8_word (parser_walk *w, GString *out, const char *cs,
                               gsize cs_len, char enc, const char *text,
                               gsize text_len)
 {
   g_autoptr (GByteArray) bytes = g_byte_array_new ();
+  gboolean hz = parser_charset_is_hz (cs, cs_len);
 
-  if (!parser_walk_word_utf8 (cs, cs_len))
+  if (!hz && !parser_walk_word_utf8 (cs, cs_len))
     return FALSE;
   if (enc == 'B')
     {
@@ -525,6 +530,19 @@ parser_walk_decode_utf8_word (parser_walk *w, GString *out, const char *cs,
     }
   else
     parser_walk_q_bytes (text, text_len, bytes);
+  if (hz)
+    {
+      gboolean bad = FALSE;
+      gsize n;
+      char *utf8 = parser_charset_hz_to_utf8 (bytes->data, bytes->len, &n,
+                                              &bad);
+
+      g_byte_array_set_size (bytes, 0);
+      g_byte_array_append (bytes, (const guint8 *) utf8, (guint) n);
+      g_free (utf8);
+      if (bad)
+        w->m->anomalies |= PARSER_ANOMALY_CHARSET;
+    }
   {
     GString *dec = g_string_new (NULL);
     g_autofree char *clean = NULL;
@@ -655,7 +673,22 @@ parser_walk_b_to_q (const char *raw, gboolean *bad_utf8)
           p = end;
           continue;
         }
-      if (parser_walk_word_utf8 (cs, cs_len))
+      if (parser_charset_is_hz (cs, cs_len))
+        {
+          /* GMime has no HZ: the word becomes a UTF-8 one (F6) */
+          gboolean bad = FALSE;
+          gsize hn;
+          char *utf8 = parser_charset_hz_to_utf8 (bytes->data, bytes->len,
+                                                  &hn, &bad);
+
+          fixed = g_string_new_len (utf8, (gssize) hn);
+          g_free (utf8);
+          if (bad && bad_utf8 != NULL)
+            *bad_utf8 = TRUE;
+          cs = "UTF-8";
+          cs_len = 5;
+        }
+      else if (parser_walk_word_utf8 (cs, cs_len))
         {
           fixed = g_string_new (NULL);
           if (!parser_walk_from_utf8 (bytes->data, bytes->len, fixed,
@@ -1155,7 +1188,7 @@ parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
   g_autofree char *cs = NULL;
   GString *out = g_string_sized_new (MIN (n, max) + 16);
   GString *fin;
-  gboolean bad = FALSE;
+  gboolean bad = FALSE, hz = FALSE;
   GIConv cd = (GIConv) -1;
 
   if (charset != NULL)
@@ -1185,7 +1218,18 @@ parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
       cs = g_strdup ("windows-1252");
     }
 
-  if (cs != NULL && strcmp (g_mime_charset_iconv_name (cs), "UTF-8") != 0
+  if (cs != NULL && parser_charset_is_hz (cs, strlen (cs)))
+    {
+      /* F6: glibc has no HZ; GB2312 underneath, by parser_charset.c */
+      gboolean hzbad = FALSE;
+      gsize hn;
+      g_autofree char *utf8 = parser_charset_hz_to_utf8 (p, n, &hn, &hzbad);
+
+      hz = TRUE;
+      bad = parser_walk_from_utf8 ((const guint8 *) utf8, hn, out, max)
+            || hzbad;
+    }
+  else if (cs != NULL && strcmp (g_mime_charset_iconv_name (cs), "UTF-8") != 0
       && g_ascii_strcasecmp (cs, "utf-8") != 0
       && g_ascii_strcasecmp (cs, "utf8") != 0
       && g_ascii_strcasecmp (g_mime_charset_iconv_name (cs), "CP1252") != 0)
@@ -1205,7 +1249,9 @@ parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
         }
     }
 
-  if (cd != (GIConv) -1)
+  if (hz)
+    ;
+  else if (cd != (GIConv) -1)
     {
       bad = parser_walk_from_iconv (cd, p, n, out, max);
       g_iconv_close (cd);
@@ -2026,23 +2072,42 @@ parser_walk_tnef_name (Attachment *a)
 /* TNEF attributes are level (1), id (4), length (4), data, checksum (2:
  * the sum of the data bytes).  Some writers get the checksum wrong and
  * libytnef then refuses the whole stream; the framing is walked here and
- * each checksum recomputed, so a bad one costs nothing but a note.  Stops
- * at the first attribute that does not fit.  Returns how many were
- * rewritten.  */
+ * each checksum recomputed, so a bad one costs nothing but a note.  An
+ * attribute of length 0 (an empty transport file name, say: F10,
+ * data-before-name.tnef) also makes libytnef refuse everything ("Field
+ * with size of 0"); it carries nothing and is dropped from the copy, whose
+ * length *@n shrinks.  With @drop_msgprops the message's own MAPI
+ * properties (attMsgProps, level 1) go too: the retry when libytnef
+ * refused them (a property name over its 100-byte cap: F10,
+ * christmas.tnef), so that the files can still be read.  Stops at the
+ * first attribute that does not fit.  Returns how many checksums were
+ * rewritten; *@empty gets how many attributes were dropped.  */
 static guint
-parser_walk_tnef_checksums (guint8 *d, gsize n)
+parser_walk_tnef_checksums (guint8 *d, gsize *n, guint *empty,
+                            gboolean drop_msgprops)
 {
   gsize p = 6;                  /* signature (4), key (2) */
   guint fixed = 0;
 
-  while (p + 9 <= n)
+  *empty = 0;
+  while (p + 9 <= *n)
     {
       guint32 len = (guint32) d[p + 5] | (guint32) d[p + 6] << 8
                     | (guint32) d[p + 7] << 16 | (guint32) d[p + 8] << 24;
       guint16 sum = 0, had;
 
-      if (len > n - p - 9 || n - p - 9 - len < 2)
+      if (len > *n - p - 9 || *n - p - 9 - len < 2)
         break;
+      if (len == 0
+          || (drop_msgprops && d[p] == 1 && d[p + 1] == 0x03
+              && d[p + 2] == 0x90 && d[p + 3] == 0x06 && d[p + 4] == 0x00))
+        {
+          /* attMsgProps is 0x00069003 */
+          memmove (d + p, d + p + 11 + len, *n - p - 11 - len);
+          *n -= 11 + (gsize) len;
+          (*empty)++;
+          continue;
+        }
       for (gsize i = 0; i < len; i++)
         sum = (guint16) (sum + d[p + 9 + i]);
       had = (guint16) (d[p + 9 + len] | d[p + 10 + len] << 8);
@@ -2060,7 +2125,12 @@ parser_walk_tnef_checksums (guint8 *d, gsize n)
 /* Decode winmail.dat with libytnef: each file inside becomes an attachment
  * (PARSER_ATT_FROM_TNEF, same name cleaning: SECURITY-TESTS 66), the body
  * (PR_BODY) is kept for a message without other text.  FALSE when
- * libytnef refuses it or nothing was inside.  */
+ * libytnef refuses it or nothing was inside; the caller then keeps
+ * winmail.dat whole and flags TNEF.  When libytnef stops part of the way
+ * (its own size limits: a property over 512 KiB, a property name over 100
+ * bytes; or bytes it cannot frame: F10) the files it had read whole are
+ * still attached, so they are checked like any other, and FALSE is
+ * returned: winmail.dat is kept too, for what was not read.  */
 static gboolean
 parser_walk_tnef (parser_walk *w, GBytes *content, guint att_flags,
                   parser_walk_text *acc)
@@ -2069,22 +2139,70 @@ parser_walk_tnef (parser_walk *w, GBytes *content, guint att_flags,
   const guint8 *data = g_bytes_get_data (content, &n);
   g_autofree guint8 *copy = NULL;
   TNEFStruct tnef;
-  guint found = 0, fixed;
+  guint found = 0, fixed, empty;
   char *body = NULL;
+  int rc, rc_props = 0;
+  gsize full = n;
 
   if (n < 6 || n > G_MAXINT32)
     return FALSE;
   copy = g_memdup2 (data, n);
-  fixed = parser_walk_tnef_checksums (copy, n);
+  fixed = parser_walk_tnef_checksums (copy, &n, &empty, FALSE);
   TNEFInitialize (&tnef);
   tnef.Debug = 0;
-  if (TNEFParseMemory (copy, (long) n, &tnef) != 0)
+  rc = TNEFParseMemory (copy, (long) n, &tnef);
+  if (rc != 0)
     {
+      /* again without the message's own properties, if it has some */
+      guint empty2 = 0;
+      gsize n2 = full;
+
+      memcpy (copy, data, full);
+      parser_walk_tnef_checksums (copy, &n2, &empty2, TRUE);
+      if (empty2 > empty)
+        {
+          TNEFFree (&tnef);
+          TNEFInitialize (&tnef);
+          tnef.Debug = 0;
+          rc_props = rc;
+          rc = TNEFParseMemory (copy, (long) n2, &tnef);
+        }
+    }
+  if (rc != 0)
+    {
+      guint part = 0;
+
+      /* libytnef fills an Attachment as it reads its attributes: those
+       * before the one it choked on are whole (it allocates each to its
+       * announced size); one without data yet is skipped below.  */
+      for (Attachment *a = tnef.starting_attach.next; a != NULL; a = a->next)
+        if (a->FileData.size > 0 && a->FileData.data != NULL)
+          {
+            g_autofree char *name = parser_walk_tnef_name (a);
+            gsize keep = parser_walk_budget (w, (gsize) a->FileData.size);
+            GBytes *bytes = g_bytes_new (a->FileData.data, keep);
+
+            parser_walk_attach (w, bytes, NULL, name, NULL,
+                                att_flags | PARSER_ATT_FROM_TNEF, FALSE);
+            part++;
+          }
       TNEFFree (&tnef);
-      parser_walk_note (w, "TNEF (winmail.dat) refused by libytnef: kept "
-                        "as it is");
+      if (part > 0)
+        parser_walk_note (w, "TNEF (winmail.dat) read in part by libytnef "
+                          "(error %d): %u file%s taken, winmail.dat kept "
+                          "as it is too", rc, part, part == 1 ? "" : "s");
+      else
+        parser_walk_note (w, "TNEF (winmail.dat) refused by libytnef (error "
+                          "%d): kept as it is", rc);
       return FALSE;
     }
+  if (rc_props != 0)
+    parser_walk_note (w, "TNEF (winmail.dat): libytnef refused the "
+                      "message properties (error %d); files read without "
+                      "them, winmail.dat kept as it is too", rc_props);
+  else if (empty > 0)
+    parser_walk_note (w, "TNEF: %u empty attribute%s dropped", empty,
+                      empty == 1 ? "" : "s");
   for (Attachment *a = tnef.starting_attach.next; a != NULL; a = a->next)
     {
       variableLength *v = &a->FileData;
@@ -2106,10 +2224,20 @@ parser_walk_tnef (parser_walk *w, GBytes *content, guint att_flags,
               skip = 16;
             }
         }
+      name = parser_walk_tnef_name (a);
       if (v == MAPI_UNDEFINED || v == NULL || v->data == NULL
           || v->size <= (int) skip)
-        continue;
-      name = parser_walk_tnef_name (a);
+        {
+          /* A named file of no bytes (its data attribute was empty:
+           * data-before-name.tnef's AUTOEXEC.BAT) is still a file the
+           * sender attached, and its name is checked like any other.  */
+          if (name == NULL)
+            continue;
+          parser_walk_attach (w, g_bytes_new (NULL, 0), NULL, name, NULL,
+                              att_flags | PARSER_ATT_FROM_TNEF, FALSE);
+          found++;
+          continue;
+        }
       mime = parser_walk_tnef_string (
           MAPIFindProperty (&a->MAPI, PROP_TAG (PT_STRING8, PR_ATTACH_MIME_TAG)));
       keep = parser_walk_budget (w, (gsize) v->size - skip);
@@ -2152,7 +2280,9 @@ parser_walk_tnef (parser_walk *w, GBytes *content, guint att_flags,
   if (found > 0 && fixed > 0)
     parser_walk_note (w, "TNEF: %u attribute checksum%s did not match; read "
                       "anyway", fixed, fixed == 1 ? "" : "s");
-  return found > 0;
+  /* read without the message properties: something was not read, so
+   * winmail.dat is kept and flagged by the caller */
+  return found > 0 && rc_props == 0;
 }
 
 static gboolean

@@ -1148,6 +1148,210 @@ START_TEST (test_tnef_broken)
 }
 END_TEST
 
+/* F10: TNEF that libytnef cannot read whole.  Each stream has the usual
+ * header (version, message class), then what libytnef chokes on: an empty
+ * data attribute (it refuses "a field with size of 0": dropped before it
+ * sees it), message properties with a named property whose name is over
+ * its 100-byte cap (read again without them), bytes after the last
+ * attribute that are no attribute (files read so far kept), an attachment
+ * property over its 512 KiB cap (refused whole).  What libytnef did not
+ * read is never lost: winmail.dat is kept whole and the message flagged
+ * TNEF whenever anything was left unread.  */
+static GByteArray *
+tnef_start (void)
+{
+  static const guint8 sig[] = { 0x78, 0x9f, 0x3e, 0x22, 0x01, 0x00 };
+  static const guint8 version[] = { 0x00, 0x00, 0x01, 0x00 };
+  static const char cls[] = "IPM.Microsoft Mail.Note";
+  GByteArray *b = g_byte_array_new ();
+
+  g_byte_array_append (b, sig, sizeof sig);
+  tnef_attr (b, 1, 0x00089006, version, 4);            /* attTnefVersion */
+  tnef_attr (b, 1, 0x00078008, cls, sizeof cls);       /* attMessageClass */
+  return b;
+}
+
+static void
+tnef_file (GByteArray *b, const char *name, const char *data)
+{
+  guint8 rend[14] = { 0 };
+
+  tnef_attr (b, 2, 0x00069002, rend, sizeof rend);     /* attAttachRenddata */
+  tnef_attr (b, 2, 0x00018010, name, (guint32) strlen (name) + 1);
+  tnef_attr (b, 2, 0x0006800f, data, (guint32) strlen (data));
+}
+
+static void
+le32 (GByteArray *b, guint32 v)
+{
+  guint8 x[4] = { v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >> 24 };
+
+  g_byte_array_append (b, x, 4);
+}
+
+static GBytes *
+tnef_f10 (guint kind)
+{
+  GByteArray *b = tnef_start ();
+
+  switch (kind)
+    {
+    case 0:                     /* an empty data attribute */
+      tnef_file (b, "AUTOEXEC.BAT", "");
+      tnef_file (b, "boot.ini", "[boot loader]");
+      break;
+    case 1:                     /* message properties over a cap */
+      {
+        GByteArray *mp = g_byte_array_new ();
+        static const guint8 zero[16] = { 0 };
+        char name[200];
+
+        memset (name, 'x', sizeof name);
+        le32 (mp, 1);                          /* one property */
+        le32 (mp, 0x8001001e);                 /* PT_STRING8, named */
+        g_byte_array_append (mp, zero, 16);    /* GUID */
+        le32 (mp, 1);                          /* MNID_STRING */
+        le32 (mp, sizeof name);                /* over libytnef's 100 */
+        g_byte_array_append (mp, (const guint8 *) name, sizeof name);
+        le32 (mp, 1);
+        le32 (mp, 2);
+        g_byte_array_append (mp, (const guint8 *) "v\0\0\0", 4);
+        tnef_attr (b, 1, 0x00069003, mp->data, mp->len);   /* attMsgProps */
+        g_byte_array_unref (mp);
+        tnef_file (b, "a.txt", "payload");
+      }
+      break;
+    case 2:                     /* no attribute after the last one */
+      tnef_file (b, "a.txt", "payload");
+      g_byte_array_append (b, (const guint8 *) "KAKdKAKdKAKdKAKd", 16);
+      break;
+    default:                    /* an attachment property over 512 KiB */
+      {
+        GByteArray *ap = g_byte_array_new ();
+        guint8 rend[14] = { 0 };
+        gsize big = 600000;
+
+        le32 (ap, 1);
+        le32 (ap, 0x37010102);                 /* PR_ATTACH_DATA_BIN */
+        le32 (ap, 1);
+        le32 (ap, (guint32) big);
+        g_byte_array_set_size (ap, ap->len + (guint) big);
+        memset (ap->data + ap->len - big, 'z', big);
+        tnef_attr (b, 2, 0x00069002, rend, sizeof rend);
+        tnef_attr (b, 2, 0x00018010, "big.bin", 8);
+        tnef_attr (b, 2, 0x00069005, ap->data, ap->len); /* attAttachment */
+        g_byte_array_unref (ap);
+      }
+      break;
+    }
+  return g_byte_array_free_to_bytes (b);
+}
+
+static gboolean
+has_note (const parser_message *m, const char *part)
+{
+  for (guint i = 0; i < m->notes->len; i++)
+    if (strstr (m->notes->pdata[i], part) != NULL)
+      return TRUE;
+  return FALSE;
+}
+
+static const struct {
+  const char *what;
+  const char *files[3];        /* read from the TNEF */
+  gboolean kept;               /* winmail.dat kept whole, TNEF flagged */
+  const char *note;
+} tnef_f10_cases[] = {
+  { "empty data attribute", { "AUTOEXEC.BAT", "boot.ini", NULL }, FALSE,
+    "empty attribute" },
+  { "message properties over a cap", { "a.txt", NULL }, TRUE,
+    "refused the message properties" },
+  { "not an attribute at the end", { "a.txt", NULL }, TRUE,
+    "read in part" },
+  { "attachment property over 512 KiB", { NULL }, TRUE, "refused by libytnef" },
+};
+
+START_TEST (test_f10_tnef_unread)
+{
+  g_autoptr (GBytes) t = tnef_f10 ((guint) _i);
+  parser_message *m = parse_with_tnef (t, "winmail.dat");
+  parser_attachment *w = find_att (m, "winmail.dat");
+  guint from_tnef = 0, want = 0;
+
+  for (guint i = 0; tnef_f10_cases[_i].files[i]; i++, want++)
+    {
+      parser_attachment *a = find_att (m, tnef_f10_cases[_i].files[i]);
+
+      ck_assert_msg (a != NULL, "%s: no %s", tnef_f10_cases[_i].what,
+                     tnef_f10_cases[_i].files[i]);
+      ck_assert (a->flags & PARSER_ATT_FROM_TNEF);
+    }
+  for (guint i = 0; i < m->attachments->len; i++)
+    from_tnef += (((parser_attachment *) m->attachments->pdata[i])->flags
+                  & PARSER_ATT_FROM_TNEF) != 0;
+  ck_assert_uint_eq (from_tnef, want);
+  if (tnef_f10_cases[_i].kept)
+    {
+      ck_assert_msg (w != NULL, "%s: winmail.dat not kept",
+                     tnef_f10_cases[_i].what);
+      ck_assert_uint_eq (w->size, g_bytes_get_size (t));
+      ck_assert (m->anomalies & PARSER_ANOMALY_TNEF);
+    }
+  else
+    {
+      ck_assert_ptr_null (w);
+      ck_assert (!(m->anomalies & PARSER_ANOMALY_TNEF));
+    }
+  ck_assert_msg (has_note (m, tnef_f10_cases[_i].note), "%s: no note \"%s\"",
+                 tnef_f10_cases[_i].what, tnef_f10_cases[_i].note);
+  if (_i == 0)
+    {
+      parser_attachment *bat = find_att (m, "AUTOEXEC.BAT");
+
+      ck_assert_uint_eq (bat->size, 0);
+      ck_assert (bat->flags & PARSER_ATT_EXECUTABLE);
+    }
+  ck_assert_str_eq (m->text, "see attached");
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
+/* The MimeKit streams behind F10 that are small enough to keep
+ * (tests/data/mail/mimekit/tnef, MIT): data-before-name.tnef read whole
+ * (its two empty files included), panic.tnef's three images read before
+ * the bytes libytnef cannot frame, winmail.dat kept too.  */
+START_TEST (test_f10_tnef_mimekit)
+{
+  g_autofree char *root = project_root ();
+  g_autofree char *p1 = g_build_filename (root, "tests", "data", "mail",
+                                          "mimekit", "tnef",
+                                          "data-before-name.tnef", NULL);
+  g_autofree char *p2 = g_build_filename (root, "tests", "data", "mail",
+                                          "mimekit", "tnef", "panic.tnef",
+                                          NULL);
+  g_autoptr (GBytes) t1 = read_file (p1);
+  g_autoptr (GBytes) t2 = read_file (p2);
+  parser_message *m = parse_with_tnef (t1, NULL);
+
+  ck_assert_ptr_nonnull (find_att (m, "AUTOEXEC.BAT"));
+  ck_assert_ptr_nonnull (find_att (m, "CONFIG.SYS"));
+  ck_assert_ptr_nonnull (find_att (m, "boot.ini"));
+  ck_assert_ptr_null (find_att (m, "winmail.dat"));
+  ck_assert (!(m->anomalies & PARSER_ANOMALY_TNEF));
+  parser_message_free (m);
+
+  m = parse_with_tnef (t2, NULL);
+  ck_assert_ptr_nonnull (find_att (m, "image001.jpg"));
+  ck_assert_ptr_nonnull (find_att (m, "image002.jpg"));
+  ck_assert_ptr_nonnull (find_att (m, "image003.png"));
+  ck_assert_ptr_nonnull (find_att (m, "winmail.dat"));
+  ck_assert (m->anomalies & PARSER_ANOMALY_TNEF);
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
 /* ------------------------------------------------------------ uuencode */
 
 START_TEST (test_uuencode)
@@ -1765,6 +1969,40 @@ START_TEST (test_f11_cut_utf8)
 }
 END_TEST
 
+/* F6: HZ (RFC 1843), which glibc's iconv lacks, in an encoded word in
+ * Subject, in a display name, in a filename and as a text part's charset
+ * (tests/corpus/repro/hz-gb-2312.eml); broken HZ becomes U+FFFD and is
+ * flagged.  */
+START_TEST (test_f6_hz)
+{
+  parser_message *m = parse_found ("corpus/repro", "hz-gb-2312.eml");
+
+  ck_assert_str_eq (m->subject, "\xe5\x90\x91\xe5\x85\x88\xe7\x94\x9f"
+                                "\xe8\x87\xb4 (bins)");
+  ck_assert_str_eq (m->from->name, "\xe7\x8e\x8b\xe5\xb0\x8f\xe6\x98\x8e");
+  ck_assert_ptr_nonnull (find_att (m, "\xe7\x94\xb3\xe8\xaf\xb7\xe8\xa1\xa8"
+                                      ".pdf"));
+  ck_assert_str_eq (m->text,
+                    "\xe6\x82\xa8\xe5\xa5\xbd,\n\xe6\x88\x91\xe6\x83\xb3"
+                    "\xe6\x8a\x95\xe8\xaf\x89\xe5\x9e\x83\xe5\x9c\xbe"
+                    "\xe6\x94\xb6\xe9\x9b\x86\xe3\x80\x82");
+  ck_assert (!(m->anomalies & PARSER_ANOMALY_CHARSET));
+  ck_assert (!(m->anomalies & PARSER_ANOMALY_ENCODED_WORD));
+  parser_message_free (m);
+
+  /* broken HZ: '~' before 'x', a space inside a GB run */
+  m = parse ("From: a@example.org\r\n"
+             "Subject: =?HZ-GB-2312?Q?a~x~{Or_Oh~}?=\r\n"
+             "Content-Type: text/plain; charset=hz-gb-2312\r\n\r\n"
+             "~{Or~} ~x\r\n");
+  ck_assert_str_eq (m->subject, "a\xef\xbf\xbdx\xe5\x90\x91\xef\xbf\xbd"
+                                "\xe7\xbf\x94");
+  ck_assert_str_eq (m->text, "\xe5\x90\x91 \xef\xbf\xbdx");
+  ck_assert (m->anomalies & PARSER_ANOMALY_CHARSET);
+  parser_message_free (m);
+}
+END_TEST
+
 START_TEST (test_f3_b_words)
 {
   parser_message *m = parse_found ("corpus/repro", "b-word-after-padding.eml");
@@ -2378,6 +2616,9 @@ parser_message_suite (void)
   tcase_add_test (mime, test_f5_invalid_utf8_in_word);
   tcase_add_test (mime, test_f5_names_filenames);
   tcase_add_test (mime, test_f11_cut_utf8);
+  tcase_add_test (mime, test_f6_hz);
+  tcase_add_loop_test (mime, test_f10_tnef_unread, 0, 4);
+  tcase_add_test (mime, test_f10_tnef_mimekit);
   tcase_add_test (mime, test_f9_nul_in_filename);
   tcase_add_test (mime, test_f8_sha256);
   tcase_add_test (mime, test_f4_no_subtype);
