@@ -103,6 +103,7 @@ bench:
 	@$(MAKE) --no-print-directory bench-http
 	@$(MAKE) --no-print-directory bench-api
 	@$(MAKE) --no-print-directory bench-store
+	@$(MAKE) --no-print-directory bench-rights
 
 clean:
 	rm -rf build build-asan build-fuzz build-dev
@@ -199,6 +200,24 @@ bench-store: deps $(BUILD)/bench/store_bench
 	@BUILD=$(BUILD) sh tests/bench/store_bench.sh
 
 -include $(BUILD)/bench/store_bench.d
+
+# ------------------------------------------------------------ rights benchmark
+# make bench-rights: export and erasure of one person with 1,000 cases, and a
+# retention pass over 1,000,000 cases of which 10% are due, on stores filled
+# by store_bench (tests/bench/rights_bench.c, rights_bench.sh).
+.PHONY: bench-rights
+
+$(BUILD)/bench/rights_bench.o: tests/bench/rights_bench.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/bench/rights_bench: $(BUILD)/bench/rights_bench.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+bench-rights: deps $(BUILD)/bench/store_bench $(BUILD)/bench/rights_bench
+	@BUILD=$(BUILD) sh tests/bench/rights_bench.sh
+
+-include $(BUILD)/bench/rights_bench.d
 
 # ------------------------------------------------------------ router benchmark
 # make bench-router: decisions per second (rules + classifier) with the

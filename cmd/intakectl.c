@@ -94,6 +94,13 @@ static const char *ctl_usage =
   "                           keep their words with personal data replaced\n"
   "                           by placeholders, for statistics\n"
   "  cases texts REF          the anonymised text kept for a case (JSON)\n"
+  "  cases hold REF --reason TEXT  legal hold: the retention schedule never\n"
+  "                           deletes the case (the reason is sealed)\n"
+  "  cases release REF        end the legal hold\n"
+  "  retention run [--dry-run] [--confirm-clock-jump]\n"
+  "                           apply the retention schedule\n"
+  "                           (docs/retention.md); --dry-run prints what\n"
+  "                           would go and why\n"
   "  keys vault               put every data key not yet in the key vault\n"
   "                           there (resumable; intaked does it at start)\n"
   "  mailboxes [--json]       each IMAP mailbox: state, last success,\n"
@@ -672,6 +679,8 @@ typedef struct {
   const char *kind;           /* cases route --kind */
   const char *reason;         /* subject erase --reason */
   store_rectification rect;   /* subject rectify --name ... */
+  gboolean dry_run;           /* retention run --dry-run */
+  gboolean confirm_jump;      /* retention run --confirm-clock-jump */
 } ctl_route_opts;
 
 typedef struct {
@@ -1407,6 +1416,87 @@ ctl_cases_texts (store *st, const char *ref)
   json_generator_set_root (gen, root);
   out = json_generator_to_data (gen, NULL);
   printf ("%s\n", out);
+  return EX_OK;
+}
+
+/* Legal hold: docs/retention.md.  */
+static int
+ctl_cases_hold (store *st, const char *ref, gboolean on, const char *reason)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *actor = ctl_actor ();
+
+  if (on && (reason == NULL || *reason == '\0'))
+    {
+      fprintf (stderr, "intakectl: cases hold needs --reason TEXT\n");
+      return EX_USAGE;
+    }
+  if (!store_case_hold (st, ref, on, reason, actor, &error))
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return g_error_matches (error, STORE_ERROR, STORE_ERROR_NOT_FOUND)
+                 ? EX_NOINPUT : EX_IOERR;
+    }
+  printf ("%s %s\n", ref, on ? "on legal hold: the retention schedule will"
+                             " not delete it" : "released from legal hold");
+  return EX_OK;
+}
+
+/* The time of the schedule: now, or INTAKE_TEST_NOW (unix seconds) for the
+ * tests' injected clock (docs/retention.md).  */
+static gint64
+ctl_retention_now (void)
+{
+  const char *e = g_getenv ("INTAKE_TEST_NOW");
+
+  if (e != NULL && *e)
+    return (gint64) g_ascii_strtoll (e, NULL, 10) * G_USEC_PER_SEC;
+  return g_get_real_time ();
+}
+
+static int
+ctl_retention_run (intake_config *cfg, store *st, const ctl_route_opts *ro)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) items = NULL;
+  store_retention_policy *p;
+  store_retention_report r = { 0 };
+  guint flags = (ro->dry_run ? STORE_RETENTION_DRY_RUN : 0)
+                | (ro->confirm_jump ? STORE_RETENTION_CONFIRM_CLOCK_JUMP : 0);
+  gboolean ok;
+
+  p = cfg->retention ? store_retention_policy_load (cfg->retention, &error)
+                     : store_retention_policy_new ();
+  if (p == NULL)
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return EX_CONFIG;
+    }
+  ok = store_retention_run (st, p, ctl_retention_now (), flags, &r, &items,
+                            &error);
+  store_retention_policy_free (p);
+  if (!ok)
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return g_error_matches (error, STORE_ERROR, STORE_ERROR_CLOCK)
+                 ? EX_TEMPFAIL : EX_IOERR;
+    }
+  for (guint i = 0; i < items->len; i++)
+    {
+      store_retention_item *it = items->pdata[i];
+      g_autofree char *due = ctl_time (it->delete_after);
+      printf ("%s %s class=%s due=%s basis=%s\n", it->ref,
+              ro->dry_run ? "would-delete" : it->deleted ? "deleted"
+                                                         : "skipped",
+              it->class_name, due, it->basis);
+    }
+  printf ("%s%" G_GINT64_FORMAT " cases, %" G_GINT64_FORMAT " due, %"
+          G_GINT64_FORMAT " deleted, %" G_GINT64_FORMAT " on legal hold; %"
+          G_GINT64_FORMAT " data subjects %s%s\n",
+          ro->dry_run ? "dry run: " : "", r.cases, r.due, r.deleted, r.held,
+          ro->dry_run ? r.subjects_due : r.subjects_erased,
+          ro->dry_run ? "would be erased" : "erased",
+          r.clock_jump ? " (clock jump since the last run)" : "");
   return EX_OK;
 }
 
@@ -2184,6 +2274,10 @@ main (int argc, char **argv)
         ro.rect.postal = argv[++i];
       else if (strcmp (argv[i], "--email") == 0 && i + 1 < argc)
         ro.rect.email = argv[++i];
+      else if (strcmp (argv[i], "--dry-run") == 0)
+        ro.dry_run = TRUE;
+      else if (strcmp (argv[i], "--confirm-clock-jump") == 0)
+        ro.confirm_jump = TRUE;
       else if (strcmp (argv[i], "--from-cases") == 0)
         ro.from_cases = TRUE;
       else if (strcmp (argv[i], "--to-queue") == 0 && i + 1 < argc)
@@ -2304,6 +2398,11 @@ main (int argc, char **argv)
       || (strcmp (cmd, "subject") == 0
           && (g_strcmp0 (sub, "object") == 0
               || g_strcmp0 (sub, "anonymise") == 0) && args->len == 3)
+      || (strcmp (cmd, "cases") == 0
+          && (g_strcmp0 (sub, "hold") == 0 || g_strcmp0 (sub, "release") == 0)
+          && args->len == 3)
+      || (strcmp (cmd, "retention") == 0 && g_strcmp0 (sub, "run") == 0
+          && args->len == 2)
       || (strcmp (cmd, "rules") == 0 && g_strcmp0 (sub, "test") == 0
           && ro.replay && args->len == 2)
       || (strcmp (cmd, "rules") == 0 && g_strcmp0 (sub, "stats") == 0
@@ -2385,6 +2484,12 @@ main (int argc, char **argv)
     rc = ctl_subject_anonymise (st, args->pdata[2]);
   else if (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "texts") == 0)
     rc = ctl_cases_texts (st, args->pdata[2]);
+  else if (strcmp (cmd, "cases") == 0 && (g_strcmp0 (sub, "hold") == 0
+                                          || g_strcmp0 (sub, "release") == 0))
+    rc = ctl_cases_hold (st, args->pdata[2], strcmp (sub, "hold") == 0,
+                         ro.reason);
+  else if (strcmp (cmd, "retention") == 0)
+    rc = ctl_retention_run (cfg, st, &ro);
   else if (strcmp (cmd, "rules") == 0 && g_strcmp0 (sub, "test") == 0)
     rc = ctl_rules_replay (cfg, st, &ro);
   else if (strcmp (cmd, "cases") == 0 && g_strcmp0 (sub, "route") == 0)

@@ -165,6 +165,12 @@ intake_config_load (const char *path, GError **error)
                                                    NULL);
     cfg->vault = intake_config_path (dir, vault);
   }
+  {
+    /* the retention schedule (docs/retention.md); NULL: built in */
+    g_autofree char *sched = intake_config_string (kf, "retention",
+                                                   "schedule", NULL);
+    cfg->retention = intake_config_path (dir, sched);
+  }
   if (!intake_config_uint (kf, path, "store", "min_free_space",
                            64 * 1024 * 1024, 0, G_MAXUINT64,
                            &cfg->min_free_bytes, error))
@@ -769,6 +775,7 @@ intake_config_free (intake_config *cfg)
   g_free (cfg->database);
   g_free (cfg->master_key);
   g_free (cfg->vault);
+  g_free (cfg->retention);
   g_free (cfg->smtp_listen);
   g_free (cfg->tls_certificate);
   g_free (cfg->tls_key);

@@ -78,6 +78,8 @@ typedef struct {
   char *master_key;            /* [store] master_key (absolute) */
   char *vault;                 /* (nullable) [store] vault (absolute);
                                 * NULL: beside the database */
+  char *retention;             /* (nullable) [retention] schedule
+                                * (absolute); NULL: the built-in one */
   guint64 min_free_bytes;      /* [store] min_free_space */
 
   char *smtp_listen;           /* [smtp] listen, host:port */

@@ -219,6 +219,12 @@ router_reasons (const router_result *out)
       json_builder_set_member_name (b, "sla");
       json_builder_add_string_value (b, out->d.sla);
     }
+  if (out->d.retention)
+    {
+      /* the schedule reads it from the stored reasons (store_retention.c) */
+      json_builder_set_member_name (b, "retention");
+      json_builder_add_string_value (b, out->d.retention);
+    }
   router_json_scores (b, "kind_scores", out->kinds, out->n_kinds);
   router_json_scores (b, "topic_scores", out->topics, out->n_topics);
   if (out->d.limit_hit)

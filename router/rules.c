@@ -13,7 +13,7 @@
  *   predicate := field [ARG] op value
  *   actions   := action ("," action)*
  *   action    := "queue" WORD | "kind" WORD | "priority" WORD
- *              | "tag" WORD | "sla" WORD | "stop"
+ *              | "tag" WORD | "sla" WORD | "retention" WORD | "stop"
  *
  * Owns: the compiled rules (immutable after load).  Refuses: anything the
  * grammar does not describe, unknown queues, kinds and fields, regular
@@ -148,7 +148,7 @@ typedef struct {
   char *name;
   guint line;
   rules_node *when;
-  char *queue, *kind, *priority, *sla;
+  char *queue, *kind, *priority, *sla, *retention;
   GPtrArray *tags;
   gboolean stop;
 } rules_rule;
@@ -192,6 +192,7 @@ rules_rule_free (rules_rule *r)
   g_free (r->kind);
   g_free (r->priority);
   g_free (r->sla);
+  g_free (r->retention);
   g_ptr_array_unref (r->tags);
   g_free (r);
 }
@@ -794,7 +795,8 @@ rules_parse_actions (rules_parser *ps, rules_rule *r)
       if (t->kind != T_WORD)
         {
           rules_err (ps, t->line, t->col, "actions: queue, kind, priority,"
-                     " tag, sla, stop", "expected an action, found %s",
+                     " tag, sla, retention, stop",
+                     "expected an action, found %s",
                      rules_tok_desc (t));
           return FALSE;
         }
@@ -804,11 +806,13 @@ rules_parse_actions (rules_parser *ps, rules_rule *r)
         r->stop = TRUE;
       else if (strcmp (verb, "queue") == 0 || strcmp (verb, "kind") == 0
                || strcmp (verb, "priority") == 0 || strcmp (verb, "tag") == 0
-               || strcmp (verb, "sla") == 0)
+               || strcmp (verb, "sla") == 0
+               || strcmp (verb, "retention") == 0)
         {
           char **slot = verb[0] == 'q' ? &r->queue : verb[0] == 'k' ? &r->kind
                         : verb[0] == 'p' ? &r->priority
-                        : verb[0] == 's' ? &r->sla : NULL;
+                        : verb[0] == 's' ? &r->sla
+                        : verb[0] == 'r' ? &r->retention : NULL;
           if (t->kind != T_WORD && t->kind != T_STRING)
             {
               rules_err (ps, t->line, t->col, NULL, "%s needs a name", verb);
@@ -840,7 +844,7 @@ rules_parse_actions (rules_parser *ps, rules_rule *r)
       else
         {
           rules_err (ps, line, col, "actions: queue, kind, priority, tag,"
-                     " sla, stop", "unknown action '%s'", verb);
+                     " sla, retention, stop", "unknown action '%s'", verb);
           return FALSE;
         }
       if (t->kind != T_COMMA)
@@ -1638,6 +1642,8 @@ rules_apply (const rules_rule *r, rules_decision *out)
     out->priority = g_strdup (r->priority);
   if (r->sla && out->sla == NULL)
     out->sla = g_strdup (r->sla);
+  if (r->retention && out->retention == NULL)
+    out->retention = g_strdup (r->retention);
   for (guint i = 0; i < r->tags->len; i++)
     g_ptr_array_add (out->tags, g_strdup (r->tags->pdata[i]));
 }
@@ -1649,6 +1655,7 @@ rules_decision_clear (rules_decision *d)
   g_clear_pointer (&d->kind, g_free);
   g_clear_pointer (&d->priority, g_free);
   g_clear_pointer (&d->sla, g_free);
+  g_clear_pointer (&d->retention, g_free);
   g_clear_pointer (&d->rule, g_free);
   g_clear_pointer (&d->tags, g_ptr_array_unref);
   g_clear_pointer (&d->fired, g_ptr_array_unref);

@@ -73,6 +73,7 @@ typedef struct {
   char *kind;
   char *priority;
   char *sla;                 /* (nullable) service-level class */
+  char *retention;           /* (nullable) retention class (docs/retention.md) */
   GPtrArray *tags;           /* char * */
   char *rule;                /* the rule that set the queue, or "default" */
   guint line;                /* its line; 0 for the default */

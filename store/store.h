@@ -34,6 +34,8 @@ typedef enum {
   STORE_ERROR_CRYPTO,      /* a sealed value did not open */
   STORE_ERROR_SHUTDOWN,    /* the writer is stopping */
   STORE_ERROR_STATE,       /* a status change that is not allowed */
+  STORE_ERROR_CLOCK,       /* the clock jumped: retention waits for a
+                            * person to confirm */
 } store_error_code;
 
 /* The schema version this binary writes (PRAGMA user_version).  */
@@ -598,6 +600,76 @@ char *store_subject_export_erased (store *s, gint64 id, GError **error);
 
 /* The id of the subject with address @addr, or -1.  */
 gint64 store_subject_id (store *s, const char *addr, GError **error);
+
+/* ------------------------------------------------------------ retention */
+
+/* The retention schedule (docs/retention.md): classes with the years a
+ * case is kept after it closed, the class of each kind and queue, the
+ * default, the maximum after opening, how long a data subject with nothing
+ * left is kept, and how far the clock may run ahead of the daily interval
+ * before a run stops.  */
+typedef struct {
+  GHashTable *classes;       /* name -> GUINT_TO_POINTER (years) */
+  GHashTable *by_kind;       /* kind -> class name */
+  GHashTable *by_queue;      /* queue -> class name */
+  char *default_class;
+  guint maximum_years;
+  guint subject_inactive_years;
+  guint clock_jump_hours;
+} store_retention_policy;
+
+/* (transfer full) The built-in schedule: enquiry 2, complaint 6,
+ * financial 5 (queues council-tax, benefits), foi 3 years after closure;
+ * at most 7 years after opening; subjects 2 years.  */
+store_retention_policy *store_retention_policy_new (void);
+/* (transfer full) The schedule in @path (conf/retention.conf); errors name
+ * the file, group and key.  */
+store_retention_policy *store_retention_policy_load (const char *path,
+                                                     GError **error);
+void store_retention_policy_free (store_retention_policy *p);
+gboolean store_retention_class_known (const store_retention_policy *p,
+                                      const char *name);
+
+typedef enum {
+  STORE_RETENTION_DRY_RUN = 1 << 0,             /* report, change nothing */
+  STORE_RETENTION_CONFIRM_CLOCK_JUMP = 1 << 1,  /* a person confirmed */
+} store_retention_flags;
+
+typedef struct {
+  gint64 case_id;
+  char *ref;
+  char *class_name;
+  char *basis;             /* "closed-2024-01-31+2y", "opened-...+7y-maximum" */
+  gint64 delete_after;
+  gboolean deleted;
+} store_retention_item;
+
+void store_retention_item_free (store_retention_item *it);
+
+typedef struct {
+  gint64 cases, due, deleted, held;
+  gint64 subjects_due, subjects_erased;
+  gint64 last_run;           /* unix us; 0: never */
+  gboolean clock_jump;
+} store_retention_report;
+
+/* Apply the schedule at @now (unix us): write each case's due date, delete
+ * the due cases not on hold (batches, audited per case without personal
+ * data; a killed run resumes and deletes each once), erase data subjects
+ * with nothing left and inactive long enough.  With a clock more than a
+ * day past the daily interval since the last run: STORE_ERROR_CLOCK and
+ * nothing deleted, unless STORE_RETENTION_CONFIRM_CLOCK_JUMP.  @items
+ * (nullable, transfer full): the due cases (store_retention_item *).  */
+gboolean store_retention_run (store *s, const store_retention_policy *p,
+                              gint64 now, guint flags,
+                              store_retention_report *r, GPtrArray **items,
+                              GError **error);
+
+/* Put case @ref on legal hold (@on; @reason sealed, never audited) or
+ * release it: a held case is never deleted by the schedule.  Audited.  */
+gboolean store_case_hold (store *s, const char *ref, gboolean on,
+                          const char *reason, const char *actor,
+                          GError **error);
 
 /* ---------------------------------------------------------------- audit */
 

@@ -5,7 +5,8 @@
  * through the store (the vault secret gone, rows gone, the tombstone and
  * the export of an erased person), an erasure interrupted after its first
  * step finished exactly once, and rows left by a restored backup whose
- * secret is gone ("shredded").
+ * secret is gone ("shredded"); the routing rule action `retention CLASS`
+ * and the retention schedule file (errors name file, group and key).
  */
 #include <check.h>
 #include <sqlite3.h>
@@ -14,6 +15,7 @@
 
 #include <glib/gstdio.h>
 
+#include "router/rules.h"
 #include "store/store.h"
 
 static char *tmpdir;
@@ -393,6 +395,69 @@ START_TEST (test_erase_resumed_once)
 }
 END_TEST
 
+START_TEST (test_rule_retention_action)
+{
+  static const char text[] =
+      "queues general\n"
+      "default queue general\n"
+      "rule \"fines\" when subject contains \"parking fine\"\n"
+      "  then retention financial\n";
+  g_autoptr (GError) error = NULL;
+  rules *r = rules_load_text ("rules.conf", text, -1, &error);
+  const char *rcpts[] = { "enquiries@council.example", NULL };
+  g_autoptr (GDateTime) now = g_date_time_new_utc (2026, 11, 25, 12, 0, 0);
+  rules_input in = { .recipients = rcpts, .subject = "Parking fine appeal",
+                     .body = "", .received = now };
+  rules_decision d;
+
+  ck_assert_msg (r != NULL, "%s", error ? error->message : "");
+  rules_decide (r, &in, &d);
+  ck_assert_str_eq (d.retention, "financial");
+  rules_decision_clear (&d);
+  in.subject = "Bins";
+  rules_decide (r, &in, &d);
+  ck_assert_ptr_null (d.retention);
+  rules_decision_clear (&d);
+  rules_unref (r);
+  ck_assert_ptr_null (rules_load_text ("rules.conf",
+                                       "default queue general, retention\n",
+                                       -1, NULL));
+}
+END_TEST
+
+START_TEST (test_retention_schedule_file)
+{
+  g_autofree char *path = tmp_path ("retention.conf");
+  g_autoptr (GError) error = NULL;
+  store_retention_policy *p;
+
+  ck_assert (g_file_set_contents (path,
+                                  "[classes]\nenquiry = 1\nlong = 9\n"
+                                  "[defaults]\ndefault = enquiry\n"
+                                  "queue.archive = long\n"
+                                  "[limits]\nmaximum_years = 10\n", -1,
+                                  NULL));
+  p = store_retention_policy_load (path, &error);
+  ck_assert_msg (p != NULL, "%s", error ? error->message : "");
+  ck_assert (store_retention_class_known (p, "long"));
+  ck_assert (!store_retention_class_known (p, "complaint"));
+  ck_assert_uint_eq (p->maximum_years, 10);
+  ck_assert_uint_eq (p->subject_inactive_years, 2);
+  store_retention_policy_free (p);
+  ck_assert (g_file_set_contents (path,
+                                  "[classes]\nenquiry = 1\n"
+                                  "[defaults]\nkind.complaint = nine\n",
+                                  -1, NULL));
+  ck_assert_ptr_null (store_retention_policy_load (path, &error));
+  ck_assert (strstr (error->message, "kind.complaint") != NULL);
+  g_clear_error (&error);
+  ck_assert (g_file_set_contents (path, "[classes]\nenquiry = two\n", -1,
+                                  NULL));
+  ck_assert_ptr_null (store_retention_policy_load (path, &error));
+  ck_assert (strstr (error->message, "[classes] enquiry") != NULL);
+}
+END_TEST
+
 static Suite *
 rights_suite (void)
 {
@@ -405,6 +470,8 @@ rights_suite (void)
   tcase_add_test (tc, test_vault_missing_or_foreign);
   tcase_add_test (tc, test_erase_through_the_store);
   tcase_add_test (tc, test_erase_resumed_once);
+  tcase_add_test (tc, test_rule_retention_action);
+  tcase_add_test (tc, test_retention_schedule_file);
   suite_add_tcase (s, tc);
   return s;
 }
