@@ -292,6 +292,40 @@ class Notifications(unittest.TestCase):
             self.assertIn("housing", moved.parsed.get_body(
                 ("plain",)).get_content())
 
+    def test_hourly_digest(self):
+        with SmtpSink() as sink:
+            d = notify_to(outbound(Intaked(), sink.port, acknowledgements="no"),
+                          "general", "team@departments.example")
+            d.configure("queue general", "notify_mode", "digest")
+            with d:
+                for who in ("a", "b", "c"):
+                    send(d, message("Matter " + who, who + "@example.org",
+                                    "Text %s\r\n" % who), who + "@example.org")
+                refs = sorted(c["ref"] for c in d.wait_cases(3))
+                time.sleep(3)
+                self.assertEqual(len(sink.messages), 0)
+                # the hour comes round (the rows were due on the hour)
+                db = sqlite3.connect(os.path.join(d.dir, "var", "intake.db"),
+                                     timeout=10)
+                due = [r[0] for r in db.execute(
+                    "SELECT next_at FROM outbox WHERE kind = 'notify'")]
+                self.assertEqual(len(due), 3)
+                self.assertTrue(all(t % 3600000000 == 0 for t in due))
+                db.execute("UPDATE outbox SET next_at = 0"
+                           " WHERE kind = 'notify'")
+                db.commit()
+                db.close()
+                m = sink.wait(1)[0]
+                time.sleep(3)
+                self.assertEqual(len(sink.messages), 1)
+                self.assertEqual(outbox(d), {"sent": 3})
+            self.assertEqual(m.rcpts, ["team@departments.example"])
+            text = m.parsed.get_body(("plain",)).get_content()
+            for ref in refs:
+                self.assertIn("- %s: enquiry, priority normal" % ref, text)
+            for word in (b"Matter", b"Text", b"@example.org"):
+                self.assertNotIn(word, m.data)
+
     def test_never_for_restricted_subjects(self):
         with SmtpSink() as sink:
             d = notify_to(outbound(Intaked(), sink.port, acknowledgements="no"),

@@ -149,6 +149,8 @@ class Webhooks(unittest.TestCase):
                 d.ctl("cases", "status", ref, "closed", check=True)
                 closed = rx2.wait(3)[2]
                 log = d.ctl("webhooks", check=True).stdout
+                logj = json.loads(d.ctl("webhooks", "--json",
+                                        check=True).stdout)
             self.assertTrue(all(p["verified"] for p in rx.events()
                                 + rx2.events()))
             j = created["json"]
@@ -174,6 +176,11 @@ class Webhooks(unittest.TestCase):
             self.assertEqual(closed["json"]["event"], "case.closed")
             self.assertEqual(closed["json"]["case"]["status"], "closed")
             self.assertEqual(len(rx.events()), 3)   # not told after it left
+            self.assertEqual(len(logj), 6)
+            self.assertEqual(logj[0]["event"], "case.closed")
+            self.assertEqual(logj[0]["webhook"], "housing")
+            self.assertEqual({e["state"] for e in logj}, {"delivered"})
+            self.assertTrue(all(e["attempts"] == 1 for e in logj))
             self.assertIn("case.closed", log)
             self.assertIn("delivered", log)
             self.assertNotIn("queued", log)
