@@ -3487,7 +3487,9 @@ parser_walk_redact (parser_walk *w, char *text, GPtrArray *found)
 
   if (text == NULL)
     return NULL;
-  out = parser_cards_redact (text, &count, found);
+  /* every text here came out of parser_walk_to_utf8 or
+   * parser_clean_text: valid UTF-8 */
+  out = parser_cards_redact_valid (text, &count, found);
   w->m->cards_redacted += count;
   g_free (text);
   return out;

@@ -52,6 +52,12 @@ void parser_quote_split (const char *text, char **new_text, char **quoted);
  * redacted form) when @found is not NULL.  */
 char *parser_cards_redact (const char *text, guint *count, GPtrArray *found);
 
+/* parser_cards_redact() of @text the caller knows to be valid UTF-8 (the
+ * walker's own output): not checked again, which is a pass over every
+ * text of every message (asserted in sanitizer builds).  */
+char *parser_cards_redact_valid (const char *text, guint *count,
+                                 GPtrArray *found);
+
 /* Append to @found (parser_pd *) the personal data in @text: e-mail
  * addresses, UK phone numbers (+44 / 0 followed by 9-10 digits, spaces,
  * dashes, brackets), UK postcodes (all valid outward/inward formats, with

@@ -20,11 +20,15 @@
  * input errors).  Built by `make bench-parser` against libintake.a with
  * the normal -O2 flags; run by tests/bench/parser_bench.sh.
  *
- *   parser_bench [--seconds S] [--lexicon FILE] [--dump DIR]
+ *   parser_bench [--seconds S | --passes N] [--lexicon FILE] [--dump DIR]
  *                [--only corpus|2k|50k] [--side bare|full] [DIR...]
  *
  * --only times one input set, --side one of the two parses (for a
- * profiler; the ratio is then not printed).
+ * profiler; the ratio is then not printed).  --passes N times exactly N
+ * passes instead of --seconds, so that the instructions of two runs with
+ * different N (`valgrind --tool=callgrind`, or `perf stat -e
+ * instructions` where the CPU's counters are there) give the cost of the
+ * passes alone, whatever else the machine is doing (FINDINGS.md F8).
  * --dump writes the first synthetic message of each kind to DIR (to look
  * at them, or feed them to `intakectl parse`).
  *
@@ -346,7 +350,7 @@ parser_bench_full (GBytes *raw, const parser_context *ctx)
 
 static parser_bench_result
 parser_bench_time (const parser_bench_set *set, gboolean full,
-                   const parser_context *ctx, double seconds)
+                   const parser_context *ctx, double seconds, guint passes)
 {
   parser_bench_result r = { 0 };
   GMimeStream *null_stream = g_mime_stream_null_new ();
@@ -367,7 +371,7 @@ parser_bench_time (const parser_bench_set *set, gboolean full,
       n++;
       t1 = g_get_monotonic_time ();
     }
-  while ((double) (t1 - t0) < seconds * 1e6);
+  while (passes > 0 ? n < passes : (double) (t1 - t0) < seconds * 1e6);
   g_object_unref (null_stream);
 
   r.passes = n;
@@ -382,6 +386,7 @@ int
 main (int argc, char **argv)
 {
   double seconds = 2.0;
+  guint passes = 0;
   const char *lexicon_path = "conf/special-categories.txt";
   const char *dump = NULL;
   const char *only = NULL;
@@ -399,6 +404,8 @@ main (int argc, char **argv)
     {
       if (strcmp (argv[i], "--seconds") == 0 && i + 1 < argc)
         seconds = g_ascii_strtod (argv[++i], NULL);
+      else if (strcmp (argv[i], "--passes") == 0 && i + 1 < argc)
+        passes = (guint) g_ascii_strtoull (argv[++i], NULL, 10);
       else if (strcmp (argv[i], "--lexicon") == 0 && i + 1 < argc)
         lexicon_path = argv[++i];
       else if (strcmp (argv[i], "--dump") == 0 && i + 1 < argc)
@@ -411,7 +418,7 @@ main (int argc, char **argv)
         side = argv[++i];
       else if (argv[i][0] == '-')
         {
-          fprintf (stderr, "usage: parser_bench [--seconds S] "
+          fprintf (stderr, "usage: parser_bench [--seconds S | --passes N] "
                    "[--lexicon FILE] [--dump DIR] [--only corpus|2k|50k] "
                    "[--side bare|full] [DIR...]\n");
           return 1;
@@ -433,6 +440,7 @@ main (int argc, char **argv)
   for (int i = 1; i < argc; i++)
     {
       if (strcmp (argv[i], "--seconds") == 0
+          || strcmp (argv[i], "--passes") == 0
           || strcmp (argv[i], "--lexicon") == 0
           || strcmp (argv[i], "--dump") == 0
           || strcmp (argv[i], "--only") == 0
@@ -511,9 +519,9 @@ main (int argc, char **argv)
       if (devnull >= 0)
         dup2 (devnull, STDOUT_FILENO);
       if (side == NULL || strcmp (side, "bare") == 0)
-        bare[s] = parser_bench_time (&sets[s], FALSE, &ctx, seconds);
+        bare[s] = parser_bench_time (&sets[s], FALSE, &ctx, seconds, passes);
       if (side == NULL || strcmp (side, "full") == 0)
-        full[s] = parser_bench_time (&sets[s], TRUE, &ctx, seconds);
+        full[s] = parser_bench_time (&sets[s], TRUE, &ctx, seconds, passes);
       fflush (stdout);
       if (saved_stdout >= 0)
         dup2 (saved_stdout, STDOUT_FILENO);

@@ -584,6 +584,16 @@ START_TEST (test_cards)
   ck_assert_uint_le (found->len, count);
   if (count > 0)
     ck_assert_uint_ge (found->len, 1);
+  /* the walker's variant, for text already valid UTF-8: the same result */
+  if (g_utf8_validate (c->input, -1, NULL))
+    {
+      guint count2 = 99;
+      g_autofree char *out2 = parser_cards_redact_valid (c->input, &count2,
+                                                         NULL);
+
+      ck_assert_str_eq (out2, out);
+      ck_assert_uint_eq (count2, count);
+    }
 }
 END_TEST
 
