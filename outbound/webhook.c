@@ -26,6 +26,10 @@
 /* A secret longer than this is not a secret file (threat: a wrong path
  * naming a big file read into locked memory).  */
 #define WEBHOOK_SECRET_MAX     4096
+/* The delivery log keeps finished events this long (ids and references
+ * only), looked at once an hour.  */
+#define WEBHOOK_LOG_KEEP       ((gint64) 30 * 86400 * G_USEC_PER_SEC)
+#define WEBHOOK_PRUNE_EVERY    ((gint64) 3600 * G_USEC_PER_SEC)
 
 typedef struct {
   const intake_queue_config *q;
@@ -294,6 +298,7 @@ webhook_main (gpointer data)
   webhook *w = data;
   GMainContext *ctx = g_main_context_new ();
   SoupSession *session;
+  gint64 pruned_at = 0;
 
   g_main_context_push_thread_default (ctx);
   session = soup_session_new_with_options (
@@ -326,6 +331,18 @@ webhook_main (gpointer data)
           break;
         }
       g_mutex_unlock (&w->lock);
+      if (g_get_monotonic_time () - pruned_at > WEBHOOK_PRUNE_EVERY
+          || pruned_at == 0)
+        {
+          g_autoptr (GError) perr = NULL;
+          gint64 n = store_webhook_prune (
+              w->st, g_get_real_time () - WEBHOOK_LOG_KEEP, &perr);
+          if (n < 0)
+            g_warning ("event=webhook-prune-failed error=%s", perr->message);
+          else if (n > 0)
+            g_message ("event=webhook-log-pruned events=%" G_GINT64_FORMAT, n);
+          pruned_at = g_get_monotonic_time ();
+        }
       due = store_webhook_due (w->st, WEBHOOK_BATCH, &error);
       if (due == NULL)
         {

@@ -2424,6 +2424,7 @@ store_subject_restrict_as (store *s, gint64 id, gboolean on,
 {
   g_autofree char *object = g_strdup_printf ("subject:%" G_GINT64_FORMAT, id);
   g_autofree char *detail = NULL;
+  g_autoptr (GArray) back = g_array_new (FALSE, FALSE, sizeof (gint64));
   sqlite3_stmt *st;
   gboolean ok = FALSE;
   int rc;
@@ -2459,6 +2460,23 @@ store_subject_restrict_as (store *s, gint64 id, gboolean on,
                      "no data subject %" G_GINT64_FORMAT, id);
       goto out;
     }
+  /* the cases that come back when it is lifted (read before they move) */
+  if (!on)
+    {
+      st = store_stmt (s, s->rdb, "SELECT id FROM cases WHERE subject_id = ?1"
+                                  " AND restricted_from IS NOT NULL", error);
+      if (st == NULL)
+        goto out;
+      sqlite3_bind_int64 (st, 1, id);
+      while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+        g_array_append_val (back, ((gint64) { sqlite3_column_int64 (st, 0) }));
+      store_stmt_release (st);
+      if (rc != SQLITE_DONE)
+        {
+          store_set_sqlite_error (error, s->rdb, rc, "restrict cases");
+          goto out;
+        }
+    }
   /* the person's cases: to information governance, and back */
   st = store_stmt (s, s->rdb, on
       ? "UPDATE cases SET restricted_from = queue, queue = ?2"
@@ -2478,6 +2496,15 @@ store_subject_restrict_as (store *s, gint64 id, gboolean on,
       goto out;
     }
   detail = g_strdup_printf ("cases=%d", sqlite3_changes (s->rdb));
+  /* back in their queues: the queue's CRM and department hear of each
+   * case now (nothing was shared while the restriction held) */
+  for (guint i = 0; i < back->len; i++)
+    if (!store_webhook_case_event (s, s->rdb, g_array_index (back, gint64, i),
+                                   STORE_WEBHOOK_UPDATED, "routing", 0,
+                                   STORE_RESTRICTED_QUEUE, error)
+        || !store_webhook_notify (s, s->rdb, g_array_index (back, gint64, i),
+                                  error))
+      goto out;
   if (!store_audit_append (s, s->rdb, actor,
                            objection ? "subject.object"
                            : on ? "subject.restrict" : "subject.unrestrict",
@@ -2524,7 +2551,7 @@ store_subject_export (store *s, gint64 id, const char *actor, GError **error)
   g_autoptr (JsonNode) root = NULL;
   g_autoptr (GPtrArray) refs = g_ptr_array_new_with_free_func (g_free);
   guint8 *key = NULL;
-  sqlite3_stmt *st, *ms, *as;
+  sqlite3_stmt *st, *ms, *as, *ns;
   gint64 withheld = 0, n_messages = 0;
   char *out = NULL;
   int rc;
@@ -2595,7 +2622,7 @@ store_subject_export (store *s, gint64 id, const char *actor, GError **error)
   st = store_prepare (s->rdb,
       "SELECT c.id, c.ref, c.kind, c.queue, c.status, c.priority,"
       " c.created_at, c.updated_at, c.due_at, c.closed_at, c.reasons,"
-      " c.rules_hash, c.subject_id = ?1"
+      " c.rules_hash, c.subject_id = ?1, c.delete_after, c.hold_at"
       " FROM cases c WHERE c.subject_id = ?1 OR c.id IN"
       " (SELECT case_id FROM case_participants WHERE subject_id = ?1)"
       " OR c.id IN (SELECT case_id FROM messages WHERE subject_id = ?1)"
@@ -2607,11 +2634,15 @@ store_subject_export (store *s, gint64 id, const char *actor, GError **error)
   as = store_prepare (s->rdb,
       "SELECT id, position, size, flags, meta, content FROM attachments"
       " WHERE message_id = ?1 ORDER BY position", error);
-  if (st == NULL || ms == NULL || as == NULL)
+  ns = store_prepare (s->rdb,
+      "SELECT id, author, text, created_at FROM case_notes"
+      " WHERE case_id = ?1 AND subject_id = ?2 ORDER BY id", error);
+  if (st == NULL || ms == NULL || as == NULL || ns == NULL)
     {
       sqlite3_finalize (st);
       sqlite3_finalize (ms);
       sqlite3_finalize (as);
+      sqlite3_finalize (ns);
       goto fail;
     }
   sqlite3_bind_int64 (st, 1, id);
@@ -2634,6 +2665,12 @@ store_subject_export (store *s, gint64 id, const char *actor, GError **error)
       store_json_time (b, "updated", sqlite3_column_int64 (st, 7));
       store_json_time (b, "due", sqlite3_column_int64 (st, 8));
       store_json_time (b, "closed", sqlite3_column_int64 (st, 9));
+      /* how long it is kept (art. 15(1)(d)): the retention schedule's
+       * date, and whether a legal hold keeps it beyond */
+      store_json_time (b, "delete_after", sqlite3_column_int64 (st, 13));
+      json_builder_set_member_name (b, "legal_hold");
+      json_builder_add_boolean_value (b, sqlite3_column_type (st, 14)
+                                             != SQLITE_NULL);
       json_builder_set_member_name (b, "role");
       json_builder_add_string_value (b, sqlite3_column_int (st, 12)
                                             ? "requester" : "participant");
@@ -2731,9 +2768,33 @@ store_subject_export (store *s, gint64 id, const char *actor, GError **error)
         }
       sqlite3_reset (ms);
       json_builder_end_array (b);
+      /* the notes kept about the case, sealed under the person's key:
+       * theirs to see when they started it */
+      json_builder_set_member_name (b, "notes");
+      json_builder_begin_array (b);
+      if (sqlite3_column_int (st, 12))
+        {
+          sqlite3_bind_int64 (ns, 1, case_id);
+          sqlite3_bind_int64 (ns, 2, id);
+          while (sqlite3_step (ns) == SQLITE_ROW)
+            {
+              g_autofree char *v = store_column_text (
+                  ns, 2, key, "case_notes", "text",
+                  sqlite3_column_int64 (ns, 0), id);
+              json_builder_begin_object (b);
+              store_json_str (b, "author",
+                              (const char *) sqlite3_column_text (ns, 1));
+              store_json_time (b, "written", sqlite3_column_int64 (ns, 3));
+              store_json_str (b, "text", v);
+              json_builder_end_object (b);
+            }
+          sqlite3_reset (ns);
+        }
+      json_builder_end_array (b);
       json_builder_end_object (b);
     }
   sqlite3_finalize (st);
+  sqlite3_finalize (ns);
   sqlite3_finalize (ms);
   sqlite3_finalize (as);
   json_builder_end_array (b);

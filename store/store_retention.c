@@ -26,6 +26,7 @@
 #define G_LOG_DOMAIN "intake-store"
 
 #include "store/store_private.h"
+#include "store/store_webhook.h"
 
 #include <signal.h>
 #include <string.h>
@@ -329,9 +330,15 @@ store_retention_delete_batch (store *s, GPtrArray *items, guint from,
       sqlite3_reset (st);
     }
   sqlite3_finalize (st);
-  /* Hook point for the CRM webhooks (issue 8): queue the erasure event
-   * of each case here, before its rows go, when store_webhook.h is in the
-   * tree (store_webhook_enqueue_erased).  */
+  /* the CRMs hear that each case is gone (docs/webhooks.md), before its
+   * rows go */
+  for (guint i = from; i < to; i++)
+    {
+      store_retention_item *it = items->pdata[i];
+      if (it->deleted
+          && !store_webhook_enqueue_erased (s, db, it->case_id, error))
+        goto out;
+    }
   for (guint i = 0; i < G_N_ELEMENTS (deletes); i++)
     if (sqlite3_exec (db, deletes[i], NULL, NULL, NULL) != SQLITE_OK)
       {

@@ -22,6 +22,7 @@
 #define G_LOG_DOMAIN "intake-store"
 
 #include "store/store_private.h"
+#include "store/store_webhook.h"
 
 #include <string.h>
 
@@ -96,16 +97,31 @@ store_rights_count (sqlite3 *db, const char *sql, gint64 id)
   return n;
 }
 
-/* Hook point for the erasure webhook (issue 8): called in the erasing
- * transaction for every case the person started, before its personal rows
- * go.  */
+/* The erasure webhook (issue 8, docs/webhooks.md): in the erasing
+ * transaction, before the person's rows go, every case they started gets a
+ * case.erased event (the reference only) for each CRM that may hold it;
+ * its events still waiting are dropped.  */
 static gboolean
 store_rights_erasure_hook (store *s, sqlite3 *db, gint64 subject_id,
                            GError **error)
 {
-  /* STORE-WEBHOOK-ERASURE-HOOK: when store/store_webhook.h is in the tree,
-   * call store_webhook_enqueue_erased (s, db, case_id, error) here for
-   * each case of @subject_id.  */
+  g_autoptr (GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  sqlite3_stmt *st = store_prepare (db, "SELECT id FROM cases WHERE"
+                                        " subject_id = ?1", error);
+
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, subject_id);
+  while (sqlite3_step (st) == SQLITE_ROW)
+    {
+      gint64 id = sqlite3_column_int64 (st, 0);
+      g_array_append_val (ids, id);
+    }
+  sqlite3_finalize (st);
+  for (guint i = 0; i < ids->len; i++)
+    if (!store_webhook_enqueue_erased (s, db, g_array_index (ids, gint64, i),
+                                       error))
+      return FALSE;
   return TRUE;
 }
 

@@ -349,6 +349,26 @@ store_webhook_log (store *s, guint limit, GError **error)
                              limit ? limit : 100, error);
 }
 
+gint64
+store_webhook_prune (store *s, gint64 before_us, GError **error)
+{
+  sqlite3_stmt *st;
+  gint64 n = -1;
+
+  g_mutex_lock (&s->rlock);
+  st = store_stmt (s, s->rdb, "DELETE FROM webhook_events"
+                              " WHERE state <> 'queued' AND created_at < ?1",
+                   error);
+  if (st != NULL)
+    {
+      sqlite3_bind_int64 (st, 1, before_us);
+      if (store_webhook_step (s->rdb, st, "webhook prune", error))
+        n = sqlite3_changes (s->rdb);
+    }
+  g_mutex_unlock (&s->rlock);
+  return n;
+}
+
 gboolean
 store_webhook_done (store *s, gint64 id, gboolean delivered, gint64 next_at,
                     gboolean failed, gboolean dropped, int http,

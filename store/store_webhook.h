@@ -125,6 +125,11 @@ gboolean store_webhook_done (store *s, gint64 id, gboolean delivered,
                              gboolean dropped, int http, const char *why,
                              GError **error);
 
+/* Forget delivered, failed and dropped events created before @before_us
+ * (unix us): the delivery log is kept for a while, not for ever.  How
+ * many went, or -1.  */
+gint64 store_webhook_prune (store *s, gint64 before_us, GError **error);
+
 /* (transfer full) the delivery log, newest first (@limit 0: 100).  */
 GPtrArray *store_webhook_log (store *s, guint limit, GError **error);
 

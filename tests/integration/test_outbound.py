@@ -342,6 +342,15 @@ class Notifications(unittest.TestCase):
                 d.wait_cases(2)
                 time.sleep(4)
                 self.assertEqual(len(sink.messages), 1)
+                # lifted: the first case is back in general, whose
+                # department hears of it again
+                d.ctl("subject", "unrestrict", "rae@example.org", check=True)
+                m = sink.wait(2)[1]
+                time.sleep(2)
+                self.assertEqual(len(sink.messages), 2)
+            self.assertEqual(m.rcpts, ["team@departments.example"])
+            self.assertEqual(sink.messages[0].parsed["Subject"],
+                             m.parsed["Subject"])
 
     def test_own_address_refused(self):
         d = notify_to(Intaked(), "general", "enquiries@council.example")

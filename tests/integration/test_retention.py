@@ -6,7 +6,8 @@ Life cycle: five cases arrive -- an enquiry, a complaint, an enquiry left
 open, an enquiry put on legal hold, and a parking fine that a routing rule
 files under the `financial` class.  All but the open one are closed.  Then
 time passes:
-  - a year on: nothing is due (dry run and run);
+  - a year on: nothing is due (dry run and run); the clock set back a
+    day: still nothing, and the last run stays the later time;
   - two years and ten days on: the clock has jumped more than a day past
     the daily interval since the last run, so the run stops (EX_TEMPFAIL),
     deletes nothing and audits the refusal; the dry run lists the enquiry
@@ -22,6 +23,9 @@ The audit chain verifies at the end.
 Killed half-way: six due cases, batches of two, the run SIGKILLed after
 its first batch; the next run deletes the other four; every case is
 deleted (and audited) exactly once.
+
+Webhook: a CRM that heard of a case hears, with its reference only, that
+the schedule deleted it.
 
 Daily job: intaked with its first run after a second and an injected
 clock three years ahead deletes a closed enquiry by itself.
@@ -113,6 +117,22 @@ class LifeCycle(unittest.TestCase):
             out = run(d, t0 + YEAR)
             self.assertEqual(out.returncode, 0, out.stderr)
             self.assertEqual(len(d.cases()), 5)
+            # the due date is on each case, and the person can see it
+            doc = json.loads(d.ctl("subject", "export", "ben@example.org",
+                                   check=True).stdout)
+            when = doc["cases"][0]["delete_after"]
+            self.assertEqual(when[:4], time.strftime(
+                "%Y", time.gmtime(t0 + 6 * YEAR)))
+            self.assertFalse(doc["cases"][0]["legal_hold"])
+            doc = json.loads(d.ctl("subject", "export", "dan@example.org",
+                                   check=True).stdout)
+            self.assertTrue(doc["cases"][0]["legal_hold"])
+
+            # the clock set back a day: runs, deletes nothing, and the
+            # last run stays the later one
+            out = run(d, t0 + YEAR - DAY)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn("0 deleted", out.stdout)
 
             # two years and ten days on: the clock jumped past the interval
             later = t0 + 2 * YEAR + 10 * DAY
@@ -200,6 +220,25 @@ class KilledRun(unittest.TestCase):
             self.assertEqual(sorted(objs), sorted(c["ref"] for c in cases))
             self.assertIn("verified", d.ctl("audit", "verify",
                                             check=True).stdout)
+
+
+class Webhook(unittest.TestCase):
+    def test_crm_told_of_deleted_case(self):
+        from test_webhooks import Receiver, with_webhook
+        t0 = time.time()
+        with Receiver() as rx:
+            d = with_webhook(Intaked(), "general", rx.port)
+            with d:
+                send(d, "Question to forget", "fay@example.org")
+                ref = d.wait_cases(1)[0]["ref"]
+                rx.wait(1)
+                d.ctl("cases", "status", ref, "closed", check=True)
+                rx.wait(2)
+                out = run(d, t0 + 3 * YEAR)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                erased = rx.wait(3)[2]["json"]
+        self.assertEqual(erased["event"], "case.erased")
+        self.assertEqual(erased["case"], {"ref": ref, "erased": True})
 
 
 class DailyJob(unittest.TestCase):

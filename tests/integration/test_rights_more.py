@@ -11,6 +11,13 @@ governance like restrict, the export says objection_since, the audit says
 subject.object; a new message is filed there and not acknowledged;
 `unrestrict` lifts it.
 
+Restricted and objecting people in the department API: their cases leave
+the waste queue's list (and a direct read of the case is 404 for that
+token) and appear only in information governance's.
+
+Notes: a note a department wrote on the person's case (department API) is
+in their export, and goes with an erasure.
+
 Anonymise: the case keeps the person's words with every personal datum the
 parser finds (e-mail, phone, postcode, NINO, date of birth, sort code,
 account number, card number) and their name replaced by placeholders
@@ -147,6 +154,67 @@ class Object(unittest.TestCase):
                 self.assertIsNone(doc["subject"]["objection_since"])
                 cases = {c["ref"]: c for c in d.cases()}
                 self.assertEqual(cases[c1["ref"]]["queue"], "waste")
+
+
+class ApiLists(unittest.TestCase):
+    def test_restricted_case_in_no_department_list(self):
+        from test_api import Urllib, make_token
+        from test_forms import http_daemon
+        d = routed(http_daemon())
+        with d:
+            for who in ("jay", "kim"):
+                send(d, message("Wheelie bin missed", "%s@example.org" % who,
+                                "My wheelie bin was not emptied.\r\n"),
+                     "%s@example.org" % who)
+            cases = d.wait_cases(2)
+            waste = make_token(d, "waste", "waste")
+            ig = make_token(d, "ig", "information-governance")
+            c = Urllib(d)
+
+            def listed(tok, queue):
+                st, _, body = c("GET", "/api/v1/queues/%s/cases" % queue,
+                                token=tok)
+                self.assertEqual(st, 200, body)
+                return {x["ref"] for x in json.loads(body)["cases"]}
+            refs = {x["ref"] for x in cases}
+            self.assertEqual(listed(waste, "waste"), refs)
+            d.ctl("subject", "restrict", "jay@example.org", check=True)
+            d.ctl("subject", "object", "kim@example.org", check=True)
+            self.assertEqual(listed(waste, "waste"), set())
+            for ref in refs:
+                st, _, _ = c("GET", "/api/v1/cases/" + ref, token=waste)
+                self.assertEqual(st, 404)
+            self.assertEqual(listed(ig, "information-governance"), refs)
+
+
+class Notes(unittest.TestCase):
+    def test_notes_exported_and_erased(self):
+        from test_api import Urllib, make_token
+        from test_forms import http_daemon
+        d = http_daemon()
+        with d:
+            send(d, message("Fly-tipping", "ida@example.org",
+                            "Rubbish dumped on Elm Road.\r\n"),
+                 "ida@example.org")
+            ref = d.wait_cases(1)[0]["ref"]
+            tok = make_token(d, "general", "general")
+            st, _, body = Urllib(d)("POST", "/api/v1/cases/%s/notes" % ref,
+                                    token=tok,
+                                    body={"text": "Rang Ida back on Friday."})
+            self.assertEqual(st, 201, body)
+            doc = json.loads(d.ctl("subject", "export", "ida@example.org",
+                                   check=True).stdout)
+            notes = doc["cases"][0]["notes"]
+            self.assertEqual([n["text"] for n in notes],
+                             ["Rang Ida back on Friday."])
+            self.assertEqual(notes[0]["author"], "general")
+            d.ctl("subject", "erase", "ida@example.org", "--reason",
+                  "request", check=True)
+            db = os.path.join(d.dir, "var", "intake.db")
+            con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+            self.assertEqual(con.execute("SELECT count(*) FROM case_notes"
+                                         ).fetchone()[0], 0)
+            con.close()
 
 
 GINA_TEXT = ("Dear council, I am Gina Quartermaine, born 14/02/1983, NI"

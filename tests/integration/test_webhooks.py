@@ -299,7 +299,7 @@ class Webhooks(unittest.TestCase):
             with d:
                 send(d, message("First", "rae@example.org", "One\r\n"),
                      "rae@example.org")
-                d.wait_cases(1)
+                ref = d.wait_cases(1)[0]["ref"]
                 rx.wait(1)
                 d.ctl("subject", "restrict", "rae@example.org", check=True)
                 send(d, message("Second", "rae@example.org", "Two\r\n"),
@@ -307,6 +307,21 @@ class Webhooks(unittest.TestCase):
                 d.wait_cases(2)
                 time.sleep(4)
                 self.assertEqual(len(rx.events()), 1)
+                # lifted: the case back in its queue is told to both
+                # webhooks (the one it left, the one it is back in)
+                d.ctl("subject", "unrestrict", "rae@example.org", check=True)
+                back = rx.wait(3)[1:]
+                time.sleep(3)
+                self.assertEqual(len(rx.events()), 3)
+            self.assertEqual(sorted(p["path"] for p in back),
+                             ["/hook/general",
+                              "/hook/information-governance"])
+            for p in back:
+                self.assertEqual(p["json"]["change"], "routing")
+                self.assertEqual(p["json"]["case"]["ref"], ref)
+                self.assertEqual(p["json"]["case"]["queue"], "general")
+                self.assertEqual(p["json"]["case"]["previous_queue"],
+                                 "information-governance")
 
     def test_erasure_propagated(self):
         rights = os.path.join(ROOT, "store", "store_rights.c")

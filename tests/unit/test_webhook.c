@@ -403,6 +403,13 @@ START_TEST (test_store_events)
       queued += g_strcmp0 (((store_webhook_item *) log->pdata[i])->state,
                            "queued") == 0;
     ck_assert_uint_eq (due->len, queued);
+    /* the log forgets finished events, never waiting ones */
+    ck_assert_int_eq (store_webhook_prune (st, 0, &error), 0);
+    ck_assert_int_eq (store_webhook_prune (st, g_get_real_time () + 1,
+                                           &error), log->len - queued);
+    g_ptr_array_unref (log);
+    log = events (st);
+    ck_assert_uint_eq (log->len, queued);
   }
   store_close (&st);
   store_keys_free (&keys);
