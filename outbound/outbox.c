@@ -56,9 +56,12 @@ outbox_welsh (const store_outbox_item *it)
 /* The template for @it: for an acknowledgement ack-KIND-QUEUE, ack-KIND,
  * ack; for a reply reply; for a department notification notify -- each
  * first as NAME.cy.txt when the message is in Welsh (any Welsh template
- * before any English one), then NAME.txt.  */
+ * before any English one), then NAME.txt.  The file found may have an
+ * HTML sibling (NAME.cy.html, NAME.html), returned in @html (else NULL):
+ * the message then carries both, as multipart/alternative.  */
 static char *
-outbox_template (const intake_config *cfg, const store_outbox_item *it)
+outbox_template (const intake_config *cfg, const store_outbox_item *it,
+                 char **html)
 {
   gboolean reply = g_strcmp0 (it->kind, "reply") == 0;
   gboolean digest = g_strcmp0 (it->kind, "digest") == 0;
@@ -82,7 +85,17 @@ outbox_template (const intake_config *cfg, const store_outbox_item *it)
         file = g_strconcat (names[i], welsh ? ".cy.txt" : ".txt", NULL);
         path = g_build_filename (cfg->templates_dir, file, NULL);
         if (g_file_get_contents (path, &text, NULL, NULL))
-          return text;
+          {
+            g_autofree char *hfile = g_strconcat (names[i], welsh ? ".cy.html"
+                                                                  : ".html",
+                                                  NULL);
+            g_autofree char *hpath = g_build_filename (cfg->templates_dir,
+                                                       hfile, NULL);
+            if (html != NULL
+                && !g_file_get_contents (hpath, html, NULL, NULL))
+              *html = NULL;
+            return text;
+          }
       }
   if (digest)
     return g_strdup ("Subject: New cases in {{queue}}\n\n"
@@ -120,9 +133,30 @@ outbox_date_cy (GDateTime *t)
                           g_date_time_get_year (t));
 }
 
+/* @v for an HTML template: escaped, and (@lines) each line break a
+ * <br> -- what we put in is text, never markup (a department's reply, a
+ * queue name from the configuration).  */
+static void
+outbox_append_html (GString *s, const char *v, gboolean lines)
+{
+  g_autofree char *esc = g_markup_escape_text (v, -1);
+
+  for (const char *p = esc; *p; p++)
+    {
+      if (lines && *p == '\r')
+        continue;
+      if (lines && *p == '\n')
+        g_string_append (s, "<br>\n");
+      else
+        g_string_append_c (s, *p);
+    }
+}
+
+/* @tpl with its {{names}} filled in for @it; @html: the template is HTML
+ * and every value is escaped.  */
 static char *
 outbox_fill (const intake_config *cfg, const char *tpl,
-             const store_outbox_item *it)
+             const store_outbox_item *it, gboolean html)
 {
   g_autofree char *due = NULL;
   g_autofree char *due_sentence = NULL;
@@ -189,7 +223,12 @@ outbox_fill (const intake_config *cfg, const char *tpl,
       /* a notification carries no personal data: no reply text in it */
       else if (strcmp (name, "body") == 0 && !notify)
         v = it->body ? it->body : "";
-      g_string_append (s, v ? v : "");
+      if (html)
+        outbox_append_html (s, v ? v : "", strcmp (name, "body") == 0
+                                           || strcmp (name, "due_sentence")
+                                              == 0);
+      else
+        g_string_append (s, v ? v : "");
       p = close + 2;
     }
   return g_string_free (s, FALSE);
@@ -232,8 +271,11 @@ GBytes *
 outbox_build (const intake_config *cfg, const store_keys *keys,
               const store_outbox_item *it, char **rcpt)
 {
-  g_autofree char *tpl = outbox_template (cfg, it);
-  g_autofree char *filled = outbox_fill (cfg, tpl, it);
+  g_autofree char *html_tpl = NULL;
+  g_autofree char *tpl = outbox_template (cfg, it, &html_tpl);
+  g_autofree char *filled = outbox_fill (cfg, tpl, it, FALSE);
+  g_autofree char *html = html_tpl ? outbox_fill (cfg, html_tpl, it, TRUE)
+                                   : NULL;
   g_autofree char *subject = NULL;
   g_autofree char *to = NULL;
   g_autofree char *mailbox = NULL;
@@ -289,7 +331,30 @@ outbox_build (const intake_config *cfg, const store_keys *keys,
   text = g_mime_text_part_new_with_subtype ("plain");
   g_mime_text_part_set_text (text, body);
   g_mime_text_part_set_charset (text, "utf-8");
-  g_mime_message_set_mime_part (msg, GMIME_OBJECT (text));
+  if (html != NULL)
+    {
+      /* the plain text first: the last alternative is the preferred one
+       * (RFC 2046 5.1.4), and a reader without HTML shows the first */
+      GMimeMultipart *alt = g_mime_multipart_new_with_subtype ("alternative");
+      GMimeTextPart *h = g_mime_text_part_new_with_subtype ("html");
+      const char *hbody = html;
+
+      /* a Subject line in the HTML template is not part of the body */
+      if (g_str_has_prefix (hbody, "Subject:"))
+        {
+          const char *nl = strchr (hbody, '\n');
+          hbody = nl ? nl + 1 : "";
+        }
+      g_mime_text_part_set_text (h, hbody);
+      g_mime_text_part_set_charset (h, "utf-8");
+      g_mime_multipart_add (alt, GMIME_OBJECT (text));
+      g_mime_multipart_add (alt, GMIME_OBJECT (h));
+      g_object_unref (h);
+      g_mime_message_set_mime_part (msg, GMIME_OBJECT (alt));
+      g_object_unref (alt);
+    }
+  else
+    g_mime_message_set_mime_part (msg, GMIME_OBJECT (text));
   label = notify ? "intake" : g_hash_table_lookup (cfg->mailboxes, mailbox);
   g_mime_message_add_mailbox (msg, GMIME_ADDRESS_TYPE_FROM,
                               label ? label : "", mailbox);

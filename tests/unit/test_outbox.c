@@ -7,6 +7,7 @@
  * check threading relies on (right, forged, missing, mangled, case).
  */
 #include <check.h>
+#include <gmime/gmime.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,6 +173,73 @@ START_TEST (test_digest)
 }
 END_TEST
 
+/* An HTML sibling of the template chosen: multipart/alternative, the plain
+ * text first, every value escaped in the HTML (a reply's text is never
+ * markup), line breaks kept as <br>.  */
+START_TEST (test_html_alternative)
+{
+  store_outbox_item it = item ("reply", NULL);
+  g_autofree char *rcpt = NULL;
+  g_autofree char *m = NULL;
+  g_autofree char *txt = g_build_filename (tmpdir, "reply.txt", NULL);
+  g_autofree char *htm = g_build_filename (tmpdir, "reply.html", NULL);
+  g_autofree char *plain = NULL;
+  g_autofree char *html = NULL;
+  GMimeStream *stream;
+  GMimeParser *parser;
+  GMimeMessage *msg;
+  GMimeObject *part;
+  GMimeMultipart *alt;
+
+  ck_assert (g_file_set_contents (txt, "Subject: Re: your message"
+                                       " [{{ref}}]\n\n{{body}}\n", -1, NULL));
+  ck_assert (g_file_set_contents (htm, "Subject: ignored\n<html><body>"
+                                       "<p>{{body}}</p><p>Ref {{ref}},"
+                                       " {{queue}}</p></body></html>\n",
+                                  -1, NULL));
+  cfg.templates_dir = tmpdir;
+  it.body = (char *) "<script>alert(1)</script>\nTom & Jerry's \"bin\"";
+  m = build (&it, &rcpt);
+  cfg.templates_dir = (char *) "conf/templates";
+
+  stream = g_mime_stream_mem_new_with_buffer (m, strlen (m));
+  parser = g_mime_parser_new_with_stream (stream);
+  msg = g_mime_parser_construct_message (parser, NULL);
+  ck_assert_ptr_nonnull (msg);
+  part = g_mime_message_get_mime_part (msg);
+  ck_assert (GMIME_IS_MULTIPART (part));
+  ck_assert (g_mime_content_type_is_type (g_mime_object_get_content_type
+                                              (part),
+                                          "multipart", "alternative"));
+  alt = GMIME_MULTIPART (part);
+  ck_assert_int_eq (g_mime_multipart_get_count (alt), 2);
+  ck_assert (g_mime_content_type_is_type (g_mime_object_get_content_type
+                                              (g_mime_multipart_get_part
+                                                   (alt, 0)),
+                                          "text", "plain"));
+  ck_assert (g_mime_content_type_is_type (g_mime_object_get_content_type
+                                              (g_mime_multipart_get_part
+                                                   (alt, 1)),
+                                          "text", "html"));
+  plain = g_mime_text_part_get_text (GMIME_TEXT_PART (
+      g_mime_multipart_get_part (alt, 0)));
+  html = g_mime_text_part_get_text (GMIME_TEXT_PART (
+      g_mime_multipart_get_part (alt, 1)));
+  ck_assert_ptr_nonnull (strstr (plain, "<script>alert(1)</script>\n"));
+  ck_assert_ptr_null (strstr (html, "<script>"));
+  ck_assert_ptr_nonnull (strstr (html, "<p>&lt;script&gt;alert(1)"
+                                       "&lt;/script&gt;<br>\nTom &amp;"
+                                       " Jerry&apos;s &quot;bin&quot;</p>"));
+  ck_assert_ptr_nonnull (strstr (html, "Ref ESC-2026-000123-K, housing"));
+  ck_assert_ptr_null (strstr (html, "Subject:"));
+  ck_assert_str_eq (g_mime_message_get_subject (msg),
+                    "Re: your message [ESC-2026-000123-K]");
+  g_object_unref (msg);
+  g_object_unref (parser);
+  g_object_unref (stream);
+}
+END_TEST
+
 START_TEST (test_plus_mac)
 {
   const char *ref = "ESC-2026-000123-K";
@@ -217,6 +285,7 @@ outbox_suite (void)
   tcase_add_test (tc, test_notification);
   tcase_add_test (tc, test_digest);
   tcase_add_test (tc, test_plus_mac);
+  tcase_add_test (tc, test_html_alternative);
   suite_add_tcase (s, tc);
   return s;
 }
