@@ -84,6 +84,46 @@ class Acknowledgements(unittest.TestCase):
             self.assertIn("We have emptied your bin.\n.\nRegards", body)
             self.assertEqual(outbox(d), {"sent": 2})
 
+    def test_injection_one_message_one_recipient(self):
+        """SECURITY-TESTS 8 and 49 on the wire: CR/LF hidden in an encoded
+        subject, a display name and a folded Message-ID, and a reply whose
+        text holds SMTP commands after a lone dot, each end as exactly one
+        message to the one citizen."""
+        evil = "evil@evil.example"
+        with SmtpSink() as sink:
+            d = outbound(Intaked(), sink.port)
+            with d:
+                send(d, message("=?utf-8?q?Bin=0D=0ABcc:_%s?=" % evil,
+                                "=?utf-8?q?Jo=0D=0ACc:_%s?= <jo@example.org>"
+                                % evil, "My bin was missed.\r\n",
+                                msgid="<jo-9@example.org>\r\n Bcc: %s" % evil),
+                     "jo@example.org")
+                ref = d.wait_cases(1)[0]["ref"]
+                sink.wait(1)
+                f = os.path.join(d.dir, "reply.txt")
+                with open(f, "w", newline="") as fh:
+                    fh.write("Done.\r\n.\r\nMAIL FROM:<>\r\nRCPT TO:<%s>\r\n"
+                             "DATA\r\nSubject: spam\r\n\r\nspam\r\n.\r\n"
+                             "bare\n.\nand\r.\rend\n" % evil)
+                d.ctl("cases", "reply", ref, "--file", f, check=True)
+                sink.wait(2)
+                time.sleep(1)
+            self.assertEqual(len(sink.messages), 2)
+            for m in sink.messages:
+                self.assertEqual(m.rcpts, ["jo@example.org"])
+                self.assertIsNone(m.parsed["Bcc"])
+                self.assertIsNone(m.parsed["Cc"])
+                for name, value in m.parsed.items():
+                    self.assertNotIn("\n", str(value), name)
+            cmds = [c.split(":")[0].upper() for c in sink.commands
+                    if c[:4].upper() in ("MAIL", "RCPT")]
+            self.assertEqual(cmds, ["MAIL FROM", "RCPT TO"] * 2)
+            self.assertFalse(any(evil in c for c in sink.commands
+                                 if c[:4].upper() in ("MAIL", "RCPT")))
+            body = sink.messages[1].parsed.get_body(("plain",)).get_content()
+            self.assertIn("RCPT TO:<%s>" % evil, body)
+            self.assertIn("spam", body)
+
     def test_never_acknowledged(self):
         with SmtpSink() as sink:
             d = outbound(Intaked(), sink.port)
