@@ -1183,9 +1183,41 @@ ctl_subject_ref (store *st, const char *arg, GError **error)
   return store_subject_id (st, arg, error);
 }
 
+/* (transfer full) The organisation's mail domains: intake's host name
+ * and the domain of every intake mailbox -- kept in an export's headers,
+ * where everyone else but the person is redacted.  */
+static GStrv
+ctl_own_domains (const intake_config *cfg)
+{
+  g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
+  g_autoptr (GHashTable) seen = g_hash_table_new_full (g_str_hash,
+                                                       g_str_equal, g_free,
+                                                       NULL);
+  GHashTableIter it;
+  gpointer k;
+
+  if (cfg->hostname != NULL)
+    g_hash_table_add (seen, g_ascii_strdown (cfg->hostname, -1));
+  if (cfg->mailboxes != NULL)
+    {
+      g_hash_table_iter_init (&it, cfg->mailboxes);
+      while (g_hash_table_iter_next (&it, &k, NULL))
+        {
+          const char *at = strrchr (k, '@');
+          if (at != NULL && at[1] != '\0')
+            g_hash_table_add (seen, g_ascii_strdown (at + 1, -1));
+        }
+    }
+  g_hash_table_iter_init (&it, seen);
+  while (g_hash_table_iter_next (&it, &k, NULL))
+    g_strv_builder_add (b, k);
+  return g_strv_builder_end (b);
+}
+
 /* Rights of the data subject: export, restrict, unrestrict.  */
 static int
-ctl_subject (store *st, const char *sub, const char *arg, const char *out)
+ctl_subject (const intake_config *cfg, store *st, const char *sub,
+             const char *arg, const char *out)
 {
   g_autoptr (GError) error = NULL;
   g_autofree char *actor = ctl_actor ();
@@ -1198,7 +1230,9 @@ ctl_subject (store *st, const char *sub, const char *arg, const char *out)
     }
   if (strcmp (sub, "export") == 0)
     {
-      g_autofree char *json = store_subject_export (st, id, actor, &error);
+      g_auto (GStrv) domains = ctl_own_domains (cfg);
+      g_autofree char *json = store_subject_export_full (
+          st, id, actor, (const char *const *) domains, &error);
       if (json == NULL)
         {
           fprintf (stderr, "intakectl: %s\n", error->message);
@@ -2503,7 +2537,7 @@ main (int argc, char **argv)
   else if (strcmp (cmd, "webhooks") == 0)
     rc = ctl_webhooks (st, json);
   else if (strcmp (cmd, "subject") == 0)
-    rc = ctl_subject (st, sub, args->pdata[2], ro.out);
+    rc = ctl_subject (cfg, st, sub, args->pdata[2], ro.out);
   else if (strcmp (cmd, "classify") == 0)
     rc = ctl_classify (sub, &ro, args, st);
   else if (strcmp (cmd, "rules") == 0)

@@ -512,6 +512,14 @@ gboolean store_subject_object (store *s, gint64 id, const char *actor,
 char *store_subject_export (store *s, gint64 id, const char *actor,
                             GError **error);
 
+/* store_subject_export() where @own_domains (NULL-terminated, may be
+ * NULL) are the organisation's mail domains: in the address headers of
+ * the person's messages, everyone but the person and those domains is
+ * redacted to "[another person]" (counted in other_people_redacted).  */
+char *store_subject_export_full (store *s, gint64 id, const char *actor,
+                                 const char *const *own_domains,
+                                 GError **error);
+
 /* ------------------------------------------------- erasure (rights) */
 
 /* Whether @reason is an erasure reason category ("request", "objection",

@@ -12,11 +12,13 @@
 
 #include "store/store_private.h"
 #include "store/store_webhook.h"
+#include "parser/parser_headers.h"
 
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <gmime/gmime.h>
 #include <json-glib/json-glib.h>
 #include <sodium.h>
 
@@ -2543,8 +2545,132 @@ store_json_time (JsonBuilder *b, const char *name, gint64 us)
     json_builder_add_null_value (b);
 }
 
+/* Whether @addr (any case) is the person's own @own (normalised) or at
+ * one of the organisation's @domains: neither is another person.  */
+static gboolean
+store_export_address_kept (const char *addr, const char *own,
+                           const char *const *domains)
+{
+  g_autofree char *norm = store_address_normalise (addr);
+  const char *at = strrchr (norm, '@');
+
+  if (own != NULL && strcmp (norm, own) == 0)
+    return TRUE;
+  for (guint i = 0; at != NULL && domains != NULL && domains[i]; i++)
+    if (g_ascii_strcasecmp (at + 1, domains[i]) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+/* The address headers of the person's own message, as given in their
+ * export: every other person in them (a Cc'd neighbour: name and
+ * address) becomes "[another person]"; the person and the organisation
+ * stay.  @headers is "Name: value\n" lines.  */
+static char *
+store_export_headers (const char *headers, const char *own,
+                      const char *const *domains, guint *redacted)
+{
+  static const char *const names[] = {
+    "from", "to", "cc", "bcc", "reply-to", "sender", "resent-from",
+    "resent-to", "resent-cc", "resent-bcc", "resent-sender",
+    "delivered-to", "x-original-to", "return-path", "envelope-to",
+    "disposition-notification-to", "return-receipt-to", "mail-followup-to",
+    "mail-reply-to", "x-forwarded-to", "x-forwarded-for",
+  };
+  g_auto (GStrv) lines = NULL;
+  GString *out;
+
+  if (headers == NULL)
+    return NULL;
+  parser_init ();               /* GMime's address parser */
+  lines = g_strsplit (headers, "\n", -1);
+  out = g_string_new (NULL);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      const char *colon = strchr (lines[i], ':');
+      gboolean addr = FALSE;
+
+      if (lines[i][0] == '\0' && lines[i + 1] == NULL)
+        break;
+      for (guint k = 0; colon != NULL && k < G_N_ELEMENTS (names); k++)
+        addr = addr || ((gsize) (colon - lines[i]) == strlen (names[k])
+                        && g_ascii_strncasecmp (lines[i], names[k],
+                                                strlen (names[k])) == 0);
+      if (addr)
+        {
+          InternetAddressList *list = internet_address_list_parse (
+              NULL, colon + 1);
+          GString *v = g_string_new (NULL);
+          int n = list ? internet_address_list_length (list) : 0;
+
+          for (int j = 0; j < n; j++)
+            {
+              InternetAddress *ia = internet_address_list_get_address (list,
+                                                                       j);
+              gboolean keep = TRUE;
+
+              if (INTERNET_ADDRESS_IS_MAILBOX (ia))
+                keep = store_export_address_kept (
+                    internet_address_mailbox_get_addr (
+                        INTERNET_ADDRESS_MAILBOX (ia)), own, domains);
+              else
+                {
+                  InternetAddressList *m = internet_address_group_get_members (
+                      INTERNET_ADDRESS_GROUP (ia));
+                  for (int g = 0; m && g < internet_address_list_length (m);
+                       g++)
+                    {
+                      InternetAddress *ma = internet_address_list_get_address (
+                          m, g);
+                      keep = keep && INTERNET_ADDRESS_IS_MAILBOX (ma)
+                             && store_export_address_kept (
+                                 internet_address_mailbox_get_addr (
+                                     INTERNET_ADDRESS_MAILBOX (ma)),
+                                 own, domains);
+                    }
+                }
+              if (v->len > 0)
+                g_string_append (v, ", ");
+              if (keep)
+                {
+                  g_autofree char *t = internet_address_to_string (ia, NULL,
+                                                                   FALSE);
+                  g_string_append (v, t);
+                }
+              else
+                {
+                  g_string_append (v, "[another person]");
+                  (*redacted)++;
+                }
+            }
+          /* what is not a list of addresses is nobody's to see */
+          if (n == 0 && colon[1] != '\0' && strspn (colon + 1, " ") <
+                                               strlen (colon + 1))
+            {
+              g_string_append (v, "[another person]");
+              (*redacted)++;
+            }
+          g_string_append_printf (out, "%.*s: %s\n",
+                                  (int) (colon - lines[i]), lines[i], v->str);
+          g_string_free (v, TRUE);
+          if (list)
+            g_object_unref (list);
+        }
+      else
+        g_string_append_printf (out, "%s\n", lines[i]);
+    }
+  return g_string_free (out, FALSE);
+}
+
 char *
 store_subject_export (store *s, gint64 id, const char *actor, GError **error)
+{
+  return store_subject_export_full (s, id, actor, NULL, error);
+}
+
+char *
+store_subject_export_full (store *s, gint64 id, const char *actor,
+                           const char *const *own_domains, GError **error)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
   g_autoptr (JsonGenerator) gen = json_generator_new ();
@@ -2553,6 +2679,8 @@ store_subject_export (store *s, gint64 id, const char *actor, GError **error)
   guint8 *key = NULL;
   sqlite3_stmt *st, *ms, *as, *ns;
   gint64 withheld = 0, n_messages = 0;
+  g_autofree char *own = NULL;
+  guint redacted = 0;
   char *out = NULL;
   int rc;
 
@@ -2609,6 +2737,8 @@ store_subject_export (store *s, gint64 id, const char *actor, GError **error)
         g_autofree char *v = store_column_text (st, 1 + i, key, "subjects",
                                                 cols[i], id, id);
         store_json_str (b, cols[i], v);
+        if (i == 0)
+          own = store_address_normalise (v);
       }
   }
   store_json_time (b, "first_contact", sqlite3_column_int64 (st, 5));
@@ -2718,6 +2848,14 @@ store_subject_export (store *s, gint64 id, const char *actor, GError **error)
                 g_autofree char *v = store_column_text (ms, 5 + i, key,
                                                         "messages", cols[i],
                                                         mid, id);
+                if (strcmp (cols[i], "headers") == 0)
+                  {
+                    /* a Cc'd neighbour is not theirs to receive */
+                    char *r = store_export_headers (v, own, own_domains,
+                                                    &redacted);
+                    g_free (v);
+                    v = r;
+                  }
                 store_json_str (b, names[i], v);
               }
           }
@@ -2800,6 +2938,8 @@ store_subject_export (store *s, gint64 id, const char *actor, GError **error)
   json_builder_end_array (b);
   json_builder_set_member_name (b, "messages_of_others_withheld");
   json_builder_add_int_value (b, withheld);
+  json_builder_set_member_name (b, "other_people_redacted");
+  json_builder_add_int_value (b, redacted);
 
   /* the audit events about the person and their cases */
   st = store_prepare (s->rdb, "SELECT at, actor, action, object, detail,"

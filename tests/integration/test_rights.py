@@ -44,7 +44,9 @@ class Export(unittest.TestCase):
         with d:
             send(d, message("Wheelie bin missed", "Alice <alice@example.org>",
                             "Alice's first message: my wheelie bin was not"
-                            " emptied.\r\n", msgid="<a1@example.org>"),
+                            " emptied.\r\n", msgid="<a1@example.org>",
+                            extra="Cc: Nell Neighbour <nell.n@example.net>,"
+                                  " enquiries@council.example\r\n"),
                  "alice@example.org")
             send(d, ATTACHED, "alice@example.org")
             send(d, message("Damp in my council flat", "bob@example.org",
@@ -79,6 +81,16 @@ class Export(unittest.TestCase):
         # nothing of Bob
         self.assertNotIn("bob@", text)
         self.assertNotIn("Bob's words", text)
+        # nor of the neighbour she copied in: redacted in her own message's
+        # headers, where she and the council's addresses stay
+        self.assertNotIn("nell.n@", text)
+        self.assertNotIn("Nell Neighbour", text)
+        first = [m for m in msgs if "first message" in (m["text"] or "")][0]
+        cc = [l for l in first["headers"].splitlines()
+              if l.lower().startswith("cc:")]
+        self.assertEqual(cc, ["Cc: [another person], enquiries@council.example"])
+        self.assertIn("alice@example.org", first["headers"])
+        self.assertEqual(doc["other_people_redacted"], 1)
         # the export itself is audited
         rows = [x for x in d.ctl("audit", "verify").stdout.splitlines()]
         self.assertTrue(rows)
