@@ -34,6 +34,7 @@
 #define IMAP_RESULT_WAIT_MS   (120 * 1000)
 #define IMAP_TOKEN_WARN_S     (7 * 24 * 3600)
 #define IMAP_TAKEN_KEYWORD    "$IntakeTaken"
+#define IMAP_OUT_FLUSH        (256 * 1024) /* frames written at once */
 
 struct imap_child {
   intake_config *cfg;
@@ -48,6 +49,8 @@ struct imap_child {
   guint backoff_ms;
   GTlsDatabase *tls_db;       /* the configured CA or the system store,
                                * read before privileges are dropped */
+  GByteArray *out;            /* frames not yet written to the master */
+  struct imap_flight *flight; /* (nullable) sent, answers not all read */
 };
 typedef struct imap_child imap_ctx;
 
@@ -71,8 +74,22 @@ imap_write_all (int fd, const void *p, gsize n)
   return TRUE;
 }
 
+/* Frames queued with imap_queue go out together: one write for many
+ * messages, not two per message.  */
 static gboolean
-imap_send (imap_ctx *c, guint8 type, GBytes *payload)
+imap_flush (imap_ctx *c)
+{
+  gboolean ok;
+
+  if (c->out == NULL || c->out->len == 0)
+    return TRUE;
+  ok = imap_write_all (c->ipc, c->out->data, c->out->len);
+  g_byte_array_set_size (c->out, 0);
+  return ok;
+}
+
+static gboolean
+imap_queue (imap_ctx *c, guint8 type, GBytes *payload)
 {
   gsize n;
   const void *p = g_bytes_get_data (payload, &n);
@@ -81,7 +98,17 @@ imap_send (imap_ctx *c, guint8 type, GBytes *payload)
 
   memcpy (hdr, &len, 4);
   hdr[4] = type;
-  return imap_write_all (c->ipc, hdr, 5) && imap_write_all (c->ipc, p, n);
+  if (c->out == NULL)
+    c->out = g_byte_array_new ();
+  g_byte_array_append (c->out, hdr, 5);
+  g_byte_array_append (c->out, p, n);
+  return c->out->len < IMAP_OUT_FLUSH || imap_flush (c);
+}
+
+static gboolean
+imap_send (imap_ctx *c, guint8 type, GBytes *payload)
+{
+  return imap_queue (c, type, payload) && imap_flush (c);
 }
 
 static gboolean
@@ -404,8 +431,19 @@ imap_set_of (const guint32 *uids, guint n)
 {
   struct mailimap_set *set = mailimap_set_new_empty ();
 
-  for (guint i = 0; i < n; i++)
-    mailimap_set_add_single (set, uids[i]);
+  /* runs of consecutive UIDs as ranges (a:b): ascending input, as
+   * imap_pending gives it, makes short commands */
+  for (guint i = 0; i < n;)
+    {
+      guint j = i;
+      while (j + 1 < n && uids[j + 1] == uids[j] + 1)
+        j++;
+      if (j == i)
+        mailimap_set_add_single (set, uids[i]);
+      else
+        mailimap_set_add_interval (set, uids[i], uids[j]);
+      i = j + 1;
+    }
   return set;
 }
 
@@ -529,17 +567,133 @@ imap_sizes (imap_ctx *c, const guint32 *uids, guint n, GArray *ok)
   return MAILIMAP_NO_ERROR;
 }
 
-/* Fetch the bodies of @uids (@n, sizes already checked), hand each to the
- * master, move what it took.  FALSE on a session error (@r) or if the
- * master went away (@r = 0).  */
+/* A group of messages whose frames went to the master and whose answers
+ * have not all been read.  Its messages leave the folder only once every
+ * answer is in: the move waits for the commit (exactly once).  Meanwhile
+ * the next group is fetched, so the server's work and the master's commit
+ * overlap instead of taking turns.  */
+typedef struct imap_flight {
+  GArray *uids;               /* guint32, in request order */
+  guint64 first_req;          /* request id of uids[0]; the rest follow */
+  ipc_status *status;         /* per uid, once answered */
+  gboolean *have;
+  guint answered;
+} imap_flight;
+
+static void
+imap_flight_free (imap_flight **fp)
+{
+  imap_flight *f = *fp;
+
+  if (f == NULL)
+    return;
+  g_array_unref (f->uids);
+  g_free (f->status);
+  g_free (f->have);
+  g_free (f);
+  *fp = NULL;
+}
+
+/* Record an answer in whichever of @a, @b (nullable) sent it.  An answer
+ * for neither is not ours (nothing else is outstanding) and is dropped.  */
+static void
+imap_flight_note (imap_flight *a, imap_flight *b, guint64 req,
+                  ipc_status status)
+{
+  imap_flight *fs[2] = { a, b };
+
+  for (guint i = 0; i < 2; i++)
+    {
+      imap_flight *f = fs[i];
+      if (f == NULL || req < f->first_req
+          || req - f->first_req >= f->uids->len || f->have[req - f->first_req])
+        continue;
+      f->have[req - f->first_req] = TRUE;
+      f->status[req - f->first_req] = status;
+      f->answered++;
+      return;
+    }
+}
+
+/* Read answers until every one of @f is in; answers for @other (the group
+ * sent after it, nullable) are recorded there.  FALSE if the master went
+ * away.  */
 static gboolean
-imap_take_group (imap_ctx *c, const guint32 *uids, guint n, int *r)
+imap_flight_wait (imap_ctx *c, imap_flight *f, imap_flight *other)
+{
+  if (!imap_flush (c))
+    return FALSE;
+  while (f->answered < f->uids->len)
+    {
+      guint64 req;
+      ipc_status status;
+
+      if (!imap_read_result (c, &req, &status))
+        return FALSE;
+      imap_flight_note (f, other, req, status);
+    }
+  return TRUE;
+}
+
+/* Every answer of @f is in: move what the master committed (or had
+ * committed before).  FALSE on a session error (@r).  */
+static gboolean
+imap_flight_settle (imap_ctx *c, imap_flight *f, int *r)
 {
   g_autoptr (GArray) taken = g_array_new (FALSE, FALSE, sizeof (guint32));
+
+  for (guint k = 0; k < f->uids->len; k++)
+    {
+      guint32 uid = g_array_index (f->uids, guint32, k);
+      if (f->status[k] == IPC_STATUS_COMMITTED
+          || f->status[k] == IPC_STATUS_DUPLICATE)
+        g_array_append_val (taken, uid);
+      else
+        /* storage trouble on our side: left on the server, tried again
+         * later */
+        g_warning ("event=imap-store-deferred mailbox=%s uid=%u status=%d",
+                   c->mb->name, uid, f->status[k]);
+    }
+  *r = imap_move (c, (const guint32 *) taken->data, taken->len);
+  if (*r != MAILIMAP_NO_ERROR)
+    return FALSE;
+  c->backlog = MAX (0, c->backlog - (gint64) taken->len);
+  return TRUE;
+}
+
+/* The group in flight, if any: its answers read and, when @move, its
+ * messages moved.  Without @move (the session failed) they stay on the
+ * server; the next session finds their checkpoints and moves them then.
+ * FALSE if the master went away (@r = 0) or the move failed (@r).  */
+static gboolean
+imap_land (imap_ctx *c, gboolean move, int *r)
+{
+  gboolean ok;
+
+  if (c->flight == NULL)
+    return TRUE;
+  if (!imap_flight_wait (c, c->flight, NULL))
+    {
+      imap_flight_free (&c->flight);
+      *r = 0;
+      return FALSE;
+    }
+  ok = !move || imap_flight_settle (c, c->flight, r);
+  imap_flight_free (&c->flight);
+  return ok;
+}
+
+/* Fetch the bodies of @uids (@n, sizes already checked) in one UID FETCH
+ * and queue each to the master.  NULL on a session error (@r) or if the
+ * master went away (@r = 0).  */
+static imap_flight *
+imap_flight_send (imap_ctx *c, const guint32 *uids, guint n, int *r)
+{
   struct mailimap_fetch_type *ft;
   struct mailimap_set *set;
   clist *result = NULL;
   guint32 uidvalidity = c->imap->imap_selection_info->sel_uidvalidity;
+  imap_flight *f;
 
   set = imap_set_of (uids, n);
   ft = mailimap_fetch_type_new_fetch_att_list_empty ();
@@ -553,12 +707,13 @@ imap_take_group (imap_ctx *c, const guint32 *uids, guint n, int *r)
   mailimap_fetch_type_free (ft);
   mailimap_set_free (set);
   if (*r != MAILIMAP_NO_ERROR)
-    return FALSE;
+    return NULL;
 
-  /* Every message of the chunk to the master at once, so that the writer
-   * commits them together (one fsync, not fifty); then the answers.  */
-  g_autoptr (GArray) sent = g_array_new (FALSE, FALSE, sizeof (guint32));
-  guint64 first_req = c->next_req + 1;
+  /* Every message of the group to the master at once, so that the writer
+   * commits them together (one fsync, not hundreds).  */
+  f = g_new0 (imap_flight, 1);
+  f->uids = g_array_new (FALSE, FALSE, sizeof (guint32));
+  f->first_req = c->next_req + 1;
   for (clistiter *it = clist_begin (result); it; it = clist_next (it))
     {
       imap_msg m;
@@ -592,58 +747,32 @@ imap_take_group (imap_ctx *c, const guint32 *uids, guint n, int *r)
       frame = ipc_imap_submit_pack (++c->next_req, uidvalidity, m.uid, env,
                                     raw);
       store_envelope_free (env);
-      if (!imap_send (c, IPC_IMAP_SUBMIT, frame))
+      g_array_append_val (f->uids, m.uid);
+      if (!imap_queue (c, IPC_IMAP_SUBMIT, frame))
         {
           mailimap_fetch_list_free (result);
+          imap_flight_free (&f);
           *r = 0;
-          return FALSE;
+          return NULL;
         }
-      g_array_append_val (sent, m.uid);
     }
-  {
-    g_autofree ipc_status *st = g_new0 (ipc_status, sent->len + 1);
-    g_autofree gboolean *have = g_new0 (gboolean, sent->len + 1);
-    for (guint k = 0; k < sent->len; k++)
-      {
-        guint64 req;
-        ipc_status status;
-        if (!imap_read_result (c, &req, &status))
-          {
-            mailimap_fetch_list_free (result);
-            *r = 0;
-            return FALSE;
-          }
-        if (req < first_req || req - first_req >= sent->len
-            || have[req - first_req])
-          {
-            k--;                   /* an answer from before: not ours */
-            continue;
-          }
-        have[req - first_req] = TRUE;
-        st[req - first_req] = status;
-      }
-    for (guint k = 0; k < sent->len; k++)
-      {
-        guint32 uid = g_array_index (sent, guint32, k);
-        if (st[k] == IPC_STATUS_COMMITTED || st[k] == IPC_STATUS_DUPLICATE)
-          g_array_append_val (taken, uid);
-        else
-          /* storage trouble on our side: left on the server, tried
-           * again later */
-          g_warning ("event=imap-store-deferred mailbox=%s uid=%u status=%d",
-                     c->mb->name, uid, st[k]);
-      }
-  }
   mailimap_fetch_list_free (result);
-  *r = imap_move (c, (const guint32 *) taken->data, taken->len);
-  if (*r != MAILIMAP_NO_ERROR)
-    return FALSE;
-  c->backlog = MAX (0, c->backlog - (gint64) taken->len);
-  return TRUE;
+  if (!imap_flush (c))
+    {
+      imap_flight_free (&f);
+      *r = 0;
+      return NULL;
+    }
+  f->status = g_new0 (ipc_status, f->uids->len + 1);
+  f->have = g_new0 (gboolean, f->uids->len + 1);
+  return f;
 }
 
 /* @uids: sizes first (nothing over the limit is fetched), then bodies in
- * groups of at most IMAP_CHUNK_BYTES.  */
+ * groups of at most IMAP_CHUNK_BYTES.  Each group is sent before the one
+ * in flight is landed (its answers read, its messages moved); the last
+ * group stays in flight for the caller's imap_land.  FALSE on a session
+ * error (@r) or if the master went away (@r = 0).  */
 static gboolean
 imap_take (imap_ctx *c, const guint32 *uids, guint n, int *r)
 {
@@ -661,9 +790,26 @@ imap_take (imap_ctx *c, const guint32 *uids, guint n, int *r)
       if (group->len > 0
           && (pair == NULL || bytes + pair[1] > IMAP_CHUNK_BYTES))
         {
-          if (!imap_take_group (c, (const guint32 *) group->data,
-                                group->len, r))
+          imap_flight *f = imap_flight_send (c, (const guint32 *) group->data,
+                                             group->len, r);
+          if (f == NULL)
             return FALSE;
+          /* the group before: its answers (those of @f noted on the way),
+           * then its move, while the master commits @f */
+          if (c->flight != NULL && !imap_flight_wait (c, c->flight, f))
+            {
+              imap_flight_free (&f);
+              *r = 0;
+              return FALSE;
+            }
+          if (c->flight != NULL && !imap_flight_settle (c, c->flight, r))
+            {
+              imap_flight_free (&c->flight);
+              c->flight = f;
+              return FALSE;
+            }
+          imap_flight_free (&c->flight);
+          c->flight = f;
           g_array_set_size (group, 0);
           bytes = 0;
         }
@@ -836,6 +982,10 @@ imap_child_run (imap_child *ch)
                       goto master_gone;
                     break;
                   }
+              /* the last group: moved if all went well; else only its
+               * answers read, so that none is left in the channel */
+              if (!imap_land (&c, r == MAILIMAP_NO_ERROR, &r) && r == 0)
+                goto master_gone;
               if (r != MAILIMAP_NO_ERROR)
                 break;
               if (uids->len > 0)
@@ -854,6 +1004,9 @@ imap_child_run (imap_child *ch)
       imap_backoff (&c);
     }
 master_gone:
+  imap_flight_free (&c.flight);
+  if (c.out != NULL)
+    g_byte_array_unref (c.out);
   imap_disconnect (&c);
   if (c.secret)
     memset (c.secret, 0, strlen (c.secret));

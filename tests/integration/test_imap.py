@@ -5,6 +5,8 @@ an [imap NAME] section runs one imap child for it.  Covers: messages in ->
 the same number of cases, none twice, the inbox empty and the processed
 folder full; a message delivered during IDLE arriving within seconds; SIGKILL
 of the imap child and of intaked during a fetch -> still exactly once;
+intaked SIGKILLed just after a commit while the next group is fetched ->
+nothing moved before its commit, each message taken once;
 Dovecot restarted during IDLE -> reconnect and resume; a UIDVALIDITY
 change -> no duplicate cases; TLS: a certificate from an unknown CA, or for
 another host, refused (nothing logged in, nothing taken) unless the CA is
@@ -97,6 +99,11 @@ class ExactlyOnce(unittest.TestCase):
                 wait_for(lambda: db_counts(i)[3] == n + 1, 10,
                          "the message delivered during IDLE", i.log)
                 self.assertLess(time.time() - t0, 5)
+                # filed too before the daemon stops (the pipeline yields
+                # to arriving mail for a moment; the spool row would only
+                # be filed at the next start)
+                wait_for(lambda: db_counts(i)[1] == n + 1, 10,
+                         "the message delivered during IDLE filed", i.log)
                 r = i.ctl("mailboxes", check=True)
                 self.assertIn("enquiries", r.stdout)
                 self.assertRegex(r.stdout, r"enquiries\s+(idle|ok|fetching)")
@@ -130,6 +137,57 @@ class ExactlyOnce(unittest.TestCase):
                 self.assertEqual(msgs, n)
                 self.assertEqual(cases, n)
                 self.assertEqual(box.count("Processed"), n)
+            finally:
+                i.stop()
+                i.check_sanitizers()
+
+    def test_kill_after_commit_while_the_next_group_is_fetched(self):
+        # The child sends a group, then reads the answers for the group
+        # before and moves it while the master commits the new one.  The
+        # daemon is SIGKILLed just after the commit that holds the k-th
+        # message it was handed (INTAKE_FAULT_IMAP_KILL), at points before,
+        # on and after the group boundaries; every time, whatever has left
+        # the inbox has its checkpoint (nothing moved before its commit),
+        # and in the end each message is taken once.
+        n = 1200
+        with dovecot.Dovecot() as box:
+            box.count("INBOX")
+            box.deliver_many([raw_message(k, "flight") for k in range(n)])
+            first = set(box.uids("INBOX"))
+            self.assertEqual(len(first), n)
+            i = imap_daemon(box, box)
+            try:
+                for k in (1, 500, 501, 777, 1200):
+                    i.extra_env["INTAKE_FAULT_IMAP_KILL"] = str(k)
+                    i.start()
+                    deadline = time.time() + 60
+                    while i.proc.poll() is None and time.time() < deadline:
+                        if box.count("INBOX") == 0:
+                            break
+                        time.sleep(0.05)
+                    rc = i.proc.poll()
+                    i.kill()
+                    db = sqlite3.connect(os.path.join(i.dir, "var",
+                                                      "intake.db"))
+                    try:
+                        seen = {u for (u,) in db.execute(
+                            "SELECT uid FROM imap_seen")}
+                    finally:
+                        db.close()
+                    gone = first - set(box.uids("INBOX"))
+                    self.assertLessEqual(gone, seen,
+                                         "moved before its commit (k=%d)"
+                                         % k)
+                del i.extra_env["INTAKE_FAULT_IMAP_KILL"]
+                i.start()
+                wait_for(lambda: box.count("INBOX") == 0
+                         and db_counts(i)[1] >= n, 120, "all filed", i.log)
+                msgs, cases, arrivals, seen = db_counts(i)
+                self.assertEqual((msgs, cases, arrivals, seen),
+                                 (n, n, n, n))
+                self.assertEqual(box.count("Processed"), n)
+                self.assertIn("fault injection: SIGKILL after the commit",
+                              i.log())
             finally:
                 i.stop()
                 i.check_sanitizers()
