@@ -552,6 +552,12 @@ store_imap_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
     }
   if (!store_spool_job_run (s, db, job, error))
     return FALSE;
+  /* a mailbox being emptied is mail arriving until its last group is in:
+   * the mark is kept fresh as groups commit, not only as they come, so
+   * that filing does not start in the gap while the child moves one
+   * group and fetches the next (the yield stays capped, pipeline.c) */
+  __atomic_store_n (&s->last_spool_submit, g_get_monotonic_time (),
+                    __ATOMIC_RELAXED);
   st = store_stmt (s, db, "INSERT INTO imap_seen (mailbox, uidvalidity, uid,"
                           " spool_id, seen_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                    error);

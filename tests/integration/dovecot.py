@@ -691,8 +691,13 @@ service anvil {{
             if isinstance(raw, str):
                 raw = raw.encode()
             self._seq += 1
-            name = "%d.M%dP%dQ%d.%s,S=%d" % (now, self._seq, pid, self._seq,
-                                             host, len(raw))
+            # S= the size, W= the size with CRLF line ends (RFC822.SIZE),
+            # as Dovecot names the files it saves itself (LDA, LMTP,
+            # APPEND): without W= it reads the whole file for RFC822.SIZE
+            vsize = len(raw) + raw.count(b"\n") - raw.count(b"\r\n")
+            name = "%d.M%dP%dQ%d.%s,S=%d,W=%d" % (now, self._seq, pid,
+                                                  self._seq, host, len(raw),
+                                                  vsize)
             tmp = os.path.join(path, "tmp", name)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
