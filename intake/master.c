@@ -59,8 +59,8 @@ typedef struct {
 /* A message waiting for, or with, a parse worker.  */
 typedef struct master_parse_job {
   guint64 req;
-  GBytes *raw;
-  store_envelope *env;
+  GBytes *frame;              /* the IPC_PARSE payload, packed by the
+                               * caller's thread, not the main loop's */
   intake_parse_done done;
   gpointer user_data;
 } master_parse_job;
@@ -85,7 +85,7 @@ struct intake_master {
   GQueue parse_queue;         /* master_parse_job *, waiting */
   guint64 restarts;
   guint64 spooled[3];         /* smtp, imap, form (forms count their own) */
-  guint64 parse_next_req;
+  guint64 parse_next_req;     /* atomic: requests are packed off the loop */
   guint stop_timer;
 };
 
@@ -468,8 +468,7 @@ master_parse_job_free (master_parse_job *j)
 {
   if (j == NULL)
     return;
-  g_bytes_unref (j->raw);
-  store_envelope_free (j->env);
+  g_bytes_unref (j->frame);
   g_free (j);
 }
 
@@ -514,7 +513,6 @@ master_parse_dispatch (intake_master *m)
   for (guint i = 0; i < m->children->len && m->parse_queue.length > 0; i++)
     {
       master_child *c = m->children->pdata[i];
-      g_autoptr (GBytes) frame = NULL;
       master_parse_job *j;
 
       if (g_strcmp0 (c->role, "parse") != 0 || c->pid == 0 || c->ipc == NULL
@@ -522,8 +520,7 @@ master_parse_dispatch (intake_master *m)
         continue;
       j = g_queue_pop_head (&m->parse_queue);
       c->busy = j;
-      frame = ipc_submit_pack (j->req, j->env, j->raw);
-      ipc_channel_send (c->ipc, IPC_PARSE, frame);
+      ipc_channel_send (c->ipc, IPC_PARSE, j->frame);
       c->busy_timer = g_timeout_add_seconds (m->cfg->parse_timeout_s,
                                              master_parse_timeout, c);
     }
@@ -547,7 +544,6 @@ master_parse_submit_main (gpointer data)
       g_free (ctx);
       return G_SOURCE_REMOVE;
     }
-  ctx->job->req = ++m->parse_next_req;
   g_queue_push_tail (&m->parse_queue, ctx->job);
   master_parse_dispatch (m);
   g_free (ctx);
@@ -561,7 +557,6 @@ intake_master_parse (intake_master *m, GBytes *raw,
 {
   master_parse_submit_ctx *ctx;
   master_parse_job *j;
-  g_autoptr (GBytes) packed = NULL;
 
   /* Once stopping, nothing more is parsed (the loop may not run again).  */
   if (g_atomic_int_get (&m->stopping_flag))
@@ -571,10 +566,10 @@ intake_master_parse (intake_master *m, GBytes *raw,
     }
   ctx = g_new0 (master_parse_submit_ctx, 1);
   j = g_new0 (master_parse_job, 1);
-  packed = store_envelope_pack (env);
-
-  j->raw = g_bytes_ref (raw);
-  j->env = store_envelope_unpack (packed, NULL);   /* a copy */
+  /* Packed here, in the pipeline's thread: the main loop, which also
+   * carries every SMTP session's frames, only sends it.  */
+  j->req = __atomic_add_fetch (&m->parse_next_req, 1, __ATOMIC_RELAXED);
+  j->frame = ipc_submit_pack (j->req, env, raw);
   j->done = done;
   j->user_data = user_data;
   ctx->m = m;

@@ -1,12 +1,14 @@
 /*
  * pipeline.c - draining the spool into cases.
  *
- * Owns: one thread and its batch.  Every batch is handed to the store in
- * one go, so the writer commits it as one transaction; the next batch is
- * read only when the last one is done.  Parsing happens in the parse
- * workers (through the function the master sets): a message whose parse
- * fails is counted in the spool row, and quarantined after
- * [parser] max_failures.  A row that does not open, or whose ingest fails
+ * Owns: one thread and its batch.  A batch goes to the parse workers
+ * whole; each message is routed and handed to the store, in spool order,
+ * as soon as its parse is back, so parsing, routing and the writer's
+ * transactions (which take whatever is waiting: many cases per commit)
+ * overlap; at most PIPELINE_FILING_MAX wait for their commit.  Parsing
+ * happens in the parse workers (through the function the master sets): a
+ * message whose parse fails is counted in the spool row, and quarantined
+ * after [parser] max_failures.  A row that does not open, or whose ingest fails
  * (database busy, disk full), stays in the spool and is tried again later.
  */
 #define G_LOG_DOMAIN "intake-pipeline"
@@ -18,11 +20,16 @@
 #include "parser/parser.h"
 
 #define PIPELINE_BATCH 128
+/* Messages handed to the store and not yet committed: bounds the memory
+ * of a pipeline that routes faster than the writer files.  */
+#define PIPELINE_FILING_MAX (2 * PIPELINE_BATCH)
 /* Accepting mail comes first: while messages are arriving (one was spooled
  * less than QUIET ago), a batch waits, polling every POLL, for at most
  * YIELD; so a burst is spooled at full speed and turned into cases right
- * after it, and under sustained load cases still open once per YIELD.  */
-#define PIPELINE_YIELD_US (2 * G_TIME_SPAN_SECOND)
+ * after it, and under sustained load a batch still opens once per YIELD
+ * (with 2 s, at most 64 cases a second were filed while mail kept coming,
+ * however idle the machine).  */
+#define PIPELINE_YIELD_US (250 * G_TIME_SPAN_MILLISECOND)
 #define PIPELINE_QUIET_US (50 * G_TIME_SPAN_MILLISECOND)
 #define PIPELINE_POLL_US  (10 * G_TIME_SPAN_MILLISECOND)
 /* A message whose ingest failed (database busy, disk full) is tried again
@@ -259,6 +266,7 @@ typedef struct {
   store_spool_item *item;
   parser_message *msg;        /* (nullable) */
   char *failure;              /* (nullable) why the parse failed */
+  gboolean parsed;            /* under lock: msg or failure is set */
 } pipeline_item;
 
 static void
@@ -270,6 +278,7 @@ pipeline_on_parsed (parser_message *msg, const char *failure, gpointer data)
   g_mutex_lock (&p->lock);
   pi->msg = msg;
   pi->failure = g_strdup (failure);
+  pi->parsed = TRUE;
   p->parsing--;
   g_cond_signal (&p->cond);
   g_mutex_unlock (&p->lock);
@@ -302,9 +311,10 @@ pipeline_wait (pipeline *p, guint *counter)
   g_mutex_unlock (&p->lock);
 }
 
-/* One batch: returns the number of rows taken.  */
+/* One batch: returns the number of rows taken; *@full: the spool may hold
+ * more after them.  */
 static guint
-pipeline_batch (pipeline *p, gint64 *after, gboolean *failed)
+pipeline_batch (pipeline *p, gint64 *after, gboolean *failed, gboolean *full)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) items = NULL;
@@ -316,6 +326,7 @@ pipeline_batch (pipeline *p, gint64 *after, gboolean *failed)
          && g_get_monotonic_time () < until && !p->stop)
     g_usleep (PIPELINE_POLL_US);
   items = store_spool_list (p->st, *after, PIPELINE_BATCH, &error);
+  *full = items != NULL && items->len == PIPELINE_BATCH;
   if (items == NULL)
     {
       g_warning ("event=spool-read-failed error=%s", error->message);
@@ -354,18 +365,20 @@ pipeline_batch (pipeline *p, gint64 *after, gboolean *failed)
       g_ptr_array_add (work, pi);
       p->parse (item->raw, item->env, pipeline_on_parsed, pi, p->parse_data);
     }
-  pipeline_wait (p, &p->parsing);
-  /* the batch before this one must be committed first: at most one batch
-   * files while the next is parsed */
-  pipeline_wait (p, &p->filing);
-
-  /* 2. Cases for the parsed ones, failures counted for the others; the
-   * store commits them together.  */
+  /* 2. In spool order, each message as soon as it is parsed: a case for
+   * a parsed one, a failure counted for the others.  Filing overlaps
+   * parsing; the store groups what is waiting into one transaction.  */
   for (guint i = 0; i < work->len; i++)
     {
       pipeline_item *pi = work->pdata[i];
-      pipeline_done_ctx *ctx = g_new0 (pipeline_done_ctx, 1);
+      pipeline_done_ctx *ctx;
 
+      g_mutex_lock (&p->lock);
+      while (!pi->parsed
+             || p->filing >= PIPELINE_FILING_MAX)
+        g_cond_wait (&p->cond, &p->lock);
+      g_mutex_unlock (&p->lock);
+      ctx = g_new0 (pipeline_done_ctx, 1);
       ctx->p = p;
       ctx->spool_id = pi->item->id;
       if (pi->msg != NULL)
@@ -390,11 +403,7 @@ pipeline_batch (pipeline *p, gint64 *after, gboolean *failed)
         }
       else
         g_free (ctx);
-    }
-  /* what filing needs was copied: the batch's parse results go now */
-  for (guint i = 0; i < work->len; i++)
-    {
-      pipeline_item *pi = work->pdata[i];
+      /* what filing needs was copied: the parse result goes now */
       if (pi->msg)
         parser_message_free (pi->msg);
       g_free (pi->failure);
@@ -415,18 +424,17 @@ pipeline_main (gpointer data)
   for (;;)
     {
       gint64 after = 0;
-      guint n;
 
       g_mutex_lock (&p->lock);
       p->kicked = FALSE;
       g_mutex_unlock (&p->lock);
 
       /* A full pass over the spool, batch by batch.  */
-      gboolean failed;
+      gboolean failed, full = FALSE;
       do
         {
           failed = FALSE;
-          n = pipeline_batch (p, &after, &failed);
+          pipeline_batch (p, &after, &failed, &full);
           /* A parse failure is counted; go round again at once, so that a
            * poisonous message reaches quarantine without waiting.  */
           if (failed)
@@ -444,7 +452,7 @@ pipeline_main (gpointer data)
               return NULL;
             }
         }
-      while (n == PIPELINE_BATCH || failed);
+      while (full || failed);
       pipeline_wait (p, &p->filing);
 
       g_mutex_lock (&p->lock);

@@ -682,6 +682,8 @@ store_batch_abort (store *s, GPtrArray *batch, int rc, const char *what)
   GError *error = NULL;
 
   s->next_spool_id = 0;         /* the batch's ids were rolled back */
+  /* keys of subjects the batch created, under ids handed out again */
+  store_keycache_clear (s->wkeys);
   store_set_sqlite_error (&error, s->wdb, rc, what);
   g_warning ("store: %s", error->message);
   if (!sqlite3_get_autocommit (s->wdb))
@@ -1080,6 +1082,7 @@ store_open_full (const char *path, const char *vault, const store_keys *keys,
   g_cond_init (&s->ccond);
   s->wkey = sodium_malloc (STORE_KEY_BYTES);
   g_assert (s->wkey != NULL);
+  s->wkeys = store_keycache_new ();
   s->wstmts = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
                                      store_stmt_finalize);
   s->rstmts = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
@@ -1177,6 +1180,7 @@ store_close (store **sp)
   g_mutex_clear (&s->clock);
   g_cond_clear (&s->ccond);
   sodium_free (s->wkey);
+  store_keycache_free (&s->wkeys);
   g_free (s->path);
   g_free (s);
   *sp = NULL;

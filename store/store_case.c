@@ -292,20 +292,35 @@ store_subject_find_or_create (store *s, sqlite3 *db, const char *addr,
   gint64 id;
   int rc;
 
+  g_assert (db == s->wdb);      /* the writer's key cache */
   store_keys_blind (s->keys, "subject-address", norm, strlen (norm), index);
-  st = store_stmt (s, db, "SELECT id, data_key FROM subjects"
-                          " WHERE address_index = ?1", error);
+  st = store_stmt (s, db, "SELECT id, data_key, erasing_at IS NOT NULL"
+                          " FROM subjects WHERE address_index = ?1", error);
   if (st == NULL)
     return -1;
   sqlite3_bind_blob (st, 1, index, sizeof index, SQLITE_STATIC);
   rc = sqlite3_step (st);
   if (rc == SQLITE_ROW)
     {
+      const void *wrapped = sqlite3_column_blob (st, 1);
+      gsize wlen = (gsize) sqlite3_column_bytes (st, 1);
+      gboolean erasing = sqlite3_column_int (st, 2) != 0;
+      gboolean ok = TRUE;
+
       id = sqlite3_column_int64 (st, 0);
-      gboolean ok = store_subject_key_unwrap_into (s, db,
-                                                   sqlite3_column_blob (st, 1),
-                                                   sqlite3_column_bytes (st, 1),
-                                                   id, data_key, error);
+      /* The writer holds the write lock: an erasure's mark (committed
+       * before its vault secret goes) is either seen here or not begun.
+       * A key being shredded is never taken from the cache.  */
+      if (erasing)
+        store_keycache_forget (s->wkeys, id);
+      if (erasing || !store_keycache_get (s->wkeys, id, wrapped, wlen,
+                                          data_key))
+        {
+          ok = store_subject_key_unwrap_into (s, db, wrapped, wlen, id,
+                                              data_key, error);
+          if (ok && !erasing)
+            store_keycache_put (s->wkeys, id, wrapped, wlen, data_key);
+        }
       store_stmt_release (st);
       return ok ? id : -1;
     }
@@ -343,6 +358,11 @@ store_subject_find_or_create (store *s, sqlite3 *db, const char *addr,
   sqlite3_bind_int64 (st, 7, now);
   if (!store_step_done (db, st, "subject insert", error))
     return -1;
+  {
+    gsize wlen;
+    const void *w = g_bytes_get_data (wrapped, &wlen);
+    store_keycache_put (s->wkeys, id, w, wlen, data_key);
+  }
   {
     g_autofree char *object = g_strdup_printf ("subject:%" G_GINT64_FORMAT,
                                                id);

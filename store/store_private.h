@@ -37,6 +37,7 @@ struct store {
   sqlite3 *wdb;              /* writer thread only */
   sqlite3 *rdb;              /* readers, serialised by rlock */
   guint8 *wkey;              /* writer's data-key scratch (sodium_malloc) */
+  struct store_keycache *wkeys; /* writer's opened data keys */
   gint64 next_spool_id;      /* writer only; 0 = read it from the table */
   GHashTable *wstmts;        /* sql -> sqlite3_stmt *, for wdb */
   GHashTable *rstmts;        /* sql -> sqlite3_stmt *, for rdb */
@@ -98,6 +99,30 @@ gboolean store_audit_append_outcome (store *s, sqlite3 *db, const char *actor,
                                      const char *action, const char *object,
                                      const char *detail, const char *outcome,
                                      GError **error);
+
+/* ------------------------------------------------- writer's key cache */
+
+/* Data keys the writer opened lately (store_keycache.c); writer thread
+ * only, but for store_keycache_epoch ().  */
+typedef struct store_keycache store_keycache;
+store_keycache *store_keycache_new (void);
+void store_keycache_free (store_keycache **c);
+/* Wipe every key.  */
+void store_keycache_clear (store_keycache *c);
+/* Copy the key of @subject_id into @out (STORE_KEY_BYTES secure memory) if
+ * it was opened from exactly @wrapped (@len bytes) and is not too old.  */
+gboolean store_keycache_get (store_keycache *c, gint64 subject_id,
+                             const void *wrapped, gsize len, guint8 *out);
+/* Remember @key, opened from @wrapped, for @subject_id.  */
+void store_keycache_put (store_keycache *c, gint64 subject_id,
+                         const void *wrapped, gsize len, const guint8 *key);
+/* Wipe the key of one subject.  */
+void store_keycache_forget (store_keycache *c, gint64 subject_id);
+/* Every cache of this process is wiped before its next use (an erasure
+ * is under way); any thread.  */
+void store_keycache_epoch (void);
+void store_keycache_stats (store_keycache *c, guint64 *hits,
+                          guint64 *misses);
 
 /* ------------------------------------------------------- key vault */
 

@@ -384,6 +384,7 @@ store_vault_forget_n (store *s, GArray *ids, gint64 *had, GError **error)
   int rc = SQLITE_DONE, log = 0, done = 0;
 
   *had = 0;
+  store_keycache_epoch ();      /* the writer's opened keys go too */
   store_vault_lock (s);
   vdb = s->rvault;
   if (!store_vault_begin (vdb, error))

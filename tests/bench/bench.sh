@@ -26,8 +26,12 @@
 # the sink's best run is the ceiling), BENCH_DRAIN_TIMEOUT (s, per cell,
 # default 120), BENCH_SEND_TIMEOUT (s, per smtp-source run, default 300),
 # BENCH_E2E_TIMEOUT (s, default 600), BENCH_PARTS (default "throughput
-# memory e2e": which of 1-3 to run), TMPDIR (where the temporary
-# directories go, default /tmp).
+# memory e2e": which of 1-3 to run), BENCH_SIZES and BENCH_SESSIONS (the
+# throughput cells, default "2048 51200" and "1 10 50"), TMPDIR (where the
+# temporary directories go, default /tmp).  SMTP to case next to the
+# spool-only cell of the same run, and nothing else:
+#   BENCH_PARTS="throughput e2e" BENCH_SIZES=2048 BENCH_SESSIONS=50 \
+#   BENCH_SINK_RUNS=1 sh tests/bench/bench.sh
 # Everything started here is stopped on exit, and the temporary directories
 # are removed.
 
@@ -50,8 +54,8 @@ SEND_TIMEOUT=${BENCH_SEND_TIMEOUT:-300}
 SINK_RUNS=${BENCH_SINK_RUNS:-2}
 E2E_TIMEOUT=${BENCH_E2E_TIMEOUT:-600}
 PARTS=${BENCH_PARTS:-"throughput memory e2e"}
-SIZES="2048 51200"
-SESSIONS="1 10 50"
+SIZES=${BENCH_SIZES:-"2048 51200"}
+SESSIONS=${BENCH_SESSIONS:-"1 10 50"}
 MAX_SESSIONS=2000
 FROM=citizen@example.org
 TO=enquiries@council.example
@@ -370,13 +374,15 @@ CUR_DIR="$WORK/intaked-e2e"
 port=$(python3 "$HELPER" port)
 if make_config "$CUR_DIR" "$port" && start_intaked "$CUR_DIR" "$port"; then
 	echo "  load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-	python3 "$HELPER" e2e "$CUR_DIR/var/intake.db" "$MESSAGES" "$E2E_TIMEOUT" -- \
+	python3 "$HELPER" e2e "$CUR_DIR/var/intake.db" "$MESSAGES" "$E2E_TIMEOUT" \
+	    --pid "$INTAKED_PID" -- \
 	    "$SOURCE" $SOURCE_OPTS -s 50 -m "$MESSAGES" -l 2048 -f "$FROM" -t "$TO" \
 	    "127.0.0.1:$port" >"$WORK/e2e.out" 2>"$WORK/source.err"
 	sed '$d' "$WORK/e2e.out" | tr '\n' ' ' | fold -s -w 76 | sed 's/^/  progress: /'
 	echo
-	set -- $(tail -n 1 "$WORK/e2e.out") 0 99 -1 -1 -1 -1 -1
+	set -- $(tail -n 1 "$WORK/e2e.out") 0 99 -1 -1 -1 -1 -1 -1 -1
 	e_send=$1 e_rc=$2 e_filed=$3 e_at_send=$4 e_msgs=$5 e_cases=$6 e_spool=$7
+	e_cpu_send=$8 e_cpu_rest=$9
 	spool_rate=$(rate "$MESSAGES" "$e_send")
 	status=ok
 	if [ "$e_rc" != 0 ]; then
@@ -396,6 +402,8 @@ if make_config "$CUR_DIR" "$port" && start_intaked "$CUR_DIR" "$port"; then
 	    "filed into cases by then: $e_at_send"
 	echo "  filed: all $MESSAGES after ${e_filed}s -> $case_rate msg/s end-to-end;" \
 	    "database: $e_msgs messages, $e_cases cases, spool $e_spool"
+	echo "  CPU of intaked and its children (user + system) per message:" \
+	    "${e_cpu_send} us while smtp-source ran, ${e_cpu_rest} us after it until all were filed"
 	echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 	stop_intaked
 	check_log "$CUR_DIR" "e2e" || status="$status,log"
@@ -456,7 +464,8 @@ if [ -s "$E2ERES" ]; then
 	set -- "$@" $verdict
 	echo "SMTP to case, 2 KB x 50: filed $2 msg/s against $1 msg/s spool-only in the same run = $7 (target >= 70%: $8)"
 	sink50=$(awk '$1 == 2048 && $2 == 50 { print $5 }' "$RESULTS")
-	[ -z "$sink50" ] || echo "  (spool-only in the throughput table above, 2 KB x 50: $sink50 msg/s)"
+	[ -z "$sink50" ] || echo "  (spool-only in the throughput table above, 2 KB x 50: $sink50 msg/s;" \
+	    "filed $2 msg/s is $(awk -v a="$sink50" -v b="$2" 'BEGIN { if (a > 0) printf "%.1f%%", 100 * b / a; else print "?" }') of it)"
 elif want e2e; then
 	echo "SMTP to case, 2 KB x 50: no result (target >= 70% of spool-only)"
 fi

@@ -21,16 +21,21 @@
                                 all_rss_mb all_nprocs" to RESULTFILE (rss
                                 and pss: master + SMTP children; all_*: with
                                 any other intaked children, parse workers)
-  e2e DB N TIMEOUT -- CMD...    run CMD (smtp-source sending N messages)
+  e2e DB N TIMEOUT [--pid PID] -- CMD...
+                                run CMD (smtp-source sending N messages)
                                 and poll DB (read-only, every 0.1 s) until
                                 N arrivals are filed into cases or TIMEOUT
                                 seconds have passed; print "SEND_S RC
-                                FILED_S FILED_AT_SEND MESSAGES CASES SPOOL"
-                                (FILED_S from the start of CMD to the poll
-                                that saw N arrivals, -1 on timeout;
-                                FILED_AT_SEND: arrivals when CMD ended),
-                                after a line "t=S filed=N spool=N" every
-                                5 s of the run
+                                FILED_S FILED_AT_SEND MESSAGES CASES SPOOL
+                                CPU_SEND_US CPU_REST_US" (FILED_S from the
+                                start of CMD to the poll that saw N
+                                arrivals, -1 on timeout; FILED_AT_SEND:
+                                arrivals when CMD ended; CPU_*: user +
+                                system CPU time of PID (intaked) and its
+                                children per message, while CMD ran and
+                                from then until all were filed, -1 without
+                                --pid), after a line "t=S filed=N spool=N"
+                                every 5 s of the run
 """
 
 import os
@@ -132,8 +137,42 @@ def db_counts(db):
         return None
 
 
-def e2e(db, n, timeout, argv):
+def cpu_tree(pid):
+    """User + system CPU seconds of pid and every live descendant (the
+    threads included), or None when pid is gone."""
+    hz = os.sysconf("SC_CLK_TCK")
+    kids = {}
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % p) as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        kids.setdefault(int(fields[1]), []).append(
+            (int(p), (int(fields[11]) + int(fields[12])) / hz))
+    total, seen, todo = 0.0, False, [pid]
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+        fields = st[st.rindex(")") + 2:].split()
+        total += (int(fields[11]) + int(fields[12])) / hz
+        seen = True
+    except OSError:
+        return None
+    while todo:
+        for child, t in kids.get(todo.pop(), []):
+            total += t
+            todo.append(child)
+    return total if seen else None
+
+
+def e2e(db, n, timeout, argv, pid=None):
     """Time from the first send until n messages are filed into cases."""
+    cpu0 = cpu_tree(pid) if pid else None
+    cpu_send = cpu_end = None
     t0 = time.monotonic()
     p = subprocess.Popen(argv)
     send_s = None
@@ -152,6 +191,7 @@ def e2e(db, n, timeout, argv):
             rc = p.poll()
             if rc is not None:
                 send_s = now
+                cpu_send = cpu_tree(pid) if pid else None
                 got = db_counts(db)
                 at_send = got[0] if got else -1
                 last = got or last
@@ -159,6 +199,7 @@ def e2e(db, n, timeout, argv):
         last = got or last
         if got and got[0] >= n:
             filed_s = time.monotonic() - t0
+            cpu_end = cpu_tree(pid) if pid else None
             break
         if now > timeout:
             break
@@ -174,8 +215,14 @@ def e2e(db, n, timeout, argv):
         if at_send < 0 and last:
             at_send = last[0]
     last = last or (-1, -1, -1, -1)
-    print("%.3f %d %.3f %d %d %d %d" % (send_s, rc, filed_s, at_send,
-                                         last[1], last[2], last[3]))
+    us_send = us_rest = -1
+    if cpu0 is not None and cpu_send is not None:
+        us_send = (cpu_send - cpu0) * 1e6 / n
+        if cpu_end is not None:
+            us_rest = (cpu_end - cpu_send) * 1e6 / n
+    print("%.3f %d %.3f %d %d %d %d %.0f %.0f" % (send_s, rc, filed_s, at_send,
+                                                 last[1], last[2], last[3],
+                                                 us_send, us_rest))
     return 0
 
 
@@ -361,10 +408,14 @@ def main(argv):
     if cmd == "count":
         return count(args[0])
     if cmd == "e2e":
+        pid = None
+        if len(args) > 4 and args[3] == "--pid":
+            pid = int(args[4])
+            del args[3:5]
         if len(args) < 5 or args[3] != "--":
-            sys.stderr.write("usage: e2e DB N TIMEOUT -- CMD...\n")
+            sys.stderr.write("usage: e2e DB N TIMEOUT [--pid PID] -- CMD...\n")
             return 2
-        return e2e(args[0], int(args[1]), float(args[2]), args[4:])
+        return e2e(args[0], int(args[1]), float(args[2]), args[4:], pid)
     if cmd == "procs":
         print(" ".join(str(p) for p in children(args[0])))
         return 0

@@ -4,7 +4,9 @@
  * whose vault is missing or another database's refused at open, erasure
  * through the store (the vault secret gone, rows gone, the tombstone and
  * the export of an erased person), an erasure interrupted after its first
- * step finished exactly once, and rows left by a restored backup whose
+ * step finished exactly once, an erased person's data key not outliving
+ * the erasure in the writer's key cache, and rows left by a restored
+ * backup whose
  * secret is gone ("shredded"); the routing rule action `retention CLASS`
  * and the retention schedule file (errors name file, group and key).
  */
@@ -157,9 +159,10 @@ make_env (const char *from)
   return env;
 }
 
-/* Spool and file one message; the case id it went to.  */
+/* Spool and file one message; the case id it went to, or -1 with the
+ * filing's error in *@error (the spool row stays).  */
 static gint64
-file_mail (store *st, const mail *m)
+file_mail_try (store *st, const mail *m, GError **error)
 {
   waiter w = { 0 };
   g_autofree char *text = g_strdup_printf ("From: %s\r\nMessage-ID: <%s>\r\n"
@@ -205,10 +208,21 @@ file_mail (store *st, const mail *m)
     }
   store_ingest_submit (st, in, waiter_done, &w);
   waiter_wait (&w);
-  ck_assert_msg (w.error == NULL, "%s", w.error ? w.error->message : "");
-  case_id = w.id;
+  case_id = w.error == NULL ? w.id : -1;
+  if (w.error != NULL)
+    g_propagate_error (error, w.error);
   g_mutex_clear (&w.lock);
   g_cond_clear (&w.cond);
+  return case_id;
+}
+
+static gint64
+file_mail (store *st, const mail *m)
+{
+  g_autoptr (GError) error = NULL;
+  gint64 case_id = file_mail_try (st, m, &error);
+
+  ck_assert_msg (error == NULL, "%s", error ? error->message : "");
   return case_id;
 }
 
@@ -365,6 +379,88 @@ START_TEST (test_erase_through_the_store)
 }
 END_TEST
 
+/* The writer keeps the data keys it opened (store_keycache.c); an erased
+ * person's key must not outlive the erasure there.  In this process: the
+ * next message from the address opens a new subject.  From another
+ * process (intakectl): the subject is marked and its vault secret deleted
+ * behind the writer's back; filing must then fail as it did before the
+ * cache (the message stays in the spool), never use the cached key, and
+ * once the rows are gone the message gets a new subject.  */
+START_TEST (test_erase_with_cached_key)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *vault = tmp_path ("intake-vault.db");
+  store_keys *keys = load_keys ();
+  store *st = open_store (keys);
+  store_erasure_report r = { 0 };
+  gint64 a, a2, a3;
+  char sql[256];
+
+  for (int i = 0; i < 3; i++)
+    {
+      char mid[64], body[64];
+      g_snprintf (mid, sizeof mid, "c%d@example.org", i);
+      g_snprintf (body, sizeof body, "message %d", i);
+      file_mail (st, &(mail){ "a@example.org", mid, NULL, NULL, NULL, body,
+                              FALSE });
+    }
+  a = store_subject_id (st, "a@example.org", NULL);
+  ck_assert_int_gt (a, 0);
+  ck_assert (store_subject_erase (st, a, "request", "tester", &r, &error));
+  file_mail (st, &(mail){ "a@example.org", "c3@example.org", NULL, NULL,
+                          NULL, "after the erasure", FALSE });
+  a2 = store_subject_id (st, "a@example.org", NULL);
+  ck_assert_int_gt (a2, 0);
+  ck_assert_int_ne (a2, a);
+  {
+    g_autofree char *doc = store_subject_export (st, a2, "tester", &error);
+    ck_assert_msg (doc != NULL, "%s", error ? error->message : "");
+    ck_assert (strstr (doc, "after the erasure") != NULL);
+  }
+  /* the key of a2 is in the writer's cache now; another process marks
+   * the subject (step 1) and deletes its secret (step 2) */
+  file_mail (st, &(mail){ "a@example.org", "c4@example.org", NULL, NULL,
+                          NULL, "cached again", FALSE });
+  g_snprintf (sql, sizeof sql, "UPDATE subjects SET erasing_at = 1 WHERE"
+              " id = %" G_GINT64_FORMAT ";"
+              "INSERT INTO erasures (subject_id, requested_at, actor, reason)"
+              " VALUES (%" G_GINT64_FORMAT ", 1, 'tester', 'request')",
+              a2, a2);
+  raw_sql (sql);
+  {
+    sqlite3 *v;
+    char *err = NULL;
+    g_snprintf (sql, sizeof sql, "DELETE FROM secrets WHERE subject_id = %"
+                G_GINT64_FORMAT, a2);
+    ck_assert_int_eq (sqlite3_open (vault, &v), SQLITE_OK);
+    sqlite3_busy_timeout (v, 5000);
+    ck_assert_msg (sqlite3_exec (v, sql, NULL, NULL, &err) == SQLITE_OK,
+                   "%s", err ? err : "");
+    ck_assert_int_eq (sqlite3_changes (v), 1);
+    sqlite3_close (v);
+  }
+  ck_assert_int_eq (file_mail_try (st, &(mail){ "a@example.org",
+                                                "c5@example.org", NULL, NULL,
+                                                NULL, "while erasing", FALSE },
+                                   &error), -1);
+  ck_assert_ptr_nonnull (error);
+  g_clear_error (&error);
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM messages WHERE"
+                             " subject_id = (SELECT id FROM subjects WHERE"
+                             " erasing_at IS NOT NULL)"), 2);
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM spool"), 1);
+  /* step 3 finishes; the address is a stranger again */
+  ck_assert_int_eq (store_erase_resume (st, &error), 1);
+  file_mail (st, &(mail){ "a@example.org", "c6@example.org", NULL, NULL,
+                          NULL, "a new start", FALSE });
+  a3 = store_subject_id (st, "a@example.org", NULL);
+  ck_assert_int_gt (a3, 0);
+  ck_assert_int_ne (a3, a2);
+  store_close (&st);
+  store_keys_free (&keys);
+}
+END_TEST
+
 START_TEST (test_erase_resumed_once)
 {
   g_autoptr (GError) error = NULL;
@@ -470,6 +566,7 @@ rights_suite (void)
   tcase_add_test (tc, test_vault_missing_or_foreign);
   tcase_add_test (tc, test_erase_through_the_store);
   tcase_add_test (tc, test_erase_resumed_once);
+  tcase_add_test (tc, test_erase_with_cached_key);
   tcase_add_test (tc, test_rule_retention_action);
   tcase_add_test (tc, test_retention_schedule_file);
   suite_add_tcase (s, tc);
