@@ -672,6 +672,11 @@ imap_land (imap_ctx *c, gboolean move, int *r)
 
   if (c->flight == NULL)
     return TRUE;
+  if (!move)
+    g_message ("event=imap-flight-left mailbox=%s messages=%u: the session"
+               " ended; they stay in the folder, and those committed are"
+               " moved by the next session", c->mb->name,
+               c->flight->uids->len);
   if (!imap_flight_wait (c, c->flight, NULL))
     {
       imap_flight_free (&c->flight);

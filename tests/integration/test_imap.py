@@ -6,7 +6,9 @@ the same number of cases, none twice, the inbox empty and the processed
 folder full; a message delivered during IDLE arriving within seconds; SIGKILL
 of the imap child and of intaked during a fetch -> still exactly once;
 intaked SIGKILLed just after a commit while the next group is fetched ->
-nothing moved before its commit, each message taken once;
+nothing moved before its commit, each message taken once; the server's
+session killed with groups in flight -> their answers read, nothing
+left in the channel, taken once after the reconnect;
 Dovecot restarted during IDLE -> reconnect and resume; a UIDVALIDITY
 change -> no duplicate cases; TLS: a certificate from an unknown CA, or for
 another host, refused (nothing logged in, nothing taken) unless the CA is
@@ -191,6 +193,36 @@ class ExactlyOnce(unittest.TestCase):
             finally:
                 i.stop()
                 i.check_sanitizers()
+
+    def test_session_killed_with_a_group_in_flight(self):
+        # The server's session process dies while groups are in flight:
+        # the child reads the answers still due (moving nothing), backs
+        # off, logs in again, finds the checkpoints and moves those
+        # messages; no frame is left over in the channel to the master,
+        # and every message is taken once.
+        n = 5000
+        with dovecot.Dovecot() as box:
+            box.count("INBOX")
+            box.deliver_many([raw_message(k, "flight") for k in range(n)])
+            i = imap_daemon(box, box)
+            with i:
+                wait_for(lambda: db_counts(i)[3] >= 500, 60,
+                         "the first group", i.log)
+                for pid in box.imap_pids():
+                    os.kill(pid, signal.SIGKILL)
+                wait_for(lambda: "event=imap-session-ended" in i.log(), 30,
+                         "the session's end", i.log)
+                self.assertIn("event=imap-flight-left", i.log())
+                wait_for(lambda: box.count("INBOX") == 0
+                         and db_counts(i)[1] >= n, 120, "all filed", i.log)
+                msgs, cases, arrivals, seen = db_counts(i)
+                self.assertEqual((msgs, cases, arrivals, seen),
+                                 (n, n, n, n))
+                self.assertEqual(box.count("Processed"), n)
+                self.assertGreaterEqual(
+                    i.log().count("event=imap-connected"), 2)
+                self.assertNotIn("event=bad-frame", i.log())
+                self.assertNotIn("event=child-exit child=imap", i.log())
 
     def test_uidvalidity_change_and_restart(self):
         with dovecot.Dovecot() as box:
