@@ -1170,6 +1170,8 @@ store_close (store **sp)
     sqlite3_close_v2 (s->wdb);
   if (s->rdb)
     sqlite3_close_v2 (s->rdb);
+  sqlite3_finalize (s->wvault_get);
+  sqlite3_finalize (s->rvault_get);
   if (s->wvault)
     sqlite3_close_v2 (s->wvault);
   if (s->rvault)

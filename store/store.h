@@ -315,6 +315,8 @@ typedef struct {
   const char *kind;
   guint limit;
   gint64 before_id;
+  gboolean brief;          /* a list's columns only: from_name and
+                            * message_id stay NULL, not decrypted */
 } store_case_filter;
 
 /* (transfer full) store_case_view *, decrypted in memory.  */

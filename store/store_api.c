@@ -479,6 +479,7 @@ GPtrArray *
 store_api_case_find (store *s, const char *const *queues,
                      const store_case_filter *f, GError **error)
 {
+  store_case_filter brief;
   GPtrArray *all;
   GPtrArray *out;
 
@@ -487,7 +488,11 @@ store_api_case_find (store *s, const char *const *queues,
       g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND, "no such queue");
       return NULL;
     }
-  all = store_case_find (s, f, error);
+  /* a list shows the address and the subject line: the name and the
+   * Message-ID are not decrypted for it */
+  brief = *f;
+  brief.brief = TRUE;
+  all = store_case_find (s, &brief, error);
   if (all == NULL)
     return NULL;
   /* The filter named the queue; check every row again all the same.  */

@@ -81,7 +81,8 @@ void store_api_token_used (store *s, gint64 id, gint64 now);
 /* -------------------------------------------------------------- cases */
 
 /* (transfer full) store_case_view * of one of @queues (f->queue must be
- * one of them, else STORE_ERROR_NOT_FOUND), newest first.  */
+ * one of them, else STORE_ERROR_NOT_FOUND), newest first; brief (no
+ * from_name, no message_id).  */
 GPtrArray *store_api_case_find (store *s, const char *const *queues,
                                 const store_case_filter *f, GError **error);
 

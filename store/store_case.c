@@ -1098,33 +1098,24 @@ store_ingest_submit (store *s, store_ingest *in, store_done_fn done,
 
 /* ------------------------------------------------------------ reading */
 
-/* Data keys unwrapped during one read, by subject id; freed after it.  */
+/* The data key of @subject_id, whose wrapped form is column @col of @st,
+ * from the read's cache (store_readkeys.c).  */
 static const guint8 *
-store_key_cache_get (store *s, GHashTable *cache, sqlite3_stmt *st,
-                     int col, gint64 subject_id)
+store_case_key (store *s, store_readkeys *cache, sqlite3_stmt *st,
+                int col, gint64 subject_id)
 {
-  guint8 *k = g_hash_table_lookup (cache, &subject_id);
   g_autoptr (GError) error = NULL;
+  const guint8 *k;
 
-  if (k != NULL || sqlite3_column_type (st, col) == SQLITE_NULL)
-    return k;
-  k = store_subject_key_unwrap (s, s->rdb, sqlite3_column_blob (st, col),
-                         sqlite3_column_bytes (st, col), subject_id, &error);
+  if (sqlite3_column_type (st, col) == SQLITE_NULL)
+    return NULL;
+  k = store_readkeys_get (s, cache, s->rdb, sqlite3_column_blob (st, col),
+                          sqlite3_column_bytes (st, col), subject_id,
+                          &error);
   if (k == NULL)
-    {
-      g_warning ("store: data key of subject %" G_GINT64_FORMAT ": %s",
-                 subject_id, error->message);
-      return NULL;
-    }
-  g_hash_table_insert (cache, g_memdup2 (&subject_id, sizeof subject_id), k);
+    g_warning ("store: data key of subject %" G_GINT64_FORMAT ": %s",
+               subject_id, error->message);
   return k;
-}
-
-static GHashTable *
-store_key_cache_new (void)
-{
-  return g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
-                                (GDestroyNotify) store_keys_data_key_free);
 }
 
 #define STORE_CASE_COLUMNS \
@@ -1144,11 +1135,12 @@ store_column_dup (sqlite3_stmt *st, int col)
 }
 
 static store_case_view *
-store_case_view_read (store *s, GHashTable *cache, sqlite3_stmt *st)
+store_case_view_read (store *s, store_readkeys *cache, sqlite3_stmt *st,
+                      gboolean brief)
 {
   store_case_view *v = g_new0 (store_case_view, 1);
   gint64 subject_id = sqlite3_column_int64 (st, 8);
-  const guint8 *key = store_key_cache_get (s, cache, st, 9, subject_id);
+  const guint8 *key = store_case_key (s, cache, st, 9, subject_id);
 
   v->id = sqlite3_column_int64 (st, 0);
   v->ref = store_column_dup (st, 1);
@@ -1161,15 +1153,17 @@ store_case_view_read (store *s, GHashTable *cache, sqlite3_stmt *st)
   v->subject_id = subject_id;
   v->from_addr = store_column_text (st, 10, key, "subjects", "address",
                                     subject_id, subject_id);
-  v->from_name = store_column_text (st, 11, key, "subjects", "name",
-                                    subject_id, subject_id);
+  if (!brief)
+    v->from_name = store_column_text (st, 11, key, "subjects", "name",
+                                      subject_id, subject_id);
   v->subject = store_column_text (st, 13, key, "messages", "header_subject",
                                   sqlite3_column_int64 (st, 12), subject_id);
   v->n_messages = sqlite3_column_int (st, 14);
-  v->message_id = store_column_text (st, 15, key, "messages",
-                                     "header_message_id",
-                                     sqlite3_column_int64 (st, 12),
-                                     subject_id);
+  if (!brief)
+    v->message_id = store_column_text (st, 15, key, "messages",
+                                       "header_message_id",
+                                       sqlite3_column_int64 (st, 12),
+                                       subject_id);
   v->due_at = sqlite3_column_int64 (st, 16);
   v->closed_at = sqlite3_column_int64 (st, 17);
   v->reasons = store_column_dup (st, 18);
@@ -1180,22 +1174,36 @@ store_case_view_read (store *s, GHashTable *cache, sqlite3_stmt *st)
 GPtrArray *
 store_case_find (store *s, const store_case_filter *f, GError **error)
 {
-  g_autoptr (GHashTable) cache = store_key_cache_new ();
+  g_autoptr (store_readkeys) cache = store_readkeys_new ();
   GPtrArray *out = g_ptr_array_new_with_free_func (
       (GDestroyNotify) store_case_view_free);
   sqlite3_stmt *st;
   int rc;
 
   g_mutex_lock (&s->rlock);
-  /* One statement for every filter: a NULL parameter matches anything, and
-   * the (queue, id) index serves the department's page.  */
-  st = store_stmt (s, s->rdb, STORE_CASE_COLUMNS
-                   "WHERE (?1 IS NULL OR c.queue = ?1)"
-                   " AND (?2 IS NULL OR c.status = ?2)"
-                   " AND (?3 IS NULL OR c.kind = ?3)"
-                   " AND c.id < (CASE WHEN ?4 > 0 THEN ?4"
-                   "             ELSE 9223372036854775807 END)"
-                   " ORDER BY c.id DESC LIMIT ?5", error);
+  /* A NULL parameter matches anything.  A department's page names its
+   * queue with a plain "c.queue = ?1", so that the (queue, id) index walks
+   * that queue only: written "?1 IS NULL OR c.queue = ?1" the planner
+   * walks every case by id and filters, which costs a whole-table scan
+   * for a small queue (information governance, a quiet department) or a
+   * page deep in one (EXPLAIN QUERY PLAN: "SEARCH c USING INDEX
+   * cases_queue_id (queue=? AND id<?)" against "USING INTEGER PRIMARY
+   * KEY (rowid<?)").  */
+  if (f != NULL && f->queue != NULL)
+    st = store_stmt (s, s->rdb, STORE_CASE_COLUMNS
+                     "WHERE c.queue = ?1"
+                     " AND (?2 IS NULL OR c.status = ?2)"
+                     " AND (?3 IS NULL OR c.kind = ?3)"
+                     " AND c.id < (CASE WHEN ?4 > 0 THEN ?4"
+                     "             ELSE 9223372036854775807 END)"
+                     " ORDER BY c.id DESC LIMIT ?5", error);
+  else
+    st = store_stmt (s, s->rdb, STORE_CASE_COLUMNS
+                     "WHERE (?2 IS NULL OR c.status = ?2)"
+                     " AND (?3 IS NULL OR c.kind = ?3)"
+                     " AND c.id < (CASE WHEN ?4 > 0 THEN ?4"
+                     "             ELSE 9223372036854775807 END)"
+                     " ORDER BY c.id DESC LIMIT ?5", error);
   if (st == NULL)
     {
       g_mutex_unlock (&s->rlock);
@@ -1208,7 +1216,7 @@ store_case_find (store *s, const store_case_filter *f, GError **error)
   sqlite3_bind_int64 (st, 4, f ? f->before_id : 0);
   sqlite3_bind_int64 (st, 5, f && f->limit ? (gint64) f->limit : -1);
   while ((rc = sqlite3_step (st)) == SQLITE_ROW)
-    g_ptr_array_add (out, store_case_view_read (s, cache, st));
+    g_ptr_array_add (out, store_case_view_read (s, cache, st, f && f->brief));
   if (rc != SQLITE_DONE)
     {
       store_set_sqlite_error (error, s->rdb, rc, "case list");
@@ -1229,7 +1237,7 @@ store_case_view *
 store_case_get (store *s, const char *ref, GPtrArray **messages,
                 GError **error)
 {
-  g_autoptr (GHashTable) cache = store_key_cache_new ();
+  g_autoptr (store_readkeys) cache = store_readkeys_new ();
   store_case_view *v = NULL;
   sqlite3_stmt *st;
   int rc;
@@ -1241,7 +1249,7 @@ store_case_get (store *s, const char *ref, GPtrArray **messages,
   sqlite3_bind_text (st, 1, ref, -1, SQLITE_STATIC);
   rc = sqlite3_step (st);
   if (rc == SQLITE_ROW)
-    v = store_case_view_read (s, cache, st);
+    v = store_case_view_read (s, cache, st, FALSE);
   else if (rc == SQLITE_DONE)
     g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,
                  "no case %s", ref);
@@ -1272,7 +1280,7 @@ store_case_get (store *s, const char *ref, GPtrArray **messages,
     {
       store_message_view *m = g_new0 (store_message_view, 1);
       gint64 subject_id = sqlite3_column_int64 (st, 5);
-      const guint8 *key = store_key_cache_get (s, cache, st, 6, subject_id);
+      const guint8 *key = store_case_key (s, cache, st, 6, subject_id);
 
       m->id = sqlite3_column_int64 (st, 0);
       m->direction = store_column_dup (st, 1);
@@ -1342,7 +1350,7 @@ store_case_details (store *s, gint64 case_id, GPtrArray **links,
                     GPtrArray **participants, GPtrArray **attachments,
                     GError **error)
 {
-  g_autoptr (GHashTable) cache = store_key_cache_new ();
+  g_autoptr (store_readkeys) cache = store_readkeys_new ();
   sqlite3_stmt *st;
   gboolean ok = FALSE;
   int rc;
@@ -1392,7 +1400,7 @@ store_case_details (store *s, gint64 case_id, GPtrArray **links,
           const guint8 *key;
 
           p->subject_id = sqlite3_column_int64 (st, 0);
-          key = store_key_cache_get (s, cache, st, 2, p->subject_id);
+          key = store_case_key (s, cache, st, 2, p->subject_id);
           p->role = store_column_dup (st, 1);
           p->addr = store_column_text (st, 3, key, "subjects", "address",
                                        p->subject_id, p->subject_id);
@@ -1425,8 +1433,7 @@ store_case_details (store *s, gint64 case_id, GPtrArray **links,
           store_attachment_view *a = g_new0 (store_attachment_view, 1);
           gint64 id = sqlite3_column_int64 (st, 0);
           gint64 subject_id = sqlite3_column_int64 (st, 6);
-          const guint8 *key = store_key_cache_get (s, cache, st, 7,
-                                                   subject_id);
+          const guint8 *key = store_case_key (s, cache, st, 7, subject_id);
           g_autoptr (GError) local = NULL;
           g_autoptr (GBytes) meta = NULL;
 
@@ -1649,7 +1656,7 @@ store_subject_view_free (store_subject_view *v)
 store_subject_view *
 store_subject_find (store *s, const char *addr, GError **error)
 {
-  g_autoptr (GHashTable) cache = store_key_cache_new ();
+  g_autoptr (store_readkeys) cache = store_readkeys_new ();
   g_autofree char *norm = store_address_normalise (addr);
   store_subject_view *v = NULL;
   guint8 index[32];
@@ -1671,7 +1678,7 @@ store_subject_find (store *s, const char *addr, GError **error)
 
       v = g_new0 (store_subject_view, 1);
       v->id = sqlite3_column_int64 (st, 0);
-      key = store_key_cache_get (s, cache, st, 1, v->id);
+      key = store_case_key (s, cache, st, 1, v->id);
       v->addr = store_column_text (st, 2, key, "subjects", "address", v->id,
                                    v->id);
       v->name = store_column_text (st, 3, key, "subjects", "name", v->id,
@@ -1837,7 +1844,7 @@ gint64
 store_replay (store *s, gint64 since_us, store_replay_fn fn, gpointer data,
               GError **error)
 {
-  g_autoptr (GHashTable) cache = store_key_cache_new ();
+  g_autoptr (store_readkeys) cache = store_readkeys_new ();
   sqlite3_stmt *st;
   gint64 n = 0;
   int rc;
@@ -1862,7 +1869,7 @@ store_replay (store *s, gint64 since_us, store_replay_fn fn, gpointer data,
     {
       gint64 mid = sqlite3_column_int64 (st, 4);
       gint64 subject_id = sqlite3_column_int64 (st, 5);
-      const guint8 *key = store_key_cache_get (s, cache, st, 6, subject_id);
+      const guint8 *key = store_case_key (s, cache, st, 6, subject_id);
       g_autofree char *subj = store_column_text (st, 7, key, "messages",
                                                  "header_subject", mid,
                                                  subject_id);
@@ -2127,7 +2134,7 @@ store_outbox_item_free (store_outbox_item *it)
 GPtrArray *
 store_outbox_due (store *s, guint max, GError **error)
 {
-  g_autoptr (GHashTable) cache = store_key_cache_new ();
+  g_autoptr (store_readkeys) cache = store_readkeys_new ();
   GPtrArray *out = g_ptr_array_new_with_free_func (
       (GDestroyNotify) store_outbox_item_free);
   sqlite3_stmt *st;
@@ -2162,8 +2169,8 @@ store_outbox_due (store *s, guint max, GError **error)
       gint64 mid = sqlite3_column_int64 (st, 9);
       gint64 msub = sqlite3_column_int64 (st, 10);
       gint64 osub = sqlite3_column_int64 (st, 16);
-      const guint8 *mkey = store_key_cache_get (s, cache, st, 11, msub);
-      const guint8 *okey = store_key_cache_get (s, cache, st, 17, osub);
+      const guint8 *mkey = store_case_key (s, cache, st, 11, msub);
+      const guint8 *okey = store_case_key (s, cache, st, 17, osub);
       g_autoptr (GBytes) envb = NULL;
 
       it->id = sqlite3_column_int64 (st, 0);

@@ -535,22 +535,28 @@ store_keys_unwrap_secret_into (const store_keys *keys, const void *wrapped,
                        " vault)");
           return FALSE;
         }
-      kwk = sodium_malloc (STORE_KEY_BYTES);
-      g_assert (kwk != NULL);
+      /* The wrapping key goes where the data key will: @out is the
+       * caller's secure memory, and a sodium_malloc here for every subject
+       * (an mmap, three mprotects and an mlock, then as many to free) was
+       * most of what a queue page of fifty people cost.  store_keys_open()
+       * reads it before the data key is copied over it.  */
+      kwk = out;
       store_keys_vault_kwk (keys, v, subject_id, secret, kwk);
     }
   plain = store_keys_open (kwk ? kwk : keys->wrap + (v - 1) * STORE_KEY_BYTES,
                            aad, sealed, len, error);
-  if (kwk != NULL)
-    sodium_free (kwk);
   if (plain == NULL)
-    return FALSE;
+    {
+      sodium_memzero (out, STORE_KEY_BYTES);
+      return FALSE;
+    }
   p = g_bytes_get_data (plain, &n);
   if (n != STORE_KEY_BYTES)
     {
       g_set_error (error, STORE_KEYS_ERROR, STORE_KEYS_ERROR_CRYPTO,
                    "wrapped data key has the wrong size");
       sodium_memzero ((void *) p, n);
+      sodium_memzero (out, STORE_KEY_BYTES);
       return FALSE;
     }
   memcpy (out, p, STORE_KEY_BYTES);

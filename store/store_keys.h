@@ -143,7 +143,9 @@ GBytes *store_keys_wrap_vaulted (const store_keys *keys,
                                  const guint8 *secret);
 
 /* Unwrap either form: @secret (nullable) is needed for a vaulted one; a
- * vaulted key without it fails with STORE_KEYS_ERROR_CRYPTO.  */
+ * vaulted key without it fails with STORE_KEYS_ERROR_CRYPTO.  @out:
+ * STORE_KEY_BYTES of secure memory, also the wrapping key's scratch (wiped
+ * on failure); it must not overlap @secret.  */
 gboolean store_keys_unwrap_secret_into (const store_keys *keys,
                                         const void *wrapped, gsize len,
                                         gint64 subject_id,

@@ -54,6 +54,8 @@ struct store {
   char *vault_path;          /* the key vault (store_vault.c) */
   sqlite3 *wvault;           /* writer thread only */
   sqlite3 *rvault;           /* everyone else, under vlock */
+  sqlite3_stmt *wvault_get;  /* store_vault_get(), prepared once for each */
+  sqlite3_stmt *rvault_get;
   GRecMutex vlock;
 };
 
@@ -160,11 +162,40 @@ gboolean store_subject_key_unwrap_into (store *s, sqlite3 *db,
                                         const void *wrapped, gsize len,
                                         gint64 subject_id, guint8 *out,
                                         GError **error);
+/* The same with the vault secret read into @scratch
+ * (STORE_VAULT_SECRET_BYTES of the caller's secure memory, wiped before
+ * return; may be NULL for a key that is not vaulted): for a reader that
+ * unwraps many keys and would otherwise sodium_malloc one per key.  */
+gboolean store_subject_key_unwrap_scratch (store *s, sqlite3 *db,
+                                           const void *wrapped, gsize len,
+                                           gint64 subject_id,
+                                           guint8 *scratch, guint8 *out,
+                                           GError **error);
 /* (transfer full) (nullable) the same in new secure memory; free with
  * store_keys_data_key_free().  */
 guint8 *store_subject_key_unwrap (store *s, sqlite3 *db, const void *wrapped,
                                   gsize len, gint64 subject_id,
                                   GError **error);
+
+/* ------------------------------------------ data keys of one read */
+
+/* The data keys one read (a page, a case, an export) unwraps, by subject
+ * id, in one block of secure memory wiped and freed with the cache
+ * (store_readkeys.c).  Bounded (least recently used out); never kept
+ * past the read, so that an erasure leaves no key behind (unlike the
+ * writer's store_keycache, which lives on, at most 10 s a key).  */
+typedef struct store_readkeys store_readkeys;
+store_readkeys *store_readkeys_new (void);
+void store_readkeys_free (store_readkeys *c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (store_readkeys, store_readkeys_free)
+/* (transfer none) (nullable) the data key of @subject_id, unwrapped from
+ * @wrapped (its subjects.data_key, read on @db) the first time; valid
+ * until the cache is freed or STORE_READKEYS_SLOTS other keys have been
+ * asked for since.  */
+const guint8 *store_readkeys_get (store *s, store_readkeys *c, sqlite3 *db,
+                                  const void *wrapped, gsize len,
+                                  gint64 subject_id, GError **error);
+
 /* Delete the vault secret of @subject_id, commit (synchronous=FULL) and
  * truncate the vault's WAL: crypto-shredding.  *@had: there was one.  */
 gboolean store_vault_forget (store *s, gint64 subject_id, gboolean *had,

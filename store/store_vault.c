@@ -121,7 +121,7 @@ store_vault_get (store *s, sqlite3 *db, gint64 subject_id, guint8 *out,
                  gboolean *found, GError **error)
 {
   sqlite3 *vdb;
-  sqlite3_stmt *st = NULL;
+  sqlite3_stmt *st = NULL, **cached;
   gboolean ok = FALSE;
   int rc;
 
@@ -135,13 +135,21 @@ store_vault_get (store *s, sqlite3 *db, gint64 subject_id, guint8 *out,
                    "no key vault is open");
       goto out;
     }
-  rc = sqlite3_prepare_v2 (vdb, "SELECT secret FROM secrets"
-                                " WHERE subject_id = ?1", -1, &st, NULL);
-  if (rc != SQLITE_OK)
+  /* prepared once per connection (a queue page asks for fifty secrets);
+   * finalized by store_close() */
+  cached = vdb == s->wvault ? &s->wvault_get : &s->rvault_get;
+  if (*cached == NULL)
     {
-      store_set_sqlite_error (error, vdb, rc, "key vault");
-      goto out;
+      rc = sqlite3_prepare_v3 (vdb, "SELECT secret FROM secrets"
+                                    " WHERE subject_id = ?1", -1,
+                               SQLITE_PREPARE_PERSISTENT, cached, NULL);
+      if (rc != SQLITE_OK)
+        {
+          store_set_sqlite_error (error, vdb, rc, "key vault");
+          goto out;
+        }
     }
+  st = *cached;
   sqlite3_bind_int64 (st, 1, subject_id);
   rc = sqlite3_step (st);
   if (rc == SQLITE_ROW
@@ -156,7 +164,11 @@ store_vault_get (store *s, sqlite3 *db, gint64 subject_id, guint8 *out,
   else
     store_set_sqlite_error (error, vdb, rc, "key vault");
 out:
-  sqlite3_finalize (st);
+  if (st != NULL)
+    {
+      sqlite3_reset (st);         /* ends the read transaction */
+      sqlite3_clear_bindings (st);
+    }
   if (db != s->wdb)
     store_vault_unlock (s);
   return ok;
@@ -307,23 +319,39 @@ store_subject_key_unwrap_into (store *s, sqlite3 *db, const void *wrapped,
                                GError **error)
 {
   guint8 *secret = NULL;
-  gboolean found = FALSE, ok;
-  GError *local = NULL;
+  gboolean ok;
 
   if (store_keys_wrapped_vaulted (wrapped, len))
     {
       secret = sodium_malloc (STORE_VAULT_SECRET_BYTES);
       g_assert (secret != NULL);
-      if (!store_vault_get (s, db, subject_id, secret, &found, error))
-        {
-          sodium_free (secret);
-          return FALSE;
-        }
     }
-  ok = store_keys_unwrap_secret_into (s->keys, wrapped, len, subject_id,
-                                      found ? secret : NULL, out, &local);
+  ok = store_subject_key_unwrap_scratch (s, db, wrapped, len, subject_id,
+                                         secret, out, error);
   if (secret != NULL)
     sodium_free (secret);
+  return ok;
+}
+
+gboolean
+store_subject_key_unwrap_scratch (store *s, sqlite3 *db, const void *wrapped,
+                                  gsize len, gint64 subject_id,
+                                  guint8 *scratch, guint8 *out,
+                                  GError **error)
+{
+  gboolean found = FALSE, ok;
+  GError *local = NULL;
+
+  if (store_keys_wrapped_vaulted (wrapped, len))
+    {
+      g_assert (scratch != NULL);
+      if (!store_vault_get (s, db, subject_id, scratch, &found, error))
+        return FALSE;
+    }
+  ok = store_keys_unwrap_secret_into (s->keys, wrapped, len, subject_id,
+                                      found ? scratch : NULL, out, &local);
+  if (scratch != NULL)
+    sodium_memzero (scratch, STORE_VAULT_SECRET_BYTES);
   if (!ok)
     {
       g_set_error (error, STORE_ERROR, STORE_ERROR_CRYPTO,

@@ -385,6 +385,100 @@ START_TEST (test_participants_and_subjects)
 }
 END_TEST
 
+/* More people on one list than a read's key cache holds (256 keys, least
+ * recently used out): every row still opens with its own person's key;
+ * a brief list (the API's) leaves the name and Message-ID unopened; a
+ * queue's pages, by the (queue, id) index, hold that queue's cases only,
+ * each once, newest first.  */
+#define MANY_PEOPLE 300
+
+static guint
+number_after (const char *s, char lead)
+{
+  ck_assert_ptr_nonnull (s);
+  ck_assert_int_eq (s[0], lead);
+  return (guint) g_ascii_strtoull (s + 1, NULL, 10);
+}
+
+START_TEST (test_case_find_many_people)
+{
+  store_keys *keys = load_keys ();
+  store *st = open_store (keys);
+  g_autoptr (GError) error = NULL;
+
+  for (guint i = 0; i < MANY_PEOPLE; i++)
+    {
+      g_autofree char *from = g_strdup_printf ("p%03u@example.org", i);
+      g_autofree char *mid = g_strdup_printf ("m%03u@example.org", i);
+      g_autofree char *body = g_strdup_printf ("bins %u", i);
+      file_mail (st, &(mail){ from, mid, NULL, NULL, NULL, body, FALSE });
+    }
+  raw_sql ("UPDATE cases SET queue = 'housing' WHERE id % 3 = 0");
+
+  for (int brief = 0; brief <= 1; brief++)
+    {
+      store_case_filter f = { .brief = brief };
+      g_autoptr (GPtrArray) all = store_case_find (st, &f, &error);
+
+      ck_assert_msg (all != NULL, "%s", error ? error->message : "");
+      ck_assert_uint_eq (all->len, MANY_PEOPLE);
+      for (guint i = 0; i < all->len; i++)
+        {
+          store_case_view *v = all->pdata[i];
+          guint n = number_after (v->from_addr, 'p');
+          ck_assert_str_eq (v->subject, "about my bins");
+          if (brief)
+            {
+              ck_assert_ptr_null (v->from_name);
+              ck_assert_ptr_null (v->message_id);
+            }
+          else
+            {
+              ck_assert_str_eq (v->from_name, "A Person");
+              ck_assert_uint_eq (number_after (v->message_id, 'm'), n);
+            }
+        }
+    }
+
+  /* a queue page by page, twice round the cache */
+  for (int round = 0; round < 2; round++)
+    {
+      const char *queues[] = { "housing", "general" };
+      for (guint q = 0; q < G_N_ELEMENTS (queues); q++)
+        {
+          store_case_filter f = { .queue = queues[q], .limit = 7,
+                                  .brief = TRUE };
+          gint64 last = G_MAXINT64;
+          guint seen = 0;
+
+          for (;;)
+            {
+              g_autoptr (GPtrArray) page = store_case_find (st, &f, &error);
+              ck_assert_msg (page != NULL, "%s",
+                             error ? error->message : "");
+              for (guint i = 0; i < page->len; i++)
+                {
+                  store_case_view *v = page->pdata[i];
+                  ck_assert_str_eq (v->queue, queues[q]);
+                  ck_assert_int_lt (v->id, last);
+                  ck_assert_int_eq (v->id % 3 == 0, q == 0);
+                  last = v->id;
+                  number_after (v->from_addr, 'p');
+                }
+              seen += page->len;
+              if (page->len < f.limit)
+                break;
+              f.before_id = last;
+            }
+          ck_assert_uint_eq (seen, q == 0 ? MANY_PEOPLE / 3
+                                          : MANY_PEOPLE - MANY_PEOPLE / 3);
+        }
+    }
+  store_close (&st);
+  store_keys_free (&keys);
+}
+END_TEST
+
 START_TEST (test_attachments_sealed)
 {
   store_keys *keys = load_keys ();
@@ -752,6 +846,7 @@ cases_suite (void)
   tcase_set_timeout (tc, 60);
   tcase_add_test (tc, test_threading_table);
   tcase_add_test (tc, test_participants_and_subjects);
+  tcase_add_test (tc, test_case_find_many_people);
   tcase_add_test (tc, test_attachments_sealed);
   tcase_add_test (tc, test_status_transitions);
   tcase_add_test (tc, test_audit_chain_tamper);
