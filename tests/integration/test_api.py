@@ -4,9 +4,14 @@ Covers SECURITY-TESTS §L 99-103 with two independent clients (curl in a
 subprocess and Python's urllib): no token, an unknown or a revoked token
 -> 401; a waste token cannot list, read, claim, change the status of,
 note, re-route or reply to a housing case, nor fetch its attachments (404
-each, the same answer as for a case that does not exist); mass-assignment
-fields are refused by name (422); admin functions (tokens, rules reload)
-answer 403 to a department token; special-category text and attachments
+each, the same answer as for a case that does not exist); PATCH, PUT and
+DELETE of a housing case, a search for a housing word, batch forms mixing
+a waste and a housing reference and list parameters or queue names aimed
+at housing are refused as a whole and show nothing of housing;
+mass-assignment fields (SECURITY-TESTS 101's own body among them) are
+refused by name (422); admin functions (tokens, rules, shred, retention,
+subject rights, keys, audit, quarantine) answer 403 to a department token;
+a token revoked while the daemon runs is refused by the next request; special-category text and attachments
 are withheld without the special grant; attachments are downloads
 (Content-Disposition: attachment with an ASCII-safe name and RFC 5987
 filename*, nosniff, application/octet-stream); claim, status, notes
@@ -352,9 +357,90 @@ class Api(unittest.TestCase):
                                    token=self.tok["housing"])
         self.assertEqual(st, 200, body)
 
+    def test_bola_methods_search_batch(self):
+        """§99 beyond the endpoints the API has: PATCH, PUT and DELETE of
+        a housing case, a search for a word only housing has, batch forms
+        mixing a waste and a housing reference, and list parameters or
+        queue names that try to reach another queue.  Each is refused as
+        a whole, answers a housing reference exactly as a missing one,
+        and shows nothing of housing."""
+        ref, mine = self.housing_ref, self.waste_ref
+        missing = ref[:-1] + "X"
+        tok = self.tok["waste"]
+
+        def nothing_of_housing(out, what):
+            for word in (b"harry", b"Damp", b"mould", b"survey",
+                         ref.encode()):
+                self.assertNotIn(word, out, what)
+
+        for c in self.clients():
+            for method in ("PATCH", "PUT", "DELETE"):
+                for body in (None, {"queue": "waste"}):
+                    st1, _, b1 = c(method, "/api/v1/cases/" + ref,
+                                   token=tok, body=body)
+                    st2, _, b2 = c(method, "/api/v1/cases/" + missing,
+                                   token=tok, body=body)
+                    what = (c.name, method, body, st1, b1)
+                    self.assertIn(st1, (403, 404, 405), what)
+                    self.assertEqual((st1, b1), (st2, b2), what)
+                    nothing_of_housing(b1, what)
+            for path in ("/api/v1/search?q=Damp",
+                         "/api/v1/cases?q=Damp",
+                         "/api/v1/queues/waste/cases?q=Damp",
+                         "/api/v1/queues/waste/cases?queue=housing",
+                         "/api/v1/queues/waste/cases?queues=housing",
+                         "/api/v1/queues/HOUSING/cases",
+                         "/api/v1/queues/waste,housing/cases",
+                         "/api/v1/queues/waste%2F..%2Fhousing/cases",
+                         "/api/v1/queues/%2A/cases",
+                         "/api/v1/queues/%25/cases"):
+                st, _, out = c("GET", path, token=tok)
+                what = (c.name, path, st, out)
+                self.assertIn(st, (200, 400, 403, 404), what)
+                nothing_of_housing(out, what)
+                if st == 200:
+                    listed = json.loads(out)["cases"]
+                    self.assertTrue(all(x["queue"] == "waste"
+                                        for x in listed), what)
+            for method, path, body in (
+                    ("GET", "/api/v1/cases?ref=%s&ref=%s" % (mine, ref),
+                     None),
+                    ("GET", "/api/v1/cases/%s,%s" % (mine, ref), None),
+                    ("POST", "/api/v1/cases/batch",
+                     {"refs": [mine, ref], "status": "closed"}),
+                    ("POST", "/api/v1/batch",
+                     [{"ref": mine, "status": "waiting"},
+                      {"ref": ref, "status": "closed"}]),
+                    ("POST", "/api/v1/cases/%s/status" % mine,
+                     {"status": "waiting", "refs": [ref]}),
+                    ("POST", "/api/v1/cases/%s/notes" % mine,
+                     {"text": "both", "ref": ref})):
+                st, _, out = c(method, path, token=tok, body=body)
+                what = (c.name, method, path, st, out)
+                self.assertIn(st, (400, 403, 404, 405, 422), what)
+                nothing_of_housing(out, what)
+        # neither case changed: the batch was refused as a whole
+        with db(self.d) as conn:
+            for r, queue in ((ref, "housing"), (mine, "waste")):
+                row = conn.execute("SELECT status, queue, claimed_by FROM"
+                                   " cases WHERE ref = ?", (r,)).fetchone()
+                self.assertEqual(row, ("new", queue, None))
+                n = conn.execute("SELECT count(*) FROM case_notes n JOIN"
+                                 " cases c ON c.id = n.case_id WHERE"
+                                 " c.ref = ?", (r,)).fetchone()[0]
+                self.assertEqual(n, 0)
+
     def test_mass_assignment_refused(self):
         ref = self.waste_ref
         for c in self.clients():
+            # SECURITY-TESTS 101's own body, on every endpoint that writes
+            for path in ("claim", "status", "notes", "reroute", "reply"):
+                body = {"department": "housing", "subject_id": "2",
+                        "retention_until": "2099-01-01"}
+                st, _, out = c("POST", "/api/v1/cases/%s/%s" % (ref, path),
+                               token=self.tok["waste"], body=body)
+                self.assertEqual(st, 422, (c.name, path, out))
+                self.assertIn(json.loads(out)["field"], body)
             for path, body, field in (
                     ("status", {"status": "assigned", "queue": "housing"},
                      "queue"),
@@ -377,9 +463,17 @@ class Api(unittest.TestCase):
         for c in self.clients():
             for method, path in (("GET", "/api/v1/tokens"),
                                  ("POST", "/api/v1/tokens"),
+                                 ("POST", "/api/v1/tokens/waste/revoke"),
                                  ("POST", "/api/v1/rules/reload"),
                                  ("GET", "/api/v1/admin/export"),
-                                 ("POST", "/api/v1/shred")):
+                                 ("POST", "/api/v1/shred"),
+                                 ("POST", "/api/v1/retention/run"),
+                                 ("GET", "/api/v1/subjects/1/export"),
+                                 ("POST", "/api/v1/subjects/1/erase"),
+                                 ("POST", "/api/v1/subjects/1/restrict"),
+                                 ("POST", "/api/v1/keys/rotate"),
+                                 ("GET", "/api/v1/audit"),
+                                 ("GET", "/api/v1/quarantine")):
                 st, _, out = c(method, path, token=self.tok["waste"],
                                body={} if method == "POST" else None)
                 self.assertEqual(st, 403, (c.name, path, out))
@@ -507,6 +601,40 @@ class Api(unittest.TestCase):
             for personal in ("@", "wanda", "Missed", "wheelie", "fot"):
                 self.assertNotIn(personal, detail + o)
         self.assertEqual(self.d.ctl("audit", "verify").returncode, 0)
+
+
+class Revocation(unittest.TestCase):
+    """§102: a token revoked while the daemon runs is refused at once
+    (the spec allows 1 s) by every endpoint, for both clients; a token in
+    the query string is refused by both, even beside a good header.  Its
+    own daemon: the 401s count towards the per-address limit."""
+
+    def test_revoked_while_running_401_within_1s(self):
+        d = http_daemon()
+        with d:
+            tok = make_token(d, "general", "general")
+            u, c = Urllib(d), Curl(d)
+            for client in (u, c):
+                st, _, body = client("GET", "/api/v1/queues/general/cases",
+                                     token=tok)
+                self.assertEqual(st, 200, (client.name, body))
+                st, _, body = client("GET", "/api/v1/queues/general/cases"
+                                     "?access_token=" + tok, token=tok)
+                self.assertEqual(st, 400, (client.name, body))
+                self.assertNotIn(tok.encode(), body)
+            # no grace period: the first request after the revoke command
+            # returns is refused (the token is looked up on every request)
+            d.ctl("tokens", "revoke", "general", check=True)
+            for client in (u, c):
+                for method, path, body in (
+                        ("GET", "/api/v1/queues/general/cases", None),
+                        ("GET", "/api/v1/cases/ESC-2026-000001", None),
+                        ("POST", "/api/v1/cases/ESC-2026-000001/claim", {})):
+                    st, h, out = client(method, path, token=tok, body=body)
+                    self.assertEqual(st, 401, (client.name, path, out))
+                    self.assertIn("Bearer", h["www-authenticate"])
+            self.assertIn("event=api-auth-refused reason=revoked", d.log())
+            self.assertNotIn(tok, d.log())
 
 
 class RateLimit(unittest.TestCase):
