@@ -51,6 +51,7 @@ struct pipeline {
   gboolean kicked;
   gboolean stop;
   guint parsing;              /* parses not yet answered */
+  struct pipeline_item *waiting; /* the parse the thread waits for */
   guint filing;               /* ingests and failure counts not yet
                                * committed: one batch files while the next
                                * is parsed */
@@ -88,6 +89,17 @@ typedef struct {
 } pipeline_done_ctx;
 
 
+/* One commit answered.  The pipeline thread waits only for the count to
+ * drop below PIPELINE_FILING_MAX or to reach 0: waking it for every case
+ * of a batch cost it and the writer a futex round trip each.  */
+static void
+pipeline_filed_locked (pipeline *p)
+{
+  p->filing--;
+  if (p->filing == 0 || p->filing == PIPELINE_FILING_MAX - 1)
+    g_cond_signal (&p->cond);
+}
+
 static void
 pipeline_ingest_done (gint64 case_id, const GError *error, gpointer data)
 {
@@ -116,8 +128,7 @@ pipeline_ingest_done (gint64 case_id, const GError *error, gpointer data)
       p->latency_sum += secs;
       p->latency_count++;
     }
-  p->filing--;
-  g_cond_signal (&p->cond);
+  pipeline_filed_locked (p);
   g_mutex_unlock (&p->lock);
   g_free (ctx);
 }
@@ -261,7 +272,7 @@ pipeline_prepare (pipeline *p, store_spool_item *item, parser_message *m)
 }
 
 /* One message of a batch, from its spool row to its parse result.  */
-typedef struct {
+typedef struct pipeline_item {
   pipeline *p;
   store_spool_item *item;
   parser_message *msg;        /* (nullable) */
@@ -280,7 +291,10 @@ pipeline_on_parsed (parser_message *msg, const char *failure, gpointer data)
   pi->failure = g_strdup (failure);
   pi->parsed = TRUE;
   p->parsing--;
-  g_cond_signal (&p->cond);
+  /* only the message the pipeline waits for is worth a wake-up (a
+   * signal is a futex call, waiter or not) */
+  if (p->waiting == pi)
+    g_cond_signal (&p->cond);
   g_mutex_unlock (&p->lock);
 }
 
@@ -296,8 +310,7 @@ pipeline_fail_done (gint64 quarantined, const GError *error, gpointer data)
   else if (quarantined == 1)
     g_message ("event=quarantined spool=%" G_GINT64_FORMAT, ctx->spool_id);
   g_mutex_lock (&p->lock);
-  p->filing--;
-  g_cond_signal (&p->cond);
+  pipeline_filed_locked (p);
   g_mutex_unlock (&p->lock);
   g_free (ctx);
 }
@@ -374,9 +387,11 @@ pipeline_batch (pipeline *p, gint64 *after, gboolean *failed, gboolean *full)
       pipeline_done_ctx *ctx;
 
       g_mutex_lock (&p->lock);
+      p->waiting = pi;
       while (!pi->parsed
              || p->filing >= PIPELINE_FILING_MAX)
         g_cond_wait (&p->cond, &p->lock);
+      p->waiting = NULL;
       g_mutex_unlock (&p->lock);
       ctx = g_new0 (pipeline_done_ctx, 1);
       ctx->p = p;
