@@ -1787,7 +1787,9 @@ ctl_cases_route (intake_config *cfg, store *st, const char *ref,
     {
       fprintf (stderr, "intakectl: %s\n", error->message);
       return g_error_matches (error, STORE_ERROR, STORE_ERROR_NOT_FOUND)
-                 ? EX_NOINPUT : EX_IOERR;
+                 ? EX_NOINPUT
+             : g_error_matches (error, STORE_ERROR, STORE_ERROR_STATE)
+                 ? EX_DATAERR : EX_IOERR;
     }
   printf ("%s re-routed%s%s%s%s; `intakectl classify train ... --from-cases`"
           " learns from it\n", ref, o->queue ? " to queue " : "",

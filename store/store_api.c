@@ -765,6 +765,11 @@ store_api_case_reroute (store *s, const char *ref, const char *const *queues,
 
   if (!store_api_begin (s, ref, queues, &row, error))
     return FALSE;
+  if (!store_case_reroute_allowed (s, ref, queue, error))
+    {
+      store_api_row_clear (&row);
+      return store_api_end (s, FALSE, error);
+    }
   detail = g_strdup_printf ("queue=%s->%s kind=%s->%s%s%s", row.queue,
                             queue ? queue : row.queue, row.kind,
                             kind ? kind : row.kind, reason_code ? " " : "",

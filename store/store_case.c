@@ -1964,6 +1964,41 @@ store_rule_stats (store *s, GHashTable *fired, GHashTable *routed,
 }
 
 gboolean
+store_case_reroute_allowed (store *s, const char *ref, const char *queue,
+                            GError **error)
+{
+  sqlite3_stmt *st;
+  int rc;
+
+  if (queue == NULL || strcmp (queue, STORE_RESTRICTED_QUEUE) == 0)
+    return TRUE;
+  st = store_stmt (s, s->rdb, "SELECT s.restricted_at IS NOT NULL"
+                              " FROM cases c JOIN subjects s"
+                              " ON s.id = c.subject_id WHERE c.ref = ?1",
+                   error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_text (st, 1, ref, -1, SQLITE_STATIC);
+  rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW && sqlite3_column_int (st, 0))
+    {
+      store_stmt_release (st);
+      g_set_error (error, STORE_ERROR, STORE_ERROR_STATE,
+                   "the person of case %s has restricted processing (or"
+                   " objected): the case stays with %s until 'intakectl"
+                   " subject unrestrict'", ref, STORE_RESTRICTED_QUEUE);
+      return FALSE;
+    }
+  store_stmt_release (st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, s->rdb, rc, "reroute");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
 store_case_reroute (store *s, const char *ref, const char *queue,
                     const char *kind, const char *actor, GError **error)
 {
@@ -1999,6 +2034,8 @@ store_case_reroute (store *s, const char *ref, const char *queue,
                    ref);
       goto out;
     }
+  if (!store_case_reroute_allowed (s, ref, queue, error))
+    goto out;
   st = store_stmt (s, s->rdb,
       "UPDATE cases SET queue = coalesce(?2, queue), kind = coalesce(?3, kind),"
       " rerouted_at = ?4, updated_at = ?4 WHERE ref = ?1", error);

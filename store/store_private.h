@@ -177,6 +177,13 @@ guint8 *store_subject_key_unwrap (store *s, sqlite3 *db, const void *wrapped,
                                   gsize len, gint64 subject_id,
                                   GError **error);
 
+/* Whether case @ref may go to @queue (the caller holds rlock, in its
+ * transaction): never out of STORE_RESTRICTED_QUEUE while its person's
+ * processing is restricted (art. 18: nobody else sees it, by intakectl
+ * or by the API); STORE_ERROR_STATE if not.  */
+gboolean store_case_reroute_allowed (store *s, const char *ref,
+                                     const char *queue, GError **error);
+
 /* ------------------------------------------ data keys of one read */
 
 /* The data keys one read (a page, a case, an export) unwraps, by subject

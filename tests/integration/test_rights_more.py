@@ -185,6 +185,25 @@ class ApiLists(unittest.TestCase):
                 st, _, _ = c("GET", "/api/v1/cases/" + ref, token=waste)
                 self.assertEqual(st, 404)
             self.assertEqual(listed(ig, "information-governance"), refs)
+            # nobody moves them out while the restriction holds: neither
+            # an operator with intakectl nor the IG team through the API
+            for ref in refs:
+                r = d.ctl("cases", "route", ref, "--to-queue", "waste")
+                self.assertEqual(r.returncode, 65, r.stderr)
+                self.assertIn("restricted processing", r.stderr)
+                st, _, body = c("POST", "/api/v1/cases/%s/reroute" % ref,
+                                token=ig, body={"queue": "waste",
+                                                "reason": "not IG"})
+                self.assertEqual(st, 409, body)
+                # the kind may still be corrected where the case is
+                r = d.ctl("cases", "route", ref, "--to-queue",
+                          "information-governance")
+                self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(listed(waste, "waste"), set())
+            self.assertEqual(listed(ig, "information-governance"), refs)
+            d.ctl("subject", "unrestrict", "jay@example.org", check=True)
+            jay = [x["ref"] for x in cases if x["from"] == "jay@example.org"]
+            self.assertEqual(listed(waste, "waste"), set(jay))
 
 
 class Notes(unittest.TestCase):
