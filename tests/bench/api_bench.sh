@@ -38,9 +38,14 @@ done
 TOKEN=$("$ROOT/$BUILD_DIR/intakectl" -c "$DIR/conf/intake.conf" tokens create \
 	--name bench --queue waste | grep -o 'itk_[A-Za-z0-9_-]*' | head -1)
 [ -n "$TOKEN" ] || { echo "api bench: no token"; cat "$DIR/log" | tail; exit 1; }
-python3 - "$PORT" "$TOKEN" "$N" <<'PY'
-import json, sys, time, urllib.request
-port, token, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+python3 - "$PORT" "$TOKEN" "$N" "$PID" <<'PY'
+import json, os, sys, time, urllib.request
+port, token, n, pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+def cpu():
+    # intaked's own CPU time (user + system): what a page costs the
+    # server, apart from the machine's load and the client
+    f = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 base = "http://127.0.0.1:%s/api/v1/queues/waste/cases" % port
 def get(url):
     req = urllib.request.Request(url, headers={"Authorization": "Bearer " + token})
@@ -52,6 +57,7 @@ _, first = get(base + "?limit=50")
 cases = first.get("cases", [])
 nxt = first.get("next")
 times = {"newest": [], "deeper": []}
+cpu0 = cpu()
 for i in range(n):
     dt, doc = get(base + "?limit=50")
     times["newest"].append(dt)
@@ -63,7 +69,9 @@ def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] * 1000
 allt = times["newest"] + times["deeper"]
-print("  page of %d cases; %d requests" % (len(cases), len(allt)))
+cpu_ms = (cpu() - cpu0) * 1000 / max(1, len(allt))
+print("  page of %d cases; %d requests; intaked CPU %.2f ms a request"
+      % (len(cases), len(allt), cpu_ms))
 for k in ("newest", "deeper"):
     if times[k]:
         print("  %-7s p50 %.2f ms  p99 %.2f ms" % (k, pct(times[k], 50), pct(times[k], 99)))
