@@ -119,8 +119,11 @@ static const char *ctl_usage =
   "  parse FILE.eml [FILE...] each message as the parser sees it (JSON);\n"
   "                           needs no key and no database\n"
   "  tokens create --name N --queue Q [--queue R] [--special-category]\n"
-  "                           a department API token, printed once\n"
-  "  tokens list [--json]     tokens: queues, grants, created, revoked, used\n"
+  "                [--expires never|DAYS|DATE]\n"
+  "                           a department API token, printed once (expires\n"
+  "                           after 365 days unless --expires says)\n"
+  "  tokens list [--json]     tokens: queues, grants, created, revoked,\n"
+  "                           expires, used\n"
   "  tokens revoke NAME       the token stops working at once\n";
 
 static const char *

@@ -32,6 +32,8 @@
  * longer is not ours and is not hashed.  */
 #define HTTP_API_TOKEN_PREFIX "itk_"
 #define HTTP_API_TOKEN_BYTES 32
+/* A new token expires after this many days unless --expires says.  */
+#define HTTP_API_TOKEN_DAYS 365
 #define HTTP_API_TOKEN_MAX 128
 /* Path segments: queue names, references, ids.  */
 #define HTTP_API_SEGMENT_MAX 64
@@ -238,7 +240,8 @@ http_api_authenticate (http_api *api, SoupServerMessage *msg,
       t = store_api_token_lookup (st, hash, &revoked, &error);
       if (t == NULL && !g_error_matches (error, STORE_ERROR,
                                          STORE_ERROR_NOT_FOUND)
-          && !g_error_matches (error, STORE_ERROR, STORE_ERROR_STATE))
+          && !g_error_matches (error, STORE_ERROR, STORE_ERROR_STATE)
+          && !g_error_matches (error, STORE_ERROR, STORE_ERROR_EXPIRED))
         {
           http_api_reply_store_error (msg, error, "token");
           return NULL;
@@ -252,20 +255,24 @@ http_api_authenticate (http_api *api, SoupServerMessage *msg,
     {
       /* a token that was presented and refused is an event; a request
        * with none is not (scanners) */
+      const char *why = revoked == NULL ? "unknown"
+                        : g_error_matches (error, STORE_ERROR,
+                                           STORE_ERROR_EXPIRED)
+                            ? "expired" : "revoked";
       g_autofree char *object = revoked ? g_strconcat ("token:", revoked,
                                                        NULL)
                                         : g_strdup ("token:unknown");
-      store_audit_record (st, "api:-", "api.auth", object,
-                          revoked ? "reason=revoked" : "reason=unknown",
-                          "denied", NULL);
-      g_message ("event=api-auth-refused reason=%s",
-                 revoked ? "revoked" : "unknown");
+      g_autofree char *detail = g_strconcat ("reason=", why, NULL);
+      store_audit_record (st, "api:-", "api.auth", object, detail, "denied",
+                          NULL);
+      g_message ("event=api-auth-refused reason=%s", why);
     }
   soup_message_headers_replace (soup_server_message_get_response_headers (
                                     msg),
                                 "WWW-Authenticate", "Bearer realm=\"intake\"");
   http_reply_error (msg, SOUP_STATUS_UNAUTHORIZED,
-                    bearer ? "the token is not valid (unknown or revoked)"
+                    bearer ? "the token is not valid (unknown, revoked or"
+                             " expired)"
                            : "send a token: Authorization: Bearer itk_...");
   return NULL;
 }
@@ -1072,10 +1079,59 @@ http_api_cli_actor (void)
   return g_strconcat ("cli:", g_get_user_name (), NULL);
 }
 
+/* A token's expiry from --expires: "never", N days ("90" or "90d"), or
+ * an ISO 8601 date ("2027-03-31": the start of that day, UTC) or date and
+ * time with a zone ("2027-03-31T17:00:00Z").  Unix us, 0 for never, -1
+ * (with a message) for anything else or a time not in the future.  */
+static gint64
+http_api_cli_expiry (const char *when, gint64 now)
+{
+  g_autoptr (GDateTime) t = NULL;
+  guint64 days;
+  gint64 at;
+
+  if (when == NULL)
+    return now + (gint64) HTTP_API_TOKEN_DAYS * 86400 * G_USEC_PER_SEC;
+  if (strcmp (when, "never") == 0)
+    return 0;
+  {
+    g_autofree char *d = g_strdup (when);
+    gsize n = strlen (d);
+    if (n > 1 && d[n - 1] == 'd')
+      d[n - 1] = '\0';
+    if (g_ascii_string_to_unsigned (d, 10, 1, 3650, &days, NULL))
+      return now + (gint64) days * 86400 * G_USEC_PER_SEC;
+  }
+  if (strlen (when) == 10)
+    {
+      g_autofree char *full = g_strconcat (when, "T00:00:00Z", NULL);
+      t = g_date_time_new_from_iso8601 (full, NULL);
+    }
+  else
+    t = g_date_time_new_from_iso8601 (when, NULL);
+  if (t == NULL)
+    {
+      fprintf (stderr, "intakectl: --expires takes never, a number of days"
+               " (1-3650), a date (2027-03-31) or a date and time with a"
+               " zone (2027-03-31T17:00:00Z), not '%s'\n", when);
+      return -1;
+    }
+  at = g_date_time_to_unix (t) * G_USEC_PER_SEC;
+  if (at <= now)
+    {
+      fprintf (stderr, "intakectl: --expires %s is not in the future\n",
+               when);
+      return -1;
+    }
+  return at;
+}
+
 static int
 http_api_cli_create (intake_config *cfg, const store_keys *keys, store *st,
-                     const char *name, GPtrArray *queues, gboolean special)
+                     const char *name, GPtrArray *queues, gboolean special,
+                     const char *expires)
 {
+  gint64 expires_at = http_api_cli_expiry (expires, g_get_real_time ());
   g_autoptr (GError) error = NULL;
   g_autoptr (rules) rl = NULL;
   g_autofree char *actor = http_api_cli_actor ();
@@ -1091,6 +1147,8 @@ http_api_cli_create (intake_config *cfg, const store_keys *keys, store *st,
                " one --queue Q\n");
       return EX_USAGE;
     }
+  if (expires_at < 0)
+    return EX_USAGE;
   if (!store_api_name_valid (name))
     {
       fprintf (stderr, "intakectl: a token name is lower-case letters,"
@@ -1131,7 +1189,7 @@ http_api_cli_create (intake_config *cfg, const store_keys *keys, store *st,
   g_ptr_array_add (queues, NULL);
   if (!store_api_token_create (st, name, hash,
                                (const char *const *) queues->pdata, special,
-                               actor, &error))
+                               expires_at, actor, &error))
     {
       sodium_memzero (token, sizeof token);
       fprintf (stderr, "intakectl: %s\n", error->message);
@@ -1141,8 +1199,13 @@ http_api_cli_create (intake_config *cfg, const store_keys *keys, store *st,
   printf ("%s\n", token);
   fflush (stdout);
   sodium_memzero (token, sizeof token);
-  fprintf (stderr, "intakectl: token %s created; it is shown only now"
-           " (only its keyed hash is kept)\n", name);
+  {
+    g_autofree char *until = http_api_time (expires_at);
+    fprintf (stderr, "intakectl: token %s created; it is shown only now"
+             " (only its keyed hash is kept); %s%s\n", name,
+             until ? "it expires " : "it never expires",
+             until ? until : "");
+  }
   return EX_OK;
 }
 
@@ -1182,6 +1245,7 @@ http_api_cli_list (store *st, gboolean json)
           http_api_member_time (b, "created", t->created_at);
           http_api_member_time (b, "revoked", t->revoked_at);
           http_api_member_time (b, "last_used", t->last_used_at);
+          http_api_member_time (b, "expires", t->expires_at);
           json_builder_end_object (b);
         }
       json_builder_end_array (b);
@@ -1192,8 +1256,8 @@ http_api_cli_list (store *st, gboolean json)
       printf ("%s\n", text);
       return EX_OK;
     }
-  printf ("%-24s %-30s %-7s %-20s %-20s %s\n", "NAME", "QUEUES", "SPECIAL",
-          "CREATED", "REVOKED", "LAST USED");
+  printf ("%-24s %-30s %-7s %-20s %-20s %-20s %s\n", "NAME", "QUEUES",
+          "SPECIAL", "CREATED", "REVOKED", "EXPIRES", "LAST USED");
   for (guint i = 0; i < list->len; i++)
     {
       const store_api_token *t = list->pdata[i];
@@ -1201,9 +1265,11 @@ http_api_cli_list (store *st, gboolean json)
       g_autofree char *created = http_api_time (t->created_at);
       g_autofree char *revoked = http_api_time (t->revoked_at);
       g_autofree char *used = http_api_time (t->last_used_at);
-      printf ("%-24s %-30s %-7s %-20s %-20s %s\n", t->name, queues,
+      g_autofree char *expires = http_api_time (t->expires_at);
+      printf ("%-24s %-30s %-7s %-20s %-20s %-20s %s\n", t->name, queues,
               t->special ? "yes" : "no", created ? created : "-",
-              revoked ? revoked : "-", used ? used : "-");
+              revoked ? revoked : "-", expires ? expires : "never",
+              used ? used : "-");
     }
   return EX_OK;
 }
@@ -1214,7 +1280,7 @@ http_api_tokens_cli (intake_config *cfg, const store_keys *keys, store *st,
 {
   const char *sub = args->len > 1 ? args->pdata[1] : NULL;
   g_autoptr (GPtrArray) queues = g_ptr_array_new ();
-  const char *name = NULL;
+  const char *name = NULL, *expires = NULL;
   gboolean special = FALSE, json = FALSE;
   GPtrArray *rest = g_ptr_array_new ();
   int rc = EX_USAGE;
@@ -1228,6 +1294,8 @@ http_api_tokens_cli (intake_config *cfg, const store_keys *keys, store *st,
         g_ptr_array_add (queues, args->pdata[++i]);
       else if (strcmp (a, "--special-category") == 0)
         special = TRUE;
+      else if (strcmp (a, "--expires") == 0 && i + 1 < args->len)
+        expires = args->pdata[++i];
       else if (strcmp (a, "--json") == 0)
         json = TRUE;
       else if (a[0] == '-')
@@ -1239,7 +1307,8 @@ http_api_tokens_cli (intake_config *cfg, const store_keys *keys, store *st,
         g_ptr_array_add (rest, args->pdata[i]);
     }
   if (g_strcmp0 (sub, "create") == 0 && rest->len == 0)
-    rc = http_api_cli_create (cfg, keys, st, name, queues, special);
+    rc = http_api_cli_create (cfg, keys, st, name, queues, special,
+                              expires);
   else if (g_strcmp0 (sub, "list") == 0 && rest->len == 0)
     rc = http_api_cli_list (st, json);
   else if (g_strcmp0 (sub, "revoke") == 0 && rest->len == 1)
@@ -1267,8 +1336,8 @@ http_api_tokens_cli (intake_config *cfg, const store_keys *keys, store *st,
     }
   else
     fprintf (stderr, "intakectl: tokens create --name N --queue Q [--queue R]"
-             " [--special-category] | tokens list [--json] | tokens revoke"
-             " NAME\n");
+             " [--special-category] [--expires never|DAYS|DATE] | tokens list"
+             " [--json] | tokens revoke NAME\n");
 out:
   g_ptr_array_free (rest, TRUE);
   return rc;

@@ -348,6 +348,9 @@ static const char *const store_migrations[] = {
   "CREATE INDEX webhook_case ON webhook_events(case_id);"
   "ALTER TABLE outbox ADD COLUMN queue TEXT;"
   "ALTER TABLE outbox ADD COLUMN language TEXT;",
+  /* 10 -> 11: department API tokens expire (SECURITY-TESTS 102); tokens
+   * made before have none (NULL) until revoked.  */
+  "ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;",
 };
 
 void

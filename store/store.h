@@ -36,10 +36,11 @@ typedef enum {
   STORE_ERROR_STATE,       /* a status change that is not allowed */
   STORE_ERROR_CLOCK,       /* the clock jumped: retention waits for a
                             * person to confirm */
+  STORE_ERROR_EXPIRED,     /* an API token past its expiry */
 } store_error_code;
 
 /* The schema version this binary writes (PRAGMA user_version).  */
-#define STORE_SCHEMA_VERSION 10
+#define STORE_SCHEMA_VERSION 11
 
 typedef enum {
   STORE_OPEN_WRITER = 1 << 0,  /* create/migrate, start the writer thread */

@@ -273,7 +273,7 @@ store_api_token_hash (const store_keys *keys, const char *token, gsize len,
 
 #define STORE_API_TOKEN_COLUMNS \
   "SELECT id, name, queues, special, created_at, revoked_at, last_used_at," \
-  " token_hash FROM api_tokens "
+  " token_hash, expires_at FROM api_tokens "
 
 static store_api_token *
 store_api_token_read (sqlite3_stmt *st)
@@ -288,13 +288,14 @@ store_api_token_read (sqlite3_stmt *st)
   t->created_at = sqlite3_column_int64 (st, 4);
   t->revoked_at = sqlite3_column_int64 (st, 5);
   t->last_used_at = sqlite3_column_int64 (st, 6);
+  t->expires_at = sqlite3_column_int64 (st, 8);
   return t;
 }
 
 gboolean
 store_api_token_create (store *s, const char *name, const guint8 hash[32],
                         const char *const *queues, gboolean special,
-                        const char *actor, GError **error)
+                        gint64 expires_at, const char *actor, GError **error)
 {
   g_autofree char *joined = NULL;
   g_autofree char *detail = NULL;
@@ -308,7 +309,9 @@ store_api_token_create (store *s, const char *name, const guint8 hash[32],
   for (guint i = 0; i < n; i++)
     g_return_val_if_fail (store_api_name_valid (queues[i]), FALSE);
   joined = g_strjoinv (",", (char **) queues);
-  detail = g_strdup_printf ("queues=%s special=%d", joined, special ? 1 : 0);
+  detail = g_strdup_printf ("queues=%s special=%d expires=%" G_GINT64_FORMAT,
+                            joined, special ? 1 : 0,
+                            expires_at / G_USEC_PER_SEC);
 
   g_mutex_lock (&s->rlock);
   if (sqlite3_exec (s->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
@@ -333,8 +336,8 @@ store_api_token_create (store *s, const char *name, const guint8 hash[32],
       return store_api_end (s, FALSE, NULL);
     }
   st = store_stmt (s, s->rdb, "INSERT INTO api_tokens (name, token_hash,"
-                              " queues, special, created_at) VALUES (?1, ?2,"
-                              " ?3, ?4, ?5)", error);
+                              " queues, special, created_at, expires_at)"
+                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", error);
   if (st == NULL)
     return store_api_end (s, FALSE, NULL);
   sqlite3_bind_text (st, 1, name, -1, SQLITE_STATIC);
@@ -342,6 +345,10 @@ store_api_token_create (store *s, const char *name, const guint8 hash[32],
   sqlite3_bind_text (st, 3, joined, -1, SQLITE_STATIC);
   sqlite3_bind_int (st, 4, special ? 1 : 0);
   sqlite3_bind_int64 (st, 5, g_get_real_time ());
+  if (expires_at > 0)
+    sqlite3_bind_int64 (st, 6, expires_at);
+  else
+    sqlite3_bind_null (st, 6);
   ok = store_api_exec (s, st, "token create", error)
        && store_audit_append (s, s->rdb, actor, "token.create", object,
                               detail, error);
@@ -444,6 +451,15 @@ store_api_token_lookup (store *s, const guint8 hash[32], char **revoked_name,
   if (t != NULL && t->revoked_at != 0)
     {
       g_set_error (error, STORE_ERROR, STORE_ERROR_STATE, "token revoked");
+      if (revoked_name)
+        *revoked_name = g_strdup (t->name);
+      g_clear_pointer (&t, store_api_token_free);
+    }
+  else if (t != NULL && t->expires_at != 0
+           && g_get_real_time () >= t->expires_at)
+    {
+      /* checked on every request: refused from its first second on */
+      g_set_error (error, STORE_ERROR, STORE_ERROR_EXPIRED, "token expired");
       if (revoked_name)
         *revoked_name = g_strdup (t->name);
       g_clear_pointer (&t, store_api_token_free);

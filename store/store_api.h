@@ -39,6 +39,7 @@ typedef struct {
   gint64 created_at;         /* unix us */
   gint64 revoked_at;         /* 0: in force */
   gint64 last_used_at;       /* 0: never */
+  gint64 expires_at;         /* unix us; 0: never */
 } store_api_token;
 
 void store_api_token_free (store_api_token *t);
@@ -56,7 +57,8 @@ void store_api_token_hash (const store_keys *keys, const char *token,
 gboolean store_api_token_create (store *s, const char *name,
                                  const guint8 hash[32],
                                  const char *const *queues, gboolean special,
-                                 const char *actor, GError **error);
+                                 gint64 expires_at, const char *actor,
+                                 GError **error);
 
 /* (transfer full) every token (store_api_token *), by name.  */
 GPtrArray *store_api_token_list (store *s, GError **error);
@@ -68,8 +70,8 @@ gboolean store_api_token_revoke (store *s, const char *name,
 
 /* (transfer full) The token in force whose hash is @hash; NULL with
  * STORE_ERROR_NOT_FOUND for an unknown one, STORE_ERROR_STATE for a
- * revoked one (@revoked_name (nullable) then gets its name, for the
- * audit).  The hashes are also compared with sodium_memcmp.  */
+ * revoked one, STORE_ERROR_EXPIRED for one past its expiry (@revoked_name
+ * (nullable) then gets its name, for the audit).  The hashes are also compared with sodium_memcmp.  */
 store_api_token *store_api_token_lookup (store *s, const guint8 hash[32],
                                          char **revoked_name,
                                          GError **error);

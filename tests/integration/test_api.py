@@ -637,6 +637,52 @@ class Revocation(unittest.TestCase):
             self.assertNotIn(tok, d.log())
 
 
+    def test_expired_401_within_1s(self):
+        """§102: a token past its expiry is refused from its first second,
+        by both clients, audited as expired; --expires is checked; a new
+        token expires after 365 days by default."""
+        d = http_daemon()
+        with d:
+            # refused at creation: the past, nonsense, a bad number
+            for bad in ("2020-01-01", "yesterday", "0", "4000d"):
+                r = d.ctl("tokens", "create", "--name", "x", "--queue",
+                          "general", "--expires", bad)
+                self.assertEqual(r.returncode, 64, (bad, r.stderr))
+            tok = make_token(d, "general", "general")
+            until = time.time() + 3
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until))
+            r = d.ctl("tokens", "create", "--name", "short", "--queue",
+                      "general", "--expires", when, check=True)
+            short = r.stdout.strip()
+            self.assertIn("expires " + when, r.stderr)
+            listed = {t["name"]: t for t in json.loads(
+                d.ctl("tokens", "list", "--json", check=True).stdout)}
+            self.assertEqual(listed["short"]["expires"], when)
+            year = listed["general"]["expires"]
+            self.assertTrue(year.startswith(time.strftime(
+                "%Y-%m-%d", time.gmtime(time.time() + 365 * 86400))), year)
+            u, c = Urllib(d), Curl(d)
+            for client in (u, c):
+                st, _, body = client("GET", "/api/v1/queues/general/cases",
+                                     token=short)
+                self.assertEqual(st, 200, (client.name, body))
+            # the token's expiry is a whole second: 1 s after it at most
+            time.sleep(max(0, int(until) - time.time()) + 1.0)
+            for client in (u, c):
+                st, h, out = client("GET", "/api/v1/queues/general/cases",
+                                    token=short)
+                self.assertEqual(st, 401, (client.name, out))
+                self.assertIn("Bearer", h["www-authenticate"])
+                st, _, _ = client("GET", "/api/v1/queues/general/cases",
+                                  token=tok)
+                self.assertEqual(st, 200, client.name)
+            self.assertIn("event=api-auth-refused reason=expired", d.log())
+            with db(d) as con:
+                rows = con.execute("SELECT object, detail FROM audit WHERE"
+                                   " action = 'api.auth'").fetchall()
+            self.assertIn(("token:short", "reason=expired"), rows)
+
+
 class RateLimit(unittest.TestCase):
     def test_auth_failures_429(self):
         d = http_daemon()
