@@ -313,6 +313,12 @@ http_api_body (SoupServerMessage *msg)
                         "send JSON (Content-Type: application/json)");
       return NULL;
     }
+  if (!http_json_depth_ok (data, len, HTTP_JSON_DEPTH_MAX))
+    {
+      http_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
+                        "the body nests too deep");
+      return NULL;
+    }
   if (!json_parser_load_from_data (p, data, len, NULL)
       || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)))
     {

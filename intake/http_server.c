@@ -41,6 +41,79 @@ typedef struct {
   guint count;
 } http_rate;
 
+/* A request must be read whole -- request line, headers, body -- within
+ * [http] request_timeout of the server starting to wait for it; a client
+ * that trickles (SECURITY-TESTS 87) or holds an idle connection gets 408
+ * and the connection is shut.  The handler's own time (waiting for the
+ * spool commit) does not count: the clock stops when the body is in.  */
+typedef struct {
+  SoupServerMessage *msg;    /* not a reference: this lives in its data */
+  guint source;
+} http_deadline;
+
+static void
+http_deadline_free (gpointer data)
+{
+  http_deadline *d = data;
+
+  if (d->source != 0)
+    g_source_remove (d->source);
+  g_free (d);
+}
+
+static gboolean
+http_deadline_fire (gpointer data)
+{
+  static const char reply[] = "HTTP/1.1 408 Request Timeout\r\n"
+                              "Connection: close\r\n"
+                              "Content-Length: 0\r\n\r\n";
+  http_deadline *d = data;
+  GSocket *sock = soup_server_message_get_socket (d->msg);
+  GUri *uri = soup_server_message_get_uri (d->msg);
+
+  d->source = 0;
+  g_message ("event=http-request-timeout");
+  if (sock != NULL)
+    {
+      /* plain text only: under TLS the bytes would break the record
+       * stream, and the connection is just shut */
+      if (uri == NULL || g_strcmp0 (g_uri_get_scheme (uri), "https") != 0)
+        (void) g_socket_send (sock, reply, sizeof reply - 1, NULL, NULL);
+      /* libsoup sees the end of the stream, finishes the message and
+       * closes the connection itself */
+      (void) g_socket_shutdown (sock, TRUE, TRUE, NULL);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+http_deadline_stop (SoupServerMessage *msg, gpointer data)
+{
+  http_deadline *d = data;
+
+  if (d->source != 0)
+    {
+      g_source_remove (d->source);
+      d->source = 0;
+    }
+}
+
+static void
+http_request_started (SoupServer *server, SoupServerMessage *msg,
+                      gpointer data)
+{
+  http_server *h = data;
+  http_deadline *d = g_new0 (http_deadline, 1);
+
+  d->msg = msg;
+  d->source = g_timeout_add_seconds (h->cfg->http_request_timeout,
+                                     http_deadline_fire, d);
+  g_object_set_data_full (G_OBJECT (msg), "intake-deadline", d,
+                          http_deadline_free);
+  g_signal_connect (msg, "got-body", G_CALLBACK (http_deadline_stop), d);
+  g_signal_connect (msg, "finished", G_CALLBACK (http_deadline_stop), d);
+}
+
 store *
 http_server_store (http_server *h)
 {
@@ -274,7 +347,50 @@ http_wants_html (SoupServerMessage *msg)
   return accept != NULL && strstr (accept, "text/html") != NULL;
 }
 
-/* The body as form values and files; FALSE for a body we cannot read.  */
+gboolean
+http_json_depth_ok (const char *data, gsize len, guint max)
+{
+  guint depth = 0;
+  gboolean in_string = FALSE;
+
+  for (gsize i = 0; i < len; i++)
+    {
+      char c = data[i];
+
+      if (in_string)
+        {
+          if (c == '\\')
+            i++;                /* the escaped character, whatever it is */
+          else if (c == '"')
+            in_string = FALSE;
+        }
+      else if (c == '"')
+        in_string = TRUE;
+      else if (c == '[' || c == '{')
+        {
+          if (++depth > max)
+            return FALSE;
+        }
+      else if ((c == ']' || c == '}') && depth > 0)
+        depth--;
+    }
+  return TRUE;
+}
+
+/* How many fields an urlencoded body has: '&'-separated pieces.  */
+static guint
+http_form_count_fields (const char *data, gsize len)
+{
+  guint n = len > 0;
+
+  for (gsize i = 0; i < len; i++)
+    n += data[i] == '&';
+  return n;
+}
+
+/* The body as form values and files; FALSE for a body we cannot read
+ * (more than HTTP_FORM_FIELDS_MAX fields, JSON nested deeper than
+ * HTTP_JSON_DEPTH_MAX, broken multipart or JSON).  */
 static gboolean
 http_form_read (SoupServerMessage *msg, form_input *in)
 {
@@ -287,7 +403,11 @@ http_form_read (SoupServerMessage *msg, form_input *in)
 
   if (ct == NULL || strcmp (ct, "application/x-www-form-urlencoded") == 0)
     {
-      g_autofree char *text = g_strndup (data ? data : "", len);
+      g_autofree char *text = NULL;
+
+      if (http_form_count_fields (data, len) > HTTP_FORM_FIELDS_MAX)
+        return FALSE;
+      text = g_strndup (data ? data : "", len);
       GHashTable *v = soup_form_decode (text);
       GHashTableIter it;
       gpointer k, val;
@@ -301,7 +421,7 @@ http_form_read (SoupServerMessage *msg, form_input *in)
     {
       g_autoptr (SoupMultipart) mp = soup_multipart_new_from_message (rq,
                                                                       bytes);
-      if (mp == NULL)
+      if (mp == NULL || soup_multipart_get_length (mp) > HTTP_FORM_FIELDS_MAX)
         return FALSE;
       for (int i = 0; i < soup_multipart_get_length (mp); i++)
         {
@@ -342,8 +462,12 @@ http_form_read (SoupServerMessage *msg, form_input *in)
       JsonObject *o;
       GList *members;
 
-      if (!json_parser_load_from_data (p, data ? data : "", len, NULL)
+      if (!http_json_depth_ok (data ? data : "", len, HTTP_JSON_DEPTH_MAX)
+          || !json_parser_load_from_data (p, data ? data : "", len, NULL)
           || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)))
+        return FALSE;
+      if (json_object_get_size (json_node_get_object (
+              json_parser_get_root (p))) > HTTP_FORM_FIELDS_MAX)
         return FALSE;
       o = json_node_get_object (json_parser_get_root (p));
       members = json_object_get_members (o);
@@ -460,7 +584,8 @@ http_form_post (http_server *h, SoupServerMessage *msg, const form_def *def)
       h->form_invalid++;
       http_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
                         "send the form as application/x-www-form-urlencoded,"
-                        " multipart/form-data or application/json");
+                        " multipart/form-data or application/json (at most"
+                        " 200 fields; JSON nested at most 32 deep)");
       goto out;
     }
   /* cross-site posts: a foreign Origin is refused; otherwise the page's
@@ -700,6 +825,8 @@ http_server_new (intake_config *cfg, const store_keys *keys, store *st,
       return NULL;
     }
   h->soup = soup_server_new ("server-header", "intake", NULL);
+  g_signal_connect (h->soup, "request-started",
+                    G_CALLBACK (http_request_started), h);
   soup_server_add_early_handler (h->soup, NULL, http_early, h, NULL);
   soup_server_add_handler (h->soup, NULL, http_handle, h, NULL);
   if (!soup_server_listen (h->soup, sa, 0, error))

@@ -32,6 +32,18 @@ store *http_server_store (http_server *h);
 const store_keys *http_server_keys (http_server *h);
 intake_config *http_server_config (http_server *h);
 
+/* Most nesting a JSON body may have (arrays and objects), and most fields a
+ * form body may have: json-glib's parser recurses once per level, so a
+ * body of 100,000 '[' would end the master on its stack (SECURITY-TESTS
+ * 87).  */
+#define HTTP_JSON_DEPTH_MAX  32
+#define HTTP_FORM_FIELDS_MAX 200
+
+/* Whether the JSON text @data (@len bytes) nests no deeper than @max:
+ * one pass, brackets inside strings not counted.  Run before any JSON from
+ * outside reaches json-glib.  */
+gboolean http_json_depth_ok (const char *data, gsize len, guint max);
+
 /* A JSON body with @status; @error_message (nullable) becomes
  * {"error": "..."}.  */
 void http_reply_json (SoupServerMessage *msg, guint status, const char *json);

@@ -384,6 +384,10 @@ intake_config_load (const char *path, GError **error)
                              &n, error))
       return NULL;
     cfg->http_form_rate = n;
+    if (!intake_config_uint (kf, path, "http", "request_timeout", 60, 1, 3600,
+                             &n, error))
+      return NULL;
+    cfg->http_request_timeout = n;
     cfg->http_origin = intake_config_string (kf, "http", "public_origin",
                                              NULL);
     if (cfg->http_origin == NULL && cfg->http_listen != NULL)

@@ -117,6 +117,8 @@ typedef struct {
   char *forms_dir;             /* [http] forms (default forms/ beside the
                                 * configuration) */
   guint64 http_max_body;       /* [http] max_body, bytes */
+  guint http_request_timeout;  /* [http] request_timeout: seconds to read a
+                                * whole request, headers and body */
   guint http_form_rate;        /* [http] form_rate: submissions per minute
                                 * per client address */
   char *http_origin;           /* [http] public_origin: what Origin a

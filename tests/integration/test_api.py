@@ -430,6 +430,19 @@ class Api(unittest.TestCase):
                                  " c.ref = ?", (r,)).fetchone()[0]
                 self.assertEqual(n, 0)
 
+    def test_deep_json_400(self):
+        """SECURITY-TESTS 87: a body nested 100,000 deep is refused before
+        json-glib (which recurses) sees it; the daemon goes on."""
+        deep = "[" * 100000 + "]" * 100000
+        for c in self.clients():
+            st, _, body = c("POST", "/api/v1/cases/%s/notes" % self.waste_ref,
+                            token=self.tok["waste"], body=deep.encode())
+            self.assertEqual(st, 400, (c.name, body))
+            self.assertIn(b"too deep", body)
+            st, _, _ = c("GET", "/api/v1/queues/waste/cases",
+                         token=self.tok["waste"])
+            self.assertEqual(st, 200, c.name)
+
     def test_mass_assignment_refused(self):
         ref = self.waste_ref
         for c in self.clients():

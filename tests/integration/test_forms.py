@@ -192,6 +192,76 @@ class Forms(unittest.TestCase):
             self.assertEqual(st, 429)
             self.assertEqual(h["Retry-After"], "60")
 
+    def test_request_limits(self):
+        """SECURITY-TESTS 87: JSON nested 100,000 deep (json-glib recurses:
+        it once ended the master) and 10,000 fields are 400; a body or a
+        request line trickled past [http] request_timeout gets 408 and the
+        connection shut; the daemon goes on serving."""
+        import socket
+        d = http_daemon()
+        d.configure("http", "request_timeout", "2")
+        with d:
+            origin = {"Origin": "http://127.0.0.1:%d" % d.http_port}
+            deep = ("[" * 100000 + "]" * 100000).encode()
+            st, _, body = request(d, "/forms/contact", deep,
+                                  dict(origin, **{"Content-Type":
+                                                  "application/json"}))
+            self.assertEqual(st, 400, body)
+            self.assertIn(b"32 deep", body)
+            nested = json.dumps(dict(GOOD, extra=[[[[[[[[[[[[[[[[[[[[[[[[[[[[
+                [[[[[[[["x"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]])).encode()
+            st, _, body = request(d, "/forms/contact", nested,
+                                  dict(origin, **{"Content-Type":
+                                                  "application/json"}))
+            self.assertEqual(st, 400, body)
+            # brackets inside a string are text, not nesting
+            text = json.dumps(dict(GOOD, message="[" * 500)).encode()
+            st, _, body = request(d, "/forms/contact", text,
+                                  dict(origin, **{"Content-Type":
+                                                  "application/json"}))
+            self.assertEqual(st, 201, body)
+            many = urllib.parse.urlencode(GOOD) + "".join(
+                "&f%d=x" % i for i in range(10000))
+            st, _, body = request(d, "/forms/contact", many.encode(),
+                                  dict(origin, **{"Content-Type":
+                                       "application/x-www-form-urlencoded"}))
+            self.assertEqual(st, 400, body)
+            self.assertIn(b"200 fields", body)
+
+            def trickle(first):
+                c = socket.create_connection(("127.0.0.1", d.http_port))
+                c.settimeout(10)
+                t0 = time.time()
+                c.sendall(first)
+                got = b""
+                while True:
+                    try:
+                        b = c.recv(4096)
+                    except ConnectionResetError:
+                        break
+                    if not b:
+                        break
+                    got += b
+                c.close()
+                return got, time.time() - t0
+            # the body: 1 byte of the 100 promised, then nothing
+            got, dt = trickle(b"POST /forms/contact HTTP/1.1\r\n"
+                              b"Host: 127.0.0.1\r\nContent-Type: application/"
+                              b"x-www-form-urlencoded\r\nContent-Length: 100"
+                              b"\r\n\r\na")
+            self.assertTrue(got.startswith(b"HTTP/1.1 408"), got)
+            self.assertLess(dt, 6)
+            # the request line, never finished
+            got, dt = trickle(b"POST /forms/con")
+            self.assertTrue(got.startswith(b"HTTP/1.1 408"), got)
+            self.assertLess(dt, 6)
+            self.assertIn("event=http-request-timeout", d.log())
+            # still serving, and only the two good submissions were kept
+            st, _, body = post_form(d, dict(GOOD, _token=token(d)))
+            self.assertEqual(st, 201, body)
+            time.sleep(1)
+            self.assertEqual(len(d.cases()), 2)
+
     def test_201_never_lost(self):
         d = http_daemon(env={"INTAKE_FAULT_INGEST_KILL": "1"})
         d.start()
