@@ -9,8 +9,11 @@ each field (HTML); a line break in a one-line field never reaches a header
 (SECURITY-TESTS §J); too large -> 413; unknown form -> 404; honeypot ->
 201-looking, nothing stored; per-address rate limit -> 429 with
 Retry-After; a foreign Origin or no token -> 403; a 201 is never followed
-by a loss (SIGKILL right after it); /healthz and /metrics; a token in the
-query string of the API is refused.
+by a loss (SIGKILL right after it, and a kill storm: four SIGKILLs of the
+master while four clients submit, every 201's reference a case once);
+request limits (SECURITY-TESTS 87: JSON nested 100,000 deep and 10,000
+fields -> 400, a trickled body or request line -> 408); /healthz and
+/metrics; a token in the query string of the API is refused.
 """
 
 import json
@@ -292,6 +295,70 @@ class Forms(unittest.TestCase):
             self.assertIn("intake_filing_latency_seconds_count 1", text)
             self.assertNotIn("jo@example.org", text)
             self.assertNotIn("Bloggs", text)
+
+
+class KillStorm(unittest.TestCase):
+    def test_201_never_lost_under_sigkill(self):
+        """SECURITY-TESTS 88 (35 over HTTP): four clients submit forms while
+        the master is SIGKILLed and restarted four times; every 201's
+        reference is a case afterwards, once, with what was sent."""
+        import random
+        import threading
+        d = http_daemon()
+        d.configure("http", "form_rate", "100000")
+        sent, got, errors = {}, {}, []
+        lock = threading.Lock()
+        done = threading.Event()
+        rng = random.Random()
+        with d:
+            tok = token(d)
+
+            def client(t):
+                for i in range(400):
+                    if done.is_set():
+                        break
+                    subject = "Storm %d-%03d" % (t, i)
+                    try:
+                        st, _, body = post_form(d, dict(GOOD, _token=tok,
+                                                        subject=subject))
+                    except Exception as e:          # reset by a kill
+                        with lock:
+                            errors.append(type(e).__name__)
+                        continue
+                    if st == 201:
+                        with lock:
+                            got[json.loads(body)["reference"]] = subject
+                    time.sleep(rng.uniform(0.02, 0.1))
+
+            threads = [threading.Thread(target=client, args=(t,))
+                       for t in range(4)]
+            for th in threads:
+                th.start()
+            kills = 0
+            while kills < 4 and any(th.is_alive() for th in threads):
+                time.sleep(rng.uniform(0.3, 1.0))
+                d.kill()
+                d._close_log()
+                d.start()
+                kills += 1
+            time.sleep(0.5)         # some submissions after the last start
+            done.set()
+            for th in threads:
+                th.join(120)
+            self.assertEqual(kills, 4)
+            self.assertGreater(len(got), 20, errors)
+            cases = d.wait_cases(len(got), timeout=60)
+        by_ref = {}
+        for c in cases:
+            by_ref.setdefault(c["ref"], []).append(c)
+        missing = sorted(r for r in got if r not in by_ref)
+        self.assertEqual(missing, [], "201 given, no case")
+        for ref, subject in got.items():
+            self.assertEqual(len(by_ref[ref]), 1, ref)
+            self.assertTrue(by_ref[ref][0]["subject"].endswith(
+                ": " + subject), (ref, by_ref[ref][0]["subject"]))
+        print("\n  form kill storm: kills=%d 201s=%d cases=%d errors=%d"
+              % (kills, len(got), len(cases), len(errors)))
 
 
 if __name__ == "__main__":
