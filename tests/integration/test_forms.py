@@ -361,5 +361,73 @@ class KillStorm(unittest.TestCase):
               % (kills, len(got), len(cases), len(errors)))
 
 
+class DiskFull(unittest.TestCase):
+    def test_503_then_201(self):
+        """SECURITY-TESTS 88 (37/38 over HTTP) on an 8 MiB tmpfs: with the
+        disk full a submission gets 503 with Retry-After and nothing is
+        kept; with space back the next gets 201 and becomes a case."""
+        import subprocess as sp
+        import tempfile
+        if os.geteuid() != 0:
+            self.skipTest("needs root to mount a small tmpfs")
+        mnt = tempfile.mkdtemp(prefix="intake-tmpfs-")
+        r = sp.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700",
+                    "tmpfs", mnt], capture_output=True, text=True)
+        if r.returncode != 0:
+            os.rmdir(mnt)
+            self.skipTest("cannot mount a tmpfs here: %s" % r.stderr.strip())
+        try:
+            d = http_daemon(store={"database": os.path.join(mnt, "intake.db"),
+                                   "master_key": os.path.join(mnt,
+                                                              "master.key"),
+                                   "min_free_space": 1024 * 1024})
+            with d:
+                tok = token(d)
+                st, _, body = post_form(d, dict(GOOD, _token=tok))
+                self.assertEqual(st, 201, body)
+                d.wait_cases(1)
+                hog = os.path.join(mnt, "hog")
+                with open(hog, "wb") as f:
+                    try:
+                        while True:
+                            f.write(b"\0" * 65536)
+                            f.flush()
+                    except OSError:
+                        pass
+                codes = []
+                deadline = time.time() + 10
+                while time.time() < deadline:
+                    st, h, body = post_form(d, dict(GOOD, _token=tok,
+                                                    subject="full"))
+                    codes.append(st)
+                    if st == 503:
+                        break
+                    self.assertIn(st, (201, 503), body)
+                    time.sleep(0.2)
+                self.assertEqual(codes[-1], 503, codes)
+                self.assertTrue(h.get("Retry-After"), h)
+                os.unlink(hog)
+                deadline = time.time() + 10
+                while True:
+                    st, _, body = post_form(d, dict(GOOD, _token=tok,
+                                                    subject="after"))
+                    if st == 201 or time.time() > deadline:
+                        break
+                    time.sleep(0.2)
+                self.assertEqual(st, 201, body)
+                ref = json.loads(body)["reference"]
+                cases = d.wait_cases(1 + codes.count(201) + 1)
+                time.sleep(1)
+                cases = d.cases()
+                self.assertIn(ref, [c["ref"] for c in cases])
+                # the 503s kept nothing
+                self.assertEqual(len(cases), 1 + codes.count(201) + 1)
+                print("\n  form disk full: replies %s, then 201" % codes)
+                self.assertIsNone(d.proc.poll())
+        finally:
+            sp.run(["umount", "-l", mnt], capture_output=True)
+            os.rmdir(mnt)
+
+
 if __name__ == "__main__":
     unittest.main()
