@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(ROOT, os.environ.get("INTAKE_BUILD", "build"))
@@ -299,3 +300,30 @@ def message(subject="Test", sender="citizen@example.org", body="Hello\r\n",
     msgid = msgid or "<%s@test.example>" % os.urandom(8).hex()
     return ("From: %s\r\nTo: enquiries@council.example\r\nSubject: %s\r\n"
             "Message-ID: %s\r\n%s\r\n%s" % (sender, subject, msgid, extra, body)).encode()
+
+
+def mount_small_tmpfs(size="8m"):
+    """A tmpfs of @size on a new folder (for full-disk tests); raises
+    unittest.SkipTest when not root or when mount refuses.  Undo with
+    umount_tmpfs()."""
+    if os.geteuid() != 0:
+        raise unittest.SkipTest("needs root to mount a small tmpfs")
+    mnt = tempfile.mkdtemp(prefix="intake-tmpfs-")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o",
+                        "size=%s,mode=0700" % size, "tmpfs", mnt],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        os.rmdir(mnt)
+        raise unittest.SkipTest("cannot mount a tmpfs here: %s"
+                                % r.stderr.strip())
+    return mnt
+
+
+def umount_tmpfs(mnt):
+    r = subprocess.run(["umount", mnt], capture_output=True, text=True)
+    if r.returncode != 0:
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
+    try:
+        os.rmdir(mnt)
+    except OSError:
+        pass

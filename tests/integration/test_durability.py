@@ -27,7 +27,7 @@ import threading
 import time
 import unittest
 
-from harness import Intaked, message
+from harness import Intaked, message, mount_small_tmpfs, umount_tmpfs
 
 RCPT = "enquiries@council.example"
 SENDER = "citizen@example.org"
@@ -167,13 +167,7 @@ class DurabilityTest(unittest.TestCase):
             except AssertionError as e:
                 errors.append(e)
         for mnt in self.mounts:
-            r = subprocess.run(["umount", mnt], capture_output=True, text=True)
-            if r.returncode != 0:
-                subprocess.run(["umount", "-l", mnt], capture_output=True)
-            try:
-                os.rmdir(mnt)
-            except OSError:
-                pass
+            umount_tmpfs(mnt)
         if errors:
             raise errors[0]
 
@@ -469,14 +463,7 @@ class DurabilityTest(unittest.TestCase):
         """SECURITY-TESTS 37/38 on an 8 MiB tmpfs: 452 at MAIL when storage
         is low, 451/452 at end of data when the write fails, never 250 and
         then loss; a message goes through once space is back."""
-        if os.geteuid() != 0:
-            self.skipTest("needs root to mount a small tmpfs")
-        mnt = tempfile.mkdtemp(prefix="intake-tmpfs-")
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700",
-                            "tmpfs", mnt], capture_output=True, text=True)
-        if r.returncode != 0:
-            os.rmdir(mnt)
-            self.skipTest("cannot mount a tmpfs here: %s" % r.stderr.strip())
+        mnt = mount_small_tmpfs("8m")
         self.mounts.append(mnt)
         MIN_FREE = 1024 * 1024
         d = self.daemon(store={"database": os.path.join(mnt, "intake.db"),

@@ -25,7 +25,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from harness import ROOT, Intaked, free_port
+from harness import ROOT, Intaked, free_port, mount_small_tmpfs, umount_tmpfs
 
 
 def http_daemon(**kw):
@@ -366,16 +366,7 @@ class DiskFull(unittest.TestCase):
         """SECURITY-TESTS 88 (37/38 over HTTP) on an 8 MiB tmpfs: with the
         disk full a submission gets 503 with Retry-After and nothing is
         kept; with space back the next gets 201 and becomes a case."""
-        import subprocess as sp
-        import tempfile
-        if os.geteuid() != 0:
-            self.skipTest("needs root to mount a small tmpfs")
-        mnt = tempfile.mkdtemp(prefix="intake-tmpfs-")
-        r = sp.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700",
-                    "tmpfs", mnt], capture_output=True, text=True)
-        if r.returncode != 0:
-            os.rmdir(mnt)
-            self.skipTest("cannot mount a tmpfs here: %s" % r.stderr.strip())
+        mnt = mount_small_tmpfs("8m")
         try:
             d = http_daemon(store={"database": os.path.join(mnt, "intake.db"),
                                    "master_key": os.path.join(mnt,
@@ -425,8 +416,7 @@ class DiskFull(unittest.TestCase):
                 print("\n  form disk full: replies %s, then 201" % codes)
                 self.assertIsNone(d.proc.poll())
         finally:
-            sp.run(["umount", "-l", mnt], capture_output=True)
-            os.rmdir(mnt)
+            umount_tmpfs(mnt)
 
 
 if __name__ == "__main__":
