@@ -793,10 +793,22 @@ store_writer_main (gpointer data)
 
   while (!stop)
     {
-      store_job *job = g_async_queue_pop (s->jobs);
+      store_job *job;
       gint64 until;
       gsize weight;
 
+      /* While it holds opened data keys the writer wakes every second
+       * even without work, so that they go after their TTL or an
+       * erasure (store_keycache.c), not at the next letter.  */
+      if (store_keycache_live (s->wkeys) > 0)
+        {
+          job = g_async_queue_timeout_pop (s->jobs, G_USEC_PER_SEC);
+          store_keycache_tick (s->wkeys);
+          if (job == NULL)
+            continue;
+        }
+      else
+        job = g_async_queue_pop (s->jobs);
       if (job == &store_stop_marker)
         break;
       g_ptr_array_add (batch, job);
@@ -831,6 +843,12 @@ store_writer_main (gpointer data)
     }
   g_ptr_array_free (batch, TRUE);
   return NULL;
+}
+
+guint
+store_writer_keys_held (store *s)
+{
+  return store_keycache_live (s->wkeys);
 }
 
 void

@@ -612,6 +612,10 @@ char *store_subject_export_erased (store *s, gint64 id, GError **error);
 /* The id of the subject with address @addr, or -1.  */
 gint64 store_subject_id (store *s, const char *addr, GError **error);
 
+/* How many opened data keys the writer holds now (store_keycache.c); for
+ * tests and diagnostics.  */
+guint store_writer_keys_held (store *s);
+
 /* ------------------------------------------------------------ retention */
 
 /* The retention schedule (docs/retention.md): classes with the years a

@@ -55,6 +55,7 @@ struct store_keycache {
   guint64 tick;
   gint epoch;                /* store_keycache_epoch () seen last */
   guint64 hits, misses;
+  gint live;                 /* entries held; read by other threads */
 };
 
 /* Bumped by every erasure in this process (any thread).  */
@@ -75,6 +76,8 @@ store_keycache_new (void)
 static void
 store_keycache_drop (store_keycache *c, guint i)
 {
+  if (c->slots[i].subject_id != 0)
+    g_atomic_int_add (&c->live, -1);
   sodium_memzero (c->keys + i * STORE_KEY_BYTES, STORE_KEY_BYTES);
   memset (&c->slots[i], 0, sizeof c->slots[i]);
 }
@@ -86,6 +89,7 @@ store_keycache_clear (store_keycache *c)
     return;
   sodium_memzero (c->keys, STORE_KEYCACHE_SLOTS * STORE_KEY_BYTES);
   memset (c->slots, 0, sizeof c->slots);
+  g_atomic_int_set (&c->live, 0);
 }
 
 void
@@ -121,6 +125,22 @@ store_keycache_expire (store_keycache *c, gint64 now)
     if (c->slots[i].subject_id != 0
         && now - c->slots[i].opened_at >= STORE_KEYCACHE_TTL_US)
       store_keycache_drop (c, i);
+}
+
+/* The TTL and an erasure's epoch, applied now: the writer calls this while
+ * it waits for work, so that a key goes when its time is up even if no
+ * mail comes to look it up.  */
+void
+store_keycache_tick (store_keycache *c)
+{
+  store_keycache_expire (c, g_get_monotonic_time ());
+}
+
+/* How many keys are held (any thread).  */
+guint
+store_keycache_live (store_keycache *c)
+{
+  return (guint) g_atomic_int_get (&c->live);
 }
 
 gboolean
@@ -181,6 +201,7 @@ store_keycache_put (store_keycache *c, gint64 subject_id, const void *wrapped,
   c->slots[victim].wrapped_len = (guint) len;
   memcpy (c->slots[victim].wrapped, wrapped, len);
   memcpy (c->keys + victim * STORE_KEY_BYTES, key, STORE_KEY_BYTES);
+  g_atomic_int_inc (&c->live);
 }
 
 void

@@ -123,6 +123,10 @@ void store_keycache_forget (store_keycache *c, gint64 subject_id);
 /* Every cache of this process is wiped before its next use (an erasure
  * is under way); any thread.  */
 void store_keycache_epoch (void);
+/* Apply the TTL and the erasure epoch now (writer thread, while idle).  */
+void store_keycache_tick (store_keycache *c);
+/* How many keys are held; any thread.  */
+guint store_keycache_live (store_keycache *c);
 void store_keycache_stats (store_keycache *c, guint64 *hits,
                           guint64 *misses);
 

@@ -461,6 +461,54 @@ START_TEST (test_erase_with_cached_key)
 }
 END_TEST
 
+/* The writer's opened keys go with an erasure in this process and after
+ * their TTL (10 s) even when no more mail comes to look them up: an idle
+ * writer used to keep them until the next letter from a known sender.  */
+static gboolean
+wait_keys_held (store *st, guint want, gint64 within_us)
+{
+  gint64 end = g_get_monotonic_time () + within_us;
+
+  while (store_writer_keys_held (st) != want)
+    {
+      if (g_get_monotonic_time () > end)
+        return FALSE;
+      g_usleep (50 * 1000);
+    }
+  return TRUE;
+}
+
+START_TEST (test_cached_key_goes_while_idle)
+{
+  g_autoptr (GError) error = NULL;
+  store_keys *keys = load_keys ();
+  store *st = open_store (keys);
+  store_erasure_report r = { 0 };
+  gint64 a;
+
+  file_mail (st, &(mail){ "a@example.org", "i1@example.org", NULL, NULL,
+                          NULL, "first", FALSE });
+  file_mail (st, &(mail){ "b@example.org", "i2@example.org", NULL, NULL,
+                          NULL, "second", FALSE });
+  ck_assert_uint_eq (store_writer_keys_held (st), 2);
+  a = store_subject_id (st, "a@example.org", NULL);
+  ck_assert (store_subject_erase (st, a, "request", "tester", &r, &error));
+  /* the erasure wipes the whole cache within a second or two */
+  ck_assert_msg (wait_keys_held (st, 0, 3 * G_USEC_PER_SEC),
+                 "%u keys held 3 s after an erasure",
+                 store_writer_keys_held (st));
+  /* a key opened again goes after its TTL with no mail at all */
+  file_mail (st, &(mail){ "b@example.org", "i3@example.org", NULL, NULL,
+                          NULL, "third", FALSE });
+  ck_assert_uint_eq (store_writer_keys_held (st), 1);
+  ck_assert_msg (wait_keys_held (st, 0, 13 * G_USEC_PER_SEC),
+                 "%u keys held 13 s after the last letter",
+                 store_writer_keys_held (st));
+  store_close (&st);
+  store_keys_free (&keys);
+}
+END_TEST
+
 START_TEST (test_erase_resumed_once)
 {
   g_autoptr (GError) error = NULL;
@@ -567,6 +615,7 @@ rights_suite (void)
   tcase_add_test (tc, test_erase_through_the_store);
   tcase_add_test (tc, test_erase_resumed_once);
   tcase_add_test (tc, test_erase_with_cached_key);
+  tcase_add_test (tc, test_cached_key_goes_while_idle);
   tcase_add_test (tc, test_rule_retention_action);
   tcase_add_test (tc, test_retention_schedule_file);
   suite_add_tcase (s, tc);
