@@ -366,6 +366,11 @@ http_json_depth_ok (const char *data, gsize len, guint max)
         }
       else if (c == '"')
         in_string = TRUE;
+      else if (c == '\'' || c == '/')
+        /* never JSON outside a string, but json-glib's scanner takes them
+         * as a 'string' or a comment, in which a '"' would hide every
+         * bracket after it from this count */
+        return FALSE;
       else if (c == '[' || c == '{')
         {
           if (++depth > max)

@@ -211,6 +211,14 @@ class Forms(unittest.TestCase):
                                                   "application/json"}))
             self.assertEqual(st, 400, body)
             self.assertIn(b"32 deep", body)
+            # json-glib takes /* */ as a comment and '...' as a string: a
+            # '"' in either once hid the brackets after it from the depth
+            # count, and the master ended on its stack
+            for hide in (b'/* " */', b"['\"', "):
+                st, _, body = request(d, "/forms/contact", hide + deep,
+                                      dict(origin, **{"Content-Type":
+                                                      "application/json"}))
+                self.assertEqual(st, 400, (hide, body))
             nested = json.dumps(dict(GOOD, extra=[[[[[[[[[[[[[[[[[[[[[[[[[[[[
                 [[[[[[[["x"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]])).encode()
             st, _, body = request(d, "/forms/contact", nested,
