@@ -78,7 +78,10 @@ http_deadline_fire (gpointer data)
       /* plain text only: under TLS the bytes would break the record
        * stream, and the connection is just shut */
       if (uri == NULL || g_strcmp0 (g_uri_get_scheme (uri), "https") != 0)
-        (void) g_socket_send (sock, reply, sizeof reply - 1, NULL, NULL);
+        /* never blocking: a client that reads nothing (a full send
+         * buffer) must not stall the master's loop; then it just goes */
+        (void) g_socket_send_with_blocking (sock, reply, sizeof reply - 1,
+                                            FALSE, NULL, NULL);
       /* libsoup sees the end of the stream, finishes the message and
        * closes the connection itself */
       (void) g_socket_shutdown (sock, TRUE, TRUE, NULL);
