@@ -319,6 +319,13 @@ http_api_body (SoupServerMessage *msg)
                         "the body nests too deep");
       return NULL;
     }
+  if (http_json_has_nul (data, len))
+    {
+      /* json-glib would hand the string out cut short at the NUL */
+      http_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
+                        "a JSON string must not contain \\u0000");
+      return NULL;
+    }
   if (!json_parser_load_from_data (p, data, len, NULL)
       || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)))
     {

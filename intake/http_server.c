@@ -49,6 +49,9 @@ typedef struct {
 typedef struct {
   SoupServerMessage *msg;    /* not a reference: this lives in its data */
   guint source;
+  http_server *h;
+  goffset received;          /* body bytes so far (got-chunk) */
+  gboolean refused;          /* answered and shut: ignore what follows */
 } http_deadline;
 
 static void
@@ -61,18 +64,14 @@ http_deadline_free (gpointer data)
   g_free (d);
 }
 
-static gboolean
-http_deadline_fire (gpointer data)
+/* Answer @reply (a whole HTTP response) straight on the socket and shut
+ * it: for a request that must not be read any further.  */
+static void
+http_refuse_and_shut (SoupServerMessage *msg, const char *reply)
 {
-  static const char reply[] = "HTTP/1.1 408 Request Timeout\r\n"
-                              "Connection: close\r\n"
-                              "Content-Length: 0\r\n\r\n";
-  http_deadline *d = data;
-  GSocket *sock = soup_server_message_get_socket (d->msg);
-  GUri *uri = soup_server_message_get_uri (d->msg);
+  GSocket *sock = soup_server_message_get_socket (msg);
+  GUri *uri = soup_server_message_get_uri (msg);
 
-  d->source = 0;
-  g_message ("event=http-request-timeout");
   if (sock != NULL)
     {
       /* plain text only: under TLS the bytes would break the record
@@ -80,13 +79,63 @@ http_deadline_fire (gpointer data)
       if (uri == NULL || g_strcmp0 (g_uri_get_scheme (uri), "https") != 0)
         /* never blocking: a client that reads nothing (a full send
          * buffer) must not stall the master's loop; then it just goes */
-        (void) g_socket_send_with_blocking (sock, reply, sizeof reply - 1,
+        (void) g_socket_send_with_blocking (sock, reply, strlen (reply),
                                             FALSE, NULL, NULL);
       /* libsoup sees the end of the stream, finishes the message and
        * closes the connection itself */
       (void) g_socket_shutdown (sock, TRUE, TRUE, NULL);
     }
+}
+
+static const char http_413_reply[] =
+    "HTTP/1.1 413 Request Entity Too Large\r\n"
+    "Connection: close\r\n"
+    "Content-Type: application/json; charset=utf-8\r\n"
+    "Content-Length: 33\r\n\r\n"
+    "{\"error\":\"the body is too large\"}";
+
+static gboolean
+http_deadline_fire (gpointer data)
+{
+  http_deadline *d = data;
+
+  d->source = 0;
+  d->refused = TRUE;
+  g_message ("event=http-request-timeout");
+  http_refuse_and_shut (d->msg, "HTTP/1.1 408 Request Timeout\r\n"
+                                "Connection: close\r\n"
+                                "Content-Length: 0\r\n\r\n");
   return G_SOURCE_REMOVE;
+}
+
+/* Each piece of a body as it comes: past [http] max_body the request is
+ * answered 413 and the connection shut there and then.  libsoup keeps the
+ * whole body in memory until it has all of it, and a chunked body (no
+ * Content-Length for http_early to refuse) was read whole before its size
+ * was looked at: an endless one would have ended the master.  */
+static void
+http_got_chunk (SoupServerMessage *msg, GBytes *chunk, gpointer data)
+{
+  http_deadline *d = data;
+
+  if (d->refused)
+    return;
+  d->received += g_bytes_get_size (chunk);
+  if (d->received > (goffset) d->h->cfg->http_max_body)
+    {
+      d->refused = TRUE;
+      d->h->form_too_large++;
+      if (d->source != 0)
+        {
+          g_source_remove (d->source);
+          d->source = 0;
+        }
+      g_message ("event=http-body-too-large");
+      /* whatever is still read of it is dropped, not kept */
+      soup_message_body_set_accumulate (
+          soup_server_message_get_request_body (msg), FALSE);
+      http_refuse_and_shut (msg, http_413_reply);
+    }
 }
 
 static void
@@ -109,10 +158,12 @@ http_request_started (SoupServer *server, SoupServerMessage *msg,
   http_deadline *d = g_new0 (http_deadline, 1);
 
   d->msg = msg;
+  d->h = h;
   d->source = g_timeout_add_seconds (h->cfg->http_request_timeout,
                                      http_deadline_fire, d);
   g_object_set_data_full (G_OBJECT (msg), "intake-deadline", d,
                           http_deadline_free);
+  g_signal_connect (msg, "got-chunk", G_CALLBACK (http_got_chunk), d);
   g_signal_connect (msg, "got-body", G_CALLBACK (http_deadline_stop), d);
   g_signal_connect (msg, "finished", G_CALLBACK (http_deadline_stop), d);
 }
@@ -385,6 +436,72 @@ http_json_depth_ok (const char *data, gsize len, guint max)
   return TRUE;
 }
 
+/* Whether a JSON text has the escape \u0000 in a string (a key or a
+ * value).  json-glib hands strings out NUL-terminated, so "a\u0000b"
+ * would arrive as "a" and the rest be dropped without a word: such a body
+ * is refused instead.  */
+gboolean
+http_json_has_nul (const char *data, gsize len)
+{
+  gboolean in_string = FALSE;
+
+  for (gsize i = 0; i < len; i++)
+    {
+      char c = data[i];
+
+      if (!in_string)
+        in_string = c == '"';
+      else if (c == '"')
+        in_string = FALSE;
+      else if (c == '\\')
+        {
+          if (i + 5 < len && data[i + 1] == 'u'
+              && memcmp (data + i + 2, "0000", 4) == 0)
+            return TRUE;
+          i++;                  /* the escaped character */
+        }
+    }
+  return FALSE;
+}
+
+/* A field value from @len bytes: a NUL byte becomes U+0001, so that the
+ * value is not cut short at it (what followed would be lost without a
+ * word) and validation refuses it as a control character (422).  */
+static char *
+http_form_value (const char *data, gsize len)
+{
+  char *v = g_strndup (data ? data : "", len);
+
+  for (gsize i = 0; i < len; i++)
+    if (v[i] == '\0')
+      v[i] = '\001';
+  return v;
+}
+
+/* One %-decoded piece of an urlencoded body ('+' is a space); NULL when
+ * an escape is broken (the pair is dropped, as soup_form_decode does).  */
+static char *
+http_form_unescape (const char *s, gsize len)
+{
+  g_autoptr (GString) out = g_string_sized_new (len);
+
+  for (gsize i = 0; i < len; i++)
+    {
+      if (s[i] == '%')
+        {
+          if (i + 2 >= len || !g_ascii_isxdigit (s[i + 1])
+              || !g_ascii_isxdigit (s[i + 2]))
+            return NULL;
+          g_string_append_c (out, (char) (g_ascii_xdigit_value (s[i + 1]) * 16
+                                          + g_ascii_xdigit_value (s[i + 2])));
+          i += 2;
+        }
+      else
+        g_string_append_c (out, s[i] == '+' ? ' ' : s[i]);
+    }
+  return http_form_value (out->str, out->len);
+}
+
 /* How many fields an urlencoded body has: '&'-separated pieces.  */
 static guint
 http_form_count_fields (const char *data, gsize len)
@@ -411,19 +528,31 @@ http_form_read (SoupServerMessage *msg, form_input *in)
 
   if (ct == NULL || strcmp (ct, "application/x-www-form-urlencoded") == 0)
     {
-      g_autofree char *text = NULL;
-
       if (http_form_count_fields (data, len) > HTTP_FORM_FIELDS_MAX)
         return FALSE;
-      text = g_strndup (data ? data : "", len);
-      GHashTable *v = soup_form_decode (text);
-      GHashTableIter it;
-      gpointer k, val;
-      g_hash_table_iter_init (&it, v);
-      while (g_hash_table_iter_next (&it, &k, &val))
-        g_hash_table_insert (in->values, g_strdup (k), g_strdup (val));
-      g_hash_table_unref (v);
-      return TRUE;
+      /* decoded here, not by soup_form_decode: that cuts a value short
+       * at a %00 */
+      for (gsize i = 0; i < len;)
+        {
+          const char *amp = memchr (data + i, '&', len - i);
+          gsize end = amp ? (gsize) (amp - data) : len;
+          const char *eq = memchr (data + i, '=', end - i);
+
+          if (eq != NULL)
+            {
+              char *k = http_form_unescape (data + i, eq - (data + i));
+              char *val = http_form_unescape (eq + 1, data + end - (eq + 1));
+              if (k != NULL && val != NULL)
+                {
+                  g_hash_table_replace (in->values, k, val);
+                  k = val = NULL;
+                }
+              g_free (k);
+              g_free (val);
+            }
+          i = end + 1;
+        }
+      goto trim;
     }
   if (strcmp (ct, "multipart/form-data") == 0)
     {
@@ -459,10 +588,10 @@ http_form_read (SoupServerMessage *msg, form_input *in)
             }
           else
             g_hash_table_replace (in->values, g_strdup (name),
-                                  g_strndup (g_bytes_get_data (pb, NULL),
-                                             g_bytes_get_size (pb)));
+                                  http_form_value (g_bytes_get_data (pb, NULL),
+                                                   g_bytes_get_size (pb)));
         }
-      return TRUE;
+      goto trim;
     }
   if (strcmp (ct, "application/json") == 0)
     {
@@ -471,6 +600,7 @@ http_form_read (SoupServerMessage *msg, form_input *in)
       GList *members;
 
       if (!http_json_depth_ok (data ? data : "", len, HTTP_JSON_DEPTH_MAX)
+          || http_json_has_nul (data ? data : "", len)
           || !json_parser_load_from_data (p, data ? data : "", len, NULL)
           || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)))
         return FALSE;
@@ -488,9 +618,23 @@ http_form_read (SoupServerMessage *msg, form_input *in)
                                   g_strdup (json_node_get_string (n)));
         }
       g_list_free (members);
-      return TRUE;
+      goto trim;
     }
   return FALSE;
+
+trim:
+  /* what is validated (trimmed) is what is kept: a value's leading or
+   * trailing line breaks would otherwise pass the one-line check and
+   * then start a line of their own in the message */
+  {
+    GHashTableIter it;
+    gpointer val;
+
+    g_hash_table_iter_init (&it, in->values);
+    while (g_hash_table_iter_next (&it, NULL, &val))
+      g_strstrip ((char *) val);
+  }
+  return TRUE;
 }
 
 typedef struct {
@@ -753,10 +897,24 @@ http_early (SoupServer *server, SoupServerMessage *msg, const char *path,
   goffset len = soup_message_headers_get_content_length (
       soup_server_message_get_request_headers (msg));
 
-  /* refused before the body is read */
+  /* refused before the body is read.  libsoup reads a body it was told
+   * to refuse all the same (a client may send it without waiting): it is
+   * dropped as it comes, not kept -- 2 GB sent with Content-Length:
+   * 2000000000 once grew the master to 3 GB -- and the connection is
+   * closed after the answer (after "Expect: 100-continue" it was left
+   * open with no deadline) */
   if (len > (goffset) h->cfg->http_max_body)
     {
+      http_deadline *d = g_object_get_data (G_OBJECT (msg),
+                                            "intake-deadline");
       h->form_too_large++;
+      if (d != NULL)
+        d->refused = TRUE;
+      soup_message_body_set_accumulate (
+          soup_server_message_get_request_body (msg), FALSE);
+      soup_message_headers_replace (
+          soup_server_message_get_response_headers (msg), "Connection",
+          "close");
       http_reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
                         "the body is too large");
     }
@@ -768,7 +926,17 @@ http_handle (SoupServer *server, SoupServerMessage *msg, const char *path,
 {
   http_server *h = data;
 
-  if (strcmp (path, "/healthz") == 0)
+  if ((strcmp (path, "/healthz") == 0 || strcmp (path, "/metrics") == 0)
+      && soup_server_message_get_method (msg) != SOUP_METHOD_GET
+      && soup_server_message_get_method (msg) != SOUP_METHOD_HEAD)
+    {
+      /* read-only: PUT, DELETE, TRACE or FOO once answered 200 */
+      soup_message_headers_replace (
+          soup_server_message_get_response_headers (msg), "Allow",
+          "GET, HEAD");
+      http_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "use GET");
+    }
+  else if (strcmp (path, "/healthz") == 0)
     http_healthz (h, msg);
   else if (strcmp (path, "/metrics") == 0)
     http_metrics (h, msg);

@@ -43,6 +43,9 @@ intake_config *http_server_config (http_server *h);
  * one pass, brackets inside strings not counted.  Run before any JSON from
  * outside reaches json-glib.  */
 gboolean http_json_depth_ok (const char *data, gsize len, guint max);
+/* Whether a JSON text has a \u0000 escape in a string (refused: json-glib
+ * would cut the string short there).  */
+gboolean http_json_has_nul (const char *data, gsize len);
 
 /* A JSON body with @status; @error_message (nullable) becomes
  * {"error": "..."}.  */

@@ -443,6 +443,27 @@ class Api(unittest.TestCase):
                          token=self.tok["waste"])
             self.assertEqual(st, 200, c.name)
 
+    def test_nul_in_json_string_400(self):
+        """A \\u0000 in a JSON string is refused (400): json-glib hands the
+        string out cut short at it, so a note "kept\\u0000lost" was stored
+        as "kept" and answered 201.  Nothing is stored."""
+        def notes():
+            with db(self.d) as conn:
+                return conn.execute(
+                    "SELECT count(*) FROM case_notes n JOIN cases c ON"
+                    " c.id = n.case_id WHERE c.ref = ?",
+                    (self.waste_ref,)).fetchone()[0]
+        before = notes()
+        for c in self.clients():
+            for body in (b'{"text": "kept\\u0000lost"}',
+                         b'{"te\\u0000xt": "kept"}'):
+                st, _, resp = c("POST",
+                                "/api/v1/cases/%s/notes" % self.waste_ref,
+                                token=self.tok["waste"], body=body)
+                self.assertEqual(st, 400, (c.name, body, resp))
+                self.assertIn(b"u0000", resp)
+        self.assertEqual(notes(), before)
+
     def test_mass_assignment_refused(self):
         ref = self.waste_ref
         for c in self.clients():

@@ -25,7 +25,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from harness import ROOT, Intaked, free_port, mount_small_tmpfs, umount_tmpfs
+from harness import BUILD, ROOT, Intaked, free_port, mount_small_tmpfs, umount_tmpfs
 
 
 def http_daemon(**kw):
@@ -273,6 +273,149 @@ class Forms(unittest.TestCase):
             time.sleep(1)
             self.assertEqual(len(d.cases()), 2)
 
+    def test_hostile_values(self):
+        """What is validated is what is kept.  A one-line field whose line
+        break is at its start or end (trimmed for the check, once kept
+        as sent) no longer starts a forged line ("Bcc: ...") in the
+        message; a NUL (%00, a NUL byte in a multipart value) is refused as
+        a control character (422) where it once cut the value short
+        without a word (201, the rest of the message lost); a \\u0000 in
+        JSON is 400.  Nothing half is stored."""
+        d = http_daemon()
+        d.configure("http", "form_rate", "1000")
+        with d:
+            st, _, body = post_form(d, dict(
+                GOOD, _token=token(d), name="\r\nBcc: evil@x.example",
+                subject="\r\nX-Injected: yes\r\n",
+                email=" jo@example.org\r\n"))
+            self.assertEqual(st, 201, body)
+            ref = json.loads(body)["reference"]
+            d.wait_cases(1)
+            c = json.loads(d.ctl("cases", "show", ref, "--json",
+                                 check=True).stdout)
+            text = c["message_list"][0]["text"]
+            for line in text.split("\n"):
+                self.assertFalse(line.startswith(("Bcc", "X-Injected")),
+                                 text)
+            self.assertIn("Your full name: Bcc: evil@x.example", text)
+            self.assertEqual(c["from"], "jo@example.org")
+            # NUL, urlencoded: %00 in a one-line and a long field
+            tok = token(d)
+            for field, value in (("subject", "ab%00cd"),
+                                 ("message", "Deep%00%0D%0Ahidden")):
+                data = urllib.parse.urlencode(dict(GOOD, _token=tok)) \
+                    .replace(field + "=", field + "=" + value, 1)
+                st, _, body = request(
+                    d, "/forms/contact", data.encode(),
+                    {"Content-Type": "application/x-www-form-urlencoded"})
+                self.assertEqual(st, 422, (field, body))
+                self.assertEqual(json.loads(body)["errors"][0]["field"],
+                                 field, body)
+            # "%2500" is the text "%00", not a NUL
+            data = urllib.parse.urlencode(dict(GOOD, _token=tok,
+                                               subject="100%00 sure"))
+            st, _, body = request(
+                d, "/forms/contact", data.encode(),
+                {"Content-Type": "application/x-www-form-urlencoded"})
+            self.assertEqual(st, 201, body)
+            # NUL byte in a multipart value
+            parts = []
+            for k, v in dict(GOOD, _token=tok,
+                             message="Deep\x00hidden").items():
+                parts.append(b"--XyZ\r\nContent-Disposition: form-data;"
+                             b' name="%s"\r\n\r\n%s\r\n'
+                             % (k.encode(), v.encode()))
+            data = b"".join(parts) + b"--XyZ--\r\n"
+            st, _, body = request(d, "/forms/contact", data, {
+                "Content-Type": "multipart/form-data; boundary=XyZ"})
+            self.assertEqual(st, 422, body)
+            # JSON: \u0000 is 400; an escaped backslash before u0000 is text
+            for subj, want in (("a\x00b", 400), ("C:\\u0000", 201)):
+                data = json.dumps(dict(GOOD, _token=tok,
+                                       subject=subj)).encode()
+                st, _, body = request(d, "/forms/contact", data,
+                                      {"Content-Type": "application/json"})
+                self.assertEqual(st, want, (subj, body))
+            d.wait_cases(3)
+            time.sleep(1)
+            self.assertEqual(len(d.cases()), 3)
+        d.check_sanitizers()
+
+    def test_over_limit_body_not_read(self):
+        """A body past [http] max_body is answered 413 and the connection
+        shut as soon as the limit is passed, whatever the framing: libsoup
+        kept a refused body in memory all the same (2 GB sent with
+        Content-Length: 2000000000 grew the master to 3 GB), read a chunked
+        body whole before the size was looked at, and after "Expect:
+        100-continue" left the refused connection open with no deadline.
+        The daemon goes on serving; nothing is stored."""
+        import socket
+        d = http_daemon()
+        d.configure("http", "max_body", "65536")
+        d.configure("http", "request_timeout", "20")
+        with d:
+            def rss():
+                with open("/proc/%d/status" % d.proc.pid) as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            return int(line.split()[1]) * 1024
+            def exchange(head, body_piece=b"", pieces=0):
+                c = socket.create_connection(("127.0.0.1", d.http_port))
+                c.settimeout(5)
+                t0 = time.time()
+                got = b""
+                try:
+                    c.sendall(head)
+                    for _ in range(pieces):
+                        c.sendall(body_piece)
+                    while True:
+                        b = c.recv(4096)
+                        if not b:
+                            break
+                        got += b
+                except (ConnectionResetError, BrokenPipeError):
+                    pass
+                except socket.timeout:
+                    got += b"<no end>"
+                c.close()
+                return got, time.time() - t0
+            for path in (b"/forms/contact", b"/api/v1/cases/X/notes",
+                         b"/healthz"):
+                head = (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type:"
+                        b" application/json\r\n" % path)
+                # a huge Content-Length, the body sent anyway (64 MB of
+                # it): read and dropped, not kept (no answer before the
+                # body ends or the deadline)
+                rss0 = rss()
+                c = socket.create_connection(("127.0.0.1", d.http_port))
+                c.sendall(head + b"Content-Length: 2000000000\r\n\r\n")
+                for _ in range(64):
+                    c.sendall(b"a" * (1 << 20))
+                time.sleep(0.3)
+                if "asan" not in BUILD:  # ASan keeps freed memory
+                    self.assertLess(rss() - rss0, 32 << 20, path)
+                c.close()
+                # the same with Expect: 100-continue: 413, then the end
+                got, dt = exchange(head + b"Content-Length: 2000000000\r\n"
+                                   b"Expect: 100-continue\r\n\r\n")
+                self.assertTrue(got.startswith(b"HTTP/1.1 413"), (path, got))
+                self.assertNotIn(b"<no end>", got, path)
+                self.assertLess(dt, 4, path)
+                # chunked, never finished: 413 once past the limit
+                got, dt = exchange(head + b"Transfer-Encoding: chunked\r\n"
+                                   b"\r\n", b"10000\r\n" + b"a" * 65536
+                                   + b"\r\n", 4)
+                self.assertTrue(got.startswith(b"HTTP/1.1 413"), (path, got))
+                self.assertNotIn(b"<no end>", got, path)
+            self.assertIn("event=http-body-too-large", d.log())
+            # under the limit is still a submission
+            st, _, body = post_form(d, dict(GOOD, _token=token(d)))
+            self.assertEqual(st, 201, body)
+            d.wait_cases(1)
+            time.sleep(0.5)
+            self.assertEqual(len(d.cases()), 1)
+        d.check_sanitizers()
+
     def test_201_never_lost(self):
         d = http_daemon(env={"INTAKE_FAULT_INGEST_KILL": "1"})
         d.start()
@@ -303,6 +446,15 @@ class Forms(unittest.TestCase):
             self.assertIn("intake_filing_latency_seconds_count 1", text)
             self.assertNotIn("jo@example.org", text)
             self.assertNotIn("Bloggs", text)
+            # read-only: other methods are 405 (they were answered 200)
+            for path in ("/healthz", "/metrics"):
+                for method in ("PUT", "DELETE", "TRACE", "POST"):
+                    st, h, _ = request(d, path, b"" if method in ("PUT", "POST")
+                                       else None, method=method)
+                    self.assertEqual(st, 405, (method, path))
+                    self.assertEqual(h.get("Allow"), "GET, HEAD")
+                st, _, _ = request(d, path, method="HEAD")
+                self.assertEqual(st, 200, path)
 
 
 class KillStorm(unittest.TestCase):
