@@ -890,12 +890,39 @@ http_forms (http_server *h, SoupServerMessage *msg, const char *path)
 /* ------------------------------------------------------- routing */
 
 static void
+http_count_length (const char *name, const char *value, gpointer data)
+{
+  guint *n = data;
+
+  if (g_ascii_strcasecmp (name, "Content-Length") == 0)
+    n[0]++;
+  else if (g_ascii_strcasecmp (name, "Transfer-Encoding") == 0)
+    n[1]++;
+}
+
+static void
 http_early (SoupServer *server, SoupServerMessage *msg, const char *path,
             GHashTable *query, gpointer data)
 {
   http_server *h = data;
-  goffset len = soup_message_headers_get_content_length (
-      soup_server_message_get_request_headers (msg));
+  SoupMessageHeaders *rq = soup_server_message_get_request_headers (msg);
+  goffset len = soup_message_headers_get_content_length (rq);
+  guint n[2] = { 0, 0 };
+
+  /* a body framed two ways (two Content-Lengths, or Content-Length with
+   * Transfer-Encoding) is how requests are smuggled past a proxy in
+   * front of us: 400 and the connection closed, so nothing after it on
+   * the connection is taken for a request (RFC 9112 6.3) */
+  soup_message_headers_foreach (rq, http_count_length, n);
+  if (n[0] > 1 || (n[0] > 0 && n[1] > 0))
+    {
+      soup_message_headers_replace (
+          soup_server_message_get_response_headers (msg), "Connection",
+          "close");
+      http_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
+                        "the body's length is given twice");
+      return;
+    }
 
   /* refused before the body is read.  libsoup reads a body it was told
    * to refuse all the same (a client may send it without waiting): it is

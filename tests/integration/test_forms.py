@@ -416,6 +416,56 @@ class Forms(unittest.TestCase):
             self.assertEqual(len(d.cases()), 1)
         d.check_sanitizers()
 
+    def test_body_framed_twice_400(self):
+        """Request smuggling: a body whose length is given two ways (two
+        Content-Lengths; Content-Length and Transfer-Encoding: chunked) is
+        400 and the connection closed, so what follows on the connection is
+        not taken for a request (the GET /healthz hidden in the body was
+        answered 200).  Cheap framing probes that passed stay as guards."""
+        import socket
+        with http_daemon() as d:
+            request(d, "/healthz")
+            def exchange(data):
+                c = socket.create_connection(("127.0.0.1", d.http_port))
+                c.settimeout(5)
+                c.sendall(data)
+                got = b""
+                try:
+                    while True:
+                        b = c.recv(4096)
+                        if not b:
+                            break
+                        got += b
+                except (ConnectionResetError, socket.timeout):
+                    pass
+                c.close()
+                return [l.split(b"\r\n")[0]
+                        for l in got.split(b"HTTP/1.1 ")[1:]]
+            hidden = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            head = b"POST /forms/contact HTTP/1.1\r\nHost: x\r\n"
+            for framing, body in (
+                    (b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n",
+                     b"0\r\n\r\n"),
+                    (b"Transfer-Encoding: chunked\r\nContent-Length: 4\r\n",
+                     b"0\r\n\r\n"),
+                    (b"Content-Length: 4\r\nContent-Length: 5\r\n",
+                     b"abcde"),
+                    (b"Content-Length: 5\r\nContent-Length: 4\r\n",
+                     b"abcde")):
+                st = exchange(head + framing + b"\r\n" + body + hidden)
+                self.assertEqual(st, [b"400 Bad Request"], framing)
+            # guards: unknown codings 501, a bad chunk size is no request
+            st = exchange(head + b"Transfer-Encoding: gzip, chunked\r\n\r\n"
+                          b"0\r\n\r\n")
+            self.assertEqual(st, [b"501 Not Implemented"])
+            st = exchange(head + b"Transfer-Encoding: chunked\r\n\r\n"
+                          b"zz\r\nabc\r\n0\r\n\r\n")
+            self.assertFalse(any(x.startswith((b"2", b"5")) for x in st), st)
+            st, _, _ = request(d, "/healthz")
+            self.assertEqual(st, 200)
+            self.assertEqual(d.cases(), [])
+        d.check_sanitizers()
+
     def test_201_never_lost(self):
         d = http_daemon(env={"INTAKE_FAULT_INGEST_KILL": "1"})
         d.start()
