@@ -577,6 +577,17 @@ http_form_read (SoupServerMessage *msg, form_input *in)
           filename = g_hash_table_lookup (params, "filename");
           if (name == NULL)
             continue;
+          if (filename == NULL)
+            {
+              /* a file whose name did not decode (filename*= with %00,
+               * a bad charset): still a file, never its bytes taken as a
+               * text value and the upload dropped */
+              const char *raw = soup_message_headers_get_one (
+                  ph, "Content-Disposition");
+              g_autofree char *low = raw ? g_ascii_strdown (raw, -1) : NULL;
+              if (low != NULL && strstr (low, "filename") != NULL)
+                filename = "attachment";
+            }
           if (filename != NULL)
             {
               form_file *ff = g_new0 (form_file, 1);

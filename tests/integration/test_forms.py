@@ -131,6 +131,33 @@ class Forms(unittest.TestCase):
                           c3["message_list"][0]["text"])
             self.assertEqual(c3["from"], "sam@example.org")
 
+    def test_file_name_that_does_not_decode_is_still_a_file(self):
+        """A file part whose filename*= does not decode (a %00 in it) is
+        kept as a file under a safe name, not taken as text and lost."""
+        with http_daemon() as d:
+            b = "----intakeboundary"
+            parts = []
+            fields = dict(GOOD, _token=token(d), subject="Fence")
+            for k, v in fields.items():
+                parts.append('--%s\r\nContent-Disposition: form-data;'
+                             ' name="%s"\r\n\r\n%s\r\n' % (b, k, v))
+            body = "".join(parts).encode() + (
+                "--%s\r\nContent-Disposition: form-data; name=\"attachment\";"
+                " filename*=UTF-8''fence%%00.jpg\r\nContent-Type: image/jpeg"
+                "\r\n\r\n" % b).encode() + b"\xff\xd8\xff\xe0JPEG" * 10 + (
+                "\r\n--%s--\r\n" % b).encode()
+            st, _, out = request(d, "/forms/contact", body, {
+                "Content-Type": "multipart/form-data; boundary=" + b})
+            self.assertEqual(st, 201, out)
+            ref = json.loads(out)["reference"]
+            d.wait_cases(1)
+            c = json.loads(d.ctl("cases", "show", ref, "--json",
+                                 check=True).stdout)
+            att = c["message_list"][0]["attachments"]
+            self.assertEqual(len(att), 1, c["message_list"][0])
+            self.assertEqual(att[0]["size"], 80)
+            self.assertNotIn("JPEG", c["message_list"][0]["text"])
+
     def test_invalid_422_json_and_html(self):
         with http_daemon() as d:
             bad = {"_token": token(d), "name": "Jo\r\nBcc: victim@example.org",
