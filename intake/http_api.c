@@ -299,9 +299,10 @@ http_api_body (SoupServerMessage *msg)
 {
   SoupMessageBody *body = soup_server_message_get_request_body (msg);
   g_autoptr (GBytes) bytes = soup_message_body_flatten (body);
-  g_autoptr (JsonParser) p = json_parser_new ();
   const char *ct = soup_message_headers_get_content_type (
       soup_server_message_get_request_headers (msg), NULL);
+  const char *why = NULL;
+  JsonObject *o;
   gsize len;
   const char *data = g_bytes_get_data (bytes, &len);
 
@@ -313,27 +314,10 @@ http_api_body (SoupServerMessage *msg)
                         "send JSON (Content-Type: application/json)");
       return NULL;
     }
-  if (!http_json_depth_ok (data, len, HTTP_JSON_DEPTH_MAX))
-    {
-      http_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
-                        "the body nests too deep");
-      return NULL;
-    }
-  if (http_json_has_nul (data, len))
-    {
-      /* json-glib would hand the string out cut short at the NUL */
-      http_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
-                        "a JSON string must not contain \\u0000");
-      return NULL;
-    }
-  if (!json_parser_load_from_data (p, data, len, NULL)
-      || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)))
-    {
-      http_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
-                        "the body must be a JSON object");
-      return NULL;
-    }
-  return json_object_ref (json_node_get_object (json_parser_get_root (p)));
+  o = http_json_object (data, len, &why);
+  if (o == NULL)
+    http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, why);
+  return o;
 }
 
 /* Every member of @o must be one of @allowed (NULL-terminated) and a

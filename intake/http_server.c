@@ -401,9 +401,10 @@ http_wants_html (SoupServerMessage *msg)
   return accept != NULL && strstr (accept, "text/html") != NULL;
 }
 
-gboolean
-http_json_depth_ok (const char *data, gsize len, guint max)
+JsonObject *
+http_json_object (const char *data, gsize len, const char **why)
 {
+  g_autoptr (JsonParser) p = NULL;
   guint depth = 0;
   gboolean in_string = FALSE;
 
@@ -413,55 +414,45 @@ http_json_depth_ok (const char *data, gsize len, guint max)
 
       if (in_string)
         {
-          if (c == '\\')
-            i++;                /* the escaped character, whatever it is */
-          else if (c == '"')
+          if (c == '"')
             in_string = FALSE;
+          else if (c == '\\')
+            {
+              if (i + 5 < len && data[i + 1] == 'u'
+                  && memcmp (data + i + 2, "0000", 4) == 0)
+                {
+                  *why = "a JSON string must not contain \\u0000";
+                  return NULL;
+                }
+              i++;              /* the escaped character */
+            }
         }
       else if (c == '"')
         in_string = TRUE;
       else if (c == '\'' || c == '/')
-        /* never JSON outside a string, but json-glib's scanner takes them
-         * as a 'string' or a comment, in which a '"' would hide every
-         * bracket after it from this count */
-        return FALSE;
+        {
+          *why = "the body is not JSON";
+          return NULL;
+        }
       else if (c == '[' || c == '{')
         {
-          if (++depth > max)
-            return FALSE;
+          if (++depth > HTTP_JSON_DEPTH_MAX)
+            {
+              *why = "the body nests too deep (at most 32)";
+              return NULL;
+            }
         }
       else if ((c == ']' || c == '}') && depth > 0)
         depth--;
     }
-  return TRUE;
-}
-
-/* Whether a JSON text has the escape \u0000 in a string (a key or a
- * value).  json-glib hands strings out NUL-terminated, so "a\u0000b"
- * would arrive as "a" and the rest be dropped without a word: such a body
- * is refused instead.  */
-gboolean
-http_json_has_nul (const char *data, gsize len)
-{
-  gboolean in_string = FALSE;
-
-  for (gsize i = 0; i < len; i++)
+  p = json_parser_new ();
+  if (!json_parser_load_from_data (p, data ? data : "", len, NULL)
+      || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)))
     {
-      char c = data[i];
-
-      if (!in_string)
-        in_string = c == '"';
-      else if (c == '"')
-        in_string = FALSE;
-      else if (c == '\\')
-        {
-          if (i + 5 < len && data[i + 1] == 'u'
-              && memcmp (data + i + 2, "0000", 4) == 0)
-            return TRUE;
-          i++;                  /* the escaped character */
-        }
+      *why = "the body must be a JSON object";
+      return NULL;
     }
-  return FALSE;
+  return json_object_ref (json_node_get_object (json_parser_get_root (p)));
 }
 
 /* A field value from @len bytes: a NUL byte becomes U+0001, so that the
@@ -502,17 +493,6 @@ http_form_unescape (const char *s, gsize len)
   return http_form_value (out->str, out->len);
 }
 
-/* How many fields an urlencoded body has: '&'-separated pieces.  */
-static guint
-http_form_count_fields (const char *data, gsize len)
-{
-  guint n = len > 0;
-
-  for (gsize i = 0; i < len; i++)
-    n += data[i] == '&';
-  return n;
-}
-
 /* The body as form values and files; FALSE for a body we cannot read
  * (more than HTTP_FORM_FIELDS_MAX fields, JSON nested deeper than
  * HTTP_JSON_DEPTH_MAX, broken multipart or JSON).  */
@@ -528,8 +508,8 @@ http_form_read (SoupServerMessage *msg, form_input *in)
 
   if (ct == NULL || strcmp (ct, "application/x-www-form-urlencoded") == 0)
     {
-      if (http_form_count_fields (data, len) > HTTP_FORM_FIELDS_MAX)
-        return FALSE;
+      guint fields = 0;
+
       /* decoded here, not by soup_form_decode: that cuts a value short
        * at a %00 */
       for (gsize i = 0; i < len;)
@@ -538,6 +518,8 @@ http_form_read (SoupServerMessage *msg, form_input *in)
           gsize end = amp ? (gsize) (amp - data) : len;
           const char *eq = memchr (data + i, '=', end - i);
 
+          if (++fields > HTTP_FORM_FIELDS_MAX)
+            return FALSE;
           if (eq != NULL)
             {
               char *k = http_form_unescape (data + i, eq - (data + i));
@@ -606,19 +588,12 @@ http_form_read (SoupServerMessage *msg, form_input *in)
     }
   if (strcmp (ct, "application/json") == 0)
     {
-      g_autoptr (JsonParser) p = json_parser_new ();
-      JsonObject *o;
+      const char *why;
+      g_autoptr (JsonObject) o = http_json_object (data, len, &why);
       GList *members;
 
-      if (!http_json_depth_ok (data ? data : "", len, HTTP_JSON_DEPTH_MAX)
-          || http_json_has_nul (data ? data : "", len)
-          || !json_parser_load_from_data (p, data ? data : "", len, NULL)
-          || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)))
+      if (o == NULL || json_object_get_size (o) > HTTP_FORM_FIELDS_MAX)
         return FALSE;
-      if (json_object_get_size (json_node_get_object (
-              json_parser_get_root (p))) > HTTP_FORM_FIELDS_MAX)
-        return FALSE;
-      o = json_node_get_object (json_parser_get_root (p));
       members = json_object_get_members (o);
       for (GList *l = members; l; l = l->next)
         {

@@ -6,6 +6,7 @@
 #ifndef INTAKE_HTTP_SERVER_H
 #define INTAKE_HTTP_SERVER_H
 
+#include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 
 #include "intake/intake_config.h"
@@ -39,13 +40,14 @@ intake_config *http_server_config (http_server *h);
 #define HTTP_JSON_DEPTH_MAX  32
 #define HTTP_FORM_FIELDS_MAX 200
 
-/* Whether the JSON text @data (@len bytes) nests no deeper than @max:
- * one pass, brackets inside strings not counted.  Run before any JSON from
- * outside reaches json-glib.  */
-gboolean http_json_depth_ok (const char *data, gsize len, guint max);
-/* Whether a JSON text has a \u0000 escape in a string (refused: json-glib
- * would cut the string short there).  */
-gboolean http_json_has_nul (const char *data, gsize len);
+/* (transfer full) (nullable) The JSON object that @data (@len bytes) from
+ * outside holds, or NULL with @why (a sentence for the client).  One pass
+ * over the text first refuses what json-glib must never see: nesting
+ * deeper than HTTP_JSON_DEPTH_MAX, a \u0000 escape in a string (json-glib
+ * would hand the string out cut short there), and ' or / outside a string
+ * (never JSON, but json-glib's scanner takes them as a string or a
+ * comment, in which a '"' would hide the brackets after it).  */
+JsonObject *http_json_object (const char *data, gsize len, const char **why);
 
 /* A JSON body with @status; @error_message (nullable) becomes
  * {"error": "..."}.  */

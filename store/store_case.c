@@ -2707,12 +2707,18 @@ store_export_headers (const char *headers, const char *own,
                   (*redacted)++;
                 }
             }
-          /* what is not a list of addresses is nobody's to see */
-          if (n == 0 && colon[1] != '\0' && strspn (colon + 1, " ") <
-                                               strlen (colon + 1))
+          /* what is not a list of addresses is nobody's to see, but an
+           * empty value or the null sender "<>" names no one */
+          if (n == 0)
             {
-              g_string_append (v, "[another person]");
-              (*redacted)++;
+              g_autofree char *raw = g_strstrip (g_strdup (colon + 1));
+              if (*raw != '\0' && strcmp (raw, "<>") != 0)
+                {
+                  g_string_append (v, "[another person]");
+                  (*redacted)++;
+                }
+              else
+                g_string_append (v, raw);
             }
           g_string_append_printf (out, "%.*s: %s\n",
                                   (int) (colon - lines[i]), lines[i], v->str);

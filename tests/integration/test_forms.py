@@ -76,6 +76,15 @@ def post_form(d, fields, form="contact", headers=None):
     return request(d, "/forms/%s" % form, data, h)
 
 
+def filed_case(test, d, st, body):
+    """The case a 201 answer names, once filed (cases show --json)."""
+    test.assertEqual(st, 201, body)
+    ref = json.loads(body)["reference"]
+    d.wait_cases(1)
+    return json.loads(d.ctl("cases", "show", ref, "--json",
+                            check=True).stdout)
+
+
 class Forms(unittest.TestCase):
     def test_page_is_accessible_html(self):
         with http_daemon() as d:
@@ -148,11 +157,7 @@ class Forms(unittest.TestCase):
                 "\r\n--%s--\r\n" % b).encode()
             st, _, out = request(d, "/forms/contact", body, {
                 "Content-Type": "multipart/form-data; boundary=" + b})
-            self.assertEqual(st, 201, out)
-            ref = json.loads(out)["reference"]
-            d.wait_cases(1)
-            c = json.loads(d.ctl("cases", "show", ref, "--json",
-                                 check=True).stdout)
+            c = filed_case(self, d, st, out)
             att = c["message_list"][0]["attachments"]
             self.assertEqual(len(att), 1, c["message_list"][0])
             self.assertEqual(att[0]["size"], 80)
@@ -315,11 +320,7 @@ class Forms(unittest.TestCase):
                 GOOD, _token=token(d), name="\r\nBcc: evil@x.example",
                 subject="\r\nX-Injected: yes\r\n",
                 email=" jo@example.org\r\n"))
-            self.assertEqual(st, 201, body)
-            ref = json.loads(body)["reference"]
-            d.wait_cases(1)
-            c = json.loads(d.ctl("cases", "show", ref, "--json",
-                                 check=True).stdout)
+            c = filed_case(self, d, st, body)
             text = c["message_list"][0]["text"]
             for line in text.split("\n"):
                 self.assertFalse(line.startswith(("Bcc", "X-Injected")),

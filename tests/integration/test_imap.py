@@ -167,7 +167,6 @@ class ExactlyOnce(unittest.TestCase):
                         if box.count("INBOX") == 0:
                             break
                         time.sleep(0.05)
-                    rc = i.proc.poll()
                     i.kill()
                     db = sqlite3.connect(os.path.join(i.dir, "var",
                                                       "intake.db"))

@@ -46,7 +46,8 @@ class Export(unittest.TestCase):
                             "Alice's first message: my wheelie bin was not"
                             " emptied.\r\n", msgid="<a1@example.org>",
                             extra="Cc: Nell Neighbour <nell.n@example.net>,"
-                                  " enquiries@council.example\r\n"),
+                                  " enquiries@council.example\r\n"
+                                  "Return-Path: <>\r\n"),
                  "alice@example.org")
             send(d, ATTACHED, "alice@example.org")
             send(d, message("Damp in my council flat", "bob@example.org",
@@ -90,6 +91,8 @@ class Export(unittest.TestCase):
               if l.lower().startswith("cc:")]
         self.assertEqual(cc, ["Cc: [another person], enquiries@council.example"])
         self.assertIn("alice@example.org", first["headers"])
+        # the null sender names no one: kept as it is
+        self.assertIn("Return-Path: <>", first["headers"].splitlines())
         self.assertEqual(doc["other_people_redacted"], 1)
         # the export itself is audited
         rows = [x for x in d.ctl("audit", "verify").stdout.splitlines()]
