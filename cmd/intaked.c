@@ -26,6 +26,8 @@
 
 #include <glib-unix.h>
 #include <gio/gio.h>
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
 
 #include "intake/intake_config.h"
 #include "intake/intake_log.h"
@@ -294,6 +296,41 @@ intaked_parse (GBytes *raw, const store_envelope *env,
   intake_master_parse (data, raw, env, done, user_data);
 }
 
+/* Register, in this thread and before any other starts, every GObject
+ * class the master's threads use.  GLib 2.74 can deadlock when one thread
+ * runs a class_init (holding the class-init lock) that needs a type a
+ * second thread is registering, and that registration adds an interface
+ * (which needs the class-init lock): seen as SoupSession's class_init in
+ * the webhook thread against GInetSocketAddress in master_bind, about one
+ * start in fifteen under ASan.  Types first, threads after.  */
+static void
+intaked_types_ensure (void)
+{
+  const GType types[] = {
+    G_TYPE_INET_ADDRESS, G_TYPE_INET_SOCKET_ADDRESS, G_TYPE_SOCKET,
+    G_TYPE_SOCKET_CLIENT, G_TYPE_SOCKET_CONNECTION, G_TYPE_TCP_CONNECTION,
+    G_TYPE_SOCKET_SERVICE, G_TYPE_NETWORK_ADDRESS,
+    G_TYPE_PROXY_ADDRESS, G_TYPE_CANCELLABLE, G_TYPE_TASK,
+    G_TYPE_MEMORY_INPUT_STREAM, G_TYPE_MEMORY_OUTPUT_STREAM,
+    SOUP_TYPE_SESSION, SOUP_TYPE_MESSAGE, SOUP_TYPE_SERVER,
+    SOUP_TYPE_SERVER_MESSAGE, SOUP_TYPE_LOGGER,
+    JSON_TYPE_BUILDER, JSON_TYPE_GENERATOR, JSON_TYPE_PARSER,
+    JSON_TYPE_READER,
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (types); i++)
+    g_type_class_unref (g_type_class_ref (types[i]));
+  g_type_ensure (JSON_TYPE_NODE);
+  g_type_ensure (JSON_TYPE_OBJECT);
+  g_type_ensure (JSON_TYPE_ARRAY);
+  g_type_ensure (SOUP_TYPE_MESSAGE_HEADERS);
+  g_type_ensure (G_TYPE_BYTES);
+  /* the default resolver and the TLS backend load GIO modules */
+  g_object_unref (g_resolver_get_default ());
+  (void) g_tls_backend_get_default ();
+  (void) g_proxy_resolver_get_default ();
+}
+
 static int
 intaked_master_main (const char *config_path)
 {
@@ -313,6 +350,7 @@ intaked_master_main (const char *config_path)
   prctl (PR_SET_DUMPABLE, 0);
   intaked_raise_nofile ();
   signal (SIGPIPE, SIG_IGN);
+  intaked_types_ensure ();
 
   cfg = intake_config_load (config_path, &error);
   if (cfg == NULL)
