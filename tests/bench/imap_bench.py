@@ -19,7 +19,8 @@ A private Dovecot (tests/integration/dovecot.py) holds N messages of about
            message is committed to the spool with its checkpoint and moved
            to the processed folder (INBOX empty, N checkpoints); then,
            for information, until every message is filed as a case.
-Target: intake >= 50% of the ceiling.  The load average and intake's CPU
+Target: intake >= 50% of the ceiling; the issue names two ("curl's IMAP
+or doveadm fetch") and both are judged.  The load average and intake's CPU
 seconds are printed with the figures (the machine has 2 cores and other
 work on it).
 """
@@ -249,13 +250,21 @@ def main():
                 ("imaplib fetch+move", N / move_s)]
         if curl_s is not None:
             refs.insert(1, ("curl", N / curl_s))
-        print("IMAP fetch, %d x 1.8 KB: intake %.0f msg/s against %.0f msg/s"
-              " ceiling (doveadm fetch) in the same run = %.1f%% (target >="
-              " 50%%: %s); against %s"
-              % (N, rate, ceiling, 100 * rate / ceiling,
-                 "PASS" if rate >= ceiling / 2 else "MISS",
+        # The issue names two plain fetches as the ceiling, "curl's IMAP
+        # or doveadm fetch": both are judged, each in this same run.
+        def verdict(r):
+            return "PASS" if rate >= r / 2 else "MISS"
+        judged = "against doveadm fetch %.0f msg/s = %.1f%% (target >= 50%%: %s)" % (
+            ceiling, 100 * rate / ceiling, verdict(ceiling))
+        if curl_s is not None:
+            judged += ("; against curl's IMAP %.0f msg/s = %.1f%% (target >="
+                       " 50%%: %s)" % (N / curl_s, 100 * rate * curl_s / N,
+                                      verdict(N / curl_s)))
+        print("IMAP fetch, %d x 1.8 KB: intake %.0f msg/s committed and"
+              " moved; %s; for reference %s"
+              % (N, rate, judged,
                  ", ".join("%s %.0f msg/s = %.1f%%" % (name, r, 100 * rate / r)
-                           for name, r in refs)))
+                           for name, r in refs if name != "curl")))
     return 0
 
 
