@@ -208,8 +208,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (parser_message, parser_message_free)
 char *parser_message_to_json (const parser_message *m);
 
 /* (transfer full) The message as bytes for the trip from a parse worker to
- * the master (GVariant, content included), and back.  Unpacking treats the
- * bytes as untrusted: NULL on anything malformed.  */
+ * the master (a flat binary format, content included: parser_pack.c), and
+ * back.  Unpacking treats the bytes as untrusted: NULL on anything
+ * malformed.  */
 GBytes *parser_message_pack (const parser_message *m);
 parser_message *parser_message_unpack (GBytes *bytes, GError **error);
 

@@ -1,14 +1,14 @@
 /*
- * parser_pack.c - a parser_message as JSON (intakectl parse), as GVariant
- * bytes for the trip from a parse worker to the master and back, and the
- * names of flags and kinds.
+ * parser_pack.c - a parser_message as JSON (intakectl parse), as flat
+ * binary bytes for the trip from a parse worker to the master and back,
+ * and the names of flags and kinds.
  *
  * Owns: what it returns.  Unpacking treats the bytes as untrusted (they
- * come from a process that parsed hostile mail): the GVariant must be in
- * normal form, of this version, every string valid UTF-8 and bounded,
- * every count within the parser's limits, every flag a known bit;
- * anything else is refused with PARSER_ERROR_MALFORMED and nothing is
- * returned.  Attachment content is not copied on unpack: it references
+ * come from a process that parsed hostile mail): the pack must be of this
+ * version, every length within the bytes there are, nothing left over,
+ * every string valid UTF-8 without NUL and bounded, every count within
+ * the parser's limits, every flag a known bit; anything else is refused
+ * with PARSER_ERROR_MALFORMED and nothing is returned.  Attachment content is not copied on unpack: it references
  * the packed bytes.
  */
 #include "parser/parser.h"
@@ -19,8 +19,6 @@
 
 #include "parser/parser_text.h"
 
-/* Format version, first member of every pack.  */
-#define PARSER_PACK_VERSION     1u
 /* Text, quoted and forwarded strings: PARSER_LIMIT_TEXT, with room for
  * card redaction, which turns 13 digits into 19 characters.  */
 #define PARSER_PACK_TEXT_MAX    (2 * (gsize) PARSER_LIMIT_TEXT)
@@ -33,19 +31,6 @@
 #define PARSER_PACK_ATT_MASK      ((guint) ((PARSER_ATT_FORWARDED << 1) - 1))
 #define PARSER_PACK_SPECIAL_MASK  ((guint) ((PARSER_SPECIAL_CRIMINAL << 1) \
                                             - 1))
-
-/* version, subject, from, to, cc, reply_to, date, message_id, in_reply_to,
- * references, header_names, header_values, text, quoted, text_from_html,
- * forwarded, attachments (name, declared, detected, size, sha256, content,
- * content_id, flags), n_parts, is_report, report_message_id,
- * report_status, report_recipient, auto_reply, auto_reason, case_refs,
- * personal (kind, value), special, cards_redacted, anomalies, notes.  */
-#define PARSER_PACK_ADDR "(mss)"
-#define PARSER_PACK_ATT  "(ssstsaymsu)"
-#define PARSER_PACK_TYPE                                                     \
-  "(ums" "m" PARSER_PACK_ADDR "a" PARSER_PACK_ADDR "a" PARSER_PACK_ADDR     \
-  "m" PARSER_PACK_ADDR "xmsmsasasas" "msmsbas" "a" PARSER_PACK_ATT           \
-  "ubmsmsms" "bmsas" "a(us)" "uuuas)"
 
 G_DEFINE_QUARK (parser-error-quark, parser_error)
 
@@ -326,145 +311,215 @@ parser_message_to_json (const parser_message *m)
   return out;
 }
 
-/* ------------------------------------------------------------ pack */
+/* ------------------------------------------------------------ pack
+ *
+ * The format: a flat run of fields in the order of parser_message, little
+ * endian, nothing between them and nothing after the last:
+ *
+ *   u32      PARSER_PACK_MAGIC (format and version)
+ *   str      u32 length, then that many bytes (UTF-8, no NUL, no
+ *            terminator)
+ *   mstr     u32 length, PARSER_PACK_NONE for NULL, then the bytes
+ *   bool     u8, 0 or 1
+ *   list     u32 count, then the entries
+ *   addr     mstr name, str addr
+ *   maddr    u8 0 (NULL) or 1 followed by an addr
+ *   att      str name, declared, detected; u64 size; str sha256; u64
+ *            content length, the content; mstr content_id; u32 flags
+ *   pd       u32 kind, str value
+ *
+ *   magic, mstr subject, maddr from, list addr to, list addr cc, maddr
+ *   reply_to, i64 date, mstr message_id, mstr in_reply_to, list str
+ *   references, list str header_names, list str header_values, mstr text,
+ *   mstr quoted, bool text_from_html, list str forwarded, list att
+ *   attachments, u32 n_parts, bool is_report, mstr report_message_id,
+ *   mstr report_status, mstr report_recipient, bool auto_reply, mstr
+ *   auto_reason, list str case_refs, list pd personal, u32 special, u32
+ *   cards_redacted, u32 anomalies, list str notes.
+ *
+ * It replaced a GVariant of the same fields (version 1), whose building
+ * and normal-form check, one allocation per node, took about a quarter of
+ * a parse worker's CPU and a third of the master's main loop per message
+ * (docs/performance.md).  Both ends are the same binary; a pack of another
+ * version is refused.  */
+
+#define PARSER_PACK_MAGIC  0x32504b49u  /* "IKP2" read as little endian */
+#define PARSER_PACK_NONE   0xffffffffu
+
+static inline void
+parser_pack_u32 (GByteArray *b, guint32 v)
+{
+  guint32 le = GUINT32_TO_LE (v);
+
+  g_byte_array_append (b, (const guint8 *) &le, 4);
+}
+
+static inline void
+parser_pack_u64 (GByteArray *b, guint64 v)
+{
+  guint64 le = GUINT64_TO_LE (v);
+
+  g_byte_array_append (b, (const guint8 *) &le, 8);
+}
+
+static inline void
+parser_pack_u8 (GByteArray *b, guint8 v)
+{
+  g_byte_array_append (b, &v, 1);
+}
 
 /* A string for the pack: valid UTF-8 whatever the caller put there.  */
-static GVariant *
-parser_pack_str (const char *s)
+static void
+parser_pack_str (GByteArray *b, const char *s)
 {
+  gsize len;
+  const char *end;
+
   if (s == NULL)
     s = "";
-  if (!g_utf8_validate (s, -1, NULL))
+  len = strlen (s);
+  if (!g_utf8_validate_len (s, len, &end))
     {
-      g_autofree char *v = g_utf8_make_valid (s, -1);
-      return g_variant_new_string (v);
+      g_autofree char *v = g_utf8_make_valid (s, (gssize) len);
+      gsize vlen = strlen (v);
+      parser_pack_u32 (b, (guint32) vlen);
+      g_byte_array_append (b, (const guint8 *) v, (guint) vlen);
+      return;
     }
-  return g_variant_new_string (s);
+  parser_pack_u32 (b, (guint32) len);
+  g_byte_array_append (b, (const guint8 *) s, (guint) len);
 }
 
-static GVariant *
-parser_pack_mstr (const char *s)
+static void
+parser_pack_mstr (GByteArray *b, const char *s)
 {
-  return g_variant_new_maybe (G_VARIANT_TYPE_STRING,
-                              s ? parser_pack_str (s) : NULL);
+  if (s == NULL)
+    parser_pack_u32 (b, PARSER_PACK_NONE);
+  else
+    parser_pack_str (b, s);
 }
 
-static GVariant *
-parser_pack_addr (const parser_address *a)
+static void
+parser_pack_addr (GByteArray *b, const parser_address *a)
 {
-  return g_variant_new ("(@ms@s)", parser_pack_mstr (a->name),
-                        parser_pack_str (a->addr));
+  parser_pack_mstr (b, a->name);
+  parser_pack_str (b, a->addr);
 }
 
-static GVariant *
-parser_pack_maddr (const parser_address *a)
+static void
+parser_pack_maddr (GByteArray *b, const parser_address *a)
 {
-  return g_variant_new_maybe (G_VARIANT_TYPE (PARSER_PACK_ADDR),
-                              a ? parser_pack_addr (a) : NULL);
+  parser_pack_u8 (b, a != NULL);
+  if (a != NULL)
+    parser_pack_addr (b, a);
 }
 
-static GVariant *
-parser_pack_addrs (GPtrArray *list)
+static void
+parser_pack_addrs (GByteArray *b, GPtrArray *list)
 {
-  GVariantBuilder b;
-
-  g_variant_builder_init (&b, G_VARIANT_TYPE ("a" PARSER_PACK_ADDR));
+  parser_pack_u32 (b, list ? list->len : 0);
   for (guint i = 0; list && i < list->len; i++)
-    g_variant_builder_add_value (&b, parser_pack_addr (list->pdata[i]));
-  return g_variant_builder_end (&b);
+    parser_pack_addr (b, list->pdata[i]);
 }
 
-static GVariant *
-parser_pack_strs (GPtrArray *list)
+static void
+parser_pack_strs (GByteArray *b, GPtrArray *list)
 {
-  GVariantBuilder b;
-
-  g_variant_builder_init (&b, G_VARIANT_TYPE_STRING_ARRAY);
+  parser_pack_u32 (b, list ? list->len : 0);
   for (guint i = 0; list && i < list->len; i++)
-    g_variant_builder_add_value (&b, parser_pack_str (list->pdata[i]));
-  return g_variant_builder_end (&b);
+    parser_pack_str (b, list->pdata[i]);
+}
+
+static gsize
+parser_pack_guess (const parser_message *m)
+{
+  gsize n = 4096;
+
+  if (m->text)
+    n += strlen (m->text);
+  if (m->quoted)
+    n += strlen (m->quoted);
+  for (guint i = 0; m->attachments && i < m->attachments->len; i++)
+    {
+      const parser_attachment *a = m->attachments->pdata[i];
+      n += 512 + (a->content ? g_bytes_get_size (a->content) : 0);
+    }
+  return MIN (n, (gsize) G_MAXUINT - 1);
 }
 
 GBytes *
 parser_message_pack (const parser_message *m)
 {
-  GVariantBuilder atts, pds;
-  g_autoptr (GVariant) v = NULL;
+  GByteArray *b = g_byte_array_sized_new ((guint) parser_pack_guess (m));
 
-  g_variant_builder_init (&atts, G_VARIANT_TYPE ("a" PARSER_PACK_ATT));
+  parser_pack_u32 (b, PARSER_PACK_MAGIC);
+  parser_pack_mstr (b, m->subject);
+  parser_pack_maddr (b, m->from);
+  parser_pack_addrs (b, m->to);
+  parser_pack_addrs (b, m->cc);
+  parser_pack_maddr (b, m->reply_to);
+  parser_pack_u64 (b, (guint64) m->date);
+  parser_pack_mstr (b, m->message_id);
+  parser_pack_mstr (b, m->in_reply_to);
+  parser_pack_strs (b, m->references);
+  parser_pack_strs (b, m->header_names);
+  parser_pack_strs (b, m->header_values);
+  parser_pack_mstr (b, m->text);
+  parser_pack_mstr (b, m->quoted);
+  parser_pack_u8 (b, m->text_from_html != FALSE);
+  parser_pack_strs (b, m->forwarded);
+
+  parser_pack_u32 (b, m->attachments ? m->attachments->len : 0);
   for (guint i = 0; m->attachments && i < m->attachments->len; i++)
     {
       const parser_attachment *a = m->attachments->pdata[i];
-      g_autoptr (GBytes) empty = g_bytes_new (NULL, 0);
-      GVariant *kids[8];
+      gsize clen = 0;
+      const guint8 *c = a->content ? g_bytes_get_data (a->content, &clen)
+                                   : NULL;
 
-      kids[0] = parser_pack_str (a->name);
-      kids[1] = parser_pack_str (a->declared_type);
-      kids[2] = parser_pack_str (a->detected_type);
-      kids[3] = g_variant_new_uint64 (a->size);
-      kids[4] = parser_pack_str (a->sha256);
-      kids[5] = g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
-                                          a->content ? a->content : empty,
-                                          TRUE);
-      kids[6] = parser_pack_mstr (a->content_id);
-      kids[7] = g_variant_new_uint32 (a->flags);
-      g_variant_builder_add_value (&atts, g_variant_new_tuple (kids, 8));
+      parser_pack_str (b, a->name);
+      parser_pack_str (b, a->declared_type);
+      parser_pack_str (b, a->detected_type);
+      parser_pack_u64 (b, a->size);
+      parser_pack_str (b, a->sha256);
+      parser_pack_u64 (b, clen);
+      if (clen > 0)
+        g_byte_array_append (b, c, (guint) clen);
+      parser_pack_mstr (b, a->content_id);
+      parser_pack_u32 (b, a->flags);
     }
 
-  g_variant_builder_init (&pds, G_VARIANT_TYPE ("a(us)"));
+  parser_pack_u32 (b, m->n_parts);
+  parser_pack_u8 (b, m->is_report != FALSE);
+  parser_pack_mstr (b, m->report_message_id);
+  parser_pack_mstr (b, m->report_status);
+  parser_pack_mstr (b, m->report_recipient);
+  parser_pack_u8 (b, m->auto_reply != FALSE);
+  parser_pack_mstr (b, m->auto_reason);
+  parser_pack_strs (b, m->case_refs);
+
+  parser_pack_u32 (b, m->personal ? m->personal->len : 0);
   for (guint i = 0; m->personal && i < m->personal->len; i++)
     {
       const parser_pd *pd = m->personal->pdata[i];
-      g_variant_builder_add_value (&pds, g_variant_new ("(u@s)",
-                                                        (guint32) pd->kind,
-                                                        parser_pack_str (
-                                                            pd->value)));
+      parser_pack_u32 (b, (guint32) pd->kind);
+      parser_pack_str (b, pd->value);
     }
 
-  {
-    GVariant *kids[] = {
-      g_variant_new_uint32 (PARSER_PACK_VERSION),
-      parser_pack_mstr (m->subject),
-      parser_pack_maddr (m->from),
-      parser_pack_addrs (m->to),
-      parser_pack_addrs (m->cc),
-      parser_pack_maddr (m->reply_to),
-      g_variant_new_int64 (m->date),
-      parser_pack_mstr (m->message_id),
-      parser_pack_mstr (m->in_reply_to),
-      parser_pack_strs (m->references),
-      parser_pack_strs (m->header_names),
-      parser_pack_strs (m->header_values),
-      parser_pack_mstr (m->text),
-      parser_pack_mstr (m->quoted),
-      g_variant_new_boolean (m->text_from_html),
-      parser_pack_strs (m->forwarded),
-      g_variant_builder_end (&atts),
-      g_variant_new_uint32 (m->n_parts),
-      g_variant_new_boolean (m->is_report),
-      parser_pack_mstr (m->report_message_id),
-      parser_pack_mstr (m->report_status),
-      parser_pack_mstr (m->report_recipient),
-      g_variant_new_boolean (m->auto_reply),
-      parser_pack_mstr (m->auto_reason),
-      parser_pack_strs (m->case_refs),
-      g_variant_builder_end (&pds),
-      g_variant_new_uint32 (m->special),
-      g_variant_new_uint32 (m->cards_redacted),
-      g_variant_new_uint32 (m->anomalies),
-      parser_pack_strs (m->notes),
-    };
-    v = g_variant_ref_sink (g_variant_new_tuple (kids, G_N_ELEMENTS (kids)));
-  }
-  g_assert (g_variant_is_of_type (v, G_VARIANT_TYPE (PARSER_PACK_TYPE)));
-  return g_variant_get_data_as_bytes (v);
+  parser_pack_u32 (b, m->special);
+  parser_pack_u32 (b, m->cards_redacted);
+  parser_pack_u32 (b, m->anomalies);
+  parser_pack_strs (b, m->notes);
+  return g_byte_array_free_to_bytes (b);
 }
 
 /* ------------------------------------------------------------ unpack */
 
 typedef struct {
-  GVariant *v;
-  gsize i;                     /* next child */
+  GBytes *bytes;               /* the pack (attachment content slices it) */
+  const guint8 *base;
+  gsize len;
+  gsize at;                    /* next byte */
   const char *field;           /* for the error message */
   GError **error;
   gboolean failed;
@@ -483,60 +538,128 @@ parser_unpack_fail (parser_unpack *u, const char *what)
   return FALSE;
 }
 
-static GVariant *
-parser_unpack_next (parser_unpack *u, const char *field)
-{
-  u->field = field;
-  return g_variant_get_child_value (u->v, u->i++);
-}
-
-/* (transfer full) A string child checked for UTF-8 and @max bytes.  */
 static gboolean
-parser_unpack_str_of (parser_unpack *u, GVariant *s, gsize max, char **out)
+parser_unpack_take (parser_unpack *u, gsize n, const guint8 **out)
 {
-  gsize len;
-  const char *p = g_variant_get_string (s, &len);
-
-  if (len > max)
-    return parser_unpack_fail (u, "string too long");
-  if (!g_utf8_validate (p, (gssize) len, NULL) || strlen (p) != len)
-    return parser_unpack_fail (u, "string not UTF-8");
-  *out = g_strndup (p, len);
+  if (u->failed)
+    return FALSE;
+  if (n > u->len - u->at)
+    return parser_unpack_fail (u, "cut short");
+  *out = u->base + u->at;
+  u->at += n;
   return TRUE;
 }
 
 static gboolean
-parser_unpack_mstr_of (parser_unpack *u, GVariant *ms, gsize max, char **out)
+parser_unpack_u32 (parser_unpack *u, const char *field, guint32 *out)
 {
-  g_autoptr (GVariant) s = g_variant_get_maybe (ms);
+  const guint8 *p = NULL;
+  guint32 le;
 
-  *out = NULL;
-  return s == NULL || parser_unpack_str_of (u, s, max, out);
+  u->field = field;
+  if (!parser_unpack_take (u, 4, &p))
+    return FALSE;
+  memcpy (&le, p, 4);
+  *out = GUINT32_FROM_LE (le);
+  return TRUE;
+}
+
+static gboolean
+parser_unpack_u64 (parser_unpack *u, const char *field, guint64 *out)
+{
+  const guint8 *p = NULL;
+  guint64 le;
+
+  u->field = field;
+  if (!parser_unpack_take (u, 8, &p))
+    return FALSE;
+  memcpy (&le, p, 8);
+  *out = GUINT64_FROM_LE (le);
+  return TRUE;
+}
+
+static gboolean
+parser_unpack_bool (parser_unpack *u, const char *field, gboolean *out)
+{
+  const guint8 *p = NULL;
+
+  u->field = field;
+  if (!parser_unpack_take (u, 1, &p))
+    return FALSE;
+  if (*p > 1)
+    return parser_unpack_fail (u, "not a boolean");
+  *out = *p;
+  return TRUE;
+}
+
+/* A list's count, within @max and the bytes left (every entry takes at
+ * least @min_size).  */
+static gboolean
+parser_unpack_count (parser_unpack *u, const char *field, gsize max,
+                     gsize min_size, guint32 *out)
+{
+  if (!parser_unpack_u32 (u, field, out))
+    return FALSE;
+  if (*out > max)
+    return parser_unpack_fail (u, "too many entries");
+  if ((gsize) *out * min_size > u->len - u->at)
+    return parser_unpack_fail (u, "cut short");
+  return TRUE;
+}
+
+/* The string whose length was read: UTF-8, no NUL, at most @max bytes.  */
+static gboolean
+parser_unpack_bytes_str (parser_unpack *u, guint32 len, gsize max,
+                         char **out)
+{
+  const guint8 *p = NULL;
+  const char *end;
+
+  if (len > max)
+    return parser_unpack_fail (u, "string too long");
+  if (!parser_unpack_take (u, len, &p))
+    return FALSE;
+  /* g_utf8_validate_len() refuses a NUL among the @len bytes.  */
+  if (!g_utf8_validate_len ((const char *) p, len, &end))
+    return parser_unpack_fail (u, "string not UTF-8");
+  *out = g_strndup ((const char *) p, len);
+  return TRUE;
+}
+
+static gboolean
+parser_unpack_str (parser_unpack *u, const char *field, gsize max,
+                   char **out)
+{
+  guint32 len;
+
+  return parser_unpack_u32 (u, field, &len)
+         && parser_unpack_bytes_str (u, len, max, out);
 }
 
 static gboolean
 parser_unpack_mstr (parser_unpack *u, const char *field, gsize max,
                     char **out)
 {
-  g_autoptr (GVariant) c = parser_unpack_next (u, field);
+  guint32 len;
 
-  return parser_unpack_mstr_of (u, c, max, out);
+  *out = NULL;
+  if (!parser_unpack_u32 (u, field, &len))
+    return FALSE;
+  return len == PARSER_PACK_NONE || parser_unpack_bytes_str (u, len, max, out);
 }
 
 static gboolean
 parser_unpack_strs (parser_unpack *u, const char *field, gsize max_items,
                     gsize max, GPtrArray *out)
 {
-  g_autoptr (GVariant) c = parser_unpack_next (u, field);
-  gsize n = g_variant_n_children (c);
+  guint32 n;
 
-  if (n > max_items)
-    return parser_unpack_fail (u, "too many entries");
-  for (gsize i = 0; i < n; i++)
+  if (!parser_unpack_count (u, field, max_items, 4, &n))
+    return FALSE;
+  for (guint32 i = 0; i < n; i++)
     {
-      g_autoptr (GVariant) s = g_variant_get_child_value (c, i);
       char *v = NULL;
-      if (!parser_unpack_str_of (u, s, max, &v))
+      if (!parser_unpack_str (u, field, max, &v))
         return FALSE;
       g_ptr_array_add (out, v);
     }
@@ -544,62 +667,43 @@ parser_unpack_strs (parser_unpack *u, const char *field, gsize max_items,
 }
 
 static gboolean
-parser_unpack_addr_of (parser_unpack *u, GVariant *t, parser_address **out)
+parser_unpack_addr (parser_unpack *u, const char *field, parser_address **out)
 {
-  g_autoptr (GVariant) name = g_variant_get_child_value (t, 0);
-  g_autoptr (GVariant) addr = g_variant_get_child_value (t, 1);
   parser_address *a = g_new0 (parser_address, 1);
 
   *out = a;
-  return parser_unpack_mstr_of (u, name, PARSER_PACK_VALUE_MAX, &a->name)
-         && parser_unpack_str_of (u, addr, PARSER_PACK_VALUE_MAX, &a->addr);
+  return parser_unpack_mstr (u, field, PARSER_PACK_VALUE_MAX, &a->name)
+         && parser_unpack_str (u, field, PARSER_PACK_VALUE_MAX, &a->addr);
 }
 
 static gboolean
 parser_unpack_maddr (parser_unpack *u, const char *field,
                      parser_address **out)
 {
-  g_autoptr (GVariant) c = parser_unpack_next (u, field);
-  g_autoptr (GVariant) t = g_variant_get_maybe (c);
+  gboolean present = FALSE;
 
   *out = NULL;
-  return t == NULL || parser_unpack_addr_of (u, t, out);
+  if (!parser_unpack_bool (u, field, &present))
+    return FALSE;
+  return !present || parser_unpack_addr (u, field, out);
 }
 
 static gboolean
 parser_unpack_addrs (parser_unpack *u, const char *field, GPtrArray *out)
 {
-  g_autoptr (GVariant) c = parser_unpack_next (u, field);
-  gsize n = g_variant_n_children (c);
+  guint32 n;
 
-  if (n > PARSER_LIMIT_LIST)
-    return parser_unpack_fail (u, "too many addresses");
-  for (gsize i = 0; i < n; i++)
+  if (!parser_unpack_count (u, field, PARSER_LIMIT_LIST, 8, &n))
+    return FALSE;
+  for (guint32 i = 0; i < n; i++)
     {
-      g_autoptr (GVariant) t = g_variant_get_child_value (c, i);
       parser_address *a = NULL;
-      gboolean ok = parser_unpack_addr_of (u, t, &a);
+      gboolean ok = parser_unpack_addr (u, field, &a);
       g_ptr_array_add (out, a);
       if (!ok)
         return FALSE;
     }
   return TRUE;
-}
-
-static guint32
-parser_unpack_u32 (parser_unpack *u, const char *field)
-{
-  g_autoptr (GVariant) c = parser_unpack_next (u, field);
-
-  return g_variant_get_uint32 (c);
-}
-
-static gboolean
-parser_unpack_bool (parser_unpack *u, const char *field)
-{
-  g_autoptr (GVariant) c = parser_unpack_next (u, field);
-
-  return g_variant_get_boolean (c);
 }
 
 static gboolean
@@ -616,52 +720,55 @@ parser_unpack_sha256 (const char *s)
 static gboolean
 parser_unpack_attachments (parser_unpack *u, GPtrArray *out)
 {
-  g_autoptr (GVariant) c = parser_unpack_next (u, "attachments");
-  gsize n = g_variant_n_children (c);
+  guint32 n;
   guint64 total = 0;
 
-  if (n > PARSER_LIMIT_PARTS)
-    return parser_unpack_fail (u, "too many attachments");
-  for (gsize i = 0; i < n; i++)
+  /* name, declared, detected, size, sha256, length, content_id, flags */
+  if (!parser_unpack_count (u, "attachments", PARSER_LIMIT_PARTS,
+                            4 + 4 + 4 + 8 + 4 + 8 + 4 + 4, &n))
+    return FALSE;
+  for (guint32 i = 0; i < n; i++)
     {
-      g_autoptr (GVariant) t = g_variant_get_child_value (c, i);
-      g_autoptr (GVariant) name = g_variant_get_child_value (t, 0);
-      g_autoptr (GVariant) decl = g_variant_get_child_value (t, 1);
-      g_autoptr (GVariant) det = g_variant_get_child_value (t, 2);
-      g_autoptr (GVariant) size = g_variant_get_child_value (t, 3);
-      g_autoptr (GVariant) sha = g_variant_get_child_value (t, 4);
-      g_autoptr (GVariant) content = g_variant_get_child_value (t, 5);
-      g_autoptr (GVariant) cid = g_variant_get_child_value (t, 6);
-      g_autoptr (GVariant) flags = g_variant_get_child_value (t, 7);
       parser_attachment *a = g_new0 (parser_attachment, 1);
       g_autofree char *hex = NULL;
+      const guint8 *content = NULL;
+      guint64 size, clen;
+      gsize off;
 
       g_ptr_array_add (out, a);
-      if (!parser_unpack_str_of (u, name, PARSER_LIMIT_FILENAME, &a->name)
-          || !parser_unpack_str_of (u, decl, PARSER_PACK_VALUE_MAX,
-                                    &a->declared_type)
-          || !parser_unpack_str_of (u, det, PARSER_PACK_VALUE_MAX,
-                                    &a->detected_type)
-          || !parser_unpack_str_of (u, sha, 64, &hex)
-          || !parser_unpack_mstr_of (u, cid, PARSER_PACK_VALUE_MAX,
-                                     &a->content_id))
+      if (!parser_unpack_str (u, "attachments", PARSER_LIMIT_FILENAME,
+                              &a->name)
+          || !parser_unpack_str (u, "attachments", PARSER_PACK_VALUE_MAX,
+                                 &a->declared_type)
+          || !parser_unpack_str (u, "attachments", PARSER_PACK_VALUE_MAX,
+                                 &a->detected_type)
+          || !parser_unpack_u64 (u, "attachments", &size)
+          || !parser_unpack_str (u, "attachments", 64, &hex))
         return FALSE;
       if (*a->name == '\0')
         return parser_unpack_fail (u, "empty attachment name");
       if (!parser_unpack_sha256 (hex))
         return parser_unpack_fail (u, "bad sha256");
       memcpy (a->sha256, hex, 65);
-      a->size = (gsize) g_variant_get_uint64 (size);
-      if (g_variant_get_uint64 (size) != g_variant_get_size (content))
+      if (!parser_unpack_u64 (u, "attachments", &clen))
+        return FALSE;
+      if (clen != size)
         return parser_unpack_fail (u, "size does not match content");
-      total += g_variant_get_uint64 (size);
-      if (total > PARSER_LIMIT_DECODED)
+      total += size;
+      if (size > PARSER_LIMIT_DECODED || total > PARSER_LIMIT_DECODED)
         return parser_unpack_fail (u, "content over the decoded limit");
-      a->flags = g_variant_get_uint32 (flags);
+      off = u->at;
+      if (!parser_unpack_take (u, (gsize) size, &content))
+        return FALSE;
+      a->size = (gsize) size;
+      /* A slice of the packed bytes (no copy).  */
+      a->content = g_bytes_new_from_bytes (u->bytes, off, (gsize) size);
+      if (!parser_unpack_mstr (u, "attachments", PARSER_PACK_VALUE_MAX,
+                               &a->content_id)
+          || !parser_unpack_u32 (u, "attachments", &a->flags))
+        return FALSE;
       if (a->flags & ~PARSER_PACK_ATT_MASK)
         return parser_unpack_fail (u, "unknown attachment flag");
-      /* A slice of the packed bytes (no copy).  */
-      a->content = g_variant_get_data_as_bytes (content);
     }
   return TRUE;
 }
@@ -669,24 +776,23 @@ parser_unpack_attachments (parser_unpack *u, GPtrArray *out)
 static gboolean
 parser_unpack_personal (parser_unpack *u, GPtrArray *out)
 {
-  g_autoptr (GVariant) c = parser_unpack_next (u, "personal");
-  gsize n = g_variant_n_children (c);
+  guint32 n;
 
-  if (n > PARSER_LIMIT_LIST)
-    return parser_unpack_fail (u, "too many personal data items");
-  for (gsize i = 0; i < n; i++)
+  if (!parser_unpack_count (u, "personal", PARSER_LIMIT_LIST, 8, &n))
+    return FALSE;
+  for (guint32 i = 0; i < n; i++)
     {
-      g_autoptr (GVariant) t = g_variant_get_child_value (c, i);
-      g_autoptr (GVariant) kind = g_variant_get_child_value (t, 0);
-      g_autoptr (GVariant) value = g_variant_get_child_value (t, 1);
       parser_pd *pd = g_new0 (parser_pd, 1);
-      guint32 k = g_variant_get_uint32 (kind);
+      guint32 k;
 
       g_ptr_array_add (out, pd);
+      if (!parser_unpack_u32 (u, "personal", &k))
+        return FALSE;
       if (k > PARSER_PD_CARD)
         return parser_unpack_fail (u, "unknown personal data kind");
       pd->kind = (parser_pd_kind) k;
-      if (!parser_unpack_str_of (u, value, PARSER_PACK_VALUE_MAX, &pd->value))
+      if (!parser_unpack_str (u, "personal", PARSER_PACK_VALUE_MAX,
+                              &pd->value))
         return FALSE;
     }
   return TRUE;
@@ -695,23 +801,17 @@ parser_unpack_personal (parser_unpack *u, GPtrArray *out)
 parser_message *
 parser_message_unpack (GBytes *bytes, GError **error)
 {
-  g_autoptr (GVariant) v = NULL;
   parser_message *m;
-  parser_unpack u = { NULL, 0, "pack", error, FALSE };
+  parser_unpack u = { bytes, NULL, 0, 0, "pack", error, FALSE };
+  guint32 magic = 0;
+  guint64 date = 0;
   gboolean ok;
 
   g_return_val_if_fail (bytes != NULL, NULL);
-  v = g_variant_ref_sink (g_variant_new_from_bytes (
-      G_VARIANT_TYPE (PARSER_PACK_TYPE), bytes, FALSE));
-  if (!g_variant_is_normal_form (v))
-    {
-      g_set_error (error, PARSER_ERROR, PARSER_ERROR_MALFORMED,
-                   "parser pack: not in normal form (%zu bytes)",
-                   g_bytes_get_size (bytes));
-      return NULL;
-    }
-  u.v = v;
-  if (parser_unpack_u32 (&u, "version") != PARSER_PACK_VERSION)
+  u.base = g_bytes_get_data (bytes, &u.len);
+  if (!parser_unpack_u32 (&u, "version", &magic))
+    return NULL;
+  if (magic != PARSER_PACK_MAGIC)
     {
       g_set_error (error, PARSER_ERROR, PARSER_ERROR_MALFORMED,
                    "parser pack: unknown version");
@@ -723,61 +823,47 @@ parser_message_unpack (GBytes *bytes, GError **error)
        && parser_unpack_maddr (&u, "from", &m->from)
        && parser_unpack_addrs (&u, "to", m->to)
        && parser_unpack_addrs (&u, "cc", m->cc)
-       && parser_unpack_maddr (&u, "reply_to", &m->reply_to);
-  if (ok)
-    {
-      g_autoptr (GVariant) d = parser_unpack_next (&u, "date");
-      m->date = g_variant_get_int64 (d);
-      ok = parser_unpack_mstr (&u, "message_id", PARSER_PACK_VALUE_MAX,
-                               &m->message_id)
-           && parser_unpack_mstr (&u, "in_reply_to", PARSER_PACK_VALUE_MAX,
-                                  &m->in_reply_to)
-           && parser_unpack_strs (&u, "references", PARSER_LIMIT_LIST,
-                                  PARSER_PACK_VALUE_MAX, m->references)
-           && parser_unpack_strs (&u, "header_names", PARSER_LIMIT_HEADERS,
-                                  PARSER_PACK_VALUE_MAX, m->header_names)
-           && parser_unpack_strs (&u, "header_values", PARSER_LIMIT_HEADERS,
-                                  PARSER_PACK_VALUE_MAX, m->header_values)
-           && parser_unpack_mstr (&u, "text", PARSER_PACK_TEXT_MAX, &m->text)
-           && parser_unpack_mstr (&u, "quoted", PARSER_PACK_TEXT_MAX,
-                                  &m->quoted);
-    }
-  if (ok)
-    {
-      m->text_from_html = parser_unpack_bool (&u, "text_from_html");
-      ok = parser_unpack_strs (&u, "forwarded", PARSER_LIMIT_PARTS,
-                               PARSER_PACK_TEXT_MAX, m->forwarded)
-           && parser_unpack_attachments (&u, m->attachments);
-    }
-  if (ok)
-    {
-      m->n_parts = parser_unpack_u32 (&u, "n_parts");
-      m->is_report = parser_unpack_bool (&u, "is_report");
-      ok = parser_unpack_mstr (&u, "report_message_id", PARSER_PACK_VALUE_MAX,
-                               &m->report_message_id)
-           && parser_unpack_mstr (&u, "report_status", PARSER_PACK_VALUE_MAX,
-                                  &m->report_status)
-           && parser_unpack_mstr (&u, "report_recipient",
-                                  PARSER_PACK_VALUE_MAX,
-                                  &m->report_recipient);
-    }
-  if (ok)
-    {
-      m->auto_reply = parser_unpack_bool (&u, "auto_reply");
-      ok = parser_unpack_mstr (&u, "auto_reason", PARSER_PACK_VALUE_MAX,
-                               &m->auto_reason)
-           && parser_unpack_strs (&u, "case_refs", PARSER_LIMIT_LIST,
-                                  PARSER_PACK_VALUE_MAX, m->case_refs)
-           && parser_unpack_personal (&u, m->personal);
-    }
-  if (ok)
-    {
-      m->special = parser_unpack_u32 (&u, "special");
-      m->cards_redacted = parser_unpack_u32 (&u, "cards_redacted");
-      m->anomalies = parser_unpack_u32 (&u, "anomalies");
-      ok = parser_unpack_strs (&u, "notes", PARSER_LIMIT_NOTES,
-                               PARSER_PACK_VALUE_MAX, m->notes);
-    }
+       && parser_unpack_maddr (&u, "reply_to", &m->reply_to)
+       && parser_unpack_u64 (&u, "date", &date)
+       && parser_unpack_mstr (&u, "message_id", PARSER_PACK_VALUE_MAX,
+                              &m->message_id)
+       && parser_unpack_mstr (&u, "in_reply_to", PARSER_PACK_VALUE_MAX,
+                              &m->in_reply_to)
+       && parser_unpack_strs (&u, "references", PARSER_LIMIT_LIST,
+                              PARSER_PACK_VALUE_MAX, m->references)
+       && parser_unpack_strs (&u, "header_names", PARSER_LIMIT_HEADERS,
+                              PARSER_PACK_VALUE_MAX, m->header_names)
+       && parser_unpack_strs (&u, "header_values", PARSER_LIMIT_HEADERS,
+                              PARSER_PACK_VALUE_MAX, m->header_values)
+       && parser_unpack_mstr (&u, "text", PARSER_PACK_TEXT_MAX, &m->text)
+       && parser_unpack_mstr (&u, "quoted", PARSER_PACK_TEXT_MAX, &m->quoted)
+       && parser_unpack_bool (&u, "text_from_html", &m->text_from_html)
+       && parser_unpack_strs (&u, "forwarded", PARSER_LIMIT_PARTS,
+                              PARSER_PACK_TEXT_MAX, m->forwarded)
+       && parser_unpack_attachments (&u, m->attachments)
+       && parser_unpack_u32 (&u, "n_parts", &m->n_parts)
+       && parser_unpack_bool (&u, "is_report", &m->is_report)
+       && parser_unpack_mstr (&u, "report_message_id", PARSER_PACK_VALUE_MAX,
+                              &m->report_message_id)
+       && parser_unpack_mstr (&u, "report_status", PARSER_PACK_VALUE_MAX,
+                              &m->report_status)
+       && parser_unpack_mstr (&u, "report_recipient", PARSER_PACK_VALUE_MAX,
+                              &m->report_recipient)
+       && parser_unpack_bool (&u, "auto_reply", &m->auto_reply)
+       && parser_unpack_mstr (&u, "auto_reason", PARSER_PACK_VALUE_MAX,
+                              &m->auto_reason)
+       && parser_unpack_strs (&u, "case_refs", PARSER_LIMIT_LIST,
+                              PARSER_PACK_VALUE_MAX, m->case_refs)
+       && parser_unpack_personal (&u, m->personal)
+       && parser_unpack_u32 (&u, "special", &m->special)
+       && parser_unpack_u32 (&u, "cards_redacted", &m->cards_redacted)
+       && parser_unpack_u32 (&u, "anomalies", &m->anomalies)
+       && parser_unpack_strs (&u, "notes", PARSER_LIMIT_NOTES,
+                              PARSER_PACK_VALUE_MAX, m->notes);
+  m->date = (gint64) date;
+  u.field = "pack";
+  if (ok && u.at != u.len)
+    ok = parser_unpack_fail (&u, "bytes after the last field");
   if (ok && m->n_parts > PARSER_LIMIT_PARTS)
     ok = parser_unpack_fail (&u, "more parts than the limit");
   if (ok && (m->special & ~PARSER_PACK_SPECIAL_MASK))
