@@ -9,9 +9,8 @@
 
 #include "router/router.h"
 
+#include <math.h>
 #include <string.h>
-
-#include <json-glib/json-glib.h>
 
 #include "router/classify.h"
 #include "router/clock.h"
@@ -176,68 +175,123 @@ router_classify_text (router *r, const char *subject, const char *body,
   out->n_topics = router_classify (r->topic_model, toks, out->topics);
 }
 
+/* The routing reasons as compact JSON, written directly: json-glib's
+ * builder, node tree and generator were a sixth of the pipeline thread's
+ * CPU per message (docs/performance.md).  The same members, in the same
+ * order, as json-glib wrote them; test_rules checks the two agree.  */
 static void
-router_json_scores (JsonBuilder *b, const char *name, const rules_score *s,
-                    guint n)
+router_json_str (GString *o, const char *s)
 {
-  json_builder_set_member_name (b, name);
-  json_builder_begin_object (b);
-  for (guint i = 0; i < n && i < 3; i++)
-    {
-      json_builder_set_member_name (b, s[i].label);
-      /* three decimals: enough to explain, no false precision */
-      json_builder_add_double_value (b, (double) (gint64) (s[i].score * 1000
-                                                            + 0.5) / 1000);
-    }
-  json_builder_end_object (b);
+  static const char hex[] = "0123456789abcdef";
+
+  g_string_append_c (o, '"');
+  for (const guchar *p = (const guchar *) (s ? s : ""); *p; p++)
+    switch (*p)
+      {
+      case '"': g_string_append (o, "\\\""); break;
+      case '\\': g_string_append (o, "\\\\"); break;
+      case '\b': g_string_append (o, "\\b"); break;
+      case '\f': g_string_append (o, "\\f"); break;
+      case '\n': g_string_append (o, "\\n"); break;
+      case '\r': g_string_append (o, "\\r"); break;
+      case '\t': g_string_append (o, "\\t"); break;
+      default:
+        if (*p < 0x20 || *p == 0x7f)
+          {
+            g_string_append (o, "\\u00");
+            g_string_append_c (o, hex[*p >> 4]);
+            g_string_append_c (o, hex[*p & 0xf]);
+          }
+        else
+          g_string_append_c (o, (char) *p);
+      }
+  g_string_append_c (o, '"');
 }
 
-static char *
-router_reasons (const router_result *out)
+static void
+router_json_member (GString *o, const char *name)
 {
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  g_autoptr (JsonNode) root = NULL;
+  if (o->len > 1)
+    g_string_append_c (o, ',');
+  router_json_str (o, name);
+  g_string_append_c (o, ':');
+}
 
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "rule");
-  json_builder_add_string_value (b, out->d.rule);
-  json_builder_set_member_name (b, "line");
-  json_builder_add_int_value (b, out->d.line);
-  json_builder_set_member_name (b, "fired");
-  json_builder_begin_array (b);
-  for (guint i = 0; i < out->d.fired->len; i++)
-    json_builder_add_string_value (b, out->d.fired->pdata[i]);
-  json_builder_end_array (b);
-  json_builder_set_member_name (b, "tags");
-  json_builder_begin_array (b);
-  for (guint i = 0; i < out->d.tags->len; i++)
-    json_builder_add_string_value (b, out->d.tags->pdata[i]);
-  json_builder_end_array (b);
+static void
+router_json_strs (GString *o, const char *name, GPtrArray *list)
+{
+  router_json_member (o, name);
+  g_string_append_c (o, '[');
+  for (guint i = 0; list && i < list->len; i++)
+    {
+      if (i > 0)
+        g_string_append_c (o, ',');
+      router_json_str (o, list->pdata[i]);
+    }
+  g_string_append_c (o, ']');
+}
+
+static void
+router_json_scores (GString *o, const char *name, const rules_score *s,
+                    guint n)
+{
+  router_json_member (o, name);
+  g_string_append_c (o, '{');
+  for (guint i = 0; i < n && i < 3; i++)
+    {
+      char buf[G_ASCII_DTOSTR_BUF_SIZE];
+      /* three decimals: enough to explain, no false precision */
+      double v = (double) (gint64) (s[i].score * 1000 + 0.5) / 1000;
+
+      if (i > 0)
+        g_string_append_c (o, ',');
+      router_json_str (o, s[i].label);
+      g_string_append_c (o, ':');
+      if (!isfinite (v))
+        v = 0;
+      g_ascii_dtostr (buf, sizeof buf, v);
+      g_string_append (o, buf);
+      /* a double stays a double, as json-glib writes it */
+      if (strpbrk (buf, ".eE") == NULL)
+        g_string_append (o, ".0");
+    }
+  g_string_append_c (o, '}');
+}
+
+char *
+router_result_reasons (const router_result *out)
+{
+  GString *o = g_string_sized_new (256);
+
+  g_string_append_c (o, '{');
+  router_json_member (o, "rule");
+  router_json_str (o, out->d.rule);
+  router_json_member (o, "line");
+  g_string_append_printf (o, "%u", out->d.line);
+  router_json_strs (o, "fired", out->d.fired);
+  router_json_strs (o, "tags", out->d.tags);
   if (out->d.sla)
     {
-      json_builder_set_member_name (b, "sla");
-      json_builder_add_string_value (b, out->d.sla);
+      router_json_member (o, "sla");
+      router_json_str (o, out->d.sla);
     }
   if (out->d.retention)
     {
       /* the schedule reads it from the stored reasons (store_retention.c) */
-      json_builder_set_member_name (b, "retention");
-      json_builder_add_string_value (b, out->d.retention);
+      router_json_member (o, "retention");
+      router_json_str (o, out->d.retention);
     }
-  router_json_scores (b, "kind_scores", out->kinds, out->n_kinds);
-  router_json_scores (b, "topic_scores", out->topics, out->n_topics);
+  router_json_scores (o, "kind_scores", out->kinds, out->n_kinds);
+  router_json_scores (o, "topic_scores", out->topics, out->n_topics);
   if (out->d.limit_hit)
     {
-      json_builder_set_member_name (b, "regex_limit");
-      json_builder_add_boolean_value (b, TRUE);
+      router_json_member (o, "regex_limit");
+      g_string_append (o, "true");
     }
-  json_builder_set_member_name (b, "rules_hash");
-  json_builder_add_string_value (b, out->rules_hash);
-  json_builder_end_object (b);
-  root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  return json_generator_to_data (gen, NULL);
+  router_json_member (o, "rules_hash");
+  router_json_str (o, out->rules_hash);
+  g_string_append_c (o, '}');
+  return g_string_free (o, FALSE);
 }
 
 static void
@@ -269,7 +323,7 @@ router_finish (router *r, rules *use, const rules_input *in,
   rules_decide (use, in, &out->d);
   out->rules_hash = g_strdup (rules_hash (use));
   router_due (r, received, out);
-  out->reasons = router_reasons (out);
+  out->reasons = router_result_reasons (out);
 }
 
 void

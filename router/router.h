@@ -43,6 +43,11 @@ typedef struct {
 
 void router_result_clear (router_result *r);
 
+/* (transfer full) @r's reasons as compact JSON (what router_decide() puts
+ * in r->reasons): rule, line, fired, tags, sla, retention, the top three
+ * kind and topic scores, regex_limit, rules_hash.  */
+char *router_result_reasons (const router_result *r);
+
 /* (transfer full) Load everything; an error names the file at fault.  */
 router *router_new (const router_config *cfg, GError **error);
 void router_free (router *r);

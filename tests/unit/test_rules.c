@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-glib/json-glib.h>
+
 #include "parser/parser.h"
+#include "router/router.h"
 #include "router/rules.h"
 
 static const char *const base =
@@ -390,6 +393,159 @@ START_TEST (test_hash_changes_with_text)
 }
 END_TEST
 
+/* The routing reasons as json-glib wrote them before router.c wrote them
+ * itself: the reference the direct writer must agree with.  */
+static void
+ref_scores (JsonBuilder *b, const char *name, const rules_score *s, guint n)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_begin_object (b);
+  for (guint i = 0; i < n && i < 3; i++)
+    {
+      json_builder_set_member_name (b, s[i].label);
+      json_builder_add_double_value (b, (double) (gint64) (s[i].score * 1000
+                                                            + 0.5) / 1000);
+    }
+  json_builder_end_object (b);
+}
+
+static char *
+ref_reasons (const router_result *out)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonNode) root = NULL;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "rule");
+  json_builder_add_string_value (b, out->d.rule);
+  json_builder_set_member_name (b, "line");
+  json_builder_add_int_value (b, out->d.line);
+  json_builder_set_member_name (b, "fired");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < out->d.fired->len; i++)
+    json_builder_add_string_value (b, out->d.fired->pdata[i]);
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "tags");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < out->d.tags->len; i++)
+    json_builder_add_string_value (b, out->d.tags->pdata[i]);
+  json_builder_end_array (b);
+  if (out->d.sla)
+    {
+      json_builder_set_member_name (b, "sla");
+      json_builder_add_string_value (b, out->d.sla);
+    }
+  if (out->d.retention)
+    {
+      json_builder_set_member_name (b, "retention");
+      json_builder_add_string_value (b, out->d.retention);
+    }
+  ref_scores (b, "kind_scores", out->kinds, out->n_kinds);
+  ref_scores (b, "topic_scores", out->topics, out->n_topics);
+  if (out->d.limit_hit)
+    {
+      json_builder_set_member_name (b, "regex_limit");
+      json_builder_add_boolean_value (b, TRUE);
+    }
+  json_builder_set_member_name (b, "rules_hash");
+  json_builder_add_string_value (b, out->rules_hash);
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  return json_generator_to_data (gen, NULL);
+}
+
+static JsonNode *
+parse_json (const char *text)
+{
+  g_autoptr (JsonParser) p = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+
+  ck_assert_msg (json_parser_load_from_data (p, text, -1, &error),
+                 "not JSON: %s: %s", text, error ? error->message : "");
+  return json_node_copy (json_parser_get_root (p));
+}
+
+static void
+check_reasons (const router_result *r, gboolean same_bytes)
+{
+  g_autofree char *got = router_result_reasons (r);
+  g_autofree char *want = ref_reasons (r);
+  g_autoptr (JsonNode) a = parse_json (got);
+  g_autoptr (JsonNode) b = parse_json (want);
+  g_autoptr (GList) ma = json_object_get_members (json_node_get_object (a));
+  g_autoptr (GList) mb = json_object_get_members (json_node_get_object (b));
+
+  ck_assert_msg (json_node_equal (a, b), "%s\n  differs from\n%s", got, want);
+  /* members in the same order */
+  ck_assert_uint_eq (g_list_length (ma), g_list_length (mb));
+  for (GList *x = ma, *y = mb; x && y; x = x->next, y = y->next)
+    ck_assert_str_eq (x->data, y->data);
+  if (same_bytes)
+    ck_assert_str_eq (got, want);
+}
+
+START_TEST (test_reasons_json)
+{
+  router_result r = { 0 };
+  g_autoptr (GPtrArray) fired = g_ptr_array_new ();
+  g_autoptr (GPtrArray) tags = g_ptr_array_new ();
+  static const double scores[] = { 0.0, 0.0004, 0.0005, 0.1, 0.87654, 0.9995,
+                                   1.0, 0.333333 };
+
+  /* a plain result: byte for byte what json-glib wrote */
+  r.d.rule = (char *) "default";
+  r.d.fired = fired;
+  r.d.tags = tags;
+  r.rules_hash = (char *) "0123abcd";
+  check_reasons (&r, TRUE);
+
+  g_ptr_array_add (fired, (char *) "complaints mailbox");
+  g_ptr_array_add (fired, (char *) "tag health");
+  g_ptr_array_add (tags, (char *) "special-category");
+  r.d.rule = (char *) "complaints mailbox";
+  r.d.line = 6;
+  r.d.sla = (char *) "foi";
+  r.d.retention = (char *) "complaints";
+  r.d.limit_hit = TRUE;
+  for (guint i = 0; i < G_N_ELEMENTS (scores); i++)
+    {
+      r.kinds[0].label = "complaint";
+      r.kinds[0].score = scores[i];
+      r.kinds[1].label = "foi-request";
+      r.kinds[1].score = 1.0 - scores[i];
+      r.kinds[2].label = "general";
+      r.kinds[2].score = scores[i] / 3;
+      r.kinds[3].label = "fourth, never written";
+      r.kinds[3].score = 0.5;
+      r.n_kinds = 4;
+      r.topics[0].label = "waste";
+      r.topics[0].score = scores[i];
+      r.n_topics = 1;
+      check_reasons (&r, TRUE);
+    }
+
+  /* what a rule file may name: quotes, backslashes, controls, UTF-8 */
+  r.d.rule = (char *) "say \"hi\" \\ back\tslash\n\x01\x1f\x7f \xc3\xa9\xe2\x80\xa8";
+  g_ptr_array_add (tags, (char *) "</script>");
+  r.kinds[0].label = "\"";
+  check_reasons (&r, FALSE);
+  {
+    g_autofree char *got = router_result_reasons (&r);
+    g_autoptr (JsonNode) n = parse_json (got);
+    JsonObject *o = json_node_get_object (n);
+
+    ck_assert_str_eq (json_object_get_string_member (o, "rule"), r.d.rule);
+    ck_assert (json_object_get_boolean_member (o, "regex_limit"));
+    ck_assert_int_eq (json_object_get_int_member (o, "line"), 6);
+    for (const char *c = got; *c; c++)
+      ck_assert_msg ((guchar) *c >= 0x20 && *c != 0x7f,
+                     "raw control 0x%02x in %s", (guchar) *c, got);
+  }
+}
+END_TEST
+
 static Suite *
 rules_suite (void)
 {
@@ -403,6 +559,7 @@ rules_suite (void)
   tcase_add_test (tc, test_missing_default);
   tcase_add_test (tc, test_regex_bounded);
   tcase_add_test (tc, test_hash_changes_with_text);
+  tcase_add_test (tc, test_reasons_json);
   suite_add_tcase (s, tc);
   return s;
 }
