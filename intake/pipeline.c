@@ -176,6 +176,7 @@ pipeline_prepare (pipeline *p, store_spool_item *item, parser_message *m)
 
   in->spool_id = item->id;
   in->env = g_steal_pointer (&item->env);
+  in->env_packed = g_steal_pointer (&item->env_bytes);
   in->raw = g_steal_pointer (&item->raw);
   if (m->from != NULL)
     {

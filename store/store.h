@@ -141,6 +141,7 @@ void store_spool_submit (store *s, store_envelope *env, GBytes *raw,
 typedef struct {
   gint64 id;
   store_envelope *env;     /* NULL if the row did not open */
+  GBytes *env_bytes;       /* @env as stored: store_envelope_pack (env) */
   GBytes *raw;             /* NULL if the row did not open */
   GError *error;           /* why it did not open (STORE_ERROR_CRYPTO) */
 } store_spool_item;
@@ -206,6 +207,9 @@ void store_attachment_free (store_attachment *a);
 typedef struct {
   gint64 spool_id;
   store_envelope *env;     /* (owned) */
+  GBytes *env_packed;      /* (owned) (nullable) store_envelope_pack (env),
+                            * when the caller has it already (the spool
+                            * row's): sealed as it is, not packed again */
   GBytes *raw;             /* (owned) */
   char *from_addr;         /* (nullable) From: address, else envelope */
   char *from_name;         /* (nullable) display name */

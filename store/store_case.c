@@ -62,6 +62,8 @@ store_ingest_free (store_ingest *in)
   if (in == NULL)
     return;
   store_envelope_free (in->env);
+  if (in->env_packed)
+    g_bytes_unref (in->env_packed);
   if (in->raw)
     g_bytes_unref (in->raw);
   g_free (in->from_addr);
@@ -650,7 +652,9 @@ store_message_insert (store *s, sqlite3 *db, const store_ingest *in,
   const char *addr = in->from_addr ? in->from_addr : in->env->mail_from;
   gsize raw_len;
   const void *raw = g_bytes_get_data (in->raw, &raw_len);
-  g_autoptr (GBytes) env_plain = store_envelope_pack (in->env);
+  g_autoptr (GBytes) env_plain = in->env_packed
+                                     ? g_bytes_ref (in->env_packed)
+                                     : store_envelope_pack (in->env);
   gsize n;
   const void *p = g_bytes_get_data (env_plain, &n);
   guint8 mid_index[32];

@@ -200,6 +200,9 @@ store_spool_item_open (const guint8 *key, gint64 id, sqlite3_stmt *st,
                             sqlite3_column_bytes (st, col), &item->error);
   if (env_plain != NULL)
     item->env = store_envelope_unpack (env_plain, &item->error);
+  /* in normal form (unpack checks), so exactly what packing @env makes */
+  if (item->env != NULL)
+    item->env_bytes = g_bytes_ref (env_plain);
   if (item->env != NULL)
     item->raw = store_unseal (key, "spool", "raw", id, 0,
                               sqlite3_column_blob (st, col + 1),
@@ -214,6 +217,8 @@ store_spool_item_free (store_spool_item *item)
   if (item == NULL)
     return;
   store_envelope_free (item->env);
+  if (item->env_bytes)
+    g_bytes_unref (item->env_bytes);
   if (item->raw)
     g_bytes_unref (item->raw);
   g_clear_error (&item->error);

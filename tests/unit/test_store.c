@@ -534,10 +534,66 @@ START_TEST (test_spool_tampered_row)
   ck_assert_ptr_nonnull (((store_spool_item *) items->pdata[1])->error);
   ck_assert_ptr_null (((store_spool_item *) items->pdata[1])->raw);
   ck_assert_ptr_null (((store_spool_item *) items->pdata[2])->error);
+  /* what the pipeline hands the writer to seal into the message row is
+   * exactly the envelope packed again */
+  for (guint i = 0; i < items->len; i += 2)
+    {
+      store_spool_item *it = items->pdata[i];
+      g_autoptr (GBytes) again = store_envelope_pack (it->env);
+      ck_assert_ptr_nonnull (it->env_bytes);
+      ck_assert (g_bytes_equal (it->env_bytes, again));
+    }
+  {
+    store_spool_item *bad = items->pdata[1];
+    ck_assert ((bad->env == NULL) == (bad->env_bytes == NULL));
+  }
   store_close (&st);
   store_keys_free (&keys);
   g_mutex_clear (&w.lock);
   g_cond_clear (&w.cond);
+}
+END_TEST
+
+START_TEST (test_aad_bytes)
+{
+  /* the associated data of every sealed value ever written: these bytes
+   * must never change, or nothing stored opens again */
+  static const struct {
+    const char *t, *c;
+    gint64 row, owner;
+    guint v;
+  } cases[] = {
+    { "messages", "text", 12, 3, 1 },
+    { "subject", "data_key", 1, 1, 7 },
+    { "spool", "raw", 0, 0, 1 },
+    { "t", "c", -1, -9223372036854775807LL - 1, 0 },
+    { "", "", G_MAXINT64, G_MININT64 + 1, G_MAXUINT },
+    { "attachments", "meta", 1234567890123LL, 99, 10 },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (GBytes) got = store_keys_aad (cases[i].t, cases[i].c,
+                                               cases[i].row, cases[i].owner,
+                                               cases[i].v);
+      g_autofree char *want = g_strdup_printf ("%s|%s|%" G_GINT64_FORMAT
+                                               "|%" G_GINT64_FORMAT "|%u",
+                                               cases[i].t, cases[i].c,
+                                               cases[i].row, cases[i].owner,
+                                               cases[i].v);
+      gsize n;
+      const char *p = g_bytes_get_data (got, &n);
+
+      ck_assert_uint_eq (n, strlen (want));
+      ck_assert (memcmp (p, want, n) == 0);
+    }
+  {
+    g_autoptr (GBytes) b = store_keys_aad ("messages", "raw", 42, 7, 1);
+    gsize n;
+    const char *p = g_bytes_get_data (b, &n);
+    ck_assert_uint_eq (n, strlen ("messages|raw|42|7|1"));
+    ck_assert (memcmp (p, "messages|raw|42|7|1", n) == 0);
+  }
 }
 END_TEST
 
@@ -566,6 +622,7 @@ store_suite (void)
   tcase_add_test (tc, test_key_missing);
   tcase_add_test (tc, test_key_mode_and_size);
   tcase_add_test (tc, test_seal_roundtrip_and_tamper);
+  tcase_add_test (tc, test_aad_bytes);
   tcase_add_test (tc, test_seal_nonces_distinct);
   tcase_add_test (tc, test_wrap_unwrap);
   tcase_add_test (tc, test_blind_index);
