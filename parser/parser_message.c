@@ -1175,6 +1175,83 @@ parser_walk_from_cp1252 (const guint8 *p, gsize n, GString *out, gsize max)
   return bad;
 }
 
+/* parser_walk_from_cp1252() and the final pass of parser_walk_to_utf8()
+ * in one, by a table of every byte: its output (windows-1252 in UTF-8;
+ * U+FFFD for NUL, the other C0 controls but TAB and LF, DEL and the five
+ * undefined bytes), its length, and whether it sets
+ * PARSER_ANOMALY_CHARSET (NUL, undefined).  CR is the one byte with no
+ * entry: CR and CRLF become LF.  windows-1252 never yields a C1 control,
+ * so these are the same bytes and flags as the two passes.  */
+#define PARSER_WALK_CP_LEN   0x03
+#define PARSER_WALK_CP_BAD   0x04
+
+static guint8 parser_walk_cp_final[256][4];
+
+static void
+parser_walk_cp_final_init (void)
+{
+  static gsize done = 0;
+
+  if (!g_once_init_enter (&done))
+    return;
+  for (guint b = 0; b < 256; b++)
+    {
+      guint8 *e = parser_walk_cp_final[b];
+      const guint8 *u = b >= 0x80 ? parser_walk_cp1252_utf8[b - 0x80] : NULL;
+
+      if ((b >= 0x20 && b < 0x7f) || b == '\t' || b == '\n')
+        {
+          e[0] = 1;
+          e[1] = (guint8) b;
+        }
+      else if (b == '\r')
+        e[0] = 0;
+      else if (u != NULL && u[0] != 0)
+        memcpy (e, u, 4);
+      else
+        {
+          e[0] = 3 | (b == 0 || b >= 0x80 ? PARSER_WALK_CP_BAD : 0);
+          e[1] = 0xef;
+          e[2] = 0xbf;
+          e[3] = 0xbd;
+        }
+    }
+  g_once_init_leave (&done, 1);
+}
+
+/* At most 3 output bytes a byte, so the caller's limit is never reached
+ * when @n <= max / 3 (the caller checks; no cut).  */
+static char *
+parser_walk_cp1252_final (parser_walk *w, const guint8 *p, gsize n)
+{
+  char *buf = g_malloc (n * 3 + 1);
+  char *o = buf;
+  guint flags = 0;
+
+  parser_walk_cp_final_init ();
+  for (gsize i = 0; i < n; i++)
+    {
+      const guint8 *e = parser_walk_cp_final[p[i]];
+
+      if (G_UNLIKELY (e[0] == 0))
+        {
+          *o++ = '\n';
+          if (i + 1 < n && p[i + 1] == '\n')
+            i++;
+          continue;
+        }
+      o[0] = (char) e[1];
+      o[1] = (char) e[2];
+      o[2] = (char) e[3];
+      o += e[0] & PARSER_WALK_CP_LEN;
+      flags |= e[0];
+    }
+  *o = '\0';
+  if (flags & PARSER_WALK_CP_BAD)
+    w->m->anomalies |= PARSER_ANOMALY_CHARSET;
+  return g_realloc (buf, (gsize) (o - buf) + 1);
+}
+
 /* (transfer full) @p in charset @charset (nullable: undeclared) as valid
  * UTF-8 with LF line ends and no NUL, at most about @max bytes
  * (*@truncated set when more was there).  UTF-7 is never decoded: a
@@ -1259,9 +1336,24 @@ parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
   else if (cs != NULL
            && g_ascii_strcasecmp (g_mime_charset_iconv_name (cs), "CP1252")
                   == 0)
-    bad = parser_walk_from_cp1252 (p, n, out, max);
+    {
+      if (n <= max / 3)
+        {
+          g_string_free (out, TRUE);
+          *truncated = FALSE;
+          return parser_walk_cp1252_final (w, p, n);
+        }
+      bad = parser_walk_from_cp1252 (p, n, out, max);
+    }
   else if (cs != NULL || parser_walk_utf8_ok (p, n))
     bad = parser_walk_from_utf8 (p, n, out, max);
+  else if (n <= max / 3)
+    {
+      /* every byte fits: no cut, conversion and final pass in one */
+      g_string_free (out, TRUE);
+      *truncated = FALSE;
+      return parser_walk_cp1252_final (w, p, n);
+    }
   else
     bad = parser_walk_from_cp1252 (p, n, out, max);
   if (bad)
