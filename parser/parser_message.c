@@ -3581,9 +3581,8 @@ parser_walk_redact (parser_walk *w, char *text, GPtrArray *found)
     return NULL;
   /* every text here came out of parser_walk_to_utf8 or
    * parser_clean_text: valid UTF-8 */
-  out = parser_cards_redact_valid (text, &count, found);
+  out = parser_cards_redact_take (text, TRUE, &count, found);
   w->m->cards_redacted += count;
-  g_free (text);
   return out;
 }
 
@@ -3617,9 +3616,9 @@ parser_walk_derive (parser_walk *w, char *raw_text)
   for (guint i = 0; i < m->header_values->len; i++)
     {
       guint dummy = 0;
-      char *v = parser_cards_redact (m->header_values->pdata[i], &dummy, NULL);
-      g_free (m->header_values->pdata[i]);
-      m->header_values->pdata[i] = v;
+
+      m->header_values->pdata[i] = parser_cards_redact_take (
+          m->header_values->pdata[i], FALSE, &dummy, NULL);
     }
   parser_walk_take_personal (w, seen, found);
 

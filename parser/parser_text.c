@@ -2048,9 +2048,11 @@ parser_cards_found_add (GPtrArray *found, const char *value)
   g_ptr_array_add (found, pd);
 }
 
+/* @take (nullable): @text itself, owned by the call: returned when
+ * nothing changed, else freed.  */
 static char *
 parser_cards_redact_impl (const char *text, gboolean valid, guint *count,
-                          GPtrArray *found)
+                          GPtrArray *found, char *take)
 {
   g_autofree char *fixed = NULL;
   g_autoptr (GArray) groups = NULL;
@@ -2094,9 +2096,33 @@ parser_cards_redact_impl (const char *text, gboolean valid, guint *count,
           if (p == NULL)
             break;
         }
+      /* the maximal run: groups of digits joined by one space or dash;
+       * first only counted, as most runs (dates, amounts, binary text)
+       * are too short for a card */
+      q = p;
+      for (;;)
+        {
+          const char *g0 = q;
+
+          while (q < end && g_ascii_isdigit (*q))
+            q++;
+          run_digits += (gsize) (q - g0);
+          if ((gsize) (q - g0) > PARSER_TEXT_CARD_MAX)
+            too_long = TRUE;
+          if (end - q >= 2 && (*q == ' ' || *q == '-')
+              && g_ascii_isdigit (q[1]))
+            q++;
+          else
+            break;
+        }
+      if (too_long || run_digits < PARSER_TEXT_CARD_MIN)
+        {
+          p = q;
+          continue;
+        }
+      run_digits = 0;
       if (groups == NULL)
         groups = g_array_new (FALSE, FALSE, sizeof (parser_cards_group));
-      /* the maximal run: groups of digits joined by one space or dash */
       run = p;
       g_array_set_size (groups, 0);
       q = p;
@@ -2181,21 +2207,42 @@ parser_cards_redact_impl (const char *text, gboolean valid, guint *count,
   if (count)
     *count = redacted;
   if (out == NULL)
-    return fixed != NULL ? g_steal_pointer (&fixed) : g_strndup (s, len);
+    {
+      if (fixed != NULL)
+        {
+          g_free (take);
+          return g_steal_pointer (&fixed);
+        }
+      return take != NULL ? take : g_strndup (s, len);
+    }
   g_string_append_len (out, copied, end - copied);
+  g_free (take);
   return g_string_free (out, FALSE);
 }
 
 char *
 parser_cards_redact (const char *text, guint *count, GPtrArray *found)
 {
-  return parser_cards_redact_impl (text, FALSE, count, found);
+  return parser_cards_redact_impl (text, FALSE, count, found, NULL);
 }
 
 char *
 parser_cards_redact_valid (const char *text, guint *count, GPtrArray *found)
 {
-  return parser_cards_redact_impl (text, TRUE, count, found);
+  return parser_cards_redact_impl (text, TRUE, count, found, NULL);
+}
+
+char *
+parser_cards_redact_take (char *text, gboolean valid, guint *count,
+                          GPtrArray *found)
+{
+  if (text == NULL)
+    {
+      if (count)
+        *count = 0;
+      return g_strdup ("");
+    }
+  return parser_cards_redact_impl (text, valid, count, found, text);
 }
 
 /* ============================================================ personal */

@@ -58,6 +58,12 @@ char *parser_cards_redact (const char *text, guint *count, GPtrArray *found);
 char *parser_cards_redact_valid (const char *text, guint *count,
                                  GPtrArray *found);
 
+/* (transfer full) The same, taking @text (transfer full; @valid as for
+ * parser_cards_redact_valid()): @text itself comes back when nothing was
+ * redacted or repaired, instead of a copy.  */
+char *parser_cards_redact_take (char *text, gboolean valid, guint *count,
+                                GPtrArray *found);
+
 /* Append to @found (parser_pd *) the personal data in @text: e-mail
  * addresses, UK phone numbers (+44 / 0 followed by 9-10 digits, spaces,
  * dashes, brackets), UK postcodes (all valid outward/inward formats, with
