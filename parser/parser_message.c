@@ -1252,6 +1252,61 @@ parser_walk_cp1252_final (parser_walk *w, const guint8 *p, gsize n)
   return g_realloc (buf, (gsize) (o - buf) + 1);
 }
 
+/* The final pass of parser_walk_to_utf8() over @d[0..@olen), valid
+ * UTF-8: CRLF and CR to LF; NUL (flagged), the other C0 controls but TAB
+ * and LF, DEL and the C1 controls to U+FFFD, so that no terminal or log
+ * ever gets an escape sequence from a message.  */
+/* Bytes the final pass looks at: C0 controls but TAB and LF, DEL, and
+ * 0xC2 (the lead byte of the C1 controls U+0080-U+009F).  */
+static const guint8 parser_walk_final_special[256] = {
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  [0x7f] = 1, [0xc2] = 1,
+};
+
+static GString *
+parser_walk_final_pass (parser_walk *w, const guchar *d, gsize olen)
+{
+  GString *fin = g_string_sized_new (olen + 1);
+  const guchar *q = d, *end = d + olen, *run = d;
+
+  /* runs of ordinary bytes are copied whole */
+  while (q < end)
+    {
+      guchar c = *q;
+
+      if (!parser_walk_final_special[c]
+          || (c == 0xc2 && !(end - q > 1 && q[1] >= 0x80 && q[1] < 0xa0)))
+        {
+          q++;
+          continue;
+        }
+      parser_walk_put (fin, (const char *) run, (gsize) (q - run));
+      if (c == '\r')
+        {
+          parser_walk_put (fin, "\n", 1);
+          if (end - q > 1 && q[1] == '\n')
+            q++;
+        }
+      else if (c == '\0')
+        {
+          parser_walk_append_fffd (fin);
+          w->m->anomalies |= PARSER_ANOMALY_CHARSET;
+        }
+      else if (c == 0xc2)
+        {
+          parser_walk_append_fffd (fin);
+          q++;
+        }
+      else
+        parser_walk_append_fffd (fin);
+      q++;
+      run = q;
+    }
+  parser_walk_put (fin, (const char *) run, (gsize) (end - run));
+  return fin;
+}
+
 /* (transfer full) @p in charset @charset (nullable: undeclared) as valid
  * UTF-8 with LF line ends and no NUL, at most about @max bytes
  * (*@truncated set when more was there).  UTF-7 is never decoded: a
@@ -1263,10 +1318,12 @@ parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
                      const char *charset, gsize max, gboolean *truncated)
 {
   g_autofree char *cs = NULL;
-  GString *out = g_string_sized_new (MIN (n, max) + 16);
+  GString *out = NULL;
   GString *fin;
   gboolean bad = FALSE, hz = FALSE;
   GIConv cd = (GIConv) -1;
+  const guchar *d;
+  gsize olen;
 
   if (charset != NULL)
     {
@@ -1303,6 +1360,7 @@ parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
       g_autofree char *utf8 = parser_charset_hz_to_utf8 (p, n, &hn, &hzbad);
 
       hz = TRUE;
+      out = g_string_sized_new (MIN (n, max) + 16);
       bad = parser_walk_from_utf8 ((const guint8 *) utf8, hn, out, max)
             || hzbad;
     }
@@ -1330,6 +1388,7 @@ parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
     ;
   else if (cd != (GIConv) -1)
     {
+      out = g_string_sized_new (MIN (n, max) + 16);
       bad = parser_walk_from_iconv (cd, p, n, out, max);
       g_iconv_close (cd);
     }
@@ -1339,67 +1398,46 @@ parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
     {
       if (n <= max / 3)
         {
-          g_string_free (out, TRUE);
           *truncated = FALSE;
           return parser_walk_cp1252_final (w, p, n);
         }
+      out = g_string_sized_new (MIN (n, max) + 16);
       bad = parser_walk_from_cp1252 (p, n, out, max);
     }
+  else if (parser_text_utf8_valid ((const gchar *) p, n))
+    ;     /* UTF-8 (declared or not) as it is: the final pass reads @p */
   else if (cs != NULL || parser_walk_utf8_ok (p, n))
-    bad = parser_walk_from_utf8 (p, n, out, max);
+    {
+      out = g_string_sized_new (MIN (n, max) + 16);
+      bad = parser_walk_from_utf8 (p, n, out, max);
+    }
   else if (n <= max / 3)
     {
       /* every byte fits: no cut, conversion and final pass in one */
-      g_string_free (out, TRUE);
       *truncated = FALSE;
       return parser_walk_cp1252_final (w, p, n);
     }
   else
-    bad = parser_walk_from_cp1252 (p, n, out, max);
+    {
+      out = g_string_sized_new (MIN (n, max) + 16);
+      bad = parser_walk_from_cp1252 (p, n, out, max);
+    }
   if (bad)
     w->m->anomalies |= PARSER_ANOMALY_CHARSET;
+  if (out != NULL)
+    {
+      d = (const guchar *) out->str;
+      olen = out->len;
+    }
+  else
+    {
+      d = p != NULL ? p : (const guchar *) "";
+      olen = n;
+    }
 
-  /* Final pass: CRLF and CR to LF; NUL (flagged), the other C0 controls
-   * but TAB and LF, DEL and the C1 controls to U+FFFD, so that no terminal
-   * or log ever gets an escape sequence from a message.  */
-  fin = g_string_sized_new (out->len + 1);
-  {
-    const guchar *d = (const guchar *) out->str;
-    gsize olen = out->len, run = 0;
-
-    /* runs of ordinary bytes are copied whole */
-    for (gsize i = 0; i < olen; i++)
-      {
-        guchar c = d[i];
-
-        if ((c >= 0x20 && c != 0x7f && c != 0xc2) || c == '\t' || c == '\n'
-            || (c == 0xc2 && !(i + 1 < olen && d[i + 1] >= 0x80
-                               && d[i + 1] < 0xa0)))
-          continue;
-        parser_walk_put (fin, out->str + run, i - run);
-        if (c == '\r')
-          {
-            parser_walk_put (fin, "\n", 1);
-            if (i + 1 < olen && d[i + 1] == '\n')
-              i++;
-          }
-        else if (c == '\0')
-          {
-            parser_walk_append_fffd (fin);
-            w->m->anomalies |= PARSER_ANOMALY_CHARSET;
-          }
-        else if (c == 0xc2)
-          {
-            parser_walk_append_fffd (fin);
-            i++;
-          }
-        else
-          parser_walk_append_fffd (fin);
-        run = i + 1;
-      }
-    parser_walk_put (fin, out->str + run, olen - run);
-  }
-  g_string_free (out, TRUE);
+  fin = parser_walk_final_pass (w, d, olen);
+  if (out != NULL)
+    g_string_free (out, TRUE);
   *truncated = parser_walk_cut (fin, max);
   return g_string_free (fin, FALSE);
 }
