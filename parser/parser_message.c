@@ -487,6 +487,14 @@ parser_walk_word_utf8 (const char *cs, gsize cs_len)
 static void
 parser_walk_q_bytes (const char *text, gsize text_len, GByteArray *bytes)
 {
+  guint start = bytes->len;
+  guint8 *o;
+
+  if (text_len == 0)
+    return;
+  /* at most one byte out for each byte in: written in place */
+  g_byte_array_set_size (bytes, start + (guint) text_len);
+  o = bytes->data + start;
   for (gsize i = 0; i < text_len; i++)
     {
       guint8 c = (guint8) text[i];
@@ -499,8 +507,9 @@ parser_walk_q_bytes (const char *text, gsize text_len, GByteArray *bytes)
                         + g_ascii_xdigit_value (text[i + 2]));
           i += 2;
         }
-      g_byte_array_append (bytes, &c, 1);
+      *o++ = c;
     }
+  g_byte_array_set_size (bytes, (guint) (o - bytes->data));
 }
 
 /* A UTF-8 encoded word decoded here rather than by GMime, which turns
@@ -726,6 +735,54 @@ parser_walk_b_to_q (const char *raw, gboolean *bad_utf8)
     return NULL;
   g_string_append (out, copied);
   return g_string_free (out, FALSE);
+}
+
+/* Whether parser_walk_b_to_q (@raw, NULL) would rewrite any word (return
+ * non-NULL), without building the rewritten value: a B word of whole
+ * base64 quads, or a Q word in HZ, or in UTF-8 with bytes that are not
+ * (NUL apart).  */
+static gboolean
+parser_walk_b_to_q_needed (const char *raw)
+{
+  const char *p = raw;
+
+  if (raw == NULL)
+    return FALSE;
+  while ((p = strstr (p, "=?")) != NULL)
+    {
+      const char *cs, *text, *end;
+      gsize cs_len, text_len;
+      char enc;
+
+      if (!parser_walk_word_at (p, &cs, &cs_len, &enc, &text, &text_len,
+                                &end))
+        {
+          p = end != NULL && end > p + 2 ? end : p + 2;
+          continue;
+        }
+      if (enc == 'B' && text_len > 0 && text_len % 4 == 0)
+        return TRUE;
+      if (enc == 'Q')
+        {
+          if (parser_charset_is_hz (cs, cs_len))
+            return TRUE;
+          if (parser_walk_word_utf8 (cs, cs_len))
+            {
+              g_autoptr (GByteArray) bytes = g_byte_array_new ();
+              GString *tmp = g_string_new (NULL);
+              gboolean bad;
+
+              parser_walk_q_bytes (text, text_len, bytes);
+              bad = parser_walk_from_utf8 (bytes->data, bytes->len, tmp,
+                                           G_MAXSIZE);
+              g_string_free (tmp, TRUE);
+              if (bad)
+                return TRUE;
+            }
+        }
+      p = end;
+    }
+  return FALSE;
 }
 
 /* F11: (transfer full) @raw, a header value in raw 8-bit UTF-8, with each
@@ -3384,7 +3441,6 @@ parser_walk_header_list (parser_walk *w, GMimeMessage *msg)
       parser_walk_hdr *e = &g_array_index (all, parser_walk_hdr, i);
       const char *value;
       const char *raw = g_mime_header_get_raw_value (e->h);
-      g_autofree char *q = NULL;
       g_autofree char *mine = NULL;
       g_autofree char *cut = parser_walk_fix_cut_utf8 (raw);
 
@@ -3402,7 +3458,7 @@ parser_walk_header_list (parser_walk *w, GMimeMessage *msg)
           value = mine = parser_walk_decode_words (w, cut);
         }
       else if (raw != NULL && strstr (raw, "=?") != NULL
-               && (q = parser_walk_b_to_q (raw, NULL)) != NULL)
+               && parser_walk_b_to_q_needed (raw))
         value = mine = parser_walk_decode_words (w, raw);
       g_ptr_array_add (w->m->header_names,
                        parser_clean_text (g_mime_header_get_name (e->h), -1,
