@@ -1235,7 +1235,7 @@ parser_walk_from_cp1252 (const guint8 *p, gsize n, GString *out, gsize max)
 /* parser_walk_from_cp1252() and the final pass of parser_walk_to_utf8()
  * in one, by a table of every byte: its output (windows-1252 in UTF-8;
  * U+FFFD for NUL, the other C0 controls but TAB and LF, DEL and the five
- * undefined bytes), its length, and whether it sets
+ * undefined bytes), then in the fourth byte its length and whether it sets
  * PARSER_ANOMALY_CHARSET (NUL, undefined).  CR is the one byte with no
  * entry: CR and CRLF become LF.  windows-1252 never yields a C1 control,
  * so these are the same bytes and flags as the two passes.  */
@@ -1258,19 +1258,22 @@ parser_walk_cp_final_init (void)
 
       if ((b >= 0x20 && b < 0x7f) || b == '\t' || b == '\n')
         {
-          e[0] = 1;
-          e[1] = (guint8) b;
+          e[0] = (guint8) b;
+          e[3] = 1;
         }
       else if (b == '\r')
-        e[0] = 0;
+        e[3] = 0;
       else if (u != NULL && u[0] != 0)
-        memcpy (e, u, 4);
+        {
+          memcpy (e, u + 1, 3);
+          e[3] = u[0];
+        }
       else
         {
-          e[0] = 3 | (b == 0 || b >= 0x80 ? PARSER_WALK_CP_BAD : 0);
-          e[1] = 0xef;
-          e[2] = 0xbf;
-          e[3] = 0xbd;
+          e[0] = 0xef;
+          e[1] = 0xbf;
+          e[2] = 0xbd;
+          e[3] = 3 | (b == 0 || b >= 0x80 ? PARSER_WALK_CP_BAD : 0);
         }
     }
   g_once_init_leave (&done, 1);
@@ -1290,18 +1293,18 @@ parser_walk_cp1252_final (parser_walk *w, const guint8 *p, gsize n)
     {
       const guint8 *e = parser_walk_cp_final[p[i]];
 
-      if (G_UNLIKELY (e[0] == 0))
+      if (G_UNLIKELY (e[3] == 0))
         {
           *o++ = '\n';
           if (i + 1 < n && p[i + 1] == '\n')
             i++;
           continue;
         }
-      o[0] = (char) e[1];
-      o[1] = (char) e[2];
-      o[2] = (char) e[3];
-      o += e[0] & PARSER_WALK_CP_LEN;
-      flags |= e[0];
+      /* four bytes stored, the fourth overwritten next: o + 4 <=
+       * buf + 3 * i + 4 <= buf + 3 * n + 1 */
+      __builtin_memcpy (o, e, 4);
+      o += e[3] & PARSER_WALK_CP_LEN;
+      flags |= e[3];
     }
   *o = '\0';
   if (flags & PARSER_WALK_CP_BAD)
