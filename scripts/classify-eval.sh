@@ -1,0 +1,56 @@
+#!/bin/sh
+# classify-eval.sh - the issue 5 figures of docs/classifier.md ("The
+# example conf, measured"): the whole decision (rules and both models of
+# conf/) on text the models were not trained on.
+#
+#   sh scripts/classify-eval.sh [BUILD]        (default build/)
+#
+# 1. departments: ../shared/corpus/labelled/newport-departments.csv;
+# 2. kinds: ../shared/corpus/labelled/airline-kinds.csv (service-request
+#    counted as enquiry);
+# 3. FOI and SAR: tests/data/foi-sar/requests.csv, the whole set, then the
+#    even data rows (counting from 0: held out from rule tuning) and the odd
+#    ones (the rules were tuned on these).
+# The labelled sets in ../shared are read only here; they are never copied.
+set -eu
+cd "$(dirname "$0")/.."
+build=${1:-build}
+ctl="$build/intakectl -c conf/intake.conf rules test"
+corpus=../shared/corpus/labelled
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+macro() { grep -E '^(rows|macro-F1 \(gold)'; }
+foisar() { grep -E '^(rows|class|(sar|foi-request) +[01][.][0-9]{3} )'; }
+other="--map enquiry=other --map complaint=other --map compliment=other
+       --map service-request=other --map rights-request=other
+       --map auto-reply=other"
+
+if [ -r "$corpus/newport-departments.csv" ]; then
+  echo "== departments: newport-departments.csv"
+  $ctl --label department --csv "$corpus/newport-departments.csv" | macro
+  echo "== kinds: airline-kinds.csv (service-request=enquiry)"
+  $ctl --label kind --map service-request=enquiry \
+    --csv "$corpus/airline-kinds.csv" | macro
+else
+  echo "($corpus not found: departments and kinds skipped)"
+fi
+
+python3 - "$tmp" <<'EOF'
+import csv, sys
+rows = list(csv.reader(open("tests/data/foi-sar/requests.csv", newline="")))
+for name, part in (("even", 0), ("odd", 1)):
+    with open("%s/%s.csv" % (sys.argv[1], name), "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\r\n")
+        w.writerow(rows[0])
+        w.writerows(r for i, r in enumerate(rows[1:]) if i % 2 == part)
+EOF
+echo "== FOI and SAR: tests/data/foi-sar/requests.csv (precision, recall)"
+# shellcheck disable=SC2086
+$ctl --label kind --csv tests/data/foi-sar/requests.csv $other | foisar
+echo "== even rows (held out from rule tuning)"
+# shellcheck disable=SC2086
+$ctl --label kind --csv "$tmp/even.csv" $other | foisar
+echo "== odd rows (the rules were tuned on these)"
+# shellcheck disable=SC2086
+$ctl --label kind --csv "$tmp/odd.csv" $other | foisar
