@@ -32,6 +32,7 @@ def routed(d):
     d.configure("clocks", "foi-request", "20 UK working days")
     d.configure("clocks", "foi", "20 UK working days")
     d.configure("clocks", "sar", "1 calendar month")
+    d.configure("clocks", "none", "none")
     return d
 
 
@@ -97,6 +98,26 @@ class Decide(unittest.TestCase):
         self.assertEqual(out[0]["rule"]["name"], "freedom of information")
         self.assertFalse(os.path.exists(os.path.join(d.dir, "var",
                                                      "intake.db")))
+
+    def test_question_about_a_request_has_no_clock(self):
+        """A question about how to make an FOI request is an enquiry with
+        no due date, even when the FOI rule matches it too (the example
+        rules' "sla none")."""
+        d = routed(Intaked())
+        eml = os.path.join(d.dir, "q.eml")
+        with open(eml, "wb") as f:
+            f.write(message("A question", "jo@example.org",
+                            "How do I make an FOI request? I want to ask under"
+                            " the Freedom of Information Act what the council"
+                            " spent on consultants.\r\n",
+                            extra="Date: Fri, 18 Dec 2026 10:00:00 +0000\r\n"))
+        r = d.ctl("rules", "test", "--json", eml)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)[0]
+        self.assertEqual(out["kind"], "enquiry")
+        self.assertEqual(out["queue"], "information-governance")
+        self.assertIn("freedom of information", out["fired"])
+        self.assertIsNone(out["due"])
 
     def test_daemon_routes_and_ignores_own_headers(self):
         d = routed(Intaked())
