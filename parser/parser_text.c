@@ -3650,6 +3650,22 @@ parser_lexicon_match (const parser_lexicon *lex, const char *text)
   return bits;
 }
 
+/* (transfer full) g_utf8_casefold (@s, -1): for ASCII, which is most
+ * subjects and bodies, that is A-Z to a-z and nothing else (Unicode case
+ * folding maps no other ASCII character), without GLib's table lookup
+ * for every character.  */
+static char *
+parser_text_casefold (const char *s)
+{
+  const guchar *p = (const guchar *) s;
+
+  while (*p != '\0' && *p < 0x80)
+    p++;
+  if (*p == '\0')
+    return g_ascii_strdown (s, -1);
+  return g_utf8_casefold (s, -1);
+}
+
 /* ============================================================ auto-reply */
 
 /* RFC 3834 and practice.  Headers decide; a subject decides when it is
@@ -3912,7 +3928,7 @@ parser_autoreply_subject (const char *subject)
       len = (gsize) (e - s);
     }
   cut = g_strndup (s, len);
-  return g_utf8_casefold (cut, -1);
+  return parser_text_casefold (cut);
 }
 
 gboolean
@@ -4044,7 +4060,7 @@ parser_autoreply_detect (GPtrArray *names, GPtrArray *values,
           while (e > t && e < t + len && ((guchar) *e & 0xC0) == 0x80)
             e--;
           head = g_strndup (t, (gsize) (e - t));
-          body = g_utf8_casefold (head, -1);
+          body = parser_text_casefold (head);
           if (parser_autoreply_contains (
                   body, parser_autoreply_body_phrases,
                   G_N_ELEMENTS (parser_autoreply_body_phrases)))
