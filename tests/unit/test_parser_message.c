@@ -2436,6 +2436,366 @@ START_TEST (test_unpack_hostile)
 }
 END_TEST
 
+/* What the master may rely on in an unpacked message, beyond
+ * assert_message_valid(): every bound, mask and kind unpack promises, and
+ * that the accepted bytes are exactly what packing the result gives (the
+ * format has one encoding per message, so anything else accepted would be
+ * a second reading of the same bytes).  */
+static void
+assert_unpacked_strict (const parser_message *m, GBytes *from)
+{
+  g_autoptr (GBytes) again = parser_message_pack (m);
+  guint64 total = 0;
+
+  assert_message_valid (m);
+  ck_assert_msg (g_bytes_equal (again, from), "accepted bytes that do not "
+                 "pack back to themselves");
+  ck_assert_uint_le (m->to->len, PARSER_LIMIT_LIST);
+  ck_assert_uint_le (m->cc->len, PARSER_LIMIT_LIST);
+  ck_assert_uint_le (m->references->len, PARSER_LIMIT_LIST);
+  ck_assert_uint_le (m->header_names->len, PARSER_LIMIT_HEADERS);
+  ck_assert_uint_le (m->forwarded->len, PARSER_LIMIT_PARTS);
+  ck_assert_uint_le (m->attachments->len, PARSER_LIMIT_PARTS);
+  ck_assert_uint_le (m->case_refs->len, PARSER_LIMIT_LIST);
+  ck_assert_uint_le (m->personal->len, PARSER_LIMIT_LIST);
+  ck_assert_uint_le (m->notes->len, PARSER_LIMIT_NOTES);
+  ck_assert_uint_eq (m->special & ~((PARSER_SPECIAL_CRIMINAL << 1) - 1), 0);
+  ck_assert_uint_eq (m->anomalies
+                     & ~((PARSER_ANOMALY_TRUNCATED_TEXT << 1) - 1), 0);
+  for (guint i = 0; i < m->attachments->len; i++)
+    {
+      const parser_attachment *a = m->attachments->pdata[i];
+      ck_assert_uint_eq (a->flags & ~((PARSER_ATT_FORWARDED << 1) - 1), 0);
+      for (guint k = 0; k < 64; k++)
+        ck_assert (g_ascii_isdigit (a->sha256[k])
+                   || (a->sha256[k] >= 'a' && a->sha256[k] <= 'f'));
+      ck_assert_int_eq (a->sha256[64], '\0');
+      total += a->size;
+    }
+  ck_assert_uint_le (total, PARSER_LIMIT_DECODED);
+  for (guint i = 0; i < m->personal->len; i++)
+    ck_assert_uint_le (((parser_pd *) m->personal->pdata[i])->kind,
+                       PARSER_PD_CARD);
+}
+
+/* Unpack @len bytes of @p: refused with a PARSER_ERROR_MALFORMED error, or
+ * accepted and strictly valid.  TRUE if accepted.  */
+static gboolean
+unpack_checked (const guint8 *p, gsize len)
+{
+  /* a copy of its own, so ASan sees any read past @len */
+  g_autoptr (GBytes) b = g_bytes_new (p, len);
+  g_autoptr (GError) error = NULL;
+  parser_message *back = parser_message_unpack (b, &error);
+
+  if (back == NULL)
+    {
+      ck_assert (g_error_matches (error, PARSER_ERROR,
+                                  PARSER_ERROR_MALFORMED));
+      return FALSE;
+    }
+  ck_assert_ptr_null (error);
+  assert_unpacked_strict (back, b);
+  parser_message_free (back);
+  return TRUE;
+}
+
+/* A message with every field set and every list non-empty.  */
+static parser_message *
+full_message (void)
+{
+  parser_message *m = rich_message ();
+  parser_pd *pd = g_new0 (parser_pd, 1);
+
+  pd->kind = PARSER_PD_NINO;
+  pd->value = g_strdup ("QQ123456C");
+  g_ptr_array_add (m->personal, pd);
+  g_ptr_array_add (m->case_refs, g_strdup ("REF-1234"));
+  g_ptr_array_add (m->notes, g_strdup ("a note \xe2\x9c\x93"));
+  g_clear_pointer (&m->report_status, g_free);
+  m->report_status = g_strdup ("failed");
+  g_clear_pointer (&m->auto_reason, g_free);
+  m->auto_reason = g_strdup ("header");
+  m->special |= PARSER_SPECIAL_HEALTH;
+  m->anomalies |= PARSER_ANOMALY_CHARSET;
+  m->cards_redacted = 2;
+  return m;
+}
+
+START_TEST (test_unpack_every_byte)
+{
+  /* Every cut, every single-byte change and a crafted 32- and 64-bit
+   * length or count at every offset of a valid pack: each is refused
+   * cleanly or gives a message that passes every check (ASan: no read
+   * outside the bytes).  */
+  parser_message *m = full_message ();
+  g_autoptr (GBytes) packed = parser_message_pack (m);
+  gsize n;
+  const guint8 *p = g_bytes_get_data (packed, &n);
+  g_autofree guint8 *copy = g_memdup2 (p, n);
+  guint cut_ok = 0, byte_ok = 0, crafted = 0;
+
+  parser_message_free (m);
+  ck_assert_uint_ge (n, 200);
+  ck_assert (unpack_checked (p, n));
+
+  /* cut short at every offset: never accepted (nothing in the format is
+   * optional at the end) */
+  for (gsize len = 0; len < n; len++)
+    cut_ok += unpack_checked (p, len);
+  ck_assert_uint_eq (cut_ok, 0);
+  /* one byte more: refused (nothing may follow the last field) */
+  {
+    g_autofree guint8 *longer = g_malloc (n + 1);
+    memcpy (longer, p, n);
+    longer[n] = 0;
+    ck_assert (!unpack_checked (longer, n + 1));
+  }
+
+  /* every byte changed to each of a few values */
+  for (gsize at = 0; at < n; at++)
+    {
+      const guint8 orig = copy[at];
+      const guint8 vals[] = { 0x00, 0xff, 0x7f, 0x80, (guint8) (orig ^ 0x80),
+                              (guint8) (orig + 1), (guint8) (orig - 1),
+                              (guint8) (orig ^ 0x01), 0xc0, '\\' };
+      for (guint k = 0; k < G_N_ELEMENTS (vals); k++)
+        {
+          if (vals[k] == orig)
+            continue;
+          copy[at] = vals[k];
+          byte_ok += unpack_checked (copy, n);
+        }
+      copy[at] = orig;
+    }
+
+  /* crafted 32-bit lengths and counts at every offset, including the ones
+   * that wrap when added to the offset or multiplied by an entry size */
+  for (gsize at = 0; at + 4 <= n; at++)
+    {
+      const guint32 vals[] = { 0xffffffffu, 0xfffffffeu, 0x80000000u,
+                               0x7fffffffu, 0x40000000u, 0x10000000u,
+                               (guint32) (0u - (guint32) at),
+                               (guint32) (0u - (guint32) at - 4),
+                               (guint32) (n - at - 4),
+                               (guint32) (n - at - 3),
+                               (guint32) (n - at), 0, 1000, 1001, 10001,
+                               PARSER_LIMIT_FILENAME + 1,
+                               2 * PARSER_LIMIT_HEADER_VALUE + 1 };
+      guint8 save[4];
+
+      memcpy (save, copy + at, 4);
+      for (guint k = 0; k < G_N_ELEMENTS (vals); k++)
+        {
+          guint32 le = GUINT32_TO_LE (vals[k]);
+          memcpy (copy + at, &le, 4);
+          unpack_checked (copy, n);
+          crafted++;
+        }
+      memcpy (copy + at, save, 4);
+    }
+  /* crafted 64-bit sizes (attachment size and content length) */
+  for (gsize at = 0; at + 8 <= n; at++)
+    {
+      const guint64 vals[] = { G_MAXUINT64, G_MAXUINT64 - 7,
+                               G_GUINT64_CONSTANT (1) << 63,
+                               G_GUINT64_CONSTANT (1) << 32,
+                               (G_GUINT64_CONSTANT (1) << 32) + 8,
+                               (guint64) PARSER_LIMIT_DECODED + 1,
+                               (guint64) 0 - (guint64) at,
+                               (guint64) (n - at - 8),
+                               (guint64) (n - at) };
+      guint8 save[8];
+
+      memcpy (save, copy + at, 8);
+      for (guint k = 0; k < G_N_ELEMENTS (vals); k++)
+        {
+          guint64 le = GUINT64_TO_LE (vals[k]);
+          memcpy (copy + at, &le, 8);
+          unpack_checked (copy, n);
+          crafted++;
+        }
+      memcpy (copy + at, save, 8);
+    }
+  ck_assert (memcmp (copy, p, n) == 0);
+  /* the fields really are there to be damaged: some single-byte changes
+   * (inside text) are still valid packs */
+  ck_assert_uint_gt (byte_ok, 0);
+  ck_assert_uint_gt (crafted, 0);
+}
+END_TEST
+
+/* A pack of an empty message whose subject is @len bytes of @s (the
+ * subject is the first field after the version).  */
+static GBytes *
+pack_with_subject (const void *s, guint32 len)
+{
+  g_autoptr (parser_message) m = parser_message_new ();
+  g_autoptr (GBytes) base = parser_message_pack (m);
+  gsize n;
+  const guint8 *p = g_bytes_get_data (base, &n);
+  GByteArray *b = g_byte_array_new ();
+  guint32 le = GUINT32_TO_LE (len);
+
+  ck_assert_uint_ge (n, 8);
+  /* version, then the subject's length (none), then the rest */
+  ck_assert (memcmp (p + 4, "\xff\xff\xff\xff", 4) == 0);
+  g_byte_array_append (b, p, 4);
+  g_byte_array_append (b, (const guint8 *) &le, 4);
+  g_byte_array_append (b, s, len);
+  g_byte_array_append (b, p + 8, (guint) (n - 8));
+  return g_byte_array_free_to_bytes (b);
+}
+
+static gboolean
+subject_accepted (const char *s, guint32 len)
+{
+  g_autoptr (GBytes) b = pack_with_subject (s, len);
+  gsize n;
+  const guint8 *p = g_bytes_get_data (b, &n);
+
+  return unpack_checked (p, n);
+}
+
+START_TEST (test_unpack_strings)
+{
+  /* What a string field may hold: UTF-8 without NUL, within its bound.  */
+  const gsize max = 2 * (gsize) PARSER_LIMIT_HEADER_VALUE;
+  g_autofree char *big = g_malloc (max + 1);
+
+  memset (big, 'a', max + 1);
+  ck_assert (subject_accepted ("", 0));
+  ck_assert (subject_accepted ("abc", 3));
+  ck_assert (subject_accepted ("\xe2\x80\xa8\xf0\x9f\x98\x80", 7));
+  ck_assert (subject_accepted (big, (guint32) max));
+  ck_assert (!subject_accepted (big, (guint32) max + 1));
+  ck_assert (!subject_accepted ("a\0b", 3));        /* NUL inside */
+  ck_assert (!subject_accepted ("ab\0", 3));        /* NUL at the end */
+  ck_assert (!subject_accepted ("\xc0\x80", 2));    /* overlong NUL */
+  ck_assert (!subject_accepted ("\xc1\xbf", 2));    /* overlong */
+  ck_assert (!subject_accepted ("\xe0\x80\xaf", 3));
+  ck_assert (!subject_accepted ("\xed\xa0\x80", 3)); /* surrogate */
+  ck_assert (!subject_accepted ("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+  ck_assert (!subject_accepted ("\x80", 1));        /* lone continuation */
+  ck_assert (!subject_accepted ("a\xe2\x82", 3));   /* cut sequence */
+  ck_assert (!subject_accepted ("\xff", 1));
+  /* a length that does not match the bytes that follow */
+  {
+    g_autoptr (GBytes) b = pack_with_subject ("abc", 3);
+    gsize n;
+    const guint8 *bp = g_bytes_get_data (b, &n);
+    g_autofree guint8 *q = g_memdup2 (bp, n);
+    for (guint32 len = 0; len < 64; len++)
+      if (len != 3)
+        {
+          guint32 le = GUINT32_TO_LE (len);
+          memcpy (q + 4, &le, 4);
+          ck_assert (!unpack_checked (q, n));
+        }
+  }
+}
+END_TEST
+
+/* Packs @m and unpacks it: TRUE if accepted (strictly valid then).  */
+static gboolean
+pack_accepted (const parser_message *m)
+{
+  g_autoptr (GBytes) b = parser_message_pack (m);
+  gsize n;
+  const guint8 *p = g_bytes_get_data (b, &n);
+
+  return unpack_checked (p, n);
+}
+
+/* Fills @list to @count with short strings (addresses if @addrs).  */
+static void
+fill_list (GPtrArray *list, guint count, gboolean addrs)
+{
+  while (list->len < count)
+    if (addrs)
+      {
+        parser_address *a = g_new0 (parser_address, 1);
+        a->addr = g_strdup ("a@b.example");
+        g_ptr_array_add (list, a);
+      }
+    else
+      g_ptr_array_add (list, g_strdup ("x"));
+}
+
+START_TEST (test_unpack_counts)
+{
+  /* Each list at its limit is accepted, one over it refused, although
+   * the bytes for every entry are there.  */
+  struct { gsize off; guint limit; gboolean addrs; } lists[] = {
+    { G_STRUCT_OFFSET (parser_message, to), PARSER_LIMIT_LIST, TRUE },
+    { G_STRUCT_OFFSET (parser_message, cc), PARSER_LIMIT_LIST, TRUE },
+    { G_STRUCT_OFFSET (parser_message, references), PARSER_LIMIT_LIST, FALSE },
+    { G_STRUCT_OFFSET (parser_message, forwarded), PARSER_LIMIT_PARTS, FALSE },
+    { G_STRUCT_OFFSET (parser_message, case_refs), PARSER_LIMIT_LIST, FALSE },
+    { G_STRUCT_OFFSET (parser_message, notes), PARSER_LIMIT_NOTES, FALSE },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (lists); i++)
+    {
+      g_autoptr (parser_message) m = parser_message_new ();
+      GPtrArray *list = G_STRUCT_MEMBER (GPtrArray *, m, lists[i].off);
+
+      fill_list (list, lists[i].limit, lists[i].addrs);
+      ck_assert_msg (pack_accepted (m), "list %u at its limit refused", i);
+      fill_list (list, lists[i].limit + 1, lists[i].addrs);
+      ck_assert_msg (!pack_accepted (m), "list %u over its limit", i);
+    }
+
+  {
+    g_autoptr (parser_message) m = parser_message_new ();
+    fill_list (m->header_names, PARSER_LIMIT_HEADERS, FALSE);
+    fill_list (m->header_values, PARSER_LIMIT_HEADERS, FALSE);
+    ck_assert (pack_accepted (m));
+    fill_list (m->header_names, PARSER_LIMIT_HEADERS + 1, FALSE);
+    fill_list (m->header_values, PARSER_LIMIT_HEADERS + 1, FALSE);
+    ck_assert (!pack_accepted (m));
+    /* names and values must pair up */
+    g_ptr_array_set_size (m->header_values, 3);
+    g_ptr_array_set_size (m->header_names, 4);
+    ck_assert (!pack_accepted (m));
+  }
+
+  {
+    g_autoptr (parser_message) m = parser_message_new ();
+    while (m->personal->len < PARSER_LIMIT_LIST + 1)
+      {
+        parser_pd *pd = g_new0 (parser_pd, 1);
+        pd->kind = PARSER_PD_EMAIL;
+        pd->value = g_strdup ("a@b.example");
+        g_ptr_array_add (m->personal, pd);
+        if (m->personal->len == PARSER_LIMIT_LIST)
+          ck_assert (pack_accepted (m));
+      }
+    ck_assert (!pack_accepted (m));
+    ((parser_pd *) m->personal->pdata[0])->kind = PARSER_PD_CARD + 1;
+    g_ptr_array_set_size (m->personal, 1);
+    ck_assert (!pack_accepted (m));
+  }
+
+  {
+    g_autoptr (parser_message) m = parser_message_new ();
+    while (m->attachments->len < PARSER_LIMIT_PARTS + 1)
+      {
+        parser_attachment *a = g_new0 (parser_attachment, 1);
+        a->name = g_strdup ("a");
+        a->declared_type = g_strdup ("text/plain");
+        a->detected_type = g_strdup ("text/plain");
+        a->content = g_bytes_new_static ("", 0);
+        memset (a->sha256, 'a', 64);
+        g_ptr_array_add (m->attachments, a);
+        if (m->attachments->len == PARSER_LIMIT_PARTS)
+          ck_assert (pack_accepted (m));
+      }
+    ck_assert (!pack_accepted (m));
+  }
+}
+END_TEST
+
 START_TEST (test_unpack_bounds)
 {
   /* A well-formed pack whose counts are out of bounds is refused.  */
@@ -2641,6 +3001,9 @@ parser_message_suite (void)
   tcase_add_test (pack, test_pack_roundtrip);
   tcase_add_test (pack, test_unpack_hostile);
   tcase_add_test (pack, test_unpack_bounds);
+  tcase_add_test (pack, test_unpack_every_byte);
+  tcase_add_test (pack, test_unpack_strings);
+  tcase_add_test (pack, test_unpack_counts);
   tcase_add_test (pack, test_json);
   suite_add_tcase (s, pack);
 
