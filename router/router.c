@@ -183,9 +183,17 @@ static void
 router_json_str (GString *o, const char *s)
 {
   static const char hex[] = "0123456789abcdef";
+  g_autofree char *valid = NULL;
 
+  if (s == NULL)
+    s = "";
+  /* Never invalid UTF-8 in the output (it would not be JSON): rule files
+   * and model labels are checked on load, but this is the last place to
+   * catch anything else.  */
+  if (!g_utf8_validate (s, -1, NULL))
+    s = valid = g_utf8_make_valid (s, -1);
   g_string_append_c (o, '"');
-  for (const guchar *p = (const guchar *) (s ? s : ""); *p; p++)
+  for (const guchar *p = (const guchar *) s; *p; p++)
     switch (*p)
       {
       case '"': g_string_append (o, "\\\""); break;
@@ -240,15 +248,19 @@ router_json_scores (GString *o, const char *name, const rules_score *s,
   for (guint i = 0; i < n && i < 3; i++)
     {
       char buf[G_ASCII_DTOSTR_BUF_SIZE];
-      /* three decimals: enough to explain, no false precision */
-      double v = (double) (gint64) (s[i].score * 1000 + 0.5) / 1000;
+      double v = s[i].score;
 
+      /* three decimals: enough to explain, no false precision.  NaN and
+       * infinities are not JSON and a double out of gint64's range must
+       * not be converted to it (undefined): 0 and as it is.  */
+      if (!isfinite (v))
+        v = 0;
+      else if (fabs (v) < 1e15)
+        v = (double) (gint64) (v * 1000 + 0.5) / 1000;
       if (i > 0)
         g_string_append_c (o, ',');
       router_json_str (o, s[i].label);
       g_string_append_c (o, ':');
-      if (!isfinite (v))
-        v = 0;
       g_ascii_dtostr (buf, sizeof buf, v);
       g_string_append (o, buf);
       /* a double stays a double, as json-glib writes it */

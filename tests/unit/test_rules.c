@@ -6,6 +6,7 @@
  * (SECURITY-TESTS 74).
  */
 #include <check.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -546,6 +547,97 @@ START_TEST (test_reasons_json)
 }
 END_TEST
 
+/* @json parses, is valid UTF-8 and holds no raw control character.  */
+static JsonObject *
+reasons_object (const char *json, JsonNode **root)
+{
+  ck_assert_msg (g_utf8_validate (json, -1, NULL), "not UTF-8: %s", json);
+  for (const char *c = json; *c; c++)
+    ck_assert_msg ((guchar) *c >= 0x20, "raw control 0x%02x", (guchar) *c);
+  *root = parse_json (json);
+  return json_node_get_object (*root);
+}
+
+START_TEST (test_reasons_hostile)
+{
+  /* Whatever reaches the writer, the output is UTF-8 JSON: invalid UTF-8
+   * in a name, tag or label comes out with U+FFFD in its place; every
+   * control is escaped; NaN, infinities and huge scores give numbers.  */
+  static const char *const bad[] = {
+    "\xff", "a\xc3", "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+    "\xe2\x82", "x\x80y\"\\", "\xf8\x88\x80\x80\x80",
+  };
+  static const double odd[] = { NAN, -NAN, INFINITY, -INFINITY, 1e300,
+                                 -1e300, 9.3e15, -9.3e15, 1e15, 0.5, -0.25 };
+  router_result r = { 0 };
+  g_autoptr (GPtrArray) fired = g_ptr_array_new ();
+  g_autoptr (GPtrArray) tags = g_ptr_array_new ();
+  char all[33];
+
+  r.d.fired = fired;
+  r.d.tags = tags;
+  r.rules_hash = (char *) "0123abcd";
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autofree char *want = g_utf8_make_valid (bad[i], -1);
+      g_autofree char *got = NULL;
+      g_autoptr (JsonNode) root = NULL;
+      JsonObject *o;
+
+      r.d.rule = (char *) bad[i];
+      r.d.sla = (char *) bad[i];
+      g_ptr_array_set_size (tags, 0);
+      g_ptr_array_add (tags, (char *) bad[i]);
+      r.kinds[0].label = bad[i];
+      r.kinds[0].score = 0.5;
+      r.n_kinds = 1;
+      got = router_result_reasons (&r);
+      o = reasons_object (got, &root);
+      ck_assert_str_eq (json_object_get_string_member (o, "rule"), want);
+      ck_assert_str_eq (json_object_get_string_member (o, "sla"), want);
+      ck_assert (json_object_has_member (
+          json_object_get_object_member (o, "kind_scores"), want));
+    }
+
+  /* every control character, U+0001 to U+001F, and DEL */
+  for (guint c = 1; c < 32; c++)
+    all[c - 1] = (char) c;
+  all[31] = 0x7f;
+  all[32] = '\0';
+  r.d.rule = all;
+  r.d.sla = NULL;
+  {
+    g_autofree char *got = router_result_reasons (&r);
+    g_autoptr (JsonNode) root = NULL;
+    JsonObject *o = reasons_object (got, &root);
+    ck_assert_str_eq (json_object_get_string_member (o, "rule"), all);
+  }
+
+  r.d.rule = (char *) "default";
+  for (guint i = 0; i < G_N_ELEMENTS (odd); i++)
+    {
+      g_autofree char *got = NULL;
+      g_autoptr (JsonNode) root = NULL;
+      JsonObject *o, *k;
+      double v;
+
+      r.kinds[0].label = "complaint";
+      r.kinds[0].score = odd[i];
+      got = router_result_reasons (&r);
+      o = reasons_object (got, &root);
+      k = json_object_get_object_member (o, "kind_scores");
+      v = json_object_get_double_member (k, "complaint");
+      if (!isfinite (odd[i]))
+        ck_assert_msg (v == 0, "%g written as %s", odd[i], got);
+      else if (fabs (odd[i]) >= 1e15)
+        ck_assert_msg (v == odd[i], "%g written as %s", odd[i], got);
+      else
+        ck_assert_msg (fabs (v - odd[i]) < 0.002, "%g written as %s",
+                       odd[i], got);
+    }
+}
+END_TEST
+
 static Suite *
 rules_suite (void)
 {
@@ -560,6 +652,7 @@ rules_suite (void)
   tcase_add_test (tc, test_regex_bounded);
   tcase_add_test (tc, test_hash_changes_with_text);
   tcase_add_test (tc, test_reasons_json);
+  tcase_add_test (tc, test_reasons_hostile);
   suite_add_tcase (s, tc);
   return s;
 }
