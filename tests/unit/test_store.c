@@ -554,6 +554,64 @@ START_TEST (test_spool_tampered_row)
 }
 END_TEST
 
+/* store_keys_aad() against the printf form it replaced.  */
+static void
+assert_aad_printf (const char *t, const char *c, gint64 row, gint64 owner,
+                   guint v)
+{
+  g_autoptr (GBytes) got = store_keys_aad (t, c, row, owner, v);
+  g_autofree char *want = g_strdup_printf ("%s|%s|%" G_GINT64_FORMAT
+                                           "|%" G_GINT64_FORMAT "|%u",
+                                           t, c, row, owner, v);
+  gsize n;
+  const char *p = g_bytes_get_data (got, &n);
+
+  ck_assert_msg (n == strlen (want) && memcmp (p, want, n) == 0,
+                 "aad for %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT "/%u "
+                 "differs from \"%s\"", row, owner, v, want);
+}
+
+START_TEST (test_aad_every_width)
+{
+  /* every decimal width of both signs (each power of ten and its
+   * neighbours), the extremes, and long, odd table and column names */
+  static const guint versions[] = { 0, 1, 9, 10, 99, 100, 999999999,
+                                    1000000000, G_MAXUINT - 1, G_MAXUINT };
+  g_autoptr (GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_autofree char *longname = g_strnfill (5000, 't');
+  gint64 x;
+
+  x = G_MININT64;
+  g_array_append_val (ids, x);
+  x = G_MAXINT64;
+  g_array_append_val (ids, x);
+  for (gint64 p = 1; ; p *= 10)
+    {
+      for (gint64 d = -1; d <= 1; d++)
+        {
+          x = p + d;
+          g_array_append_val (ids, x);
+          x = -(p + d);
+          g_array_append_val (ids, x);
+        }
+      if (p > G_MAXINT64 / 10)
+        break;
+    }
+  for (guint i = 0; i < ids->len; i++)
+    for (guint j = 0; j < ids->len; j += 7)
+      assert_aad_printf ("messages", "text", g_array_index (ids, gint64, i),
+                         g_array_index (ids, gint64, j),
+                         versions[(i + j) % G_N_ELEMENTS (versions)]);
+  for (guint k = 0; k < G_N_ELEMENTS (versions); k++)
+    {
+      assert_aad_printf (longname, longname, G_MININT64, G_MININT64,
+                         versions[k]);
+      assert_aad_printf ("a|b", "\xc3\xa9|", -1, 0, versions[k]);
+      assert_aad_printf ("", "", 0, 0, versions[k]);
+    }
+}
+END_TEST
+
 START_TEST (test_aad_bytes)
 {
   /* the associated data of every sealed value ever written: these bytes
@@ -623,6 +681,7 @@ store_suite (void)
   tcase_add_test (tc, test_key_mode_and_size);
   tcase_add_test (tc, test_seal_roundtrip_and_tamper);
   tcase_add_test (tc, test_aad_bytes);
+  tcase_add_test (tc, test_aad_every_width);
   tcase_add_test (tc, test_seal_nonces_distinct);
   tcase_add_test (tc, test_wrap_unwrap);
   tcase_add_test (tc, test_blind_index);
