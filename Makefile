@@ -163,6 +163,29 @@ fuzz: fuzz-build
 		-artifact_prefix=$(FUZZ_DIR)/artifacts/ -print_final_stats=1 \
 		$(FUZZ_DIR)/corpus $(FUZZ_DIR)/seeds
 
+# make fuzz-unpack: parser_message_unpack() alone under libFuzzer (what a
+# compromised parse worker could send the master), seeded with the packs of
+# tests/data/mail (tests/fuzz/fuzz_unpack.c), for FUZZ_SECONDS.
+.PHONY: fuzz-unpack
+
+$(FUZZ_DIR)/fuzz_unpack: tests/fuzz/fuzz_unpack.c $(wildcard parser/*.c parser/*.h) | fuzz-deps
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ tests/fuzz/fuzz_unpack.c \
+		$(wildcard parser/*.c) $(PKG_LIBS)
+
+fuzz-unpack: $(FUZZ_DIR)/fuzz_unpack
+	@rm -rf $(FUZZ_DIR)/unpack-seeds
+	@mkdir -p $(FUZZ_DIR)/unpack-seeds $(FUZZ_DIR)/unpack-corpus \
+		$(FUZZ_DIR)/unpack-artifacts
+	FUZZ_UNPACK_SEED_FROM=tests/data/mail \
+	FUZZ_UNPACK_SEED_TO=$(FUZZ_DIR)/unpack-seeds \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ASAN_OPTIONS=detect_leaks=1 \
+	$(FUZZ_DIR)/fuzz_unpack -max_len=262144 -rss_limit_mb=2048 -timeout=10 \
+		-max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=$(FUZZ_DIR)/unpack-artifacts/ -print_final_stats=1 \
+		$(FUZZ_DIR)/unpack-corpus $(FUZZ_DIR)/unpack-seeds
+
 # ------------------------------------------------------------ parser benchmark
 # make bench-parser: bare GMime against parser_message_parse() on the corpus
 # and synthetic 2 KB / 50 KB messages (tests/bench/parser_bench.c), built
