@@ -554,6 +554,66 @@ START_TEST (test_spool_tampered_row)
 }
 END_TEST
 
+START_TEST (test_spool_tampered_envelope)
+{
+  /* The envelope bytes the message row seals come from the spool row:
+   * one moved from another row, or changed by a byte, must not open, so
+   * neither the envelope nor its bytes reach the pipeline.  */
+  store_keys *keys = make_keys ();
+  store *st = open_store (keys);
+  g_autofree char *db = tmp_path ("intake.db");
+  waiter w = { 0 };
+  g_autoptr (GPtrArray) items = NULL;
+  sqlite3 *raw;
+
+  g_mutex_init (&w.lock);
+  g_cond_init (&w.cond);
+  for (int i = 0; i < 4; i++)
+    store_spool_submit (st, make_env (),
+                        g_bytes_new_static ("x\r\n", 3), waiter_done, &w);
+  waiter_wait (&w, 4);
+  ck_assert_int_eq (sqlite3_open (db, &raw), SQLITE_OK);
+  /* row 2: row 1's envelope ciphertext; row 3: one byte of its own
+   * changed (the last, inside the tag); row 4 untouched */
+  ck_assert_int_eq (sqlite3_exec (raw, "UPDATE spool SET envelope ="
+                                       " (SELECT envelope FROM spool"
+                                       " WHERE id = 1) WHERE id = 2;"
+                                       "UPDATE spool SET envelope ="
+                                       " substr(envelope, 1, length(envelope)"
+                                       " - 1) || x'00' WHERE id = 3"
+                                       " AND substr(envelope, -1) != x'00';"
+                                       "UPDATE spool SET envelope ="
+                                       " substr(envelope, 1, length(envelope)"
+                                       " - 1) || x'01' WHERE id = 3"
+                                       " AND substr(envelope, -1) = x'00'",
+                                  NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close (raw);
+  items = store_spool_list (st, 0, 10, NULL);
+  ck_assert_uint_eq (items->len, 4);
+  for (guint i = 0; i < items->len; i++)
+    {
+      store_spool_item *it = items->pdata[i];
+      if (i == 1 || i == 2)
+        {
+          ck_assert_ptr_nonnull (it->error);
+          ck_assert_ptr_null (it->env);
+          ck_assert_ptr_null (it->env_bytes);
+          ck_assert_ptr_null (it->raw);
+        }
+      else
+        {
+          g_autoptr (GBytes) again = store_envelope_pack (it->env);
+          ck_assert_ptr_null (it->error);
+          ck_assert (g_bytes_equal (it->env_bytes, again));
+        }
+    }
+  store_close (&st);
+  store_keys_free (&keys);
+  g_mutex_clear (&w.lock);
+  g_cond_clear (&w.cond);
+}
+END_TEST
+
 /* store_keys_aad() against the printf form it replaced.  */
 static void
 assert_aad_printf (const char *t, const char *c, gint64 row, gint64 owner,
@@ -700,6 +760,7 @@ store_suite (void)
   tcase_add_test (tc, test_spool_group_commit);
   tcase_add_test (tc, test_ingest_case_and_dedupe);
   tcase_add_test (tc, test_spool_tampered_row);
+  tcase_add_test (tc, test_spool_tampered_envelope);
   tcase_add_test (tc, test_envelope_garbage);
   suite_add_tcase (s, tc);
   return s;
