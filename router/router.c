@@ -183,17 +183,9 @@ static void
 router_json_str (GString *o, const char *s)
 {
   static const char hex[] = "0123456789abcdef";
-  g_autofree char *valid = NULL;
 
-  if (s == NULL)
-    s = "";
-  /* Never invalid UTF-8 in the output (it would not be JSON): rule files
-   * and model labels are checked on load, but this is the last place to
-   * catch anything else.  */
-  if (!g_utf8_validate (s, -1, NULL))
-    s = valid = g_utf8_make_valid (s, -1);
   g_string_append_c (o, '"');
-  for (const guchar *p = (const guchar *) s; *p; p++)
+  for (const guchar *p = (const guchar *) (s ? s : ""); *p; p++)
     switch (*p)
       {
       case '"': g_string_append (o, "\\\""); break;
@@ -210,8 +202,25 @@ router_json_str (GString *o, const char *s)
             g_string_append_c (o, hex[*p >> 4]);
             g_string_append_c (o, hex[*p & 0xf]);
           }
-        else
+        else if (*p < 0x80)
           g_string_append_c (o, (char) *p);
+        else
+          {
+            /* Never invalid UTF-8 in the output (it would not be JSON):
+             * rule files and model labels are checked on load, but this
+             * is the last place to catch anything else.  A byte that does
+             * not start a valid character becomes U+FFFD, as in
+             * g_utf8_make_valid().  ASCII costs nothing more.  */
+            gunichar c = g_utf8_get_char_validated ((const char *) p, -1);
+            if (c == (gunichar) -1 || c == (gunichar) -2)
+              g_string_append (o, "\xef\xbf\xbd");
+            else
+              {
+                guint n = (guint) g_unichar_to_utf8 (c, NULL);
+                g_string_append_len (o, (const char *) p, n);
+                p += n - 1;
+              }
+          }
       }
   g_string_append_c (o, '"');
 }
