@@ -10,7 +10,11 @@
  * multipart/report; TNEF (tests/data/mail/mimekit/tnef and a crafted
  * stream); uuencode; text selection (alternative, related, mixed, HTML
  * only, flowed); headers; pack/unpack round trip on every file in
- * tests/data/mail, truncated and bit-flipped packs; and every file of the
+ * tests/data/mail, truncated and bit-flipped packs, every cut and every
+ * single-byte change of a full pack, crafted lengths and counts at every
+ * offset, hostile UTF-8 in a string field and every list at and over its
+ * limit (unpack refuses, or gives a message that packs back to the same
+ * bytes: a worker is untrusted); and every file of the
  * corpus ($INTAKE_CORPUS, default ../shared/corpus/mail) parsed within
  * 2 s into valid JSON.
  */

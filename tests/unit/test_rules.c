@@ -3,7 +3,8 @@
  * with file:line:column and a hint, first match wins attribute by
  * attribute, tags, stop, the default, each field and operator, intake's
  * own headers refused (SECURITY-TESTS 72) and regular expressions bounded
- * (SECURITY-TESTS 74).
+ * (SECURITY-TESTS 74); the routing reasons JSON, also for invalid UTF-8,
+ * every control character and NaN, infinite or huge scores.
  */
 #include <check.h>
 #include <math.h>
