@@ -498,6 +498,16 @@ store_seal (const guint8 *key, const char *table, const char *column,
 }
 
 GBytes *
+store_seal_nonce (const guint8 *key, const char *table, const char *column,
+                  gint64 row, gint64 owner, const guint8 *nonce,
+                  const void *p, gsize len)
+{
+  g_autoptr (GBytes) aad = store_keys_aad (table, column, row, owner, 1);
+
+  return store_keys_seal_nonce (key, aad, nonce, p, len);
+}
+
+GBytes *
 store_unseal (const guint8 *key, const char *table, const char *column,
               gint64 row, gint64 owner, const void *p, gsize len,
               GError **error)
@@ -516,6 +526,9 @@ store_unseal (const guint8 *key, const char *table, const char *column,
   return b;
 }
 
+#define STORE_LOOKASIDE_SLOT  1200
+#define STORE_LOOKASIDE_SLOTS 1000
+
 /* Durability is checked, not assumed (SECURITY-TESTS 40).  */
 static gboolean
 store_configure (sqlite3 *db, gboolean writer, GError **error)
@@ -523,6 +536,12 @@ store_configure (sqlite3 *db, gboolean writer, GError **error)
   g_autofree char *mode = NULL;
   gint64 sync;
 
+  /* The writer's statements allocate many small objects (cursors, records,
+   * savepoints) for every message: a larger lookaside than SQLite's default
+   * serves them without malloc.  Set before any statement runs.  */
+  if (writer)
+    sqlite3_db_config (db, SQLITE_DBCONFIG_LOOKASIDE, NULL,
+                       STORE_LOOKASIDE_SLOT, STORE_LOOKASIDE_SLOTS);
   sqlite3_busy_timeout (db, STORE_BUSY_TIMEOUT_MS);
   sqlite3_extended_result_codes (db, 1);
   if (writer && !store_exec (db, "PRAGMA journal_mode=WAL", error))
@@ -677,6 +696,38 @@ store_run (store *s, sqlite3 *db, const char *sql, GError **error)
   return TRUE;
 }
 
+/* What the writer keeps in memory between statements of its batches (the
+ * audit chain's head, the queues' outbound settings) holds while only the
+ * writer commits; PRAGMA data_version tells whether another connection
+ * (this process's reads and audited actions, intakectl) committed since
+ * the last batch.  The writer holds the write lock from BEGIN IMMEDIATE to
+ * COMMIT, so nothing else changes during the batch.  */
+static void
+store_writer_batch_begin (store *s, sqlite3 *db)
+{
+  sqlite3_stmt *st = store_stmt (s, db, "PRAGMA data_version", NULL);
+  gint64 v = -1;
+  gboolean others;
+
+  if (st != NULL && sqlite3_step (st) == SQLITE_ROW)
+    v = sqlite3_column_int64 (st, 0);
+  store_stmt_release (st);
+  others = v < 0 || v != s->wdata_version;
+  s->wdata_version = v;
+  if (others)
+    s->outbound.known = FALSE;
+  store_audit_batch_begin (s, others);
+}
+
+/* ... and what it kept is forgotten when a batch rolls back.  */
+static void
+store_writer_batch_forget (store *s)
+{
+  store_audit_batch_forget (s);
+  s->outbound.known = FALSE;
+  s->wdata_version = -1;
+}
+
 /* The batch did not commit: roll back, fail every job with the same error,
  * and after an I/O error reopen the connection.  */
 static void
@@ -685,6 +736,7 @@ store_batch_abort (store *s, GPtrArray *batch, int rc, const char *what)
   GError *error = NULL;
 
   s->next_spool_id = 0;         /* the batch's ids were rolled back */
+  store_writer_batch_forget (s); /* and its audit events */
   /* keys of subjects the batch created, under ids handed out again */
   store_keycache_clear (s->wkeys);
   store_set_sqlite_error (&error, s->wdb, rc, what);
@@ -714,13 +766,17 @@ store_batch_run (store *s, GPtrArray *batch)
   if (!store_run (s, db, "BEGIN IMMEDIATE", &error))
     {
       store_vault_rollback (s->wvault);
+      store_writer_batch_forget (s);
       store_batch_fail (batch, error);
       g_clear_error (&error);
       return;
     }
+  store_writer_batch_begin (s, db);
   for (guint i = 0; i < batch->len && !broken; i++)
     {
       store_job *job = batch->pdata[i];
+      /* the audit head as it was at the SAVEPOINT, for a ROLLBACK TO */
+      const struct store_audit_cache audit = s->audit;
 
       if (job->atomic)
         {
@@ -745,11 +801,22 @@ store_batch_run (store *s, GPtrArray *batch)
       else if (!store_run (s, db, "ROLLBACK TO job", NULL)
                || !store_run (s, db, "RELEASE job", NULL))
         broken = TRUE;
+      else
+        s->audit = audit;
     }
   if (broken)
     {
       store_batch_abort (s, batch, sqlite3_extended_errcode (db),
                          "transaction aborted");
+      return;
+    }
+  /* the signed head of the audit chain, once for the batch */
+  if (!store_audit_batch_flush (s, db, &error))
+    {
+      g_warning ("store: %s", error->message);
+      g_clear_error (&error);
+      store_batch_abort (s, batch, sqlite3_extended_errcode (db),
+                         "audit head");
       return;
     }
   /* The vault secrets of the batch's new subjects are on disk before the
@@ -1104,6 +1171,7 @@ store_open_full (const char *path, const char *vault, const store_keys *keys,
   s->wkey = sodium_malloc (STORE_KEY_BYTES);
   g_assert (s->wkey != NULL);
   s->wkeys = store_keycache_new ();
+  s->wdata_version = -1;       /* what the writer keeps is read at first */
   s->wstmts = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
                                      store_stmt_finalize);
   s->rstmts = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,

@@ -71,29 +71,90 @@ store_audit_head_mac (const store *s, gint64 last_id, const guint8 last[32],
   crypto_generichash_final (&h, mac, 32);
 }
 
+/* The last event's id and MAC, from the table.  */
+static gboolean
+store_audit_head_read (store *s, sqlite3 *db, gint64 *last_id,
+                       guint8 last_mac[32], GError **error)
+{
+  sqlite3_stmt *st;
+  int rc;
+
+  *last_id = 0;
+  memset (last_mac, 0, 32);
+  st = store_stmt (s, db, "SELECT id, mac FROM audit ORDER BY id DESC"
+                          " LIMIT 1", error);
+  if (st == NULL)
+    return FALSE;
+  rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    {
+      *last_id = sqlite3_column_int64 (st, 0);
+      if (sqlite3_column_bytes (st, 1) == 32)
+        memcpy (last_mac, sqlite3_column_blob (st, 1), 32);
+    }
+  store_stmt_release (st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, db, rc, "audit head read");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+store_audit_head_write (store *s, sqlite3 *db, gint64 last_id,
+                        const guint8 last_mac[32], GError **error)
+{
+  guint8 head[32];
+  sqlite3_stmt *st;
+  int rc;
+
+  store_audit_head_mac (s, last_id, last_mac, head);
+  st = store_stmt (s, db, "INSERT INTO audit_head (id, last_id, mac)"
+                          " VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE"
+                          " SET last_id = excluded.last_id,"
+                          " mac = excluded.mac", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, last_id);
+  sqlite3_bind_blob (st, 2, head, sizeof head, SQLITE_STATIC);
+  rc = sqlite3_step (st);
+  store_stmt_release (st);
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, db, rc, "audit head");
+      return FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
 store_audit_append_outcome (store *s, sqlite3 *db, const char *actor,
                             const char *action, const char *object,
                             const char *detail, const char *outcome,
                             GError **error)
 {
-  guint8 prev[32] = { 0 }, mac[32], head[32];
+  /* Inside the writer's batch the head is kept in memory: the writer holds
+   * the write lock for the whole batch, and the batch began by checking
+   * that no other connection committed since the last one.  */
+  const gboolean cached = db == s->wdb && s->audit.in_batch;
+  guint8 prev[32], mac[32];
   gint64 at = g_get_real_time ();
-  gint64 id = 1;
+  gint64 id;
   sqlite3_stmt *st;
   int rc;
 
-  st = store_stmt (s, db, "SELECT id, mac FROM audit ORDER BY id DESC"
-                          " LIMIT 1", error);
-  if (st == NULL)
-    return FALSE;
-  if (sqlite3_step (st) == SQLITE_ROW)
+  if (cached && s->audit.known)
     {
-      id = sqlite3_column_int64 (st, 0) + 1;
-      if (sqlite3_column_bytes (st, 1) == 32)
-        memcpy (prev, sqlite3_column_blob (st, 1), 32);
+      id = s->audit.last_id + 1;
+      memcpy (prev, s->audit.last_mac, 32);
     }
-  store_stmt_release (st);
+  else
+    {
+      if (!store_audit_head_read (s, db, &id, prev, error))
+        return FALSE;
+      id++;
+    }
 
   store_audit_mac (s, STORE_AUDIT_FORMAT, prev, id, at, actor, action, object,
                    detail, outcome, mac);
@@ -120,23 +181,54 @@ store_audit_append_outcome (store *s, sqlite3 *db, const char *actor,
       return FALSE;
     }
 
-  store_audit_head_mac (s, id, mac, head);
-  st = store_stmt (s, db, "INSERT INTO audit_head (id, last_id, mac)"
-                          " VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE"
-                          " SET last_id = excluded.last_id,"
-                          " mac = excluded.mac", error);
-  if (st == NULL)
-    return FALSE;
-  sqlite3_bind_int64 (st, 1, id);
-  sqlite3_bind_blob (st, 2, head, sizeof head, SQLITE_STATIC);
-  rc = sqlite3_step (st);
-  store_stmt_release (st);
-  if (rc != SQLITE_DONE)
+  if (cached)
     {
-      store_set_sqlite_error (error, db, rc, "audit head");
-      return FALSE;
+      /* the signed head row follows once, before the batch commits
+       * (store_audit_batch_flush) */
+      s->audit.known = TRUE;
+      s->audit.dirty = TRUE;
+      s->audit.last_id = id;
+      memcpy (s->audit.last_mac, mac, 32);
+      return TRUE;
     }
-  return TRUE;
+  /* The writer's connection outside a batch (start-up): what it commits
+   * is not seen as another connection's, so forget the cached head.  */
+  if (db == s->wdb)
+    s->audit.known = FALSE;
+  return store_audit_head_write (s, db, id, mac, error);
+}
+
+void
+store_audit_batch_begin (store *s, gboolean others)
+{
+  if (others)
+    s->audit.known = FALSE;
+  s->audit.dirty = FALSE;
+  s->audit.in_batch = TRUE;
+}
+
+gboolean
+store_audit_batch_flush (store *s, sqlite3 *db, GError **error)
+{
+  gboolean ok = TRUE;
+
+  if (s->audit.in_batch && s->audit.dirty)
+    {
+      g_assert (s->audit.known);
+      ok = store_audit_head_write (s, db, s->audit.last_id,
+                                   s->audit.last_mac, error);
+    }
+  s->audit.dirty = FALSE;
+  s->audit.in_batch = FALSE;
+  return ok;
+}
+
+void
+store_audit_batch_forget (store *s)
+{
+  s->audit.known = FALSE;
+  s->audit.dirty = FALSE;
+  s->audit.in_batch = FALSE;
 }
 
 gboolean

@@ -149,7 +149,8 @@ store_bind_bytes (sqlite3_stmt *st, int i, GBytes *b)
       return;
     }
   p = g_bytes_get_data (b, &n);
-  sqlite3_bind_blob64 (st, i, p, n, SQLITE_TRANSIENT);
+  /* every caller keeps @b until the statement was stepped and reset */
+  sqlite3_bind_blob64 (st, i, p, n, SQLITE_STATIC);
 }
 
 static GBytes *
@@ -159,6 +160,18 @@ store_seal_text (const guint8 *key, const char *table, const char *column,
   if (text == NULL)
     return NULL;
   return store_seal (key, table, column, row, owner, text, strlen (text));
+}
+
+/* The same with a nonce drawn by the caller.  */
+static GBytes *
+store_seal_text_nonce (const guint8 *key, const char *table,
+                       const char *column, gint64 row, gint64 owner,
+                       const guint8 *nonce, const char *text)
+{
+  if (text == NULL)
+    return NULL;
+  return store_seal_nonce (key, table, column, row, owner, nonce, text,
+                           strlen (text));
 }
 
 /* (transfer full) (nullable) the text of a sealed column, or NULL for SQL
@@ -286,7 +299,8 @@ store_arrival_add (store *s, sqlite3 *db, gint64 message_id,
 static gint64
 store_subject_find_or_create (store *s, sqlite3 *db, const char *addr,
                               const char *name, gint64 now,
-                              guint8 *data_key, GError **error)
+                              guint8 *data_key, gboolean *restricted,
+                              GError **error)
 {
   g_autofree char *norm = store_address_normalise (addr);
   guint8 index[32];
@@ -296,7 +310,9 @@ store_subject_find_or_create (store *s, sqlite3 *db, const char *addr,
 
   g_assert (db == s->wdb);      /* the writer's key cache */
   store_keys_blind (s->keys, "subject-address", norm, strlen (norm), index);
-  st = store_stmt (s, db, "SELECT id, data_key, erasing_at IS NOT NULL"
+  *restricted = FALSE;         /* a new subject is not */
+  st = store_stmt (s, db, "SELECT id, data_key, erasing_at IS NOT NULL,"
+                          " restricted_at IS NOT NULL"
                           " FROM subjects WHERE address_index = ?1", error);
   if (st == NULL)
     return -1;
@@ -308,6 +324,8 @@ store_subject_find_or_create (store *s, sqlite3 *db, const char *addr,
       gsize wlen = (gsize) sqlite3_column_bytes (st, 1);
       gboolean erasing = sqlite3_column_int (st, 2) != 0;
       gboolean ok = TRUE;
+
+      *restricted = sqlite3_column_int (st, 3) != 0;
 
       id = sqlite3_column_int64 (st, 0);
       /* The writer holds the write lock: an erasure's mark (committed
@@ -377,15 +395,23 @@ store_subject_find_or_create (store *s, sqlite3 *db, const char *addr,
   return id;
 }
 
+/* The next serial of @year.  Two plain statements: RETURNING would build
+ * (and free) a temporary table for every case.  */
 static gint64
 store_serial_next (store *s, sqlite3 *db, guint year, GError **error)
 {
   sqlite3_stmt *st = store_stmt (s, db,
       "INSERT INTO case_serials (year, last) VALUES (?1, 1)"
-      " ON CONFLICT (year) DO UPDATE SET last = last + 1 RETURNING last",
-      error);
+      " ON CONFLICT (year) DO UPDATE SET last = last + 1", error);
   gint64 serial = -1;
 
+  if (st == NULL)
+    return -1;
+  sqlite3_bind_int (st, 1, year);
+  if (!store_step_done (db, st, "case serial", error))
+    return -1;
+  st = store_stmt (s, db, "SELECT last FROM case_serials WHERE year = ?1",
+                   error);
   if (st == NULL)
     return -1;
   sqlite3_bind_int (st, 1, year);
@@ -647,7 +673,8 @@ static gboolean
 store_message_insert (store *s, sqlite3 *db, const store_ingest *in,
                       gint64 message_id, gint64 case_id, gint64 subject_id,
                       const guint8 *data_key, const guint8 content[32],
-                      const char *thread_by, GError **error)
+                      const guint8 *mid_index, const char *thread_by,
+                      GError **error)
 {
   const char *addr = in->from_addr ? in->from_addr : in->env->mail_from;
   gsize raw_len;
@@ -657,22 +684,31 @@ store_message_insert (store *s, sqlite3 *db, const store_ingest *in,
                                      : store_envelope_pack (in->env);
   gsize n;
   const void *p = g_bytes_get_data (env_plain, &n);
-  guint8 mid_index[32];
-#define SEAL_TEXT(col, v) \
-  store_seal_text (data_key, "messages", col, message_id, subject_id, v)
-  g_autoptr (GBytes) env_ct = store_seal (data_key, "messages", "envelope",
-                                          message_id, subject_id, p, n);
-  g_autoptr (GBytes) raw_ct = store_seal (data_key, "messages", "raw",
-                                          message_id, subject_id, raw,
-                                          raw_len);
-  g_autoptr (GBytes) from_ct = SEAL_TEXT ("header_from", addr);
-  g_autoptr (GBytes) subj_ct = SEAL_TEXT ("header_subject", in->subject);
-  g_autoptr (GBytes) mid_ct = SEAL_TEXT ("header_message_id", in->message_id);
-  g_autoptr (GBytes) text_ct = SEAL_TEXT ("text", in->text);
-  g_autoptr (GBytes) quoted_ct = SEAL_TEXT ("quoted", in->quoted);
-  g_autoptr (GBytes) headers_ct = SEAL_TEXT ("headers", in->headers);
+  /* one fresh random nonce for each of the eight values, drawn in one
+   * call (each randombytes_buf () is a getpid () and a ChaCha20 block) */
+  guint8 nonces[8][STORE_KEYS_NONCE_BYTES];
+
+  randombytes_buf (nonces, sizeof nonces);
+#define SEAL_TEXT(col, i, v) \
+  store_seal_text_nonce (data_key, "messages", col, message_id, subject_id, \
+                         nonces[i], v)
+  g_autoptr (GBytes) env_ct = store_seal_nonce (data_key, "messages",
+                                                "envelope", message_id,
+                                                subject_id, nonces[0], p, n);
+  g_autoptr (GBytes) raw_ct = store_seal_nonce (data_key, "messages", "raw",
+                                                message_id, subject_id,
+                                                nonces[1], raw, raw_len);
+  g_autoptr (GBytes) from_ct = SEAL_TEXT ("header_from", 2, addr);
+  g_autoptr (GBytes) subj_ct = SEAL_TEXT ("header_subject", 3, in->subject);
+  g_autoptr (GBytes) mid_ct = SEAL_TEXT ("header_message_id", 4,
+                                         in->message_id);
+  g_autoptr (GBytes) text_ct = SEAL_TEXT ("text", 5, in->text);
+  g_autoptr (GBytes) quoted_ct = SEAL_TEXT ("quoted", 6, in->quoted);
+  g_autoptr (GBytes) headers_ct = SEAL_TEXT ("headers", 7, in->headers);
 #undef SEAL_TEXT
   sqlite3_stmt *st;
+
+  sodium_memzero (nonces, sizeof nonces);   /* each is used once, here */
 
   st = store_stmt (s, db, "INSERT INTO messages (id, case_id, subject_id,"
                           " direction, source, received_at, size,"
@@ -692,12 +728,8 @@ store_message_insert (store *s, sqlite3 *db, const store_ingest *in,
   sqlite3_bind_int64 (st, 5, in->env->received_at);
   sqlite3_bind_int64 (st, 6, (gint64) raw_len);
   sqlite3_bind_blob (st, 7, content, 32, SQLITE_STATIC);
-  if (in->message_id != NULL)
-    {
-      store_keys_blind (s->keys, "message-id", in->message_id,
-                        strlen (in->message_id), mid_index);
-      sqlite3_bind_blob (st, 8, mid_index, sizeof mid_index, SQLITE_STATIC);
-    }
+  if (mid_index != NULL)
+    sqlite3_bind_blob (st, 8, mid_index, 32, SQLITE_STATIC);
   else
     sqlite3_bind_null (st, 8);
   store_bind_bytes (st, 9, env_ct);
@@ -732,14 +764,18 @@ store_attachments_insert (store *s, sqlite3 *db, const store_ingest *in,
           "(ssss)", a->name ? a->name : "",
           a->declared_type ? a->declared_type : "",
           a->detected_type ? a->detected_type : "", a->sha256));
-      g_autoptr (GBytes) meta_ct = store_seal (
-          data_key, "attachments", "meta", id, subject_id,
+      guint8 nonces[2][STORE_KEYS_NONCE_BYTES];
+
+      randombytes_buf (nonces, sizeof nonces);
+      g_autoptr (GBytes) meta_ct = store_seal_nonce (
+          data_key, "attachments", "meta", id, subject_id, nonces[0],
           g_variant_get_data (meta), g_variant_get_size (meta));
       gsize n = 0;
       const void *p = a->content ? g_bytes_get_data (a->content, &n) : "";
-      g_autoptr (GBytes) content_ct = store_seal (data_key, "attachments",
-                                                  "content", id, subject_id,
-                                                  p, n);
+      g_autoptr (GBytes) content_ct = store_seal_nonce (
+          data_key, "attachments", "content", id, subject_id, nonces[1], p,
+          n);
+      sodium_memzero (nonces, sizeof nonces);
       sqlite3_stmt *st = store_stmt (s, db,
           "INSERT INTO attachments (id, message_id, subject_id, position,"
           " size, flags, meta, content) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
@@ -819,7 +855,9 @@ store_ack_decide (store *s, sqlite3 *db, const store_ingest *in,
   gint64 now = g_get_real_time ();
   sqlite3_stmt *st;
 
-  if (in->loop_messages > 0 && in->loop_minutes > 0)
+  /* A case this message opened holds this one message: at most 1 is
+   * never more than loop_messages (>= 1), so it is not counted.  */
+  if (in->loop_messages > 0 && in->loop_minutes > 0 && !opened)
     {
       gint64 recent = store_count (s, db,
           "SELECT count(*) FROM messages WHERE case_id = ?1"
@@ -884,7 +922,8 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   const char *thread_by = "new";
   sqlite3_stmt *st;
   gint64 subject_id, case_id = -1, message_id;
-  gboolean ok = FALSE, opened = FALSE;
+  gboolean ok = FALSE, opened = FALSE, restricted = FALSE;
+  guint8 mid_index[32];
   guint step = 0;
   gsize raw_len;
   const void *raw = g_bytes_get_data (in->raw, &raw_len);
@@ -918,14 +957,13 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
     }
 
   subject_id = store_subject_find_or_create (s, db, addr, in->from_name, now,
-                                             data_key, error);
+                                             data_key, &restricted, error);
   if (subject_id < 0)
     goto out;
   store_fault_step (&step);
-  /* a restricted person: filed, not routed, not acknowledged (art. 18) */
-  if (store_count (s, db, "SELECT count(*) FROM subjects WHERE id = ?1"
-                          " AND restricted_at IS NOT NULL AND ?2 = 0",
-                   subject_id, 0, error) > 0)
+  /* a restricted person: filed, not routed, not acknowledged (art. 18);
+   * read with the subject, in this transaction */
+  if (restricted)
     {
       g_free (in->queue);
       in->queue = g_strdup (STORE_RESTRICTED_QUEUE);
@@ -939,8 +977,7 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
    * not trusted to be the same message.  */
   if (in->message_id != NULL)
     {
-      guint8 mid_index[32];
-
+      /* kept for the message row's index */
       store_keys_blind (s->keys, "message-id", in->message_id,
                         strlen (in->message_id), mid_index);
       /* "+subject_id": look up by the Message-ID index, never scan
@@ -967,14 +1004,32 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
 
   /* A web form got its reference when it was spooled (the 201 told the
    * citizen): it opens that case, whatever it says.  */
-  st = store_stmt (s, db, "DELETE FROM spool_refs WHERE spool_id = ?1"
-                          " RETURNING ref", error);
+  /* (a SELECT, and a DELETE only for a form: DELETE ... RETURNING would
+   * build a temporary table for every message) */
+  st = store_stmt (s, db, "SELECT ref FROM spool_refs WHERE spool_id = ?1",
+                   error);
   if (st == NULL)
     goto out;
   sqlite3_bind_int64 (st, 1, in->spool_id);
-  if (sqlite3_step (st) == SQLITE_ROW)
+  rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
     ref = g_strdup ((const char *) sqlite3_column_text (st, 0));
   store_stmt_release (st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, db, rc, "spool ref");
+      goto out;
+    }
+  if (ref != NULL)
+    {
+      st = store_stmt (s, db, "DELETE FROM spool_refs WHERE spool_id = ?1",
+                       error);
+      if (st == NULL)
+        goto out;
+      sqlite3_bind_int64 (st, 1, in->spool_id);
+      if (!store_step_done (db, st, "spool ref", error))
+        goto out;
+    }
 
   /* Threading: join a case the message names only if its sender takes
    * part in that case; a stranger quoting a reference gets a new case,
@@ -1036,7 +1091,9 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   message_id = store_next_id (s, db, "messages", error);
   if (message_id < 0
       || !store_message_insert (s, db, in, message_id, case_id, subject_id,
-                                data_key, content, thread_by, error))
+                                data_key, content,
+                                in->message_id != NULL ? mid_index : NULL,
+                                thread_by, error))
     goto out;
   store_fault_step (&step);
   if (!store_attachments_insert (s, db, in, message_id, subject_id, data_key,

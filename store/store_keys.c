@@ -64,6 +64,8 @@ store_keys_derive (const guint8 *master, guint n_versions)
 
   G_STATIC_ASSERT (sizeof STORE_KEYS_KDF_CONTEXT - 1 == crypto_kdf_CONTEXTBYTES);
   G_STATIC_ASSERT (STORE_KEY_BYTES == crypto_kdf_KEYBYTES);
+  G_STATIC_ASSERT (STORE_KEYS_NONCE_BYTES
+                   == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
   keys->sub = sodium_malloc (STORE_KEYS_NSUB * STORE_KEY_BYTES);
   g_assert (keys->sub != NULL);
   for (guint i = 0; i < STORE_KEYS_NSUB; i++)
@@ -337,24 +339,33 @@ store_keys_aad (const char *table, const char *column, gint64 row,
 }
 
 GBytes *
-store_keys_seal (const guint8 *key, GBytes *aad, const void *plain,
-                 gsize plain_len)
+store_keys_seal_nonce (const guint8 *key, GBytes *aad, const guint8 *nonce,
+                       const void *plain, gsize plain_len)
 {
-  const gsize overhead = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
-                         + crypto_aead_xchacha20poly1305_ietf_ABYTES;
+  const gsize npub = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+  const gsize overhead = npub + crypto_aead_xchacha20poly1305_ietf_ABYTES;
   gsize aad_len = 0;
   const guint8 *aad_p = aad ? g_bytes_get_data (aad, &aad_len) : NULL;
   guint8 *out = g_malloc (plain_len + overhead);
   unsigned long long clen = 0;
 
-  /* A fresh random 192-bit nonce for every value and every update
-   * (SECURITY-TESTS 90): no counters shared across processes.  */
-  randombytes_buf (out, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+  memcpy (out, nonce, npub);
   crypto_aead_xchacha20poly1305_ietf_encrypt (
-      out + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen,
-      plain, plain_len, aad_p, aad_len, NULL, out, key);
+      out + npub, &clen, plain, plain_len, aad_p, aad_len, NULL, out, key);
   g_assert (clen == plain_len + crypto_aead_xchacha20poly1305_ietf_ABYTES);
   return g_bytes_new_take (out, plain_len + overhead);
+}
+
+GBytes *
+store_keys_seal (const guint8 *key, GBytes *aad, const void *plain,
+                 gsize plain_len)
+{
+  guint8 nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
+
+  /* A fresh random 192-bit nonce for every value and every update
+   * (SECURITY-TESTS 90): no counters shared across processes.  */
+  randombytes_buf (nonce, sizeof nonce);
+  return store_keys_seal_nonce (key, aad, nonce, plain, plain_len);
 }
 
 GBytes *

@@ -94,6 +94,13 @@ GBytes *store_keys_aad (const char *table, const char *column, gint64 row,
 /* (transfer full) nonce || ciphertext || tag of @plain under @key.  */
 GBytes *store_keys_seal (const guint8 *key, GBytes *aad,
                          const void *plain, gsize plain_len);
+/* The same with the caller's nonce (STORE_KEYS_NONCE_BYTES), which must be
+ * fresh from randombytes_buf () and used for this one value only: a writer
+ * sealing several values draws their nonces in one call.  */
+#define STORE_KEYS_NONCE_BYTES 24
+GBytes *store_keys_seal_nonce (const guint8 *key, GBytes *aad,
+                               const guint8 *nonce, const void *plain,
+                               gsize plain_len);
 
 /* (transfer full) (nullable) the plaintext, or NULL with
  * STORE_KEYS_ERROR_CRYPTO if the tag does not verify.  */

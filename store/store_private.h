@@ -39,6 +39,29 @@ struct store {
   guint8 *wkey;              /* writer's data-key scratch (sodium_malloc) */
   struct store_keycache *wkeys; /* writer's opened data keys */
   gint64 next_spool_id;      /* writer only; 0 = read it from the table */
+  /* The audit chain's head as the writer's open batch sees it (writer
+   * only, store_audit.c): kept in memory while a batch runs instead of
+   * read back for every event, and the signed audit_head row written once,
+   * just before the batch commits.  Forgotten (read again) on any
+   * rollback, and when another connection committed (PRAGMA data_version
+   * changed) since the writer's last batch.  */
+  struct store_audit_cache {
+    gboolean in_batch;       /* store_batch_run () is between BEGIN/COMMIT */
+    gboolean known;          /* last_id / last_mac are the chain's end */
+    gboolean dirty;          /* audit_head row not yet written this batch */
+    gint64 last_id;
+    guint8 last_mac[32];
+  } audit;
+  gint64 wdata_version;      /* PRAGMA data_version of wdb at the start of
+                              * the last batch; -1 unknown (store.c) */
+  /* Whether any queue has a webhook, a notification address (writer
+   * only, store_webhook.c): the writer never writes queue_outbound, so
+   * what it read stays true until another connection commits.  */
+  struct {
+    gboolean known;
+    gboolean webhook;
+    gboolean notify;
+  } outbound;
   GHashTable *wstmts;        /* sql -> sqlite3_stmt *, for wdb */
   GHashTable *rstmts;        /* sql -> sqlite3_stmt *, for rdb */
   GMutex rlock;
@@ -85,6 +108,10 @@ gint64 store_next_id (store *s, sqlite3 *db, const char *table,
 /* Seal a value for (table, column, row, owner) under @key.  */
 GBytes *store_seal (const guint8 *key, const char *table, const char *column,
                     gint64 row, gint64 owner, const void *p, gsize len);
+/* The same with a nonce the caller drew (store_keys_seal_nonce ()).  */
+GBytes *store_seal_nonce (const guint8 *key, const char *table,
+                          const char *column, gint64 row, gint64 owner,
+                          const guint8 *nonce, const void *p, gsize len);
 /* (nullable) Open it again; NULL with STORE_ERROR_CRYPTO.  */
 GBytes *store_unseal (const guint8 *key, const char *table,
                       const char *column, gint64 row, gint64 owner,
@@ -101,6 +128,13 @@ gboolean store_audit_append_outcome (store *s, sqlite3 *db, const char *actor,
                                      const char *action, const char *object,
                                      const char *detail, const char *outcome,
                                      GError **error);
+/* Writer batch hooks (store.c): at the start of a batch (@others: another
+ * connection committed since the last one, or that is not known, so the
+ * cached head is read again), the audit_head row written before its
+ * commit, and the cache dropped when anything rolls back.  */
+void store_audit_batch_begin (store *s, gboolean others);
+gboolean store_audit_batch_flush (store *s, sqlite3 *db, GError **error);
+void store_audit_batch_forget (store *s);
 
 /* ------------------------------------------------- writer's key cache */
 

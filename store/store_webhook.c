@@ -38,6 +38,39 @@ store_webhook_step (sqlite3 *db, sqlite3_stmt *st, const char *what,
   return TRUE;
 }
 
+/* Inside the writer's batch: FALSE when no queue at all has a webhook
+ * (@notify FALSE: a notification address), so that the statements below
+ * would insert nothing and need not run; read once and kept while no other
+ * connection commits (store_writer_batch_begin ()).  TRUE otherwise, and
+ * whenever it is not known.  */
+static gboolean
+store_webhook_any (store *s, sqlite3 *db, gboolean notify)
+{
+  sqlite3_stmt *st;
+
+  if (db != s->wdb || !s->audit.in_batch)
+    return TRUE;
+  if (!s->outbound.known)
+    {
+      st = store_stmt (s, db, "SELECT EXISTS (SELECT 1 FROM queue_outbound"
+                              "  WHERE webhook = 1),"
+                              " EXISTS (SELECT 1 FROM queue_outbound"
+                              "  WHERE notify > 0)", NULL);
+      if (st == NULL)
+        return TRUE;
+      if (sqlite3_step (st) == SQLITE_ROW)
+        {
+          s->outbound.webhook = sqlite3_column_int (st, 0) != 0;
+          s->outbound.notify = sqlite3_column_int (st, 1) != 0;
+          s->outbound.known = TRUE;
+        }
+      store_stmt_release (st);
+      if (!s->outbound.known)
+        return TRUE;
+    }
+  return notify ? s->outbound.notify : s->outbound.webhook;
+}
+
 gboolean
 store_webhook_case_event (store *s, sqlite3 *db, gint64 case_id,
                           const char *event, const char *change,
@@ -46,7 +79,11 @@ store_webhook_case_event (store *s, sqlite3 *db, gint64 case_id,
 {
   /* one row per webhook concerned: the case's queue's and, after a
    * re-route, the previous queue's */
-  sqlite3_stmt *st = store_stmt (s, db,
+  sqlite3_stmt *st;
+
+  if (!store_webhook_any (s, db, FALSE))
+    return TRUE;
+  st = store_stmt (s, db,
       "INSERT INTO webhook_events (case_id, hook, event, change, message_id,"
       " ref, queue, previous_queue, kind, status, priority, due_at, next_at,"
       " created_at)"
@@ -57,7 +94,6 @@ store_webhook_case_event (store *s, sqlite3 *db, gint64 case_id,
       "  AND (q.queue = c.queue OR q.queue = ?5)"
       " LEFT JOIN subjects p ON p.id = c.subject_id"
       " WHERE c.id = ?1 AND p.restricted_at IS NULL", error);
-
   if (st == NULL)
     return FALSE;
   sqlite3_bind_int64 (st, 1, case_id);
@@ -176,7 +212,11 @@ out:
 gboolean
 store_webhook_notify (store *s, sqlite3 *db, gint64 case_id, GError **error)
 {
-  sqlite3_stmt *st = store_stmt (s, db,
+  sqlite3_stmt *st;
+
+  if (!store_webhook_any (s, db, TRUE))
+    return TRUE;
+  st = store_stmt (s, db,
       "INSERT INTO outbox (case_id, subject_id, kind, queue, next_at,"
       " created_at)"
       " SELECT c.id, c.subject_id, 'notify', c.queue,"
@@ -186,7 +226,6 @@ store_webhook_notify (store *s, sqlite3 *db, gint64 case_id, GError **error)
       "  AND q.notify > 0"
       " JOIN subjects p ON p.id = c.subject_id"
       " WHERE c.id = ?1 AND p.restricted_at IS NULL", error);
-
   if (st == NULL)
     return FALSE;
   sqlite3_bind_int64 (st, 1, case_id);

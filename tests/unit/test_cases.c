@@ -648,6 +648,82 @@ START_TEST (test_audit_chain_tamper)
 }
 END_TEST
 
+/* The writer keeps the chain's head in memory during its batches and
+ * writes the signed head once a batch: events appended meanwhile by other
+ * connections (this process's audited reads, another process), a job
+ * rolled back after its event, and several batches in a row must still
+ * give one unbroken chain whose head names its last event.  */
+START_TEST (test_audit_chain_writer_and_others)
+{
+  store_keys *keys = load_keys ();
+  store *st = open_store (keys);
+  g_autofree char *dbpath = tmp_path ("intake.db");
+  store_audit_report r;
+  waiter w = { 0 };
+  gint64 events, last;
+
+  g_mutex_init (&w.lock);
+  g_cond_init (&w.cond);
+  file_mail (st, &(mail) { .from = "a@example.org", .message_id = "a1@x",
+                           .body = "one" });
+  /* the read connection of this process */
+  ck_assert (store_audit_record (st, "test", "case.read", "ESC-X", "n=1",
+                                 "ok", NULL));
+  file_mail (st, &(mail) { .from = "a@example.org", .message_id = "a2@x",
+                           .body = "two" });
+  /* another process's connection */
+  {
+    store *other = store_open (dbpath, keys, 0, NULL);
+    ck_assert_ptr_nonnull (other);
+    ck_assert (store_audit_record (other, "cli", "case.read", "ESC-Y",
+                                   "n=2", "ok", NULL));
+    store_close (&other);
+  }
+  file_mail (st, &(mail) { .from = "b@example.org", .message_id = "b1@x",
+                           .body = "three" });
+  /* a job that fails after its audit event (its spool row does not
+   * exist): rolled back to its savepoint, event and all */
+  {
+    g_autofree char *text = g_strdup ("From: c@example.org\r\n\r\nfour\r\n");
+    store_ingest *in = store_ingest_new ();
+
+    in->spool_id = 999999;
+    in->env = make_env ("c@example.org");
+    in->raw = g_bytes_new (text, strlen (text));
+    in->from_addr = g_strdup ("c@example.org");
+    in->text = g_strdup ("four");
+    in->queue = g_strdup ("general");
+    in->kind = g_strdup ("enquiry");
+    in->ref_prefix = g_strdup ("ESC");
+    store_ingest_submit (st, in, waiter_done, &w);
+    waiter_wait (&w);
+    ck_assert_ptr_nonnull (w.error);
+    g_clear_error (&w.error);
+  }
+  file_mail (st, &(mail) { .from = "a@example.org", .message_id = "a3@x",
+                           .body = "five" });
+  ck_assert (store_audit_verify (st, &r, NULL));
+  ck_assert_msg (r.first_bad == 0, "%s", r.reason ? r.reason : "");
+  events = r.events;
+  store_audit_report_clear (&r);
+  store_close (&st);
+  /* every event is there once, numbered without gaps, and the signed head
+   * names the last */
+  last = raw_int ("SELECT max(id) FROM audit");
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM audit"), events);
+  ck_assert_int_eq (last, events);
+  ck_assert_int_eq (raw_int ("SELECT last_id FROM audit_head"), last);
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM audit WHERE action ="
+                             " 'case.read'"), 2);
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM audit WHERE action ="
+                             " 'case.opened' OR action = 'case.message'"), 4);
+  ck_assert_int_eq (verify (keys), 0);
+  g_mutex_clear (&w.lock);
+  g_cond_clear (&w.cond);
+  store_keys_free (&keys);
+}
+END_TEST
+
 /* ----------------------------------------------------------------- keys */
 
 START_TEST (test_keys_rotate)
@@ -850,6 +926,7 @@ cases_suite (void)
   tcase_add_test (tc, test_attachments_sealed);
   tcase_add_test (tc, test_status_transitions);
   tcase_add_test (tc, test_audit_chain_tamper);
+  tcase_add_test (tc, test_audit_chain_writer_and_others);
   tcase_add_test (tc, test_keys_rotate);
   tcase_add_test (tc, test_ciphertext_moved_or_flipped);
   suite_add_tcase (s, tc);
