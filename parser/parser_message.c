@@ -3633,26 +3633,6 @@ parser_message_free (parser_message *m)
   g_free (m);
 }
 
-/* (transfer full) "%d:%s" of @pd's kind and value, without printf.  */
-static char *
-parser_walk_pd_key (const parser_pd *pd)
-{
-  char num[12];
-  guint k = (guint) pd->kind, nl = 0;
-  gsize vl = strlen (pd->value);
-  char *key, *o;
-
-  do
-    num[sizeof num - 1 - nl++] = (char) ('0' + k % 10);
-  while ((k /= 10) > 0);
-  key = g_malloc (nl + 1 + vl + 1);
-  memcpy (key, num + sizeof num - nl, nl);
-  o = key + nl;
-  *o++ = ':';
-  memcpy (o, pd->value, vl + 1);
-  return key;
-}
-
 /* Move personal data from @found to m->personal: each (kind, value) once,
  * at most PARSER_LIMIT_LIST.  */
 static void
@@ -3668,7 +3648,9 @@ parser_walk_take_personal (parser_walk *w, GHashTable *seen, GPtrArray *found)
       if (pd == NULL || pd->value == NULL
           || strlen (pd->value) > PARSER_LIMIT_HEADER_VALUE)
         continue;
-      key = parser_walk_pd_key (pd);
+      /* "kind:value", the kind by name: no printf per datum */
+      key = g_strconcat (parser_pd_kind_name (pd->kind), ":", pd->value,
+                         NULL);
       if (g_hash_table_contains (seen, key))
         {
           g_free (key);

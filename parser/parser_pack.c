@@ -372,19 +372,16 @@ parser_pack_u8 (GByteArray *b, guint8 v)
 static void
 parser_pack_str (GByteArray *b, const char *s)
 {
+  g_autofree char *valid = NULL;
   gsize len;
-  const char *end;
 
   if (s == NULL)
     s = "";
   len = strlen (s);
-  if (!g_utf8_validate_len (s, len, &end))
+  if (!g_utf8_validate_len (s, len, NULL))
     {
-      g_autofree char *v = g_utf8_make_valid (s, (gssize) len);
-      gsize vlen = strlen (v);
-      parser_pack_u32 (b, (guint32) vlen);
-      g_byte_array_append (b, (const guint8 *) v, (guint) vlen);
-      return;
+      s = valid = g_utf8_make_valid (s, (gssize) len);
+      len = strlen (s);
     }
   parser_pack_u32 (b, (guint32) len);
   g_byte_array_append (b, (const guint8 *) s, (guint) len);

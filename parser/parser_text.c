@@ -2227,12 +2227,6 @@ parser_cards_redact (const char *text, guint *count, GPtrArray *found)
 }
 
 char *
-parser_cards_redact_valid (const char *text, guint *count, GPtrArray *found)
-{
-  return parser_cards_redact_impl (text, TRUE, count, found, NULL);
-}
-
-char *
 parser_cards_redact_take (char *text, gboolean valid, guint *count,
                           GPtrArray *found)
 {

@@ -52,15 +52,11 @@ void parser_quote_split (const char *text, char **new_text, char **quoted);
  * redacted form) when @found is not NULL.  */
 char *parser_cards_redact (const char *text, guint *count, GPtrArray *found);
 
-/* parser_cards_redact() of @text the caller knows to be valid UTF-8 (the
- * walker's own output): not checked again, which is a pass over every
- * text of every message (asserted in sanitizer builds).  */
-char *parser_cards_redact_valid (const char *text, guint *count,
-                                 GPtrArray *found);
-
-/* (transfer full) The same, taking @text (transfer full; @valid as for
- * parser_cards_redact_valid()): @text itself comes back when nothing was
- * redacted or repaired, instead of a copy.  */
+/* (transfer full) The same, taking @text (transfer full): @text itself
+ * comes back when nothing was redacted or repaired, instead of a copy.
+ * With @valid the caller knows @text is valid UTF-8 (the walker's own
+ * output): not checked again, which is a pass over every text of every
+ * message (asserted in sanitizer builds).  */
 char *parser_cards_redact_take (char *text, gboolean valid, guint *count,
                                 GPtrArray *found);
 

@@ -716,6 +716,7 @@ store_writer_batch_begin (store *s, sqlite3 *db)
   s->wdata_version = v;
   if (others)
     s->outbound.known = FALSE;
+  s->wbatch = TRUE;
   store_audit_batch_begin (s, others);
 }
 
@@ -724,6 +725,7 @@ static void
 store_writer_batch_forget (store *s)
 {
   store_audit_batch_forget (s);
+  s->wbatch = FALSE;
   s->outbound.known = FALSE;
   s->wdata_version = -1;
 }
@@ -760,7 +762,7 @@ store_batch_run (store *s, GPtrArray *batch)
 {
   sqlite3 *db = s->wdb;
   GError *error = NULL;
-  gboolean broken = FALSE;
+  gboolean broken = FALSE, ok;
   int rc;
 
   if (!store_run (s, db, "BEGIN IMMEDIATE", &error))
@@ -811,7 +813,9 @@ store_batch_run (store *s, GPtrArray *batch)
       return;
     }
   /* the signed head of the audit chain, once for the batch */
-  if (!store_audit_batch_flush (s, db, &error))
+  ok = store_audit_batch_flush (s, db, &error);
+  s->wbatch = FALSE;
+  if (!ok)
     {
       g_warning ("store: %s", error->message);
       g_clear_error (&error);

@@ -137,7 +137,7 @@ store_audit_append_outcome (store *s, sqlite3 *db, const char *actor,
   /* Inside the writer's batch the head is kept in memory: the writer holds
    * the write lock for the whole batch, and the batch began by checking
    * that no other connection committed since the last one.  */
-  const gboolean cached = db == s->wdb && s->audit.in_batch;
+  const gboolean cached = db == s->wdb && s->wbatch;
   guint8 prev[32], mac[32];
   gint64 at = g_get_real_time ();
   gint64 id;
@@ -204,7 +204,6 @@ store_audit_batch_begin (store *s, gboolean others)
   if (others)
     s->audit.known = FALSE;
   s->audit.dirty = FALSE;
-  s->audit.in_batch = TRUE;
 }
 
 gboolean
@@ -212,14 +211,13 @@ store_audit_batch_flush (store *s, sqlite3 *db, GError **error)
 {
   gboolean ok = TRUE;
 
-  if (s->audit.in_batch && s->audit.dirty)
+  if (s->wbatch && s->audit.dirty)
     {
       g_assert (s->audit.known);
       ok = store_audit_head_write (s, db, s->audit.last_id,
                                    s->audit.last_mac, error);
     }
   s->audit.dirty = FALSE;
-  s->audit.in_batch = FALSE;
   return ok;
 }
 
@@ -228,7 +226,6 @@ store_audit_batch_forget (store *s)
 {
   s->audit.known = FALSE;
   s->audit.dirty = FALSE;
-  s->audit.in_batch = FALSE;
 }
 
 gboolean

@@ -46,12 +46,14 @@ struct store {
    * rollback, and when another connection committed (PRAGMA data_version
    * changed) since the writer's last batch.  */
   struct store_audit_cache {
-    gboolean in_batch;       /* store_batch_run () is between BEGIN/COMMIT */
     gboolean known;          /* last_id / last_mac are the chain's end */
     gboolean dirty;          /* audit_head row not yet written this batch */
     gint64 last_id;
     guint8 last_mac[32];
   } audit;
+  gboolean wbatch;           /* the writer is inside a batch: between its
+                              * BEGIN IMMEDIATE and the audit head's flush
+                              * (store.c) */
   gint64 wdata_version;      /* PRAGMA data_version of wdb at the start of
                               * the last batch; -1 unknown (store.c) */
   /* Whether any queue has a webhook, a notification address (writer

@@ -48,7 +48,7 @@ store_webhook_any (store *s, sqlite3 *db, gboolean notify)
 {
   sqlite3_stmt *st;
 
-  if (db != s->wdb || !s->audit.in_batch)
+  if (db != s->wdb || !s->wbatch)
     return TRUE;
   if (!s->outbound.known)
     {
