@@ -17,6 +17,7 @@
 
 #include <json-glib/json-glib.h>
 
+#include "parser/parser_sha256.h"
 #include "parser/parser_text.h"
 
 /* Text, quoted and forwarded strings: PARSER_LIMIT_TEXT, with room for
@@ -757,6 +758,15 @@ parser_unpack_attachments (parser_unpack *u, GPtrArray *out)
       off = u->at;
       if (!parser_unpack_take (u, (gsize) size, &content))
         return FALSE;
+      /* The master does not take a worker's word for the hash it files:
+       * a worker is where hostile input runs.  */
+      {
+        char want[65];
+
+        parser_sha256_hex (content, (gsize) size, want);
+        if (memcmp (want, a->sha256, 65) != 0)
+          return parser_unpack_fail (u, "sha256 does not match content");
+      }
       a->size = (gsize) size;
       /* A slice of the packed bytes (no copy).  */
       a->content = g_bytes_new_from_bytes (u->bytes, off, (gsize) size);

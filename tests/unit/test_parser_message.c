@@ -2790,7 +2790,7 @@ START_TEST (test_unpack_counts)
         a->declared_type = g_strdup ("text/plain");
         a->detected_type = g_strdup ("text/plain");
         a->content = g_bytes_new_static ("", 0);
-        memset (a->sha256, 'a', 64);
+        parser_sha256_hex ("", 0, a->sha256);
         g_ptr_array_add (m->attachments, a);
         if (m->attachments->len == PARSER_LIMIT_PARTS)
           ck_assert (pack_accepted (m));
@@ -2829,6 +2829,30 @@ START_TEST (test_unpack_bounds)
   packed = parser_message_pack (m);
   back = parser_message_unpack (packed, &error);
   ck_assert_ptr_null (back);
+  g_clear_error (&error);
+  g_clear_pointer (&packed, g_bytes_unref);
+
+  /* well-formed, but not the hash of the content: a worker's word is not
+   * taken for it */
+  {
+    parser_attachment *a = m->attachments->pdata[0];
+    char good[65];
+
+    parser_sha256_hex (g_bytes_get_data (a->content, NULL),
+                       g_bytes_get_size (a->content), good);
+    parser_sha256_hex ("something else", 14, a->sha256);
+    packed = parser_message_pack (m);
+    back = parser_message_unpack (packed, &error);
+    ck_assert_ptr_null (back);
+    ck_assert (strstr (error->message, "sha256 does not match content"));
+    g_clear_error (&error);
+    g_clear_pointer (&packed, g_bytes_unref);
+    memcpy (a->sha256, good, sizeof good);
+    packed = parser_message_pack (m);
+    back = parser_message_unpack (packed, &error);
+    ck_assert_msg (back != NULL, "%s", error ? error->message : "");
+    parser_message_free (back);
+  }
   parser_message_free (m);
 }
 END_TEST
