@@ -386,8 +386,12 @@ static void
 master_child_setup (gpointer data)
 {
   /* Die with the master; the child sets it again after dropping
-   * privileges, which clears it.  */
+   * privileges, which clears it.  A master that died between fork and
+   * here sent nothing: the parent is then no longer the master.  (Only
+   * async-signal-safe calls: this runs between fork and exec.)  */
   prctl (PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid () != GPOINTER_TO_INT (data))
+    _exit (127);
 }
 
 static void
@@ -433,7 +437,9 @@ master_child_start (master_child *c)
   source_fds[1] = smtp ? g_socket_get_fd (m->listen) : -1;
   if (!g_spawn_async_with_pipes_and_fds (NULL, argv, NULL,
                                          G_SPAWN_DO_NOT_REAP_CHILD,
-                                         master_child_setup, NULL, -1, -1, -1,
+                                         master_child_setup,
+                                         GINT_TO_POINTER (getpid ()), -1, -1,
+                                         -1,
                                          source_fds, target_fds,
                                          smtp ? 2 : 1, &pid,
                                          NULL, NULL, NULL, &error))
