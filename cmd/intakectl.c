@@ -2259,6 +2259,14 @@ main (int argc, char **argv)
   ctl_route_opts ro = { 0 };
   g_autoptr (GPtrArray) maps = g_ptr_array_new ();
   GPtrArray *args = g_ptr_array_new ();
+
+  /* Before any thread: GLib's number parsers take the C locale from a
+   * g_once on first use, and a contended g_once can leave errno set by
+   * a futex wait; g_ascii_string_to_unsigned() then refuses a valid "0"
+   * ("min_free_space = 0: expected a whole number", seen once in a few
+   * hundred daemon starts).  Initialised here, it is never contended.  */
+  (void) g_ascii_strtoull ("0", NULL, 10);
+
   int rc = EX_USAGE;
 
   for (int i = 1; i < argc; i++)

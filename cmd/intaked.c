@@ -714,6 +714,13 @@ main (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   const char *config;
 
+  /* Before any thread: GLib's number parsers take the C locale from a
+   * g_once on first use, and a contended g_once can leave errno set by
+   * a futex wait; g_ascii_string_to_unsigned() then refuses a valid "0"
+   * ("min_free_space = 0: expected a whole number", seen once in a few
+   * hundred daemon starts).  Initialised here, it is never contended.  */
+  (void) g_ascii_strtoull ("0", NULL, 10);
+
   g_option_context_add_main_entries (oc, intaked_options, NULL);
   if (!g_option_context_parse (oc, &argc, &argv, &error))
     {
