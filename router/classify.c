@@ -32,7 +32,7 @@ G_DEFINE_QUARK (classify-error-quark, classify_error)
 #define CLASSIFY_FILE_VERSION 1
 /* Bumped whenever classify_tokenize() changes what it emits: a model is
  * only meaningful with the tokenizer it was trained with.  */
-#define CLASSIFY_TOKENIZER_VERSION 1
+#define CLASSIFY_TOKENIZER_VERSION 2
 #define CLASSIFY_NONE G_MAXUINT32
 
 /* The most features one text can produce: every token plus a bigram per
@@ -62,6 +62,21 @@ static const char *const classify_stop_words[] = {
   "through", "to", "until", "was", "we", "were", "weve", "while", "whom",
   "with", "would", "you", "youd", "youll", "youre", "youve", "your",
   "yours", "yourself", "yourselves",
+};
+
+/* ------------------------------------------------------ stem exceptions
+ * Words whose Snowball stem would merge two departments' vocabulary: the
+ * stemmer gives "park" for "parking" and "parked", so a car on the
+ * pavement scored as the parks department.  Only forms that can mean
+ * nothing but a vehicle are listed; "park" and "parks" (a park, or "she
+ * parks on the kerb") keep the stem "park" and the bigrams tell them
+ * apart.  Snowball gives no word the stem "parking" (it strips that
+ * "-ing"), so the token cannot collide with another word's stem.  Tokenizer 2.  */
+static const struct {
+  const char *word, *token;
+} classify_stem_exceptions[] = {
+  { "parking", "parking" },
+  { "parked", "parking" },
 };
 
 /* --------------------------------------------------------- u64 -> u32 map
@@ -389,6 +404,8 @@ classify_thread_cache (classify_thread *t, const char *w, gsize len,
   return e;
 }
 
+/* A fresh stem cache that already answers the stop words (no token) and
+ * the stem exceptions (their fixed token).  */
 static void
 classify_thread_fill_stops (classify_thread *t)
 {
@@ -399,6 +416,14 @@ classify_thread_fill_stops (classify_thread *t)
       gsize n = strlen (w);
 
       classify_thread_cache (t, w, n, classify_hash (w, n), NULL, 0);
+    }
+  for (gsize i = 0; i < G_N_ELEMENTS (classify_stem_exceptions); i++)
+    {
+      const char *w = classify_stem_exceptions[i].word;
+      const char *tok = classify_stem_exceptions[i].token;
+      gsize n = strlen (w);
+
+      classify_thread_cache (t, w, n, classify_hash (w, n), tok, strlen (tok));
     }
 }
 

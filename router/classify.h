@@ -58,9 +58,10 @@ typedef enum {
  * NUL-terminated) as the model sees them: case-folded (UTF-8 aware, NFKC),
  * split on everything but letters and digits (an apostrophe inside a word
  * joins: "don't" -> "dont"), English stop words dropped (negations and
- * question words kept), Snowball English stems; digits-only words become
- * "#n", digit runs inside words become "0", and "?" / "!" become "#q" /
- * "#x".  Invalid UTF-8 bytes separate words.  At most CLASSIFY_TOKENS_MAX
+ * question words kept), Snowball English stems (except "parking" and
+ * "parked", which become "parking", not the "park" of a park);
+ * digits-only words become "#n", digit runs inside words become "0", and
+ * "?" / "!" become "#q" / "#x".  Invalid UTF-8 bytes separate words.  At most CLASSIFY_TOKENS_MAX
  * tokens from the first CLASSIFY_TEXT_BYTES_MAX bytes.  */
 GStrv classify_tokenize (const char *text, gssize len);
 

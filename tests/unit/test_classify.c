@@ -185,6 +185,11 @@ typedef struct {
 static const tok_case tok_cases[] = {
   { "Complaints", "complaint" },
   { "bins", "bin" },
+  /* parking is not the parks department: only the vehicle-only forms are
+   * kept apart, "park" and "parks" (noun or verb) keep the stem */
+  { "Parking parked PARKS park parkland carpark", "parking parking park park parkland carpark" },
+  { "no parking sign, cars parked on the path in the park",
+    "no parking sign car parking path park" },
   { "The bins weren't collected!", "bin werent collect #x" },
   { "Complaints about 3 potholes on the A467???", "complaint #n pothol a0 #q" },
   { "I don\xE2\x80\x99t know why; NOT happy!!", "dont know whi not happi #x" },
