@@ -1683,7 +1683,7 @@ classify_train_csv (const char *csv_path, const char *label,
  *   intake-classify-model 1
  *   label-column <name>
  *   method logreg|nb|cnb
- *   tokenizer 1
+ *   tokenizer 2
  *   bigrams 0|1
  *   temperature <T>
  *   classes <C>
