@@ -45,23 +45,24 @@ G_STATIC_ASSERT (CLASSIFY_SCRATCH_SLOTS >= 2 * CLASSIFY_TEXT_FEATURES_MAX);
  * Function words that carry no topic.  Negations (no, not, nor, cant,
  * dont...), question words (how, what, when, where, why, who, which) and
  * words such as "again", "off", "out", "too", "please" stay: they separate
- * complaints from enquiries.  Written without apostrophes, as the
- * tokenizer joins "don't" into "dont".  */
+ * complaints from enquiries.  So do (since tokenizer 2) the words that give
+ * a message its shape: what happened (was, were, had, has, have, been,
+ * being, did, do, does), contrast and cause (but, because), requests
+ * (could, would), time (after, before, until, once), "any", "all", "few",
+ * "same", "against" and "your" (a message aimed at the service).  Written
+ * without apostrophes, as the tokenizer joins "don't" into "dont".  */
 static const char *const classify_stop_words[] = {
-  "a", "about", "above", "after", "against", "all", "am", "an", "and",
-  "any", "are", "as", "at", "be", "because", "been", "before", "being",
-  "below", "between", "both", "but", "by", "could", "did", "do", "does",
-  "doing", "during", "each", "few", "for", "from", "further", "had", "has",
-  "have", "having", "he", "hed", "hes", "her", "here", "heres", "hers",
-  "herself", "him", "himself", "his", "i", "im", "ive", "if", "in", "into",
-  "is", "it", "its", "itself", "lets", "me", "my", "myself", "of", "on",
-  "once", "or", "other", "ought", "our", "ours", "ourselves", "own", "same",
-  "she", "shes", "should", "so", "some", "such", "than", "that", "thats",
-  "the", "their", "theirs", "them", "themselves", "then", "there", "theres",
+  "a", "about", "above", "am", "an", "and", "are", "as", "at", "be",
+  "below", "between", "both", "by", "doing", "during", "each", "for",
+  "from", "further", "having", "he", "hed", "hes", "her", "here", "heres",
+  "hers", "herself", "him", "himself", "his", "i", "im", "ive", "if", "in",
+  "into", "is", "it", "its", "itself", "lets", "me", "my", "myself", "of",
+  "on", "or", "other", "ought", "our", "ours", "ourselves", "own", "she",
+  "shes", "should", "so", "some", "such", "than", "that", "thats", "the",
+  "their", "theirs", "them", "themselves", "then", "there", "theres",
   "these", "they", "theyd", "theyll", "theyre", "theyve", "this", "those",
-  "through", "to", "until", "was", "we", "were", "weve", "while", "whom",
-  "with", "would", "you", "youd", "youll", "youre", "youve", "your",
-  "yours", "yourself", "yourselves",
+  "through", "to", "we", "weve", "while", "whom", "with", "you", "youd",
+  "youll", "youre", "youve", "yours", "yourself", "yourselves",
 };
 
 /* ------------------------------------------------------ stem exceptions
