@@ -1131,7 +1131,7 @@ classify_train_options_init (classify_train_options *o)
     .min_df = 0,   /* 0: 2, or 1 below 200 rows */
     .balanced = TRUE,
     .epochs = 15,
-    .l2 = 1e-4,
+    .l2 = 3e-5,
     .alpha = 0.1,
     .folds = 5,
     .seed = 5,

@@ -116,7 +116,7 @@ typedef struct {
   gboolean balanced;       /* weight classes by 1 / frequency (TRUE): the
                             * small kinds (sar, foi-request) matter */
   guint epochs;            /* SGD passes, logreg only (15) */
-  double l2;               /* L2 penalty per example, logreg only (1e-4) */
+  double l2;               /* L2 penalty per example, logreg only (3e-5) */
   double alpha;            /* additive smoothing, NB/CNB only (0.1) */
   guint folds;             /* cross-validation folds for the temperature
                             * (5); 0 or 1: temperature 1 */
