@@ -7,7 +7,9 @@ anything; the daemon filing an FOI request into information-governance
 with its statutory due date and the rule that routed it; a header in
 intake's own namespace changing nothing (SECURITY-TESTS 72); SIGHUP and
 `rules reload` swapping the rules, a bad file keeping the old ones;
-`rules stats`; `rules test --replay` with a draft moving cases;
+`rules stats`; `rules test --replay` with a draft moving cases; a
+general complaint reaching the complaints queue through the shipped
+models;
 `holidays import` refusing a bad file.
 """
 
@@ -118,6 +120,40 @@ class Decide(unittest.TestCase):
         self.assertEqual(out["queue"], "information-governance")
         self.assertIn("freedom of information", out["fired"])
         self.assertIsNone(out["due"])
+
+    def test_general_complaint_to_complaints_queue(self):
+        """With the shipped models, dissatisfaction with the council as a
+        whole (no replies, passed around: the training README's convention
+        12) goes to the complaints queue through the classifier's
+        complaints department; a question for no one service stays in
+        the default queue."""
+        d = routed(Intaked())
+        models = os.path.join(d.dir, "conf", "models")
+        os.makedirs(models, exist_ok=True)
+        for m in ("kind.model", "topic.model"):
+            shutil.copy(os.path.join(ROOT, "conf", "models", m), models)
+        d.configure("routing", "kind_model", "models/kind.model")
+        d.configure("routing", "topic_model", "models/topic.model")
+        emls = []
+        for name, subject, body in (
+                ("c.eml", "Still nothing",
+                 "This is my third email this month and nobody has"
+                 " replied. Every time I ring I get passed from one"
+                 " department to another.\r\n"),
+                ("q.eml", "Opening hours",
+                 "What time does the town hall reception open on"
+                 " Saturdays?\r\n")):
+            emls.append(os.path.join(d.dir, name))
+            with open(emls[-1], "wb") as f:
+                f.write(message(subject, "jo@example.org", body))
+        r = d.ctl("rules", "test", "--json", *emls)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertEqual(out[0]["queue"], "complaints")
+        self.assertEqual(out[0]["rule"]["name"],
+                         "classifier: best department (complaints)")
+        self.assertEqual(out[1]["queue"], "customer-services")
+        self.assertEqual(out[1]["rule"]["name"], "default")
 
     def test_daemon_routes_and_ignores_own_headers(self):
         d = routed(Intaked())
