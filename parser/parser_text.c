@@ -2282,46 +2282,52 @@ parser_text_upper (char c)
 static char *
 parser_pd_key (parser_pd_kind kind, const char *v)
 {
-  GString *k = g_string_sized_new (32);
+  /* "%d:" and at most one byte of @v for each of its bytes, written
+   * straight into one allocation */
+  char *k = g_malloc (strlen (v) + 4);
+  gsize o = 0;
 
-  /* "%d:" */
   if ((int) kind >= 10)
-    g_string_append_c (k, (char) ('0' + (int) kind / 10 % 10));
-  g_string_append_c (k, (char) ('0' + (int) kind % 10));
-  g_string_append_c (k, ':');
+    k[o++] = (char) ('0' + (int) kind / 10 % 10);
+  k[o++] = (char) ('0' + (int) kind % 10);
+  k[o++] = ':';
   switch (kind)
     {
     case PARSER_PD_EMAIL:
     case PARSER_PD_DOB:
     case PARSER_PD_CARD:
       for (const char *p = v; *p; p++)
-        g_string_append_c (k, g_ascii_tolower (*p));
+        k[o++] = g_ascii_tolower (*p);
       break;
     case PARSER_PD_PHONE:
       {
         /* national form: +44 (0)20... and 020... are the same number */
-        GString *d = g_string_new (NULL);
+        gsize d0 = o, dn, skip = 0;
+        const char *d;
 
         for (const char *p = v; *p; p++)
           if (g_ascii_isdigit (*p))
-            g_string_append_c (d, *p);
-        if (g_str_has_prefix (d->str, "0044"))
-          g_string_erase (d, 0, 4);
-        else if (v[0] == '+' && g_str_has_prefix (d->str, "44"))
-          g_string_erase (d, 0, 2);
-        if (d->str[0] == '0')
-          g_string_erase (d, 0, 1);
-        g_string_append (k, d->str);
-        g_string_free (d, TRUE);
+            k[o++] = *p;
+        d = k + d0;
+        dn = o - d0;
+        if (dn >= 4 && memcmp (d, "0044", 4) == 0)
+          skip = 4;
+        else if (v[0] == '+' && dn >= 2 && d[0] == '4' && d[1] == '4')
+          skip = 2;
+        if (skip < dn && d[skip] == '0')
+          skip++;
+        memmove (k + d0, k + d0 + skip, dn - skip);
+        o -= skip;
       }
       break;
     default:
       for (const char *p = v; *p; p++)
         if (g_ascii_isalnum (*p))
-          g_string_append_c (k, g_ascii_toupper (*p));
+          k[o++] = g_ascii_toupper (*p);
       break;
     }
-  return g_string_free (k, FALSE);
+  k[o] = '\0';
+  return k;
 }
 
 static void
