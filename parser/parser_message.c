@@ -802,7 +802,22 @@ parser_walk_fix_cut_utf8 (const char *raw)
 
   if (raw == NULL)
     return NULL;
-  for (p = (const guchar *) raw; *p;)
+  /* ASCII (most raw values) has nothing cut: skip it eight bytes at a
+   * time, within the string */
+  {
+    gsize n = strlen (raw), i = 0;
+
+    for (; i + 8 <= n; i += 8)
+      {
+        guint64 x;
+
+        memcpy (&x, raw + i, 8);
+        if ((x & 0x8080808080808080ULL) != 0)
+          break;
+      }
+    p = (const guchar *) raw + i;
+  }
+  while (*p)
     {
       gsize need, k;
 
