@@ -3569,25 +3569,113 @@ parser_lexicon_free (parser_lexicon *lex)
   g_free (lex);
 }
 
-/* The categories of the terms that start at ring[head] (@avail tokens
+/* One word of the window of parser_lexicon_match().  Most words start
+ * no term, and an ASCII word's filter bit needs only its length and three
+ * of its bytes: such a word is only skimmed (its span found), and turned
+ * into a full token by parser_lexicon_next() from the same place only
+ * when a term may start at it or include it.  */
+typedef struct {
+  const char *from;          /* where parser_lexicon_next() starts for it */
+  gboolean full;             /* tok is filled */
+  gboolean too_long;         /* as tok.too_long */
+  guint filter;              /* parser_lexicon_filter() of the word */
+  parser_lexicon_token tok;
+} parser_lexicon_slot;
+
+/* The next word of valid UTF-8 [*pp, end) into @s, as parser_lexicon_next()
+ * would find it; FALSE at the end.  */
+static gboolean
+parser_lexicon_skim (const char **pp, const char *end, parser_lexicon_slot *s)
+{
+  const char *p = *pp, *w;
+  gsize len;
+
+  s->from = p;
+  s->full = FALSE;
+  while (p < end)
+    {
+      if ((guchar) *p < 0x80)
+        {
+          if (g_ascii_isalnum (*p))
+            break;
+          p++;
+        }
+      else
+        {
+          if (parser_lexicon_word_char (g_utf8_get_char (p)))
+            break;
+          p = g_utf8_next_char (p);
+        }
+    }
+  if (p >= end)
+    {
+      *pp = p;
+      return FALSE;
+    }
+  w = p;
+  while (p < end && (guchar) *p < 0x80 && g_ascii_isalnum (*p))
+    p++;
+  if (p < end && (guchar) *p >= 0x80)
+    {
+      /* a word that is not all ASCII (or may not be): the whole token */
+      const char *q = s->from;
+
+      if (!parser_lexicon_next (&q, end, &s->tok))
+        g_assert_not_reached ();
+      s->full = TRUE;
+      s->too_long = s->tok.too_long;
+      s->filter = parser_lexicon_filter (s->tok.word, s->tok.len);
+      *pp = q;
+      return TRUE;
+    }
+  len = (gsize) (p - w);
+  s->too_long = len > PARSER_TEXT_WORD_MAX;
+  if (!s->too_long)
+    {
+      /* parser_lexicon_filter() of the folded word */
+      guint h = (guint) len * 131u;
+
+      h += (guchar) parser_text_lower (w[0]) * 257u
+           + (guchar) parser_text_lower (w[len - 1]) * 7u;
+      if (len > 1)
+        h += (guchar) parser_text_lower (w[1]) * 31u;
+      s->filter = h & (PARSER_LEXICON_FILTER_BITS - 1);
+    }
+  *pp = p;
+  return TRUE;
+}
+
+/* The token of a skimmed word.  */
+static const parser_lexicon_token *
+parser_lexicon_slot_token (parser_lexicon_slot *s, const char *end)
+{
+  if (!s->full)
+    {
+      const char *q = s->from;
+
+      if (!parser_lexicon_next (&q, end, &s->tok))
+        g_assert_not_reached ();
+      s->full = TRUE;
+    }
+  return &s->tok;
+}
+
+/* The categories of the terms that start at ring[head] (@avail words
  * available from there).  */
 static guint
-parser_lexicon_match_at (const parser_lexicon *lex,
-                         const parser_lexicon_token *ring, guint head,
-                         guint avail, guint have)
+parser_lexicon_match_at (const parser_lexicon *lex, parser_lexicon_slot *ring,
+                         guint head, guint avail, guint have, const char *end)
 {
-  const parser_lexicon_token *t0 = &ring[head];
+  parser_lexicon_slot *s0 = &ring[head];
+  const parser_lexicon_token *t0;
   GPtrArray *bucket;
   guint bits = 0;
 
-  if (t0->too_long)
+  if (s0->too_long)
     return 0;
-  {
-    guint f = parser_lexicon_filter (t0->word, t0->len);
-
-    if ((lex->filter[f / 8] & (1u << (f % 8))) == 0)
-      return 0;
-  }
+  if ((lex->filter[s0->filter / 8] & (1u << (s0->filter % 8))) == 0)
+    return 0;
+  t0 = parser_lexicon_slot_token (s0, end);
   bucket = g_hash_table_lookup (lex->first, t0->word);
   if (bucket == NULL)
     return 0;
@@ -3600,10 +3688,17 @@ parser_lexicon_match_at (const parser_lexicon *lex,
         continue;
       for (guint k = 1; k < term->n && ok; k++)
         {
-          const parser_lexicon_token *t
+          parser_lexicon_slot *sk
               = &ring[(head + k) % PARSER_TEXT_LEXICON_WORDS_MAX];
+          const parser_lexicon_token *t;
 
-          ok = !t->too_long && strcmp (t->word, term->words[k]) == 0
+          if (sk->too_long)
+            {
+              ok = FALSE;
+              break;
+            }
+          t = parser_lexicon_slot_token (sk, end);
+          ok = strcmp (t->word, term->words[k]) == 0
                && parser_lexicon_gap_ok (term, k, t);
         }
       if (ok)
@@ -3618,7 +3713,7 @@ parser_lexicon_match (const parser_lexicon *lex, const char *text)
   g_autofree char *fixed = NULL;
   /* a window of the next PARSER_TEXT_LEXICON_WORDS_MAX words: memory is
    * constant and each word is compared with the terms it starts */
-  parser_lexicon_token ring[PARSER_TEXT_LEXICON_WORDS_MAX];
+  parser_lexicon_slot ring[PARSER_TEXT_LEXICON_WORDS_MAX];
   guint head = 0, count = 0, bits = 0;
   gboolean eof = FALSE;
   const char *p, *end;
@@ -3632,7 +3727,7 @@ parser_lexicon_match (const parser_lexicon *lex, const char *text)
     {
       while (!eof && count < PARSER_TEXT_LEXICON_WORDS_MAX)
         {
-          if (parser_lexicon_next (
+          if (parser_lexicon_skim (
                   &p, end,
                   &ring[(head + count) % PARSER_TEXT_LEXICON_WORDS_MAX]))
             count++;
@@ -3641,7 +3736,7 @@ parser_lexicon_match (const parser_lexicon *lex, const char *text)
         }
       if (count == 0)
         break;
-      bits |= parser_lexicon_match_at (lex, ring, head, count, bits);
+      bits |= parser_lexicon_match_at (lex, ring, head, count, bits, end);
       if ((bits & lex->categories) == lex->categories)
         break;
       head = (head + 1) % PARSER_TEXT_LEXICON_WORDS_MAX;
