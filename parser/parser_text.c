@@ -4044,6 +4044,16 @@ parser_autoreply_detect (GPtrArray *names, GPtrArray *values,
 
         if (n == NULL || v == NULL)
           continue;
+        /* every name below starts with one of these: most headers
+         * (Received, From, To, Subject, Date, Content-*) are none */
+        switch (n[0])
+          {
+          case 'A': case 'a': case 'X': case 'x': case 'P': case 'p':
+          case 'L': case 'l': case 'R': case 'r':
+            break;
+          default:
+            continue;
+          }
         parser_autoreply_token (v, tok, sizeof tok);
         if (g_ascii_strcasecmp (n, "Auto-Submitted") == 0)
           {
