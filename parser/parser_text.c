@@ -1856,10 +1856,9 @@ void
 parser_quote_split (const char *text, char **new_text, char **quoted)
 {
   g_autofree char *fixed = NULL;
-  g_autoptr (GArray) arr = NULL;
-  const parser_quote_line *lines;
+  g_autofree parser_quote_line *lines = NULL;
   const char *s, *end, *p;
-  gsize n, len, split, last_plain = G_MAXSIZE;
+  gsize n = 0, len, split, last_plain = G_MAXSIZE, cap = 1;
   gboolean found = FALSE;
 
   g_return_if_fail (new_text != NULL && quoted != NULL);
@@ -1867,7 +1866,11 @@ parser_quote_split (const char *text, char **new_text, char **quoted)
     text = "";
   s = parser_text_valid (text, -1, &len, &fixed);
   end = s + len;
-  arr = g_array_new (FALSE, FALSE, sizeof (parser_quote_line));
+  /* lines: at most one more than there are line feeds */
+  for (p = s; p < end && (p = memchr (p, '\n', (gsize) (end - p))) != NULL;
+       p++)
+    cap++;
+  lines = g_new (parser_quote_line, cap);
   for (p = s; p < end;)
     {
       const char *nl = memchr (p, '\n', (gsize) (end - p));
@@ -1875,11 +1878,9 @@ parser_quote_split (const char *text, char **new_text, char **quoted)
 
       if (l.len > 0 && l.s[l.len - 1] == '\r')
         l.len--;
-      g_array_append_val (arr, l);
+      lines[n++] = l;
       p = nl ? nl + 1 : end;
     }
-  lines = (const parser_quote_line *) (void *) arr->data;
-  n = arr->len;
   for (gsize i = n; i > 0; i--)
     if (!parser_quote_blank (&lines[i - 1])
         && !parser_quote_quoted (&lines[i - 1]))
