@@ -3435,25 +3435,58 @@ parser_walk_header_list (parser_walk *w, GMimeMessage *msg)
 {
   GMimeObject *lists[2] = { GMIME_OBJECT (msg),
                             g_mime_message_get_mime_part (msg) };
-  GArray *all = g_array_new (FALSE, FALSE, sizeof (parser_walk_hdr));
+  GMimeHeaderList *hls[2];
+  guint counts[2], total = 0, run = 0;
+  gboolean sorted[2] = { TRUE, TRUE };
+  parser_walk_hdr *both, *merged;
+  GArray *all;
 
   for (guint l = 0; l < 2; l++)
     {
-      GMimeHeaderList *hl = lists[l] ? g_mime_object_get_header_list (lists[l])
-                                     : NULL;
-      int n = hl ? g_mime_header_list_get_count (hl) : 0;
-      for (int i = 0; i < n; i++)
-        {
-          parser_walk_hdr e;
-          e.h = g_mime_header_list_get_header_at (hl, i);
-          e.offset = g_mime_header_get_offset (e.h);
-          e.index = all->len;
-          if (e.offset < 0)
-            e.offset = G_MAXINT64;
-          g_array_append_val (all, e);
-        }
+      hls[l] = lists[l] ? g_mime_object_get_header_list (lists[l]) : NULL;
+      counts[l] = hls[l] ? (guint) MAX (g_mime_header_list_get_count (hls[l]),
+                                        0)
+                         : 0;
+      total += counts[l];
     }
-  g_array_sort (all, parser_walk_hdr_cmp);
+  /* both lists in one array, then in (offset, index) order: each list is
+   * normally in that order already, and two sorted runs are merged */
+  all = g_array_sized_new (FALSE, FALSE, sizeof (parser_walk_hdr),
+                           total * 2);
+  g_array_set_size (all, total * 2);
+  both = (parser_walk_hdr *) (void *) all->data;
+  merged = both + total;
+  for (guint l = 0; l < 2; l++)
+    for (guint i = 0; i < counts[l]; i++)
+      {
+        parser_walk_hdr *e = &both[run];
+
+        e->h = g_mime_header_list_get_header_at (hls[l], (int) i);
+        e->offset = g_mime_header_get_offset (e->h);
+        e->index = run;
+        if (e->offset < 0)
+          e->offset = G_MAXINT64;
+        if (i > 0 && parser_walk_hdr_cmp (e - 1, e) > 0)
+          sorted[l] = FALSE;
+        run++;
+      }
+  if (sorted[0] && sorted[1] && total > 0)
+    {
+      guint a = 0, b = counts[0], o = 0;
+
+      while (a < counts[0] && b < total)
+        merged[o++] = parser_walk_hdr_cmp (&both[a], &both[b]) <= 0
+                          ? both[a++]
+                          : both[b++];
+      while (a < counts[0])
+        merged[o++] = both[a++];
+      while (b < total)
+        merged[o++] = both[b++];
+      memcpy (both, merged, total * sizeof *both);
+    }
+  g_array_set_size (all, total);
+  if (!(sorted[0] && sorted[1]))
+    g_array_sort (all, parser_walk_hdr_cmp);
   for (guint i = 0; i < all->len; i++)
     {
       parser_walk_hdr *e = &g_array_index (all, parser_walk_hdr, i);
