@@ -393,6 +393,27 @@ parser_walk_bad_encoded_words (parser_walk *w, const char *raw)
   return FALSE;
 }
 
+/* TRUE if header @h is named @name (ASCII, without case): the first
+ * letters are compared before the whole names, as most differ there.  */
+static inline gboolean
+parser_walk_name_is (GMimeHeader *h, const char *name)
+{
+  const char *hn = g_mime_header_get_name (h);
+
+  if (hn != NULL)
+    {
+      char a = hn[0], b = name[0];
+
+      if (a >= 'A' && a <= 'Z')
+        a = (char) (a + ('a' - 'A'));
+      if (b >= 'A' && b <= 'Z')
+        b = (char) (b + ('a' - 'A'));
+      if (a != b)
+        return FALSE;
+    }
+  return g_ascii_strcasecmp (hn, name) == 0;
+}
+
 static void
 parser_walk_check_words (parser_walk *w, GMimeObject *o, const char *name)
 {
@@ -402,7 +423,7 @@ parser_walk_check_words (parser_walk *w, GMimeObject *o, const char *name)
   for (int i = 0; i < n; i++)
     {
       GMimeHeader *h = g_mime_header_list_get_header_at (hl, i);
-      if (g_ascii_strcasecmp (g_mime_header_get_name (h), name) == 0
+      if (parser_walk_name_is (h, name)
           && parser_walk_bad_encoded_words (w, g_mime_header_get_raw_value (h)))
         w->m->anomalies |= PARSER_ANOMALY_ENCODED_WORD;
     }
@@ -896,7 +917,7 @@ parser_walk_last_raw (GMimeObject *o, const char *name)
   for (int i = 0; i < n; i++)
     {
       GMimeHeader *h = g_mime_header_list_get_header_at (hl, i);
-      if (g_ascii_strcasecmp (g_mime_header_get_name (h), name) == 0)
+      if (parser_walk_name_is (h, name))
         raw = g_mime_header_get_raw_value (h);
     }
   return raw;
@@ -982,9 +1003,12 @@ parser_walk_address_list (parser_walk *w, GMimeMessage *msg, const char *name)
   for (int i = 0; i < n && !changed; i++)
     {
       GMimeHeader *h = g_mime_header_list_get_header_at (hl, i);
-      const char *raw = g_mime_header_get_raw_value (h);
-      if (g_ascii_strcasecmp (g_mime_header_get_name (h), name) == 0
-          && raw != NULL)
+      const char *raw;
+
+      if (!parser_walk_name_is (h, name))
+        continue;
+      raw = g_mime_header_get_raw_value (h);
+      if (raw != NULL)
         {
           g_autofree char *q = parser_walk_fix_raw (w, raw);
           changed = q != NULL;
@@ -1000,7 +1024,7 @@ parser_walk_address_list (parser_walk *w, GMimeMessage *msg, const char *name)
       g_autofree char *q = NULL;
       InternetAddressList *one;
 
-      if (g_ascii_strcasecmp (g_mime_header_get_name (h), name) != 0
+      if (!parser_walk_name_is (h, name)
           || raw == NULL)
         continue;
       q = parser_walk_fix_raw (w, raw);
