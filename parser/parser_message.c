@@ -3788,24 +3788,26 @@ parser_walk_derive (parser_walk *w, char *raw_text)
     {
       guint dummy = 0;
 
+      /* parser_walk_value() made each: valid UTF-8 */
       m->header_values->pdata[i] = parser_cards_redact_take (
-          m->header_values->pdata[i], FALSE, &dummy, NULL);
+          m->header_values->pdata[i], TRUE, &dummy, NULL);
     }
   parser_walk_take_personal (w, seen, found);
 
+  /* all valid UTF-8: parser_walk_redact() says why */
   if (m->subject)
-    parser_pd_find (m->subject, found);
-  parser_pd_find (m->text, found);
-  parser_pd_find (m->quoted, found);
+    parser_pd_find_valid (m->subject, found);
+  parser_pd_find_valid (m->text, found);
+  parser_pd_find_valid (m->quoted, found);
   for (guint i = 0; i < m->forwarded->len; i++)
-    parser_pd_find (m->forwarded->pdata[i], found);
+    parser_pd_find_valid (m->forwarded->pdata[i], found);
   parser_walk_take_personal (w, seen, found);
 
   if (ctx != NULL && ctx->lexicon != NULL)
     {
       g_autofree char *both = g_strconcat (m->subject ? m->subject : "", "\n",
                                            m->text, NULL);
-      m->special = parser_lexicon_match (ctx->lexicon, both);
+      m->special = parser_lexicon_match_valid (ctx->lexicon, both);
     }
 
   m->auto_reply = parser_autoreply_detect (

@@ -2942,8 +2942,9 @@ parser_pd_kw_add (GArray **kws, const char *s, const char *p, gsize n)
   g_array_append_val (*kws, k);
 }
 
-void
-parser_pd_find (const char *text, GPtrArray *found)
+/* @valid: the caller knows @text is valid UTF-8.  */
+static void
+parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid)
 {
   static const char *const dob_words[]
       = { "date of birth", "born", "dob", "d.o.b", "birth date", "birthdate" };
@@ -2964,7 +2965,17 @@ parser_pd_find (const char *text, GPtrArray *found)
 
   if (text == NULL || found == NULL)
     return;
-  c.s = parser_text_valid (text, -1, &len, &fixed);
+  if (valid)
+    {
+      c.s = text;
+      len = strlen (text);
+#if defined(__SANITIZE_ADDRESS__)
+      /* the caller's promise, checked where the tests run */
+      g_assert (parser_text_utf8_valid (c.s, len));
+#endif
+    }
+  else
+    c.s = parser_text_valid (text, -1, &len, &fixed);
   c.end = c.s + len;
   c.found = found;
   c.room = found->len >= PARSER_TEXT_PD_MAX ? 0
@@ -3113,6 +3124,18 @@ parser_pd_find (const char *text, GPtrArray *found)
     g_array_unref (cands);
   if (c.seen != NULL)
     g_hash_table_unref (c.seen);
+}
+
+void
+parser_pd_find (const char *text, GPtrArray *found)
+{
+  parser_pd_find_impl (text, found, FALSE);
+}
+
+void
+parser_pd_find_valid (const char *text, GPtrArray *found)
+{
+  parser_pd_find_impl (text, found, TRUE);
 }
 
 void
@@ -3708,8 +3731,10 @@ parser_lexicon_match_at (const parser_lexicon *lex, parser_lexicon_slot *ring,
   return bits;
 }
 
-guint
-parser_lexicon_match (const parser_lexicon *lex, const char *text)
+/* @valid: the caller knows @text is valid UTF-8.  */
+static guint
+parser_lexicon_match_impl (const parser_lexicon *lex, const char *text,
+                           gboolean valid)
 {
   g_autofree char *fixed = NULL;
   /* a window of the next PARSER_TEXT_LEXICON_WORDS_MAX words: memory is
@@ -3722,7 +3747,16 @@ parser_lexicon_match (const parser_lexicon *lex, const char *text)
 
   if (lex == NULL || text == NULL || lex->categories == 0)
     return 0;
-  p = parser_text_valid (text, -1, &len, &fixed);
+  if (valid)
+    {
+      p = text;
+      len = strlen (text);
+#if defined(__SANITIZE_ADDRESS__)
+      g_assert (parser_text_utf8_valid (p, len));
+#endif
+    }
+  else
+    p = parser_text_valid (text, -1, &len, &fixed);
   end = p + len;
   for (;;)
     {
@@ -3744,6 +3778,18 @@ parser_lexicon_match (const parser_lexicon *lex, const char *text)
       count--;
     }
   return bits;
+}
+
+guint
+parser_lexicon_match (const parser_lexicon *lex, const char *text)
+{
+  return parser_lexicon_match_impl (lex, text, FALSE);
+}
+
+guint
+parser_lexicon_match_valid (const parser_lexicon *lex, const char *text)
+{
+  return parser_lexicon_match_impl (lex, text, TRUE);
 }
 
 /* (transfer full) g_utf8_casefold (@s, -1): for ASCII, which is most
