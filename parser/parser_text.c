@@ -3187,16 +3187,27 @@ struct parser_lexicon {
   guint8 filter[PARSER_LEXICON_FILTER_BITS / 8];
 };
 
+/* The filter bit of a folded word from its length, first, second (0 for
+ * a word of one byte) and last byte, mixed so that the words of a text
+ * spread over the whole filter (a plain weighted sum of lower-case
+ * letters fell in a quarter of it, and one word in ten passed).  */
+static inline guint
+parser_lexicon_filter_of (gsize len, guchar c0, guchar c1, guchar cl)
+{
+  guint32 x = (guint32) len * 0x9E3779B1u;
+
+  x ^= ((guint32) c0 << 16) | ((guint32) c1 << 8) | cl;
+  x *= 0x85EBCA6Bu;
+  x ^= x >> 15;
+  return x & (PARSER_LEXICON_FILTER_BITS - 1);
+}
+
 static guint
 parser_lexicon_filter (const char *word, gsize len)
 {
-  guint h = (guint) len * 131u;
-
-  if (len > 0)
-    h += (guchar) word[0] * 257u + (guchar) word[len - 1] * 7u;
-  if (len > 1)
-    h += (guchar) word[1] * 31u;
-  return h & (PARSER_LEXICON_FILTER_BITS - 1);
+  return parser_lexicon_filter_of (len, len > 0 ? (guchar) word[0] : 0,
+                                   len > 1 ? (guchar) word[1] : 0,
+                                   len > 0 ? (guchar) word[len - 1] : 0);
 }
 
 static const struct {
@@ -3657,13 +3668,10 @@ parser_lexicon_skim (const char **pp, const char *end, parser_lexicon_slot *s)
   if (!s->too_long)
     {
       /* parser_lexicon_filter() of the folded word */
-      guint h = (guint) len * 131u;
-
-      h += (guchar) parser_text_lower (w[0]) * 257u
-           + (guchar) parser_text_lower (w[len - 1]) * 7u;
-      if (len > 1)
-        h += (guchar) parser_text_lower (w[1]) * 31u;
-      s->filter = h & (PARSER_LEXICON_FILTER_BITS - 1);
+      s->filter = parser_lexicon_filter_of (
+          len, (guchar) parser_text_lower (w[0]),
+          len > 1 ? (guchar) parser_text_lower (w[1]) : 0,
+          (guchar) parser_text_lower (w[len - 1]));
     }
   *pp = p;
   return TRUE;
