@@ -3795,12 +3795,16 @@ parser_walk_derive (parser_walk *w, char *raw_text)
   parser_walk_take_personal (w, seen, found);
 
   /* all valid UTF-8: parser_walk_redact() says why */
-  if (m->subject)
-    parser_pd_find_valid (m->subject, found);
-  parser_pd_find_valid (m->text, found);
-  parser_pd_find_valid (m->quoted, found);
-  for (guint i = 0; i < m->forwarded->len; i++)
-    parser_pd_find_valid (m->forwarded->pdata[i], found);
+  {
+    g_autoptr (GHashTable) pd_seen = NULL;
+
+    if (m->subject)
+      parser_pd_find_valid (m->subject, found, &pd_seen);
+    parser_pd_find_valid (m->text, found, &pd_seen);
+    parser_pd_find_valid (m->quoted, found, &pd_seen);
+    for (guint i = 0; i < m->forwarded->len; i++)
+      parser_pd_find_valid (m->forwarded->pdata[i], found, &pd_seen);
+  }
   parser_walk_take_personal (w, seen, found);
 
   if (ctx != NULL && ctx->lexicon != NULL)

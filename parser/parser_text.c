@@ -2942,9 +2942,11 @@ parser_pd_kw_add (GArray **kws, const char *s, const char *p, gsize n)
   g_array_append_val (*kws, k);
 }
 
-/* @valid: the caller knows @text is valid UTF-8.  */
+/* @valid: the caller knows @text is valid UTF-8.  @seen (nullable):
+ * where the duplicate keys are kept from one call to the next.  */
 static void
-parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid)
+parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
+                     GHashTable **seen)
 {
   static const char *const dob_words[]
       = { "date of birth", "born", "dob", "d.o.b", "birth date", "birthdate" };
@@ -2980,6 +2982,8 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid)
   c.found = found;
   c.room = found->len >= PARSER_TEXT_PD_MAX ? 0
                                             : PARSER_TEXT_PD_MAX - found->len;
+  if (seen != NULL)
+    c.seen = *seen;
   next_kw = next_email = next_phone = next_pc = next_nino = next_bank = c.s;
 
   /* Only '@', '+', '(' and the first character of a run of ASCII
@@ -3122,20 +3126,22 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid)
     g_array_unref (acct_kw);
   if (cands != NULL)
     g_array_unref (cands);
-  if (c.seen != NULL)
+  if (seen != NULL)
+    *seen = c.seen;
+  else if (c.seen != NULL)
     g_hash_table_unref (c.seen);
 }
 
 void
 parser_pd_find (const char *text, GPtrArray *found)
 {
-  parser_pd_find_impl (text, found, FALSE);
+  parser_pd_find_impl (text, found, FALSE, NULL);
 }
 
 void
-parser_pd_find_valid (const char *text, GPtrArray *found)
+parser_pd_find_valid (const char *text, GPtrArray *found, GHashTable **seen)
 {
-  parser_pd_find_impl (text, found, TRUE);
+  parser_pd_find_impl (text, found, TRUE, seen);
 }
 
 void

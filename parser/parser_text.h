@@ -72,8 +72,13 @@ char *parser_cards_redact_take (char *text, gboolean valid, guint *count,
 void parser_pd_find (const char *text, GPtrArray *found);
 
 /* The same for @text the caller knows is valid UTF-8 (the walker's own
- * output): not checked again (asserted in sanitizer builds).  */
-void parser_pd_find_valid (const char *text, GPtrArray *found);
+ * output): not checked again (asserted in sanitizer builds).  @seen
+ * (inout; *@seen NULL at first): the duplicate keys of what @found holds,
+ * kept from one call to the next on the same @found instead of being
+ * rebuilt each time; @found must change only through these calls while
+ * it is kept.  The caller unrefs *@seen.  */
+void parser_pd_find_valid (const char *text, GPtrArray *found,
+                           GHashTable **seen);
 
 void parser_pd_free (parser_pd *pd);
 
