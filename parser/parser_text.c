@@ -3012,21 +3012,27 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
         }
       if (!prev && g_ascii_isalpha (b))
         {
-          if (p >= next_kw
-              && parser_pd_keyword_start (parser_text_lower ((char) b),
-                                          p + 1 < c.end ? p[1] : '\0'))
+          char a = parser_text_lower ((char) b);
+          char a2 = p + 1 < c.end ? parser_text_lower (p[1]) : '\0';
+
+          if (p >= next_kw && parser_pd_keyword_start (a, a2))
             {
               gsize n = 0;
 
+              /* every keyword has two letters before any space: those
+               * two are compared here, before a call */
+#define PARSER_PD_KW_AT(kw) \
+  ((kw)[0] == a && (kw)[1] == a2 && (n = parser_pd_keyword (p, c.end, (kw))) > 0)
               for (gsize i = 0; i < G_N_ELEMENTS (dob_words) && n == 0; i++)
-                if ((n = parser_pd_keyword (p, c.end, dob_words[i])) > 0)
+                if (PARSER_PD_KW_AT (dob_words[i]))
                   parser_pd_kw_add (&dob_kw, c.s, p, n);
               for (gsize i = 0; i < G_N_ELEMENTS (sort_words) && n == 0; i++)
-                if ((n = parser_pd_keyword (p, c.end, sort_words[i])) > 0)
+                if (PARSER_PD_KW_AT (sort_words[i]))
                   parser_pd_kw_add (&sort_kw, c.s, p, n);
               for (gsize i = 0; i < G_N_ELEMENTS (acct_words) && n == 0; i++)
-                if ((n = parser_pd_keyword (p, c.end, acct_words[i])) > 0)
+                if (PARSER_PD_KW_AT (acct_words[i]))
                   parser_pd_kw_add (&acct_kw, c.s, p, n);
+#undef PARSER_PD_KW_AT
               if (n > 0)
                 next_kw = p + n;
             }
