@@ -3984,8 +3984,12 @@ parser_autoreply_prefix (const char *s, const char *const *list, gsize n)
 
   for (gsize i = 0; i < n; i++)
     {
-      gsize l = strlen (list[i]);
+      gsize l;
 
+      /* no entry is empty: most differ from @s in the first byte */
+      if (list[i][0] != s[0])
+        continue;
+      l = strlen (list[i]);
       if (sl >= l && memcmp (s, list[i], l) == 0
           && (sl == l || !parser_text_word_at (s + l, s + sl)
               || !parser_text_word_at (s + l - 1, s + l)))
