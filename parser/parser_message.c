@@ -1369,11 +1369,53 @@ parser_walk_final_pass (parser_walk *w, const guchar *d, gsize olen)
   GString *fin = g_string_sized_new (olen + 1);
   const guchar *q = d, *end = d + olen, *run = d;
 
-  /* runs of ordinary bytes are copied whole */
+  /* runs of ordinary bytes are copied whole; eight bytes at a time are
+   * passed over while none is a control, DEL or 0xC2 (a word with a line
+   * feed or tab is looked at byte by byte) */
   while (q < end)
     {
-      guchar c = *q;
+      guchar c;
 
+      if (end - q >= 8)
+        {
+          const guint64 ones = 0x0101010101010101ULL;
+          const guint64 highs = 0x8080808080808080ULL;
+          guint64 x, del, c2;
+
+          memcpy (&x, q, 8);
+          del = x ^ (0x7f * ones);
+          c2 = x ^ (0xc2 * ones);
+          /* no byte < 0x20, none 0x7f, none 0xc2 (exact for the first
+           * such byte; a false alarm only means the slow way) */
+          if (((((x & ~highs) - 0x20 * ones) & ~x)
+               | ((del - ones) & ~del) | ((c2 - ones) & ~c2))
+              & highs)
+            {
+              /* the slow way for these eight bytes */
+              const guchar *stop = q + 8;
+
+              while (q < stop)
+                {
+                  c = *q;
+                  if (!parser_walk_final_special[c]
+                      || (c == 0xc2
+                          && !(end - q > 1 && q[1] >= 0x80 && q[1] < 0xa0)))
+                    {
+                      q++;
+                      continue;
+                    }
+                  break;
+                }
+              if (q >= stop)
+                continue;
+            }
+          else
+            {
+              q += 8;
+              continue;
+            }
+        }
+      c = *q;
       if (!parser_walk_final_special[c]
           || (c == 0xc2 && !(end - q > 1 && q[1] >= 0x80 && q[1] < 0xa0)))
         {
