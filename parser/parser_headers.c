@@ -68,6 +68,32 @@ parser_clean_valid (const char *s, gsize n, gsize max)
   return out;
 }
 
+/* TRUE if [s, s + n) is all printable ASCII (0x20-0x7e), eight bytes at
+ * a time.  */
+static gboolean
+parser_clean_printable (const char *s, gsize n)
+{
+  const guint64 ones = 0x0101010101010101ULL;
+  const guint64 highs = 0x8080808080808080ULL;
+  gsize i = 0;
+
+  for (; i + 8 <= n; i += 8)
+    {
+      guint64 x, del;
+
+      memcpy (&x, s + i, 8);
+      del = x ^ (0x7f * ones);
+      /* a byte >= 0x80, a byte < 0x20, or a byte 0x7f */
+      if (((x | ((x - 0x20 * ones) & ~x) | ((del - ones) & ~del)) & highs)
+          != 0)
+        return FALSE;
+    }
+  for (; i < n; i++)
+    if ((guchar) s[i] < 0x20 || (guchar) s[i] >= 0x7f)
+      return FALSE;
+  return TRUE;
+}
+
 char *
 parser_clean_text (const char *s, gssize len, gsize max)
 {
@@ -77,6 +103,17 @@ parser_clean_text (const char *s, gssize len, gsize max)
   if (s == NULL)
     return NULL;
   n = len < 0 ? strlen (s) : (gsize) len;
+  /* Printable ASCII (most header values) comes out as it is, cut at
+   * @max: no character to replace, each one byte.  */
+  if (parser_clean_printable (s, n))
+    {
+      gsize k = MIN (n, max);
+      char *out = g_malloc (k + 1);
+
+      memcpy (out, s, k);
+      out[k] = '\0';
+      return out;
+    }
   /* NULs are refused too: those go the slow way */
   if (parser_text_utf8_valid (s, n))
     return parser_clean_valid (s, n, max);

@@ -393,6 +393,27 @@ parser_walk_bad_encoded_words (parser_walk *w, const char *raw)
   return FALSE;
 }
 
+/* TRUE if header @h is named @name (ASCII, without case): the first
+ * letters are compared before the whole names, as most differ there.  */
+static inline gboolean
+parser_walk_name_is (GMimeHeader *h, const char *name)
+{
+  const char *hn = g_mime_header_get_name (h);
+
+  if (hn != NULL)
+    {
+      char a = hn[0], b = name[0];
+
+      if (a >= 'A' && a <= 'Z')
+        a = (char) (a + ('a' - 'A'));
+      if (b >= 'A' && b <= 'Z')
+        b = (char) (b + ('a' - 'A'));
+      if (a != b)
+        return FALSE;
+    }
+  return g_ascii_strcasecmp (hn, name) == 0;
+}
+
 static void
 parser_walk_check_words (parser_walk *w, GMimeObject *o, const char *name)
 {
@@ -402,7 +423,7 @@ parser_walk_check_words (parser_walk *w, GMimeObject *o, const char *name)
   for (int i = 0; i < n; i++)
     {
       GMimeHeader *h = g_mime_header_list_get_header_at (hl, i);
-      if (g_ascii_strcasecmp (g_mime_header_get_name (h), name) == 0
+      if (parser_walk_name_is (h, name)
           && parser_walk_bad_encoded_words (w, g_mime_header_get_raw_value (h)))
         w->m->anomalies |= PARSER_ANOMALY_ENCODED_WORD;
     }
@@ -802,7 +823,22 @@ parser_walk_fix_cut_utf8 (const char *raw)
 
   if (raw == NULL)
     return NULL;
-  for (p = (const guchar *) raw; *p;)
+  /* ASCII (most raw values) has nothing cut: skip it eight bytes at a
+   * time, within the string */
+  {
+    gsize n = strlen (raw), i = 0;
+
+    for (; i + 8 <= n; i += 8)
+      {
+        guint64 x;
+
+        memcpy (&x, raw + i, 8);
+        if ((x & 0x8080808080808080ULL) != 0)
+          break;
+      }
+    p = (const guchar *) raw + i;
+  }
+  while (*p)
     {
       gsize need, k;
 
@@ -881,7 +917,7 @@ parser_walk_last_raw (GMimeObject *o, const char *name)
   for (int i = 0; i < n; i++)
     {
       GMimeHeader *h = g_mime_header_list_get_header_at (hl, i);
-      if (g_ascii_strcasecmp (g_mime_header_get_name (h), name) == 0)
+      if (parser_walk_name_is (h, name))
         raw = g_mime_header_get_raw_value (h);
     }
   return raw;
@@ -967,9 +1003,12 @@ parser_walk_address_list (parser_walk *w, GMimeMessage *msg, const char *name)
   for (int i = 0; i < n && !changed; i++)
     {
       GMimeHeader *h = g_mime_header_list_get_header_at (hl, i);
-      const char *raw = g_mime_header_get_raw_value (h);
-      if (g_ascii_strcasecmp (g_mime_header_get_name (h), name) == 0
-          && raw != NULL)
+      const char *raw;
+
+      if (!parser_walk_name_is (h, name))
+        continue;
+      raw = g_mime_header_get_raw_value (h);
+      if (raw != NULL)
         {
           g_autofree char *q = parser_walk_fix_raw (w, raw);
           changed = q != NULL;
@@ -985,7 +1024,7 @@ parser_walk_address_list (parser_walk *w, GMimeMessage *msg, const char *name)
       g_autofree char *q = NULL;
       InternetAddressList *one;
 
-      if (g_ascii_strcasecmp (g_mime_header_get_name (h), name) != 0
+      if (!parser_walk_name_is (h, name)
           || raw == NULL)
         continue;
       q = parser_walk_fix_raw (w, raw);
@@ -1330,11 +1369,53 @@ parser_walk_final_pass (parser_walk *w, const guchar *d, gsize olen)
   GString *fin = g_string_sized_new (olen + 1);
   const guchar *q = d, *end = d + olen, *run = d;
 
-  /* runs of ordinary bytes are copied whole */
+  /* runs of ordinary bytes are copied whole; eight bytes at a time are
+   * passed over while none is a control, DEL or 0xC2 (a word with a line
+   * feed or tab is looked at byte by byte) */
   while (q < end)
     {
-      guchar c = *q;
+      guchar c;
 
+      if (end - q >= 8)
+        {
+          const guint64 ones = 0x0101010101010101ULL;
+          const guint64 highs = 0x8080808080808080ULL;
+          guint64 x, del, c2;
+
+          memcpy (&x, q, 8);
+          del = x ^ (0x7f * ones);
+          c2 = x ^ (0xc2 * ones);
+          /* no byte < 0x20, none 0x7f, none 0xc2 (exact for the first
+           * such byte; a false alarm only means the slow way) */
+          if (((((x & ~highs) - 0x20 * ones) & ~x)
+               | ((del - ones) & ~del) | ((c2 - ones) & ~c2))
+              & highs)
+            {
+              /* the slow way for these eight bytes */
+              const guchar *stop = q + 8;
+
+              while (q < stop)
+                {
+                  c = *q;
+                  if (!parser_walk_final_special[c]
+                      || (c == 0xc2
+                          && !(end - q > 1 && q[1] >= 0x80 && q[1] < 0xa0)))
+                    {
+                      q++;
+                      continue;
+                    }
+                  break;
+                }
+              if (q >= stop)
+                continue;
+            }
+          else
+            {
+              q += 8;
+              continue;
+            }
+        }
+      c = *q;
       if (!parser_walk_final_special[c]
           || (c == 0xc2 && !(end - q > 1 && q[1] >= 0x80 && q[1] < 0xa0)))
         {
@@ -3420,25 +3501,58 @@ parser_walk_header_list (parser_walk *w, GMimeMessage *msg)
 {
   GMimeObject *lists[2] = { GMIME_OBJECT (msg),
                             g_mime_message_get_mime_part (msg) };
-  GArray *all = g_array_new (FALSE, FALSE, sizeof (parser_walk_hdr));
+  GMimeHeaderList *hls[2];
+  guint counts[2], total = 0, run = 0;
+  gboolean sorted[2] = { TRUE, TRUE };
+  parser_walk_hdr *both, *merged;
+  GArray *all;
 
   for (guint l = 0; l < 2; l++)
     {
-      GMimeHeaderList *hl = lists[l] ? g_mime_object_get_header_list (lists[l])
-                                     : NULL;
-      int n = hl ? g_mime_header_list_get_count (hl) : 0;
-      for (int i = 0; i < n; i++)
-        {
-          parser_walk_hdr e;
-          e.h = g_mime_header_list_get_header_at (hl, i);
-          e.offset = g_mime_header_get_offset (e.h);
-          e.index = all->len;
-          if (e.offset < 0)
-            e.offset = G_MAXINT64;
-          g_array_append_val (all, e);
-        }
+      hls[l] = lists[l] ? g_mime_object_get_header_list (lists[l]) : NULL;
+      counts[l] = hls[l] ? (guint) MAX (g_mime_header_list_get_count (hls[l]),
+                                        0)
+                         : 0;
+      total += counts[l];
     }
-  g_array_sort (all, parser_walk_hdr_cmp);
+  /* both lists in one array, then in (offset, index) order: each list is
+   * normally in that order already, and two sorted runs are merged */
+  all = g_array_sized_new (FALSE, FALSE, sizeof (parser_walk_hdr),
+                           total * 2);
+  g_array_set_size (all, total * 2);
+  both = (parser_walk_hdr *) (void *) all->data;
+  merged = both + total;
+  for (guint l = 0; l < 2; l++)
+    for (guint i = 0; i < counts[l]; i++)
+      {
+        parser_walk_hdr *e = &both[run];
+
+        e->h = g_mime_header_list_get_header_at (hls[l], (int) i);
+        e->offset = g_mime_header_get_offset (e->h);
+        e->index = run;
+        if (e->offset < 0)
+          e->offset = G_MAXINT64;
+        if (i > 0 && parser_walk_hdr_cmp (e - 1, e) > 0)
+          sorted[l] = FALSE;
+        run++;
+      }
+  if (sorted[0] && sorted[1] && total > 0)
+    {
+      guint a = 0, b = counts[0], o = 0;
+
+      while (a < counts[0] && b < total)
+        merged[o++] = parser_walk_hdr_cmp (&both[a], &both[b]) <= 0
+                          ? both[a++]
+                          : both[b++];
+      while (a < counts[0])
+        merged[o++] = both[a++];
+      while (b < total)
+        merged[o++] = both[b++];
+      memcpy (both, merged, total * sizeof *both);
+    }
+  g_array_set_size (all, total);
+  if (!(sorted[0] && sorted[1]))
+    g_array_sort (all, parser_walk_hdr_cmp);
   for (guint i = 0; i < all->len; i++)
     {
       parser_walk_hdr *e = &g_array_index (all, parser_walk_hdr, i);
@@ -3716,24 +3830,30 @@ parser_walk_derive (parser_walk *w, char *raw_text)
     {
       guint dummy = 0;
 
+      /* parser_walk_value() made each: valid UTF-8 */
       m->header_values->pdata[i] = parser_cards_redact_take (
-          m->header_values->pdata[i], FALSE, &dummy, NULL);
+          m->header_values->pdata[i], TRUE, &dummy, NULL);
     }
   parser_walk_take_personal (w, seen, found);
 
-  if (m->subject)
-    parser_pd_find (m->subject, found);
-  parser_pd_find (m->text, found);
-  parser_pd_find (m->quoted, found);
-  for (guint i = 0; i < m->forwarded->len; i++)
-    parser_pd_find (m->forwarded->pdata[i], found);
+  /* all valid UTF-8: parser_walk_redact() says why */
+  {
+    g_autoptr (GHashTable) pd_seen = NULL;
+
+    if (m->subject)
+      parser_pd_find_valid (m->subject, found, &pd_seen);
+    parser_pd_find_valid (m->text, found, &pd_seen);
+    parser_pd_find_valid (m->quoted, found, &pd_seen);
+    for (guint i = 0; i < m->forwarded->len; i++)
+      parser_pd_find_valid (m->forwarded->pdata[i], found, &pd_seen);
+  }
   parser_walk_take_personal (w, seen, found);
 
   if (ctx != NULL && ctx->lexicon != NULL)
     {
       g_autofree char *both = g_strconcat (m->subject ? m->subject : "", "\n",
                                            m->text, NULL);
-      m->special = parser_lexicon_match (ctx->lexicon, both);
+      m->special = parser_lexicon_match_valid (ctx->lexicon, both);
     }
 
   m->auto_reply = parser_autoreply_detect (

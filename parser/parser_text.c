@@ -1856,10 +1856,9 @@ void
 parser_quote_split (const char *text, char **new_text, char **quoted)
 {
   g_autofree char *fixed = NULL;
-  g_autoptr (GArray) arr = NULL;
-  const parser_quote_line *lines;
+  g_autofree parser_quote_line *lines = NULL;
   const char *s, *end, *p;
-  gsize n, len, split, last_plain = G_MAXSIZE;
+  gsize n = 0, len, split, last_plain = G_MAXSIZE, cap = 1;
   gboolean found = FALSE;
 
   g_return_if_fail (new_text != NULL && quoted != NULL);
@@ -1867,7 +1866,11 @@ parser_quote_split (const char *text, char **new_text, char **quoted)
     text = "";
   s = parser_text_valid (text, -1, &len, &fixed);
   end = s + len;
-  arr = g_array_new (FALSE, FALSE, sizeof (parser_quote_line));
+  /* lines: at most one more than there are line feeds */
+  for (p = s; p < end && (p = memchr (p, '\n', (gsize) (end - p))) != NULL;
+       p++)
+    cap++;
+  lines = g_new (parser_quote_line, cap);
   for (p = s; p < end;)
     {
       const char *nl = memchr (p, '\n', (gsize) (end - p));
@@ -1875,11 +1878,9 @@ parser_quote_split (const char *text, char **new_text, char **quoted)
 
       if (l.len > 0 && l.s[l.len - 1] == '\r')
         l.len--;
-      g_array_append_val (arr, l);
+      lines[n++] = l;
       p = nl ? nl + 1 : end;
     }
-  lines = (const parser_quote_line *) (void *) arr->data;
-  n = arr->len;
   for (gsize i = n; i > 0; i--)
     if (!parser_quote_blank (&lines[i - 1])
         && !parser_quote_quoted (&lines[i - 1]))
@@ -2282,46 +2283,52 @@ parser_text_upper (char c)
 static char *
 parser_pd_key (parser_pd_kind kind, const char *v)
 {
-  GString *k = g_string_sized_new (32);
+  /* "%d:" and at most one byte of @v for each of its bytes, written
+   * straight into one allocation */
+  char *k = g_malloc (strlen (v) + 4);
+  gsize o = 0;
 
-  /* "%d:" */
   if ((int) kind >= 10)
-    g_string_append_c (k, (char) ('0' + (int) kind / 10 % 10));
-  g_string_append_c (k, (char) ('0' + (int) kind % 10));
-  g_string_append_c (k, ':');
+    k[o++] = (char) ('0' + (int) kind / 10 % 10);
+  k[o++] = (char) ('0' + (int) kind % 10);
+  k[o++] = ':';
   switch (kind)
     {
     case PARSER_PD_EMAIL:
     case PARSER_PD_DOB:
     case PARSER_PD_CARD:
       for (const char *p = v; *p; p++)
-        g_string_append_c (k, g_ascii_tolower (*p));
+        k[o++] = g_ascii_tolower (*p);
       break;
     case PARSER_PD_PHONE:
       {
         /* national form: +44 (0)20... and 020... are the same number */
-        GString *d = g_string_new (NULL);
+        gsize d0 = o, dn, skip = 0;
+        const char *d;
 
         for (const char *p = v; *p; p++)
           if (g_ascii_isdigit (*p))
-            g_string_append_c (d, *p);
-        if (g_str_has_prefix (d->str, "0044"))
-          g_string_erase (d, 0, 4);
-        else if (v[0] == '+' && g_str_has_prefix (d->str, "44"))
-          g_string_erase (d, 0, 2);
-        if (d->str[0] == '0')
-          g_string_erase (d, 0, 1);
-        g_string_append (k, d->str);
-        g_string_free (d, TRUE);
+            k[o++] = *p;
+        d = k + d0;
+        dn = o - d0;
+        if (dn >= 4 && memcmp (d, "0044", 4) == 0)
+          skip = 4;
+        else if (v[0] == '+' && dn >= 2 && d[0] == '4' && d[1] == '4')
+          skip = 2;
+        if (skip < dn && d[skip] == '0')
+          skip++;
+        memmove (k + d0, k + d0 + skip, dn - skip);
+        o -= skip;
       }
       break;
     default:
       for (const char *p = v; *p; p++)
         if (g_ascii_isalnum (*p))
-          g_string_append_c (k, g_ascii_toupper (*p));
+          k[o++] = g_ascii_toupper (*p);
       break;
     }
-  return g_string_free (k, FALSE);
+  k[o] = '\0';
+  return k;
 }
 
 static void
@@ -2935,8 +2942,11 @@ parser_pd_kw_add (GArray **kws, const char *s, const char *p, gsize n)
   g_array_append_val (*kws, k);
 }
 
-void
-parser_pd_find (const char *text, GPtrArray *found)
+/* @valid: the caller knows @text is valid UTF-8.  @seen (nullable):
+ * where the duplicate keys are kept from one call to the next.  */
+static void
+parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
+                     GHashTable **seen)
 {
   static const char *const dob_words[]
       = { "date of birth", "born", "dob", "d.o.b", "birth date", "birthdate" };
@@ -2957,11 +2967,23 @@ parser_pd_find (const char *text, GPtrArray *found)
 
   if (text == NULL || found == NULL)
     return;
-  c.s = parser_text_valid (text, -1, &len, &fixed);
+  if (valid)
+    {
+      c.s = text;
+      len = strlen (text);
+#if defined(__SANITIZE_ADDRESS__)
+      /* the caller's promise, checked where the tests run */
+      g_assert (parser_text_utf8_valid (c.s, len));
+#endif
+    }
+  else
+    c.s = parser_text_valid (text, -1, &len, &fixed);
   c.end = c.s + len;
   c.found = found;
   c.room = found->len >= PARSER_TEXT_PD_MAX ? 0
                                             : PARSER_TEXT_PD_MAX - found->len;
+  if (seen != NULL)
+    c.seen = *seen;
   next_kw = next_email = next_phone = next_pc = next_nino = next_bank = c.s;
 
   /* Only '@', '+', '(' and the first character of a run of ASCII
@@ -2990,21 +3012,27 @@ parser_pd_find (const char *text, GPtrArray *found)
         }
       if (!prev && g_ascii_isalpha (b))
         {
-          if (p >= next_kw
-              && parser_pd_keyword_start (parser_text_lower ((char) b),
-                                          p + 1 < c.end ? p[1] : '\0'))
+          char a = parser_text_lower ((char) b);
+          char a2 = p + 1 < c.end ? parser_text_lower (p[1]) : '\0';
+
+          if (p >= next_kw && parser_pd_keyword_start (a, a2))
             {
               gsize n = 0;
 
+              /* every keyword has two letters before any space: those
+               * two are compared here, before a call */
+#define PARSER_PD_KW_AT(kw) \
+  ((kw)[0] == a && (kw)[1] == a2 && (n = parser_pd_keyword (p, c.end, (kw))) > 0)
               for (gsize i = 0; i < G_N_ELEMENTS (dob_words) && n == 0; i++)
-                if ((n = parser_pd_keyword (p, c.end, dob_words[i])) > 0)
+                if (PARSER_PD_KW_AT (dob_words[i]))
                   parser_pd_kw_add (&dob_kw, c.s, p, n);
               for (gsize i = 0; i < G_N_ELEMENTS (sort_words) && n == 0; i++)
-                if ((n = parser_pd_keyword (p, c.end, sort_words[i])) > 0)
+                if (PARSER_PD_KW_AT (sort_words[i]))
                   parser_pd_kw_add (&sort_kw, c.s, p, n);
               for (gsize i = 0; i < G_N_ELEMENTS (acct_words) && n == 0; i++)
-                if ((n = parser_pd_keyword (p, c.end, acct_words[i])) > 0)
+                if (PARSER_PD_KW_AT (acct_words[i]))
                   parser_pd_kw_add (&acct_kw, c.s, p, n);
+#undef PARSER_PD_KW_AT
               if (n > 0)
                 next_kw = p + n;
             }
@@ -3104,8 +3132,22 @@ parser_pd_find (const char *text, GPtrArray *found)
     g_array_unref (acct_kw);
   if (cands != NULL)
     g_array_unref (cands);
-  if (c.seen != NULL)
+  if (seen != NULL)
+    *seen = c.seen;
+  else if (c.seen != NULL)
     g_hash_table_unref (c.seen);
+}
+
+void
+parser_pd_find (const char *text, GPtrArray *found)
+{
+  parser_pd_find_impl (text, found, FALSE, NULL);
+}
+
+void
+parser_pd_find_valid (const char *text, GPtrArray *found, GHashTable **seen)
+{
+  parser_pd_find_impl (text, found, TRUE, seen);
 }
 
 void
@@ -3157,16 +3199,27 @@ struct parser_lexicon {
   guint8 filter[PARSER_LEXICON_FILTER_BITS / 8];
 };
 
+/* The filter bit of a folded word from its length, first, second (0 for
+ * a word of one byte) and last byte, mixed so that the words of a text
+ * spread over the whole filter (a plain weighted sum of lower-case
+ * letters fell in a quarter of it, and one word in ten passed).  */
+static inline guint
+parser_lexicon_filter_of (gsize len, guchar c0, guchar c1, guchar cl)
+{
+  guint32 x = (guint32) len * 0x9E3779B1u;
+
+  x ^= ((guint32) c0 << 16) | ((guint32) c1 << 8) | cl;
+  x *= 0x85EBCA6Bu;
+  x ^= x >> 15;
+  return x & (PARSER_LEXICON_FILTER_BITS - 1);
+}
+
 static guint
 parser_lexicon_filter (const char *word, gsize len)
 {
-  guint h = (guint) len * 131u;
-
-  if (len > 0)
-    h += (guchar) word[0] * 257u + (guchar) word[len - 1] * 7u;
-  if (len > 1)
-    h += (guchar) word[1] * 31u;
-  return h & (PARSER_LEXICON_FILTER_BITS - 1);
+  return parser_lexicon_filter_of (len, len > 0 ? (guchar) word[0] : 0,
+                                   len > 1 ? (guchar) word[1] : 0,
+                                   len > 0 ? (guchar) word[len - 1] : 0);
 }
 
 static const struct {
@@ -3563,25 +3616,110 @@ parser_lexicon_free (parser_lexicon *lex)
   g_free (lex);
 }
 
-/* The categories of the terms that start at ring[head] (@avail tokens
+/* One word of the window of parser_lexicon_match().  Most words start
+ * no term, and an ASCII word's filter bit needs only its length and three
+ * of its bytes: such a word is only skimmed (its span found), and turned
+ * into a full token by parser_lexicon_next() from the same place only
+ * when a term may start at it or include it.  */
+typedef struct {
+  const char *from;          /* where parser_lexicon_next() starts for it */
+  gboolean full;             /* tok is filled */
+  gboolean too_long;         /* as tok.too_long */
+  guint filter;              /* parser_lexicon_filter() of the word */
+  parser_lexicon_token tok;
+} parser_lexicon_slot;
+
+/* The next word of valid UTF-8 [*pp, end) into @s, as parser_lexicon_next()
+ * would find it; FALSE at the end.  */
+static gboolean
+parser_lexicon_skim (const char **pp, const char *end, parser_lexicon_slot *s)
+{
+  const char *p = *pp, *w;
+  gsize len;
+
+  s->from = p;
+  s->full = FALSE;
+  while (p < end)
+    {
+      if ((guchar) *p < 0x80)
+        {
+          if (g_ascii_isalnum (*p))
+            break;
+          p++;
+        }
+      else
+        {
+          if (parser_lexicon_word_char (g_utf8_get_char (p)))
+            break;
+          p = g_utf8_next_char (p);
+        }
+    }
+  if (p >= end)
+    {
+      *pp = p;
+      return FALSE;
+    }
+  w = p;
+  while (p < end && (guchar) *p < 0x80 && g_ascii_isalnum (*p))
+    p++;
+  if (p < end && (guchar) *p >= 0x80)
+    {
+      /* a word that is not all ASCII (or may not be): the whole token */
+      const char *q = s->from;
+
+      if (!parser_lexicon_next (&q, end, &s->tok))
+        g_assert_not_reached ();
+      s->full = TRUE;
+      s->too_long = s->tok.too_long;
+      s->filter = parser_lexicon_filter (s->tok.word, s->tok.len);
+      *pp = q;
+      return TRUE;
+    }
+  len = (gsize) (p - w);
+  s->too_long = len > PARSER_TEXT_WORD_MAX;
+  if (!s->too_long)
+    {
+      /* parser_lexicon_filter() of the folded word */
+      s->filter = parser_lexicon_filter_of (
+          len, (guchar) parser_text_lower (w[0]),
+          len > 1 ? (guchar) parser_text_lower (w[1]) : 0,
+          (guchar) parser_text_lower (w[len - 1]));
+    }
+  *pp = p;
+  return TRUE;
+}
+
+/* The token of a skimmed word.  */
+static const parser_lexicon_token *
+parser_lexicon_slot_token (parser_lexicon_slot *s, const char *end)
+{
+  if (!s->full)
+    {
+      const char *q = s->from;
+
+      if (!parser_lexicon_next (&q, end, &s->tok))
+        g_assert_not_reached ();
+      s->full = TRUE;
+    }
+  return &s->tok;
+}
+
+/* The categories of the terms that start at ring[head] (@avail words
  * available from there).  */
 static guint
-parser_lexicon_match_at (const parser_lexicon *lex,
-                         const parser_lexicon_token *ring, guint head,
-                         guint avail, guint have)
+parser_lexicon_match_at (const parser_lexicon *lex, parser_lexicon_slot *ring,
+                         guint head, guint avail, guint have, const char *end)
 {
-  const parser_lexicon_token *t0 = &ring[head];
+  parser_lexicon_slot *s0 = &ring[head];
+  const parser_lexicon_token *t0;
   GPtrArray *bucket;
   guint bits = 0;
 
-  if (t0->too_long)
+  if (s0->too_long)
     return 0;
-  {
-    guint f = parser_lexicon_filter (t0->word, t0->len);
-
-    if ((lex->filter[f / 8] & (1u << (f % 8))) == 0)
-      return 0;
-  }
+  if ((lex->filter[s0->filter / 8] & (1u << (s0->filter % 8))) == 0)
+    return 0;
+  t0 = parser_lexicon_slot_token (s0, end);
   bucket = g_hash_table_lookup (lex->first, t0->word);
   if (bucket == NULL)
     return 0;
@@ -3594,10 +3732,17 @@ parser_lexicon_match_at (const parser_lexicon *lex,
         continue;
       for (guint k = 1; k < term->n && ok; k++)
         {
-          const parser_lexicon_token *t
+          parser_lexicon_slot *sk
               = &ring[(head + k) % PARSER_TEXT_LEXICON_WORDS_MAX];
+          const parser_lexicon_token *t;
 
-          ok = !t->too_long && strcmp (t->word, term->words[k]) == 0
+          if (sk->too_long)
+            {
+              ok = FALSE;
+              break;
+            }
+          t = parser_lexicon_slot_token (sk, end);
+          ok = strcmp (t->word, term->words[k]) == 0
                && parser_lexicon_gap_ok (term, k, t);
         }
       if (ok)
@@ -3606,13 +3751,15 @@ parser_lexicon_match_at (const parser_lexicon *lex,
   return bits;
 }
 
-guint
-parser_lexicon_match (const parser_lexicon *lex, const char *text)
+/* @valid: the caller knows @text is valid UTF-8.  */
+static guint
+parser_lexicon_match_impl (const parser_lexicon *lex, const char *text,
+                           gboolean valid)
 {
   g_autofree char *fixed = NULL;
   /* a window of the next PARSER_TEXT_LEXICON_WORDS_MAX words: memory is
    * constant and each word is compared with the terms it starts */
-  parser_lexicon_token ring[PARSER_TEXT_LEXICON_WORDS_MAX];
+  parser_lexicon_slot ring[PARSER_TEXT_LEXICON_WORDS_MAX];
   guint head = 0, count = 0, bits = 0;
   gboolean eof = FALSE;
   const char *p, *end;
@@ -3620,13 +3767,22 @@ parser_lexicon_match (const parser_lexicon *lex, const char *text)
 
   if (lex == NULL || text == NULL || lex->categories == 0)
     return 0;
-  p = parser_text_valid (text, -1, &len, &fixed);
+  if (valid)
+    {
+      p = text;
+      len = strlen (text);
+#if defined(__SANITIZE_ADDRESS__)
+      g_assert (parser_text_utf8_valid (p, len));
+#endif
+    }
+  else
+    p = parser_text_valid (text, -1, &len, &fixed);
   end = p + len;
   for (;;)
     {
       while (!eof && count < PARSER_TEXT_LEXICON_WORDS_MAX)
         {
-          if (parser_lexicon_next (
+          if (parser_lexicon_skim (
                   &p, end,
                   &ring[(head + count) % PARSER_TEXT_LEXICON_WORDS_MAX]))
             count++;
@@ -3635,13 +3791,25 @@ parser_lexicon_match (const parser_lexicon *lex, const char *text)
         }
       if (count == 0)
         break;
-      bits |= parser_lexicon_match_at (lex, ring, head, count, bits);
+      bits |= parser_lexicon_match_at (lex, ring, head, count, bits, end);
       if ((bits & lex->categories) == lex->categories)
         break;
       head = (head + 1) % PARSER_TEXT_LEXICON_WORDS_MAX;
       count--;
     }
   return bits;
+}
+
+guint
+parser_lexicon_match (const parser_lexicon *lex, const char *text)
+{
+  return parser_lexicon_match_impl (lex, text, FALSE);
+}
+
+guint
+parser_lexicon_match_valid (const parser_lexicon *lex, const char *text)
+{
+  return parser_lexicon_match_impl (lex, text, TRUE);
 }
 
 /* (transfer full) g_utf8_casefold (@s, -1): for ASCII, which is most
@@ -3816,8 +3984,12 @@ parser_autoreply_prefix (const char *s, const char *const *list, gsize n)
 
   for (gsize i = 0; i < n; i++)
     {
-      gsize l = strlen (list[i]);
+      gsize l;
 
+      /* no entry is empty: most differ from @s in the first byte */
+      if (list[i][0] != s[0])
+        continue;
+      l = strlen (list[i]);
       if (sl >= l && memcmp (s, list[i], l) == 0
           && (sl == l || !parser_text_word_at (s + l, s + sl)
               || !parser_text_word_at (s + l - 1, s + l)))
@@ -3943,6 +4115,16 @@ parser_autoreply_detect (GPtrArray *names, GPtrArray *values,
 
         if (n == NULL || v == NULL)
           continue;
+        /* every name below starts with one of these: most headers
+         * (Received, From, To, Subject, Date, Content-*) are none */
+        switch (n[0])
+          {
+          case 'A': case 'a': case 'X': case 'x': case 'P': case 'p':
+          case 'L': case 'l': case 'R': case 'r':
+            break;
+          default:
+            continue;
+          }
         parser_autoreply_token (v, tok, sizeof tok);
         if (g_ascii_strcasecmp (n, "Auto-Submitted") == 0)
           {

@@ -71,6 +71,15 @@ char *parser_cards_redact_take (char *text, gboolean valid, guint *count,
  * once.  */
 void parser_pd_find (const char *text, GPtrArray *found);
 
+/* The same for @text the caller knows is valid UTF-8 (the walker's own
+ * output): not checked again (asserted in sanitizer builds).  @seen
+ * (inout; *@seen NULL at first): the duplicate keys of what @found holds,
+ * kept from one call to the next on the same @found instead of being
+ * rebuilt each time; @found must change only through these calls while
+ * it is kept.  The caller unrefs *@seen.  */
+void parser_pd_find_valid (const char *text, GPtrArray *found,
+                           GHashTable **seen);
+
 void parser_pd_free (parser_pd *pd);
 
 /* Special-category lexicon: a text file, one term per line as
@@ -99,6 +108,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (parser_lexicon, parser_lexicon_free)
 
 /* parser_special bits for the categories whose terms occur in @text.  */
 guint parser_lexicon_match (const parser_lexicon *lex, const char *text);
+
+/* The same for @text the caller knows is valid UTF-8 (not checked again;
+ * asserted in sanitizer builds).  */
+guint parser_lexicon_match_valid (const parser_lexicon *lex,
+                                  const char *text);
 
 /* Auto-reply, bounce and list detection (RFC 3834 and practice), from the
  * decoded top-level headers (parallel arrays, names case-insensitive),
