@@ -106,7 +106,7 @@ class Intaked:
             self.wait_listening()
         return self
 
-    def wait_listening(self, timeout=20.0):
+    def wait_listening(self, timeout=60.0):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -291,7 +291,7 @@ class Raw:
         self.send(line + b"\r\n")
         return self.reply()
 
-    def closed(self, timeout=5):
+    def closed(self, timeout=20):
         """True if the server closed the connection (after any data)."""
         self.s.settimeout(timeout)
         try:
