@@ -106,7 +106,7 @@ class Intaked:
             self.wait_listening()
         return self
 
-    def wait_listening(self, timeout=20.0):
+    def wait_listening(self, timeout=60.0):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -234,7 +234,7 @@ class Intaked:
     def spool_count(self):
         return int(self.ctl("spool", "count", check=True).stdout)
 
-    def wait_cases(self, n, timeout=30.0):
+    def wait_cases(self, n, timeout=60.0):
         """Wait until at least n cases exist and the spool is empty."""
         deadline = time.time() + timeout
         cases = []
@@ -247,6 +247,20 @@ class Intaked:
 
     def smtp(self, timeout=10):
         return smtplib.SMTP("127.0.0.1", self.port, timeout=timeout)
+
+
+def wait_for(pred, timeout, what, log=None):
+    """Poll pred() every 0.1 s until it is true; fail after timeout seconds
+    with what (and the tail of log(), if given).  For state the system
+    reaches on its own: as fast as the system when idle, and still a
+    failure if the state never comes."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for %s%s" % (
+        what, ("\n" + log()[-3000:]) if log else ""))
 
 
 class Raw:
@@ -277,7 +291,7 @@ class Raw:
         self.send(line + b"\r\n")
         return self.reply()
 
-    def closed(self, timeout=5):
+    def closed(self, timeout=20):
         """True if the server closed the connection (after any data)."""
         self.s.settimeout(timeout)
         try:

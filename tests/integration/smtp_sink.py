@@ -94,7 +94,7 @@ class SmtpSink:
                                        daemon=True)
         self.thread.start()
 
-    def wait(self, n, timeout=20):
+    def wait(self, n, timeout=60):
         deadline = time.time() + timeout
         with self.cond:
             while len(self.messages) < n:

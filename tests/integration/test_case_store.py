@@ -64,7 +64,7 @@ class Threading(unittest.TestCase):
                             "Me too.\r\n", msgid="<m1@example.net>"),
                  "mallory@example.net")
             cases = d.wait_cases(2)
-            deadline = time.time() + 20
+            deadline = time.time() + 60
             while time.time() < deadline:
                 c = case_json(d, ref)
                 if c["messages"] == 3:

@@ -19,7 +19,7 @@ import unittest
 from harness import INTAKED, Intaked, message
 
 
-def run_intaked(d, timeout=10):
+def run_intaked(d, timeout=60):
     """Start intaked expecting it to refuse; returns (code, stderr)."""
     r = subprocess.run([INTAKED, "-c", d.conf], capture_output=True,
                        text=True, timeout=timeout, env=d.env())

@@ -119,7 +119,7 @@ class Erasure(unittest.TestCase):
             send(d, message("Re: %s" % first["ref"], BOB,
                             "Bob adds: the bin blocks my drive too.\r\n"),
                  BOB)
-            deadline = time.time() + 20
+            deadline = time.time() + 60
             while time.time() < deadline:
                 show = json.loads(d.ctl("cases", "show", first["ref"],
                                         "--json", check=True).stdout)
@@ -254,7 +254,7 @@ class Erasure(unittest.TestCase):
             if os.path.exists(src):
                 shutil.copy(src, db + suffix)
         with d:
-            deadline = time.time() + 10
+            deadline = time.time() + 60
             while ("event=erase-resume" not in d.log()
                    and time.time() < deadline):
                 time.sleep(0.05)

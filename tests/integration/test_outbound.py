@@ -19,7 +19,7 @@ import sqlite3
 import time
 import unittest
 
-from harness import Intaked, message
+from harness import Intaked, message, wait_for
 from smtp_sink import SmtpSink, free_port
 
 
@@ -45,6 +45,35 @@ def outbox(d):
         db.close()
 
 
+def outbox_due(d):
+    """Outbox rows queued and due now: what the sender thread still has to
+    try."""
+    db = sqlite3.connect(os.path.join(d.dir, "var", "intake.db"), timeout=10)
+    try:
+        return db.execute("SELECT count(*) FROM outbox WHERE status = 'queued'"
+                          " AND next_at <= ?",
+                          (int(time.time() * 1e6),)).fetchone()[0]
+    finally:
+        db.close()
+
+
+def settle(d):
+    """Wait until the spool is empty and no outbox row is due.  Outbox rows
+    (acknowledgements, notifications) are written in the transaction that
+    files the message (store_case.c, store_webhook.c), and the sink records
+    a message before it answers 250, before the row is marked sent; so once
+    this holds, everything the filed mail will ever make the sender send by
+    now has reached the sink, and a count of the sink is final.  This is
+    the positive event the "nothing more was sent" checks wait for instead
+    of a fixed sleep."""
+    wait_for(lambda: d.spool_count() == 0 and outbox_due(d) == 0, 60,
+             "spool empty and nothing due in the outbox", d.log)
+
+
+def case_messages(d, ref):
+    return [x for x in d.cases() if x["ref"] == ref][0]["messages"]
+
+
 class Acknowledgements(unittest.TestCase):
     def test_ack_headers(self):
         with SmtpSink() as sink:
@@ -56,7 +85,7 @@ class Acknowledgements(unittest.TestCase):
                      "jo-bounces@example.org")
                 ref = d.wait_cases(1)[0]["ref"]
                 m = sink.wait(1)[0]
-                time.sleep(0.5)
+                settle(d)
                 self.assertEqual(len(sink.messages), 1)
                 # a department's reply goes out threaded, to the citizen
                 f = os.path.join(d.dir, "reply.txt")
@@ -107,7 +136,7 @@ class Acknowledgements(unittest.TestCase):
                              "bare\n.\nand\r.\rend\n" % evil)
                 d.ctl("cases", "reply", ref, "--file", f, check=True)
                 sink.wait(2)
-                time.sleep(1)
+                settle(d)
             self.assertEqual(len(sink.messages), 2)
             for m in sink.messages:
                 self.assertEqual(m.rcpts, ["jo@example.org"])
@@ -142,7 +171,10 @@ class Acknowledgements(unittest.TestCase):
                 send(d, message("Internal", "enquiries@council.example",
                                 "Loop?\r\n"), "enquiries@council.example")
                 d.wait_cases(5)
-                time.sleep(3)
+                # no outbox row once the five are filed (the row would be
+                # written with the case), and nothing due: nothing sent
+                self.assertEqual(outbox(d), {})
+                settle(d)
             self.assertEqual(sink.messages, [])
             self.assertEqual(outbox(d), {})
 
@@ -156,8 +188,9 @@ class Acknowledgements(unittest.TestCase):
                          "sam@example.org")
                 d.wait_cases(4)
                 sink.wait(2)
-                time.sleep(3)
+                settle(d)
                 self.assertEqual(len(sink.messages), 2)
+                self.assertEqual(outbox(d), {"sent": 2})
                 # the citizen answers the acknowledgement: same case, and
                 # no acknowledgement of the answer
                 ack = sink.messages[0].parsed
@@ -169,15 +202,10 @@ class Acknowledgements(unittest.TestCase):
                      "sam@example.org", rcpt=ack["Reply-To"].split("<")[-1]
                      .strip(">") if "<" in ack["Reply-To"]
                      else ack["Reply-To"])
-                deadline = time.time() + 20
-                while time.time() < deadline:
-                    c = [x for x in d.cases() if x["ref"] == ref][0]
-                    if c["messages"] == 2:
-                        break
-                    time.sleep(0.2)
-                self.assertEqual(c["messages"], 2)
+                wait_for(lambda: case_messages(d, ref) == 2, 60,
+                         "the answer joining %s" % ref, d.log)
                 self.assertEqual(len(d.cases()), 4)
-                time.sleep(2)
+                settle(d)
                 self.assertEqual(len(sink.messages), 2)
 
     def test_smarthost_down_then_up(self):
@@ -187,12 +215,13 @@ class Acknowledgements(unittest.TestCase):
             send(d, message("Streetlight", "kim@example.org", "Out\r\n"),
                  "kim@example.org")
             d.wait_cases(1)
-            time.sleep(3)
+            wait_for(lambda: "event=send-deferred" in d.log(), 60,
+                     "the first attempt to be deferred", d.log)
             self.assertEqual(outbox(d), {"queued": 1})
-            self.assertIn("event=send-deferred", d.log())
             with SmtpSink(port=port) as sink:
-                sink.wait(1, timeout=30)
-                time.sleep(2)
+                sink.wait(1, timeout=60)
+                wait_for(lambda: outbox(d) == {"sent": 1}, 60,
+                         "the acknowledgement marked sent", d.log)
                 self.assertEqual(len(sink.messages), 1)
             self.assertEqual(outbox(d), {"sent": 1})
 
@@ -212,11 +241,14 @@ class NoLoops(unittest.TestCase):
             send(a, message("Hello from B", "enquiries@other.example",
                             "Hi\r\n"), "enquiries@other.example")
             a.wait_cases(1)
-            deadline = time.time() + 20
-            while time.time() < deadline and not b.cases():
-                time.sleep(0.2)
-            self.assertEqual(len(b.cases()), 1)
-            time.sleep(4)
+            self.assertEqual(len(b.wait_cases(1)), 1)
+            wait_for(lambda: outbox(a) == {"sent": 1}, 60,
+                     "A's acknowledgement marked sent", a.log)
+            # B filed the acknowledgement without queueing an answer (the
+            # row would be written with the case), so nothing goes to A
+            self.assertEqual(outbox(b), {})
+            settle(b)
+            settle(a)
             self.assertEqual(outbox(a), {"sent": 1})
             self.assertEqual(outbox(b), {})
             self.assertEqual(len(a.cases()), 1)
@@ -239,9 +271,13 @@ class NoLoops(unittest.TestCase):
             with c:
                 send(c, message("Question", "robot@example.net", "?\r\n"),
                      "robot@example.net")
-                c.wait_cases(1)
+                ref = c.wait_cases(1)[0]["ref"]
                 sink.wait(1)
-                time.sleep(5)
+                # the robot's answer is filed into the case (it sends it
+                # before the sink's 250 is read back by intaked's sender)
+                wait_for(lambda: case_messages(c, ref) == 2, 60,
+                         "the robot's answer filed", c.log)
+                settle(c)
                 self.assertEqual(len(sink.messages), 1)
                 cases = c.cases()
                 self.assertEqual(len(cases), 1)
@@ -260,12 +296,8 @@ class LoopBreaker(unittest.TestCase):
                 for i in range(5):
                     send(d, message("Re: [%s]" % ref, "x@example.org",
                                     "more %d\r\n" % i), "x@example.org")
-                deadline = time.time() + 20
-                while time.time() < deadline:
-                    c = [x for x in d.cases() if x["ref"] == ref][0]
-                    if c["messages"] == 6:
-                        break
-                    time.sleep(0.2)
+                wait_for(lambda: case_messages(d, ref) == 6, 60,
+                         "six messages in %s" % ref, d.log)
             db = sqlite3.connect(os.path.join(d.dir, "var", "intake.db"))
             self.assertEqual(db.execute("SELECT loop_flag FROM cases WHERE"
                                         " ref = ?", (ref,)).fetchone()[0], 1)
@@ -297,7 +329,7 @@ class Notifications(unittest.TestCase):
                      "ann.other@example.org")
                 ref = d.wait_cases(1)[0]["ref"]
                 msgs = sink.wait(2)
-                time.sleep(1)
+                settle(d)
                 self.assertEqual(len(sink.messages), 2)
                 n = [m for m in msgs
                      if m.rcpts == ["team@departments.example"]][0]
@@ -311,7 +343,7 @@ class Notifications(unittest.TestCase):
                                 extra="Auto-Submitted: auto-replied\r\n"),
                      "bot@example.net")
                 d.wait_cases(2)
-                time.sleep(3)
+                settle(d)
                 self.assertEqual(len(sink.messages), 3)
             self.assertEqual(n.mail_from, "")
             p = n.parsed
@@ -342,7 +374,9 @@ class Notifications(unittest.TestCase):
                     send(d, message("Matter " + who, who + "@example.org",
                                     "Text %s\r\n" % who), who + "@example.org")
                 refs = sorted(c["ref"] for c in d.wait_cases(3))
-                time.sleep(3)
+                # three rows due on the hour, none due now: nothing sent
+                settle(d)
+                time.sleep(3)       # and not after a poll (2 s) either
                 self.assertEqual(len(sink.messages), 0)
                 # the hour comes round (the rows were due on the hour)
                 db = sqlite3.connect(os.path.join(d.dir, "var", "intake.db"),
@@ -356,7 +390,9 @@ class Notifications(unittest.TestCase):
                 db.commit()
                 db.close()
                 m = sink.wait(1)[0]
-                time.sleep(3)
+                wait_for(lambda: outbox(d) == {"sent": 3}, 60,
+                         "the three rows marked sent", d.log)
+                settle(d)
                 self.assertEqual(len(sink.messages), 1)
                 self.assertEqual(outbox(d), {"sent": 3})
             self.assertEqual(m.rcpts, ["team@departments.example"])
@@ -380,13 +416,13 @@ class Notifications(unittest.TestCase):
                 send(d, message("Two", "rae@example.org", "2\r\n"),
                      "rae@example.org")
                 d.wait_cases(2)
-                time.sleep(4)
+                settle(d)
                 self.assertEqual(len(sink.messages), 1)
                 # lifted: the first case is back in general, whose
                 # department hears of it again
                 d.ctl("subject", "unrestrict", "rae@example.org", check=True)
                 m = sink.wait(2)[1]
-                time.sleep(2)
+                settle(d)
                 self.assertEqual(len(sink.messages), 2)
             self.assertEqual(m.rcpts, ["team@departments.example"])
             self.assertEqual(sink.messages[0].parsed["Subject"],
@@ -403,7 +439,7 @@ class PlusAddress(unittest.TestCase):
     """Threading verifies the MAC of the Reply-To plus-address."""
 
     def wait_messages(self, d, ref, n):
-        deadline = time.time() + 20
+        deadline = time.time() + 60
         while time.time() < deadline:
             c = [x for x in d.cases() if x["ref"] == ref][0]
             if c["messages"] == n and d.spool_count() == 0:

@@ -251,7 +251,7 @@ class DailyJob(unittest.TestCase):
             send(d, "Old question", "old@example.org")
             ref = d.wait_cases(1)[0]["ref"]
             d.ctl("cases", "status", ref, "closed", check=True)
-            deadline = time.time() + 20
+            deadline = time.time() + 60
             while d.cases() and time.time() < deadline:
                 time.sleep(0.2)
             self.assertEqual(d.cases(), [])

@@ -204,7 +204,7 @@ class Reload(unittest.TestCase):
                     "  then queue street-cleansing\nrule \"street cleansing\""))
             r = d.ctl("rules", "reload")
             self.assertEqual(r.returncode, 0, r.stderr)
-            deadline = time.time() + 10
+            deadline = time.time() + 60
             while "event=rules-reload result=ok" not in d.log():
                 self.assertLess(time.time(), deadline, d.log()[-2000:])
                 time.sleep(0.05)
@@ -221,7 +221,7 @@ class Reload(unittest.TestCase):
             r = d.ctl("rules", "reload")
             self.assertEqual(r.returncode, 65)
             d.proc.send_signal(1)
-            deadline = time.time() + 10
+            deadline = time.time() + 60
             while "result=kept-old" not in d.log():
                 self.assertLess(time.time(), deadline, d.log()[-2000:])
                 time.sleep(0.05)

@@ -451,7 +451,7 @@ class SmtpStartTlsTest(unittest.TestCase):
             finally:
                 raw.close()
             # The slot is free again (per-client limit 1).
-            deadline = time.time() + 5
+            deadline = time.time() + 30
             while True:
                 other = Raw(d.port)
                 code, text = other.reply()
@@ -855,7 +855,7 @@ class SmtpLimitsTest(unittest.TestCase):
                 # close asynchronously).
                 self.assertEqual(a.cmd(b"QUIT")[0], 221)
                 self.assertTrue(a.closed())
-                deadline = time.time() + 5
+                deadline = time.time() + 30
                 while True:
                     c, rc = self._open(d.port)
                     if rc[0] == 220 or time.time() > deadline:

@@ -25,7 +25,7 @@ import threading
 import time
 import unittest
 
-from harness import ROOT, Intaked, message, free_port
+from harness import ROOT, Intaked, message, free_port, wait_for
 from tls_util import have_openssl, make_cert
 
 SECRET = b"s3cret-for-the-crm-0123456789abcdef"
@@ -89,7 +89,7 @@ class Receiver:
         with self.lock:
             return list(self.posts)
 
-    def wait(self, n, timeout=30):
+    def wait(self, n, timeout=60):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if len(self.events()) >= n:
@@ -126,6 +126,30 @@ def deliveries(d):
                           " ORDER BY id").fetchall()
     finally:
         db.close()
+
+
+def hooks_due(d):
+    """Webhook events queued and due now: what the sender still has to
+    try."""
+    db = sqlite3.connect(os.path.join(d.dir, "var", "intake.db"), timeout=10)
+    try:
+        return db.execute("SELECT count(*) FROM webhook_events WHERE"
+                          " state = 'queued' AND next_at <= ?",
+                          (int(time.time() * 1e6),)).fetchone()[0]
+    finally:
+        db.close()
+
+
+def settle(d):
+    """Wait until the spool is empty and no webhook event is due.  Events
+    are written in the transaction that makes the change (store_webhook.c)
+    and the receiver records a POST before it answers, before the event is
+    marked delivered; so once this holds, the receiver has every POST the
+    changes so far will make by now, and a count of them is final.  The
+    positive event the "no more POSTs" checks wait for instead of a fixed
+    sleep."""
+    wait_for(lambda: d.spool_count() == 0 and hooks_due(d) == 0, 60,
+             "spool empty and no webhook event due", d.log)
 
 
 class Webhooks(unittest.TestCase):
@@ -216,14 +240,14 @@ class Webhooks(unittest.TestCase):
             send(d, message("Streetlight", "kim@example.org", "Out\r\n"),
                  "kim@example.org")
             d.wait_cases(1)
-            deadline = time.time() + 20
-            while "event=webhook-deferred" not in d.log():
-                self.assertLess(time.time(), deadline, d.log())
-                time.sleep(0.2)
+            wait_for(lambda: "event=webhook-deferred" in d.log(), 60,
+                     "the first attempt to be deferred", d.log)
             self.assertEqual(deliveries(d)[0][:2], ("case.created", "queued"))
             with Receiver(port=port) as rx:
-                rx.wait(1, timeout=40)
-                time.sleep(4)
+                rx.wait(1, timeout=60)
+                wait_for(lambda: deliveries(d)[0][1] == "delivered", 60,
+                         "the event marked delivered", d.log)
+                settle(d)
                 self.assertEqual(len(rx.events()), 1)
                 self.assertTrue(rx.events()[0]["verified"])
             self.assertEqual([r[:2] for r in deliveries(d)],
@@ -239,8 +263,10 @@ class Webhooks(unittest.TestCase):
                 rx.wait(1)
                 self.assertEqual(deliveries(d)[0][1], "queued")
                 rx.status = 204
-                rx.wait(2, timeout=30)
-                time.sleep(3)
+                rx.wait(2, timeout=60)
+                wait_for(lambda: deliveries(d)[0][1] == "delivered", 60,
+                         "the event marked delivered", d.log)
+                settle(d)
                 self.assertEqual(len(rx.events()), 2)
                 self.assertEqual(rx.events()[0]["json"]["id"],
                                  rx.events()[1]["json"]["id"])
@@ -260,10 +286,8 @@ class Webhooks(unittest.TestCase):
                 send(d, message("Lamp", "al@example.org", "Out\r\n"),
                      "al@example.org")
                 d.wait_cases(1)
-                deadline = time.time() + 20
-                while "event=webhook-deferred" not in d.log():
-                    self.assertLess(time.time(), deadline, d.log())
-                    time.sleep(0.2)
+                wait_for(lambda: "event=webhook-deferred" in d.log(), 60,
+                         "the refused attempt to be deferred", d.log)
                 self.assertEqual(rx.events(), [])
                 self.assertEqual(deliveries(d)[0][1], "queued")
             # with its CA configured: delivered, over TLS
@@ -305,13 +329,13 @@ class Webhooks(unittest.TestCase):
                 send(d, message("Second", "rae@example.org", "Two\r\n"),
                      "rae@example.org")
                 d.wait_cases(2)
-                time.sleep(4)
+                settle(d)
                 self.assertEqual(len(rx.events()), 1)
                 # lifted: the case back in its queue is told to both
                 # webhooks (the one it left, the one it is back in)
                 d.ctl("subject", "unrestrict", "rae@example.org", check=True)
                 back = rx.wait(3)[1:]
-                time.sleep(3)
+                settle(d)
                 self.assertEqual(len(rx.events()), 3)
             self.assertEqual(sorted(p["path"] for p in back),
                              ["/hook/general",
