@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import smtplib
+import sqlite3
 import socket
 import subprocess
 import tempfile
@@ -247,6 +248,32 @@ class Intaked:
 
     def smtp(self, timeout=10):
         return smtplib.SMTP("127.0.0.1", self.port, timeout=timeout)
+
+    def due(self):
+        """Outbox rows and webhook events queued and due now: what the
+        sender threads still have to try."""
+        db = sqlite3.connect(os.path.join(self.dir, "var", "intake.db"),
+                             timeout=10)
+        try:
+            now = int(time.time() * 1e6)
+            return sum(db.execute(
+                "SELECT count(*) FROM %s WHERE %s = 'queued' AND next_at <= ?"
+                % t, (now,)).fetchone()[0]
+                for t in (("outbox", "status"), ("webhook_events", "state")))
+        finally:
+            db.close()
+
+    def settle(self):
+        """Wait until the spool is empty and nothing is due in the outbox
+        or the webhook queue.  Both are written in the transaction that
+        files the message or makes the change (store_case.c,
+        store_webhook.c), and the test sink and receiver record what they
+        get before they answer, before the row is marked sent; so once this
+        holds, everything the changes so far will make intaked send by now
+        has arrived, and a count of it is final.  The positive event the
+        "nothing more was sent" checks wait for instead of a fixed sleep."""
+        wait_for(lambda: self.spool_count() == 0 and self.due() == 0, 60,
+                 "spool empty and nothing due to send", self.log)
 
 
 def wait_for(pred, timeout, what, log=None):

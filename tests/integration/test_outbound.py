@@ -45,31 +45,6 @@ def outbox(d):
         db.close()
 
 
-def outbox_due(d):
-    """Outbox rows queued and due now: what the sender thread still has to
-    try."""
-    db = sqlite3.connect(os.path.join(d.dir, "var", "intake.db"), timeout=10)
-    try:
-        return db.execute("SELECT count(*) FROM outbox WHERE status = 'queued'"
-                          " AND next_at <= ?",
-                          (int(time.time() * 1e6),)).fetchone()[0]
-    finally:
-        db.close()
-
-
-def settle(d):
-    """Wait until the spool is empty and no outbox row is due.  Outbox rows
-    (acknowledgements, notifications) are written in the transaction that
-    files the message (store_case.c, store_webhook.c), and the sink records
-    a message before it answers 250, before the row is marked sent; so once
-    this holds, everything the filed mail will ever make the sender send by
-    now has reached the sink, and a count of the sink is final.  This is
-    the positive event the "nothing more was sent" checks wait for instead
-    of a fixed sleep."""
-    wait_for(lambda: d.spool_count() == 0 and outbox_due(d) == 0, 60,
-             "spool empty and nothing due in the outbox", d.log)
-
-
 def case_messages(d, ref):
     return [x for x in d.cases() if x["ref"] == ref][0]["messages"]
 
@@ -85,7 +60,7 @@ class Acknowledgements(unittest.TestCase):
                      "jo-bounces@example.org")
                 ref = d.wait_cases(1)[0]["ref"]
                 m = sink.wait(1)[0]
-                settle(d)
+                d.settle()
                 self.assertEqual(len(sink.messages), 1)
                 # a department's reply goes out threaded, to the citizen
                 f = os.path.join(d.dir, "reply.txt")
@@ -136,7 +111,7 @@ class Acknowledgements(unittest.TestCase):
                              "bare\n.\nand\r.\rend\n" % evil)
                 d.ctl("cases", "reply", ref, "--file", f, check=True)
                 sink.wait(2)
-                settle(d)
+                d.settle()
             self.assertEqual(len(sink.messages), 2)
             for m in sink.messages:
                 self.assertEqual(m.rcpts, ["jo@example.org"])
@@ -174,7 +149,7 @@ class Acknowledgements(unittest.TestCase):
                 # no outbox row once the five are filed (the row would be
                 # written with the case), and nothing due: nothing sent
                 self.assertEqual(outbox(d), {})
-                settle(d)
+                d.settle()
             self.assertEqual(sink.messages, [])
             self.assertEqual(outbox(d), {})
 
@@ -188,7 +163,7 @@ class Acknowledgements(unittest.TestCase):
                          "sam@example.org")
                 d.wait_cases(4)
                 sink.wait(2)
-                settle(d)
+                d.settle()
                 self.assertEqual(len(sink.messages), 2)
                 self.assertEqual(outbox(d), {"sent": 2})
                 # the citizen answers the acknowledgement: same case, and
@@ -205,7 +180,7 @@ class Acknowledgements(unittest.TestCase):
                 wait_for(lambda: case_messages(d, ref) == 2, 60,
                          "the answer joining %s" % ref, d.log)
                 self.assertEqual(len(d.cases()), 4)
-                settle(d)
+                d.settle()
                 self.assertEqual(len(sink.messages), 2)
 
     def test_smarthost_down_then_up(self):
@@ -247,8 +222,8 @@ class NoLoops(unittest.TestCase):
             # B filed the acknowledgement without queueing an answer (the
             # row would be written with the case), so nothing goes to A
             self.assertEqual(outbox(b), {})
-            settle(b)
-            settle(a)
+            b.settle()
+            a.settle()
             self.assertEqual(outbox(a), {"sent": 1})
             self.assertEqual(outbox(b), {})
             self.assertEqual(len(a.cases()), 1)
@@ -277,7 +252,7 @@ class NoLoops(unittest.TestCase):
                 # before the sink's 250 is read back by intaked's sender)
                 wait_for(lambda: case_messages(c, ref) == 2, 60,
                          "the robot's answer filed", c.log)
-                settle(c)
+                c.settle()
                 self.assertEqual(len(sink.messages), 1)
                 cases = c.cases()
                 self.assertEqual(len(cases), 1)
@@ -329,7 +304,7 @@ class Notifications(unittest.TestCase):
                      "ann.other@example.org")
                 ref = d.wait_cases(1)[0]["ref"]
                 msgs = sink.wait(2)
-                settle(d)
+                d.settle()
                 self.assertEqual(len(sink.messages), 2)
                 n = [m for m in msgs
                      if m.rcpts == ["team@departments.example"]][0]
@@ -343,7 +318,7 @@ class Notifications(unittest.TestCase):
                                 extra="Auto-Submitted: auto-replied\r\n"),
                      "bot@example.net")
                 d.wait_cases(2)
-                settle(d)
+                d.settle()
                 self.assertEqual(len(sink.messages), 3)
             self.assertEqual(n.mail_from, "")
             p = n.parsed
@@ -375,7 +350,7 @@ class Notifications(unittest.TestCase):
                                     "Text %s\r\n" % who), who + "@example.org")
                 refs = sorted(c["ref"] for c in d.wait_cases(3))
                 # three rows due on the hour, none due now: nothing sent
-                settle(d)
+                d.settle()
                 time.sleep(3)       # and not after a poll (2 s) either
                 self.assertEqual(len(sink.messages), 0)
                 # the hour comes round (the rows were due on the hour)
@@ -392,7 +367,7 @@ class Notifications(unittest.TestCase):
                 m = sink.wait(1)[0]
                 wait_for(lambda: outbox(d) == {"sent": 3}, 60,
                          "the three rows marked sent", d.log)
-                settle(d)
+                d.settle()
                 self.assertEqual(len(sink.messages), 1)
                 self.assertEqual(outbox(d), {"sent": 3})
             self.assertEqual(m.rcpts, ["team@departments.example"])
@@ -416,13 +391,13 @@ class Notifications(unittest.TestCase):
                 send(d, message("Two", "rae@example.org", "2\r\n"),
                      "rae@example.org")
                 d.wait_cases(2)
-                settle(d)
+                d.settle()
                 self.assertEqual(len(sink.messages), 1)
                 # lifted: the first case is back in general, whose
                 # department hears of it again
                 d.ctl("subject", "unrestrict", "rae@example.org", check=True)
                 m = sink.wait(2)[1]
-                settle(d)
+                d.settle()
                 self.assertEqual(len(sink.messages), 2)
             self.assertEqual(m.rcpts, ["team@departments.example"])
             self.assertEqual(sink.messages[0].parsed["Subject"],

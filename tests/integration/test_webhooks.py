@@ -128,30 +128,6 @@ def deliveries(d):
         db.close()
 
 
-def hooks_due(d):
-    """Webhook events queued and due now: what the sender still has to
-    try."""
-    db = sqlite3.connect(os.path.join(d.dir, "var", "intake.db"), timeout=10)
-    try:
-        return db.execute("SELECT count(*) FROM webhook_events WHERE"
-                          " state = 'queued' AND next_at <= ?",
-                          (int(time.time() * 1e6),)).fetchone()[0]
-    finally:
-        db.close()
-
-
-def settle(d):
-    """Wait until the spool is empty and no webhook event is due.  Events
-    are written in the transaction that makes the change (store_webhook.c)
-    and the receiver records a POST before it answers, before the event is
-    marked delivered; so once this holds, the receiver has every POST the
-    changes so far will make by now, and a count of them is final.  The
-    positive event the "no more POSTs" checks wait for instead of a fixed
-    sleep."""
-    wait_for(lambda: d.spool_count() == 0 and hooks_due(d) == 0, 60,
-             "spool empty and no webhook event due", d.log)
-
-
 class Webhooks(unittest.TestCase):
     def test_lifecycle_signed_metadata_only(self):
         with Receiver() as rx, Receiver() as rx2:
@@ -247,7 +223,7 @@ class Webhooks(unittest.TestCase):
                 rx.wait(1, timeout=60)
                 wait_for(lambda: deliveries(d)[0][1] == "delivered", 60,
                          "the event marked delivered", d.log)
-                settle(d)
+                d.settle()
                 self.assertEqual(len(rx.events()), 1)
                 self.assertTrue(rx.events()[0]["verified"])
             self.assertEqual([r[:2] for r in deliveries(d)],
@@ -266,7 +242,7 @@ class Webhooks(unittest.TestCase):
                 rx.wait(2, timeout=60)
                 wait_for(lambda: deliveries(d)[0][1] == "delivered", 60,
                          "the event marked delivered", d.log)
-                settle(d)
+                d.settle()
                 self.assertEqual(len(rx.events()), 2)
                 self.assertEqual(rx.events()[0]["json"]["id"],
                                  rx.events()[1]["json"]["id"])
@@ -329,13 +305,13 @@ class Webhooks(unittest.TestCase):
                 send(d, message("Second", "rae@example.org", "Two\r\n"),
                      "rae@example.org")
                 d.wait_cases(2)
-                settle(d)
+                d.settle()
                 self.assertEqual(len(rx.events()), 1)
                 # lifted: the case back in its queue is told to both
                 # webhooks (the one it left, the one it is back in)
                 d.ctl("subject", "unrestrict", "rae@example.org", check=True)
                 back = rx.wait(3)[1:]
-                settle(d)
+                d.settle()
                 self.assertEqual(len(rx.events()), 3)
             self.assertEqual(sorted(p["path"] for p in back),
                              ["/hook/general",
