@@ -68,7 +68,7 @@ static const char *ctl_usage =
   "  rules check [FILE]       every error as file:line:column\n"
   "  rules test [--json] [--rules FILE] FILE.eml...\n"
   "                           the decision for each message; nothing stored\n"
-  "  rules test --csv FILE.csv [--label COL] [--map FROM=TO]\n"
+  "  rules test --csv FILE.csv [--label COL] [--map FROM=TO] [--by-rule]\n"
   "                           the whole decision against labelled text\n"
   "  rules test --replay [--since YYYY-MM-DD] --rules DRAFT\n"
   "                           which stored cases a draft would move\n"
@@ -676,6 +676,7 @@ typedef struct {
   const char *out;            /* --out FILE */
   GPtrArray *map;             /* --map FROM=TO, NULL-terminated */
   guint examples;             /* --examples N */
+  gboolean by_rule;           /* rules test --csv --by-rule */
   gboolean from_cases;        /* --from-cases */
   const char *file;           /* cases reply --file */
   const char *queue;          /* cases route --queue */
@@ -1005,6 +1006,63 @@ ctl_rules_test (intake_config *cfg, const ctl_route_opts *o, GPtrArray *args,
   return rc;
 }
 
+/* --by-rule: for each deciding rule (the one that set the queue, or
+ * "default"), how many rows it decided and how many of those were right.
+ * Counts only: no row's text is ever printed.  */
+typedef struct {
+  guint line;
+  guint n;
+  guint right;
+} ctl_rule_count;
+
+static void
+ctl_by_rule_add (GHashTable *t, const char *rule, guint line, gboolean right)
+{
+  ctl_rule_count *c = g_hash_table_lookup (t, rule ? rule : "default");
+
+  if (c == NULL)
+    {
+      c = g_new0 (ctl_rule_count, 1);
+      c->line = line;
+      g_hash_table_insert (t, g_strdup (rule ? rule : "default"), c);
+    }
+  c->n++;
+  c->right += right ? 1 : 0;
+}
+
+static gint
+ctl_by_rule_cmp (gconstpointer a, gconstpointer b, gpointer data)
+{
+  const ctl_rule_count *x = g_hash_table_lookup (data, *(char **) a);
+  const ctl_rule_count *y = g_hash_table_lookup (data, *(char **) b);
+  guint wx = x->n - x->right, wy = y->n - y->right;
+
+  if (wx != wy)
+    return wx > wy ? -1 : 1;
+  return g_strcmp0 (*(char **) a, *(char **) b);
+}
+
+static void
+ctl_by_rule_report (GHashTable *t, GString *report)
+{
+  g_autoptr (GPtrArray) names = g_ptr_array_new ();
+  GHashTableIter it;
+  gpointer k;
+
+  g_hash_table_iter_init (&it, t);
+  while (g_hash_table_iter_next (&it, &k, NULL))
+    g_ptr_array_add (names, k);
+  g_ptr_array_sort_with_data (names, ctl_by_rule_cmp, t);
+  g_string_append (report, "\nby deciding rule (rows, right, wrong):\n");
+  for (guint i = 0; i < names->len; i++)
+    {
+      const ctl_rule_count *c = g_hash_table_lookup (t, names->pdata[i]);
+      g_string_append_printf (report, "  %6u %6u %6u  %s (line %u)\n", c->n,
+                              c->right, c->n - c->right,
+                              (char *) names->pdata[i], c->line);
+    }
+}
+
 /* --csv: the rows' text through the whole decision, compared with the
  * label column.  --label department compares the queue, anything else the
  * kind; --map FROM=TO rewrites gold labels (service-request=enquiry).  */
@@ -1019,11 +1077,13 @@ ctl_csv_eval (router *rt, const ctl_route_opts *o, GString *report,
   const char *none[] = { NULL };
   router_context rc = { .source = "form", .recipients = none };
   g_autoptr (GTimer) timer = g_timer_new ();
+  g_autoptr (GHashTable) by_rule = NULL;
 
   *out = NULL;
   if (csv == NULL)
     return;
   ev = evaluate_new ();
+  by_rule = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   for (guint i = 0; i < csv->texts->len; i++)
     {
       router_result res;
@@ -1047,9 +1107,14 @@ ctl_csv_eval (router *rt, const ctl_route_opts *o, GString *report,
             pred = eq + 1;
         }
       evaluate_add (ev, gold, pred);
+      if (o->by_rule)
+        ctl_by_rule_add (by_rule, res.d.rule, res.d.line,
+                         strcmp (gold, pred) == 0);
       router_result_clear (&res);
     }
   evaluate_report (ev, report);
+  if (o->by_rule)
+    ctl_by_rule_report (by_rule, report);
   g_string_append_printf (report, "\n%.0f decisions/s (rules and classifier,"
                           " one thread)\n",
                           csv->texts->len / MAX (g_timer_elapsed (timer, NULL),
@@ -2323,6 +2388,8 @@ main (int argc, char **argv)
         ro.rect.email = argv[++i];
       else if (strcmp (argv[i], "--dry-run") == 0)
         ro.dry_run = TRUE;
+      else if (strcmp (argv[i], "--by-rule") == 0)
+        ro.by_rule = TRUE;
       else if (strcmp (argv[i], "--confirm-clock-jump") == 0)
         ro.confirm_jump = TRUE;
       else if (strcmp (argv[i], "--from-cases") == 0)
