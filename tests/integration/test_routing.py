@@ -15,6 +15,7 @@ models;
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import time
@@ -280,6 +281,24 @@ class Classify(unittest.TestCase):
         self.assertIn("rows: 90", r.stdout)
         self.assertIn("macro-F1 (gold classes)", r.stdout)
         self.assertIn("confusion", r.stdout)
+        # --by-rule: per deciding rule, rows = right + wrong, the rows add
+        # up to the file, and no row's text is printed
+        r = d.ctl("rules", "test", "--csv", csv_path, "--label",
+                  "department", "--by-rule")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        part = r.stdout.split("by deciding rule (rows, right, wrong):\n")[1]
+        lines = [x for x in part.split("\n")
+                 if re.match(r"\s+\d+\s+\d+\s+\d+\s+\S", x)]
+        self.assertGreater(len(lines), 0)
+        total = 0
+        for x in lines:
+            n, right, wrong = (int(v) for v in x.split()[:3])
+            self.assertEqual(n, right + wrong, x)
+            self.assertRegex(x, r"\(line \d+\)$")
+            total += n
+        self.assertEqual(total, 90)
+        self.assertNotIn("swings", r.stdout)
+        self.assertNotIn("pothole", r.stdout)
         # a malformed CSV names the line
         bad = os.path.join(d.dir, "bad.csv")
         with open(bad, "w") as f:
