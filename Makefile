@@ -271,7 +271,7 @@ models: all
 		--out conf/models/kind.model
 	$(BUILD)/intakectl -c conf/intake.conf classify train \
 		conf/training/council-messages.csv --label department \
-		--out conf/models/topic.model
+		--method nblr --l2 1e-4 --seeds 5 --out conf/models/topic.model
 
 # ------------------------------------------------------------ IMAP benchmark
 # make bench-imap: 10,000 messages of 2 KB from a private Dovecot, taken,

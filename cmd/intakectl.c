@@ -108,6 +108,8 @@ static const char *ctl_usage =
   "  cases route REF [--to-queue Q] [--to-kind K]\n"
   "                           a person's correction (audited; training data)\n"
   "  classify train FILE.csv --label COL --out MODEL [--from-cases]\n"
+  "                 [--method logreg|nblr|nb|cnb] [--l2 X] [--seeds N]\n"
+  "                 [--seed N]\n"
   "                           --from-cases adds every re-routed case\n"
   "  classify eval FILE.csv --label COL --model MODEL [--map FROM=TO]\n"
   "  holidays import FILE     GOV.UK bank-holidays JSON into [clocks]\n"
@@ -677,6 +679,10 @@ typedef struct {
   GPtrArray *map;             /* --map FROM=TO, NULL-terminated */
   guint examples;             /* --examples N */
   gboolean by_rule;           /* rules test --csv --by-rule */
+  const char *method;         /* classify train --method */
+  const char *l2;             /* classify train --l2 */
+  const char *seeds;          /* classify train --seeds */
+  const char *seed;           /* classify train --seed */
   gboolean from_cases;        /* --from-cases */
   const char *file;           /* cases reply --file */
   const char *queue;          /* cases route --queue */
@@ -1950,6 +1956,55 @@ ctl_rules_reload (intake_config *cfg)
   return EX_OK;
 }
 
+/* classify train's --method, --l2 and --seeds over the defaults.  */
+static gboolean
+ctl_train_options (const ctl_route_opts *o, classify_train_options *t)
+{
+  classify_train_options_init (t);
+  if (o->method != NULL && !classify_method_from_name (o->method, &t->method))
+    {
+      fprintf (stderr, "intakectl: --method takes logreg, nblr, nb or cnb,"
+               " not '%s'\n", o->method);
+      return FALSE;
+    }
+  if (o->l2 != NULL)
+    {
+      char *end = NULL;
+      double v = g_ascii_strtod (o->l2, &end);
+      if (end == o->l2 || *end != '\0' || !(v > 0 && v < 1))
+        {
+          fprintf (stderr, "intakectl: --l2 takes a number between 0 and 1,"
+                   " not '%s'\n", o->l2);
+          return FALSE;
+        }
+      t->l2 = v;
+    }
+  if (o->seeds != NULL)
+    {
+      guint64 v;
+      if (!g_ascii_string_to_unsigned (o->seeds, 10, 1, 50, &v, NULL))
+        {
+          fprintf (stderr, "intakectl: --seeds takes a number from 1 to 50,"
+                   " not '%s'\n", o->seeds);
+          return FALSE;
+        }
+      t->seeds = (guint) v;
+    }
+  if (o->seed != NULL)
+    {
+      guint64 v;
+      if (!g_ascii_string_to_unsigned (o->seed, 10, 0, G_MAXUINT32 - 64, &v,
+                                       NULL))
+        {
+          fprintf (stderr, "intakectl: --seed takes a number, not '%s'\n",
+                   o->seed);
+          return FALSE;
+        }
+      t->seed = (guint32) v;
+    }
+  return TRUE;
+}
+
 static int
 ctl_classify (const char *sub, const ctl_route_opts *o, GPtrArray *args,
               store *st)
@@ -1957,7 +2012,10 @@ ctl_classify (const char *sub, const ctl_route_opts *o, GPtrArray *args,
   g_autoptr (GError) error = NULL;
   const char *csv = args->len > 2 ? args->pdata[2] : NULL;
   const char *label = o->label ? o->label : "label";
+  classify_train_options topts;
 
+  if (!ctl_train_options (o, &topts))
+    return EX_USAGE;
   if (st != NULL && strcmp (sub, "train") == 0)
     {
       /* the training file plus every case a person re-routed: the
@@ -1990,7 +2048,7 @@ ctl_classify (const char *sub, const ctl_route_opts *o, GPtrArray *args,
       ctl_audit (st, "classify.train", "cases", detail);
       m = classify_train ((const char *const *) c.texts->pdata,
                           (const char *const *) c.labels->pdata, c.texts->len,
-                          label, NULL, &error);
+                          label, &topts, &error);
       if (m == NULL || o->out == NULL
           || !classify_model_save (m, o->out, &error))
         {
@@ -2022,7 +2080,7 @@ ctl_classify (const char *sub, const ctl_route_opts *o, GPtrArray *args,
           fprintf (stderr, "intakectl: classify train needs --out MODEL\n");
           return EX_USAGE;
         }
-      m = classify_train_csv (csv, label, NULL, &error);
+      m = classify_train_csv (csv, label, &topts, &error);
       if (m == NULL || !classify_model_save (m, o->out, &error))
         {
           fprintf (stderr, "intakectl: %s\n", error->message);
@@ -2390,6 +2448,14 @@ main (int argc, char **argv)
         ro.dry_run = TRUE;
       else if (strcmp (argv[i], "--by-rule") == 0)
         ro.by_rule = TRUE;
+      else if (strcmp (argv[i], "--method") == 0 && i + 1 < argc)
+        ro.method = argv[++i];
+      else if (strcmp (argv[i], "--l2") == 0 && i + 1 < argc)
+        ro.l2 = argv[++i];
+      else if (strcmp (argv[i], "--seeds") == 0 && i + 1 < argc)
+        ro.seeds = argv[++i];
+      else if (strcmp (argv[i], "--seed") == 0 && i + 1 < argc)
+        ro.seed = argv[++i];
       else if (strcmp (argv[i], "--confirm-clock-jump") == 0)
         ro.confirm_jump = TRUE;
       else if (strcmp (argv[i], "--from-cases") == 0)

@@ -1135,6 +1135,7 @@ classify_train_options_init (classify_train_options *o)
     .alpha = 0.1,
     .folds = 5,
     .seed = 5,
+    .seeds = 1,
   };
 }
 
@@ -1331,6 +1332,7 @@ classify_train_rows (const classify_data *d, const guint *rows, guint n)
   g_autoptr (GPtrArray) vx = g_ptr_array_new_with_free_func (
     (GDestroyNotify) g_array_unref);
   g_autofree double *W = NULL;
+  g_autofree double *R = NULL;     /* nblr: per feature and class scale */
   guint min_df = o->min_df ? o->min_df : (n < 200 ? 1 : 2);
   guint F;
 
@@ -1360,70 +1362,131 @@ classify_train_rows (const classify_data *d, const guint *rows, guint n)
               : count[c] ? (double) n / ((double) present * count[c]) : 0;
     }
   W = g_new0 (double, (gsize) F * C);
-
-  if (o->method == CLASSIFY_METHOD_LOGREG)
+  if (o->method == CLASSIFY_METHOD_NBLR)
     {
-      /* SGD on the weighted log-loss + l2/2 |W|^2 with the step
-       * 1 / (l2 (t0 + t)) (Bottou 2012); W = scale * V so that the
-       * shrinkage of every weight is one multiplication.  */
-      g_autofree guint *order = g_new (guint, n);
-      g_autoptr (GRand) rng = g_rand_new_with_seed (o->seed);
-      double scale = 1.0, t0 = 1.0 / (o->l2 * 0.5);
-      double z[CLASSIFY_CLASSES_MAX];
-      guint64 t = 0;
+      /* r_fc = log ((p_fc / |p_c|) / (q_fc / |q_c|)): p the weighted
+       * counts of f in class c, q in every other class, both smoothed by
+       * alpha; the regression then sees x_f r_fc for class c.  */
+      g_autofree double *tot = g_new0 (double, C);
+      g_autofree double *fsum = g_new0 (double, F);
+      double all = 0;
 
+      R = g_new0 (double, (gsize) F * C);
       for (guint r = 0; r < n; r++)
-        order[r] = r;
-      for (guint e = 0; e < o->epochs; e++)
         {
-          for (guint r = n; r > 1; r--)
+          GArray *fa = vf->pdata[r], *xa = vx->pdata[r];
+          guint y = d->y[rows[r]];
+
+          for (guint k = 0; k < fa->len; k++)
             {
-              guint j = (guint) g_rand_int_range (rng, 0, (gint32) r);
-              guint tmp = order[r - 1];
+              guint32 fid = g_array_index (fa, guint32, k);
+              double x = g_array_index (xa, double, k);
 
-              order[r - 1] = order[j];
-              order[j] = tmp;
-            }
-          for (guint r = 0; r < n; r++)
-            {
-              guint i = order[r];
-              GArray *fa = vf->pdata[i], *xa = vx->pdata[i];
-              guint y = d->y[rows[i]];
-              double eta = 1.0 / (o->l2 * (t0 + (double) t++));
-
-              memcpy (z, m->bias, C * sizeof *z);
-              for (guint k = 0; k < fa->len; k++)
-                {
-                  const double *v = W + (gsize) g_array_index (fa, guint32, k) * C;
-                  double x = g_array_index (xa, double, k) * scale;
-
-                  for (guint c = 0; c < C; c++)
-                    z[c] += x * v[c];
-                }
-              classify_softmax (z, C, 1.0);
-              for (guint c = 0; c < C; c++)
-                z[c] = cw[y] * (z[c] - (c == y ? 1.0 : 0.0));
-              scale *= 1.0 - eta * o->l2;
-              if (scale < 1e-9)
-                {
-                  for (gsize k = 0; k < (gsize) F * C; k++)
-                    W[k] *= scale;
-                  scale = 1.0;
-                }
-              for (guint k = 0; k < fa->len; k++)
-                {
-                  double *v = W + (gsize) g_array_index (fa, guint32, k) * C;
-                  double x = g_array_index (xa, double, k) * eta / scale;
-
-                  for (guint c = 0; c < C; c++)
-                    v[c] -= x * z[c];
-                }
-              for (guint c = 0; c < C; c++)
-                m->bias[c] -= eta * z[c];
+              R[(gsize) fid * C + y] += x;
+              tot[y] += x;
+              fsum[fid] += x;
+              all += x;
             }
         }
-      for (gsize k = 0; k < (gsize) F * C; k++)
-        W[k] *= scale;
+      for (guint f = 0; f < F; f++)
+        for (guint c = 0; c < C; c++)
+          {
+            double pc = R[(gsize) f * C + c];
+            double qc = fsum[f] - pc;
+            double lp = log ((pc + o->alpha) / (tot[c] + o->alpha * F));
+            double lq = log ((qc + o->alpha) / (all - tot[c] + o->alpha * F));
+
+            R[(gsize) f * C + c] = lp - lq;
+          }
+    }
+
+  if (o->method == CLASSIFY_METHOD_LOGREG || o->method == CLASSIFY_METHOD_NBLR)
+    {
+      /* o->seeds runs (seed, seed + 1, ...) averaged: a linear model's
+       * mean weights, so that the result depends less on the shuffle  */
+      guint reps = MAX (o->seeds, 1);
+      g_autofree double *Wacc = g_new0 (double, (gsize) F * C);
+      double bacc[CLASSIFY_CLASSES_MAX] = { 0 };
+
+      for (guint rep = 0; rep < reps; rep++)
+        {
+          memset (W, 0, (gsize) F * C * sizeof *W);
+          memset (m->bias, 0, C * sizeof *m->bias);
+          g_autofree guint *order = g_new (guint, n);
+          g_autoptr (GRand) rng = g_rand_new_with_seed (o->seed + rep);
+          double scale = 1.0, t0 = 1.0 / (o->l2 * 0.5);
+          double z[CLASSIFY_CLASSES_MAX];
+          guint64 t = 0;
+
+          for (guint r = 0; r < n; r++)
+            order[r] = r;
+          for (guint e = 0; e < o->epochs; e++)
+            {
+              for (guint r = n; r > 1; r--)
+                {
+                  guint j = (guint) g_rand_int_range (rng, 0, (gint32) r);
+                  guint tmp = order[r - 1];
+
+                  order[r - 1] = order[j];
+                  order[j] = tmp;
+                }
+              for (guint r = 0; r < n; r++)
+                {
+                  guint i = order[r];
+                  GArray *fa = vf->pdata[i], *xa = vx->pdata[i];
+                  guint y = d->y[rows[i]];
+                  double eta = 1.0 / (o->l2 * (t0 + (double) t++));
+
+                  memcpy (z, m->bias, C * sizeof *z);
+                  for (guint k = 0; k < fa->len; k++)
+                    {
+                      gsize fo = (gsize) g_array_index (fa, guint32, k) * C;
+                      const double *v = W + fo;
+                      double x = g_array_index (xa, double, k) * scale;
+
+                      if (R != NULL)
+                        for (guint c = 0; c < C; c++)
+                          z[c] += x * v[c] * R[fo + c];
+                      else
+                        for (guint c = 0; c < C; c++)
+                          z[c] += x * v[c];
+                    }
+                  classify_softmax (z, C, 1.0);
+                  for (guint c = 0; c < C; c++)
+                    z[c] = cw[y] * (z[c] - (c == y ? 1.0 : 0.0));
+                  scale *= 1.0 - eta * o->l2;
+                  if (scale < 1e-9)
+                    {
+                      for (gsize k = 0; k < (gsize) F * C; k++)
+                        W[k] *= scale;
+                      scale = 1.0;
+                    }
+                  for (guint k = 0; k < fa->len; k++)
+                    {
+                      gsize fo = (gsize) g_array_index (fa, guint32, k) * C;
+                      double *v = W + fo;
+                      double x = g_array_index (xa, double, k) * eta / scale;
+
+                      if (R != NULL)
+                        for (guint c = 0; c < C; c++)
+                          v[c] -= x * z[c] * R[fo + c];
+                      else
+                        for (guint c = 0; c < C; c++)
+                          v[c] -= x * z[c];
+                    }
+                  for (guint c = 0; c < C; c++)
+                    m->bias[c] -= eta * z[c];
+                }
+            }
+          for (gsize k = 0; k < (gsize) F * C; k++)
+            W[k] *= scale * (R != NULL ? R[k] : 1.0);
+          for (gsize k = 0; k < (gsize) F * C; k++)
+            Wacc[k] += W[k] / reps;
+          for (guint c = 0; c < C; c++)
+            bacc[c] += m->bias[c] / reps;
+        }
+      memcpy (W, Wacc, (gsize) F * C * sizeof *W);
+      memcpy (m->bias, bacc, C * sizeof *m->bias);
     }
   else
     {
@@ -1683,7 +1746,7 @@ classify_train_csv (const char *csv_path, const char *label,
  *
  *   intake-classify-model 1
  *   label-column <name>
- *   method logreg|nb|cnb
+ *   method logreg|nb|cnb|nblr
  *   tokenizer 2
  *   bigrams 0|1
  *   temperature <T>
@@ -1695,7 +1758,20 @@ classify_train_csv (const char *csv_path, const char *label,
  *   end
  */
 
-static const char *const classify_method_names[] = { "logreg", "nb", "cnb" };
+static const char *const classify_method_names[] = { "logreg", "nb", "cnb",
+                                                      "nblr" };
+
+gboolean
+classify_method_from_name (const char *name, classify_method *out)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (classify_method_names); i++)
+    if (strcmp (name, classify_method_names[i]) == 0)
+      {
+        *out = (classify_method) i;
+        return TRUE;
+      }
+  return FALSE;
+}
 
 static void
 classify_put_num (GString *s, double v, const char *fmt)

@@ -104,7 +104,13 @@ typedef enum {
   CLASSIFY_METHOD_LOGREG,  /* softmax regression, SGD with L2 (default) */
   CLASSIFY_METHOD_NB,      /* multinomial naive Bayes on weighted counts */
   CLASSIFY_METHOD_CNB,     /* complement naive Bayes (Rennie et al. 2003) */
+  CLASSIFY_METHOD_NBLR,    /* softmax regression on features scaled by
+                            * naive Bayes log-count ratios (NBSVM, Wang and
+                            * Manning 2012), folded into the weights */
 } classify_method;
+
+/* "logreg", "nb", "cnb", "nblr" -> @out; FALSE for any other name.  */
+gboolean classify_method_from_name (const char *name, classify_method *out);
 
 /* Training knobs; classify_train_options_init() sets the defaults, which
  * are what docs/classifier.md describes.  */
@@ -121,6 +127,8 @@ typedef struct {
   guint folds;             /* cross-validation folds for the temperature
                             * (5); 0 or 1: temperature 1 */
   guint32 seed;            /* shuffling; same data and seed, same model */
+  guint seeds;             /* logreg/nblr: runs with seed, seed + 1, ...
+                            * whose weights are averaged (1) */
 } classify_train_options;
 
 void classify_train_options_init (classify_train_options *options);

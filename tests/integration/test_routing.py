@@ -299,6 +299,21 @@ class Classify(unittest.TestCase):
         self.assertEqual(total, 90)
         self.assertNotIn("swings", r.stdout)
         self.assertNotIn("pothole", r.stdout)
+        # the training knobs: nblr with averaged seeds is saved as such;
+        # a bad value is a usage error naming the flag
+        r = d.ctl("classify", "train", csv_path, "--label", "department",
+                  "--method", "nblr", "--l2", "1e-4", "--seeds", "3",
+                  "--out", model + ".nblr")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(model + ".nblr") as f:
+            self.assertIn("\nmethod nblr\n", f.read())
+        for flag, value in (("--method", "svm"), ("--l2", "-1"),
+                            ("--seeds", "0"), ("--seed", "x")):
+            r = d.ctl("classify", "train", csv_path, "--label",
+                      "department", flag, value, "--out", model + ".bad")
+            self.assertEqual(r.returncode, 64, r.stderr)
+            self.assertIn(flag, r.stderr)
+            self.assertFalse(os.path.exists(model + ".bad"))
         # a malformed CSV names the line
         bad = os.path.join(d.dir, "bad.csv")
         with open(bad, "w") as f:

@@ -319,6 +319,7 @@ START_TEST (test_train_methods_and_options)
 {
   static const classify_method methods[] = {
     CLASSIFY_METHOD_LOGREG, CLASSIFY_METHOD_NB, CLASSIFY_METHOD_CNB,
+    CLASSIFY_METHOD_NBLR,
   };
   classify_train_options o;
   classify_score s[3];
@@ -393,6 +394,63 @@ START_TEST (test_tokens_once_same_scores)
             }
         }
     }
+}
+END_TEST
+
+/* nblr: the naive Bayes ratios are folded into the saved weights, so the
+ * model scores like any linear one and survives a save and load; --seeds
+ * averages runs: the same seeds give the same file, the average differs
+ * from each of its runs.  */
+START_TEST (test_nblr_and_seeds)
+{
+  classify_train_options o;
+  classify_method m;
+  g_autoptr (classify_model) a = NULL, b = NULL, one = NULL, back = NULL;
+  g_autofree char *pa = tmp_file ("nblr-a.model", NULL);
+  g_autofree char *pb = tmp_file ("nblr-b.model", NULL);
+  g_autofree char *p1 = tmp_file ("nblr-1.model", NULL);
+  g_autofree char *ca = NULL, *cb = NULL, *c1 = NULL;
+  g_autoptr (GError) error = NULL;
+  classify_score s[3], t[3];
+
+  ck_assert (classify_method_from_name ("nblr", &m));
+  ck_assert_int_eq (m, CLASSIFY_METHOD_NBLR);
+  ck_assert (classify_method_from_name ("logreg", &m));
+  ck_assert_int_eq (m, CLASSIFY_METHOD_LOGREG);
+  ck_assert (!classify_method_from_name ("svm", &m));
+  ck_assert (!classify_method_from_name ("", &m));
+
+  classify_train_options_init (&o);
+  ck_assert_uint_eq (o.seeds, 1);
+  o.method = CLASSIFY_METHOD_NBLR;
+  o.seeds = 3;
+  a = classify_train (train_texts, train_labels, G_N_ELEMENTS (train_texts),
+                      NULL, &o, &error);
+  b = classify_train (train_texts, train_labels, G_N_ELEMENTS (train_texts),
+                      NULL, &o, &error);
+  o.seeds = 1;
+  one = classify_train (train_texts, train_labels,
+                        G_N_ELEMENTS (train_texts), NULL, &o, &error);
+  ck_assert_ptr_nonnull (a);
+  ck_assert_ptr_nonnull (one);
+  ck_assert (classify_model_save (a, pa, &error));
+  ck_assert (classify_model_save (b, pb, &error));
+  ck_assert (classify_model_save (one, p1, &error));
+  ck_assert (g_file_get_contents (pa, &ca, NULL, NULL));
+  ck_assert (g_file_get_contents (pb, &cb, NULL, NULL));
+  ck_assert (g_file_get_contents (p1, &c1, NULL, NULL));
+  ck_assert_str_eq (ca, cb);
+  ck_assert_str_ne (ca, c1);
+  ck_assert_ptr_nonnull (strstr (ca, "\nmethod nblr\n"));
+  back = classify_model_load (pa, &error);
+  ck_assert_msg (back != NULL, "%s", error ? error->message : "");
+  classify_text (a, "missed bin", -1, s, 3);
+  classify_text (back, "missed bin", -1, t, 3);
+  ck_assert_str_eq (s[0].label, "waste");
+  ck_assert_str_eq (t[0].label, "waste");
+  ck_assert (s[0].score == t[0].score);
+  classify_text (back, "pothole", -1, t, 3);
+  ck_assert_str_eq (t[0].label, "highways");
 }
 END_TEST
 
@@ -807,6 +865,7 @@ classify_suite (void)
   tcase_add_test (tc, test_scores_calibrated_shape);
   tcase_add_test (tc, test_train_methods_and_options);
   tcase_add_test (tc, test_train_refusals);
+  tcase_add_test (tc, test_nblr_and_seeds);
   tcase_add_test (tc, test_tokens_once_same_scores);
   tcase_add_test (tc, test_train_csv_deterministic);
   tcase_add_test (tc, test_save_load_roundtrip);
