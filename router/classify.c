@@ -1410,13 +1410,15 @@ classify_train_rows (const classify_data *d, const guint *rows, guint n)
 
       for (guint rep = 0; rep < reps; rep++)
         {
-          memset (W, 0, (gsize) F * C * sizeof *W);
-          memset (m->bias, 0, C * sizeof *m->bias);
           g_autofree guint *order = g_new (guint, n);
           g_autoptr (GRand) rng = g_rand_new_with_seed (o->seed + rep);
           double scale = 1.0, t0 = 1.0 / (o->l2 * 0.5);
           double z[CLASSIFY_CLASSES_MAX];
           guint64 t = 0;
+
+          if (F > 0)
+            memset (W, 0, (gsize) F * C * sizeof *W);
+          memset (m->bias, 0, C * sizeof *m->bias);
 
           for (guint r = 0; r < n; r++)
             order[r] = r;
@@ -1485,7 +1487,8 @@ classify_train_rows (const classify_data *d, const guint *rows, guint n)
           for (guint c = 0; c < C; c++)
             bacc[c] += m->bias[c] / reps;
         }
-      memcpy (W, Wacc, (gsize) F * C * sizeof *W);
+      if (F > 0)
+        memcpy (W, Wacc, (gsize) F * C * sizeof *W);
       memcpy (m->bias, bacc, C * sizeof *m->bias);
     }
   else
