@@ -1318,6 +1318,34 @@ classify_build_vocab (classify_model *m, const classify_data *d,
 
 /* Train on rows @rows[0..n) of @d: a model with all d->n_classes classes
  * and temperature 1.  */
+/* The weighted counts of every feature by class (@fc, F x C, added to),
+ * by class (@tot) and by feature (@fsum); returns their sum.  */
+static double
+classify_count_classes (const classify_data *d, const guint *rows, guint n,
+                        GPtrArray *vf, GPtrArray *vx, guint C, double *fc,
+                        double *tot, double *fsum)
+{
+  double all = 0;
+
+  for (guint r = 0; r < n; r++)
+    {
+      GArray *fa = vf->pdata[r], *xa = vx->pdata[r];
+      guint y = d->y[rows[r]];
+
+      for (guint k = 0; k < fa->len; k++)
+        {
+          guint32 fid = g_array_index (fa, guint32, k);
+          double x = g_array_index (xa, double, k);
+
+          fc[(gsize) fid * C + y] += x;
+          tot[y] += x;
+          fsum[fid] += x;
+          all += x;
+        }
+    }
+  return all;
+}
+
 static classify_model *
 classify_train_rows (const classify_data *d, const guint *rows, guint n)
 {
@@ -1369,25 +1397,10 @@ classify_train_rows (const classify_data *d, const guint *rows, guint n)
        * alpha; the regression then sees x_f r_fc for class c.  */
       g_autofree double *tot = g_new0 (double, C);
       g_autofree double *fsum = g_new0 (double, F);
-      double all = 0;
+      double all;
 
       R = g_new0 (double, (gsize) F * C);
-      for (guint r = 0; r < n; r++)
-        {
-          GArray *fa = vf->pdata[r], *xa = vx->pdata[r];
-          guint y = d->y[rows[r]];
-
-          for (guint k = 0; k < fa->len; k++)
-            {
-              guint32 fid = g_array_index (fa, guint32, k);
-              double x = g_array_index (xa, double, k);
-
-              R[(gsize) fid * C + y] += x;
-              tot[y] += x;
-              fsum[fid] += x;
-              all += x;
-            }
-        }
+      all = classify_count_classes (d, rows, n, vf, vx, C, R, tot, fsum);
       for (guint f = 0; f < F; f++)
         for (guint c = 0; c < C; c++)
           {
@@ -1498,25 +1511,10 @@ classify_train_rows (const classify_data *d, const guint *rows, guint n)
        * then negated).  Balanced: uniform priors.  */
       g_autofree double *tot = g_new0 (double, C);
       g_autofree double *fsum = g_new0 (double, F);
-      double all = 0;
+      double all;
       gboolean cnb = o->method == CLASSIFY_METHOD_CNB;
 
-      for (guint r = 0; r < n; r++)
-        {
-          GArray *fa = vf->pdata[r], *xa = vx->pdata[r];
-          guint y = d->y[rows[r]];
-
-          for (guint k = 0; k < fa->len; k++)
-            {
-              guint32 fid = g_array_index (fa, guint32, k);
-              double x = g_array_index (xa, double, k);
-
-              W[(gsize) fid * C + y] += x;
-              tot[y] += x;
-              fsum[fid] += x;
-              all += x;
-            }
-        }
+      all = classify_count_classes (d, rows, n, vf, vx, C, W, tot, fsum);
       for (guint f = 0; f < F; f++)
         for (guint c = 0; c < C; c++)
           {
