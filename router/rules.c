@@ -48,6 +48,14 @@ const char *const rules_kinds[] = {
   "sar", "rights-request", "auto-reply", NULL
 };
 
+/* Kinds that only a rule gives (docs/rules.md, "The kind"): each starts a
+ * statutory clock (FOI 20 working days, SAR and the other rights one
+ * month) or silences the acknowledgement, so a classifier's score alone,
+ * with no rule that looked for a request, never gives them.  */
+const char *const rules_rule_only_kinds[] = {
+  "foi-request", "sar", "rights-request", "auto-reply", NULL
+};
+
 static const char *const rules_priorities[] = {
   "low", "normal", "high", "urgent", NULL
 };
@@ -1697,9 +1705,17 @@ rules_decide (const rules *r, const rules_input *in, rules_decision *out)
   rules_apply (r->deflt, out);
   if (out->kind == NULL)
     {
-      /* no rule said: the classifier's kind, else enquiry */
-      out->kind = g_strdup (in->n_kind ? in->kind_scores[0].label
-                                       : "enquiry");
+      /* no rule said: the classifier's best kind that may come from the
+       * classifier alone (rules_rule_only_kinds), else enquiry */
+      const char *k = "enquiry";
+      for (guint i = 0; i < in->n_kind; i++)
+        if (in->kind_scores[i].label
+            && !rules_in_list (rules_rule_only_kinds, in->kind_scores[i].label))
+          {
+            k = in->kind_scores[i].label;
+            break;
+          }
+      out->kind = g_strdup (k);
     }
   if (out->priority == NULL)
     out->priority = g_strdup ("normal");

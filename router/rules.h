@@ -109,5 +109,8 @@ void rules_decide (const rules *r, const rules_input *in, rules_decision *out);
 
 /* The kinds the classifier and rules know.  */
 extern const char *const rules_kinds[];
+/* Those of them that only a rule gives: when no rule sets the kind, the
+ * kind is the classifier's best kind not in this list, else enquiry.  */
+extern const char *const rules_rule_only_kinds[];
 
 #endif

@@ -207,8 +207,9 @@ START_TEST (test_operators)
   in.kind_scores = low;
   decide (r, &in, &d);
   ck_assert_str_eq (d.queue, "customer-services");
-  /* no rule set the kind: the classifier's top kind */
-  ck_assert_str_eq (d.kind, "foi-request");
+  /* no rule set the kind: the classifier's best kind, but foi-request
+   * only comes from a rule (test_kind_only_from_a_rule) */
+  ck_assert_str_eq (d.kind, "enquiry");
   rules_decision_clear (&d);
   in.kind_scores = NULL;
   in.n_kind = 0;
@@ -639,6 +640,135 @@ START_TEST (test_reasons_hostile)
 }
 END_TEST
 
+/* foi-request, sar, rights-request and auto-reply start a statutory clock
+ * or say no person wrote: when no rule sets the kind, the classifier's
+ * score alone never gives them, whatever it is; the best other kind does,
+ * else enquiry.  A rule still sets them, also one that reads the
+ * classifier ("kind is", "kind.score").  */
+START_TEST (test_kind_only_from_a_rule)
+{
+  static const char *const text =
+    "queues customer-services, information-governance\n"
+    "default queue customer-services\n"
+    "rule \"sar by words\"\n"
+    "  when body word (\"my records\")\n"
+    "  then kind sar, queue information-governance, stop\n"
+    "rule \"foi: the classifier and an ask\"\n"
+    "  when kind is foi-request and body word (\"how many\")\n"
+    "  then kind foi-request, queue information-governance, stop\n"
+    "rule \"rights: the classifier sure\"\n"
+    "  when kind.score rights-request >= 0.99\n"
+    "  then kind rights-request, queue information-governance, stop\n"
+    "rule \"automatic\"\n"
+    "  when auto-reply is true then kind auto-reply, priority low\n"
+    "rule \"the classifier's kind, as a condition\"\n"
+    "  when kind in (foi-request, sar, rights-request, auto-reply)\n"
+    "  then tag classifier-said-request\n";
+  static const char *const only_rule[] = { "foi-request", "sar",
+                                           "rights-request", "auto-reply" };
+  g_autoptr (rules) r = load (text);
+  rules_input in = { .body = "hello there" };
+  rules_decision d;
+
+  for (guint i = 0; i < G_N_ELEMENTS (only_rule); i++)
+    {
+      /* top score 0.97 (or 0.4), complaint second: complaint */
+      const rules_score sure[] = { { only_rule[i], 0.97 },
+                                   { "complaint", 0.02 },
+                                   { "enquiry", 0.01 } };
+      const rules_score weak[] = { { only_rule[i], 0.4 },
+                                   { "service-request", 0.35 },
+                                   { "enquiry", 0.25 } };
+      in.kind_scores = sure;
+      in.n_kind = G_N_ELEMENTS (sure);
+      decide (r, &in, &d);
+      ck_assert_msg (strcmp (d.kind, "complaint") == 0, "%s gave %s",
+                     only_rule[i], d.kind);
+      ck_assert_str_eq (d.queue, "customer-services");
+      ck_assert_str_eq (d.rule, "default");
+      /* conditions still read the classifier's own best kind */
+      ck_assert (has (d.tags, "classifier-said-request"));
+      rules_decision_clear (&d);
+      in.kind_scores = weak;
+      in.n_kind = G_N_ELEMENTS (weak);
+      decide (r, &in, &d);
+      ck_assert_str_eq (d.kind, "service-request");
+      rules_decision_clear (&d);
+    }
+  {
+    /* every kind the classifier gives is rule-only: enquiry */
+    const rules_score all[] = { { "sar", 0.5 }, { "foi-request", 0.3 },
+                                { "auto-reply", 0.15 },
+                                { "rights-request", 0.05 } };
+    in.kind_scores = all;
+    in.n_kind = G_N_ELEMENTS (all);
+    decide (r, &in, &d);
+    ck_assert_str_eq (d.kind, "enquiry");
+    rules_decision_clear (&d);
+  }
+  {
+    /* any other kind still comes from the classifier */
+    const rules_score other[] = { { "compliment", 0.6 }, { "sar", 0.3 },
+                                  { "enquiry", 0.1 } };
+    in.kind_scores = other;
+    in.n_kind = G_N_ELEMENTS (other);
+    decide (r, &in, &d);
+    ck_assert_str_eq (d.kind, "compliment");
+    rules_decision_clear (&d);
+  }
+  {
+    /* a rule sets each of the four */
+    const rules_score foi[] = { { "foi-request", 0.4 }, { "enquiry", 0.35 },
+                                { "sar", 0.25 } };
+    const rules_score rights[] = { { "rights-request", 0.995 },
+                                   { "sar", 0.005 } };
+    const rules_score enquiry[] = { { "enquiry", 0.9 }, { "sar", 0.1 } };
+
+    in.kind_scores = enquiry;
+    in.n_kind = G_N_ELEMENTS (enquiry);
+    in.body = "please send me my records";
+    decide (r, &in, &d);
+    ck_assert_str_eq (d.kind, "sar");
+    ck_assert_str_eq (d.queue, "information-governance");
+    rules_decision_clear (&d);
+
+    in.kind_scores = foi;
+    in.n_kind = G_N_ELEMENTS (foi);
+    in.body = "how many potholes were filled last year?";
+    decide (r, &in, &d);
+    ck_assert_str_eq (d.kind, "foi-request");
+    ck_assert_str_eq (d.rule, "foi: the classifier and an ask");
+    rules_decision_clear (&d);
+    /* the same scores without the ask: the next kind */
+    in.body = "potholes again";
+    decide (r, &in, &d);
+    ck_assert_str_eq (d.kind, "enquiry");
+    rules_decision_clear (&d);
+
+    in.kind_scores = rights;
+    in.n_kind = G_N_ELEMENTS (rights);
+    decide (r, &in, &d);
+    ck_assert_str_eq (d.kind, "rights-request");
+    rules_decision_clear (&d);
+
+    in.kind_scores = enquiry;
+    in.n_kind = G_N_ELEMENTS (enquiry);
+    in.auto_reply = TRUE;
+    decide (r, &in, &d);
+    ck_assert_str_eq (d.kind, "auto-reply");
+    ck_assert_str_eq (d.priority, "low");
+    rules_decision_clear (&d);
+    in.auto_reply = FALSE;
+  }
+  /* no scores at all: enquiry */
+  in.kind_scores = NULL;
+  in.n_kind = 0;
+  decide (r, &in, &d);
+  ck_assert_str_eq (d.kind, "enquiry");
+  rules_decision_clear (&d);
+}
+END_TEST
+
 static Suite *
 rules_suite (void)
 {
@@ -648,6 +778,7 @@ rules_suite (void)
   tcase_add_test (tc, test_mailbox_first_match_wins);
   tcase_add_test (tc, test_stop_and_default);
   tcase_add_test (tc, test_operators);
+  tcase_add_test (tc, test_kind_only_from_a_rule);
   tcase_add_test (tc, test_every_error_reported);
   tcase_add_test (tc, test_missing_default);
   tcase_add_test (tc, test_regex_bounded);
