@@ -267,7 +267,7 @@ bench-router: deps $(BUILD)/bench/router_bench
 .PHONY: models
 models: all
 	$(BUILD)/intakectl -c conf/intake.conf classify train \
-		conf/training/council-messages.csv --label kind \
+		conf/training/council-messages.csv --label kind --polarity \
 		--out conf/models/kind.model
 	$(BUILD)/intakectl -c conf/intake.conf classify train \
 		conf/training/council-messages.csv --label department \

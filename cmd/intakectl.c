@@ -109,7 +109,7 @@ static const char *ctl_usage =
   "                           a person's correction (audited; training data)\n"
   "  classify train FILE.csv --label COL --out MODEL [--from-cases]\n"
   "                 [--method logreg|nblr|nb|cnb] [--l2 X] [--seeds N]\n"
-  "                 [--seed N]\n"
+  "                 [--seed N] [--polarity]\n"
   "                           --from-cases adds every re-routed case\n"
   "  classify eval FILE.csv --label COL --model MODEL [--map FROM=TO]\n"
   "  holidays import FILE     GOV.UK bank-holidays JSON into [clocks]\n"
@@ -683,6 +683,7 @@ typedef struct {
   const char *l2;             /* classify train --l2 */
   const char *seeds;          /* classify train --seeds */
   const char *seed;           /* classify train --seed */
+  gboolean polarity;          /* classify train --polarity */
   gboolean from_cases;        /* --from-cases */
   const char *file;           /* cases reply --file */
   const char *queue;          /* cases route --queue */
@@ -1961,6 +1962,7 @@ static gboolean
 ctl_train_options (const ctl_route_opts *o, classify_train_options *t)
 {
   classify_train_options_init (t);
+  t->polarity = o->polarity;
   if (o->method != NULL && !classify_method_from_name (o->method, &t->method))
     {
       fprintf (stderr, "intakectl: --method takes logreg, nblr, nb or cnb,"
@@ -2456,6 +2458,8 @@ main (int argc, char **argv)
         ro.seeds = argv[++i];
       else if (strcmp (argv[i], "--seed") == 0 && i + 1 < argc)
         ro.seed = argv[++i];
+      else if (strcmp (argv[i], "--polarity") == 0)
+        ro.polarity = TRUE;
       else if (strcmp (argv[i], "--confirm-clock-jump") == 0)
         ro.confirm_jump = TRUE;
       else if (strcmp (argv[i], "--from-cases") == 0)

@@ -80,6 +80,65 @@ static const struct {
   { "parked", "parking" },
 };
 
+/* -------------------------------------------------------------- polarity
+ * Words of complaint and of praise, general English written for intake
+ * (docs/classifier.md, "Polarity"), matched on the lower-cased word
+ * before stemming.  Every one found adds a token "#neg" or "#pos" after
+ * the text's own tokens, so that a complaint in words the training rows
+ * never used ("abysmal", "shambles") still counts as one.  A model knows
+ * these tokens only if it was trained with them
+ * (classify_train_options.polarity); one trained without them never has
+ * them in its vocabulary ('#' separates words, so no text token can be
+ * "#neg"), which is why they did not need a new tokenizer version.  */
+static const char *const classify_negative_words[] = {
+  "absurd", "abuse", "abused", "abusive", "abysmal", "aggravated",
+  "aggravating", "angrier", "angry", "annoyed", "annoying", "anxious",
+  "appalled", "appalling", "atrocious", "awful", "bad", "badly",
+  "bizarre", "broken", "careless", "chaos", "chaotic", "cheated",
+  "clueless", "cold", "complain", "complained", "complaining",
+  "complaint", "complaints", "confused", "confusing", "crap", "crappy",
+  "cruel", "damaged", "dangerous", "dead", "denied", "deplorable",
+  "desperate", "destroyed", "dirty", "disappointed", "disappointing",
+  "disappointment", "disaster", "disastrous", "disgrace", "disgraceful",
+  "disgusted", "disgusting", "dishonest", "dismissive", "dreadful",
+  "dumb", "embarrassed", "embarrassing", "enraged", "exhausted", "fail",
+  "failed", "failing", "fails", "failure", "fed", "filthy", "frustrated",
+  "frustrating", "frustration", "furious", "garbage", "gross", "hate",
+  "hated", "hates", "horrendous", "horrible", "horrid", "hostile",
+  "idiot", "idiotic", "idiots", "ignorant", "ignored", "ignoring", "ill",
+  "impolite", "inadequate", "incompetence", "incompetent",
+  "inconsiderate", "inconvenience", "inconvenienced", "inconvenient",
+  "ineffective", "inefficient", "infuriating", "insane", "insulting",
+  "irate", "irritated", "irritating", "joke", "lame", "liar", "lied",
+  "lies", "livid", "lousy", "mess", "messed", "miserable", "misleading",
+  "mistake", "mistreated", "nasty", "neglect", "neglected", "negligence",
+  "negligent", "nightmare", "nonsense", "obnoxious", "offended",
+  "offensive", "outrage", "outraged", "outrageous", "pathetic", "poor",
+  "poorly", "problem", "problems", "ridiculous", "rip", "ripoff",
+  "ripped", "rubbish", "rude", "rudely", "ruin", "ruined", "ruining",
+  "sad", "scam", "screwed", "shambles", "shame", "shameful", "shocked",
+  "shocking", "shoddy", "sick", "sloppy", "slow", "stressed", "stressful",
+  "stupid", "substandard", "sucked", "sucks", "terrible", "terribly",
+  "thoughtless", "tired", "trash", "ugly", "unacceptable", "unbelievable",
+  "uncomfortable", "unfair", "unfortunately", "unhappy", "unhelpful",
+  "unprofessional", "unreliable", "unresponsive", "upset", "upsetting",
+  "useless", "waste", "wasted", "wasting", "worse", "worst", "worthless",
+  "wrong", "wrongly",
+};
+
+static const char *const classify_positive_words[] = {
+  "amazing", "appreciate", "appreciated", "awesome", "beautiful", "best",
+  "brilliant", "caring", "cheers", "clean", "comfortable", "commend",
+  "cool", "courteous", "delighted", "delightful", "efficient", "enjoy",
+  "enjoyed", "excellent", "exceptional", "fab", "fabulous", "fantastic",
+  "friendly", "glad", "good", "gorgeous", "grateful", "great", "happy",
+  "helpful", "impressed", "impressive", "kind", "kudos", "love", "loved",
+  "lovely", "marvellous", "nice", "outstanding", "perfect", "pleasant",
+  "pleased", "polite", "professional", "prompt", "quick", "recommend",
+  "reliable", "smooth", "splendid", "superb", "supportive", "terrific",
+  "thank", "thanked", "thankful", "thanks", "thx", "wonderful",
+};
+
 /* --------------------------------------------------------- u64 -> u32 map
  * Open addressing, linear probing, for bigrams keyed by the pair of their
  * unigram ids.  Keys are < 2^62, so all-ones marks an empty slot.  */
@@ -184,7 +243,10 @@ typedef struct {
   guint32 val;             /* vocabulary: fid; stem cache: stem length, or
                             * CLASSIFY_NONE for a stop word */
   guint64 aux;             /* stem cache: hash of the stem */
+  guint8 polarity;         /* stem cache: CLASSIFY_POLARITY_* */
 } classify_strent;
+
+enum { CLASSIFY_POLARITY_NONE, CLASSIFY_POLARITY_NEG, CLASSIFY_POLARITY_POS };
 
 typedef struct {
   classify_strent *e;
@@ -375,6 +437,7 @@ typedef struct {
   struct sb_stemmer *stemmer;
   classify_strtab stems;   /* word -> stem */
   guint64 hash_n, hash_q, hash_x;   /* of "#n", "#q", "#x" */
+  guint64 hash_neg, hash_pos;       /* of "#neg", "#pos" */
   guint32 stamp;
   guint32 slot_stamp[CLASSIFY_SCRATCH_SLOTS];
   guint32 slot_fid[CLASSIFY_SCRATCH_SLOTS];
@@ -384,7 +447,7 @@ typedef struct {
 } classify_thread;
 
 /* Cache @w -> @stem (NULL: stop word); key and stem share one block.  */
-static const classify_strent *
+static classify_strent *
 classify_thread_cache (classify_thread *t, const char *w, gsize len,
                        guint64 h, const char *stem, gsize slen)
 {
@@ -405,8 +468,35 @@ classify_thread_cache (classify_thread *t, const char *w, gsize len,
   return e;
 }
 
-/* A fresh stem cache that already answers the stop words (no token) and
- * the stem exceptions (their fixed token).  */
+/* The polarity words @w[@n] into the stem cache with their Snowball stems
+ * and @polarity.  */
+static void
+classify_thread_fill_polarity (classify_thread *t, const char *const *w,
+                               gsize n, guint8 polarity)
+{
+  for (gsize i = 0; i < n; i++)
+    {
+      gsize len = strlen (w[i]);
+      const sb_symbol *st = sb_stemmer_stem (t->stemmer,
+                                             (const sb_symbol *) w[i],
+                                             (int) len);
+      classify_strent *e;
+
+      if (st == NULL)   /* out of memory inside libstemmer */
+        g_error ("classify: sb_stemmer_stem failed");
+      g_assert (classify_strtab_find (&t->stems, w[i], len,
+                                      classify_hash (w[i], len),
+                                      TRUE) == NULL);
+      e = classify_thread_cache (t, w[i], len, classify_hash (w[i], len),
+                                 (const char *) st,
+                                 (gsize) sb_stemmer_length (t->stemmer));
+      e->polarity = polarity;
+    }
+}
+
+/* A fresh stem cache that already answers the stop words (no token), the
+ * stem exceptions (their fixed token) and the polarity words (their stem,
+ * and the polarity).  */
 static void
 classify_thread_fill_stops (classify_thread *t)
 {
@@ -426,6 +516,12 @@ classify_thread_fill_stops (classify_thread *t)
 
       classify_thread_cache (t, w, n, classify_hash (w, n), tok, strlen (tok));
     }
+  classify_thread_fill_polarity (t, classify_negative_words,
+                                 G_N_ELEMENTS (classify_negative_words),
+                                 CLASSIFY_POLARITY_NEG);
+  classify_thread_fill_polarity (t, classify_positive_words,
+                                 G_N_ELEMENTS (classify_positive_words),
+                                 CLASSIFY_POLARITY_POS);
 }
 
 static void
@@ -455,6 +551,8 @@ classify_thread_get (void)
   t->hash_n = classify_hash ("#n", 2);
   t->hash_q = classify_hash ("#q", 2);
   t->hash_x = classify_hash ("#x", 2);
+  t->hash_neg = classify_hash ("#neg", 4);
+  t->hash_pos = classify_hash ("#pos", 4);
   g_private_set (&classify_thread_key, t);
   return t;
 }
@@ -496,6 +594,7 @@ typedef struct {
   gpointer data;
   guint count;
   char last_special;       /* '?' or '!' just emitted: runs count once */
+  guint neg, pos;          /* polarity words seen */
   char word[CLASSIFY_TOKEN_BYTES_MAX + 8];
   gsize len;
   gboolean overlong, ascii, digit, alpha;
@@ -572,6 +671,10 @@ classify_tok_flush (classify_tok *k)
   e = classify_thread_stem (k->t, w, len);
   if (e->val != CLASSIFY_NONE && e->val > 0)
     classify_tok_out (k, e->key + e->len + 1, e->val, e->aux);
+  if (e->polarity == CLASSIFY_POLARITY_NEG)
+    k->neg++;
+  else if (e->polarity == CLASSIFY_POLARITY_POS)
+    k->pos++;
 }
 
 /* Call @emit for every token of @text, in order (classify_tokenize()).  */
@@ -644,6 +747,10 @@ classify_tokens_each (classify_thread *t, const char *text, gssize len,
     }
   if (k.count < CLASSIFY_TOKENS_MAX)
     classify_tok_flush (&k);
+  for (guint i = 0; i < k.neg && k.count < CLASSIFY_TOKENS_MAX; i++)
+    classify_tok_out (&k, "#neg", 4, t->hash_neg);
+  for (guint i = 0; i < k.pos && k.count < CLASSIFY_TOKENS_MAX; i++)
+    classify_tok_out (&k, "#pos", 4, t->hash_pos);
 }
 
 static void
@@ -1154,6 +1261,7 @@ typedef struct {
 typedef struct {
   classify_data *d;
   GArray *doc;
+  gboolean polarity;   /* keep "#neg" and "#pos" */
 } classify_intern_ctx;
 
 static void
@@ -1161,9 +1269,13 @@ classify_intern_emit (const char *tok, gsize len, guint64 hash,
                       gpointer data)
 {
   classify_intern_ctx *x = data;
-  gpointer v = g_hash_table_lookup (x->d->intern, tok);
+  gpointer v;
   guint32 id;
 
+  if (!x->polarity && len == 4 && tok[0] == '#'
+      && (strcmp (tok, "#neg") == 0 || strcmp (tok, "#pos") == 0))
+    return;
+  v = g_hash_table_lookup (x->d->intern, tok);
   if (v == NULL)
     {
       char *s = g_strdup (tok);
@@ -1658,7 +1770,8 @@ classify_train (const char *const *texts, const char *const *labels, gsize n,
   for (gsize i = 0; i < n; i++)
     {
       classify_intern_ctx x = { &d, g_array_new (FALSE, FALSE,
-                                                 sizeof (guint32)) };
+                                                 sizeof (guint32)),
+                                options->polarity };
 
       classify_tokens_each (classify_thread_get (), texts[i], -1,
                             classify_intern_emit, &x);

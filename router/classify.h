@@ -61,7 +61,9 @@ typedef enum {
  * question words kept), Snowball English stems (except "parking" and
  * "parked", which become "parking", not the "park" of a park);
  * digits-only words become "#n", digit runs inside words become "0", and
- * "?" / "!" become "#q" / "#x".  Invalid UTF-8 bytes separate words.  At most CLASSIFY_TOKENS_MAX
+ * "?" / "!" become "#q" / "#x"; after the text's tokens, one "#neg" for
+ * every word of complaint and one "#pos" for every word of praise in it
+ * (classify.c's polarity lists).  Invalid UTF-8 bytes separate words.  At most CLASSIFY_TOKENS_MAX
  * tokens from the first CLASSIFY_TEXT_BYTES_MAX bytes.  */
 GStrv classify_tokenize (const char *text, gssize len);
 
@@ -129,6 +131,9 @@ typedef struct {
   guint32 seed;            /* shuffling; same data and seed, same model */
   guint seeds;             /* logreg/nblr: runs with seed, seed + 1, ...
                             * whose weights are averaged (1) */
+  gboolean polarity;       /* learn the "#neg" / "#pos" tokens of the
+                            * polarity words (FALSE; the shipped kind
+                            * model: TRUE) */
 } classify_train_options;
 
 void classify_train_options_init (classify_train_options *options);

@@ -307,6 +307,15 @@ class Classify(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         with open(model + ".nblr") as f:
             self.assertIn("\nmethod nblr\n", f.read())
+        # --polarity: "broken" (a word of complaint) gives the model a
+        # "#neg" feature; without the flag it has none
+        r = d.ctl("classify", "train", csv_path, "--label", "department",
+                  "--polarity", "--out", model + ".pol")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(model + ".pol") as f:
+            self.assertIn("\t#neg\n", f.read())
+        with open(model) as f:
+            self.assertNotIn("\t#neg\n", f.read())
         for flag, value in (("--method", "svm"), ("--l2", "-1"),
                             ("--seeds", "0"), ("--seed", "x")):
             r = d.ctl("classify", "train", csv_path, "--label",

@@ -183,7 +183,7 @@ typedef struct {
 } tok_case;
 
 static const tok_case tok_cases[] = {
-  { "Complaints", "complaint" },
+  { "Complaints", "complaint #neg" },
   { "bins", "bin" },
   /* parking is not the parks department: only the vehicle-only forms are
    * kept apart, "park" and "parks" (noun or verb) keep the stem */
@@ -191,8 +191,8 @@ static const tok_case tok_cases[] = {
   { "no parking sign, cars parked on the path in the park",
     "no parking sign car parking path park" },
   { "The bins weren't collected!", "bin werent collect #x" },
-  { "Complaints about 3 potholes on the A467???", "complaint #n pothol a0 #q" },
-  { "I don\xE2\x80\x99t know why; NOT happy!!", "dont know whi not happi #x" },
+  { "Complaints about 3 potholes on the A467???", "complaint #n pothol a0 #q #neg" },
+  { "I don\xE2\x80\x99t know why; NOT happy!!", "dont know whi not happi #x #pos" },
   { "STRASSE Stra\xC3\x9F" "e \xEF\xAC\x81le", "strass strass file" },
   { "bin\xFF" "bag\xC3", "bin bag" },
   { "flight UA1234 on 12/03", "flight ua0 #n #n" },
@@ -204,6 +204,13 @@ static const tok_case tok_cases[] = {
   { "Could you do the same after 5? Any update?",
     "could do same after #n #q ani updat #q" },
   { "email@example.org http://x.gov.uk/a?b=c", "email exampl org http x gov uk #q b c" },
+  /* Polarity words: one "#neg" or "#pos" each, after the text's tokens,
+   * negatives first; matched on the word, not the stem ("helpless" is
+   * not "helpful"), case-folded, apostrophes joined.  */
+  { "An ABYSMAL shambles, truly abysmal. Thanks anyway!",
+    "abysm shambl truli abysm thank anyway #x #neg #neg #neg #pos" },
+  { "helpless, kindly, unhelpful", "helpless kind unhelp #neg" },
+  { "Wasn't rude", "wasnt rude #neg" },
 };
 
 START_TEST (test_tokenize)
@@ -401,6 +408,57 @@ END_TEST
  * model scores like any linear one and survives a save and load; --seeds
  * averages runs: the same seeds give the same file, the average differs
  * from each of its runs.  */
+/* --polarity: a word of complaint the training rows never used still
+ * counts as one; without it the model has no "#neg" feature at all and
+ * the unseen word gives it nothing to go on.  */
+START_TEST (test_polarity_training)
+{
+  static const char *const texts[] = {
+    "terrible service from the bin crew", "awful road repairs",
+    "rude staff at the library", "useless phone line",
+    "disgusting state of the park", "the tip was horrible",
+    "lovely bin crew", "wonderful road repairs",
+    "brilliant staff at the library", "helpful phone line",
+    "beautiful park today", "the tip was excellent",
+  };
+  static const char *const labels[] = {
+    "complaint", "complaint", "complaint", "complaint", "complaint",
+    "complaint", "compliment", "compliment", "compliment", "compliment",
+    "compliment", "compliment",
+  };
+  classify_train_options o;
+  g_autoptr (classify_model) plain = NULL, pol = NULL;
+  g_autoptr (GError) error = NULL;
+  classify_score s[2], e[2];
+
+  classify_train_options_init (&o);
+  ck_assert (!o.polarity);
+  o.folds = 0;
+  plain = classify_train (texts, labels, G_N_ELEMENTS (texts), NULL, &o,
+                          &error);
+  ck_assert_ptr_nonnull (plain);
+  o.polarity = TRUE;
+  pol = classify_train (texts, labels, G_N_ELEMENTS (texts), NULL, &o,
+                        &error);
+  ck_assert_ptr_nonnull (pol);
+
+  /* "atrocious" and "superb" are in no training row */
+  ck_assert_uint_eq (classify_text (pol, "atrocious", -1, s, 2), 2);
+  ck_assert_str_eq (s[0].label, "complaint");
+  ck_assert (s[0].score > 0.6);
+  ck_assert_uint_eq (classify_text (pol, "superb", -1, s, 2), 2);
+  ck_assert_str_eq (s[0].label, "compliment");
+  ck_assert (s[0].score > 0.6);
+  /* without polarity it is an unknown word: the scores of an empty text */
+  ck_assert_uint_eq (classify_text (plain, "atrocious", -1, s, 2), 2);
+  ck_assert_uint_eq (classify_text (plain, "", -1, e, 2), 2);
+  ck_assert_str_eq (s[0].label, e[0].label);
+  ck_assert_double_eq_tol (s[0].score, e[0].score, 1e-12);
+  ck_assert_uint_eq (classify_text (plain, "superb", -1, s, 2), 2);
+  ck_assert_double_eq_tol (s[0].score, e[0].score, 1e-12);
+}
+END_TEST
+
 START_TEST (test_nblr_and_seeds)
 {
   classify_train_options o;
@@ -866,6 +924,7 @@ classify_suite (void)
   tcase_add_test (tc, test_train_methods_and_options);
   tcase_add_test (tc, test_train_refusals);
   tcase_add_test (tc, test_nblr_and_seeds);
+  tcase_add_test (tc, test_polarity_training);
   tcase_add_test (tc, test_tokens_once_same_scores);
   tcase_add_test (tc, test_train_csv_deterministic);
   tcase_add_test (tc, test_save_load_roundtrip);
