@@ -14,8 +14,10 @@
 # 4. FOI and SAR: tests/data/foi-sar/heldout.csv, a fresh set written
 #    before the second round of tuning; never tuned on until 2026-11-27,
 #    when three general pattern fixes were taken from its misses;
-# 5. FOI and SAR: tests/data/foi-sar/heldout2.csv, a second fresh set
-#    written blind to the rules and the training data, never tuned on.
+# 5. FOI and SAR: tests/data/foi-sar/heldout2.csv, a second set written
+#    blind to the rules and the training data; tuned on since 2026-11-27;
+# 6. FOI and SAR: tests/data/foi-sar/heldout3.csv, a third set written
+#    blind, never tuned on.
 # The labelled sets in ../shared are read only here; they are never copied.
 set -eu
 cd "$(dirname "$0")/.."
@@ -62,8 +64,11 @@ $ctl --label kind --csv "$tmp/odd.csv" $other | foisar
 echo "== held-out set: tests/data/foi-sar/heldout.csv (tuned on since 2026-11-27)"
 # shellcheck disable=SC2086
 $ctl --label kind --csv tests/data/foi-sar/heldout.csv $other | foisar
-if [ -r tests/data/foi-sar/heldout2.csv ]; then
-  echo "== second fresh set: tests/data/foi-sar/heldout2.csv (never tuned on)"
+echo "== second set: tests/data/foi-sar/heldout2.csv (tuned on since 2026-11-27)"
+# shellcheck disable=SC2086
+$ctl --label kind --csv tests/data/foi-sar/heldout2.csv $other | foisar
+if [ -r tests/data/foi-sar/heldout3.csv ]; then
+  echo "== third fresh set: tests/data/foi-sar/heldout3.csv (never tuned on)"
   # shellcheck disable=SC2086
-  $ctl --label kind --csv tests/data/foi-sar/heldout2.csv $other | foisar
+  $ctl --label kind --csv tests/data/foi-sar/heldout3.csv $other | foisar
 fi
