@@ -17,7 +17,8 @@
 # 5. FOI and SAR: tests/data/foi-sar/heldout2.csv, a second set written
 #    blind to the rules and the training data; tuned on since 2026-11-27;
 # 6. FOI and SAR: tests/data/foi-sar/heldout3.csv, a third set written
-#    blind, never tuned on.
+#    blind; its odd data rows tuned on since 2026-11-27, its even rows
+#    held out (printed on their own).
 # The labelled sets in ../shared are read only here; they are never copied.
 set -eu
 cd "$(dirname "$0")/.."
@@ -67,8 +68,17 @@ $ctl --label kind --csv tests/data/foi-sar/heldout.csv $other | foisar
 echo "== second set: tests/data/foi-sar/heldout2.csv (tuned on since 2026-11-27)"
 # shellcheck disable=SC2086
 $ctl --label kind --csv tests/data/foi-sar/heldout2.csv $other | foisar
-if [ -r tests/data/foi-sar/heldout3.csv ]; then
-  echo "== third fresh set: tests/data/foi-sar/heldout3.csv (never tuned on)"
-  # shellcheck disable=SC2086
-  $ctl --label kind --csv tests/data/foi-sar/heldout3.csv $other | foisar
-fi
+python3 - "$tmp" <<'EOF'
+import csv, sys
+rows = list(csv.reader(open("tests/data/foi-sar/heldout3.csv", newline="")))
+with open("%s/h3even.csv" % sys.argv[1], "w", newline="") as f:
+    w = csv.writer(f, lineterminator="\r\n")
+    w.writerow(rows[0])
+    w.writerows(r for i, r in enumerate(rows[1:]) if i % 2 == 0)
+EOF
+echo "== third set: tests/data/foi-sar/heldout3.csv (odd rows tuned on)"
+# shellcheck disable=SC2086
+$ctl --label kind --csv tests/data/foi-sar/heldout3.csv $other | foisar
+echo "== its even rows (held out)"
+# shellcheck disable=SC2086
+$ctl --label kind --csv "$tmp/h3even.csv" $other | foisar
