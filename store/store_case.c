@@ -1153,6 +1153,10 @@ store_ingest_submit (store *s, store_ingest *in, store_done_fn done,
   ij->job.done = done;
   ij->job.user_data = user_data;
   ij->job.weight = g_bytes_get_size (in->raw);
+  /* Run again after a rollback, it finds the same rows and does the same;
+   * what it changes in @in (a restricted person's queue, reasons and
+   * acknowledgement) it would change again.  */
+  ij->job.rerunnable = TRUE;
   ij->in = in;
   store_job_submit (s, &ij->job);
 }
