@@ -345,6 +345,7 @@ intaked_master_main (const char *config_path)
   struct rlimit no_core = { 0, 0 };
 
   intake_log_init ("master");
+  store_library_init ();        /* before any thread or database */
   /* Keys live here: no core dumps, no ptrace by other users.  */
   setrlimit (RLIMIT_CORE, &no_core);
   prctl (PR_SET_DUMPABLE, 0);

@@ -198,12 +198,16 @@ pipeline_prepare (pipeline *p, store_spool_item *item, parser_message *m)
     g_ptr_array_add (in->case_refs, g_strdup (m->case_refs->pdata[i]));
   if (m->header_names->len > 0)
     {
-      GString *h = g_string_new (NULL);
+      GString *h = g_string_sized_new (256);
+      /* "%s: %s\n" without printf, which cost a couple of µs a message */
       for (guint i = 0; i < m->header_names->len
                         && i < m->header_values->len; i++)
-        g_string_append_printf (h, "%s: %s\n",
-                                (const char *) m->header_names->pdata[i],
-                                (const char *) m->header_values->pdata[i]);
+        {
+          g_string_append (h, m->header_names->pdata[i]);
+          g_string_append_len (h, ": ", 2);
+          g_string_append (h, m->header_values->pdata[i]);
+          g_string_append_c (h, '\n');
+        }
       in->headers = g_string_free (h, FALSE);
     }
   for (guint i = 0; i < m->attachments->len; i++)

@@ -58,6 +58,11 @@ store *store_open (const char *path, const store_keys *keys, guint flags,
 store *store_open_full (const char *path, const char *vault,
                         const store_keys *keys, guint flags, GError **error);
 
+/* Process-wide SQLite settings; call once, before any thread and before
+ * any database is opened (later it changes nothing).  Only how SQLite
+ * counts its own memory: nothing stored or guaranteed changes.  */
+void store_library_init (void);
+
 /* Stop the writer after everything already submitted is committed, then
  * close.  */
 void store_close (store **s);

@@ -619,17 +619,16 @@ store_case_create (store *s, sqlite3 *db, const store_ingest *in,
       *ref_out = store_ref_format (in->ref_prefix,
                                    g_date_time_get_year (when), serial);
     }
-  case_id = store_next_id (s, db, "cases", error);
-  if (case_id < 0)
-    return -1;
-  st = store_stmt (s, db, "INSERT INTO cases (id, ref, subject_id, kind,"
+  /* The id from AUTOINCREMENT, the one store_next_id () would have read
+   * first: no column of a case is sealed, so nothing needs it before the
+   * row is there.  */
+  st = store_stmt (s, db, "INSERT INTO cases (ref, subject_id, kind,"
                           " queue, status, priority, due_at, reasons,"
                           " rules_hash, created_at, updated_at)"
-                          " VALUES (?1, ?2, ?3, ?4, ?5, 'new', ?6, ?7, ?8,"
+                          " VALUES (?2, ?3, ?4, ?5, 'new', ?6, ?7, ?8,"
                           " ?9, ?10, ?10)", error);
   if (st == NULL)
     return -1;
-  sqlite3_bind_int64 (st, 1, case_id);
   sqlite3_bind_text (st, 2, *ref_out, -1, SQLITE_STATIC);
   sqlite3_bind_int64 (st, 3, subject_id);
   sqlite3_bind_text (st, 4, in->kind, -1, SQLITE_STATIC);
@@ -645,6 +644,7 @@ store_case_create (store *s, sqlite3 *db, const store_ingest *in,
   sqlite3_bind_int64 (st, 10, in->env->received_at);
   if (!store_step_done (db, st, "case insert", error))
     return -1;
+  case_id = sqlite3_last_insert_rowid (db);
   if (!store_participant_add (s, db, case_id, subject_id, "requester",
                               in->env->received_at, error))
     return -1;
@@ -1153,6 +1153,10 @@ store_ingest_submit (store *s, store_ingest *in, store_done_fn done,
   ij->job.done = done;
   ij->job.user_data = user_data;
   ij->job.weight = g_bytes_get_size (in->raw);
+  /* Run again after a rollback, it finds the same rows and does the same;
+   * what it changes in @in (a restricted person's queue, reasons and
+   * acknowledgement) it would change again.  */
+  ij->job.rerunnable = TRUE;
   ij->in = in;
   store_job_submit (s, &ij->job);
 }

@@ -26,6 +26,10 @@ struct store_job {
   gsize weight;              /* bytes, for the batch bound */
   gboolean atomic;           /* @run is one statement: no SAVEPOINT needed,
                               * SQLite undoes a failed statement itself */
+  gboolean rerunnable;       /* @run may run again from the start after the
+                              * batch's transaction rolled back: it changes
+                              * nothing outside it but what the writer puts
+                              * back (store_batch_restart ()) */
   gboolean kill_after_commit; /* fault injection (tests): SIGKILL once the
                                * batch holding this job is committed */
   GError *error;             /* set by the writer */

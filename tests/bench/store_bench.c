@@ -562,6 +562,8 @@ main (int argc, char **argv)
   gint64 db_bytes, wal_bytes;
   int rc = 1;
 
+  store_library_init ();        /* as intaked does, before any database */
+
   if (!store_bench_args (argc, argv, &o))
     {
       fprintf (stderr, "usage: store_bench [--cases N] [--subjects S]"

@@ -724,6 +724,173 @@ START_TEST (test_audit_chain_writer_and_others)
 }
 END_TEST
 
+/* A done callback that holds the writer thread until the test lets it go,
+ * so that everything submitted meanwhile is taken into one batch.  */
+typedef struct {
+  GMutex lock;
+  GCond cond;
+  gboolean holding, open;
+} gate;
+
+static void
+gate_done (gint64 id, const GError *error, gpointer data)
+{
+  gate *g = data;
+
+  g_mutex_lock (&g->lock);
+  g->holding = TRUE;
+  g_cond_broadcast (&g->cond);
+  while (!g->open)
+    g_cond_wait (&g->cond, &g->lock);
+  g_mutex_unlock (&g->lock);
+}
+
+/* Spool @from's message (unless @no_spool: then its spool row does not
+ * exist); the ingest that files it (not yet submitted).  */
+static store_ingest *
+spooled_ingest (store *st, const char *from, const char *mid,
+                const char *body, gboolean no_spool)
+{
+  waiter w = { 0 };
+  g_autofree char *text = g_strdup_printf ("From: %s\r\nMessage-ID: <%s>\r\n"
+                                           "\r\n%s\r\n", from, mid, body);
+  GBytes *raw = g_bytes_new (text, strlen (text));
+  store_ingest *in = store_ingest_new ();
+
+  g_mutex_init (&w.lock);
+  g_cond_init (&w.cond);
+  if (no_spool)
+    w.id = 999999;
+  else
+    {
+      store_spool_submit (st, make_env (from), g_bytes_ref (raw),
+                          waiter_done, &w);
+      waiter_wait (&w);
+      ck_assert_ptr_null (w.error);
+    }
+  in->spool_id = w.id;
+  in->env = make_env (from);
+  in->raw = raw;
+  in->from_addr = g_strdup (from);
+  in->from_name = g_strdup ("A Person");
+  in->subject = g_strdup ("about my bins");
+  in->message_id = g_strdup (mid);
+  in->text = g_strdup (body);
+  in->queue = g_strdup ("general");
+  in->kind = g_strdup ("enquiry");
+  in->ref_prefix = g_strdup ("ESC");
+  g_mutex_clear (&w.lock);
+  g_cond_clear (&w.cond);
+  return in;
+}
+
+/* One job of a batch fails after it wrote its subject, case, message and
+ * audit event (its spool row is gone); the writer may have run the batch
+ * without a savepoint per job first (store_batch_run ()): the others
+ * are filed all the same, the failed one leaves nothing behind (no
+ * subject, no serial, no event), new people's keys open, the chain
+ * holds, and the failed message can be filed later.  */
+START_TEST (test_batch_job_fails_alone)
+{
+  store_keys *keys = load_keys ();
+  store *st = open_store (keys);
+  const char *who[] = { "ann@example.org", "bob@example.org",
+                        "cat@example.org", "dan@example.org",
+                        "eve@example.org" };
+  store_ingest *ins[G_N_ELEMENTS (who)];
+  waiter ws[G_N_ELEMENTS (who)];
+  gate g = { 0 };
+  waiter gw = { 0 };
+  store_audit_report r;
+
+  g_mutex_init (&g.lock);
+  g_cond_init (&g.cond);
+  g_mutex_init (&gw.lock);
+  g_cond_init (&gw.cond);
+  /* ann is known before the batch (her key may be in the writer's cache) */
+  file_mail (st, &(mail) { .from = "ann@example.org", .message_id = "a0@x",
+                           .body = "earlier" });
+  for (guint i = 0; i < G_N_ELEMENTS (who); i++)
+    {
+      g_autofree char *mid = g_strdup_printf ("m%u@x", i);
+      g_autofree char *body = g_strdup_printf ("words of %s", who[i]);
+      /* cat's spool row does not exist: her job fails at its last step */
+      ins[i] = spooled_ingest (st, who[i], mid, body, i == 2);
+      memset (&ws[i], 0, sizeof ws[i]);
+      g_mutex_init (&ws[i].lock);
+      g_cond_init (&ws[i].cond);
+    }
+  /* hold the writer, queue every job, let it go: one batch */
+  {
+    g_autofree char *text = g_strdup ("From: gate@example.org\r\n\r\nx\r\n");
+    store_spool_submit (st, make_env ("gate@example.org"),
+                        g_bytes_new (text, strlen (text)), gate_done, &g);
+  }
+  g_mutex_lock (&g.lock);
+  while (!g.holding)
+    g_cond_wait (&g.cond, &g.lock);
+  g_mutex_unlock (&g.lock);
+  for (guint i = 0; i < G_N_ELEMENTS (who); i++)
+    store_ingest_submit (st, ins[i], waiter_done, &ws[i]);
+  g_mutex_lock (&g.lock);
+  g.open = TRUE;
+  g_cond_broadcast (&g.cond);
+  g_mutex_unlock (&g.lock);
+  for (guint i = 0; i < G_N_ELEMENTS (who); i++)
+    {
+      waiter_wait (&ws[i]);
+      if (i == 2)
+        ck_assert_ptr_nonnull (ws[i].error);
+      else
+        ck_assert_msg (ws[i].error == NULL, "%s: %s", who[i],
+                       ws[i].error->message);
+      g_clear_error (&ws[i].error);
+      g_mutex_clear (&ws[i].lock);
+      g_cond_clear (&ws[i].cond);
+    }
+  /* every text opens: the keys of the people created in the batch are the
+   * ones their vault secrets unwrap */
+  for (gint64 id = 1; id <= 5; id++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autofree char *text = store_message_text (st, id, &error);
+      ck_assert_msg (text != NULL, "message %" G_GINT64_FORMAT ": %s", id,
+                     error ? error->message : "");
+    }
+  ck_assert (store_audit_verify (st, &r, NULL));
+  ck_assert_msg (r.first_bad == 0, "%s", r.reason ? r.reason : "");
+  store_audit_report_clear (&r);
+  store_close (&st);
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM cases"), 5);
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM messages"), 5);
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM subjects"), 4);
+  ck_assert_int_eq (raw_int ("SELECT last FROM case_serials"), 5);
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM audit WHERE action ="
+                             " 'case.opened'"), 5);
+  ck_assert_int_eq (raw_int ("SELECT max(id) FROM audit"),
+                    raw_int ("SELECT count(*) FROM audit"));
+  ck_assert_int_eq (raw_int ("SELECT last_id FROM audit_head"),
+                    raw_int ("SELECT max(id) FROM audit"));
+  /* the spool holds the gate's row only */
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM spool"), 1);
+  ck_assert_int_eq (verify (keys), 0);
+
+  /* cat's message, spooled again, is filed as the sixth case */
+  st = open_store (keys);
+  file_mail (st, &(mail) { .from = "cat@example.org", .message_id = "m2@x",
+                           .body = "words of cat@example.org" });
+  store_close (&st);
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM subjects"), 5);
+  ck_assert_int_eq (raw_int ("SELECT last FROM case_serials"), 6);
+  ck_assert_int_eq (verify (keys), 0);
+  g_mutex_clear (&g.lock);
+  g_cond_clear (&g.cond);
+  g_mutex_clear (&gw.lock);
+  g_cond_clear (&gw.cond);
+  store_keys_free (&keys);
+}
+END_TEST
+
 /* ----------------------------------------------------------------- keys */
 
 START_TEST (test_keys_rotate)
@@ -927,6 +1094,7 @@ cases_suite (void)
   tcase_add_test (tc, test_status_transitions);
   tcase_add_test (tc, test_audit_chain_tamper);
   tcase_add_test (tc, test_audit_chain_writer_and_others);
+  tcase_add_test (tc, test_batch_job_fails_alone);
   tcase_add_test (tc, test_keys_rotate);
   tcase_add_test (tc, test_ciphertext_moved_or_flipped);
   suite_add_tcase (s, tc);
