@@ -3065,6 +3065,35 @@ parser_walk_message_part (parser_walk *w, GMimeMessagePart *mp, guint depth,
                          in_report, acc);
 }
 
+/* A memory stream over @data without a copy: g_mime_stream_mem_new_with_
+ * buffer() copies the whole message into a GByteArray of its own, which
+ * the parser only ever reads.  The array here is a shell around the
+ * caller's bytes (never written: GMime's parser and data wrappers only
+ * read and seek), owned by the caller through *@shell and given back by
+ * parser_walk_stream_free(), which must come after every GMime object
+ * of the tree is gone.  */
+static GMimeStream *
+parser_walk_stream_new (const guint8 *data, gsize len, GByteArray **shell)
+{
+  GMimeStream *stream;
+
+  *shell = g_byte_array_new_take ((guint8 *) data, len);
+  stream = g_mime_stream_mem_new_with_byte_array (*shell);
+  g_mime_stream_mem_set_owner (GMIME_STREAM_MEM (stream), FALSE);
+  return stream;
+}
+
+static void
+parser_walk_stream_free (GMimeStream *stream, GByteArray *shell)
+{
+  /* the tree and the parser are gone: nothing else holds the stream,
+   * which would otherwise outlive the shell it reads from */
+  g_assert (G_OBJECT (stream)->ref_count == 1);
+  g_object_unref (stream);
+  /* FALSE: the bytes are the caller's, only the shell is freed */
+  (void) g_byte_array_free (shell, FALSE);
+}
+
 /* message/rfc822 with a transfer encoding: GMime leaves it a leaf; the
  * decoded bytes are parsed again with the same options.  */
 static void
@@ -3076,6 +3105,7 @@ parser_walk_encoded_message (parser_walk *w, GBytes *content, guint depth,
   const guint8 *data = g_bytes_get_data (content, &n);
   g_autoptr (GBytes) screened = parser_walk_prescreen (w, data, n);
   GMimeStream *stream;
+  GByteArray *shell;
   GMimeParser *parser;
   GMimeMessage *inner;
   parser_walk_buf ibuf;
@@ -3088,7 +3118,7 @@ parser_walk_encoded_message (parser_walk *w, GBytes *content, guint depth,
       data = (const guint8 *) "";
       n = 0;
     }
-  stream = g_mime_stream_mem_new_with_buffer ((const char *) data, n);
+  stream = parser_walk_stream_new (data, n, &shell);
   parser = g_mime_parser_new_with_stream (stream);
   inner = g_mime_parser_construct_message (parser, w->opts);
   ibuf.data = data;
@@ -3099,7 +3129,7 @@ parser_walk_encoded_message (parser_walk *w, GBytes *content, guint depth,
                          &ibuf, n, in_report, acc);
   g_clear_object (&inner);
   g_object_unref (parser);
-  g_object_unref (stream);
+  parser_walk_stream_free (stream, shell);
 }
 
 static void
@@ -3879,6 +3909,7 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
   gsize len = 0;
   const guint8 *data = raw ? g_bytes_get_data (raw, &len) : NULL;
   GMimeStream *stream;
+  GByteArray *shell;
   GMimeParser *parser;
   GMimeMessage *msg;
   g_autoptr (GBytes) screened = NULL;
@@ -3902,7 +3933,7 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
   if (data == NULL)
     data = (const guint8 *) "";
 
-  stream = g_mime_stream_mem_new_with_buffer ((const char *) data, len);
+  stream = parser_walk_stream_new (data, len, &shell);
   parser = g_mime_parser_new_with_stream (stream);
   msg = g_mime_parser_construct_message (parser, w.opts);
 
@@ -3965,7 +3996,7 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
 
   g_clear_object (&msg);
   g_object_unref (parser);
-  g_object_unref (stream);
+  parser_walk_stream_free (stream, shell);
   g_mime_parser_options_free (w.opts);
   g_mime_parser_options_free (w.quiet_opts);
   return m;
