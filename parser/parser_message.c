@@ -1295,13 +1295,13 @@ parser_walk_cp_final_init (void)
       guint8 *e = parser_walk_cp_final[b];
       const guint8 *u = b >= 0x80 ? parser_walk_cp1252_utf8[b - 0x80] : NULL;
 
-      if ((b >= 0x20 && b < 0x7f) || b == '\t' || b == '\n')
+      if ((b >= 0x20 && b < 0x7f) || b == '\t')
         {
           e[0] = (guint8) b;
           e[3] = 1;
         }
-      else if (b == '\r')
-        e[3] = 0;
+      else if (b == '\r' || b == '\n')
+        e[3] = 0; /* a line end: handled apart */
       else if (u != NULL && u[0] != 0)
         {
           memcpy (e, u + 1, 3);
@@ -1318,8 +1318,44 @@ parser_walk_cp_final_init (void)
   g_once_init_leave (&done, 1);
 }
 
+/* Printable ASCII (0x20-0x7E) from @p[@i], eight bytes at a time, to
+ * *@o as it is (its own UTF-8), up to the first other byte or the last
+ * eight; returns where it stopped.  Writes up to eight bytes past what
+ * it keeps: *@o + 8 <= buf + 3 * i + 8 <= buf + 3 * n + 1 in
+ * parser_walk_cp1252_final's buffer while i + 8 <= n.  */
+static inline gsize
+parser_walk_cp_ascii_run (const guint8 *p, gsize n, gsize i, char **o)
+{
+  while (n - i >= 8)
+    {
+      guint64 x, bad;
+
+      memcpy (&x, p + i, 8);
+      x = GUINT64_FROM_LE (x);
+      /* a byte below 0x20 | a byte above 0x7E; the lowest flag is exact
+       * (borrows and carries only flag bytes above a flagged one) */
+      bad = (((x - 0x2020202020202020ULL) & ~x)
+             | ((x + 0x0101010101010101ULL) | x))
+            & 0x8080808080808080ULL;
+      __builtin_memcpy (*o, p + i, 8);
+      if (bad != 0)
+        {
+          gsize k = (gsize) __builtin_ctzll (bad) / 8;
+
+          *o += k;
+          return i + k;
+        }
+      *o += 8;
+      i += 8;
+    }
+  return i;
+}
+
 /* At most 3 output bytes a byte, so the caller's limit is never reached
- * when @n <= max / 3 (the caller checks; no cut).  */
+ * when @n <= max / 3 (the caller checks; no cut).  At the start and after
+ * each line end, printable ASCII goes eight bytes at a time; the rest of
+ * a line (and binary content, where line ends are rare) by table, one
+ * byte at a time.  */
 static char *
 parser_walk_cp1252_final (parser_walk *w, const guint8 *p, gsize n)
 {
@@ -1328,15 +1364,18 @@ parser_walk_cp1252_final (parser_walk *w, const guint8 *p, gsize n)
   guint flags = 0;
 
   parser_walk_cp_final_init ();
-  for (gsize i = 0; i < n; i++)
+  for (gsize i = parser_walk_cp_ascii_run (p, n, 0, &o); i < n; i++)
     {
       const guint8 *e = parser_walk_cp_final[p[i]];
 
       if (G_UNLIKELY (e[3] == 0))
         {
+          /* CR, CRLF, LF: one LF */
           *o++ = '\n';
-          if (i + 1 < n && p[i + 1] == '\n')
+          if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
             i++;
+          /* i + 1 >= 1: the loop's i++ takes it back */
+          i = parser_walk_cp_ascii_run (p, n, i + 1, &o) - 1;
           continue;
         }
       /* four bytes stored, the fourth overwritten next: o + 4 <=
