@@ -1873,6 +1873,31 @@ parser_walk_decode (parser_walk *w, GMimePart *part)
 
   if (dw == NULL)
     return g_bytes_new (NULL, 0);
+  /* No transfer encoding to undo (7bit, 8bit, binary, none or unknown:
+   * GMime's write_to_stream copies the stream as it is): the bytes are
+   * the wrapper's memory stream between its bounds, taken without a
+   * filter stream, an output stream and its growing array.  */
+  if (G_OBJECT_TYPE (dw) == GMIME_TYPE_DATA_WRAPPER
+      && dw->encoding != GMIME_CONTENT_ENCODING_BASE64
+      && dw->encoding != GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE
+      && dw->encoding != GMIME_CONTENT_ENCODING_UUENCODE
+      && dw->stream != NULL
+      && G_OBJECT_TYPE (dw->stream) == GMIME_TYPE_STREAM_MEM)
+    {
+      GMimeStream *in = dw->stream;
+      GByteArray *src = g_mime_stream_mem_get_byte_array (GMIME_STREAM_MEM (in));
+      gint64 start = in->bound_start, end = in->bound_end;
+
+      if (src != NULL && start >= 0 && (gint64) src->len >= start)
+        {
+          if (end < 0 || end > (gint64) src->len)
+            end = src->len;
+          if (end < start)
+            end = start;
+          return g_bytes_new (src->data + start,
+                              parser_walk_budget (w, (gsize) (end - start)));
+        }
+    }
   out = g_mime_stream_mem_new ();
   g_mime_data_wrapper_write_to_stream (dw, out);
   ba = g_mime_stream_mem_get_byte_array (GMIME_STREAM_MEM (out));
