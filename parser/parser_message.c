@@ -2926,8 +2926,25 @@ parser_walk_prescreen (parser_walk *w, const guint8 *d, gsize n)
 
   while (pos < n)
     {
-      gsize le = parser_walk_line_end (d, n, pos);
-      gsize body = le - pos;
+      gsize le, body;
+
+      /* In a body only a line that starts with "--" matters (a
+       * delimiter, or the part headers after it): the others are passed
+       * over without looking at their ends.  */
+      if (!hdr)
+        {
+          while (pos < n
+                 && !(d[pos] == '-' && pos + 1 < n && d[pos + 1] == '-'))
+            {
+              const guint8 *nl = memchr (d + pos, '\n', n - pos);
+
+              pos = nl != NULL ? (gsize) (nl - d) + 1 : n;
+            }
+          if (pos >= n)
+            break;
+        }
+      le = parser_walk_line_end (d, n, pos);
+      body = le - pos;
 
       while (body > 0 && (d[pos + body - 1] == '\n'
                           || d[pos + body - 1] == '\r'))
