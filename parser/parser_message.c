@@ -2417,6 +2417,36 @@ parser_walk_tnef_name (Attachment *a)
  * christmas.tnef), so that the files can still be read.  Stops at the
  * first attribute that does not fit.  Returns how many checksums were
  * rewritten; *@empty gets how many attributes were dropped.  */
+/* The TNEF checksum of @n bytes: their sum modulo 65536.  Eight bytes at
+ * a time: each 64-bit word is folded into four 16-bit lanes of byte
+ * pairs (each at most 510), added up for at most 128 words so that no
+ * lane overflows, then the lanes are added together.  */
+static guint16
+parser_walk_tnef_sum (const guint8 *p, gsize n)
+{
+  const guint64 lo = 0x00ff00ff00ff00ffULL;
+  guint64 total = 0;
+  gsize i = 0;
+
+  while (n - i >= 8)
+    {
+      guint64 lanes = 0;
+
+      for (guint k = 0; k < 128 && n - i >= 8; k++, i += 8)
+        {
+          guint64 x;
+
+          memcpy (&x, p + i, 8);
+          lanes += (x & lo) + ((x >> 8) & lo);
+        }
+      total += (lanes & 0xffff) + ((lanes >> 16) & 0xffff)
+               + ((lanes >> 32) & 0xffff) + (lanes >> 48);
+    }
+  for (; i < n; i++)
+    total += p[i];
+  return (guint16) total;
+}
+
 static guint
 parser_walk_tnef_checksums (guint8 *d, gsize *n, guint *empty,
                             gboolean drop_msgprops)
@@ -2443,8 +2473,7 @@ parser_walk_tnef_checksums (guint8 *d, gsize *n, guint *empty,
           (*empty)++;
           continue;
         }
-      for (gsize i = 0; i < len; i++)
-        sum = (guint16) (sum + d[p + 9 + i]);
+      sum = parser_walk_tnef_sum (d + p + 9, len);
       had = (guint16) (d[p + 9 + len] | d[p + 10 + len] << 8);
       if (had != sum)
         {
