@@ -3956,7 +3956,9 @@ parser_walk_derive (parser_walk *w, char *raw_text)
   char *new_text = NULL, *quoted = NULL;
   const char *reason = NULL;
 
-  parser_quote_split (raw_text, &new_text, &quoted);
+  /* the walker's text: to_utf8 output, and HTML, flowed and uuencode
+   * passes over it that keep whole characters */
+  parser_quote_split_valid (raw_text, &new_text, &quoted);
   g_free (raw_text);
   m->text = parser_walk_redact (w, new_text, found);
   m->quoted = parser_walk_redact (w, quoted, found);
