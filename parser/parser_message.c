@@ -2082,15 +2082,18 @@ parser_walk_uu_begin (const char *line, gsize len)
 
 /* Inline uuencoded files in a plain text part become attachments
  * (PARSER_ATT_FROM_UUENCODE) and leave the text; a broken block stays in
- * the text and sets PARSER_ANOMALY_UUENCODE.  (transfer full)  */
+ * the text and sets PARSER_ANOMALY_UUENCODE.  Takes @text (transfer
+ * full) and gives it back as it is when it has no "begin " line, else a
+ * new text (transfer full).  */
 static char *
-parser_walk_uuencode (parser_walk *w, const char *text, guint att_flags)
+parser_walk_uuencode (parser_walk *w, char *text, guint att_flags)
 {
+  g_autofree char *owned = text;
   GString *out;
   const char *p = text;
 
   if (strstr (text, "begin ") == NULL)
-    return g_strdup (text);
+    return g_steal_pointer (&owned);
   out = g_string_sized_new (strlen (text));
   while (*p)
     {
@@ -2215,10 +2218,10 @@ parser_walk_text_part (parser_walk *w, GMimePart *part, GMimeContentType *ct,
     {
       g_autofree char *flowed = parser_flowed_decode (
           utf8, delsp != NULL && g_ascii_strcasecmp (delsp, "yes") == 0);
-      piece = parser_walk_uuencode (w, flowed, att_flags);
+      piece = parser_walk_uuencode (w, g_steal_pointer (&flowed), att_flags);
     }
   else
-    piece = parser_walk_uuencode (w, utf8, att_flags);
+    piece = parser_walk_uuencode (w, g_steal_pointer (&utf8), att_flags);
   parser_walk_text_add (w, acc, piece, html);
   g_free (piece);
 }
