@@ -93,7 +93,8 @@ typedef struct {
   GMimeParserOptions *opts;
   GMimeParserOptions *quiet_opts; /* opts without the warning callback:
                                    * for values read again (GMime already
-                                   * warned about the originals) */
+                                   * warned about the originals);
+                                   * NULL until parser_walk_quiet() */
 
   guint warn_count[PARSER_MESSAGE_WARN_KINDS];
   gint64 warn_offset[PARSER_MESSAGE_WARN_KINDS];
@@ -146,6 +147,19 @@ parser_walk_note (parser_walk *w, const char *fmt, ...)
 }
 
 /* Cut @s to at most @max bytes at a UTF-8 character boundary.  */
+/* w->opts without the warning callback, made when first needed (most
+ * messages never need it).  */
+static GMimeParserOptions *
+parser_walk_quiet (parser_walk *w)
+{
+  if (w->quiet_opts == NULL)
+    {
+      w->quiet_opts = g_mime_parser_options_clone (w->opts);
+      g_mime_parser_options_set_warning_callback (w->quiet_opts, NULL, NULL);
+    }
+  return w->quiet_opts;
+}
+
 static gboolean
 parser_walk_cut (GString *s, gsize max)
 {
@@ -604,7 +618,7 @@ parser_walk_decode_piece (parser_walk *w, GString *out, const char *s,
       return;
     }
   piece = g_strndup (s, n);
-  dec = g_mime_utils_header_decode_text (w->quiet_opts, piece);
+  dec = g_mime_utils_header_decode_text (parser_walk_quiet (w), piece);
   g_string_append (out, dec ? dec : piece);
 }
 
@@ -1028,7 +1042,7 @@ parser_walk_address_list (parser_walk *w, GMimeMessage *msg, const char *name)
           || raw == NULL)
         continue;
       q = parser_walk_fix_raw (w, raw);
-      one = internet_address_list_parse (w->quiet_opts, q ? q : raw);
+      one = internet_address_list_parse (parser_walk_quiet (w), q ? q : raw);
       if (one != NULL)
         {
           internet_address_list_append (all, one);
@@ -2010,7 +2024,7 @@ parser_walk_reparse_ct (parser_walk *w, const char *raw, gboolean drop_nul,
     }
   if (q == NULL && !drop_nul && !*no_subtype)
     return NULL;
-  return g_mime_content_type_parse (w->quiet_opts, v);
+  return g_mime_content_type_parse (parser_walk_quiet (w), v);
 }
 
 /* (transfer full) A raw Content-Disposition read again, as above
@@ -2026,7 +2040,7 @@ parser_walk_reparse_cd (parser_walk *w, const char *raw, gboolean drop_nul)
     return NULL;
   if (drop_nul)
     nonul = parser_walk_drop_nul (q ? q : raw);
-  return g_mime_content_disposition_parse (w->quiet_opts,
+  return g_mime_content_disposition_parse (parser_walk_quiet (w),
                                            nonul ? nonul : q);
 }
 
@@ -4038,8 +4052,6 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
   g_mime_parser_options_set_fallback_charsets (w.opts, fallback);
   g_mime_parser_options_set_warning_callback (w.opts,
                                               parser_walk_gmime_warning, &w);
-  w.quiet_opts = g_mime_parser_options_clone (w.opts);
-  g_mime_parser_options_set_warning_callback (w.quiet_opts, NULL, NULL);
   if (data == NULL)
     data = (const guint8 *) "";
   screened = parser_walk_prescreen (&w, data, len);
@@ -4113,6 +4125,7 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
   g_object_unref (parser);
   parser_walk_stream_free (stream, shell);
   g_mime_parser_options_free (w.opts);
-  g_mime_parser_options_free (w.quiet_opts);
+  if (w.quiet_opts != NULL)
+    g_mime_parser_options_free (w.quiet_opts);
   return m;
 }
