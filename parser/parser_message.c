@@ -93,7 +93,8 @@ typedef struct {
   GMimeParserOptions *opts;
   GMimeParserOptions *quiet_opts; /* opts without the warning callback:
                                    * for values read again (GMime already
-                                   * warned about the originals) */
+                                   * warned about the originals);
+                                   * NULL until parser_walk_quiet() */
 
   guint warn_count[PARSER_MESSAGE_WARN_KINDS];
   gint64 warn_offset[PARSER_MESSAGE_WARN_KINDS];
@@ -146,6 +147,19 @@ parser_walk_note (parser_walk *w, const char *fmt, ...)
 }
 
 /* Cut @s to at most @max bytes at a UTF-8 character boundary.  */
+/* w->opts without the warning callback, made when first needed (most
+ * messages never need it).  */
+static GMimeParserOptions *
+parser_walk_quiet (parser_walk *w)
+{
+  if (w->quiet_opts == NULL)
+    {
+      w->quiet_opts = g_mime_parser_options_clone (w->opts);
+      g_mime_parser_options_set_warning_callback (w->quiet_opts, NULL, NULL);
+    }
+  return w->quiet_opts;
+}
+
 static gboolean
 parser_walk_cut (GString *s, gsize max)
 {
@@ -604,7 +618,7 @@ parser_walk_decode_piece (parser_walk *w, GString *out, const char *s,
       return;
     }
   piece = g_strndup (s, n);
-  dec = g_mime_utils_header_decode_text (w->quiet_opts, piece);
+  dec = g_mime_utils_header_decode_text (parser_walk_quiet (w), piece);
   g_string_append (out, dec ? dec : piece);
 }
 
@@ -1028,7 +1042,7 @@ parser_walk_address_list (parser_walk *w, GMimeMessage *msg, const char *name)
           || raw == NULL)
         continue;
       q = parser_walk_fix_raw (w, raw);
-      one = internet_address_list_parse (w->quiet_opts, q ? q : raw);
+      one = internet_address_list_parse (parser_walk_quiet (w), q ? q : raw);
       if (one != NULL)
         {
           internet_address_list_append (all, one);
@@ -1295,13 +1309,13 @@ parser_walk_cp_final_init (void)
       guint8 *e = parser_walk_cp_final[b];
       const guint8 *u = b >= 0x80 ? parser_walk_cp1252_utf8[b - 0x80] : NULL;
 
-      if ((b >= 0x20 && b < 0x7f) || b == '\t' || b == '\n')
+      if ((b >= 0x20 && b < 0x7f) || b == '\t')
         {
           e[0] = (guint8) b;
           e[3] = 1;
         }
-      else if (b == '\r')
-        e[3] = 0;
+      else if (b == '\r' || b == '\n')
+        e[3] = 0; /* a line end: handled apart */
       else if (u != NULL && u[0] != 0)
         {
           memcpy (e, u + 1, 3);
@@ -1318,8 +1332,44 @@ parser_walk_cp_final_init (void)
   g_once_init_leave (&done, 1);
 }
 
+/* Printable ASCII (0x20-0x7E) from @p[@i], eight bytes at a time, to
+ * *@o as it is (its own UTF-8), up to the first other byte or the last
+ * eight; returns where it stopped.  Writes up to eight bytes past what
+ * it keeps: *@o + 8 <= buf + 3 * i + 8 <= buf + 3 * n + 1 in
+ * parser_walk_cp1252_final's buffer while i + 8 <= n.  */
+static inline gsize
+parser_walk_cp_ascii_run (const guint8 *p, gsize n, gsize i, char **o)
+{
+  while (n - i >= 8)
+    {
+      guint64 x, bad;
+
+      memcpy (&x, p + i, 8);
+      x = GUINT64_FROM_LE (x);
+      /* a byte below 0x20 | a byte above 0x7E; the lowest flag is exact
+       * (borrows and carries only flag bytes above a flagged one) */
+      bad = (((x - 0x2020202020202020ULL) & ~x)
+             | ((x + 0x0101010101010101ULL) | x))
+            & 0x8080808080808080ULL;
+      __builtin_memcpy (*o, p + i, 8);
+      if (bad != 0)
+        {
+          gsize k = (gsize) __builtin_ctzll (bad) / 8;
+
+          *o += k;
+          return i + k;
+        }
+      *o += 8;
+      i += 8;
+    }
+  return i;
+}
+
 /* At most 3 output bytes a byte, so the caller's limit is never reached
- * when @n <= max / 3 (the caller checks; no cut).  */
+ * when @n <= max / 3 (the caller checks; no cut).  At the start and after
+ * each line end, printable ASCII goes eight bytes at a time; the rest of
+ * a line (and binary content, where line ends are rare) by table, one
+ * byte at a time.  */
 static char *
 parser_walk_cp1252_final (parser_walk *w, const guint8 *p, gsize n)
 {
@@ -1328,15 +1378,18 @@ parser_walk_cp1252_final (parser_walk *w, const guint8 *p, gsize n)
   guint flags = 0;
 
   parser_walk_cp_final_init ();
-  for (gsize i = 0; i < n; i++)
+  for (gsize i = parser_walk_cp_ascii_run (p, n, 0, &o); i < n; i++)
     {
       const guint8 *e = parser_walk_cp_final[p[i]];
 
       if (G_UNLIKELY (e[3] == 0))
         {
+          /* CR, CRLF, LF: one LF */
           *o++ = '\n';
-          if (i + 1 < n && p[i + 1] == '\n')
+          if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
             i++;
+          /* i + 1 >= 1: the loop's i++ takes it back */
+          i = parser_walk_cp_ascii_run (p, n, i + 1, &o) - 1;
           continue;
         }
       /* four bytes stored, the fourth overwritten next: o + 4 <=
@@ -1834,6 +1887,31 @@ parser_walk_decode (parser_walk *w, GMimePart *part)
 
   if (dw == NULL)
     return g_bytes_new (NULL, 0);
+  /* No transfer encoding to undo (7bit, 8bit, binary, none or unknown:
+   * GMime's write_to_stream copies the stream as it is): the bytes are
+   * the wrapper's memory stream between its bounds, taken without a
+   * filter stream, an output stream and its growing array.  */
+  if (G_OBJECT_TYPE (dw) == GMIME_TYPE_DATA_WRAPPER
+      && dw->encoding != GMIME_CONTENT_ENCODING_BASE64
+      && dw->encoding != GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE
+      && dw->encoding != GMIME_CONTENT_ENCODING_UUENCODE
+      && dw->stream != NULL
+      && G_OBJECT_TYPE (dw->stream) == GMIME_TYPE_STREAM_MEM)
+    {
+      GMimeStream *in = dw->stream;
+      GByteArray *src = g_mime_stream_mem_get_byte_array (GMIME_STREAM_MEM (in));
+      gint64 start = in->bound_start, end = in->bound_end;
+
+      if (src != NULL && start >= 0 && (gint64) src->len >= start)
+        {
+          if (end < 0 || end > (gint64) src->len)
+            end = src->len;
+          if (end < start)
+            end = start;
+          return g_bytes_new (src->data + start,
+                              parser_walk_budget (w, (gsize) (end - start)));
+        }
+    }
   out = g_mime_stream_mem_new ();
   g_mime_data_wrapper_write_to_stream (dw, out);
   ba = g_mime_stream_mem_get_byte_array (GMIME_STREAM_MEM (out));
@@ -1946,7 +2024,7 @@ parser_walk_reparse_ct (parser_walk *w, const char *raw, gboolean drop_nul,
     }
   if (q == NULL && !drop_nul && !*no_subtype)
     return NULL;
-  return g_mime_content_type_parse (w->quiet_opts, v);
+  return g_mime_content_type_parse (parser_walk_quiet (w), v);
 }
 
 /* (transfer full) A raw Content-Disposition read again, as above
@@ -1962,7 +2040,7 @@ parser_walk_reparse_cd (parser_walk *w, const char *raw, gboolean drop_nul)
     return NULL;
   if (drop_nul)
     nonul = parser_walk_drop_nul (q ? q : raw);
-  return g_mime_content_disposition_parse (w->quiet_opts,
+  return g_mime_content_disposition_parse (parser_walk_quiet (w),
                                            nonul ? nonul : q);
 }
 
@@ -2018,15 +2096,18 @@ parser_walk_uu_begin (const char *line, gsize len)
 
 /* Inline uuencoded files in a plain text part become attachments
  * (PARSER_ATT_FROM_UUENCODE) and leave the text; a broken block stays in
- * the text and sets PARSER_ANOMALY_UUENCODE.  (transfer full)  */
+ * the text and sets PARSER_ANOMALY_UUENCODE.  Takes @text (transfer
+ * full) and gives it back as it is when it has no "begin " line, else a
+ * new text (transfer full).  */
 static char *
-parser_walk_uuencode (parser_walk *w, const char *text, guint att_flags)
+parser_walk_uuencode (parser_walk *w, char *text, guint att_flags)
 {
+  g_autofree char *owned = text;
   GString *out;
   const char *p = text;
 
   if (strstr (text, "begin ") == NULL)
-    return g_strdup (text);
+    return g_steal_pointer (&owned);
   out = g_string_sized_new (strlen (text));
   while (*p)
     {
@@ -2151,10 +2232,10 @@ parser_walk_text_part (parser_walk *w, GMimePart *part, GMimeContentType *ct,
     {
       g_autofree char *flowed = parser_flowed_decode (
           utf8, delsp != NULL && g_ascii_strcasecmp (delsp, "yes") == 0);
-      piece = parser_walk_uuencode (w, flowed, att_flags);
+      piece = parser_walk_uuencode (w, g_steal_pointer (&flowed), att_flags);
     }
   else
-    piece = parser_walk_uuencode (w, utf8, att_flags);
+    piece = parser_walk_uuencode (w, g_steal_pointer (&utf8), att_flags);
   parser_walk_text_add (w, acc, piece, html);
   g_free (piece);
 }
@@ -2353,6 +2434,36 @@ parser_walk_tnef_name (Attachment *a)
  * christmas.tnef), so that the files can still be read.  Stops at the
  * first attribute that does not fit.  Returns how many checksums were
  * rewritten; *@empty gets how many attributes were dropped.  */
+/* The TNEF checksum of @n bytes: their sum modulo 65536.  Eight bytes at
+ * a time: each 64-bit word is folded into four 16-bit lanes of byte
+ * pairs (each at most 510), added up for at most 128 words so that no
+ * lane overflows, then the lanes are added together.  */
+static guint16
+parser_walk_tnef_sum (const guint8 *p, gsize n)
+{
+  const guint64 lo = 0x00ff00ff00ff00ffULL;
+  guint64 total = 0;
+  gsize i = 0;
+
+  while (n - i >= 8)
+    {
+      guint64 lanes = 0;
+
+      for (guint k = 0; k < 128 && n - i >= 8; k++, i += 8)
+        {
+          guint64 x;
+
+          memcpy (&x, p + i, 8);
+          lanes += (x & lo) + ((x >> 8) & lo);
+        }
+      total += (lanes & 0xffff) + ((lanes >> 16) & 0xffff)
+               + ((lanes >> 32) & 0xffff) + (lanes >> 48);
+    }
+  for (; i < n; i++)
+    total += p[i];
+  return (guint16) total;
+}
+
 static guint
 parser_walk_tnef_checksums (guint8 *d, gsize *n, guint *empty,
                             gboolean drop_msgprops)
@@ -2379,8 +2490,7 @@ parser_walk_tnef_checksums (guint8 *d, gsize *n, guint *empty,
           (*empty)++;
           continue;
         }
-      for (gsize i = 0; i < len; i++)
-        sum = (guint16) (sum + d[p + 9 + i]);
+      sum = parser_walk_tnef_sum (d + p + 9, len);
       had = (guint16) (d[p + 9 + len] | d[p + 10 + len] << 8);
       if (had != sum)
         {
@@ -2862,8 +2972,25 @@ parser_walk_prescreen (parser_walk *w, const guint8 *d, gsize n)
 
   while (pos < n)
     {
-      gsize le = parser_walk_line_end (d, n, pos);
-      gsize body = le - pos;
+      gsize le, body;
+
+      /* In a body only a line that starts with "--" matters (a
+       * delimiter, or the part headers after it): the others are passed
+       * over without looking at their ends.  */
+      if (!hdr)
+        {
+          while (pos < n
+                 && !(d[pos] == '-' && pos + 1 < n && d[pos + 1] == '-'))
+            {
+              const guint8 *nl = memchr (d + pos, '\n', n - pos);
+
+              pos = nl != NULL ? (gsize) (nl - d) + 1 : n;
+            }
+          if (pos >= n)
+            break;
+        }
+      le = parser_walk_line_end (d, n, pos);
+      body = le - pos;
 
       while (body > 0 && (d[pos + body - 1] == '\n'
                           || d[pos + body - 1] == '\r'))
@@ -3065,6 +3192,35 @@ parser_walk_message_part (parser_walk *w, GMimeMessagePart *mp, guint depth,
                          in_report, acc);
 }
 
+/* A memory stream over @data without a copy: g_mime_stream_mem_new_with_
+ * buffer() copies the whole message into a GByteArray of its own, which
+ * the parser only ever reads.  The array here is a shell around the
+ * caller's bytes (never written: GMime's parser and data wrappers only
+ * read and seek), owned by the caller through *@shell and given back by
+ * parser_walk_stream_free(), which must come after every GMime object
+ * of the tree is gone.  */
+static GMimeStream *
+parser_walk_stream_new (const guint8 *data, gsize len, GByteArray **shell)
+{
+  GMimeStream *stream;
+
+  *shell = g_byte_array_new_take ((guint8 *) data, len);
+  stream = g_mime_stream_mem_new_with_byte_array (*shell);
+  g_mime_stream_mem_set_owner (GMIME_STREAM_MEM (stream), FALSE);
+  return stream;
+}
+
+static void
+parser_walk_stream_free (GMimeStream *stream, GByteArray *shell)
+{
+  /* the tree and the parser are gone: nothing else holds the stream,
+   * which would otherwise outlive the shell it reads from */
+  g_assert (G_OBJECT (stream)->ref_count == 1);
+  g_object_unref (stream);
+  /* FALSE: the bytes are the caller's, only the shell is freed */
+  (void) g_byte_array_free (shell, FALSE);
+}
+
 /* message/rfc822 with a transfer encoding: GMime leaves it a leaf; the
  * decoded bytes are parsed again with the same options.  */
 static void
@@ -3076,6 +3232,7 @@ parser_walk_encoded_message (parser_walk *w, GBytes *content, guint depth,
   const guint8 *data = g_bytes_get_data (content, &n);
   g_autoptr (GBytes) screened = parser_walk_prescreen (w, data, n);
   GMimeStream *stream;
+  GByteArray *shell;
   GMimeParser *parser;
   GMimeMessage *inner;
   parser_walk_buf ibuf;
@@ -3088,7 +3245,7 @@ parser_walk_encoded_message (parser_walk *w, GBytes *content, guint depth,
       data = (const guint8 *) "";
       n = 0;
     }
-  stream = g_mime_stream_mem_new_with_buffer ((const char *) data, n);
+  stream = parser_walk_stream_new (data, n, &shell);
   parser = g_mime_parser_new_with_stream (stream);
   inner = g_mime_parser_construct_message (parser, w->opts);
   ibuf.data = data;
@@ -3099,7 +3256,7 @@ parser_walk_encoded_message (parser_walk *w, GBytes *content, guint depth,
                          &ibuf, n, in_report, acc);
   g_clear_object (&inner);
   g_object_unref (parser);
-  g_object_unref (stream);
+  parser_walk_stream_free (stream, shell);
 }
 
 static void
@@ -3816,7 +3973,9 @@ parser_walk_derive (parser_walk *w, char *raw_text)
   char *new_text = NULL, *quoted = NULL;
   const char *reason = NULL;
 
-  parser_quote_split (raw_text, &new_text, &quoted);
+  /* the walker's text: to_utf8 output, and HTML, flowed and uuencode
+   * passes over it that keep whole characters */
+  parser_quote_split_valid (raw_text, &new_text, &quoted);
   g_free (raw_text);
   m->text = parser_walk_redact (w, new_text, found);
   m->quoted = parser_walk_redact (w, quoted, found);
@@ -3879,6 +4038,7 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
   gsize len = 0;
   const guint8 *data = raw ? g_bytes_get_data (raw, &len) : NULL;
   GMimeStream *stream;
+  GByteArray *shell;
   GMimeParser *parser;
   GMimeMessage *msg;
   g_autoptr (GBytes) screened = NULL;
@@ -3892,8 +4052,6 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
   g_mime_parser_options_set_fallback_charsets (w.opts, fallback);
   g_mime_parser_options_set_warning_callback (w.opts,
                                               parser_walk_gmime_warning, &w);
-  w.quiet_opts = g_mime_parser_options_clone (w.opts);
-  g_mime_parser_options_set_warning_callback (w.quiet_opts, NULL, NULL);
   if (data == NULL)
     data = (const guint8 *) "";
   screened = parser_walk_prescreen (&w, data, len);
@@ -3902,7 +4060,7 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
   if (data == NULL)
     data = (const guint8 *) "";
 
-  stream = g_mime_stream_mem_new_with_buffer ((const char *) data, len);
+  stream = parser_walk_stream_new (data, len, &shell);
   parser = g_mime_parser_new_with_stream (stream);
   msg = g_mime_parser_construct_message (parser, w.opts);
 
@@ -3965,8 +4123,9 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
 
   g_clear_object (&msg);
   g_object_unref (parser);
-  g_object_unref (stream);
+  parser_walk_stream_free (stream, shell);
   g_mime_parser_options_free (w.opts);
-  g_mime_parser_options_free (w.quiet_opts);
+  if (w.quiet_opts != NULL)
+    g_mime_parser_options_free (w.quiet_opts);
   return m;
 }

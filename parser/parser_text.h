@@ -44,6 +44,11 @@ char *parser_flowed_decode (const char *text, gboolean delsp);
  * results are (transfer full); trailing blank lines are trimmed.  */
 void parser_quote_split (const char *text, char **new_text, char **quoted);
 
+/* The same, for a @text the caller knows is valid UTF-8 (the walker's own
+ * text): not checked again (asserted in sanitizer builds).  */
+void parser_quote_split_valid (const char *text, char **new_text,
+                               char **quoted);
+
 /* (transfer full) @text with every payment card number (13-19 digits,
  * single spaces or dashes between groups allowed, passing Luhn) replaced by
  * "**** **** **** 1234" (the last four kept).  Digit runs that fail Luhn,
