@@ -154,6 +154,23 @@ parser_text_valid (const char *s, gssize len, gsize *out_len, char **tmp)
   return *tmp;
 }
 
+/* The NUL-terminated @text as valid UTF-8: @text itself when the caller
+ * promises it is (@valid; the promise is checked in sanitizer builds,
+ * where the tests run), else parser_text_valid ()'s answer.  */
+static const char *
+parser_text_input (const char *text, gboolean valid, gsize *out_len,
+                   char **tmp)
+{
+  if (!valid)
+    return parser_text_valid (text, -1, out_len, tmp);
+  *tmp = NULL;
+  *out_len = strlen (text);
+#if defined(__SANITIZE_ADDRESS__)
+  g_assert (parser_text_utf8_valid (text, *out_len));
+#endif
+  return text;
+}
+
 static gboolean
 parser_text_is_space (char c)
 {
@@ -1865,17 +1882,7 @@ parser_quote_split_impl (const char *text, gboolean valid, char **new_text,
   g_return_if_fail (new_text != NULL && quoted != NULL);
   if (text == NULL)
     text = "";
-  if (valid)
-    {
-      s = text;
-      len = strlen (text);
-#if defined(__SANITIZE_ADDRESS__)
-      /* the caller's promise, checked where the tests run */
-      g_assert (parser_text_utf8_valid (s, len));
-#endif
-    }
-  else
-    s = parser_text_valid (text, -1, &len, &fixed);
+  s = parser_text_input (text, valid, &len, &fixed);
   end = s + len;
   /* lines: at most one more than there are line feeds */
   for (p = s; p < end && (p = memchr (p, '\n', (gsize) (end - p))) != NULL;
@@ -2089,17 +2096,7 @@ parser_cards_redact_impl (const char *text, gboolean valid, guint *count,
     *count = 0;
   if (text == NULL)
     return g_strdup ("");
-  if (valid)
-    {
-      s = text;
-      len = strlen (text);
-#if defined(__SANITIZE_ADDRESS__)
-      /* the caller's promise, checked where the tests run */
-      g_assert (parser_text_utf8_valid (s, len));
-#endif
-    }
-  else
-    s = parser_text_valid (text, -1, &len, &fixed);
+  s = parser_text_input (text, valid, &len, &fixed);
   end = s + len;
   /* @out and @groups are made when first needed: most texts (header
    * values) have no run of digits long enough for a card */
@@ -2990,17 +2987,7 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
 
   if (text == NULL || found == NULL)
     return;
-  if (valid)
-    {
-      c.s = text;
-      len = strlen (text);
-#if defined(__SANITIZE_ADDRESS__)
-      /* the caller's promise, checked where the tests run */
-      g_assert (parser_text_utf8_valid (c.s, len));
-#endif
-    }
-  else
-    c.s = parser_text_valid (text, -1, &len, &fixed);
+  c.s = parser_text_input (text, valid, &len, &fixed);
   c.end = c.s + len;
   c.found = found;
   c.room = found->len >= PARSER_TEXT_PD_MAX ? 0
