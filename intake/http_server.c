@@ -64,27 +64,49 @@ http_deadline_free (gpointer data)
   g_free (d);
 }
 
+/* How long a refused connection is still read (and what comes dropped)
+ * after the answer, before its reading side is shut too.  */
+#define HTTP_LINGER_SECONDS 2
+
+static gboolean
+http_linger_end (gpointer data)
+{
+  /* libsoup sees the end of the stream, finishes the message and closes
+   * the connection itself (already closed: an error, ignored) */
+  (void) g_socket_shutdown (G_SOCKET (data), TRUE, FALSE, NULL);
+  return G_SOURCE_REMOVE;
+}
+
 /* Answer @reply (a whole HTTP response) straight on the socket and shut
- * it: for a request that must not be read any further.  */
+ * it: for a request that must not be read any further.  A lingering
+ * close, as HTTP servers do (RFC 9112 9.6): the answer, then the end of
+ * our side, while the client's bytes still in flight are read and
+ * dropped for HTTP_LINGER_SECONDS.  Shutting both sides at once made the
+ * kernel answer those bytes with a reset, which can throw away the 413
+ * before the client has read it (seen under load).  */
 static void
 http_refuse_and_shut (SoupServerMessage *msg, const char *reply)
 {
   GSocket *sock = soup_server_message_get_socket (msg);
   GUri *uri = soup_server_message_get_uri (msg);
 
-  if (sock != NULL)
+  if (sock == NULL)
+    return;
+  /* plain text only: under TLS the bytes would break the record stream,
+   * and the connection is just shut */
+  if (uri != NULL && g_strcmp0 (g_uri_get_scheme (uri), "https") == 0)
     {
-      /* plain text only: under TLS the bytes would break the record
-       * stream, and the connection is just shut */
-      if (uri == NULL || g_strcmp0 (g_uri_get_scheme (uri), "https") != 0)
-        /* never blocking: a client that reads nothing (a full send
-         * buffer) must not stall the master's loop; then it just goes */
-        (void) g_socket_send_with_blocking (sock, reply, strlen (reply),
-                                            FALSE, NULL, NULL);
-      /* libsoup sees the end of the stream, finishes the message and
-       * closes the connection itself */
       (void) g_socket_shutdown (sock, TRUE, TRUE, NULL);
+      return;
     }
+  /* never blocking: a client that reads nothing (a full send buffer) must
+   * not stall the master's loop; then it just goes */
+  (void) g_socket_send_with_blocking (sock, reply, strlen (reply), FALSE,
+                                      NULL, NULL);
+  (void) g_socket_shutdown (sock, FALSE, TRUE, NULL);
+  g_timeout_add_seconds_full (G_PRIORITY_DEFAULT, HTTP_LINGER_SECONDS,
+                              http_linger_end, g_object_ref (sock),
+                              g_object_unref);
 }
 
 static const char http_413_reply[] =
@@ -938,7 +960,16 @@ http_handle (SoupServer *server, SoupServerMessage *msg, const char *path,
              GHashTable *query, gpointer data)
 {
   http_server *h = data;
+  http_deadline *d = g_object_get_data (G_OBJECT (msg), "intake-deadline");
 
+  /* answered already (413 or 408 on the socket): a body that still came
+   * in whole while the connection lingered is not handled */
+  if (d != NULL && d->refused)
+    {
+      soup_server_message_set_status (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
+                                      NULL);
+      return;
+    }
   if ((strcmp (path, "/healthz") == 0 || strcmp (path, "/metrics") == 0)
       && soup_server_message_get_method (msg) != SOUP_METHOD_GET
       && soup_server_message_get_method (msg) != SOUP_METHOD_HEAD)

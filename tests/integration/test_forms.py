@@ -439,6 +439,47 @@ class Forms(unittest.TestCase):
             self.assertEqual(len(d.wait_cases(1)), 1)
         d.check_sanitizers()
 
+    def test_over_limit_chunked_body_finished(self):
+        """A chunked form past [http] max_body that the client does finish
+        (the last chunk sent while the refused connection lingers) is
+        answered 413 and stored nowhere: the 413 arrives before the
+        connection ends (not lost to a reset), and the handler never sees
+        the body."""
+        import socket
+        d = http_daemon()
+        d.configure("http", "max_body", "65536")
+        with d:
+            fields = dict(GOOD, _token=token(d), message="x" * 100000)
+            body = urllib.parse.urlencode(fields).encode()
+            c = socket.create_connection(("127.0.0.1", d.http_port))
+            c.settimeout(10)
+            c.sendall(b"POST /forms/contact HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: application/x-www-form-urlencoded\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n")
+            got = b""
+            try:
+                for i in range(0, len(body), 16384):
+                    piece = body[i:i + 16384]
+                    c.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+                c.sendall(b"0\r\n\r\n")
+                while True:
+                    b = c.recv(4096)
+                    if not b:
+                        break
+                    got += b
+            except (ConnectionResetError, BrokenPipeError) as e:
+                self.fail("connection reset before the answer was read"
+                          " (%r, got %r)" % (e, got))
+            c.close()
+            self.assertTrue(got.startswith(b"HTTP/1.1 413"), got)
+            self.assertEqual(got.count(b"HTTP/1.1 "), 1, got)
+            self.assertIn("event=http-body-too-large", d.log())
+            # still serving; nothing was stored
+            st, _, _ = post_form(d, dict(GOOD, _token=token(d)))
+            self.assertEqual(st, 201)
+            self.assertEqual(len(d.wait_cases(1)), 1)
+        d.check_sanitizers()
+
     def test_body_framed_twice_400(self):
         """Request smuggling: a body whose length is given two ways (two
         Content-Lengths; Content-Length and Transfer-Encoding: chunked) is
