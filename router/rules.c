@@ -6,11 +6,13 @@
  *   file      := statement*
  *   statement := "queues" WORD ("," WORD)*
  *              | "default" actions
+ *              | "pattern" STRING "is" STRING
  *              | "rule" STRING "when" expr "then" actions
  *   expr      := term ("or" term)*
  *   term      := factor ("and" factor)*
  *   factor    := "not" factor | "(" expr ")" | predicate
  *   predicate := field [ARG] op value
+ *              | field "matches" "pattern" STRING  (a pattern defined above)
  *   actions   := action ("," action)*
  *   action    := "queue" WORD | "kind" WORD | "priority" WORD
  *              | "tag" WORD | "sla" WORD | "retention" WORD | "stop"
@@ -229,6 +231,7 @@ typedef struct {
   guint n_errors;
   rules *r;
   GHashTable *queue_uses;    /* queue -> "line:col" of its first use */
+  GHashTable *patterns;      /* pattern name -> regular expression */
 } rules_parser;
 
 static void
@@ -390,7 +393,8 @@ static void
 rules_sync (rules_parser *ps)
 {
   while (ps->tok.kind != T_EOF && !rules_is_word (ps, "rule")
-         && !rules_is_word (ps, "queues") && !rules_is_word (ps, "default"))
+         && !rules_is_word (ps, "queues") && !rules_is_word (ps, "default")
+         && !rules_is_word (ps, "pattern"))
     rules_next (ps);
 }
 
@@ -430,6 +434,62 @@ static char *
 rules_fold (const char *s)
 {
   return g_utf8_casefold (s, -1);
+}
+
+/* Regular expression @text, compiled (and JIT-compiled), or NULL with the
+ * error reported at its position in the token at @line:@col.  */
+static pcre2_code *
+rules_compile_re (rules_parser *ps, const char *text, guint line, guint col)
+{
+  int ecode;
+  PCRE2_SIZE eoff;
+  pcre2_code *re = pcre2_compile ((PCRE2_SPTR) text,
+                                  PCRE2_ZERO_TERMINATED, PCRE2_CASELESS,
+                                  &ecode, &eoff, NULL);
+
+  if (re == NULL)
+    {
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message (ecode, msg, sizeof msg);
+      rules_err (ps, line, col + 1 + (guint) eoff,
+                 "PCRE2 syntax; quote the pattern with \"...\"",
+                 "regular expression: %s", (const char *) msg);
+      return NULL;
+    }
+  pcre2_jit_compile (re, PCRE2_JIT_COMPLETE);
+  return re;
+}
+
+/* `matches pattern "NAME"`: the regular expression of a pattern statement
+ * above, compiled for this predicate (its errors were reported where it
+ * was defined).  */
+static gboolean
+rules_parse_named_pattern (rules_parser *ps, rules_node *n)
+{
+  rules_tok *t = &ps->tok;
+  const char *re;
+
+  rules_next (ps);
+  if (t->kind != T_STRING)
+    {
+      rules_err (ps, t->line, t->col, "body matches pattern \"name\"",
+                 "expected the pattern's name in quotes, found %s",
+                 rules_tok_desc (t));
+      return FALSE;
+    }
+  re = g_hash_table_lookup (ps->patterns, t->text);
+  if (re == NULL)
+    {
+      rules_err (ps, t->line, t->col,
+                 "define it first: pattern \"name\" is \"regex\"",
+                 "no pattern named \"%s\" above", t->text);
+      return FALSE;
+    }
+  /* it compiled where it was defined: no error can be reported here */
+  n->re = rules_compile_re (ps, re, t->line, t->col);
+  g_ptr_array_add (n->values, rules_fold (re));
+  rules_next (ps);
+  return TRUE;
 }
 
 /* A value of a predicate: a string, a word, a number or a time.  */
@@ -475,6 +535,8 @@ rules_parse_value (rules_parser *ps, rules_node *n)
       rules_next (ps);
       return TRUE;
     }
+  if (n->op == OP_MATCHES && rules_is_word (ps, "pattern"))
+    return rules_parse_named_pattern (ps, n);
   if (t->kind != T_STRING && t->kind != T_WORD && t->kind != T_NUMBER)
     {
       rules_err (ps, t->line, t->col, "quote text with \"...\"",
@@ -514,23 +576,7 @@ rules_parse_value (rules_parser *ps, rules_node *n)
                            g_strdup_printf ("%u:%u", t->line, t->col));
   }
   if (n->op == OP_MATCHES)
-    {
-      int ecode;
-      PCRE2_SIZE eoff;
-      n->re = pcre2_compile ((PCRE2_SPTR) t->text, PCRE2_ZERO_TERMINATED,
-                             PCRE2_CASELESS,
-                             &ecode, &eoff, NULL);
-      if (n->re == NULL)
-        {
-          PCRE2_UCHAR msg[256];
-          pcre2_get_error_message (ecode, msg, sizeof msg);
-          rules_err (ps, t->line, t->col + 1 + (guint) eoff,
-                     "PCRE2 syntax; quote the pattern with \"...\"",
-                     "regular expression: %s", (const char *) msg);
-        }
-      else
-        pcre2_jit_compile (n->re, PCRE2_JIT_COMPLETE);
-    }
+    n->re = rules_compile_re (ps, t->text, t->line, t->col);
   g_ptr_array_add (n->values, rules_fold (t->text));
   rules_next (ps);
   return TRUE;
@@ -918,6 +964,50 @@ rules_parse_statement (rules_parser *ps)
       ps->r->deflt = r;
       return;
     }
+  if (rules_is_word (ps, "pattern"))
+    {
+      g_autofree char *name = NULL;
+      pcre2_code *re;
+
+      rules_next (ps);
+      if (t->kind != T_STRING || *t->text == '\0')
+        {
+          rules_err (ps, t->line, t->col, "pattern \"name\" is \"regex\"",
+                     "a pattern needs a name in quotes");
+          rules_sync (ps);
+          return;
+        }
+      if (g_hash_table_contains (ps->patterns, t->text))
+        rules_err (ps, t->line, t->col, "one definition a name",
+                   "a pattern named \"%s\" already exists", t->text);
+      name = g_strdup (t->text);
+      rules_next (ps);
+      if (!rules_is_word (ps, "is"))
+        {
+          rules_err (ps, t->line, t->col, "pattern \"name\" is \"regex\"",
+                     "expected 'is', found %s", rules_tok_desc (t));
+          rules_sync (ps);
+          return;
+        }
+      rules_next (ps);
+      if (t->kind != T_STRING)
+        {
+          rules_err (ps, t->line, t->col, "quote the pattern with \"...\"",
+                     "expected a regular expression, found %s",
+                     rules_tok_desc (t));
+          rules_sync (ps);
+          return;
+        }
+      re = rules_compile_re (ps, t->text, t->line, t->col);
+      if (re != NULL)
+        {
+          pcre2_code_free (re);
+          g_hash_table_replace (ps->patterns, g_steal_pointer (&name),
+                                g_strdup (t->text));
+        }
+      rules_next (ps);
+      return;
+    }
   if (rules_is_word (ps, "rule"))
     {
       rules_rule *r = rules_rule_new ();
@@ -965,8 +1055,9 @@ rules_parse_statement (rules_parser *ps)
       rules_sync (ps);
       return;
     }
-  rules_err (ps, t->line, t->col, "a file holds queues, default and rule"
-             " statements", "expected 'rule', 'queues' or 'default', found %s",
+  rules_err (ps, t->line, t->col, "a file holds queues, default, pattern"
+             " and rule statements",
+             "expected 'rule', 'queues', 'default' or 'pattern', found %s",
              rules_tok_desc (t));
   rules_next (ps);
   rules_sync (ps);
@@ -1001,6 +1092,8 @@ rules_load_text (const char *name, const char *text, gssize len,
   ps.r = r;
   ps.queue_uses = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                          g_free);
+  ps.patterns = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                       g_free);
   if (!g_utf8_validate (text, len, NULL))
     rules_err (&ps, 1, 1, NULL, "the file is not UTF-8");
   else
@@ -1034,6 +1127,7 @@ rules_load_text (const char *name, const char *text, gssize len,
         }
   }
   g_hash_table_unref (ps.queue_uses);
+  g_hash_table_unref (ps.patterns);
   if (ps.n_errors > RULES_MAX_ERRORS)
     g_string_append_printf (ps.errors, "\n%s: %u more errors not shown",
                             name, ps.n_errors - RULES_MAX_ERRORS);

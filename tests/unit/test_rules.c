@@ -344,6 +344,59 @@ START_TEST (test_every_error_reported)
 }
 END_TEST
 
+/* A pattern is defined once and used by name in any rule below it; it is
+ * checked where it is defined, and a name not defined above is an error
+ * at the use.  */
+START_TEST (test_named_patterns)
+{
+  g_autoptr (rules) r = load (
+      "queues a, b, c\n"
+      "default queue a\n"
+      "pattern \"own business\" is \"\\\\bmy\\\\s+(bill|account)\\\\b\"\n"
+      "rule \"own\" when body matches pattern \"own business\""
+      " then queue b, stop\n"
+      "rule \"not own\" when not subject matches pattern \"own business\""
+      " and body contains figures then queue c\n");
+  rules_input in = { .subject = "Question", .body = "About MY  Bill please" };
+  rules_decision d;
+  g_autofree char *msg = NULL;
+
+  decide (r, &in, &d);
+  ck_assert_str_eq (d.queue, "b");
+  ck_assert_str_eq (d.rule, "own");
+  rules_decision_clear (&d);
+  in.body = "the figures for my street";
+  decide (r, &in, &d);
+  ck_assert_str_eq (d.queue, "c");
+  rules_decision_clear (&d);
+
+  msg = load_errors (
+      "queues a\n"                                               /* 1 */
+      "default queue a\n"                                        /* 2 */
+      "rule \"early\" when body matches pattern \"p\""
+      " then queue a\n"                                          /* 3 */
+      "pattern \"p\" is \"x\"\n"                                 /* 4 */
+      "pattern \"p\" is \"y\"\n"                                 /* 5: twice */
+      "pattern \"bad\" is \"(\"\n"                               /* 6 */
+      "pattern \"q\" \"z\"\n"                                    /* 7: no is */
+      "rule \"unquoted\" when body matches pattern p"
+      " then queue a\n"                                          /* 8 */
+      "rule \"fine\" when body matches pattern \"p\""
+      " then queue a\n");                                        /* 9 */
+  ck_assert_ptr_nonnull (strstr (msg, "rules.conf:3:40: no pattern named"
+                                      " \"p\" above"));
+  ck_assert_ptr_nonnull (strstr (msg, "rules.conf:5:9: a pattern named \"p\""
+                                      " already exists"));
+  ck_assert_ptr_nonnull (strstr (msg, "rules.conf:6:"));
+  ck_assert_ptr_nonnull (strstr (msg, "regular expression"));
+  ck_assert_ptr_nonnull (strstr (msg, "rules.conf:7:13: expected 'is'"));
+  ck_assert_ptr_nonnull (strstr (msg, "rules.conf:8:"));
+  ck_assert_ptr_nonnull (strstr (msg, "expected the pattern's name in"
+                                      " quotes"));
+  ck_assert_ptr_null (strstr (msg, "rules.conf:9:"));
+}
+END_TEST
+
 START_TEST (test_missing_default)
 {
   g_autofree char *msg = load_errors ("queues a\n"
@@ -781,6 +834,7 @@ rules_suite (void)
   tcase_add_test (tc, test_kind_only_from_a_rule);
   tcase_add_test (tc, test_every_error_reported);
   tcase_add_test (tc, test_missing_default);
+  tcase_add_test (tc, test_named_patterns);
   tcase_add_test (tc, test_regex_bounded);
   tcase_add_test (tc, test_hash_changes_with_text);
   tcase_add_test (tc, test_reasons_json);
