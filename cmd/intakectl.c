@@ -1957,7 +1957,21 @@ ctl_rules_reload (intake_config *cfg)
   return EX_OK;
 }
 
-/* classify train's --method, --l2 and --seeds over the defaults.  */
+/* @value of @flag as a whole number from @min to @max into *@out; FALSE
+ * with the usage error printed.  */
+static gboolean
+ctl_flag_number (const char *flag, const char *value, guint64 min,
+                 guint64 max, guint64 *out)
+{
+  if (g_ascii_string_to_unsigned (value, 10, min, max, out, NULL))
+    return TRUE;
+  fprintf (stderr, "intakectl: %s takes a number from %" G_GUINT64_FORMAT
+           " to %" G_GUINT64_FORMAT ", not '%s'\n", flag, min, max, value);
+  return FALSE;
+}
+
+/* classify train's --method, --l2, --seeds, --seed and --polarity over the
+ * defaults.  */
 static gboolean
 ctl_train_options (const ctl_route_opts *o, classify_train_options *t)
 {
@@ -1984,24 +1998,15 @@ ctl_train_options (const ctl_route_opts *o, classify_train_options *t)
   if (o->seeds != NULL)
     {
       guint64 v;
-      if (!g_ascii_string_to_unsigned (o->seeds, 10, 1, 50, &v, NULL))
-        {
-          fprintf (stderr, "intakectl: --seeds takes a number from 1 to 50,"
-                   " not '%s'\n", o->seeds);
-          return FALSE;
-        }
+      if (!ctl_flag_number ("--seeds", o->seeds, 1, 50, &v))
+        return FALSE;
       t->seeds = (guint) v;
     }
   if (o->seed != NULL)
     {
       guint64 v;
-      if (!g_ascii_string_to_unsigned (o->seed, 10, 0, G_MAXUINT32 - 64, &v,
-                                       NULL))
-        {
-          fprintf (stderr, "intakectl: --seed takes a number, not '%s'\n",
-                   o->seed);
-          return FALSE;
-        }
+      if (!ctl_flag_number ("--seed", o->seed, 0, G_MAXUINT32 - 64, &v))
+        return FALSE;
       t->seed = (guint32) v;
     }
   return TRUE;
@@ -2408,11 +2413,8 @@ main (int argc, char **argv)
       else if (strcmp (argv[i], "--limit") == 0 && i + 1 < argc)
         {
           guint64 n;
-          if (!g_ascii_string_to_unsigned (argv[++i], 10, 1, 100000, &n,
-                                           NULL))
+          if (!ctl_flag_number ("--limit", argv[++i], 1, 100000, &n))
             {
-              fprintf (stderr, "intakectl: --limit takes a number from 1 to"
-                       " 100000, not '%s'\n", argv[i]);
               g_ptr_array_free (args, TRUE);
               return EX_USAGE;
             }
@@ -2469,7 +2471,16 @@ main (int argc, char **argv)
       else if (strcmp (argv[i], "--to-kind") == 0 && i + 1 < argc)
         ro.kind = argv[++i];
       else if (strcmp (argv[i], "--examples") == 0 && i + 1 < argc)
-        ro.examples = (guint) g_ascii_strtoull (argv[++i], NULL, 10);
+        {
+          /* 0 was taken for the default (3) and "x" for 0 */
+          guint64 n;
+          if (!ctl_flag_number ("--examples", argv[++i], 1, 1000, &n))
+            {
+              g_ptr_array_free (args, TRUE);
+              return EX_USAGE;
+            }
+          ro.examples = (guint) n;
+        }
       else if (strcmp (argv[i], "--json") == 0)
         json = TRUE;
       else if (strcmp (argv[i], "--raw") == 0)

@@ -962,8 +962,9 @@ http_handle (SoupServer *server, SoupServerMessage *msg, const char *path,
   http_server *h = data;
   http_deadline *d = g_object_get_data (G_OBJECT (msg), "intake-deadline");
 
-  /* answered already (413 or 408 on the socket): a body that still came
-   * in whole while the connection lingered is not handled */
+  /* answered already (413 or 408, written on the socket): a body that
+   * still came in whole while the connection lingered is not handled.
+   * libsoup wants a status; nothing of it is sent (our side is shut).  */
   if (d != NULL && d->refused)
     {
       soup_server_message_set_status (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,

@@ -249,6 +249,12 @@ class Reload(unittest.TestCase):
             self.assertIn("replayed 3 cases", r.stdout)
             self.assertIn("2 would move", r.stdout)
             self.assertIn("street-cleansing -> waste", r.stdout)
+            # a bad --examples is a usage error naming the flag, not 0
+            for bad in ("x", "0", "-1"):
+                r = d.ctl("rules", "test", "--replay", "--rules", path,
+                          "--examples", bad)
+                self.assertEqual(r.returncode, 64, r.stderr)
+                self.assertIn("--examples takes a number", r.stderr)
 
 
 class Classify(unittest.TestCase):
