@@ -347,6 +347,40 @@ END_TEST
 /* A pattern is defined once and used by name in any rule below it; it is
  * checked where it is defined, and a name not defined above is an error
  * at the use.  */
+/* `body word` looks words up in a table of the body's words and word
+ * pairs.  Its first size is a guess from the ASCII separators; words
+ * that only non-ASCII characters separate (an em dash, a no-break space,
+ * an ideographic comma) used to fill it, and the next insert then probed
+ * for a free slot for ever: the router hung on such a message.  */
+START_TEST (test_body_words_non_ascii_separators)
+{
+  static const char *const seps[] = { "\u2014", "\u00a0", "\u3001",
+                                      "\u00a0\u2014\u00a0" };
+  g_autoptr (rules) r = load (
+      "queues a, b, c, d\n"
+      "default queue a\n"
+      "rule \"pair\" when body word (\"w1998 w1999\") then tag pair\n"
+      "rule \"last\" when body word w1999 then queue b\n"
+      "rule \"absent\" when body word w2000 then queue c\n");
+
+  for (guint k = 0; k < G_N_ELEMENTS (seps); k++)
+    {
+      g_autoptr (GString) body = g_string_new ("Start");
+      rules_input in = { .subject = "x" };
+      rules_decision d;
+
+      for (guint i = 0; i < 2000; i++)
+        g_string_append_printf (body, "%sW%u", seps[k], i);
+      in.body = body->str;
+      decide (r, &in, &d);
+      ck_assert_str_eq (d.queue, "b");
+      ck_assert_str_eq (d.rule, "last");
+      ck_assert (has (d.tags, "pair"));
+      rules_decision_clear (&d);
+    }
+}
+END_TEST
+
 START_TEST (test_named_patterns)
 {
   g_autoptr (rules) r = load (
@@ -835,6 +869,7 @@ rules_suite (void)
   tcase_add_test (tc, test_every_error_reported);
   tcase_add_test (tc, test_missing_default);
   tcase_add_test (tc, test_named_patterns);
+  tcase_add_test (tc, test_body_words_non_ascii_separators);
   tcase_add_test (tc, test_regex_bounded);
   tcase_add_test (tc, test_hash_changes_with_text);
   tcase_add_test (tc, test_reasons_json);
