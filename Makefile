@@ -186,6 +186,57 @@ fuzz-unpack: $(FUZZ_DIR)/fuzz_unpack
 		-artifact_prefix=$(FUZZ_DIR)/unpack-artifacts/ -print_final_stats=1 \
 		$(FUZZ_DIR)/unpack-corpus $(FUZZ_DIR)/unpack-seeds
 
+# make fuzz-router: one routing decision (the shipped conf/rules.conf and
+# both models) under libFuzzer on hostile text (tests/fuzz/fuzz_router.c),
+# seeded with the project's own labelled text (tests/data/foi-sar and
+# conf/training: MIT, written for intake), for FUZZ_SECONDS.  A decision
+# that does not end is reported as a timeout (-timeout=5).
+.PHONY: fuzz-router
+
+$(FUZZ_DIR)/fuzz_router: tests/fuzz/fuzz_router.c $(wildcard router/*.c router/*.h parser/*.c parser/*.h) | fuzz-deps
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ tests/fuzz/fuzz_router.c \
+		$(wildcard router/*.c) $(wildcard parser/*.c) $(PKG_LIBS)
+
+fuzz-router: $(FUZZ_DIR)/fuzz_router
+	@rm -rf $(FUZZ_DIR)/router-seeds
+	@mkdir -p $(FUZZ_DIR)/router-seeds $(FUZZ_DIR)/router-corpus \
+		$(FUZZ_DIR)/router-artifacts
+	@python3 tests/fuzz/router_seeds.py $(FUZZ_DIR)/router-seeds
+	@echo "fuzz-router: $$(ls $(FUZZ_DIR)/router-seeds | wc -l) seeds, $(FUZZ_SECONDS) s"
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ASAN_OPTIONS=detect_leaks=1 \
+	$(FUZZ_DIR)/fuzz_router -max_len=65536 -rss_limit_mb=2048 -timeout=5 \
+		-max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=$(FUZZ_DIR)/router-artifacts/ -print_final_stats=1 \
+		$(FUZZ_DIR)/router-corpus $(FUZZ_DIR)/router-seeds
+
+# make fuzz-smtp: the SMTP session state machine under libFuzzer
+# (tests/fuzz/fuzz_smtp.c): any bytes a client can send, cut into random
+# reads, with random store answers, TLS outcomes and clock jumps; every
+# reply line checked.  Seeded with tests/data/smtp-smuggling inside a
+# session and a few whole sessions, for FUZZ_SECONDS.
+.PHONY: fuzz-smtp
+
+$(FUZZ_DIR)/fuzz_smtp: tests/fuzz/fuzz_smtp.c intake/smtp_session.c intake/smtp_session.h intake/smtp_limits.h | fuzz-deps
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ tests/fuzz/fuzz_smtp.c \
+		intake/smtp_session.c $(PKG_LIBS)
+
+fuzz-smtp: $(FUZZ_DIR)/fuzz_smtp
+	@rm -rf $(FUZZ_DIR)/smtp-seeds
+	@mkdir -p $(FUZZ_DIR)/smtp-seeds $(FUZZ_DIR)/smtp-corpus \
+		$(FUZZ_DIR)/smtp-artifacts
+	@python3 tests/fuzz/smtp_seeds.py tests/data/smtp-smuggling \
+		$(FUZZ_DIR)/smtp-seeds
+	@echo "fuzz-smtp: $$(ls $(FUZZ_DIR)/smtp-seeds | wc -l) seeds, $(FUZZ_SECONDS) s"
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ASAN_OPTIONS=detect_leaks=1 \
+	$(FUZZ_DIR)/fuzz_smtp -max_len=131072 -rss_limit_mb=2048 -timeout=10 \
+		-max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=$(FUZZ_DIR)/smtp-artifacts/ -print_final_stats=1 \
+		$(FUZZ_DIR)/smtp-corpus $(FUZZ_DIR)/smtp-seeds
+
 # ------------------------------------------------------------ parser benchmark
 # make bench-parser: bare GMime against parser_message_parse() on the corpus
 # and synthetic 2 KB / 50 KB messages (tests/bench/parser_bench.c), built
