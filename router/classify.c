@@ -699,6 +699,37 @@ classify_tokens_each (classify_thread *t, const char *text, gssize len,
       if (*p < 0x80)
         {
           c = *p;
+          if (g_ascii_isalnum (c) && !k.overlong && k.len > 0)
+            {
+              /* the rest of an ASCII word, in one loop: the same as
+               * going round the outer one for each letter or digit */
+              const guchar *q = p;
+              gsize room = CLASSIFY_TOKEN_BYTES_MAX - k.len;
+              gsize run;
+
+              while (q < end && *q < 0x80 && g_ascii_isalnum (*q))
+                q++;
+              run = (gsize) (q - p);
+              if (run > room)
+                {
+                  /* an overlong word is dropped whole at its end: what
+                   * it holds no longer matters */
+                  k.overlong = TRUE;
+                  run = 0;
+                }
+              for (gsize i = 0; i < run; i++)
+                {
+                  guchar b = p[i];
+
+                  if (b >= '0' && b <= '9')
+                    k.digit = TRUE;
+                  else
+                    k.alpha = TRUE;
+                  k.word[k.len++] = (char) (b + (((guchar) (b - 'A') < 26) << 5));
+                }
+              p = q;
+              continue;
+            }
           alnum = g_ascii_isalnum (c);
           digit = g_ascii_isdigit (c);
         }
@@ -867,20 +898,35 @@ typedef struct {
 } classify_token_ref;
 
 struct classify_tokens {
-  GString *arena;            /* the tokens, NUL-separated */
-  GArray *refs;              /* classify_token_ref */
+  char *arena;               /* the tokens, NUL-separated */
+  gsize arena_len, arena_size;
+  classify_token_ref *refs;
+  guint n_refs, refs_size;
 };
 
+/* Plain arrays grown by doubling: GString and GArray appends were a
+ * twentieth of a routing decision.  */
 static void
 classify_tokens_keep (const char *tok, gsize len, guint64 hash,
                       gpointer data)
 {
   classify_tokens *k = data;
-  classify_token_ref r = { (guint32) k->arena->len, (guint32) len, hash };
 
-  g_string_append_len (k->arena, tok, (gssize) len);
-  g_string_append_c (k->arena, '\0');
-  g_array_append_val (k->refs, r);
+  while (k->arena_len + len + 1 > k->arena_size)
+    {
+      k->arena_size *= 2;
+      k->arena = g_realloc (k->arena, k->arena_size);
+    }
+  if (k->n_refs == k->refs_size)
+    {
+      k->refs_size *= 2;
+      k->refs = g_renew (classify_token_ref, k->refs, k->refs_size);
+    }
+  k->refs[k->n_refs++] = (classify_token_ref) { (guint32) k->arena_len,
+                                                (guint32) len, hash };
+  memcpy (k->arena + k->arena_len, tok, len);
+  k->arena[k->arena_len + len] = '\0';
+  k->arena_len += len + 1;
 }
 
 classify_tokens *
@@ -888,10 +934,11 @@ classify_tokens_new (const char *text, gssize len)
 {
   classify_tokens *k = g_new0 (classify_tokens, 1);
 
+  k->arena_size = len > 0 ? (gsize) len + 64 : 256;
+  k->arena = g_malloc (k->arena_size);
+  k->refs_size = 256;
+  k->refs = g_new (classify_token_ref, k->refs_size);
   g_return_val_if_fail (text != NULL || len == 0, k);
-  k->arena = g_string_sized_new (len > 0 ? (gsize) len : 256);
-  k->refs = g_array_sized_new (FALSE, FALSE, sizeof (classify_token_ref),
-                               256);
   classify_tokens_each (classify_thread_get (), text != NULL ? text : "",
                         len, classify_tokens_keep, k);
   return k;
@@ -902,8 +949,8 @@ classify_tokens_free (classify_tokens *k)
 {
   if (k == NULL)
     return;
-  g_string_free (k->arena, TRUE);
-  g_array_unref (k->refs);
+  g_free (k->arena);
+  g_free (k->refs);
   g_free (k);
 }
 
@@ -920,11 +967,10 @@ classify_logits (const classify_model *m, const char *text, gssize len,
 
   classify_thread_next_stamp (t);
   if (toks != NULL)
-    for (guint i = 0; i < toks->refs->len; i++)
+    for (guint i = 0; i < toks->n_refs; i++)
       {
-        const classify_token_ref *r = &g_array_index (toks->refs,
-                                                      classify_token_ref, i);
-        classify_feat_emit (toks->arena->str + r->off, r->len, r->hash, &f);
+        const classify_token_ref *r = &toks->refs[i];
+        classify_feat_emit (toks->arena + r->off, r->len, r->hash, &f);
       }
   else
     classify_tokens_each (t, text, len, classify_feat_emit, &f);
