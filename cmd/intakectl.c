@@ -3,7 +3,7 @@
  *
  *   intakectl [-c FILE] keygen [FILE]
  *   intakectl [-c FILE] keys rotate
- *   intakectl [-c FILE] cases list [--queue Q] [--status S] [--kind K]
+ *   intakectl [-c FILE] cases list [--queue Q] [--status S] [--kind K] [--tag T]
  *                                   [--limit N] [--json]
  *   intakectl [-c FILE] cases show REF [--json]
  *   intakectl [-c FILE] cases status REF STATUS
@@ -57,8 +57,9 @@ static const char *ctl_usage =
   "  keys rotate              add a master key version and re-wrap every\n"
   "                           data key with it (resumable; run it again\n"
   "                           after an interruption)\n"
-  "  cases list [--queue Q] [--status S] [--kind K] [--limit N] [--json]\n"
-  "                           cases, newest first\n"
+  "  cases list [--queue Q] [--status S] [--kind K] [--tag T] [--limit N]\n"
+  "             [--json]      cases, newest first (--tag: a tag the rules\n"
+  "                           gave, e.g. possible-request)\n"
   "  cases show REF [--json]  one case: messages, text, attachments,\n"
   "                           participants, links\n"
   "  cases status REF STATUS  new, assigned, waiting, resolved, closed\n"
@@ -2410,6 +2411,8 @@ main (int argc, char **argv)
         filter.status = argv[++i];
       else if (strcmp (argv[i], "--kind") == 0 && i + 1 < argc)
         filter.kind = argv[++i];
+      else if (strcmp (argv[i], "--tag") == 0 && i + 1 < argc)
+        filter.tag = argv[++i];
       else if (strcmp (argv[i], "--limit") == 0 && i + 1 < argc)
         {
           guint64 n;

@@ -422,6 +422,12 @@ http_api_list (http_api_req *r, const char *queue)
         { http_api_reply_field (r->msg, "kind", "not a kind"); return; }
       f.kind = v;
     }
+  if (params && (v = g_hash_table_lookup (params, "tag")) && *v)
+    {
+      if (!store_api_name_valid (v))
+        { http_api_reply_field (r->msg, "tag", "not a tag"); return; }
+      f.tag = v;
+    }
   if (params && (v = g_hash_table_lookup (params, "limit")) && *v)
     {
       guint64 n;

@@ -19,6 +19,8 @@
 # 6. FOI and SAR: tests/data/foi-sar/heldout3.csv, a third set written
 #    blind; its odd data rows tuned on since 2026-11-27, its even rows
 #    held out (printed on their own).
+# 7. FOI and SAR: tests/data/foi-sar/heldout4.csv, a fourth set written
+#    blind (2026-11-27); never tuned on; whole and even rows.
 # The labelled sets in ../shared are read only here; they are never copied.
 set -eu
 cd "$(dirname "$0")/.."
@@ -82,3 +84,17 @@ $ctl --label kind --csv tests/data/foi-sar/heldout3.csv $other | foisar
 echo "== its even rows (held out)"
 # shellcheck disable=SC2086
 $ctl --label kind --csv "$tmp/h3even.csv" $other | foisar
+python3 - "$tmp" <<'EOF'
+import csv, sys
+rows = list(csv.reader(open("tests/data/foi-sar/heldout4.csv", newline="")))
+with open("%s/h4even.csv" % sys.argv[1], "w", newline="") as f:
+    w = csv.writer(f, lineterminator="\r\n")
+    w.writerow(rows[0])
+    w.writerows(r for i, r in enumerate(rows[1:]) if i % 2 == 0)
+EOF
+echo "== fourth set: tests/data/foi-sar/heldout4.csv (written blind, never tuned on)"
+# shellcheck disable=SC2086
+$ctl --label kind --csv tests/data/foi-sar/heldout4.csv $other | foisar
+echo "== its even rows"
+# shellcheck disable=SC2086
+$ctl --label kind --csv "$tmp/h4even.csv" $other | foisar

@@ -323,6 +323,7 @@ typedef struct {
   const char *queue;
   const char *status;
   const char *kind;
+  const char *tag;         /* a tag of the routing reasons ("tags") */
   guint limit;
   gint64 before_id;
   gboolean brief;          /* a list's columns only: from_name and

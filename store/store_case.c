@@ -1236,6 +1236,14 @@ store_case_view_read (store *s, store_readkeys *cache, sqlite3_stmt *st,
   return v;
 }
 
+/* A tag of the routing reasons (their "tags" array; the reasons are
+ * intake's own JSON and name no one).  The CASE keeps json_each() off a
+ * value that is not JSON, which would fail the whole list.  */
+#define STORE_CASE_TAG_FILTER \
+  " AND (?6 IS NULL OR CASE WHEN json_valid(c.reasons) THEN EXISTS" \
+  " (SELECT 1 FROM json_each(c.reasons, '$.tags') t WHERE t.value = ?6)" \
+  " ELSE 0 END)"
+
 GPtrArray *
 store_case_find (store *s, const store_case_filter *f, GError **error)
 {
@@ -1259,6 +1267,7 @@ store_case_find (store *s, const store_case_filter *f, GError **error)
                      "WHERE c.queue = ?1"
                      " AND (?2 IS NULL OR c.status = ?2)"
                      " AND (?3 IS NULL OR c.kind = ?3)"
+                     STORE_CASE_TAG_FILTER
                      " AND c.id < (CASE WHEN ?4 > 0 THEN ?4"
                      "             ELSE 9223372036854775807 END)"
                      " ORDER BY c.id DESC LIMIT ?5", error);
@@ -1266,6 +1275,7 @@ store_case_find (store *s, const store_case_filter *f, GError **error)
     st = store_stmt (s, s->rdb, STORE_CASE_COLUMNS
                      "WHERE (?2 IS NULL OR c.status = ?2)"
                      " AND (?3 IS NULL OR c.kind = ?3)"
+                     STORE_CASE_TAG_FILTER
                      " AND c.id < (CASE WHEN ?4 > 0 THEN ?4"
                      "             ELSE 9223372036854775807 END)"
                      " ORDER BY c.id DESC LIMIT ?5", error);
@@ -1280,6 +1290,7 @@ store_case_find (store *s, const store_case_filter *f, GError **error)
   sqlite3_bind_text (st, 3, f ? f->kind : NULL, -1, SQLITE_STATIC);
   sqlite3_bind_int64 (st, 4, f ? f->before_id : 0);
   sqlite3_bind_int64 (st, 5, f && f->limit ? (gint64) f->limit : -1);
+  sqlite3_bind_text (st, 6, f ? f->tag : NULL, -1, SQLITE_STATIC);
   while ((rc = sqlite3_step (st)) == SQLITE_ROW)
     g_ptr_array_add (out, store_case_view_read (s, cache, st, f && f->brief));
   if (rc != SQLITE_DONE)

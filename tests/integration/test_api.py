@@ -273,6 +273,16 @@ class Api(unittest.TestCase):
             self.assertEqual(st, 200)
             self.assertNotEqual(json.loads(body)["cases"][0]["ref"],
                                 page["cases"][0]["ref"])
+            # a tag of the routing reasons: none has this one; a value
+            # that is not a tag is refused with the field named
+            st, _, body = c("GET", "/api/v1/queues/waste/cases"
+                            "?tag=no-such-tag", token=self.tok["waste"])
+            self.assertEqual(st, 200, body)
+            self.assertEqual(json.loads(body)["cases"], [])
+            st, _, body = c("GET", "/api/v1/queues/waste/cases"
+                            "?tag=Not%20a%20tag", token=self.tok["waste"])
+            self.assertEqual(st, 422, body)
+            self.assertEqual(json.loads(body)["field"], "tag")
             st, _, body = c("GET", "/api/v1/cases/" + self.waste_ref,
                             token=self.tok["waste"])
             self.assertEqual(st, 200, body)

@@ -186,6 +186,44 @@ class Decide(unittest.TestCase):
         self.assertNotIn("jo@", json.dumps(row[3]))
 
 
+    def test_possible_request_tagged_and_listed(self):
+        """With the shipped models, a question the classifier leans on as
+        an FOI request (a fifth or more) that no rule made one keeps its
+        department and kind, carries the tag possible-request, and
+        `cases list --tag possible-request` lists it and nothing else."""
+        d = routed(Intaked())
+        models = os.path.join(d.dir, "conf", "models")
+        os.makedirs(models, exist_ok=True)
+        for m in ("kind.model", "topic.model"):
+            shutil.copy(os.path.join(ROOT, "conf", "models", m), models)
+        d.configure("routing", "kind_model", "models/kind.model")
+        d.configure("routing", "topic_model", "models/topic.model")
+        with d:
+            send(d, message("Car park",  "jo@example.org",
+                            "Out of interest, roughly what does the council"
+                            " make each year from the car park on Station"
+                            " Road?\r\n"), "jo@example.org")
+            send(d, message("Pothole", "kim@example.org",
+                            "There is a pothole outside number 14 Mill"
+                            " Lane.\r\n"), "kim@example.org")
+            cases = d.wait_cases(2)
+        by_from = {c["from"]: c for c in cases}
+        jo = by_from["jo@example.org"]
+        self.assertEqual(jo["kind"], "enquiry")
+        self.assertIsNone(jo["due"])
+        rs = reasons(d)
+        self.assertIn("possible-request", rs[jo["ref"]][3]["tags"])
+        self.assertNotIn("possible-request",
+                         rs[by_from["kim@example.org"]["ref"]][3]["tags"])
+        r = d.ctl("cases", "list", "--tag", "possible-request", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([c["ref"] for c in json.loads(r.stdout)],
+                         [jo["ref"]])
+        r = d.ctl("cases", "list", "--tag", "no-such-tag", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout), [])
+
+
 class Reload(unittest.TestCase):
     def test_sighup_and_bad_file(self):
         d = routed(Intaked())

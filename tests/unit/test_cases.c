@@ -136,6 +136,7 @@ typedef struct {
   const char *ref;           /* a case reference found in the subject */
   const char *body;          /* makes the bytes unique */
   gboolean with_attachment;
+  const char *reasons;       /* routing reasons JSON, or NULL */
 } mail;
 
 static store_envelope *
@@ -187,6 +188,7 @@ file_mail (store *st, const mail *m)
   in->text = g_strdup (m->body);
   in->queue = g_strdup ("general");
   in->kind = g_strdup ("enquiry");
+  in->reasons = g_strdup (m->reasons);
   in->ref_prefix = g_strdup ("ESC");
   if (m->with_attachment)
     {
@@ -379,6 +381,45 @@ START_TEST (test_participants_and_subjects)
     store_case_filter g = { .status = "new", .kind = "enquiry" };
     g_autoptr (GPtrArray) all = store_case_find (st, &g, NULL);
     ck_assert_uint_eq (all->len, 2);
+  }
+  /* a tag of the routing reasons: only the cases whose "tags" hold it;
+   * reasons that are not JSON, or have no tags, never fail the list */
+  {
+    gint64 tagged, other;
+    store_case_filter f = { .tag = "possible-request" };
+    g_autoptr (GPtrArray) none = NULL;
+
+    g_clear_error (&error);
+    none = store_case_find (st, &f, &error);
+
+    ck_assert_ptr_nonnull (none);
+    ck_assert_uint_eq (none->len, 0);
+    tagged = file_mail (st, &(mail){ "cat@example.org", "c1@example.org",
+                                     NULL, NULL, NULL, "figures please",
+                                     FALSE, "{\"rule\":\"default\",\"tags\":"
+                                     "[\"automatic\",\"possible-request\"]}" });
+    other = file_mail (st, &(mail){ "dan@example.org", "d1@example.org",
+                                    NULL, NULL, NULL, "a pothole", FALSE,
+                                    "{\"rule\":\"x\",\"tags\":"
+                                    "[\"possible-requests\"],"
+                                    "\"note\":\"possible-request\"}" });
+    file_mail (st, &(mail){ "eve@example.org", "e1@example.org", NULL, NULL,
+                            NULL, "not json", FALSE, "{not json" });
+    g_autoptr (GPtrArray) one = store_case_find (st, &f, &error);
+    ck_assert_msg (one != NULL, "%s", error ? error->message : "");
+    ck_assert_uint_eq (one->len, 1);
+    ck_assert_int_eq (((store_case_view *) one->pdata[0])->id, tagged);
+    f.tag = "possible-requests";
+    g_autoptr (GPtrArray) two = store_case_find (st, &f, NULL);
+    ck_assert_uint_eq (two->len, 1);
+    ck_assert_int_eq (((store_case_view *) two->pdata[0])->id, other);
+    f.queue = "general";
+    f.tag = "automatic";
+    g_autoptr (GPtrArray) three = store_case_find (st, &f, NULL);
+    ck_assert_uint_eq (three->len, 1);
+    f.queue = "housing";
+    g_autoptr (GPtrArray) four = store_case_find (st, &f, NULL);
+    ck_assert_uint_eq (four->len, 0);
   }
   store_close (&st);
   store_keys_free (&keys);
