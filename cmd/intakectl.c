@@ -1828,6 +1828,12 @@ ctl_mailboxes (intake_config *cfg, store *st, gboolean json)
 
 /* A person re-routes a case: the queue must be one the rules declare, the
  * kind one intake knows.  */
+static gint64
+ctl_due_for_kind (const char *kind, gint64 received_us, gpointer data)
+{
+  return router_due_for_kind (data, kind, received_us);
+}
+
 static int
 ctl_cases_route (intake_config *cfg, store *st, const char *ref,
                  const ctl_route_opts *o)
@@ -1835,6 +1841,7 @@ ctl_cases_route (intake_config *cfg, store *st, const char *ref,
   g_autoptr (GError) error = NULL;
   g_autofree char *actor = ctl_actor ();
   g_autoptr (rules) r = cfg->rules ? rules_load (cfg->rules, NULL) : NULL;
+  g_autoptr (router) clocks = NULL;
 
   if (o->queue == NULL && o->kind == NULL)
     {
@@ -1858,6 +1865,20 @@ ctl_cases_route (intake_config *cfg, store *st, const char *ref,
           fprintf (stderr, "intakectl: unknown kind '%s'\n", o->kind);
           return EX_DATAERR;
         }
+    }
+  /* a new kind takes its own clock, counted from receipt: the clocks and
+   * the calendar of the config (no models needed) */
+  if (o->kind && cfg->rules)
+    {
+      router_config rc = { .rules = cfg->rules, .holidays = cfg->holidays,
+                           .nation = cfg->nation, .clocks = cfg->clocks };
+      clocks = router_new (&rc, &error);
+      if (clocks == NULL)
+        {
+          fprintf (stderr, "intakectl: %s\n", error->message);
+          return EX_CONFIG;
+        }
+      store_set_due_fn (st, ctl_due_for_kind, clocks);
     }
   if (!store_case_reroute (st, ref, o->queue, o->kind, actor, &error))
     {

@@ -63,6 +63,13 @@ static GOptionEntry intaked_options[] = {
   { NULL },
 };
 
+/* store_due_fn: the router's clocks, for a kind a person changed.  */
+static gint64
+intaked_due_for_kind (const char *kind, gint64 received_us, gpointer data)
+{
+  return router_due_for_kind (data, kind, received_us);
+}
+
 static void
 intaked_raise_nofile (void)
 {
@@ -390,6 +397,9 @@ intaked_master_main (const char *config_path)
           return EX_CONFIG;
         }
     }
+  /* a kind changed by a person (intakectl, the API) takes its clock */
+  if (ctx.rt != NULL)
+    store_set_due_fn (st, intaked_due_for_kind, ctx.rt);
   pl = pipeline_start (st, cfg, ctx.rt);
   ctx.outbox = outbox_start (cfg, st, keys, &error);
   if (ctx.outbox == NULL && error != NULL)

@@ -315,6 +315,32 @@ router_result_reasons (const router_result *out)
   return g_string_free (o, FALSE);
 }
 
+gint64
+router_due_for_kind (router *r, const char *kind, gint64 received_us)
+{
+  g_autoptr (GDateTime) received = NULL;
+  const clock_rule *cr;
+  gboolean beyond = FALSE;
+  GDate due;
+
+  g_return_val_if_fail (r != NULL && kind != NULL, 0);
+  cr = g_hash_table_lookup (r->clocks, kind);
+  if (cr == NULL || cr->kind == CLOCK_NONE)
+    return 0;
+  received = g_date_time_new_from_unix_utc (received_us / G_USEC_PER_SEC);
+  if (received == NULL)
+    return 0;
+  due = clock_due (r->calendar, cr, received, &beyond);
+  if (!g_date_valid (&due))
+    return 0;
+  {
+    g_autoptr (GDateTime) t = g_date_time_new_utc (
+        g_date_get_year (&due), g_date_get_month (&due),
+        g_date_get_day (&due), 0, 0, 0);
+    return g_date_time_to_unix (t) * G_USEC_PER_SEC;
+  }
+}
+
 static void
 router_due (router *r, GDateTime *received, router_result *out)
 {

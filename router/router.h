@@ -51,6 +51,7 @@ char *router_result_reasons (const router_result *r);
 /* (transfer full) Load everything; an error names the file at fault.  */
 router *router_new (const router_config *cfg, GError **error);
 void router_free (router *r);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (router, router_free)
 
 /* Load @path (NULL: the configured file) and swap it in; on error the old
  * rules stay.  */
@@ -71,6 +72,13 @@ typedef struct {
 /* Decide with the rules in force (or @with, when not NULL: a draft).  */
 void router_decide (router *r, rules *with, const parser_message *m,
                     const router_context *ctx, router_result *out);
+
+/* The due date of a case of @kind first received at @received_us (unix
+ * us), by the [clocks] entry of that kind: unix us of the due day at
+ * 00:00 UTC, or 0 when the kind has no clock.  For a person's re-routing
+ * (store_set_due_fn()): the clock counts from receipt, whenever the
+ * request is recognised.  */
+gint64 router_due_for_kind (router *r, const char *kind, gint64 received_us);
 
 /* Decide from plain text (the CSV evaluation, the benchmark).  */
 void router_decide_text (router *r, rules *with, const char *subject,

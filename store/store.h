@@ -450,9 +450,24 @@ GPtrArray *store_case_counts (store *s, GError **error);
 
 /* ----------------------------------------------------------- routing */
 
+/* The due date of a case of @kind first received at @received_us (unix
+ * us): unix us of the due day at 00:00 UTC, 0 when the kind has no
+ * clock (router_due_for_kind()).  */
+typedef gint64 (*store_due_fn) (const char *kind, gint64 received_us,
+                                gpointer data);
+
+/* Give the store the statutory clocks, for re-routing: a case whose kind a
+ * person changes (store_case_reroute(), store_api_case_reroute()) then
+ * takes the due date of its new kind, counted from the day its first
+ * message arrived, or none when that kind has no clock.  Without it
+ * (NULL) a re-routing leaves the due date as it was.  Call before any
+ * re-routing; @data must outlive the store.  */
+void store_set_due_fn (store *s, store_due_fn fn, gpointer data);
+
 /* A person re-routes a case (queue and/or kind; NULL keeps it): audited
- * with both values, and remembered as training data for the classifier.
- * STORE_ERROR_NOT_FOUND for an unknown case.  */
+ * with both values (and the due dates, when the kind changed and the
+ * store has a due function), and remembered as training data for the
+ * classifier.  STORE_ERROR_NOT_FOUND for an unknown case.  */
 gboolean store_case_reroute (store *s, const char *ref, const char *queue,
                              const char *kind, const char *actor,
                              GError **error);

@@ -775,7 +775,7 @@ store_api_case_reroute (store *s, const char *ref, const char *const *queues,
                         GError **error)
 {
   store_api_row row;
-  g_autofree char *detail = NULL;
+  g_autoptr (GString) detail = g_string_new (NULL);
   sqlite3_stmt *st;
   gboolean ok;
 
@@ -786,10 +786,9 @@ store_api_case_reroute (store *s, const char *ref, const char *const *queues,
       store_api_row_clear (&row);
       return store_api_end (s, FALSE, error);
     }
-  detail = g_strdup_printf ("queue=%s->%s kind=%s->%s%s%s", row.queue,
-                            queue ? queue : row.queue, row.kind,
-                            kind ? kind : row.kind, reason_code ? " " : "",
-                            reason_code ? reason_code : "");
+  g_string_printf (detail, "queue=%s->%s kind=%s->%s", row.queue,
+                   queue ? queue : row.queue, row.kind,
+                   kind ? kind : row.kind);
   /* Moved out of the department's queue, it is no longer theirs to hold.  */
   st = store_stmt (s, s->rdb,
       "UPDATE cases SET queue = coalesce(?2, queue), kind = coalesce(?3, kind),"
@@ -804,8 +803,12 @@ store_api_case_reroute (store *s, const char *ref, const char *const *queues,
       sqlite3_bind_text (st, 3, kind, -1, SQLITE_STATIC);
       sqlite3_bind_int64 (st, 4, g_get_real_time ());
       ok = store_api_exec (s, st, "reroute", error)
+           && store_case_due_again (s, row.id, row.kind, kind, detail, error);
+      if (ok && reason_code != NULL)
+        g_string_append_printf (detail, " %s", reason_code);
+      ok = ok
            && store_audit_append (s, s->rdb, actor, "case.reroute", ref,
-                                  detail, error)
+                                  detail->str, error)
            && store_webhook_case_event (s, s->rdb, row.id,
                                         STORE_WEBHOOK_UPDATED, "routing", 0,
                                         row.queue, error)

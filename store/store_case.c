@@ -2074,13 +2074,95 @@ store_case_reroute_allowed (store *s, const char *ref, const char *queue,
   return TRUE;
 }
 
+void
+store_set_due_fn (store *s, store_due_fn fn, gpointer data)
+{
+  g_return_if_fail (s != NULL);
+  s->due_fn = fn;
+  s->due_data = data;
+}
+
+/* A due date for the audit: the day, or "none".  */
+static void
+store_case_due_text (GString *o, gint64 due_at)
+{
+  if (due_at <= 0)
+    {
+      g_string_append (o, "none");
+      return;
+    }
+  {
+    g_autoptr (GDateTime) t = g_date_time_new_from_unix_utc (due_at
+                                                             / G_USEC_PER_SEC);
+    g_autofree char *day = t ? g_date_time_format (t, "%Y-%m-%d") : NULL;
+    g_string_append (o, day ? day : "none");
+  }
+}
+
+gboolean
+store_case_due_again (store *s, gint64 case_id, const char *old_kind,
+                      const char *kind, GString *detail, GError **error)
+{
+  sqlite3_stmt *st;
+  gint64 received = 0, old_due = 0, due;
+  int rc;
+
+  if (s->due_fn == NULL || kind == NULL || g_strcmp0 (kind, old_kind) == 0)
+    return TRUE;
+  /* the clock counts from the day the request arrived: the case's first
+   * message from outside, else the case's own creation */
+  st = store_stmt (s, s->rdb,
+                   "SELECT coalesce((SELECT min(m.received_at) FROM messages m"
+                   " WHERE m.case_id = c.id AND m.direction = 'in'),"
+                   " c.created_at), coalesce(c.due_at, 0)"
+                   " FROM cases c WHERE c.id = ?1", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, case_id);
+  rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    {
+      received = sqlite3_column_int64 (st, 0);
+      old_due = sqlite3_column_int64 (st, 1);
+    }
+  store_stmt_release (st);
+  if (rc != SQLITE_ROW)
+    {
+      store_set_sqlite_error (error, s->rdb, rc, "reroute due date");
+      return FALSE;
+    }
+  due = s->due_fn (kind, received, s->due_data);
+  st = store_stmt (s, s->rdb, "UPDATE cases SET due_at = ?2 WHERE id = ?1",
+                   error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, case_id);
+  if (due > 0)
+    sqlite3_bind_int64 (st, 2, due);
+  else
+    sqlite3_bind_null (st, 2);
+  rc = sqlite3_step (st);
+  store_stmt_release (st);
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, s->rdb, rc, "reroute due date");
+      return FALSE;
+    }
+  g_string_append (detail, " due=");
+  store_case_due_text (detail, old_due);
+  g_string_append (detail, "->");
+  store_case_due_text (detail, due);
+  return TRUE;
+}
+
 gboolean
 store_case_reroute (store *s, const char *ref, const char *queue,
                     const char *kind, const char *actor, GError **error)
 {
   g_autofree char *old_queue = NULL;
   g_autofree char *old_kind = NULL;
-  g_autofree char *detail = NULL;
+  g_autoptr (GString) detail = g_string_new (NULL);
+  gint64 case_id = -1;
   sqlite3_stmt *st;
   gboolean ok = FALSE;
   int rc;
@@ -2093,8 +2175,8 @@ store_case_reroute (store *s, const char *ref, const char *queue,
       g_mutex_unlock (&s->rlock);
       return FALSE;
     }
-  st = store_stmt (s, s->rdb, "SELECT queue, kind FROM cases WHERE ref = ?1",
-                   error);
+  st = store_stmt (s, s->rdb, "SELECT queue, kind, id FROM cases"
+                              " WHERE ref = ?1", error);
   if (st == NULL)
     goto out;
   sqlite3_bind_text (st, 1, ref, -1, SQLITE_STATIC);
@@ -2102,6 +2184,7 @@ store_case_reroute (store *s, const char *ref, const char *queue,
     {
       old_queue = store_column_dup (st, 0);
       old_kind = store_column_dup (st, 1);
+      case_id = sqlite3_column_int64 (st, 2);
     }
   store_stmt_release (st);
   if (old_queue == NULL)
@@ -2128,11 +2211,13 @@ store_case_reroute (store *s, const char *ref, const char *queue,
       store_set_sqlite_error (error, s->rdb, rc, "reroute");
       goto out;
     }
-  detail = g_strdup_printf ("queue=%s->%s kind=%s->%s", old_queue,
-                            queue ? queue : old_queue, old_kind,
-                            kind ? kind : old_kind);
-  if (!store_audit_append (s, s->rdb, actor, "case.reroute", ref, detail,
-                           error)
+  g_string_printf (detail, "queue=%s->%s kind=%s->%s", old_queue,
+                   queue ? queue : old_queue, old_kind,
+                   kind ? kind : old_kind);
+  if (!store_case_due_again (s, case_id, old_kind, kind, detail, error))
+    goto out;
+  if (!store_audit_append (s, s->rdb, actor, "case.reroute", ref,
+                           detail->str, error)
       || !store_webhook_ref_event (s, s->rdb, ref, "routing", NULL, old_queue,
                                    error))
     goto out;

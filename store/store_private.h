@@ -38,6 +38,8 @@ struct store_job {
 struct store {
   char *path;
   const store_keys *keys;
+  store_due_fn due_fn;       /* (nullable) a re-routed kind's clock */
+  gpointer due_data;
   sqlite3 *wdb;              /* writer thread only */
   sqlite3 *rdb;              /* readers, serialised by rlock */
   guint8 *wkey;              /* writer's data-key scratch (sodium_malloc) */
@@ -257,5 +259,14 @@ gboolean store_vault_forget_many (store *s, GArray *ids, GError **error);
  * holds rlock): how many, or -1.  */
 gint64 store_erase_many_locked (store *s, GArray *ids, const char *reason,
                                 const char *actor, GError **error);
+
+/* Within a re-routing's transaction on s->rdb: when @kind (nullable)
+ * differs from @old_kind and the store has a due function, case @case_id
+ * gets the due date of its new kind counted from its first inbound
+ * message's receipt (none when that kind has no clock), and @detail gets
+ * " due=OLD->NEW" (days, or "none") for the audit event.  */
+gboolean store_case_due_again (store *s, gint64 case_id, const char *old_kind,
+                               const char *kind, GString *detail,
+                               GError **error);
 
 #endif

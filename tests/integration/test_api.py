@@ -618,6 +618,22 @@ class Api(unittest.TestCase):
                 " AND object = ?", (ref,)).fetchone()[0]
         self.assertIn("reason_words=10", detail)
         self.assertNotIn("Tenant", detail)
+        # a kind with a clock (the FOI one of routed()'s [clocks]) gives
+        # the case its due date, from receipt; a kind without one clears it
+        for kind, has_due in (("foi-request", True), ("enquiry", False)):
+            st, _, body = c("POST", "/api/v1/cases/%s/reroute" % ref,
+                            token=self.tok["housing"],
+                            body={"kind": kind, "reason": "Recognised"})
+            self.assertEqual(st, 200, body)
+            with db(self.d) as conn:
+                due = conn.execute("SELECT due_at FROM cases WHERE ref = ?",
+                                   (ref,)).fetchone()[0]
+                detail = conn.execute(
+                    "SELECT detail FROM audit WHERE action = 'case.reroute'"
+                    " AND object = ? ORDER BY id DESC", (ref,)).fetchone()[0]
+            self.assertEqual(due is not None, has_due, (kind, due))
+            self.assertRegex(detail, r"->%s due=[-0-9a-z]+->[-0-9a-z]+"
+                             r" reason_words=1$" % kind)
         self.assertEqual(self.d.ctl("audit", "verify").returncode, 0)
 
     # ------------------------------------------------------------ audit

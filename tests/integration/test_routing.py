@@ -411,6 +411,67 @@ class Reroute(unittest.TestCase):
         self.assertIn("+ 1 re-routed cases: 3 classes", r.stdout)
 
 
+    def test_reroute_to_a_statutory_kind_starts_its_clock(self):
+        """A case a person recognises as an FOI request takes the FOI clock
+        counted from the day the message arrived, not from the re-routing;
+        re-routed on to a kind without a clock, it has no due date; the
+        audit event records both dates.  A change of queue alone leaves
+        the due date alone."""
+        d = routed(Intaked())
+        with d:
+            send(d, message("Car park", "jo@example.org",
+                            "What does the car park on Station Road earn"
+                            " the council?\r\n",
+                            extra="Date: Fri, 18 Dec 2026 10:00:00 +0000\r\n"),
+                 "jo@example.org")
+            ref = d.wait_cases(1)[0]["ref"]
+        db = os.path.join(d.dir, "var", "intake.db")
+
+        def due_and_received():
+            c = sqlite3.connect(db)
+            try:
+                return c.execute(
+                    "SELECT c.due_at, min(m.received_at) FROM cases c"
+                    " JOIN messages m ON m.case_id = c.id"
+                    " WHERE c.ref = ?", (ref,)).fetchone()
+            finally:
+                c.close()
+
+        # the message arrived "in December 2026": date the arrival there so
+        # that the expected day is known (Christmas and New Year inside)
+        arrived = 1797588000 * 1000000   # Fri 18 Dec 2026 10:00 UTC
+        c = sqlite3.connect(db)
+        c.execute("UPDATE messages SET received_at = ?", (arrived,))
+        c.execute("UPDATE cases SET due_at = NULL, kind = 'enquiry'")
+        c.commit()
+        c.close()
+        r = d.ctl("cases", "route", ref, "--to-queue", "parking")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIsNone(due_and_received()[0])
+        r = d.ctl("cases", "route", ref, "--to-queue",
+                  "information-governance", "--to-kind", "foi-request")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        due, received = due_and_received()
+        self.assertEqual(received, arrived)
+        # 20 UK working days after Friday 18 December 2026 (as in
+        # test_rules_test_json): Thursday 21 January 2027
+        self.assertEqual(due, 1800489600 * 1000000)
+        r = d.ctl("cases", "route", ref, "--to-kind", "enquiry")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIsNone(due_and_received()[0])
+        c = sqlite3.connect(db)
+        rows = [x[0] for x in c.execute(
+            "SELECT detail FROM audit WHERE action = 'case.reroute'"
+            " ORDER BY id")]
+        c.close()
+        self.assertEqual(len(rows), 3)
+        self.assertNotIn("due=", rows[0])
+        self.assertIn("kind=enquiry->foi-request due=none->2027-01-21",
+                      rows[1])
+        self.assertIn("kind=foi-request->enquiry due=2027-01-21->none",
+                      rows[2])
+        self.assertEqual(d.ctl("audit", "verify").returncode, 0)
+
 class Holidays(unittest.TestCase):
     def test_import(self):
         d = routed(Intaked())
