@@ -237,6 +237,31 @@ fuzz-smtp: $(FUZZ_DIR)/fuzz_smtp
 		-artifact_prefix=$(FUZZ_DIR)/smtp-artifacts/ -print_final_stats=1 \
 		$(FUZZ_DIR)/smtp-corpus $(FUZZ_DIR)/smtp-seeds
 
+# make fuzz-forms: the citizen web forms under libFuzzer
+# (tests/fuzz/fuzz_forms.c): any values for the shipped forms through
+# validation, the page shown back (no raw markup from a value, valid
+# UTF-8) and, when valid, the message built (GMime parses it, no header
+# forged by a value), for FUZZ_SECONDS.
+.PHONY: fuzz-forms
+
+$(FUZZ_DIR)/fuzz_forms: tests/fuzz/fuzz_forms.c intake/forms.c intake/forms.h $(wildcard parser/*.c parser/*.h) | fuzz-deps
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ tests/fuzz/fuzz_forms.c \
+		intake/forms.c $(wildcard parser/*.c) $(PKG_LIBS)
+
+fuzz-forms: $(FUZZ_DIR)/fuzz_forms
+	@rm -rf $(FUZZ_DIR)/forms-seeds
+	@mkdir -p $(FUZZ_DIR)/forms-seeds $(FUZZ_DIR)/forms-corpus \
+		$(FUZZ_DIR)/forms-artifacts
+	@python3 tests/fuzz/forms_seeds.py $(FUZZ_DIR)/forms-seeds
+	@echo "fuzz-forms: $$(ls $(FUZZ_DIR)/forms-seeds | wc -l) seeds, $(FUZZ_SECONDS) s"
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ASAN_OPTIONS=detect_leaks=1 \
+	$(FUZZ_DIR)/fuzz_forms -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
+		-max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=$(FUZZ_DIR)/forms-artifacts/ -print_final_stats=1 \
+		$(FUZZ_DIR)/forms-corpus $(FUZZ_DIR)/forms-seeds
+
 # ------------------------------------------------------------ parser benchmark
 # make bench-parser: bare GMime against parser_message_parse() on the corpus
 # and synthetic 2 KB / 50 KB messages (tests/bench/parser_bench.c), built

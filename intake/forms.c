@@ -467,11 +467,21 @@ form_validate (const form_def *def, const form_input *in)
 
 /* ------------------------------------------------------------- HTML */
 
+/* A citizen's value comes back in the page when a field has a problem,
+ * and "Use plain text" is the problem of one that is not UTF-8: its bytes
+ * are shown as U+FFFD, so that the page stays valid UTF-8 (and
+ * g_markup_escape_text(), which wants UTF-8, never sees them).  */
 static void
 form_html_escape (GString *s, const char *text)
 {
-  g_autofree char *e = g_markup_escape_text (text ? text : "", -1);
+  g_autofree char *valid = NULL;
+  g_autofree char *e = NULL;
 
+  if (text == NULL)
+    text = "";
+  if (!g_utf8_validate (text, -1, NULL))
+    text = valid = g_utf8_make_valid (text, -1);
+  e = g_markup_escape_text (text, -1);
   g_string_append (s, e);
 }
 

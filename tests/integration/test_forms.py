@@ -184,6 +184,25 @@ class Forms(unittest.TestCase):
                              .split("There is a problem")[0])
             self.assertEqual(d.wait_cases(0), [])
 
+    def test_non_utf8_value_page_stays_utf8(self):
+        """A value that is not UTF-8 is refused ("Use plain text"), and the
+        page that shows it back is still valid UTF-8: its bytes become
+        U+FFFD (found by make fuzz-forms; the page carried the raw bytes)."""
+        with http_daemon() as d:
+            tok = token(d)
+            data = urllib.parse.urlencode(dict(GOOD, _token=tok)).replace(
+                "name=Jo+Bloggs", "name=Jo%FF%FE%3Cb%3E", 1)
+            st, _, body = request(
+                d, "/forms/contact", data.encode(),
+                {"Content-Type": "application/x-www-form-urlencoded",
+                 "Accept": "text/html"})
+            self.assertEqual(st, 422, body)
+            page = body.decode("utf-8")      # strict: raises on bad bytes
+            self.assertIn("Use plain text", page)
+            self.assertIn("Jo\ufffd\ufffd&lt;b&gt;", page)
+            self.assertNotIn("<b>", page)
+            self.assertEqual(d.wait_cases(0), [])
+
     def test_refusals(self):
         with http_daemon() as d:
             # no token, no Origin
