@@ -87,5 +87,39 @@ class ShippedConf(unittest.TestCase):
         self.assertGreaterEqual(f1, 0.70, "airline macro-F1 %.4f" % f1)
 
 
+    def test_statutory_clocks_of_the_shipped_conf(self):
+        """The shipped [clocks]: an FOI request 20 UK working days, a
+        subject access request and a rights request (UK GDPR Art. 12(3))
+        one calendar month, all from the day of receipt."""
+        import json
+        import tempfile
+        from harness import message
+        cases = (
+            ("foi", "Under the Freedom of Information Act 2000 please tell"
+                    " me what the council spent on consultants in 2025.",
+             "foi-request", "2027-01-21"),
+            ("sar", "This is a subject access request. Please send me a"
+                    " copy of all the personal data you hold about me.",
+             "sar", "2027-01-18"),
+            ("rights", "Please delete all the personal data you hold about"
+                       " me, and erase my email address and phone number"
+                       " from your systems.",
+             "rights-request", "2027-01-18"),
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = []
+            for name, body, _, _ in cases:
+                paths.append(os.path.join(tmp, name + ".eml"))
+                with open(paths[-1], "wb") as f:
+                    f.write(message("Request", "jo@example.org",
+                                    body + "\r\n",
+                                    extra="Date: Fri, 18 Dec 2026 10:00:00"
+                                          " +0000\r\n"))
+            out = json.loads(rules_test("--json", *paths))
+        for (name, _, kind, due), got in zip(cases, out):
+            self.assertEqual(got["kind"], kind, name)
+            self.assertEqual(got["due"], due, name)
+
+
 if __name__ == "__main__":
     unittest.main()
