@@ -18,7 +18,8 @@
 #    blind to the rules and the training data; tuned on since 2026-11-27;
 # 6. FOI and SAR: tests/data/foi-sar/heldout3.csv, a third set written
 #    blind; its odd data rows tuned on since 2026-11-27, its even rows
-#    held out (printed on their own).
+#    (printed on their own) held out until the sixth session, which tuned
+#    one rule on them.
 # 7. FOI and SAR: tests/data/foi-sar/heldout4.csv, a fourth set written
 #    blind (2026-11-27); never tuned on; whole and even rows.
 # The labelled sets in ../shared are read only here; they are never copied.
@@ -81,7 +82,7 @@ EOF
 echo "== third set: tests/data/foi-sar/heldout3.csv (odd rows tuned on)"
 # shellcheck disable=SC2086
 $ctl --label kind --csv tests/data/foi-sar/heldout3.csv $other | foisar
-echo "== its even rows (held out)"
+echo "== its even rows (held out until the sixth session)"
 # shellcheck disable=SC2086
 $ctl --label kind --csv "$tmp/h3even.csv" $other | foisar
 python3 - "$tmp" <<'EOF'
