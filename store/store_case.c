@@ -258,17 +258,58 @@ store_fault_step (guint *step)
     }
 }
 
+/* PRAGMA secure_delete on @db: ON overwrites deleted cells and freed
+ * pages with zeros, FAST (the connections' setting) only where that costs
+ * no extra write.  */
+static gboolean
+store_secure_delete (store *s, sqlite3 *db, gboolean on, GError **error)
+{
+  sqlite3_stmt *st = store_stmt (s, db, on ? "PRAGMA secure_delete=ON"
+                                           : "PRAGMA secure_delete=FAST",
+                                 error);
+  int rc;
+
+  if (st == NULL)
+    return FALSE;
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    ;
+  store_stmt_release (st);
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, db, rc, "secure_delete");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* The spool row goes with secure_delete on: its ciphertext is under the
+ * spool key, which is kept for good, so a copy left in the file's free
+ * pages would still open after the person's own key is shredded, and no
+ * erasure could be complete (SECURITY-TESTS 98: "the staging copy
+ * securely deleted").  test_rights test_erase_leaves_no_spool_ciphertext.  */
 static gboolean
 store_spool_delete (store *s, sqlite3 *db, gint64 spool_id, GError **error)
 {
-  sqlite3_stmt *st = store_stmt (s, db, "DELETE FROM spool WHERE id = ?1",
-                                    error);
+  sqlite3_stmt *st;
+  gboolean ok;
+  int changed;
+
+  if (!store_secure_delete (s, db, TRUE, error))
+    return FALSE;
+  st = store_stmt (s, db, "DELETE FROM spool WHERE id = ?1", error);
   if (st == NULL)
-    return FALSE;
+    {
+      store_secure_delete (s, db, FALSE, NULL);
+      return FALSE;
+    }
   sqlite3_bind_int64 (st, 1, spool_id);
-  if (!store_step_done (db, st, "spool delete", error))
+  ok = store_step_done (db, st, "spool delete", error);
+  changed = ok ? sqlite3_changes (db) : 0;
+  if (!store_secure_delete (s, db, FALSE, ok ? error : NULL))
+    ok = FALSE;
+  if (!ok)
     return FALSE;
-  if (sqlite3_changes (db) != 1)
+  if (changed != 1)
     {
       /* Someone processed it already: do not record it twice.  */
       g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,

@@ -359,6 +359,12 @@ store_bench_report (const char *what, GArray *ms, double target)
 {
   double p50, p99, max;
 
+  if (ms->len == 0)
+    {
+      /* --lookups or --pages too small to time this one */
+      printf ("%-34s n=0\n", what);
+      return TRUE;
+    }
   g_array_sort (ms, store_bench_cmp_double);
   p50 = store_bench_pct (ms, 0.50);
   p99 = store_bench_pct (ms, 0.99);

@@ -226,6 +226,125 @@ file_mail (store *st, const mail *m)
   return case_id;
 }
 
+/* The whole of @path (nullable: empty when missing).  */
+static GBytes *
+file_bytes (const char *name)
+{
+  g_autofree char *path = tmp_path (name);
+  gchar *data = NULL;
+  gsize len = 0;
+
+  if (!g_file_get_contents (path, &data, &len, NULL))
+    return g_bytes_new (NULL, 0);
+  return g_bytes_new_take (data, len);
+}
+
+static gboolean
+bytes_contain (GBytes *hay, const guint8 *needle, gsize n)
+{
+  gsize len;
+  const guint8 *h = g_bytes_get_data (hay, &len);
+
+  return h != NULL && len >= n && memmem (h, len, needle, n) != NULL;
+}
+
+/* A message waits in the spool sealed under the spool key, which is kept
+ * for good: when it is filed, its spool row goes, and with it every byte
+ * of that ciphertext, or an erasure of the person could not be complete
+ * (the spool key would still open the message from the file's free
+ * pages).  A message large enough for overflow pages, filed, then the
+ * person erased: no 32-byte piece of its spool ciphertext is left in the
+ * database or its WAL.  */
+START_TEST (test_erase_leaves_no_spool_ciphertext)
+{
+  g_autoptr (GError) error = NULL;
+  store_keys *keys = load_keys ();
+  store *st = open_store (keys);
+  store_erasure_report r = { 0 };
+  g_autoptr (GString) body = g_string_new (NULL);
+  g_autoptr (GBytes) sealed = NULL;
+  g_autoptr (GBytes) db = NULL;
+  g_autoptr (GBytes) wal = NULL;
+  gsize n;
+  const guint8 *c;
+  guint found = 0, tried = 0;
+
+  for (guint i = 0; body->len < 40000; i++)
+    g_string_append_printf (body, "line %u of a long letter about the"
+                            " housing repair at 4 Oak Terrace\r\n", i);
+  /* spooled only: the spool row's sealed raw bytes, as on disk */
+  {
+    waiter w = { 0 };
+    g_autofree char *text = g_strdup_printf ("From: a@example.org\r\n"
+                                             "Message-ID: <big@example.org>"
+                                             "\r\n\r\n%s", body->str);
+    g_autofree char *dbpath = tmp_path ("intake.db");
+    sqlite3 *raw;
+    sqlite3_stmt *q;
+
+    g_mutex_init (&w.lock);
+    g_cond_init (&w.cond);
+    store_spool_submit (st, make_env ("a@example.org"),
+                        g_bytes_new (text, strlen (text)), waiter_done, &w);
+    waiter_wait (&w);
+    ck_assert_ptr_null (w.error);
+    ck_assert_int_eq (sqlite3_open (dbpath, &raw), SQLITE_OK);
+    ck_assert_int_eq (sqlite3_prepare_v2 (raw, "SELECT raw FROM spool", -1,
+                                          &q, NULL), SQLITE_OK);
+    ck_assert_int_eq (sqlite3_step (q), SQLITE_ROW);
+    sealed = g_bytes_new (sqlite3_column_blob (q, 0),
+                          sqlite3_column_bytes (q, 0));
+    sqlite3_finalize (q);
+    sqlite3_close (raw);
+    g_mutex_clear (&w.lock);
+    g_cond_clear (&w.cond);
+    /* now filed like any other (a second spool row: the test helper
+     * spools again; the first is filed by hand below) */
+  }
+  ck_assert_int_gt (g_bytes_get_size (sealed), 40000);
+  {
+    store_ingest *in = store_ingest_new ();
+    waiter w = { 0 };
+    g_autofree char *text = g_strdup_printf ("From: a@example.org\r\n"
+                                             "Message-ID: <big@example.org>"
+                                             "\r\n\r\n%s", body->str);
+
+    g_mutex_init (&w.lock);
+    g_cond_init (&w.cond);
+    in->spool_id = raw_int ("SELECT id FROM spool");
+    in->env = make_env ("a@example.org");
+    in->raw = g_bytes_new (text, strlen (text));
+    in->from_addr = g_strdup ("a@example.org");
+    in->from_name = g_strdup ("A Person");
+    in->subject = g_strdup ("repairs");
+    in->message_id = g_strdup ("big@example.org");
+    in->text = g_strdup (body->str);
+    in->queue = g_strdup ("general");
+    in->kind = g_strdup ("enquiry");
+    in->ref_prefix = g_strdup ("ESC");
+    store_ingest_submit (st, in, waiter_done, &w);
+    waiter_wait (&w);
+    ck_assert_msg (w.error == NULL, "%s", w.error ? w.error->message : "");
+    g_mutex_clear (&w.lock);
+    g_cond_clear (&w.cond);
+  }
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM spool"), 0);
+  ck_assert (store_subject_erase (st, store_subject_id (st, "a@example.org",
+                                                        NULL),
+                                  "request", "tester", &r, &error));
+  store_close (&st);
+  db = file_bytes ("intake.db");
+  wal = file_bytes ("intake.db-wal");
+  c = g_bytes_get_data (sealed, &n);
+  for (gsize off = 64; off + 32 <= n; off += 997, tried++)
+    found += bytes_contain (db, c + off, 32) || bytes_contain (wal, c + off, 32);
+  ck_assert_uint_gt (tried, 30);
+  ck_assert_msg (found == 0, "%u of %u pieces of the spool ciphertext are"
+                 " still in the file", found, tried);
+  store_keys_free (&keys);
+}
+END_TEST
+
 START_TEST (test_vaulted_wrap)
 {
   g_autofree char *path = tmp_path ("master.key");
@@ -613,6 +732,7 @@ rights_suite (void)
   tcase_add_test (tc, test_vaulted_wrap);
   tcase_add_test (tc, test_vault_missing_or_foreign);
   tcase_add_test (tc, test_erase_through_the_store);
+  tcase_add_test (tc, test_erase_leaves_no_spool_ciphertext);
   tcase_add_test (tc, test_erase_resumed_once);
   tcase_add_test (tc, test_erase_with_cached_key);
   tcase_add_test (tc, test_cached_key_goes_while_idle);
