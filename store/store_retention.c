@@ -298,9 +298,20 @@ store_retention_delete_batch (store *s, GPtrArray *items, guint from,
   sqlite3_stmt *st;
   gboolean ok = FALSE;
 
+  /* Deleted cells and freed pages are overwritten with zeros, not only
+   * unlinked: the person may stay, and their data key with them, which
+   * would still open what the schedule deleted (test_rights
+   * test_retention_leaves_no_ciphertext).  */
+  if (sqlite3_exec (db, "PRAGMA secure_delete=ON", NULL, NULL, NULL)
+      != SQLITE_OK)
+    {
+      store_set_sqlite_error (error, db, sqlite3_errcode (db), "retention");
+      return FALSE;
+    }
   if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
     {
       store_set_sqlite_error (error, db, sqlite3_errcode (db), "retention");
+      sqlite3_exec (db, "PRAGMA secure_delete=FAST", NULL, NULL, NULL);
       return FALSE;
     }
   if (sqlite3_exec (db, "DELETE FROM temp.retention_batch", NULL, NULL, NULL)
@@ -365,6 +376,7 @@ store_retention_delete_batch (store *s, GPtrArray *items, guint from,
 out:
   if (!sqlite3_get_autocommit (db))
     sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_exec (db, "PRAGMA secure_delete=FAST", NULL, NULL, NULL);
   return ok;
 }
 

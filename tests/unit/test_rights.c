@@ -345,6 +345,76 @@ START_TEST (test_erase_leaves_no_spool_ciphertext)
 }
 END_TEST
 
+/* A case the retention schedule deletes goes whole, even while its person
+ * stays (another case is open, so the data key lives on): no piece of
+ * the deleted message's ciphertext is left in the database or its WAL,
+ * where that key would still open it.  */
+START_TEST (test_retention_leaves_no_ciphertext)
+{
+  g_autoptr (GError) error = NULL;
+  store_keys *keys = load_keys ();
+  store *st = open_store (keys);
+  store_retention_policy *p = store_retention_policy_new ();
+  store_retention_report r = { 0 };
+  g_autoptr (GString) body = g_string_new (NULL);
+  g_autoptr (GBytes) sealed = NULL;
+  g_autoptr (GBytes) db = NULL;
+  g_autoptr (GBytes) wal = NULL;
+  gint64 old_case;
+  gsize n;
+  const guint8 *c;
+  guint found = 0, tried = 0;
+
+  for (guint i = 0; body->len < 40000; i++)
+    g_string_append_printf (body, "line %u of an old letter about the"
+                            " garden wall at 9 Elm Close\r\n", i);
+  old_case = file_mail (st, &(mail){ "a@example.org", "old@example.org",
+                                     NULL, NULL, NULL, body->str, FALSE });
+  file_mail (st, &(mail){ "a@example.org", "new@example.org", NULL, NULL,
+                          NULL, "a new question", FALSE });
+  {
+    g_autofree char *dbpath = tmp_path ("intake.db");
+    sqlite3 *raw;
+    sqlite3_stmt *q;
+
+    ck_assert_int_eq (sqlite3_open (dbpath, &raw), SQLITE_OK);
+    ck_assert_int_eq (sqlite3_prepare_v2 (raw, "SELECT raw FROM messages"
+                                          " WHERE case_id = ?1", -1, &q,
+                                          NULL), SQLITE_OK);
+    sqlite3_bind_int64 (q, 1, old_case);
+    ck_assert_int_eq (sqlite3_step (q), SQLITE_ROW);
+    sealed = g_bytes_new (sqlite3_column_blob (q, 0),
+                          sqlite3_column_bytes (q, 0));
+    sqlite3_finalize (q);
+    sqlite3_close (raw);
+  }
+  ck_assert_int_gt (g_bytes_get_size (sealed), 40000);
+  {
+    g_autofree char *sql = g_strdup_printf (
+        "UPDATE cases SET status = 'closed', closed_at = 1000000,"
+        " created_at = 1000000 WHERE id = %" G_GINT64_FORMAT, old_case);
+    raw_sql (sql);
+  }
+  ck_assert (store_retention_run (st, p, g_get_real_time (),
+                                  STORE_RETENTION_CONFIRM_CLOCK_JUMP, &r,
+                                  NULL, &error));
+  ck_assert_int_eq (r.deleted, 1);
+  ck_assert_int_eq (raw_int ("SELECT count(*) FROM cases"), 1);
+  ck_assert_int_gt (store_subject_id (st, "a@example.org", NULL), 0);
+  store_close (&st);
+  db = file_bytes ("intake.db");
+  wal = file_bytes ("intake.db-wal");
+  c = g_bytes_get_data (sealed, &n);
+  for (gsize off = 64; off + 32 <= n; off += 997, tried++)
+    found += bytes_contain (db, c + off, 32) || bytes_contain (wal, c + off, 32);
+  ck_assert_uint_gt (tried, 30);
+  ck_assert_msg (found == 0, "%u of %u pieces of the deleted message's"
+                 " ciphertext are still in the file", found, tried);
+  store_retention_policy_free (p);
+  store_keys_free (&keys);
+}
+END_TEST
+
 START_TEST (test_vaulted_wrap)
 {
   g_autofree char *path = tmp_path ("master.key");
@@ -733,6 +803,7 @@ rights_suite (void)
   tcase_add_test (tc, test_vault_missing_or_foreign);
   tcase_add_test (tc, test_erase_through_the_store);
   tcase_add_test (tc, test_erase_leaves_no_spool_ciphertext);
+  tcase_add_test (tc, test_retention_leaves_no_ciphertext);
   tcase_add_test (tc, test_erase_resumed_once);
   tcase_add_test (tc, test_erase_with_cached_key);
   tcase_add_test (tc, test_cached_key_goes_while_idle);
