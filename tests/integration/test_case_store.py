@@ -190,6 +190,40 @@ class AuditAndKeys(unittest.TestCase):
         self.assertIn("wrong or old key file", d.log())
 
 
+class KeysInMemory(unittest.TestCase):
+    def test_no_core_dump_and_locked_key_pages(self):
+        """SECURITY-TESTS 95: intaked and every process under it run with
+        no core file (RLIMIT_CORE 0, soft and hard); the master keeps its
+        keys in sodium_malloc memory, which is locked (VmLck above 0).
+        (prctl PR_SET_DUMPABLE 0 is set too, but the tests run the daemon
+        as root, where /proc shows no difference.)"""
+        d = Intaked()
+        with d:
+            send(d, message("Hello", "kim@example.org", "Hi there\r\n"),
+                 "kim@example.org")
+            d.wait_cases(1)
+            pids = [d.proc.pid]
+            for stat in os.listdir("/proc"):
+                if not stat.isdigit():
+                    continue
+                try:
+                    with open("/proc/%s/stat" % stat) as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == d.proc.pid:    # its parent
+                    pids.append(int(stat))
+            self.assertGreater(len(pids), 1, "no child processes found")
+            for pid in pids:
+                with open("/proc/%d/limits" % pid) as f:
+                    core = [l for l in f if l.startswith("Max core file size")]
+                self.assertEqual(core[0].split()[4:6], ["0", "0"],
+                                 (pid, core))
+            with open("/proc/%d/status" % d.proc.pid) as f:
+                vmlck = [l for l in f if l.startswith("VmLck:")][0]
+            self.assertGreater(int(vmlck.split()[1]), 0, vmlck)
+
+
 class KillWhileFiling(unittest.TestCase):
     """SIGKILL at every step of filing a message, and after the commit."""
 
