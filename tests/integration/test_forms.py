@@ -212,6 +212,19 @@ class Forms(unittest.TestCase):
             st, _, _ = post_form(d, dict(GOOD, _token=token(d)),
                                  headers={"Origin": "https://evil.example"})
             self.assertEqual(st, 403)
+            # SECURITY-TESTS 89: a token with its MAC altered, another
+            # form's token, a token from the future or cut short: 403
+            good = token(d)
+            t, mac = good.split(".")
+            flipped = mac[:-1] + ("0" if mac[-1] != "0" else "1")
+            bads = [t + "." + flipped, token(d, "complaint"),
+                    str(int(t) + 7200) + "." + mac, good[:-1], "." + mac]
+            if mac.upper() != mac:
+                bads.append(t + "." + mac.upper())
+            for bad in bads:
+                st, _, _ = post_form(d, dict(GOOD, _token=bad))
+                self.assertEqual(st, 403, bad)
+            self.assertEqual(d.wait_cases(0), [])
             # our own Origin without a token: a browser on our page
             st, _, body = post_form(
                 d, GOOD, headers={"Origin": "http://127.0.0.1:%d"
