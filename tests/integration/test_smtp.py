@@ -789,6 +789,38 @@ class SmtpLimitsTest(unittest.TestCase):
                 raw.close()
             self.assertEqual(wait_spool_empty(d), [])
 
+    def test_header_section_over_default_limit(self):
+        """SECURITY-TESTS 24 at the shipped limits: a header field folded
+        40,000 times (2 MiB, over the 1 MiB max_header_size default, in a
+        message under the 25 MiB max_message_size) is read to the end of
+        data, then 552 5.3.4; nothing stored; the next transaction of the
+        same session is accepted."""
+        with Daemon() as d:
+            raw = Raw(d.port)
+            try:
+                preamble(raw)
+                head = (b"From: a@example.org\r\nSubject: folded\r\n"
+                        b"X-Pad: start\r\n" + b"\tfold-fold-fold-fold-fold-"
+                        b"fold-fold-fold-fold-fold\r\n" * 40000)
+                self.assertGreater(len(head), 2 * 1024 * 1024 - 100000)
+                raw.send(head + b"\r\nbody\r\n")
+                code, text = raw.cmd(b".")
+                self.assertEqual(code, 552, text)
+                self.assertIn("5.3.4", text)
+                for cmd, want in ((b"MAIL FROM:<" + SENDER.encode() + b">",
+                                   250),
+                                  (b"RCPT TO:<" + RCPT.encode() + b">", 250),
+                                  (b"DATA", 354)):
+                    code, text = raw.cmd(cmd)
+                    self.assertEqual(code, want, text)
+                raw.send(message(subject="next", body="fine\r\n"))
+                code, text = raw.cmd(b".")
+                self.assertEqual(code, 250, text)
+            finally:
+                raw.close()
+            cases = d.wait_cases(1)
+            self.assertEqual(len(cases), 1)
+
     def test_too_many_recipients(self):
         """SECURITY-TESTS 23: with max_recipients = 100, 150 RCPTs get 100 x
         250 then 452 4.5.3; the message is accepted for the 100."""
