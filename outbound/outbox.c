@@ -267,6 +267,28 @@ outbox_header_value (const char *v)
   return g_strstrip (out);
 }
 
+/* A Message-ID from outside (without its angle brackets) that can go into
+ * In-Reply-To and References as it is: printable ASCII without spaces,
+ * angle brackets or quotes, one '@' with something on each side, at most
+ * 250 bytes (RFC 5322 3.6.4 msg-id, its dot-atom form).  Anything else
+ * ("broken", "a b@c", a 10 KB id) is left out: a reply without threading
+ * headers is better than a malformed one (SECURITY-TESTS 48).  */
+static gboolean
+outbox_msg_id_valid (const char *id)
+{
+  const char *at;
+  gsize n;
+
+  if (id == NULL || (n = strlen (id)) == 0 || n > 250)
+    return FALSE;
+  for (const char *p = id; *p; p++)
+    if ((guchar) *p <= 0x20 || (guchar) *p >= 0x7f || *p == '<' || *p == '>'
+        || *p == '"' || *p == '\\' || *p == ',' || *p == ';')
+      return FALSE;
+  at = strchr (id, '@');
+  return at != NULL && at != id && at[1] != '\0' && strchr (at + 1, '@') == NULL;
+}
+
 GBytes *
 outbox_build (const intake_config *cfg, const store_keys *keys,
               const store_outbox_item *it, char **rcpt)
@@ -379,7 +401,7 @@ outbox_build (const intake_config *cfg, const store_keys *keys,
   mid = g_strdup_printf ("%s-%s-%08x@%s", it->kind, it->ref, g_random_int (),
                          cfg->hostname);
   g_mime_message_set_message_id (msg, mid);
-  if (!notify && it->in_reply_to && *it->in_reply_to)
+  if (!notify && outbox_msg_id_valid (it->in_reply_to))
     {
       g_autofree char *irt = outbox_header_value (it->in_reply_to);
       g_autofree char *bracketed = g_strdup_printf ("<%s>", irt);

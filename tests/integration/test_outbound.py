@@ -88,6 +88,40 @@ class Acknowledgements(unittest.TestCase):
             self.assertIn("We have emptied your bin.\n.\nRegards", body)
             self.assertEqual(outbox(d), {"sent": 2})
 
+    def test_ack_goes_to_the_envelope_sender_only(self):
+        """SECURITY-TESTS 48: Reply-To and Cc of the citizen's message
+        never become recipients of the acknowledgement (only the envelope
+        sender does), and a Message-ID that is not a valid msg-id ("<broken",
+        one with a space) gives an acknowledgement without In-Reply-To or
+        References rather than a malformed one; a valid one threads."""
+        with SmtpSink() as sink:
+            d = outbound(Intaked(), sink.port)
+            with d:
+                for n, mid in enumerate(("<broken", "<a b@example.org>",
+                                         "<ok-3@example.org>")):
+                    send(d, message("Question %d" % n, "Jo <jo@example.org>",
+                                    "When is the tip open?\r\n", msgid=mid,
+                                    extra="Reply-To: other@victim.example\r\n"
+                                          "Cc: third@victim.example\r\n"),
+                         "jo%d@example.org" % n)
+                d.wait_cases(3)
+                got = sink.wait(3)
+                d.settle()
+            self.assertEqual(len(sink.messages), 3)
+            by_rcpt = {tuple(m.rcpts): m for m in got}
+            self.assertEqual(set(by_rcpt), {("jo0@example.org",),
+                                            ("jo1@example.org",),
+                                            ("jo2@example.org",)})
+            for rcpt in ("jo0@example.org", "jo1@example.org"):
+                p = by_rcpt[(rcpt,)].parsed
+                self.assertIsNone(p["In-Reply-To"], rcpt)
+                self.assertIsNone(p["References"], rcpt)
+            p = by_rcpt[("jo2@example.org",)].parsed
+            self.assertEqual(p["In-Reply-To"], "<ok-3@example.org>")
+            for m in got:
+                self.assertNotIn("victim", m.parsed["To"])
+                self.assertIsNone(m.parsed["Cc"])
+
     def test_injection_one_message_one_recipient(self):
         """SECURITY-TESTS 8 and 49 on the wire: CR/LF hidden in an encoded
         subject, a display name and a folded Message-ID, and a reply whose
