@@ -122,6 +122,27 @@ class Acknowledgements(unittest.TestCase):
                 self.assertNotIn("victim", m.parsed["To"])
                 self.assertIsNone(m.parsed["Cc"])
 
+    def test_bogus_charset_in_from(self):
+        """SECURITY-TESTS 52 end to end: a display name in an unknown
+        charset does not stop the message: one case from the address, one
+        acknowledgement to the envelope sender."""
+        with SmtpSink() as sink:
+            d = outbound(Intaked(), sink.port)
+            with d:
+                send(d, ("From: =?x-bogus?B?w6k=?= <a@sender.example>\r\n"
+                         "To: enquiries@council.example\r\n"
+                         "Subject: =?x-bogus?Q?caf=E9?=\r\n"
+                         "Message-ID: <bogus-1@sender.example>\r\n\r\n"
+                         "Is the car park free on Sundays?\r\n").encode(),
+                     "a@sender.example")
+                cases = d.wait_cases(1)
+                got = sink.wait(1)
+                d.settle()
+            self.assertEqual(len(cases), 1)
+            self.assertEqual(cases[0]["from"], "a@sender.example")
+            self.assertEqual(len(sink.messages), 1)
+            self.assertEqual(got[0].rcpts, ["a@sender.example"])
+
     def test_injection_one_message_one_recipient(self):
         """SECURITY-TESTS 8 and 49 on the wire: CR/LF hidden in an encoded
         subject, a display name and a folded Message-ID, and a reply whose
