@@ -36,6 +36,12 @@ Scenarios (the name given to FakeImap):
                          .ca_cert) and normal service if the client goes on
   no-starttls            like normal; STARTTLS is never advertised, and
                          refused (BAD) if sent anyway
+  literal-wrap-0         a FETCH of the body announces {4294967296} (2^32),
+                         sends no bytes, closes the response with ")" and a
+                         tagged OK: a parser that keeps the length in 32
+                         bits reads an empty body and a successful FETCH
+  literal-wrap-1         the same with {4294967297} and one byte "X"
+                         (RFC822.SIZE is the true size in both)
 
 starttls=True advertises and performs a correct STARTTLS in any other
 scenario (for clients that insist on TLS); the certificate is for
@@ -56,7 +62,8 @@ import tls_util
 
 SCENARIOS = ("normal", "permanentflags-crash", "truncated-literal",
              "oversized-literal", "size-mismatch", "status-garbage",
-             "nested-lists", "starttls-injection", "no-starttls")
+             "nested-lists", "starttls-injection", "no-starttls",
+             "literal-wrap-0", "literal-wrap-1")
 
 UIDVALIDITY = 42
 
@@ -484,6 +491,13 @@ class FakeImap:
         if self.scenario == "truncated-literal":
             conn.send(prefix + b" {2000}\r\n" + (msg * 10)[:500])
             return False
+        if self.scenario in ("literal-wrap-0", "literal-wrap-1"):
+            if self.scenario == "literal-wrap-0":
+                conn.send(prefix + b" {4294967296}\r\n)\r\n")
+            else:
+                conn.send(prefix + b" {4294967297}\r\nX)\r\n")
+            conn.send("%s OK FETCH completed\r\n" % tag)
+            return True
         if self.scenario == "oversized-literal":
             conn.send(prefix + b" {4294967296}\r\n")
             chunk = (msg * (65536 // len(msg) + 1))[:65536]

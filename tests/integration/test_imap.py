@@ -442,6 +442,16 @@ class Hostile(unittest.TestCase):
     def test_status_garbage(self):
         self._run("status-garbage")
 
+    def test_literal_length_wraps(self):
+        """SECURITY-TESTS 80: a literal length of 2^32 or 2^32 + 1, which a
+        32-bit parser reads as 0 or 1, followed by a well-formed end of
+        response and a tagged OK: never taken as the message (its
+        RFC822.SIZE does not match), nothing stored, nothing flagged,
+        moved or expunged on the server."""
+        for scenario in ("literal-wrap-0", "literal-wrap-1"):
+            f, log = self._run(scenario)
+            self.assertIn("event=imap-size-mismatch", log, scenario)
+
     def test_nested_lists(self):
         self._run("nested-lists", settle=6.0)
 
