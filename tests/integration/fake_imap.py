@@ -43,6 +43,11 @@ Scenarios (the name given to FakeImap):
   literal-wrap-1         the same with {4294967297} and one byte "X"
                          (RFC822.SIZE is the true size in both)
 
+caps_drop names capabilities not to advertise (("MOVE",) makes a client
+copy, flag \\Deleted and expunge; .copied_to lists the COPY targets);
+drop_on_store=True closes the connection, unanswered, at the first STORE
+(a crash between the COPY and the STORE).
+
 starttls=True advertises and performs a correct STARTTLS in any other
 scenario (for clients that insist on TLS); the certificate is for
 localhost / 127.0.0.1, self-signed, at .ca_cert.  After a handshake the
@@ -123,7 +128,7 @@ class _Conn:
 
 class FakeImap:
     def __init__(self, scenario="normal", starttls=None, oversized_send=65536,
-                 nest_depth=10000):
+                 nest_depth=10000, caps_drop=(), drop_on_store=False):
         if scenario not in SCENARIOS:
             raise ValueError("unknown scenario %r; one of %s"
                              % (scenario, ", ".join(SCENARIOS)))
@@ -135,6 +140,9 @@ class FakeImap:
         self.starttls = bool(starttls)
         self.oversized_send = oversized_send
         self.nest_depth = nest_depth
+        self.caps_drop = set(caps_drop)
+        self.drop_on_store = drop_on_store
+        self.copied_to = []
         self.commands = []
         self.connections = 0
         self.tls_handshakes = 0
@@ -240,8 +248,9 @@ class FakeImap:
             self._cond.notify_all()
 
     def _caps(self, tls_done):
-        caps = ["IMAP4rev1", "SASL-IR", "LITERAL+", "ID", "ENABLE", "IDLE",
-                "UIDPLUS", "MOVE", "UNSELECT", "AUTH=PLAIN"]
+        caps = [c for c in ("IMAP4rev1", "SASL-IR", "LITERAL+", "ID",
+                            "ENABLE", "IDLE", "UIDPLUS", "MOVE", "UNSELECT",
+                            "AUTH=PLAIN") if c not in self.caps_drop]
         if self.starttls and not tls_done:
             caps.append("STARTTLS")
         return " ".join(caps)
@@ -372,6 +381,11 @@ class FakeImap:
         elif verb == "FETCH":
             return self._fetch(conn, tag, uid, args)
         elif verb == "STORE":
+            if self.drop_on_store:
+                # the first STORE is never answered: the connection drops
+                # as if the server, or the client, had died right there
+                self.drop_on_store = False
+                return False
             self._store(conn, tag, uid, args)
         elif verb in ("COPY", "MOVE"):
             target = args.split(" ", 1)[1] if " " in args else ""
@@ -383,6 +397,7 @@ class FakeImap:
                 self.expunged = True
                 ok("MOVE completed")
             elif here:
+                self.copied_to.append(target.strip('"'))
                 ok("[COPYUID %d 1 1] COPY completed" % UIDVALIDITY)
             else:
                 ok("no messages")

@@ -423,6 +423,36 @@ class Hostile(unittest.TestCase):
                          i.log)
             self.assertEqual(f.moved_to, "Processed")
 
+    def test_no_move_cut_between_copy_and_store(self):
+        """SECURITY-TESTS 84(b): a server without MOVE (UIDPLUS only): the
+        taken message is copied to Processed, flagged \\Deleted and
+        expunged; the connection dropped at the STORE, after the COPY,
+        leaves it in INBOX, and the next session takes it again without a
+        second case: one message, one case, then expunged."""
+        from fake_imap import FakeImap
+        with FakeImap("normal", caps_drop=("MOVE",),
+                      drop_on_store=True) as f:
+            i = Intaked()
+            pw = os.path.join(i.dir, "conf", "pw")
+            fd = os.open(pw, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.write(fd, b"secret")
+            os.close(fd)
+            for k, v in (("host", "127.0.0.1"), ("port", f.port),
+                         ("tls", "plain"), ("user", "council"),
+                         ("password_file", pw), ("mode", "poll"),
+                         ("poll_interval", "5"),
+                         ("recipient", "enquiries@council.example")):
+                i.configure("imap nomove", k, v)
+            with i:
+                wait_for(lambda: f.expunged, 60, "the expunge", i.log)
+                wait_for(lambda: db_counts(i)[1] == 1, 60, "the case", i.log)
+            msgs, cases, arrivals, seen = db_counts(i)
+            self.assertEqual((msgs, cases), (1, 1), i.log()[-3000:])
+            self.assertGreaterEqual(len(f.copied_to), 2)
+            self.assertEqual(set(f.copied_to), {"Processed"})
+            self.assertIsNone(f.moved_to)
+            self.assertNotIn("MOVE", " ".join(f.verbs()))
+
     def test_permanentflags_crash(self):
         f, log = self._run("permanentflags-crash")
         # the child may crash (libetpan) or give up: either way it is back
