@@ -27,7 +27,8 @@ Scenarios (the name given to FakeImap):
                          well-formed message of 5000 bytes
   status-garbage         STATUS answers, and SELECT also sends, a `* STATUS`
                          line of junk (bad numbers, NUL, 8-bit, unbalanced
-                         parentheses)
+                         parentheses), and `* STATUS "RUU" ()` (the form of
+                         CVE-2022-4121)
   nested-lists           every FETCH first gets an untagged FETCH whose
                          BODYSTRUCTURE is 10,000 nested parenthesised lists
   starttls-injection     STARTTLS is advertised; the answer to it is
@@ -438,7 +439,10 @@ class FakeImap:
         return (b"* STATUS INBOX (MESSAGES -1 UIDNEXT 99999999999999999999 "
                 b"UIDVALIDITY x\x00y UNSEEN ((( \xff\xfe NIL {5}\r\n"
                 b"* STATUS \"unterminated (MESSAGES\r\n"
-                b"* STATUS INBOX (MESSAGES 4294967296 RECENT)))\r\n")
+                b"* STATUS INBOX (MESSAGES 4294967296 RECENT)))\r\n"
+                # the form of CVE-2022-4121 (libetpan, an empty STATUS
+                # attribute list): SECURITY-TESTS 82
+                b"* STATUS \"RUU\" ()\r\n")
 
     def _matches(self, seqset, uid):
         """Does the sequence/UID set name our message (UID 1, seq 1)?"""

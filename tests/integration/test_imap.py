@@ -470,6 +470,8 @@ class Hostile(unittest.TestCase):
         self.assertIn("event=imap-size-mismatch", log)
 
     def test_status_garbage(self):
+        """SECURITY-TESTS 82 among the junk: `* STATUS "RUU" ()`
+        (CVE-2022-4121; Debian's libetpan carries the fix)."""
         self._run("status-garbage")
 
     def test_literal_length_wraps(self):
