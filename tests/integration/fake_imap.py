@@ -37,6 +37,9 @@ Scenarios (the name given to FakeImap):
                          .ca_cert) and normal service if the client goes on
   no-starttls            like normal; STARTTLS is never advertised, and
                          refused (BAD) if sent anyway
+  starttls-bad           STARTTLS is advertised, and refused (BAD) when
+                         the client sends it: a client must not go on in
+                         plain text
   literal-wrap-0         a FETCH of the body announces {4294967296} (2^32),
                          sends no bytes, closes the response with ")" and a
                          tagged OK: a parser that keeps the length in 32
@@ -69,7 +72,7 @@ import tls_util
 SCENARIOS = ("normal", "permanentflags-crash", "truncated-literal",
              "oversized-literal", "size-mismatch", "status-garbage",
              "nested-lists", "starttls-injection", "no-starttls",
-             "literal-wrap-0", "literal-wrap-1")
+             "literal-wrap-0", "literal-wrap-1", "starttls-bad")
 
 UIDVALIDITY = 42
 
@@ -134,7 +137,7 @@ class FakeImap:
             raise ValueError("unknown scenario %r; one of %s"
                              % (scenario, ", ".join(SCENARIOS)))
         self.scenario = scenario
-        if scenario == "starttls-injection":
+        if scenario in ("starttls-injection", "starttls-bad"):
             starttls = True
         elif scenario == "no-starttls":
             starttls = False
@@ -315,6 +318,9 @@ class FakeImap:
         elif verb == "STARTTLS":
             if not self.starttls or st["tls"]:
                 conn.send("%s BAD STARTTLS not offered\r\n" % tag)
+                return True
+            if self.scenario == "starttls-bad":
+                conn.send("%s BAD not now\r\n" % tag)
                 return True
             if self.scenario == "starttls-injection":
                 conn.send("%s OK begin TLS\r\n* BYE injected\r\n" % tag)

@@ -496,3 +496,12 @@ class Hostile(unittest.TestCase):
         f, log = self._run("no-starttls", tls="starttls")
         self.assertNotIn("LOGIN", f.verbs())
         self.assertIn("event=imap-no-starttls", log)
+
+    def test_starttls_refused(self):
+        """SECURITY-TESTS 78: STARTTLS advertised, then answered BAD: the
+        client stops there; no LOGIN, no password in plain text."""
+        f, log = self._run("starttls-bad", tls="starttls")
+        self.assertIn("STARTTLS", f.verbs())
+        self.assertNotIn("LOGIN", f.verbs())
+        self.assertNotIn("AUTHENTICATE", f.verbs())
+        self.assertIn("event=imap-starttls-failed", log)
