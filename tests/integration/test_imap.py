@@ -106,6 +106,40 @@ class ExactlyOnce(unittest.TestCase):
             self.assertEqual(len({c["message_id"] for c in cases}), n + 1)
             self.assertTrue(all(c["queue"] for c in cases))
 
+    def test_same_message_by_smtp_and_imap(self):
+        """SECURITY-TESTS 75, issue 4: the same message arriving by SMTP and
+        then from the IMAP mailbox is recorded once, with both arrivals
+        (sources smtp and imap) and a message.duplicate audit event; the
+        mailbox copy is still moved to Processed."""
+        raw = raw_message(1, "both")
+        with dovecot.Dovecot() as box:
+            i = imap_daemon(box, box)
+            with i:
+                with i.smtp() as s:
+                    s.sendmail("resident1@example.org",
+                               ["enquiries@council.example"], raw)
+                wait_for(lambda: db_counts(i)[1] == 1, 60, "the SMTP case",
+                         i.log)
+                box.deliver(raw)
+                wait_for(lambda: db_counts(i)[2] == 2, 60,
+                         "the IMAP arrival", i.log)
+                wait_for(lambda: box.count("INBOX") == 0, 60, "the move",
+                         i.log)
+            msgs, cases, arrivals, seen = db_counts(i)
+            self.assertEqual((msgs, cases, arrivals), (1, 1, 2))
+            self.assertEqual(box.count("Processed"), 1)
+            db = sqlite3.connect(os.path.join(i.dir, "var", "intake.db"))
+            try:
+                sources = sorted(r[0] for r in db.execute(
+                    "SELECT source FROM arrivals"))
+                dup = db.execute("SELECT count(*) FROM audit WHERE action ="
+                                 " 'message.duplicate'").fetchone()[0]
+            finally:
+                db.close()
+            self.assertEqual(sources, ["imap", "smtp"])
+            self.assertEqual(dup, 1)
+            self.assertEqual(i.ctl("audit", "verify").returncode, 0)
+
     def test_kill_child_and_daemon_mid_fetch(self):
         n = 1000
         with dovecot.Dovecot() as box:
