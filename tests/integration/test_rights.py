@@ -38,6 +38,36 @@ ATTACHED = (b"From: Alice <alice@example.org>\r\n"
 
 
 class Export(unittest.TestCase):
+    def test_export_of_someone_only_copied_in(self):
+        """SECURITY-TESTS 105: Nell is copied in on Alice's message and
+        later writes her own: Nell's export holds her own case only,
+        nothing of Alice's case, words or address."""
+        d = routed(Intaked())
+        with d:
+            send(d, message("Wheelie bin missed", "Alice <alice@example.org>",
+                            "Alice's private words about her bin and her"
+                            " health.\r\n", msgid="<a1@example.org>",
+                            extra="Cc: Nell Neighbour <nell.n@example.net>\r\n"),
+                 "alice@example.org")
+            d.wait_cases(1)
+            send(d, message("Streetlight", "Nell <nell.n@example.net>",
+                            "Nell's own report: the streetlight is out.\r\n",
+                            msgid="<n1@example.net>"),
+                 "nell.n@example.net")
+            d.wait_cases(2)
+            out = os.path.join(d.dir, "nell.json")
+            d.ctl("subject", "export", "nell.n@example.net", "--out", out,
+                  check=True)
+            with open(out) as f:
+                text = f.read()
+            doc = json.loads(text)
+        self.assertEqual(doc["subject"]["address"], "nell.n@example.net")
+        self.assertEqual(len(doc["cases"]), 1, [c["ref"] for c in doc["cases"]])
+        self.assertIn("Nell's own report", text)
+        self.assertNotIn("Alice", text)
+        self.assertNotIn("alice@example.org", text)
+        self.assertNotIn("health", text)
+
     def test_export_complete_and_only_hers(self):
         d = routed(Intaked())
         with d:
