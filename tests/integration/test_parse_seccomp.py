@@ -122,6 +122,61 @@ def corpus_files():
     return sorted(out)
 
 
+class NoFetch(unittest.TestCase):
+    def test_hostile_urls_cause_no_connection(self):
+        """SECURITY-TESTS 71: an HTML message full of things a renderer
+        would fetch (img, link, CSS @import and url(), iframe, a meta
+        refresh, an SVG image, a data-less object) pointing at a listener
+        on this machine is parsed, filed and its case shown without one
+        connection to the listener."""
+        import socket
+        import threading
+        lst = socket.socket()
+        lst.bind(("127.0.0.1", 0))
+        lst.listen(16)
+        lst.settimeout(0.2)
+        port = lst.getsockname()[1]
+        hits = []
+        stop = threading.Event()
+
+        def accept():
+            while not stop.is_set():
+                try:
+                    c, _ = lst.accept()
+                    hits.append(1)
+                    c.close()
+                except OSError:
+                    pass
+
+        t = threading.Thread(target=accept, daemon=True)
+        t.start()
+        u = "http://127.0.0.1:%d/" % port
+        html = ("<html><head><link rel=stylesheet href='%scss'>"
+                "<style>@import url(%simport); body{background:url(%sbg)}"
+                "</style><meta http-equiv=refresh content='0;url=%sr'>"
+                "</head><body><img src='%simg'><iframe src='%sf'></iframe>"
+                "<object data='%so'></object><svg><image href='%ssvg'/>"
+                "</svg><p>Please fix the pothole.</p></body></html>"
+                % ((u,) * 8))
+        d = Intaked()
+        try:
+            with d:
+                with d.smtp() as s:
+                    s.sendmail("jo@example.org", ["enquiries@council.example"],
+                               message("Pothole", "jo@example.org", html,
+                                       extra="MIME-Version: 1.0\r\n"
+                                             "Content-Type: text/html;"
+                                             " charset=utf-8\r\n"))
+                ref = d.wait_cases(1)[0]["ref"]
+                d.ctl("cases", "show", ref, "--json", check=True)
+                time.sleep(1)
+        finally:
+            stop.set()
+            t.join(2)
+            lst.close()
+        self.assertEqual(hits, [])
+
+
 class CorpusThroughWorkers(unittest.TestCase):
     def test_corpus_parses_under_the_filter(self):
         if not os.path.isdir(os.path.join(SHARED, "corpus", "mail")):
