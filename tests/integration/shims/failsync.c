@@ -1,0 +1,72 @@
+/*
+ * failsync.c - an LD_PRELOAD shim for test_durability: fsync() and
+ * fdatasync() on a file whose path contains $FAILSYNC_PATH fail with EIO
+ * from the $FAILSYNC_AT-th such call on, $FAILSYNC_COUNT times (default
+ * 1); every other call goes to libc.  A disk that reports a write error
+ * at the moment intake makes a message durable (SECURITY-TESTS 39).
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int failsync_calls;
+
+static int
+failsync_should_fail (int fd)
+{
+  const char *want = getenv ("FAILSYNC_PATH");
+  const char *at = getenv ("FAILSYNC_AT");
+  const char *count = getenv ("FAILSYNC_COUNT");
+  char link[64], path[PATH_MAX];
+  ssize_t n;
+  int k, from, many;
+
+  if (want == NULL || at == NULL)
+    return 0;
+  snprintf (link, sizeof link, "/proc/self/fd/%d", fd);
+  n = readlink (link, path, sizeof path - 1);
+  if (n <= 0)
+    return 0;
+  path[n] = '\0';
+  if (strstr (path, want) == NULL)
+    return 0;
+  k = __atomic_add_fetch (&failsync_calls, 1, __ATOMIC_SEQ_CST);
+  from = atoi (at);
+  many = count ? atoi (count) : 1;
+  return k >= from && k < from + many;
+}
+
+int
+fdatasync (int fd)
+{
+  static int (*real) (int);
+
+  if (real == NULL)
+    real = (int (*) (int)) dlsym (RTLD_NEXT, "fdatasync");
+  if (failsync_should_fail (fd))
+    {
+      errno = EIO;
+      return -1;
+    }
+  return real (fd);
+}
+
+int
+fsync (int fd)
+{
+  static int (*real) (int);
+
+  if (real == NULL)
+    real = (int (*) (int)) dlsym (RTLD_NEXT, "fsync");
+  if (failsync_should_fail (fd))
+    {
+      errno = EIO;
+      return -1;
+    }
+  return real (fd);
+}
