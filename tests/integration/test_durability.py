@@ -717,13 +717,8 @@ class DurabilityTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertFalse(os.path.exists(os.path.join(var, "master.key.new")))
 
-    def test_fsync_fails(self):
-        """SECURITY-TESTS 39: the disk reports EIO to three fdatasync calls
-        on the WAL in a row (an LD_PRELOAD shim, tests/integration/shims/
-        failsync.c), while messages arrive one by one: no message whose
-        commit was not made durable gets 250 (it gets 451 or 452, or its
-        connection ends), intaked stays up and goes on accepting, and after
-        a restart every message that got 250 is exactly one case."""
+    def failsync_shim(self):
+        """tests/integration/shims/failsync.c built; (path, its directory)."""
         if "asan" in os.environ.get("INTAKE_BUILD", ""):
             self.skipTest("an LD_PRELOAD shim cannot go before ASan's runtime")
         shim_dir = tempfile.mkdtemp(prefix="intake-shim-")
@@ -733,6 +728,46 @@ class DurabilityTest(unittest.TestCase):
         r = subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", shim, src,
                             "-ldl"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
+        return shim, shim_dir
+
+    def test_no_250_before_the_sync(self):
+        """SECURITY-TESTS 34: every fdatasync of the WAL takes 200 ms (the
+        shim, FAILSYNC_SLOW_MS).  A commit cannot be durable before a sync
+        that began after its write has returned, so if intaked answers 250
+        only after the commit is durable, no 250 comes sooner than 200 ms
+        after the message was sent; a 250 sent after the write but before
+        the sync would come within milliseconds.  Every message gets 250,
+        none sooner, and each is a case."""
+        shim, shim_dir = self.failsync_shim()
+        d = self.daemon()
+        d.stop()
+        d.extra_env.update({"LD_PRELOAD": shim,
+                            "FAILSYNC_PATH": "intake.db-wal",
+                            "FAILSYNC_AT": "1", "FAILSYNC_COUNT": "1000000",
+                            "FAILSYNC_SLOW_MS": "200"})
+        d.start()
+        run = run_id()
+        sent, waits = {}, []
+        for i in range(10):
+            mid = "slow-%s-m%02d@durability.test" % (run, i)
+            sent[mid] = "slow %s m%02d" % (run, i)
+            t0 = time.monotonic()
+            stage, code, text, t1 = send_one(
+                d.port, message(subject=sent[mid], msgid="<%s>" % mid))
+            self.assertEqual((stage, code), ("DATA", 250), text)
+            waits.append(t1 - t0)
+        self.assertGreaterEqual(min(waits), 0.19, waits)
+        self.check_cases(d, sent, set(sent))
+        shutil.rmtree(shim_dir, ignore_errors=True)
+
+    def test_fsync_fails(self):
+        """SECURITY-TESTS 39: the disk reports EIO to three fdatasync calls
+        on the WAL in a row (an LD_PRELOAD shim, tests/integration/shims/
+        failsync.c), while messages arrive one by one: no message whose
+        commit was not made durable gets 250 (it gets 451 or 452, or its
+        connection ends), intaked stays up and goes on accepting, and after
+        a restart every message that got 250 is exactly one case."""
+        shim, shim_dir = self.failsync_shim()
         # a first start without the shim makes the database (with the
         # shim, a failed sync while migrating refuses the start, exit 69)
         d = self.daemon()

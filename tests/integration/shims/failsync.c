@@ -4,6 +4,10 @@
  * from the $FAILSYNC_AT-th such call on, $FAILSYNC_COUNT times (default
  * 1); every other call goes to libc.  A disk that reports a write error
  * at the moment intake makes a message durable (SECURITY-TESTS 39).
+ * With $FAILSYNC_SLOW_MS instead, those calls succeed but take that many
+ * milliseconds first: a slow disk, to show that no 250 is sent before
+ * the sync that makes the message durable has returned (SECURITY-TESTS
+ * 34).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -12,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int failsync_calls;
@@ -41,6 +46,30 @@ failsync_should_fail (int fd)
   return k >= from && k < from + many;
 }
 
+/* -1 with EIO for a failed call; 0 to go on to libc (after the delay of
+ * a slow one).  */
+static int
+failsync_hit (int fd)
+{
+  const char *slow = getenv ("FAILSYNC_SLOW_MS");
+
+  if (!failsync_should_fail (fd))
+    return 0;
+  if (slow != NULL)
+    {
+      long ms = atol (slow);
+      struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+      int saved = errno;
+
+      while (nanosleep (&ts, &ts) < 0 && errno == EINTR)
+        ;
+      errno = saved;
+      return 0;
+    }
+  errno = EIO;
+  return -1;
+}
+
 int
 fdatasync (int fd)
 {
@@ -48,11 +77,8 @@ fdatasync (int fd)
 
   if (real == NULL)
     real = (int (*) (int)) dlsym (RTLD_NEXT, "fdatasync");
-  if (failsync_should_fail (fd))
-    {
-      errno = EIO;
-      return -1;
-    }
+  if (failsync_hit (fd) < 0)
+    return -1;
   return real (fd);
 }
 
@@ -63,10 +89,7 @@ fsync (int fd)
 
   if (real == NULL)
     real = (int (*) (int)) dlsym (RTLD_NEXT, "fsync");
-  if (failsync_should_fail (fd))
-    {
-      errno = EIO;
-      return -1;
-    }
+  if (failsync_hit (fd) < 0)
+    return -1;
   return real (fd);
 }
