@@ -575,6 +575,42 @@ class Forms(unittest.TestCase):
             cases = d.wait_cases(1)
             self.assertEqual([c["ref"] for c in cases], [ref])
 
+    def test_no_201_before_the_sync(self):
+        """SECURITY-TESTS 88: every fdatasync of the WAL made to take 200 ms
+        (tests/integration/shims/failsync.c): no 201 comes sooner than
+        that after the submission was sent; each submission is a case."""
+        if "asan" in os.environ.get("INTAKE_BUILD", ""):
+            self.skipTest("an LD_PRELOAD shim cannot go before ASan's runtime")
+        import shutil
+        import tempfile
+        shim_dir = tempfile.mkdtemp(prefix="intake-shim-")
+        shim = os.path.join(shim_dir, "failsync.so")
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                           "shims", "failsync.c")
+        r = subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", shim, src,
+                            "-ldl"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        d = http_daemon()
+        d.configure("http", "form_rate", "1000")
+        d.start()
+        d.stop()
+        d.extra_env.update({"LD_PRELOAD": shim,
+                            "FAILSYNC_PATH": "intake.db-wal",
+                            "FAILSYNC_AT": "1", "FAILSYNC_COUNT": "1000000",
+                            "FAILSYNC_SLOW_MS": "200"})
+        waits = []
+        with d:
+            for i in range(5):
+                tok = token(d)
+                t0 = time.monotonic()
+                st, _, body = post_form(d, dict(GOOD, _token=tok,
+                                                subject="slow %d" % i))
+                waits.append(time.monotonic() - t0)
+                self.assertEqual(st, 201, body)
+            self.assertEqual(len(d.wait_cases(5)), 5)
+        shutil.rmtree(shim_dir, ignore_errors=True)
+        self.assertGreaterEqual(min(waits), 0.19, waits)
+
     def test_health_and_metrics(self):
         with http_daemon() as d:
             st, _, body = request(d, "/healthz")
