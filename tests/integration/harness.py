@@ -368,3 +368,21 @@ def umount_tmpfs(mnt):
         os.rmdir(mnt)
     except OSError:
         pass
+
+
+def failsync_shim():
+    """tests/integration/shims/failsync.c built into a fresh directory:
+    (path of the .so, the directory).  Raises unittest.SkipTest under an
+    ASan build (an LD_PRELOAD library cannot go before ASan's runtime)."""
+    if "asan" in BUILD:
+        raise unittest.SkipTest("an LD_PRELOAD shim cannot go before"
+                                " ASan's runtime")
+    shim_dir = tempfile.mkdtemp(prefix="intake-shim-")
+    shim = os.path.join(shim_dir, "failsync.so")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims",
+                       "failsync.c")
+    r = subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", shim, src,
+                        "-ldl"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise AssertionError("building the failsync shim: " + r.stderr)
+    return shim, shim_dir

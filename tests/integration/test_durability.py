@@ -28,7 +28,8 @@ import threading
 import time
 import unittest
 
-from harness import Intaked, message, mount_small_tmpfs, umount_tmpfs
+from harness import (Intaked, failsync_shim, message, mount_small_tmpfs,
+                     umount_tmpfs)
 
 RCPT = "enquiries@council.example"
 SENDER = "citizen@example.org"
@@ -717,19 +718,6 @@ class DurabilityTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertFalse(os.path.exists(os.path.join(var, "master.key.new")))
 
-    def failsync_shim(self):
-        """tests/integration/shims/failsync.c built; (path, its directory)."""
-        if "asan" in os.environ.get("INTAKE_BUILD", ""):
-            self.skipTest("an LD_PRELOAD shim cannot go before ASan's runtime")
-        shim_dir = tempfile.mkdtemp(prefix="intake-shim-")
-        shim = os.path.join(shim_dir, "failsync.so")
-        src = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                           "shims", "failsync.c")
-        r = subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", shim, src,
-                            "-ldl"], capture_output=True, text=True)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        return shim, shim_dir
-
     def test_no_250_before_the_sync(self):
         """SECURITY-TESTS 34: every fdatasync of the WAL takes 200 ms (the
         shim, FAILSYNC_SLOW_MS).  A commit cannot be durable before a sync
@@ -738,7 +726,7 @@ class DurabilityTest(unittest.TestCase):
         after the message was sent; a 250 sent after the write but before
         the sync would come within milliseconds.  Every message gets 250,
         none sooner, and each is a case."""
-        shim, shim_dir = self.failsync_shim()
+        shim, shim_dir = failsync_shim()
         d = self.daemon()
         d.stop()
         d.extra_env.update({"LD_PRELOAD": shim,
@@ -767,7 +755,7 @@ class DurabilityTest(unittest.TestCase):
         commit was not made durable gets 250 (it gets 451 or 452, or its
         connection ends), intaked stays up and goes on accepting, and after
         a restart every message that got 250 is exactly one case."""
-        shim, shim_dir = self.failsync_shim()
+        shim, shim_dir = failsync_shim()
         # a first start without the shim makes the database (with the
         # shim, a failed sync while migrating refuses the start, exit 69)
         d = self.daemon()

@@ -25,7 +25,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from harness import BUILD, ROOT, Intaked, free_port, mount_small_tmpfs, umount_tmpfs
+from harness import (BUILD, ROOT, Intaked, failsync_shim, free_port,
+                     mount_small_tmpfs, umount_tmpfs)
 
 
 def http_daemon(**kw):
@@ -579,17 +580,8 @@ class Forms(unittest.TestCase):
         """SECURITY-TESTS 88: every fdatasync of the WAL made to take 200 ms
         (tests/integration/shims/failsync.c): no 201 comes sooner than
         that after the submission was sent; each submission is a case."""
-        if "asan" in os.environ.get("INTAKE_BUILD", ""):
-            self.skipTest("an LD_PRELOAD shim cannot go before ASan's runtime")
         import shutil
-        import tempfile
-        shim_dir = tempfile.mkdtemp(prefix="intake-shim-")
-        shim = os.path.join(shim_dir, "failsync.so")
-        src = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                           "shims", "failsync.c")
-        r = subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", shim, src,
-                            "-ldl"], capture_output=True, text=True)
-        self.assertEqual(r.returncode, 0, r.stderr)
+        shim, shim_dir = failsync_shim()
         d = http_daemon()
         d.configure("http", "form_rate", "1000")
         d.start()
