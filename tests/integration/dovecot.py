@@ -46,9 +46,10 @@ was delivered from fetch_all_bodies().
 TLS (tls="self-signed" or "other-host"): a private CA (d.ca_cert, not in
 the system's trust store) signs the served certificate, which is for
 localhost / 127.0.0.1 ("self-signed") or for other.example only
-("other-host").  So a client with default trust refuses both; a client
-trusting d.ca_cert accepts "self-signed" and, if it checks host names,
-still refuses "other-host".  With TLS, ssl = required (ssl_required=False
+("other-host"); tls="expired" serves one for localhost that expired
+yesterday.  So a client with default trust refuses all three; a client
+trusting d.ca_cert accepts "self-signed" and, if it checks host names
+and dates, still refuses "other-host" and "expired".  With TLS, ssl = required (ssl_required=False
 makes it ssl = yes); STARTTLS is offered on d.port and IMAPS is on
 d.tls_port.  Dovecot counts a connection as secure when the client's
 address is the server's, so on 127.0.0.1 it still takes a plaintext
@@ -172,7 +173,8 @@ def make_ca_and_certs(directory, hosts):
 
     @hosts maps a name to a list of subjectAltName entries, e.g.
     {"server": ["DNS:localhost", "IP:127.0.0.1"]}.  Returns (ca_cert,
-    {name: (cert, key)}).  EC keys, valid two days."""
+    {name: (cert, key)}).  EC keys, valid two days; the one named
+    "expired" expired yesterday."""
     ca_key = os.path.join(directory, "ca.key")
     ca_cert = os.path.join(directory, "ca.pem")
     _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
@@ -195,8 +197,10 @@ def make_ca_and_certs(directory, hosts):
             f.write("basicConstraints=critical,CA:FALSE\n")
             f.write("keyUsage=critical,digitalSignature\n")
             f.write("extendedKeyUsage=serverAuth\n")
+        # "expired": valid until yesterday (-days -1)
         _openssl("x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey",
-                 ca_key, "-CAcreateserial", "-out", cert, "-days", "2",
+                 ca_key, "-CAcreateserial", "-out", cert,
+                 "-days", "-1" if name == "expired" else "2",
                  "-extfile", ext)
         os.chmod(key, 0o600)
         out[name] = (cert, key)
@@ -211,8 +215,9 @@ class Dovecot:
     def __init__(self, tls=None, user="council", password=None,
                  ssl_required=None, host="127.0.0.1", extra_conf="",
                  parent=None, start=False):
-        if tls not in (None, "self-signed", "other-host"):
-            raise ValueError("tls: None, 'self-signed' or 'other-host'")
+        if tls not in (None, "self-signed", "other-host", "expired"):
+            raise ValueError("tls: None, 'self-signed', 'other-host' or"
+                             " 'expired'")
         self.tls = tls
         self.user = user
         self.password = password or secrets.token_urlsafe(12)
@@ -246,12 +251,14 @@ class Dovecot:
                 "localhost": ["DNS:localhost", "IP:127.0.0.1"]
                 + (["IP:" + host] if host != "127.0.0.1" else []),
                 "other": ["DNS:other.example"],
+                "expired": ["DNS:localhost", "IP:127.0.0.1"],
             })
             self.ca_cert = ca
             os.chmod(ca, 0o644)
-            name = "localhost" if tls == "self-signed" else "other"
+            name = {"self-signed": "localhost", "other-host": "other",
+                    "expired": "expired"}[tls]
             self.server_cert, self._server_key = certs[name]
-            self.cert_host = "localhost" if name == "localhost" else "other.example"
+            self.cert_host = "other.example" if name == "other" else "localhost"
             self.other_cert = certs["other"][0]
         self._write_passwd()
         self._write_conf()
@@ -512,15 +519,20 @@ service anvil {{
     def connect(self, login=True, implicit_tls=False, host=None):
         """A new imaplib client, logged in.  With TLS it uses STARTTLS on
         port (or IMAPS on tls_port with implicit_tls) and trusts ca_cert
-        without checking the host name (so "other-host" works too)."""
+        without checking the host name (so "other-host" works too), nor,
+        for tls="expired", the certificate at all (the rig's own
+        connection; the client under test is what must refuse it)."""
         host = host or self.host
+        ctx = self.client_context(check_hostname=False) if self.tls else None
+        if ctx is not None and self.tls == "expired":
+            ctx.verify_mode = ssl.CERT_NONE
         if self.tls and implicit_tls:
             c = imaplib.IMAP4_SSL(host, self.tls_port, timeout=30,
-                                  ssl_context=self.client_context(check_hostname=False))
+                                  ssl_context=ctx)
         else:
             c = imaplib.IMAP4(host, self.port, timeout=30)
             if self.tls:
-                c.starttls(self.client_context(check_hostname=False))
+                c.starttls(ctx)
         if login:
             c.login(self.user, self.password)
         return c

@@ -315,6 +315,12 @@ class Refusals(unittest.TestCase):
         with dovecot.Dovecot(tls="self-signed") as box:
             self._refused(box, "implicit", False, "tls-verify-failed")
 
+    def test_expired_refused_even_with_ca(self):
+        """SECURITY-TESTS 77: a certificate from the trusted CA, for the
+        right host, that expired yesterday: refused, no login."""
+        with dovecot.Dovecot(tls="expired") as box:
+            self._refused(box, "implicit", True, "tls-verify-failed")
+
     def test_other_host_refused_even_with_ca(self):
         with dovecot.Dovecot(tls="other-host") as box:
             self._refused(box, "implicit", True, "tls-verify-failed")
