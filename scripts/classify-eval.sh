@@ -32,6 +32,17 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 macro() { grep -E '^(rows|macro-F1 \(gold)'; }
+# even_rows IN OUT: the header and the even data rows (counting from 0)
+even_rows() {
+  python3 - "$1" "$2" <<'EOF'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))
+with open(sys.argv[2], "w", newline="") as f:
+    w = csv.writer(f, lineterminator="\r\n")
+    w.writerow(rows[0])
+    w.writerows(r for i, r in enumerate(rows[1:]) if i % 2 == 0)
+EOF
+}
 foisar() { grep -E '^(rows|class|(sar|foi-request) +[01][.][0-9]{3} )'; }
 other="--map enquiry=other --map complaint=other --map compliment=other
        --map service-request=other --map rights-request=other
@@ -71,28 +82,14 @@ $ctl --label kind --csv tests/data/foi-sar/heldout.csv $other | foisar
 echo "== second set: tests/data/foi-sar/heldout2.csv (tuned on since 2026-11-27)"
 # shellcheck disable=SC2086
 $ctl --label kind --csv tests/data/foi-sar/heldout2.csv $other | foisar
-python3 - "$tmp" <<'EOF'
-import csv, sys
-rows = list(csv.reader(open("tests/data/foi-sar/heldout3.csv", newline="")))
-with open("%s/h3even.csv" % sys.argv[1], "w", newline="") as f:
-    w = csv.writer(f, lineterminator="\r\n")
-    w.writerow(rows[0])
-    w.writerows(r for i, r in enumerate(rows[1:]) if i % 2 == 0)
-EOF
+even_rows tests/data/foi-sar/heldout3.csv "$tmp/h3even.csv"
 echo "== third set: tests/data/foi-sar/heldout3.csv (odd rows tuned on)"
 # shellcheck disable=SC2086
 $ctl --label kind --csv tests/data/foi-sar/heldout3.csv $other | foisar
 echo "== its even rows (held out until the sixth session)"
 # shellcheck disable=SC2086
 $ctl --label kind --csv "$tmp/h3even.csv" $other | foisar
-python3 - "$tmp" <<'EOF'
-import csv, sys
-rows = list(csv.reader(open("tests/data/foi-sar/heldout4.csv", newline="")))
-with open("%s/h4even.csv" % sys.argv[1], "w", newline="") as f:
-    w = csv.writer(f, lineterminator="\r\n")
-    w.writerow(rows[0])
-    w.writerows(r for i, r in enumerate(rows[1:]) if i % 2 == 0)
-EOF
+even_rows tests/data/foi-sar/heldout4.csv "$tmp/h4even.csv"
 echo "== fourth set: tests/data/foi-sar/heldout4.csv (written blind, never tuned on)"
 # shellcheck disable=SC2086
 $ctl --label kind --csv tests/data/foi-sar/heldout4.csv $other | foisar

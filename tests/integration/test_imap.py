@@ -69,6 +69,25 @@ def db_counts(i):
         db.close()
 
 
+def fake_daemon(f, section, tls="plain", poll_interval=None):
+    """An intaked polling the scripted server @f as mailbox @section."""
+    i = Intaked()
+    pw = os.path.join(i.dir, "conf", "pw")
+    fd = os.open(pw, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b"secret")
+    os.close(fd)
+    for k, v in (("host", "127.0.0.1"), ("port", f.port), ("tls", tls),
+                 ("user", "council"), ("password_file", pw),
+                 ("mode", "poll"),
+                 ("recipient", "enquiries@council.example")):
+        i.configure("imap " + section, k, v)
+    if poll_interval is not None:
+        i.configure("imap " + section, "poll_interval", poll_interval)
+    if tls != "plain" and f.ca_cert:
+        i.configure("imap " + section, "ca_file", f.ca_cert)
+    return i
+
+
 @unittest.skipUnless(dovecot.available(), dovecot.why_unavailable())
 class ExactlyOnce(unittest.TestCase):
     def test_many_messages_then_idle(self):
@@ -394,19 +413,7 @@ class Hostile(unittest.TestCase):
     def _run(self, scenario, tls="plain", settle=4.0, **kw):
         from fake_imap import FakeImap
         with FakeImap(scenario, **kw) as f:
-            i = Intaked()
-            pw = os.path.join(i.dir, "conf", "pw")
-            fd = os.open(pw, os.O_WRONLY | os.O_CREAT, 0o600)
-            os.write(fd, b"secret")
-            os.close(fd)
-            for k, v in (("host", "127.0.0.1"), ("port", f.port),
-                         ("tls", tls), ("user", "council"),
-                         ("password_file", pw), ("mode", "poll"),
-                         ("poll_interval", "5"),
-                         ("recipient", "enquiries@council.example")):
-                i.configure("imap hostile", k, v)
-            if tls != "plain" and f.ca_cert:
-                i.configure("imap hostile", "ca_file", f.ca_cert)
+            i = fake_daemon(f, "hostile", tls=tls, poll_interval="5")
             i.start()
             try:
                 deadline = time.time() + settle
@@ -446,16 +453,7 @@ class Hostile(unittest.TestCase):
     def test_normal_is_taken(self):
         from fake_imap import FakeImap
         with FakeImap("normal") as f:
-            i = Intaked()
-            pw = os.path.join(i.dir, "conf", "pw")
-            fd = os.open(pw, os.O_WRONLY | os.O_CREAT, 0o600)
-            os.write(fd, b"secret")
-            os.close(fd)
-            for k, v in (("host", "127.0.0.1"), ("port", f.port),
-                         ("tls", "plain"), ("user", "council"),
-                         ("password_file", pw), ("mode", "poll"),
-                         ("recipient", "enquiries@council.example")):
-                i.configure("imap normal", k, v)
+            i = fake_daemon(f, "normal")
             with i:
                 wait_for(lambda: db_counts(i)[3] == 1, 60, "the message",
                          i.log)
@@ -472,17 +470,7 @@ class Hostile(unittest.TestCase):
         from fake_imap import FakeImap
         with FakeImap("normal", caps_drop=("MOVE",),
                       drop_on_store=True) as f:
-            i = Intaked()
-            pw = os.path.join(i.dir, "conf", "pw")
-            fd = os.open(pw, os.O_WRONLY | os.O_CREAT, 0o600)
-            os.write(fd, b"secret")
-            os.close(fd)
-            for k, v in (("host", "127.0.0.1"), ("port", f.port),
-                         ("tls", "plain"), ("user", "council"),
-                         ("password_file", pw), ("mode", "poll"),
-                         ("poll_interval", "5"),
-                         ("recipient", "enquiries@council.example")):
-                i.configure("imap nomove", k, v)
+            i = fake_daemon(f, "nomove", poll_interval="5")
             with i:
                 wait_for(lambda: f.expunged, 60, "the expunge", i.log)
                 wait_for(lambda: db_counts(i)[1] == 1, 60, "the case", i.log)

@@ -39,6 +39,17 @@ def routed(d):
     return d
 
 
+def with_models(d):
+    """@d with the shipped kind and topic models."""
+    models = os.path.join(d.dir, "conf", "models")
+    os.makedirs(models, exist_ok=True)
+    for m in ("kind.model", "topic.model"):
+        shutil.copy(os.path.join(ROOT, "conf", "models", m), models)
+    d.configure("routing", "kind_model", "models/kind.model")
+    d.configure("routing", "topic_model", "models/topic.model")
+    return d
+
+
 def send(d, data, sender="citizen@example.org",
          rcpt="enquiries@council.example"):
     with d.smtp() as s:
@@ -129,12 +140,7 @@ class Decide(unittest.TestCase):
         complaints department; a question for no one service stays in
         the default queue."""
         d = routed(Intaked())
-        models = os.path.join(d.dir, "conf", "models")
-        os.makedirs(models, exist_ok=True)
-        for m in ("kind.model", "topic.model"):
-            shutil.copy(os.path.join(ROOT, "conf", "models", m), models)
-        d.configure("routing", "kind_model", "models/kind.model")
-        d.configure("routing", "topic_model", "models/topic.model")
+        with_models(d)
         emls = []
         for name, subject, body in (
                 ("c.eml", "Still nothing",
@@ -192,12 +198,7 @@ class Decide(unittest.TestCase):
         department and kind, carries the tag possible-request, and
         `cases list --tag possible-request` lists it and nothing else."""
         d = routed(Intaked())
-        models = os.path.join(d.dir, "conf", "models")
-        os.makedirs(models, exist_ok=True)
-        for m in ("kind.model", "topic.model"):
-            shutil.copy(os.path.join(ROOT, "conf", "models", m), models)
-        d.configure("routing", "kind_model", "models/kind.model")
-        d.configure("routing", "topic_model", "models/topic.model")
+        with_models(d)
         with d:
             send(d, message("Car park",  "jo@example.org",
                             "Out of interest, roughly what does the council"

@@ -248,6 +248,24 @@ bytes_contain (GBytes *hay, const guint8 *needle, gsize n)
   return h != NULL && len >= n && memmem (h, len, needle, n) != NULL;
 }
 
+/* How many of the 32-byte pieces of @sealed taken every 997 bytes (after
+ * the first 64: the nonce and header) are in intake.db or its WAL;
+ * *@tried: how many were looked for.  */
+static guint
+pieces_left (GBytes *sealed, guint *tried)
+{
+  g_autoptr (GBytes) db = file_bytes ("intake.db");
+  g_autoptr (GBytes) wal = file_bytes ("intake.db-wal");
+  gsize n;
+  const guint8 *c = g_bytes_get_data (sealed, &n);
+  guint found = 0;
+
+  *tried = 0;
+  for (gsize off = 64; off + 32 <= n; off += 997, (*tried)++)
+    found += bytes_contain (db, c + off, 32) || bytes_contain (wal, c + off, 32);
+  return found;
+}
+
 /* A message waits in the spool sealed under the spool key, which is kept
  * for good: when it is filed, its spool row goes, and with it every byte
  * of that ciphertext, or an erasure of the person could not be complete
@@ -263,11 +281,7 @@ START_TEST (test_erase_leaves_no_spool_ciphertext)
   store_erasure_report r = { 0 };
   g_autoptr (GString) body = g_string_new (NULL);
   g_autoptr (GBytes) sealed = NULL;
-  g_autoptr (GBytes) db = NULL;
-  g_autoptr (GBytes) wal = NULL;
-  gsize n;
-  const guint8 *c;
-  guint found = 0, tried = 0;
+  guint found, tried;
 
   for (guint i = 0; body->len < 40000; i++)
     g_string_append_printf (body, "line %u of a long letter about the"
@@ -333,11 +347,7 @@ START_TEST (test_erase_leaves_no_spool_ciphertext)
                                                         NULL),
                                   "request", "tester", &r, &error));
   store_close (&st);
-  db = file_bytes ("intake.db");
-  wal = file_bytes ("intake.db-wal");
-  c = g_bytes_get_data (sealed, &n);
-  for (gsize off = 64; off + 32 <= n; off += 997, tried++)
-    found += bytes_contain (db, c + off, 32) || bytes_contain (wal, c + off, 32);
+  found = pieces_left (sealed, &tried);
   ck_assert_uint_gt (tried, 30);
   ck_assert_msg (found == 0, "%u of %u pieces of the spool ciphertext are"
                  " still in the file", found, tried);
@@ -358,12 +368,8 @@ START_TEST (test_retention_leaves_no_ciphertext)
   store_retention_report r = { 0 };
   g_autoptr (GString) body = g_string_new (NULL);
   g_autoptr (GBytes) sealed = NULL;
-  g_autoptr (GBytes) db = NULL;
-  g_autoptr (GBytes) wal = NULL;
   gint64 old_case;
-  gsize n;
-  const guint8 *c;
-  guint found = 0, tried = 0;
+  guint found, tried;
 
   for (guint i = 0; body->len < 40000; i++)
     g_string_append_printf (body, "line %u of an old letter about the"
@@ -402,11 +408,7 @@ START_TEST (test_retention_leaves_no_ciphertext)
   ck_assert_int_eq (raw_int ("SELECT count(*) FROM cases"), 1);
   ck_assert_int_gt (store_subject_id (st, "a@example.org", NULL), 0);
   store_close (&st);
-  db = file_bytes ("intake.db");
-  wal = file_bytes ("intake.db-wal");
-  c = g_bytes_get_data (sealed, &n);
-  for (gsize off = 64; off + 32 <= n; off += 997, tried++)
-    found += bytes_contain (db, c + off, 32) || bytes_contain (wal, c + off, 32);
+  found = pieces_left (sealed, &tried);
   ck_assert_uint_gt (tried, 30);
   ck_assert_msg (found == 0, "%u of %u pieces of the deleted message's"
                  " ciphertext are still in the file", found, tried);
