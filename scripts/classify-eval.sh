@@ -21,7 +21,8 @@
 #    (printed on their own) held out until the sixth session, which tuned
 #    one rule on them.
 # 7. FOI and SAR: tests/data/foi-sar/heldout4.csv, a fourth set written
-#    blind (2026-11-27); never tuned on; whole and even rows.
+#    blind (2026-11-27); its odd rows tuned on (one SAR rule) since, its
+#    even rows held out; whole and even rows.
 # The labelled sets in ../shared are read only here; they are never copied.
 set -eu
 cd "$(dirname "$0")/.."
@@ -90,9 +91,9 @@ echo "== its even rows (held out until the sixth session)"
 # shellcheck disable=SC2086
 $ctl --label kind --csv "$tmp/h3even.csv" $other | foisar
 even_rows tests/data/foi-sar/heldout4.csv "$tmp/h4even.csv"
-echo "== fourth set: tests/data/foi-sar/heldout4.csv (written blind, never tuned on)"
+echo "== fourth set: tests/data/foi-sar/heldout4.csv (written blind; odd rows tuned on)"
 # shellcheck disable=SC2086
 $ctl --label kind --csv tests/data/foi-sar/heldout4.csv $other | foisar
-echo "== its even rows"
+echo "== its even rows (held out)"
 # shellcheck disable=SC2086
 $ctl --label kind --csv "$tmp/h4even.csv" $other | foisar
