@@ -372,11 +372,9 @@ def umount_tmpfs(mnt):
 
 def failsync_shim():
     """tests/integration/shims/failsync.c built into a fresh directory:
-    (path of the .so, the directory).  Raises unittest.SkipTest under an
-    ASan build (an LD_PRELOAD library cannot go before ASan's runtime)."""
-    if "asan" in BUILD:
-        raise unittest.SkipTest("an LD_PRELOAD shim cannot go before"
-                                " ASan's runtime")
+    (the LD_PRELOAD value, the directory).  Under an ASan build the
+    sanitizer's runtime must come first in LD_PRELOAD, so it is put there
+    (found with ldd on intaked)."""
     shim_dir = tempfile.mkdtemp(prefix="intake-shim-")
     shim = os.path.join(shim_dir, "failsync.so")
     src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims",
@@ -385,4 +383,10 @@ def failsync_shim():
                         "-ldl"], capture_output=True, text=True)
     if r.returncode != 0:
         raise AssertionError("building the failsync shim: " + r.stderr)
-    return shim, shim_dir
+    preload = [shim]
+    r = subprocess.run(["ldd", INTAKED], capture_output=True, text=True)
+    for line in r.stdout.splitlines():
+        parts = line.split("=>")
+        if len(parts) == 2 and "libasan" in parts[0]:
+            preload.insert(0, parts[1].split("(")[0].strip())
+    return ":".join(preload), shim_dir
