@@ -5,7 +5,8 @@
  * The first input byte picks one of the shipped forms (conf/forms/, or
  * $FUZZ_FORMS_DIR); the rest, split at 0x01 bytes, gives the values of
  * its fields in order (a file field takes its part as the file's name, up
- * to a 0x02, and content).  The submission goes through form_validate(),
+ * to a 0x02, and content), each value trimmed as the HTTP server trims
+ * it.  The submission goes through form_validate(),
  * form_render() with its problems, and, when it is valid,
  * form_build_message(), whose bytes GMime must parse back.  Checked:
  *   - the page never holds a piece of a value that starts at a '<' and
@@ -195,8 +196,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
           g_hash_table_insert (in->files, g_strdup (f->name), ff);
         }
       else
+        /* trimmed as the HTTP server does before anything else
+         * (http_server.c: what is validated is what is kept) */
         g_hash_table_insert (in->values, g_strdup (f->name),
-                             g_strdup (parts[j]));
+                             g_strstrip (g_strdup (parts[j])));
     }
   problems = form_validate (def, in);
   page = form_render (def, in, problems, "t.k");
