@@ -46,6 +46,7 @@
 #include "router/evaluate.h"
 #include "router/router.h"
 #include "store/store.h"
+#include "store/store_api.h"
 #include "store/store_webhook.h"
 
 static const char *ctl_usage =
@@ -2433,7 +2434,17 @@ main (int argc, char **argv)
       else if (strcmp (argv[i], "--kind") == 0 && i + 1 < argc)
         filter.kind = argv[++i];
       else if (strcmp (argv[i], "--tag") == 0 && i + 1 < argc)
-        filter.tag = argv[++i];
+        {
+          filter.tag = argv[++i];
+          /* the names the rules can give (what the API accepts too) */
+          if (!store_api_name_valid (filter.tag))
+            {
+              fprintf (stderr, "intakectl: --tag %s: not a tag (lower-case"
+                       " letters, digits, '-', '_', '.')\n", filter.tag);
+              g_ptr_array_free (args, TRUE);
+              return EX_USAGE;
+            }
+        }
       else if (strcmp (argv[i], "--limit") == 0 && i + 1 < argc)
         {
           guint64 n;

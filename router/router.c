@@ -315,22 +315,16 @@ router_result_reasons (const router_result *out)
   return g_string_free (o, FALSE);
 }
 
-gint64
-router_due_for_kind (router *r, const char *kind, gint64 received_us)
+/* Unix us of the due day (00:00 UTC) by @cr, or 0 for none.  */
+static gint64
+router_due_at (router *r, const clock_rule *cr, GDateTime *received,
+               gboolean *beyond)
 {
-  g_autoptr (GDateTime) received = NULL;
-  const clock_rule *cr;
-  gboolean beyond = FALSE;
   GDate due;
 
-  g_return_val_if_fail (r != NULL && kind != NULL, 0);
-  cr = g_hash_table_lookup (r->clocks, kind);
   if (cr == NULL || cr->kind == CLOCK_NONE)
     return 0;
-  received = g_date_time_new_from_unix_utc (received_us / G_USEC_PER_SEC);
-  if (received == NULL)
-    return 0;
-  due = clock_due (r->calendar, cr, received, &beyond);
+  due = clock_due (r->calendar, cr, received, beyond);
   if (!g_date_valid (&due))
     return 0;
   {
@@ -341,26 +335,29 @@ router_due_for_kind (router *r, const char *kind, gint64 received_us)
   }
 }
 
+gint64
+router_due_for_kind (router *r, const char *kind, gint64 received_us)
+{
+  g_autoptr (GDateTime) received = NULL;
+
+  g_return_val_if_fail (r != NULL && kind != NULL, 0);
+  received = g_date_time_new_from_unix_utc (received_us / G_USEC_PER_SEC);
+  if (received == NULL)
+    return 0;
+  return router_due_at (r, g_hash_table_lookup (r->clocks, kind), received,
+                        NULL);
+}
+
 static void
 router_due (router *r, GDateTime *received, router_result *out)
 {
   const clock_rule *cr = NULL;
-  GDate due;
 
   if (out->d.sla)
     cr = g_hash_table_lookup (r->clocks, out->d.sla);
   if (cr == NULL)
     cr = g_hash_table_lookup (r->clocks, out->d.kind);
-  if (cr == NULL || cr->kind == CLOCK_NONE)
-    return;
-  due = clock_due (r->calendar, cr, received, &out->due_beyond);
-  if (g_date_valid (&due))
-    {
-      g_autoptr (GDateTime) t = g_date_time_new_utc (
-          g_date_get_year (&due), g_date_get_month (&due),
-          g_date_get_day (&due), 0, 0, 0);
-      out->due_at = g_date_time_to_unix (t) * G_USEC_PER_SEC;
-    }
+  out->due_at = router_due_at (r, cr, received, &out->due_beyond);
 }
 
 static void

@@ -258,10 +258,7 @@ store_fault_step (guint *step)
     }
 }
 
-/* PRAGMA secure_delete on @db: ON overwrites deleted cells and freed
- * pages with zeros, FAST (the connections' setting) only where that costs
- * no extra write.  */
-static gboolean
+gboolean
 store_secure_delete (store *s, sqlite3 *db, gboolean on, GError **error)
 {
   sqlite3_stmt *st = store_stmt (s, db, on ? "PRAGMA secure_delete=ON"

@@ -260,6 +260,12 @@ gboolean store_vault_forget_many (store *s, GArray *ids, GError **error);
 gint64 store_erase_many_locked (store *s, GArray *ids, const char *reason,
                                 const char *actor, GError **error);
 
+/* PRAGMA secure_delete on @db (s->wdb or s->rdb, with its lock held): ON
+ * overwrites deleted cells and freed pages with zeros, FAST (the
+ * connections' setting) only where that costs no extra write.  */
+gboolean store_secure_delete (store *s, sqlite3 *db, gboolean on,
+                              GError **error);
+
 /* Within a re-routing's transaction on s->rdb: when @kind (nullable)
  * differs from @old_kind and the store has a due function, case @case_id
  * gets the due date of its new kind counted from its first inbound

@@ -302,16 +302,12 @@ store_retention_delete_batch (store *s, GPtrArray *items, guint from,
    * unlinked: the person may stay, and their data key with them, which
    * would still open what the schedule deleted (test_rights
    * test_retention_leaves_no_ciphertext).  */
-  if (sqlite3_exec (db, "PRAGMA secure_delete=ON", NULL, NULL, NULL)
-      != SQLITE_OK)
-    {
-      store_set_sqlite_error (error, db, sqlite3_errcode (db), "retention");
-      return FALSE;
-    }
+  if (!store_secure_delete (s, db, TRUE, error))
+    return FALSE;
   if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
     {
       store_set_sqlite_error (error, db, sqlite3_errcode (db), "retention");
-      sqlite3_exec (db, "PRAGMA secure_delete=FAST", NULL, NULL, NULL);
+      store_secure_delete (s, db, FALSE, NULL);
       return FALSE;
     }
   if (sqlite3_exec (db, "DELETE FROM temp.retention_batch", NULL, NULL, NULL)
@@ -376,7 +372,7 @@ store_retention_delete_batch (store *s, GPtrArray *items, guint from,
 out:
   if (!sqlite3_get_autocommit (db))
     sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
-  sqlite3_exec (db, "PRAGMA secure_delete=FAST", NULL, NULL, NULL);
+  store_secure_delete (s, db, FALSE, NULL);
   return ok;
 }
 

@@ -223,6 +223,9 @@ class Decide(unittest.TestCase):
         r = d.ctl("cases", "list", "--tag", "no-such-tag", "--json")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(json.loads(r.stdout), [])
+        r = d.ctl("cases", "list", "--tag", "Not a tag")
+        self.assertEqual(r.returncode, 64)
+        self.assertIn("--tag Not a tag: not a tag", r.stderr)
 
 
 class Reload(unittest.TestCase):

@@ -20,8 +20,8 @@
 static char *
 logged (const char *msg)
 {
-  char path[] = "/tmp/intake-test-log-XXXXXX";
-  int fd = mkstemp (path);
+  g_autofree char *path = NULL;
+  int fd = g_file_open_tmp ("intake-test-log-XXXXXX", &path, NULL);
   int saved = dup (STDERR_FILENO);
   gchar *out = NULL;
 

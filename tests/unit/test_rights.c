@@ -100,6 +100,27 @@ raw_int (const char *sql)
   return v;
 }
 
+/* The blob of the first row of @sql (one ?1 bound to @id), read from the
+ * file as an attacker would.  */
+static GBytes *
+raw_blob (const char *sql, gint64 id)
+{
+  g_autofree char *db = tmp_path ("intake.db");
+  sqlite3 *raw;
+  sqlite3_stmt *q;
+  GBytes *b;
+
+  ck_assert_int_eq (sqlite3_open (db, &raw), SQLITE_OK);
+  ck_assert_int_eq (sqlite3_prepare_v2 (raw, sql, -1, &q, NULL), SQLITE_OK);
+  if (id > 0)
+    sqlite3_bind_int64 (q, 1, id);
+  ck_assert_int_eq (sqlite3_step (q), SQLITE_ROW);
+  b = g_bytes_new (sqlite3_column_blob (q, 0), sqlite3_column_bytes (q, 0));
+  sqlite3_finalize (q);
+  sqlite3_close (raw);
+  return b;
+}
+
 /* ------------------------------------------------------ filing mail */
 
 typedef struct {
@@ -292,9 +313,6 @@ START_TEST (test_erase_leaves_no_spool_ciphertext)
     g_autofree char *text = g_strdup_printf ("From: a@example.org\r\n"
                                              "Message-ID: <big@example.org>"
                                              "\r\n\r\n%s", body->str);
-    g_autofree char *dbpath = tmp_path ("intake.db");
-    sqlite3 *raw;
-    sqlite3_stmt *q;
 
     g_mutex_init (&w.lock);
     g_cond_init (&w.cond);
@@ -302,18 +320,10 @@ START_TEST (test_erase_leaves_no_spool_ciphertext)
                         g_bytes_new (text, strlen (text)), waiter_done, &w);
     waiter_wait (&w);
     ck_assert_ptr_null (w.error);
-    ck_assert_int_eq (sqlite3_open (dbpath, &raw), SQLITE_OK);
-    ck_assert_int_eq (sqlite3_prepare_v2 (raw, "SELECT raw FROM spool", -1,
-                                          &q, NULL), SQLITE_OK);
-    ck_assert_int_eq (sqlite3_step (q), SQLITE_ROW);
-    sealed = g_bytes_new (sqlite3_column_blob (q, 0),
-                          sqlite3_column_bytes (q, 0));
-    sqlite3_finalize (q);
-    sqlite3_close (raw);
+    sealed = raw_blob ("SELECT raw FROM spool", 0);
     g_mutex_clear (&w.lock);
     g_cond_clear (&w.cond);
-    /* now filed like any other (a second spool row: the test helper
-     * spools again; the first is filed by hand below) */
+    /* filed by hand below, this spool row and no other */
   }
   ck_assert_int_gt (g_bytes_get_size (sealed), 40000);
   {
@@ -378,22 +388,7 @@ START_TEST (test_retention_leaves_no_ciphertext)
                                      NULL, NULL, NULL, body->str, FALSE });
   file_mail (st, &(mail){ "a@example.org", "new@example.org", NULL, NULL,
                           NULL, "a new question", FALSE });
-  {
-    g_autofree char *dbpath = tmp_path ("intake.db");
-    sqlite3 *raw;
-    sqlite3_stmt *q;
-
-    ck_assert_int_eq (sqlite3_open (dbpath, &raw), SQLITE_OK);
-    ck_assert_int_eq (sqlite3_prepare_v2 (raw, "SELECT raw FROM messages"
-                                          " WHERE case_id = ?1", -1, &q,
-                                          NULL), SQLITE_OK);
-    sqlite3_bind_int64 (q, 1, old_case);
-    ck_assert_int_eq (sqlite3_step (q), SQLITE_ROW);
-    sealed = g_bytes_new (sqlite3_column_blob (q, 0),
-                          sqlite3_column_bytes (q, 0));
-    sqlite3_finalize (q);
-    sqlite3_close (raw);
-  }
+  sealed = raw_blob ("SELECT raw FROM messages WHERE case_id = ?1", old_case);
   ck_assert_int_gt (g_bytes_get_size (sealed), 40000);
   {
     g_autofree char *sql = g_strdup_printf (
