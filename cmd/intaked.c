@@ -121,6 +121,63 @@ intaked_vault_step (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+/* The spool's keys (store_spoolkey.c, docs/cases.md "Keys"): a quarter of
+ * their lifetime apart, at most a minute, one run of the rotation re-seals
+ * what waits under a key a period old and destroys the keys no row needs;
+ * the writer does the work, between batches of mail.  */
+#define INTAKED_SPOOL_KEY_TICK_MAX_S 60
+#define INTAKED_SPOOL_KEY_RESEAL     1000
+
+typedef struct {
+  store *st;
+  store_spool_rotation r;
+  gint busy;                   /* a run is queued or running; atomic */
+  gint stopping;               /* atomic */
+} intaked_spool_keys;
+
+static void intaked_spool_keys_done (gint64 id, const GError *error,
+                                     gpointer data);
+
+static void
+intaked_spool_keys_submit (intaked_spool_keys *k)
+{
+  store_spool_rotate_submit (k->st, INTAKED_SPOOL_KEY_RESEAL, &k->r,
+                             intaked_spool_keys_done, k);
+}
+
+/* In the writer thread.  */
+static void
+intaked_spool_keys_done (gint64 id, const GError *error, gpointer data)
+{
+  intaked_spool_keys *k = data;
+
+  if (error != NULL)
+    g_warning ("event=spool-key-rotation result=failed error=%s",
+               error->message);
+  else if (k->r.rotated || k->r.resealed > 0 || k->r.destroyed > 0
+           || k->r.unreadable > 0)
+    g_message ("event=spool-key-rotation key=%" G_GINT64_FORMAT
+               " new=%d resealed=%" G_GINT64_FORMAT " unreadable=%u"
+               " destroyed=%u", k->r.key, k->r.rotated ? 1 : 0,
+               k->r.resealed, k->r.unreadable, k->r.destroyed);
+  if (error == NULL && k->r.more && !g_atomic_int_get (&k->stopping))
+    {
+      intaked_spool_keys_submit (k);
+      return;
+    }
+  g_atomic_int_set (&k->busy, 0);
+}
+
+static gboolean
+intaked_spool_keys_tick (gpointer data)
+{
+  intaked_spool_keys *k = data;
+
+  if (g_atomic_int_compare_and_exchange (&k->busy, 0, 1))
+    intaked_spool_keys_submit (k);
+  return G_SOURCE_CONTINUE;
+}
+
 /* The daily retention job (docs/retention.md): a thread of its own, so a
  * long pass never stalls the loop; first 10 minutes after start, then
  * every 24 hours of the monotonic clock.  The schedule's time is the wall
@@ -349,6 +406,8 @@ intaked_master_main (const char *config_path)
   pipeline *pl = NULL;
   intaked_master_ctx ctx = { 0 };
   intaked_retention *retention = NULL;
+  intaked_spool_keys spool_keys = { 0 };
+  guint spool_keys_timer;
   struct rlimit no_core = { 0, 0 };
 
   intake_log_init ("master");
@@ -397,6 +456,7 @@ intaked_master_main (const char *config_path)
           return EX_CONFIG;
         }
     }
+  store_spool_key_set_lifetime (st, cfg->spool_key_lifetime_s);
   /* a kind changed by a person (intakectl, the API) takes its clock */
   if (ctx.rt != NULL)
     store_set_due_fn (st, intaked_due_for_kind, ctx.rt);
@@ -488,6 +548,11 @@ intaked_master_main (const char *config_path)
     else
       retention = intaked_retention_start (st, policy);
   }
+  spool_keys.st = st;
+  intaked_spool_keys_tick (&spool_keys);
+  spool_keys_timer = g_timeout_add_seconds (
+      CLAMP (cfg->spool_key_lifetime_s / 4, 1, INTAKED_SPOOL_KEY_TICK_MAX_S),
+      intaked_spool_keys_tick, &spool_keys);
 
   g_main_loop_run (ctx.loop);
   /* Answer anything still queued for the main context (parse requests
@@ -496,6 +561,8 @@ intaked_master_main (const char *config_path)
     ;
 
   http_server_free (&ctx.http);
+  g_source_remove (spool_keys_timer);
+  g_atomic_int_set (&spool_keys.stopping, 1);
   intaked_retention_stop (&retention);
   outbox_stop (&ctx.outbox);
   webhook_stop (&ctx.webhook);

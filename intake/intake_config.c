@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "intake/smtp_limits.h"
+#include "store/store.h"
 
 G_DEFINE_QUARK (intake-config-error-quark, intake_config_error)
 
@@ -175,6 +176,15 @@ intake_config_load (const char *path, GError **error)
                            64 * 1024 * 1024, 0, G_MAXUINT64,
                            &cfg->min_free_bytes, error))
     return NULL;
+  {
+    /* SECURITY-TESTS 98 asks for a day; longer is refused (a week) */
+    guint64 life;
+    if (!intake_config_uint (kf, path, "store", "spool_key_lifetime",
+                             STORE_SPOOL_KEY_LIFETIME_S, 1, 7 * 24 * 3600,
+                             &life, error))
+      return NULL;
+    cfg->spool_key_lifetime_s = (guint) life;
+  }
 
   cfg->smtp_listen = intake_config_string (kf, "smtp", "listen",
                                            "127.0.0.1:2525");

@@ -81,6 +81,8 @@ typedef struct {
   char *retention;             /* (nullable) [retention] schedule
                                 * (absolute); NULL: the built-in one */
   guint64 min_free_bytes;      /* [store] min_free_space */
+  guint spool_key_lifetime_s;  /* [store] spool_key_lifetime: seconds a
+                                * spool key seals new mail (a day) */
 
   char *smtp_listen;           /* [smtp] listen, host:port */
   guint smtp_processes;        /* [smtp] processes */

@@ -351,6 +351,11 @@ static const char *const store_migrations[] = {
   /* 10 -> 11: department API tokens expire (SECURITY-TESTS 102); tokens
    * made before have none (NULL) until revoked.  */
   "ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;",
+  /* 11 -> 12: the spool key rotates (SECURITY-TESTS 98): the key each row
+   * is sealed under (store_spoolkey.c); 0, the master key's spool key, for
+   * the rows before, re-sealed by the first rotation run.  */
+  "ALTER TABLE spool ADD COLUMN key_id INTEGER NOT NULL DEFAULT 0;"
+  "CREATE INDEX spool_key ON spool(key_id);",
 };
 
 void
@@ -751,6 +756,7 @@ store_batch_abort (store *s, GPtrArray *batch, int rc, const char *what)
 
   s->next_spool_id = 0;         /* the batch's ids were rolled back */
   store_writer_batch_forget (s); /* and its audit events */
+  store_spool_key_batch_forget (s);
   /* keys of subjects the batch created, under ids handed out again */
   store_keycache_clear (s->wkeys);
   store_set_sqlite_error (&error, s->wdb, rc, what);
@@ -796,6 +802,7 @@ store_batch_restart (store *s, GPtrArray *batch)
 
   s->next_spool_id = 0;         /* as in store_batch_abort () */
   store_writer_batch_forget (s);
+  store_spool_key_batch_forget (s);
   store_keycache_clear (s->wkeys);
   store_vault_rollback (s->wvault);
   if (rc != SQLITE_OK || !sqlite3_get_autocommit (s->wdb))
@@ -837,6 +844,7 @@ again:
     {
       store_vault_rollback (s->wvault);
       store_writer_batch_forget (s);
+      store_spool_key_batch_forget (s);
       store_batch_fail (batch, error);
       g_clear_error (&error);
       return;
@@ -930,6 +938,7 @@ again:
       store_batch_abort (s, batch, rc, "commit");
       return;
     }
+  store_spool_key_batch_done (s);
   for (guint i = 0; i < batch->len; i++)
     if (((store_job *) batch->pdata[i])->kill_after_commit)
       {
@@ -1259,6 +1268,7 @@ store_open_full (const char *path, const char *vault, const store_keys *keys,
   s->wkey = sodium_malloc (STORE_KEY_BYTES);
   g_assert (s->wkey != NULL);
   s->wkeys = store_keycache_new ();
+  s->spoolkeys = store_spoolkeys_new ();
   s->wdata_version = -1;       /* what the writer keeps is read at first */
   s->wstmts = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
                                      store_stmt_finalize);
@@ -1360,6 +1370,7 @@ store_close (store **sp)
   g_cond_clear (&s->ccond);
   sodium_free (s->wkey);
   store_keycache_free (&s->wkeys);
+  store_spoolkeys_free (&s->spoolkeys);
   g_free (s->path);
   g_free (s);
   *sp = NULL;

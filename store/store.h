@@ -40,7 +40,7 @@ typedef enum {
 } store_error_code;
 
 /* The schema version this binary writes (PRAGMA user_version).  */
-#define STORE_SCHEMA_VERSION 11
+#define STORE_SCHEMA_VERSION 12
 
 typedef enum {
   STORE_OPEN_WRITER = 1 << 0,  /* create/migrate, start the writer thread */
@@ -98,6 +98,36 @@ store_envelope *store_envelope_unpack (GBytes *bytes, GError **error);
  * id) or after a failure (@error set, nothing stored).  */
 typedef void (*store_done_fn) (gint64 id, const GError *error,
                                gpointer user_data);
+
+/* ---------------------------------------------------------- spool keys */
+
+/* The spool is sealed under a key that changes every @seconds (default
+ * STORE_SPOOL_KEY_LIFETIME_S, a day; [store] spool_key_lifetime), each
+ * destroyed once no spool row needs it (store_spoolkey.c,
+ * docs/cases.md "Keys").  */
+#define STORE_SPOOL_KEY_LIFETIME_S (24 * 3600)
+void store_spool_key_set_lifetime (store *s, guint seconds);
+
+/* What one run of store_spool_rotate_submit() did.  */
+typedef struct {
+  gint64 key;          /* the current key's id */
+  gboolean rotated;    /* that key was made by this run */
+  gint64 resealed;     /* rows moved under it from keys a period old */
+  guint unreadable;    /* rows under such a key that did not open: left */
+  guint destroyed;     /* keys destroyed after the commit */
+  guint waiting;       /* keys unused, destroyed at the next run */
+  gboolean more;       /* @max rows re-sealed: run again */
+} store_spool_rotation;
+
+/* One run of the spool keys' rotation in the writer: start a new key if
+ * the current one is a period old, re-seal (at most @max) rows still
+ * under a key a period old, and destroy, after the commit, the keys that
+ * no row used at this run nor at the one before.  @out (nullable) is
+ * filled before @done runs (in the writer thread).  Only the process
+ * that spools (intaked) runs it.  */
+void store_spool_rotate_submit (store *s, guint max,
+                                store_spool_rotation *out,
+                                store_done_fn done, gpointer user_data);
 
 /* An IMAP message: the spool row and the (mailbox, UIDVALIDITY, UID)
  * checkpoint are committed together.  If that message was taken before,

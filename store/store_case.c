@@ -280,10 +280,10 @@ store_secure_delete (store *s, sqlite3 *db, gboolean on, GError **error)
 }
 
 /* The spool row goes with secure_delete on: its ciphertext is under the
- * spool key, which is kept for good, so a copy left in the file's free
- * pages would still open after the person's own key is shredded, and no
- * erasure could be complete (SECURITY-TESTS 98: "the staging copy
- * securely deleted").  test_rights test_erase_leaves_no_spool_ciphertext.  */
+ * spool key of the day, which lives until no spool row needs it (a day or
+ * more, store_spoolkey.c), so a copy left in the file's free pages would
+ * still open for that long after the person's own key is shredded
+ * (SECURITY-TESTS 98: "the staging copy securely deleted").  test_rights test_erase_leaves_no_spool_ciphertext.  */
 static gboolean
 store_spool_delete (store *s, sqlite3 *db, gint64 spool_id, GError **error)
 {

@@ -88,6 +88,7 @@ struct store {
   sqlite3_stmt *wvault_get;  /* store_vault_get(), prepared once for each */
   sqlite3_stmt *rvault_get;
   GRecMutex vlock;
+  struct store_spoolkeys *spoolkeys;  /* the spool's keys (store_spoolkey.c) */
 };
 
 /* Queue @job for the writer.  */
@@ -171,6 +172,28 @@ void store_keycache_tick (store_keycache *c);
 guint store_keycache_live (store_keycache *c);
 void store_keycache_stats (store_keycache *c, guint64 *hits,
                           guint64 *misses);
+
+/* ------------------------------------------------- spool keys */
+
+/* The spool's keys by period (store_spoolkey.c).  */
+typedef struct store_spoolkeys store_spoolkeys;
+store_spoolkeys *store_spoolkeys_new (void);
+void store_spoolkeys_free (store_spoolkeys **c);
+/* Key @id of the spool into @out (STORE_KEY_BYTES, secure memory), for a
+ * row sealed under it: from the cache, else from its vault secret (the
+ * writer's vault connection for @db the writer's, else the shared one,
+ * under vlock).  STORE_ERROR_CRYPTO if the vault no longer has it.  */
+gboolean store_spool_key_get (store *s, sqlite3 *db, gint64 id, guint8 *out,
+                              GError **error);
+/* (transfer none) The key new spool rows are sealed under (writer thread,
+ * inside a batch), and its id in *@id: a new one, its secret put in the
+ * writer's vault transaction, if the current one is a period old.  */
+const guint8 *store_spool_key_current (store *s, sqlite3 *db, gint64 *id,
+                                       GError **error);
+/* Writer batch hooks: a batch rolled back (a key it made is forgotten),
+ * a batch committed (the secrets it left unused are destroyed).  */
+void store_spool_key_batch_forget (store *s);
+void store_spool_key_batch_done (store *s);
 
 /* ------------------------------------------------------- key vault */
 

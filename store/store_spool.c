@@ -1,6 +1,7 @@
 /*
  * store_spool.c - the spool: raw messages and envelopes, sealed under the
- * spool key, committed before anyone is told "accepted".
+ * spool key of the day (store_spoolkey.c), committed before anyone is told
+ * "accepted".
  *
  * Owns: nothing beyond the calls.  Refuses: rows whose seal does not open
  * (tampered, or moved from another row).
@@ -10,6 +11,8 @@
 #include "store/store_private.h"
 
 #include <string.h>
+
+#include <sodium.h>
 
 /* Envelope wire form: (source, client, helo, mail_from, rcpts, tls, time). */
 #define STORE_ENVELOPE_TYPE "(ssssasbx)"
@@ -108,7 +111,8 @@ static gboolean
 store_spool_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
 {
   store_spool_job *sj = (store_spool_job *) job;
-  const guint8 *key = store_keys_get (s->keys, STORE_KEY_SPOOL);
+  const guint8 *key;
+  gint64 key_id;
   g_autoptr (GBytes) env_plain = NULL;
   g_autoptr (GBytes) env_sealed = NULL;
   g_autoptr (GBytes) raw_sealed = NULL;
@@ -126,6 +130,9 @@ store_spool_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   id = s->next_spool_id;
   if (id < 0)
     return FALSE;
+  key = store_spool_key_current (s, db, &key_id, error);
+  if (key == NULL)
+    return FALSE;
   env_plain = store_envelope_pack (sj->env);
   p = g_bytes_get_data (env_plain, &n);
   env_sealed = store_seal (key, "spool", "envelope", id, 0, p, n);
@@ -133,8 +140,8 @@ store_spool_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   raw_sealed = store_seal (key, "spool", "raw", id, 0, p, n);
 
   st = store_stmt (s, db, "INSERT INTO spool (id, received_at, source, size,"
-                          " envelope, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                      error);
+                          " envelope, raw, key_id)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", error);
   if (st == NULL)
     return FALSE;
   sqlite3_bind_int64 (st, 1, id);
@@ -145,6 +152,7 @@ store_spool_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   sqlite3_bind_blob64 (st, 5, p, n, SQLITE_STATIC);
   p = g_bytes_get_data (raw_sealed, &n);
   sqlite3_bind_blob64 (st, 6, p, n, SQLITE_STATIC);
+  sqlite3_bind_int64 (st, 7, key_id);
   rc = sqlite3_step (st);
   store_stmt_release (st);
   if (rc != SQLITE_DONE)
@@ -184,17 +192,28 @@ store_spool_last_submit (store *s)
 
 /* ------------------------------------------------------------- reading */
 
-/* (transfer full) The row whose sealed envelope and raw bytes are columns
- * @col and @col + 1 of @st, opened; @error of the item set if they do not
- * open (tampered, or moved from another row).  */
+/* (transfer full) The row whose key id, sealed envelope and raw bytes
+ * are columns @col to @col + 2 of @st (read on @db), opened; @error of
+ * the item set if they do not open (tampered, moved from another row, or
+ * under a key that is gone).  @key: STORE_KEY_BYTES of the caller's
+ * secure memory, holding key *@key_id (-1: none yet).  */
 static store_spool_item *
-store_spool_item_open (const guint8 *key, gint64 id, sqlite3_stmt *st,
-                       int col)
+store_spool_item_open (store *s, sqlite3 *db, guint8 *key, gint64 *key_id,
+                       gint64 id, sqlite3_stmt *st, int col)
 {
   store_spool_item *item = g_new0 (store_spool_item, 1);
   g_autoptr (GBytes) env_plain = NULL;
+  gint64 want = sqlite3_column_int64 (st, col);
 
   item->id = id;
+  col++;
+  if (want != *key_id)
+    {
+      *key_id = -1;
+      if (!store_spool_key_get (s, db, want, key, &item->error))
+        return item;
+      *key_id = want;
+    }
   env_plain = store_unseal (key, "spool", "envelope", id, 0,
                             sqlite3_column_blob (st, col),
                             sqlite3_column_bytes (st, col), &item->error);
@@ -228,14 +247,16 @@ store_spool_item_free (store_spool_item *item)
 GPtrArray *
 store_spool_list (store *s, gint64 after_id, guint max, GError **error)
 {
-  const guint8 *key = store_keys_get (s->keys, STORE_KEY_SPOOL);
+  guint8 *key = sodium_malloc (STORE_KEY_BYTES);
+  gint64 key_id = -1;
   GPtrArray *out = g_ptr_array_new_with_free_func (
       (GDestroyNotify) store_spool_item_free);
   sqlite3_stmt *st;
   int rc;
 
+  g_assert (key != NULL);
   g_mutex_lock (&s->rlock);
-  st = store_stmt (s, s->rdb, "SELECT id, envelope, raw FROM spool"
+  st = store_stmt (s, s->rdb, "SELECT id, key_id, envelope, raw FROM spool"
                               " WHERE id > ?1 AND quarantined_at IS NULL"
                               " ORDER BY id LIMIT ?2", error);
   if (st == NULL)
@@ -247,7 +268,8 @@ store_spool_list (store *s, gint64 after_id, guint max, GError **error)
       gint64 id = sqlite3_column_int64 (st, 0);
       /* A row that does not open is reported with its id and left in the
        * spool for a person; it never blocks the rows behind it.  */
-      store_spool_item *item = store_spool_item_open (key, id, st, 1);
+      store_spool_item *item = store_spool_item_open (s, s->rdb, key, &key_id,
+                                                      id, st, 1);
       g_ptr_array_add (out, item);
     }
   if (rc != SQLITE_DONE)
@@ -257,11 +279,13 @@ store_spool_list (store *s, gint64 after_id, guint max, GError **error)
     }
   store_stmt_release (st);
   g_mutex_unlock (&s->rlock);
+  sodium_free (key);
   return out;
 
 fail:
   store_stmt_release (st);
   g_mutex_unlock (&s->rlock);
+  sodium_free (key);
   g_ptr_array_unref (out);
   return NULL;
 }
@@ -423,13 +447,15 @@ store_quarantine_list (store *s, GError **error)
 store_spool_item *
 store_quarantine_get (store *s, gint64 id, GError **error)
 {
-  const guint8 *key = store_keys_get (s->keys, STORE_KEY_SPOOL);
+  guint8 *key = sodium_malloc (STORE_KEY_BYTES);
+  gint64 key_id = -1;
   store_spool_item *item = NULL;
   sqlite3_stmt *st;
   int rc;
 
+  g_assert (key != NULL);
   g_mutex_lock (&s->rlock);
-  st = store_stmt (s, s->rdb, "SELECT envelope, raw FROM spool"
+  st = store_stmt (s, s->rdb, "SELECT key_id, envelope, raw FROM spool"
                               " WHERE id = ?1 AND quarantined_at IS NOT NULL",
                    error);
   if (st == NULL)
@@ -438,7 +464,7 @@ store_quarantine_get (store *s, gint64 id, GError **error)
   rc = sqlite3_step (st);
   if (rc == SQLITE_ROW)
     {
-      item = store_spool_item_open (key, id, st, 0);
+      item = store_spool_item_open (s, s->rdb, key, &key_id, id, st, 0);
       if (item->error != NULL)
         {
           g_propagate_error (error, g_steal_pointer (&item->error));
@@ -453,6 +479,7 @@ store_quarantine_get (store *s, gint64 id, GError **error)
   store_stmt_release (st);
 out:
   g_mutex_unlock (&s->rlock);
+  sodium_free (key);
   return item;
 }
 

@@ -34,6 +34,13 @@ static const char store_vault_schema[] =
   "  secret BLOB NOT NULL,"             /* 32 random bytes */
   "  created_at INTEGER NOT NULL"
   ");"
+  /* one per period of the spool's key (store_spoolkey.c); an id is never
+   * handed out again once committed */
+  "CREATE TABLE IF NOT EXISTS spool_secrets ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  secret BLOB NOT NULL,"             /* 32 random bytes */
+  "  created_at INTEGER NOT NULL"       /* unix us */
+  ");"
   "CREATE TABLE IF NOT EXISTS meta ("   /* id: random, made once; the */
   "  k TEXT PRIMARY KEY,"               /* database remembers it */
   "  v BLOB NOT NULL"

@@ -8,7 +8,8 @@
  * check character against every single-digit error and adjacent
  * transposition; store open with WAL + synchronous=FULL, refusal of a
  * newer schema; spool submit with group commit; ingest into a case with
- * dedupe of identical bytes; tampered spool rows reported, not fatal.
+ * dedupe of identical bytes; tampered spool rows reported, not fatal; the
+ * spool key's rotation and destruction (SECURITY-TESTS 98).
  */
 #include <check.h>
 #include <fcntl.h>
@@ -730,6 +731,259 @@ START_TEST (test_envelope_garbage)
 }
 END_TEST
 
+/* ------------------------------------------------------- spool keys */
+
+/* One run of the spool keys' rotation, waited for.  */
+static store_spool_rotation
+rotate_now (store *st)
+{
+  store_spool_rotation r = { 0 };
+  waiter w = { 0 };
+
+  g_mutex_init (&w.lock);
+  g_cond_init (&w.cond);
+  store_spool_rotate_submit (st, 1000, &r, waiter_done, &w);
+  waiter_wait (&w, 1);
+  ck_assert_int_eq (w.failed, 0);
+  g_mutex_clear (&w.lock);
+  g_cond_clear (&w.cond);
+  return r;
+}
+
+static gint64
+sql_int (sqlite3 *db, const char *sql)
+{
+  sqlite3_stmt *q = NULL;
+  gint64 v = -1;
+
+  ck_assert_int_eq (sqlite3_prepare_v2 (db, sql, -1, &q, NULL), SQLITE_OK);
+  if (sqlite3_step (q) == SQLITE_ROW)
+    v = sqlite3_column_int64 (q, 0);
+  sqlite3_finalize (q);
+  return v;
+}
+
+static GBytes *
+sql_blob (sqlite3 *db, const char *sql)
+{
+  sqlite3_stmt *q = NULL;
+  GBytes *b = NULL;
+
+  ck_assert_int_eq (sqlite3_prepare_v2 (db, sql, -1, &q, NULL), SQLITE_OK);
+  if (sqlite3_step (q) == SQLITE_ROW)
+    b = g_bytes_new (sqlite3_column_blob (q, 0), sqlite3_column_bytes (q, 0));
+  sqlite3_finalize (q);
+  return b;
+}
+
+/* How many of the files @paths hold @needle.  */
+static guint
+files_holding (const char *const *paths, GBytes *needle)
+{
+  gsize nl;
+  const void *n = g_bytes_get_data (needle, &nl);
+  guint hits = 0;
+
+  for (guint i = 0; paths[i] != NULL; i++)
+    {
+      g_autofree char *data = NULL;
+      gsize len = 0;
+      if (g_file_get_contents (paths[i], &data, &len, NULL)
+          && memmem (data, len, n, nl) != NULL)
+        hits++;
+    }
+  return hits;
+}
+
+/* SECURITY-TESTS 98: the spool's key changes every period; the rows still
+ * waiting under an old key (and those of schema 11, under the master key's
+ * spool key) are re-sealed under the new one, and the old key's secret is
+ * then destroyed in the vault, so that no copy of a row sealed under it
+ * opens again.  */
+START_TEST (test_spool_key_rotation)
+{
+  store_keys *keys = make_keys ();
+  store *st = open_store (keys);
+  g_autofree char *db = tmp_path ("intake.db");
+  g_autofree char *vault = tmp_path ("intake-vault.db");
+  g_autofree char *vault_wal = tmp_path ("intake-vault.db-wal");
+  const char *const vault_files[] = { vault, vault_wal, NULL };
+  g_autoptr (GBytes) secret1 = NULL;
+  g_autoptr (GBytes) old_raw = NULL;
+  g_autoptr (GPtrArray) items = NULL;
+  store_spool_rotation r;
+  waiter w = { 0 };
+  sqlite3 *raw, *vraw;
+
+  g_mutex_init (&w.lock);
+  g_cond_init (&w.cond);
+  store_spool_key_set_lifetime (st, 1);
+  store_spool_submit (st, make_env (), g_bytes_new_static ("one\r\n", 5),
+                      waiter_done, &w);
+  store_spool_submit (st, make_env (), g_bytes_new_static ("two\r\n", 5),
+                      waiter_done, &w);
+  waiter_wait (&w, 2);
+  ck_assert_int_eq (w.failed, 0);
+  ck_assert_int_eq (sqlite3_open (db, &raw), SQLITE_OK);
+  ck_assert_int_eq (sqlite3_open (vault, &vraw), SQLITE_OK);
+  ck_assert_int_eq (sql_int (raw, "SELECT count(*) FROM spool"
+                                  " WHERE key_id = 1"), 2);
+  secret1 = sql_blob (vraw, "SELECT secret FROM spool_secrets WHERE id = 1");
+  ck_assert_ptr_nonnull (secret1);
+  ck_assert_uint_eq (files_holding (vault_files, secret1), 1);
+  old_raw = sql_blob (raw, "SELECT raw FROM spool WHERE id = 1");
+
+  /* row 2 as an older intake left it: under the master key's spool key */
+  {
+    const guint8 *k0 = store_keys_get (keys, STORE_KEY_SPOOL);
+    g_autoptr (GBytes) env = NULL;
+    g_autoptr (GBytes) aad_e = store_keys_aad ("spool", "envelope", 2, 0, 1);
+    g_autoptr (GBytes) aad_r = store_keys_aad ("spool", "raw", 2, 0, 1);
+    g_autoptr (GBytes) se = NULL;
+    g_autoptr (GBytes) sr = NULL;
+    store_envelope *e = make_env ();
+    sqlite3_stmt *q = NULL;
+    gsize n;
+    const void *p;
+
+    env = store_envelope_pack (e);
+    store_envelope_free (e);
+    p = g_bytes_get_data (env, &n);
+    se = store_keys_seal (k0, aad_e, p, n);
+    sr = store_keys_seal (k0, aad_r, "two\r\n", 5);
+    ck_assert_int_eq (sqlite3_prepare_v2 (raw, "UPDATE spool SET envelope ="
+                                               " ?1, raw = ?2, key_id = 0"
+                                               " WHERE id = 2", -1, &q, NULL),
+                      SQLITE_OK);
+    p = g_bytes_get_data (se, &n);
+    sqlite3_bind_blob (q, 1, p, (int) n, SQLITE_STATIC);
+    p = g_bytes_get_data (sr, &n);
+    sqlite3_bind_blob (q, 2, p, (int) n, SQLITE_STATIC);
+    ck_assert_int_eq (sqlite3_step (q), SQLITE_DONE);
+    sqlite3_finalize (q);
+  }
+
+  /* a run within the period leaves key 1's rows, moves key 0's */
+  r = rotate_now (st);
+  ck_assert_int_eq (r.key, 1);
+  ck_assert (!r.rotated);
+  ck_assert_int_eq (r.resealed, 1);
+  ck_assert_int_eq (sql_int (raw, "SELECT key_id FROM spool WHERE id = 2"), 1);
+
+  /* a period later: a new key, both rows under it */
+  g_usleep (1100 * 1000);
+  r = rotate_now (st);
+  ck_assert_int_eq (r.key, 2);
+  ck_assert (r.rotated);
+  ck_assert_int_eq (r.resealed, 2);
+  ck_assert_uint_eq (r.unreadable, 0);
+  ck_assert_uint_eq (r.destroyed, 0);    /* unused once: kept for a run */
+  ck_assert_uint_eq (r.waiting, 1);
+  ck_assert_int_eq (sql_int (raw, "SELECT count(*) FROM spool"
+                                  " WHERE key_id = 2"), 2);
+  items = store_spool_list (st, 0, 10, NULL);
+  ck_assert_uint_eq (items->len, 2);
+  for (guint i = 0; i < 2; i++)
+    {
+      store_spool_item *it = items->pdata[i];
+      ck_assert_ptr_null (it->error);
+      ck_assert_int_eq (memcmp (g_bytes_get_data (it->raw, NULL),
+                                i == 0 ? "one\r\n" : "two\r\n", 5), 0);
+      ck_assert_str_eq (it->env->mail_from, "citizen@example.org");
+    }
+  g_clear_pointer (&items, g_ptr_array_unref);
+
+  /* the next run destroys key 1: gone from every file of the vault */
+  r = rotate_now (st);
+  ck_assert_int_eq (r.key, 2);
+  ck_assert (!r.rotated);
+  ck_assert_uint_eq (r.destroyed, 1);
+  ck_assert_int_eq (sql_int (vraw, "SELECT count(*) FROM spool_secrets"), 1);
+  ck_assert_int_eq (sql_int (vraw, "SELECT id FROM spool_secrets"), 2);
+  sqlite3_close (vraw);
+  ck_assert_uint_eq (files_holding (vault_files, secret1), 0);
+
+  /* a copy of row 1 as it was (a backup of the database) no longer opens */
+  {
+    sqlite3_stmt *q = NULL;
+    gsize n;
+    const void *p = g_bytes_get_data (old_raw, &n);
+
+    ck_assert_int_eq (sqlite3_prepare_v2 (raw, "UPDATE spool SET raw = ?1,"
+                                               " key_id = 1 WHERE id = 1",
+                                          -1, &q, NULL), SQLITE_OK);
+    sqlite3_bind_blob (q, 1, p, (int) n, SQLITE_STATIC);
+    ck_assert_int_eq (sqlite3_step (q), SQLITE_DONE);
+    sqlite3_finalize (q);
+  }
+  sqlite3_close (raw);
+  items = store_spool_list (st, 0, 10, NULL);
+  ck_assert_uint_eq (items->len, 2);
+  {
+    store_spool_item *it = items->pdata[0];
+    ck_assert_ptr_nonnull (it->error);
+    ck_assert (g_error_matches (it->error, STORE_ERROR, STORE_ERROR_CRYPTO));
+    ck_assert_ptr_null (it->raw);
+    ck_assert_ptr_null (((store_spool_item *) items->pdata[1])->error);
+  }
+  store_close (&st);
+  store_keys_free (&keys);
+  g_mutex_clear (&w.lock);
+  g_cond_clear (&w.cond);
+}
+END_TEST
+
+/* Mail spooled after the period began is sealed under a new key at once,
+ * not only after the next rotation run; a restart starts a key of its own
+ * and the rows of the key before it are still read.  */
+START_TEST (test_spool_key_new_period_and_restart)
+{
+  store_keys *keys = make_keys ();
+  store *st = open_store (keys);
+  g_autofree char *db = tmp_path ("intake.db");
+  g_autoptr (GPtrArray) items = NULL;
+  waiter w = { 0 };
+  sqlite3 *raw;
+
+  g_mutex_init (&w.lock);
+  g_cond_init (&w.cond);
+  store_spool_key_set_lifetime (st, 1);
+  store_spool_submit (st, make_env (), g_bytes_new_static ("a\r\n", 3),
+                      waiter_done, &w);
+  waiter_wait (&w, 1);
+  g_usleep (1100 * 1000);
+  store_spool_submit (st, make_env (), g_bytes_new_static ("b\r\n", 3),
+                      waiter_done, &w);
+  waiter_wait (&w, 2);
+  store_close (&st);
+  st = open_store (keys);
+  store_spool_submit (st, make_env (), g_bytes_new_static ("c\r\n", 3),
+                      waiter_done, &w);
+  waiter_wait (&w, 3);
+  ck_assert_int_eq (w.failed, 0);
+  ck_assert_int_eq (sqlite3_open (db, &raw), SQLITE_OK);
+  {
+    sqlite3_stmt *q = NULL;
+    ck_assert_int_eq (sqlite3_prepare_v2 (raw, "SELECT group_concat(key_id)"
+                                               " FROM (SELECT key_id FROM"
+                                               " spool ORDER BY id)", -1, &q,
+                                          NULL), SQLITE_OK);
+    ck_assert_int_eq (sqlite3_step (q), SQLITE_ROW);
+    ck_assert_str_eq ((const char *) sqlite3_column_text (q, 0), "1,2,3");
+    sqlite3_finalize (q);
+  }
+  sqlite3_close (raw);
+  items = store_spool_list (st, 0, 10, NULL);
+  ck_assert_uint_eq (items->len, 3);
+  for (guint i = 0; i < 3; i++)
+    ck_assert_ptr_null (((store_spool_item *) items->pdata[i])->error);
+  store_close (&st);
+  store_keys_free (&keys);
+  g_mutex_clear (&w.lock);
+  g_cond_clear (&w.cond);
+}
+END_TEST
+
 static Suite *
 store_suite (void)
 {
@@ -762,6 +1016,8 @@ store_suite (void)
   tcase_add_test (tc, test_spool_tampered_row);
   tcase_add_test (tc, test_spool_tampered_envelope);
   tcase_add_test (tc, test_envelope_garbage);
+  tcase_add_test (tc, test_spool_key_rotation);
+  tcase_add_test (tc, test_spool_key_new_period_and_restart);
   suite_add_tcase (s, tc);
   return s;
 }

@@ -1,0 +1,111 @@
+"""test_spool_keys.py - the spool's key rotates and old keys are destroyed.
+
+Covers SECURITY-TESTS 98 ("the intake key rotates daily, and no staging
+ciphertext stays past the window"; issue 4, §K) end to end: a real intaked
+with `[store] spool_key_lifetime = 2` (seconds instead of the day it ships
+with) keeps a quarantined message in its spool; the rotation re-seals that
+message under the new key, the old key's secret disappears from every file
+of the key vault, and `intakectl quarantine show` (another process) still
+reads the message.  Mail keeps being filed meanwhile.
+"""
+
+import json
+import os
+import sqlite3
+import time
+import unittest
+
+from harness import Intaked, message
+
+
+def wait_for(pred, timeout=30.0, step=0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return None
+
+
+def query(path, sql, args=()):
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
+
+
+def files_holding(paths, needle):
+    hits = 0
+    for p in paths:
+        try:
+            with open(p, "rb") as f:
+                if needle in f.read():
+                    hits += 1
+        except FileNotFoundError:
+            pass
+    return hits
+
+
+class SpoolKeys(unittest.TestCase):
+    def test_quarantined_message_outlives_its_key(self):
+        marker = "POISON-%s" % os.urandom(4).hex()
+        with Intaked(store={"spool_key_lifetime": 2},
+                     env={"INTAKE_FAULT_PARSE_CRASH": marker}) as d:
+            var = os.path.join(d.dir, "var")
+            db = os.path.join(var, "intake.db")
+            vault = os.path.join(var, "intake-vault.db")
+            vault_files = [vault, vault + "-wal"]
+            with d.smtp() as s:
+                s.sendmail("b@example.org", ["foi@council.example"],
+                           message(subject="poison", body=marker + "\r\n",
+                                   msgid="<bad-1@example.org>"))
+                s.sendmail("a@example.org", ["enquiries@council.example"],
+                           message(subject="fine", msgid="<ok-1@example.org>"))
+
+            def quarantined():
+                r = d.ctl("quarantine", "list", "--json", check=True)
+                return json.loads(r.stdout)
+            q = wait_for(quarantined, timeout=60)
+            self.assertTrue(q, "not quarantined:\n" + d.log()[-3000:])
+            qid = q[0]["id"]
+            (first_key,), = query(db, "SELECT key_id FROM spool WHERE id = ?",
+                                  (qid,))
+            self.assertGreater(first_key, 0)
+            (secret,), = query(vault, "SELECT secret FROM spool_secrets"
+                                      " WHERE id = ?", (first_key,))
+            self.assertEqual(len(secret), 32)
+            self.assertGreaterEqual(files_holding(vault_files, secret), 1)
+
+            # re-sealed under a newer key, and the old secret destroyed
+            def moved():
+                (k,), = query(db, "SELECT key_id FROM spool WHERE id = ?",
+                              (qid,))
+                return k if k != first_key else None
+            new_key = wait_for(moved, timeout=30)
+            self.assertTrue(new_key, "not re-sealed:\n" + d.log()[-3000:])
+            self.assertGreater(new_key, first_key)
+            gone = wait_for(lambda: not query(
+                vault, "SELECT 1 FROM spool_secrets WHERE id = ?",
+                (first_key,)), timeout=30)
+            self.assertTrue(gone, "old key kept:\n" + d.log()[-3000:])
+            self.assertEqual(files_holding(vault_files, secret), 0)
+            self.assertIn("event=spool-key-destroyed key=%d" % first_key,
+                          d.log())
+
+            # still readable, by another process, under the new key
+            r = d.ctl("quarantine", "show", str(qid), "--raw", check=True)
+            self.assertIn(marker, r.stdout)
+            # and the rest of the mail was filed
+            self.assertEqual(len(d.wait_cases(1)), 1)
+            # keys in the vault: the ones still in use, and the current one
+            used = {k for (k,) in query(db, "SELECT DISTINCT key_id FROM spool")}
+            kept = {k for (k,) in query(vault, "SELECT id FROM spool_secrets")}
+            self.assertTrue(used <= kept)
+            self.assertLessEqual(len(kept - used), 2)
+            self.assertNotIn(marker, d.log())
+
+
+if __name__ == "__main__":
+    unittest.main()
