@@ -403,29 +403,37 @@ store_spoolkey_contains (GArray *a, gint64 id)
   return FALSE;
 }
 
+/* The first column of every row of @st (bound, then released) in @out.  */
+static gboolean
+store_spoolkey_column (sqlite3 *db, sqlite3_stmt *st, GArray *out,
+                       const char *what, GError **error)
+{
+  int rc;
+
+  g_array_set_size (out, 0);
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      gint64 id = sqlite3_column_int64 (st, 0);
+      g_array_append_val (out, id);
+    }
+  store_stmt_release (st);
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, db, rc, what);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* The ids of the spool's keys in use (key 0 too), in @used.  */
 static gboolean
 store_spoolkey_used (store *s, sqlite3 *db, GArray *used, GError **error)
 {
   sqlite3_stmt *st = store_stmt (s, db, "SELECT DISTINCT key_id FROM spool",
                                  error);
-  int rc;
 
-  if (st == NULL)
-    return FALSE;
-  g_array_set_size (used, 0);
-  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
-    {
-      gint64 id = sqlite3_column_int64 (st, 0);
-      g_array_append_val (used, id);
-    }
-  store_stmt_release (st);
-  if (rc != SQLITE_DONE)
-    {
-      store_set_sqlite_error (error, db, rc, "spool keys in use");
-      return FALSE;
-    }
-  return TRUE;
+  return st != NULL
+         && store_spoolkey_column (db, st, used, "spool keys in use", error);
 }
 
 /* Re-seal the rows under key @old (at most @max) under the current key
@@ -454,17 +462,8 @@ store_spoolkey_reseal (store *s, sqlite3 *db, gint64 old, const guint8 *cur,
     goto fail;
   sqlite3_bind_int64 (st, 1, old);
   sqlite3_bind_int64 (st, 2, max);
-  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
-    {
-      gint64 id = sqlite3_column_int64 (st, 0);
-      g_array_append_val (ids, id);
-    }
-  store_stmt_release (st);
-  if (rc != SQLITE_DONE)
-    {
-      store_set_sqlite_error (error, db, rc, "spool re-seal");
-      goto fail;
-    }
+  if (!store_spoolkey_column (db, st, ids, "spool re-seal", error))
+    goto fail;
   for (guint i = 0; i < ids->len; i++)
     {
       gint64 id = g_array_index (ids, gint64, i);

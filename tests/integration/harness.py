@@ -277,14 +277,15 @@ class Intaked:
 
 
 def wait_for(pred, timeout, what, log=None):
-    """Poll pred() every 0.1 s until it is true; fail after timeout seconds
-    with what (and the tail of log(), if given).  For state the system
-    reaches on its own: as fast as the system when idle, and still a
-    failure if the state never comes."""
+    """Poll pred() every 0.1 s until it is true, and return what it gave;
+    fail after timeout seconds with what (and the tail of log(), if given).
+    For state the system reaches on its own: as fast as the system when
+    idle, and still a failure if the state never comes."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if pred():
-            return
+        v = pred()
+        if v:
+            return v
         time.sleep(0.1)
     raise AssertionError("timed out waiting for %s%s" % (
         what, ("\n" + log()[-3000:]) if log else ""))
