@@ -999,6 +999,10 @@ static const type_case type_cases[] = {
     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAABQRQAATAEAAAAAAAA=", PARSER_ATT_EXECUTABLE, NULL },
   { "application/octet-stream", "x.bin", "AAECAwQF", 0, NULL },
   { "IMAGE/PNG", "dot.png", "iVBORw0KGgoAAAANSUhEUg==", 0, "image/png" },
+  /* base64 that decodes to nothing: no bytes to sniff, as before the
+   * decode buffer was made its expected size up front (an empty but
+   * allocated buffer is application/x-zerosize to GIO) */
+  { "application/pdf", "empty.pdf", "====", 0, "application/octet-stream" },
 };
 
 START_TEST (test_attachment_types)
