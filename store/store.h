@@ -92,6 +92,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (store_envelope, store_envelope_free)
  * the frames between processes; and back, treating the bytes as untrusted
  * (NULL with STORE_ERROR_CRYPTO if they are not a well-formed envelope).  */
 GBytes *store_envelope_pack (const store_envelope *env);
+/* The two ways store_envelope_pack () takes: serialised by hand (NULL if
+ * a string is not UTF-8), and with g_variant_new (), which the first must
+ * equal byte for byte (test_store).  */
+GBytes *store_envelope_pack_direct (const store_envelope *env);
+GBytes *store_envelope_pack_gvariant (const store_envelope *env);
 store_envelope *store_envelope_unpack (GBytes *bytes, GError **error);
 
 /* Called in the writer thread after the commit (@error NULL, @id the spool

@@ -39,8 +39,123 @@ store_envelope_free (store_envelope *env)
   g_free (env);
 }
 
+/* The offset size GVariant gives a container of @body bytes with @n
+ * framing offsets (gvs_calculate_total_size () and gvs_get_offset_size ()
+ * of GLib's gvariant-serialiser.c): the total size in *@total.  */
+static guint
+store_envelope_offset_size (gsize body, gsize n, gsize *total)
+{
+  if (n == 0)
+    *total = body;
+  else if (body + n <= G_MAXUINT8)
+    *total = body + n;
+  else if (body + 2 * n <= G_MAXUINT16)
+    *total = body + 2 * n;
+  else if (body + 4 * n <= G_MAXUINT32)
+    *total = body + 4 * n;
+  else
+    *total = body + 8 * n;
+  return *total == 0 ? 0
+         : *total <= G_MAXUINT8 ? 1
+         : *total <= G_MAXUINT16 ? 2
+         : *total <= G_MAXUINT32 ? 4 : 8;
+}
+
+static void
+store_envelope_put_offset (GByteArray *b, gsize at, gsize value, guint size)
+{
+  for (guint i = 0; i < size; i++)
+    b->data[at + i] = (guint8) (value >> (8 * i));
+}
+
+static void
+store_envelope_put_string (GByteArray *b, const char *s)
+{
+  g_byte_array_append (b, (const guint8 *) s, (guint) strlen (s) + 1);
+}
+
+/* The envelope serialised by hand exactly as GVariant serialises
+ * STORE_ENVELOPE_TYPE in normal form: four strings, an array of strings,
+ * a boolean and an int64 (aligned to 8), then the five strings' and the
+ * array's end offsets, last first.  g_variant_new () took a third of the
+ * writer's time to spool a message (32k of 88k instructions); this takes
+ * a few hundred.  NULL if a string is not UTF-8 (GVariant's path decides
+ * then).  test_store test_envelope_pack_as_gvariant compares the two.  */
+GBytes *
+store_envelope_pack_direct (const store_envelope *env)
+{
+  const char *s[4] = { env->source ? env->source : "",
+                       env->client_addr ? env->client_addr : "",
+                       env->helo ? env->helo : "",
+                       env->mail_from ? env->mail_from : "" };
+  gsize ends[5], body = 0, arr_body = 0, arr_total, total;
+  guint arr_osz, osz;
+  GByteArray *b;
+
+  for (guint i = 0; i < 4; i++)
+    {
+      if (!g_utf8_validate (s[i], -1, NULL))
+        return NULL;
+      body += strlen (s[i]) + 1;
+      ends[i] = body;
+    }
+  for (guint i = 0; i < env->rcpts->len; i++)
+    {
+      const char *r = env->rcpts->pdata[i];
+      if (r == NULL || !g_utf8_validate (r, -1, NULL))
+        return NULL;
+      arr_body += strlen (r) + 1;
+    }
+  arr_osz = store_envelope_offset_size (arr_body, env->rcpts->len,
+                                        &arr_total);
+  body += arr_total;
+  ends[4] = body;
+  body += 1;                            /* b */
+  body += (8 - body % 8) % 8;           /* x is aligned to 8 */
+  body += 8;
+  osz = store_envelope_offset_size (body, 5, &total);
+
+  b = g_byte_array_sized_new ((guint) total);
+  for (guint i = 0; i < 4; i++)
+    store_envelope_put_string (b, s[i]);
+  {
+    gsize start = b->len, at, end = 0;
+
+    for (guint i = 0; i < env->rcpts->len; i++)
+      store_envelope_put_string (b, env->rcpts->pdata[i]);
+    at = b->len;
+    g_byte_array_set_size (b, (guint) (start + arr_total));
+    for (guint i = 0; i < env->rcpts->len; i++)
+      {
+        end += strlen (env->rcpts->pdata[i]) + 1;
+        store_envelope_put_offset (b, at + i * arr_osz, end, arr_osz);
+      }
+  }
+  {
+    guint8 t = env->tls ? 1 : 0;
+    gint64 when = (gint64) env->received_at;
+
+    g_byte_array_append (b, &t, 1);
+    while (b->len % 8 != 0)
+      g_byte_array_append (b, (const guint8 *) "", 1);
+    g_byte_array_append (b, (const guint8 *) &when, sizeof when);
+  }
+  g_byte_array_set_size (b, (guint) total);
+  for (guint i = 0; i < 5; i++)
+    store_envelope_put_offset (b, total - (i + 1) * osz, ends[i], osz);
+  return g_byte_array_free_to_bytes (b);
+}
+
 GBytes *
 store_envelope_pack (const store_envelope *env)
+{
+  GBytes *fast = store_envelope_pack_direct (env);
+
+  return fast != NULL ? fast : store_envelope_pack_gvariant (env);
+}
+
+GBytes *
+store_envelope_pack_gvariant (const store_envelope *env)
 {
   GVariantBuilder rcpts;
   GVariant *v;
