@@ -21,7 +21,7 @@
 #    (printed on their own) held out until the sixth session, which tuned
 #    one rule on them.
 # 7. FOI and SAR: tests/data/foi-sar/heldout4.csv, a fourth set written
-#    blind (2026-11-27); its odd rows tuned on (one SAR rule) since, its
+#    blind (2026-11-27); its odd rows tuned on (sixth and seventh sessions), its
 #    even rows held out; whole and even rows.
 # The labelled sets in ../shared are read only here; they are never copied.
 set -eu
