@@ -97,6 +97,13 @@ GBytes *store_envelope_pack (const store_envelope *env);
  * equal byte for byte (test_store).  */
 GBytes *store_envelope_pack_direct (const store_envelope *env);
 GBytes *store_envelope_pack_gvariant (const store_envelope *env);
+/* The two ways store_envelope_unpack () takes: by hand (NULL unless the
+ * bytes are exactly what store_envelope_pack_direct () makes of what it
+ * read), else through GVariant, which the first must agree with on every
+ * input (test_store).  */
+store_envelope *store_envelope_unpack_direct (GBytes *bytes);
+store_envelope *store_envelope_unpack_gvariant (GBytes *bytes,
+                                                GError **error);
 store_envelope *store_envelope_unpack (GBytes *bytes, GError **error);
 
 /* Called in the writer thread after the commit (@error NULL, @id the spool
