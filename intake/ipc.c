@@ -11,6 +11,7 @@
 #include "intake/ipc.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -114,8 +115,9 @@ ipc_channel_flush (ipc_channel *ch)
   ipc_channel_update_events (ch);
 }
 
-/* Read what is there; deliver complete frames.  */
-static void
+/* Read what is there; deliver complete frames.  FALSE once the socket
+ * has nothing more for now (or the channel closed).  */
+static gboolean
 ipc_channel_read (ipc_channel *ch)
 {
   for (int rounds = 0; rounds < 64 && !ch->closed; rounds++)
@@ -137,14 +139,14 @@ ipc_channel_read (ipc_channel *ch)
           if (errno == EINTR)
             continue;
           if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return;
+            return FALSE;
           ipc_channel_close (ch, g_strerror (errno));
-          return;
+          return FALSE;
         }
       if (r == 0)
         {
           ipc_channel_close (ch, NULL);
-          return;
+          return FALSE;
         }
       if (ch->header_have < IPC_HEADER)
         {
@@ -157,7 +159,7 @@ ipc_channel_read (ipc_channel *ch)
           if (len < 1 || len > ch->max_frame)
             {
               ipc_channel_close (ch, "frame length out of bounds");
-              return;
+              return FALSE;
             }
           ch->payload_len = len - 1;
           ch->payload_have = 0;
@@ -178,6 +180,32 @@ ipc_channel_read (ipc_channel *ch)
           g_bytes_unref (payload);
         }
     }
+  return !ch->closed;
+}
+
+void
+ipc_channel_flush_all (ipc_channel *ch)
+{
+  while (ch != NULL && !ch->closed && ch->out.length > 0)
+    {
+      struct pollfd p = { .fd = ch->fd, .events = POLLOUT };
+
+      if (poll (&p, 1, -1) < 0 && errno != EINTR)
+        {
+          ipc_channel_close (ch, g_strerror (errno));
+          return;
+        }
+      ipc_channel_flush (ch);
+    }
+  if (ch != NULL && !ch->closed)
+    ipc_channel_update_events (ch);
+}
+
+void
+ipc_channel_drain (ipc_channel *ch)
+{
+  while (ch != NULL && ipc_channel_read (ch))
+    ;
 }
 
 static gboolean

@@ -52,6 +52,16 @@ void ipc_channel_send (ipc_channel *ch, guint8 type, GBytes *payload);
 /* Bytes queued and not yet written.  */
 gsize ipc_channel_pending (ipc_channel *ch);
 
+/* Write everything queued, waiting for the socket as long as it takes
+ * (a parse worker, before it reads the next message: an answer is never
+ * left half-sent while it parses the next).  */
+void ipc_channel_flush_all (ipc_channel *ch);
+
+/* Deliver now every complete frame the socket holds (the peer has
+ * exited: what it sent before is not lost to the order in which the main
+ * loop sees the exit and the data).  */
+void ipc_channel_drain (ipc_channel *ch);
+
 /* ------------------------------------------------------------ payloads */
 
 typedef enum {

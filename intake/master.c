@@ -51,7 +51,9 @@ typedef struct {
   guint generation;           /* bumped at each start */
   const char *mailbox;        /* imap children: [imap NAME] */
   struct master_parse_job *busy;  /* parse workers: the message in hand */
-  guint busy_timer;           /* parse workers: its deadline */
+  struct master_parse_job *next;  /* parse workers: the one sent after it,
+                                   * waiting in the worker's socket */
+  guint busy_timer;           /* parse workers: the deadline of busy */
   gboolean timed_out;
   gboolean ready;             /* parse workers: said IPC_READY */
 } master_child;
@@ -357,6 +359,17 @@ master_child_exited (GPid pid, gint status, gpointer data)
   c->watch = 0;
   c->pid = 0;
   c->ready = FALSE;
+  /* An answer the worker wrote before it died is taken first, so that
+   * the message it died on, not the one before, is the one blamed.  */
+  if (c->busy != NULL && !c->timed_out)
+    ipc_channel_drain (c->ipc);
+  /* the message queued behind it never reached the worker's parser:
+   * back to the front of the queue, no failure counted */
+  if (c->next != NULL)
+    {
+      g_queue_push_head (&m->parse_queue, c->next);
+      c->next = NULL;
+    }
   if (c->busy != NULL)
     master_parse_finish (c, NULL, m->stopping ? "shutdown"
                                   : c->timed_out ? "timeout" : "crash");
@@ -478,20 +491,27 @@ master_parse_job_free (master_parse_job *j)
   g_free (j);
 }
 
-/* The worker's answer, or its failure: hand it on, free the worker.  */
+static gboolean master_parse_timeout (gpointer data);
+
+/* The worker's answer, or its failure: hand it on; the message sent after
+ * it (if any) is the one in hand now, with a deadline of its own.  */
 static void
 master_parse_finish (master_child *c, parser_message *msg,
                      const char *failure)
 {
   master_parse_job *j = c->busy;
 
-  c->busy = NULL;
+  c->busy = c->next;
+  c->next = NULL;
   c->timed_out = FALSE;
   if (c->busy_timer)
     {
       g_source_remove (c->busy_timer);
       c->busy_timer = 0;
     }
+  if (c->busy != NULL)
+    c->busy_timer = g_timeout_add_seconds (c->m->cfg->parse_timeout_s,
+                                           master_parse_timeout, c);
   if (failure != NULL)
     g_message ("event=parse-failed child=%s/%u reason=%s", c->role,
                c->index, failure);
@@ -513,23 +533,38 @@ master_parse_timeout (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* Each worker gets a message, and a second one behind it, so that it
+ * starts on the next as soon as it has written an answer instead of
+ * waiting for the main loop to read the answer and send the next (with
+ * one at a time, half of both cores sat idle while the spool drained).
+ * Idle workers first: a second message waits only where every worker
+ * has one.  The deadline runs for the message in hand only.  */
 static void
 master_parse_dispatch (intake_master *m)
 {
-  for (guint i = 0; i < m->children->len && m->parse_queue.length > 0; i++)
-    {
-      master_child *c = m->children->pdata[i];
-      master_parse_job *j;
+  for (guint depth = 0; depth < 2; depth++)
+    for (guint i = 0; i < m->children->len && m->parse_queue.length > 0;
+         i++)
+      {
+        master_child *c = m->children->pdata[i];
+        master_parse_job *j;
 
-      if (g_strcmp0 (c->role, "parse") != 0 || c->pid == 0 || c->ipc == NULL
-          || !c->ready || c->busy != NULL)
-        continue;
-      j = g_queue_pop_head (&m->parse_queue);
-      c->busy = j;
-      ipc_channel_send (c->ipc, IPC_PARSE, j->frame);
-      c->busy_timer = g_timeout_add_seconds (m->cfg->parse_timeout_s,
-                                             master_parse_timeout, c);
-    }
+        if (g_strcmp0 (c->role, "parse") != 0 || c->pid == 0
+            || c->ipc == NULL || !c->ready
+            || (depth == 0 ? c->busy != NULL
+                           : c->busy == NULL || c->next != NULL))
+          continue;
+        j = g_queue_pop_head (&m->parse_queue);
+        ipc_channel_send (c->ipc, IPC_PARSE, j->frame);
+        if (depth == 0)
+          {
+            c->busy = j;
+            c->busy_timer = g_timeout_add_seconds (m->cfg->parse_timeout_s,
+                                                   master_parse_timeout, c);
+          }
+        else
+          c->next = j;
+      }
 }
 
 typedef struct {
@@ -780,6 +815,11 @@ intake_master_free (intake_master **mp)
         {
           c->busy->done (NULL, "shutdown", c->busy->user_data);
           master_parse_job_free (c->busy);
+        }
+      if (c->next)
+        {
+          c->next->done (NULL, "shutdown", c->next->user_data);
+          master_parse_job_free (c->next);
         }
       if (c->pid)
         kill (c->pid, SIGKILL);

@@ -149,6 +149,10 @@ parse_worker_on_frame (ipc_channel *ch, guint8 type, GBytes *payload,
   packed = parser_message_pack (msg);
   frame = ipc_parsed_pack (req, packed);
   ipc_channel_send (w->ipc, IPC_PARSED, frame);
+  /* The master may already have sent the next message (master.c): the
+   * answer is out whole before that one is parsed, so that a crash on it
+   * is never taken for a crash on this one.  */
+  ipc_channel_flush_all (w->ipc);
 }
 
 static void

@@ -111,6 +111,12 @@ class ParseWorkers(unittest.TestCase):
             self.assertIn(marker, r.stdout)
             # the workers came back
             self.assertIn("event=child-restart child=parse", d.log())
+            # each worker has a second message queued behind the one it
+            # parses (master.c): only the poisonous one is ever blamed,
+            # three crashes, never the message sent to the worker before
+            # or after it
+            self.assertEqual(d.log().count("event=parse-failed"), 3,
+                             d.log()[-3000:])
             # retry: released, fails three more times, quarantined again
             r = d.ctl("quarantine", "retry", str(q[0]["id"]), check=True)
             self.assertIn("released", r.stdout)
