@@ -329,28 +329,48 @@ pipeline_wait (pipeline *p, guint *counter)
   g_mutex_unlock (&p->lock);
 }
 
-/* One batch: returns the number of rows taken; *@full: the spool may hold
- * more after them.  */
-static guint
-pipeline_batch (pipeline *p, gint64 *after, gboolean *failed, gboolean *full)
+/* A batch: its spool rows, read and handed to the parse workers, and
+ * the parses to file in spool order.  */
+typedef struct {
+  GPtrArray *items;           /* store_spool_item *, owned */
+  GPtrArray *work;            /* pipeline_item *, in spool order */
+  gboolean full;              /* the spool may hold more after it */
+} pipeline_fetched;
+
+/* Read the next batch after *@after and send it to the parse workers.
+ * @hold: while mail is arriving, wait (at most PIPELINE_YIELD_US) for a
+ * pause first; without it, give up at once then (NULL), so that reading
+ * ahead never delays the batch being filed nor takes from acceptance.
+ * NULL too when nothing is left or the spool cannot be read.  */
+static pipeline_fetched *
+pipeline_fetch (pipeline *p, gint64 *after, gboolean hold)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GPtrArray) items = NULL;
+  pipeline_fetched *f;
+  GPtrArray *items;
+  GPtrArray *work;
   gint64 until = g_get_monotonic_time () + PIPELINE_YIELD_US;
-  guint taken = 0;
 
   while (g_get_monotonic_time () - store_spool_last_submit (p->st)
              < PIPELINE_QUIET_US
          && g_get_monotonic_time () < until && !p->stop)
-    g_usleep (PIPELINE_POLL_US);
+    {
+      if (!hold)
+        return NULL;
+      g_usleep (PIPELINE_POLL_US);
+    }
   items = store_spool_list (p->st, *after, PIPELINE_BATCH, &error);
-  *full = items != NULL && items->len == PIPELINE_BATCH;
   if (items == NULL)
     {
       g_warning ("event=spool-read-failed error=%s", error->message);
-      return 0;
+      return NULL;
     }
-  g_autoptr (GPtrArray) work = g_ptr_array_new ();
+  if (items->len == 0)
+    {
+      g_ptr_array_unref (items);
+      return NULL;
+    }
+  work = g_ptr_array_new ();
 
   /* 1. Every readable row to the parse workers.  */
   for (guint i = 0; i < items->len; i++)
@@ -383,6 +403,19 @@ pipeline_batch (pipeline *p, gint64 *after, gboolean *failed, gboolean *full)
       g_ptr_array_add (work, pi);
       p->parse (item->raw, item->env, pipeline_on_parsed, pi, p->parse_data);
     }
+  f = g_new0 (pipeline_fetched, 1);
+  f->items = items;
+  f->work = work;
+  f->full = items->len == PIPELINE_BATCH;
+  return f;
+}
+
+/* File a batch (and free it): *@failed if a parse failed.  */
+static void
+pipeline_file (pipeline *p, pipeline_fetched *f, gboolean *failed)
+{
+  GPtrArray *work = f->work;
+
   /* 2. In spool order, each message as soon as it is parsed: a case for
    * a parsed one, a failure counted for the others.  Filing overlaps
    * parsing; the store groups what is waiting into one transaction.  */
@@ -409,7 +442,6 @@ pipeline_batch (pipeline *p, gint64 *after, gboolean *failed, gboolean *full)
           store_ingest *in = pipeline_prepare (p, pi->item, pi->msg);
           ctx->received_at = in->env->received_at;
           store_ingest_submit (p->st, in, pipeline_ingest_done, ctx);
-          taken++;
         }
       else if (g_strcmp0 (pi->failure, "shutdown") != 0)
         {
@@ -429,7 +461,9 @@ pipeline_batch (pipeline *p, gint64 *after, gboolean *failed, gboolean *full)
       g_free (pi->failure);
       g_free (pi);
     }
-  return items->len;
+  g_ptr_array_unref (work);
+  g_ptr_array_unref (f->items);
+  g_free (f);
 }
 
 static gpointer
@@ -449,30 +483,45 @@ pipeline_main (gpointer data)
       p->kicked = FALSE;
       g_mutex_unlock (&p->lock);
 
-      /* A full pass over the spool, batch by batch.  */
-      gboolean failed, full = FALSE;
-      do
+      /* A full pass over the spool, batch by batch.  The next batch is
+       * read and sent to the parse workers before this one is filed, so
+       * that they parse while it is filed (reading a batch, between two,
+       * left them idle).  */
+      gboolean failed = FALSE;
+      pipeline_fetched *cur = pipeline_fetch (p, &after, TRUE);
+
+      while (cur != NULL)
         {
-          failed = FALSE;
-          pipeline_batch (p, &after, &failed, &full);
-          /* A parse failure is counted; go round again at once, so that a
-           * poisonous message reaches quarantine without waiting.  */
-          if (failed)
-            {
-              /* rows still being filed must not be read again */
-              pipeline_wait (p, &p->filing);
-              after = 0;
-            }
+          gboolean full = cur->full;
+          pipeline_fetched *next = full && !failed
+                                       ? pipeline_fetch (p, &after, FALSE)
+                                       : NULL;
+
+          pipeline_file (p, cur, &failed);
           g_mutex_lock (&p->lock);
           gboolean stop = p->stop;
           g_mutex_unlock (&p->lock);
           if (stop)
             {
+              if (next != NULL)
+                pipeline_file (p, next, &failed);
               pipeline_wait (p, &p->filing);
               return NULL;
             }
+          if (next == NULL && failed)
+            {
+              /* A parse failure is counted; go round again at once, so
+               * that a poisonous message reaches quarantine without
+               * waiting; rows still being filed must not be read again. */
+              pipeline_wait (p, &p->filing);
+              after = 0;
+              failed = FALSE;
+              next = pipeline_fetch (p, &after, TRUE);
+            }
+          else if (next == NULL && full)
+            next = pipeline_fetch (p, &after, TRUE);
+          cur = next;
         }
-      while (full || failed);
       pipeline_wait (p, &p->filing);
 
       g_mutex_lock (&p->lock);
