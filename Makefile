@@ -237,6 +237,29 @@ fuzz-smtp: $(FUZZ_DIR)/fuzz_smtp
 		-artifact_prefix=$(FUZZ_DIR)/smtp-artifacts/ -print_final_stats=1 \
 		$(FUZZ_DIR)/smtp-corpus $(FUZZ_DIR)/smtp-seeds
 
+# make fuzz-envelope: the envelope an SMTP, IMAP or form child hands the
+# master with each message, read by hand or through GVariant
+# (tests/fuzz/fuzz_envelope.c), seeded with envelopes packed by
+# tests/fuzz/envelope_seeds.py, for FUZZ_SECONDS.
+.PHONY: fuzz-envelope
+
+$(FUZZ_DIR)/fuzz_envelope: tests/fuzz/fuzz_envelope.c $(wildcard store/*.c store/*.h parser/*.c parser/*.h) | fuzz-deps
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ tests/fuzz/fuzz_envelope.c \
+		$(wildcard store/*.c) $(wildcard parser/*.c) $(PKG_LIBS)
+
+fuzz-envelope: $(FUZZ_DIR)/fuzz_envelope
+	@rm -rf $(FUZZ_DIR)/envelope-seeds
+	@mkdir -p $(FUZZ_DIR)/envelope-seeds $(FUZZ_DIR)/envelope-corpus \
+		$(FUZZ_DIR)/envelope-artifacts
+	@python3 tests/fuzz/envelope_seeds.py $(FUZZ_DIR)/envelope-seeds
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ASAN_OPTIONS=detect_leaks=1 \
+	$(FUZZ_DIR)/fuzz_envelope -max_len=70000 -rss_limit_mb=2048 -timeout=10 \
+		-max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=$(FUZZ_DIR)/envelope-artifacts/ -print_final_stats=1 \
+		$(FUZZ_DIR)/envelope-corpus $(FUZZ_DIR)/envelope-seeds
+
 # make fuzz-forms: the citizen web forms under libFuzzer
 # (tests/fuzz/fuzz_forms.c): any values for the shipped forms through
 # validation, the page shown back (no raw markup from a value, valid
