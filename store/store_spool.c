@@ -341,6 +341,7 @@ store_spool_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   store_spool_job *sj = (store_spool_job *) job;
   const guint8 *key;
   gint64 key_id;
+  guint8 nonces[2][STORE_KEYS_NONCE_BYTES];
   g_autoptr (GBytes) env_plain = NULL;
   g_autoptr (GBytes) env_sealed = NULL;
   g_autoptr (GBytes) raw_sealed = NULL;
@@ -361,11 +362,16 @@ store_spool_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   key = store_spool_key_current (s, db, &key_id, error);
   if (key == NULL)
     return FALSE;
+  /* both nonces in one call (each randombytes_buf () is a getpid () and
+   * a ChaCha20 block), each used once, here */
+  randombytes_buf (nonces, sizeof nonces);
   env_plain = store_envelope_pack (sj->env);
   p = g_bytes_get_data (env_plain, &n);
-  env_sealed = store_seal (key, "spool", "envelope", id, 0, p, n);
+  env_sealed = store_seal_nonce (key, "spool", "envelope", id, 0, nonces[0],
+                                 p, n);
   p = g_bytes_get_data (sj->raw, &n);
-  raw_sealed = store_seal (key, "spool", "raw", id, 0, p, n);
+  raw_sealed = store_seal_nonce (key, "spool", "raw", id, 0, nonces[1], p, n);
+  sodium_memzero (nonces, sizeof nonces);
 
   st = store_stmt (s, db, "INSERT INTO spool (id, received_at, source, size,"
                           " envelope, raw, key_id)"
