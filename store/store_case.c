@@ -261,11 +261,14 @@ store_fault_step (guint *step)
 gboolean
 store_secure_delete (store *s, sqlite3 *db, gboolean on, GError **error)
 {
-  sqlite3_stmt *st = store_stmt (s, db, on ? "PRAGMA secure_delete=ON"
-                                           : "PRAGMA secure_delete=FAST",
-                                 error);
+  sqlite3_stmt *st;
   int rc;
 
+  /* the writer's connection has it on for good (store_configure ()) */
+  if (db == s->wdb)
+    return TRUE;
+  st = store_stmt (s, db, on ? "PRAGMA secure_delete=ON"
+                             : "PRAGMA secure_delete=FAST", error);
   if (st == NULL)
     return FALSE;
   while ((rc = sqlite3_step (st)) == SQLITE_ROW)

@@ -283,9 +283,10 @@ gboolean store_vault_forget_many (store *s, GArray *ids, GError **error);
 gint64 store_erase_many_locked (store *s, GArray *ids, const char *reason,
                                 const char *actor, GError **error);
 
-/* PRAGMA secure_delete on @db (s->wdb or s->rdb, with its lock held): ON
- * overwrites deleted cells and freed pages with zeros, FAST (the
- * connections' setting) only where that costs no extra write.  */
+/* PRAGMA secure_delete on @db (s->rdb, with its lock held): ON
+ * overwrites deleted cells and freed pages with zeros, FAST (the read
+ * connection's setting) only where that costs no extra write.  The
+ * writer's connection is ON for good: nothing to do for s->wdb.  */
 gboolean store_secure_delete (store *s, sqlite3 *db, gboolean on,
                               GError **error);
 
