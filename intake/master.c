@@ -95,6 +95,7 @@ static void master_child_start (master_child *c);
 static void master_parse_dispatch (intake_master *m);
 static void master_parse_finish (master_child *c, parser_message *msg,
                                  const char *failure);
+static void master_parse_job_free (master_parse_job *j);
 
 /* --------------------------------------------------------- shutdown */
 
@@ -364,8 +365,15 @@ master_child_exited (GPid pid, gint status, gpointer data)
   if (c->busy != NULL && !c->timed_out)
     ipc_channel_drain (c->ipc);
   /* the message queued behind it never reached the worker's parser:
-   * back to the front of the queue, no failure counted */
-  if (c->next != NULL)
+   * back to the front of the queue, no failure counted (while stopping,
+   * answered "shutdown" like the rest of the queue) */
+  if (c->next != NULL && m->stopping)
+    {
+      c->next->done (NULL, "shutdown", c->next->user_data);
+      master_parse_job_free (c->next);
+      c->next = NULL;
+    }
+  else if (c->next != NULL)
     {
       g_queue_push_head (&m->parse_queue, c->next);
       c->next = NULL;

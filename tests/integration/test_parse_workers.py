@@ -126,6 +126,36 @@ class ParseWorkers(unittest.TestCase):
             r = d.ctl("quarantine", "retry", "999999")
             self.assertEqual(r.returncode, 66)
 
+    def test_sigterm_while_parsing(self):
+        """SIGTERM while the spool drains, with each worker holding a
+        message and a second one queued behind it: intaked stops within
+        the grace period (a message queued behind a worker that exits is
+        answered "shutdown", not put back on a queue nobody serves any
+        more), and after a restart every message is one case."""
+        n = 3000
+        with Intaked(parser={"workers": 2}) as d:
+            with d.smtp() as s:
+                for i in range(n):
+                    s.sendmail("a%d@example.org" % i,
+                               ["enquiries@council.example"],
+                               message(subject="drain %d" % i,
+                                       msgid="<drain-%d@example.org>" % i))
+            # stop while filing is under way, before the spool is empty
+            started = wait_for(lambda: d.spool_count() < n - 20, timeout=60,
+                               step=0.01)
+            self.assertTrue(started, "filing never started:\n" + d.log()[-3000:])
+            left = d.spool_count()
+            t0 = time.time()
+            self.assertEqual(d.stop(timeout=30), 0)
+            self.assertLess(time.time() - t0, 30)
+            d.start()
+            cases = d.wait_cases(n, timeout=120)
+            self.assertEqual(len(cases), n)
+            self.assertEqual(len({c["subject"] for c in cases}), n)
+            self.assertEqual(d.spool_count(), 0)
+            print("\n  sigterm while parsing: %d of %d still in the spool at"
+                  " the stop" % (left, n))
+
     def test_hang_is_timed_out(self):
         marker = "HANG-%s" % os.urandom(4).hex()
         with Intaked(parser={"timeout": 1},
