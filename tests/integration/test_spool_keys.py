@@ -11,7 +11,9 @@ reads the message.  Mail keeps being filed meanwhile.
 
 import json
 import os
+import random
 import sqlite3
+import time
 import unittest
 
 from harness import Intaked, message, wait_for
@@ -91,6 +93,63 @@ class SpoolKeys(unittest.TestCase):
             self.assertTrue(used <= kept)
             self.assertLessEqual(len(kept - used), 2)
             self.assertNotIn(marker, d.log())
+
+
+    def test_kills_during_rotation(self):
+        """SIGKILL at random moments while the rotation re-seals and
+        destroys keys (a 1-second period, so every run rotates): after
+        each restart every waiting message still opens, every key a spool
+        row names is in the vault, and the mail sent between the kills is
+        filed once each."""
+        marker = "POISON-%s" % os.urandom(4).hex()
+        rnd = random.Random(20261127)
+        d = Intaked(store={"spool_key_lifetime": 1},
+                    env={"INTAKE_FAULT_PARSE_CRASH": marker})
+        var = os.path.join(d.dir, "var")
+        db = os.path.join(var, "intake.db")
+        vault = os.path.join(var, "intake-vault.db")
+        sent = 0
+        try:
+            d.start()
+            with d.smtp() as s:
+                for i in range(3):
+                    s.sendmail("b@example.org", ["foi@council.example"],
+                               message(subject="poison %d" % i,
+                                       body=marker + "\r\n",
+                                       msgid="<bad-%d@example.org>" % i))
+            wait_for(lambda: len(json.loads(d.ctl(
+                "quarantine", "list", "--json", check=True).stdout)) == 3,
+                60, "three messages quarantined", d.log)
+            for round_ in range(6):
+                with d.smtp() as s:
+                    for i in range(20):
+                        s.sendmail("a@example.org",
+                                   ["enquiries@council.example"],
+                                   message(subject="r%d m%d" % (round_, i)))
+                        sent += 1
+                time.sleep(rnd.uniform(0.3, 2.5))
+                d.kill()
+                used = {k for (k,) in query(
+                    db, "SELECT DISTINCT key_id FROM spool")}
+                kept = {k for (k,) in query(vault,
+                                            "SELECT id FROM spool_secrets")}
+                self.assertTrue(used <= kept | {0},
+                                "round %d: a spool row's key is gone: %r"
+                                " not in %r" % (round_, used, kept))
+                d.start()
+            cases = d.wait_cases(sent, timeout=120)
+            self.assertEqual(len(cases), sent)
+            q = json.loads(d.ctl("quarantine", "list", "--json",
+                                 check=True).stdout)
+            self.assertEqual(len(q), 3)
+            for e in q:
+                r = d.ctl("quarantine", "show", str(e["id"]), "--raw",
+                          check=True)
+                self.assertIn(marker, r.stdout)
+            self.assertGreaterEqual(d.log().count("event=spool-key-rotation"), 1)
+        finally:
+            d.stop()
+            d.check_sanitizers()
 
 
 if __name__ == "__main__":
