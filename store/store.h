@@ -88,6 +88,10 @@ store_envelope *store_envelope_new (void);
 void store_envelope_free (store_envelope *env);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (store_envelope, store_envelope_free)
 
+/* Whether @a and @b hold the same envelope, field by field.  */
+gboolean store_envelope_equal (const store_envelope *a,
+                               const store_envelope *b);
+
 /* (transfer full) An envelope as bytes (a GVariant), for the spool and for
  * the frames between processes; and back, treating the bytes as untrusted
  * (NULL with STORE_ERROR_CRYPTO if they are not a well-formed envelope).  */

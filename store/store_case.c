@@ -122,7 +122,7 @@ store_message_view_free (store_message_view *v)
 
 /* ------------------------------------------------------------ helpers */
 
-static gboolean
+gboolean
 store_step_done (sqlite3 *db, sqlite3_stmt *st, const char *what,
                  GError **error)
 {

@@ -114,6 +114,11 @@ void store_stmt_release (sqlite3_stmt *st);
 gint64 store_next_id (store *s, sqlite3 *db, const char *table,
                       GError **error);
 
+/* Step @st (a statement of store_stmt ()) to its end and release it;
+ * FALSE with @error naming @what if it did not finish.  */
+gboolean store_step_done (sqlite3 *db, sqlite3_stmt *st, const char *what,
+                          GError **error);
+
 /* Seal a value for (table, column, row, owner) under @key.  */
 GBytes *store_seal (const guint8 *key, const char *table, const char *column,
                     gint64 row, gint64 owner, const void *p, gsize len);

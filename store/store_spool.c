@@ -146,6 +146,22 @@ store_envelope_pack_direct (const store_envelope *env)
   return g_byte_array_free_to_bytes (b);
 }
 
+gboolean
+store_envelope_equal (const store_envelope *a, const store_envelope *b)
+{
+  if (g_strcmp0 (a->source, b->source) != 0
+      || g_strcmp0 (a->client_addr, b->client_addr) != 0
+      || g_strcmp0 (a->helo, b->helo) != 0
+      || g_strcmp0 (a->mail_from, b->mail_from) != 0
+      || a->tls != b->tls || a->received_at != b->received_at
+      || a->rcpts->len != b->rcpts->len)
+    return FALSE;
+  for (guint i = 0; i < a->rcpts->len; i++)
+    if (g_strcmp0 (a->rcpts->pdata[i], b->rcpts->pdata[i]) != 0)
+      return FALSE;
+  return TRUE;
+}
+
 GBytes *
 store_envelope_pack (const store_envelope *env)
 {

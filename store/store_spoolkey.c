@@ -515,13 +515,8 @@ store_spoolkey_reseal (store *s, sqlite3 *db, gint64 old, const guint8 *cur,
       p = g_bytes_get_data (raw_sealed, &len);
       sqlite3_bind_blob64 (st, 3, p, len, SQLITE_STATIC);
       sqlite3_bind_int64 (st, 4, cur_id);
-      rc = sqlite3_step (st);
-      store_stmt_release (st);
-      if (rc != SQLITE_DONE)
-        {
-          store_set_sqlite_error (error, db, rc, "spool re-seal");
-          goto fail;
-        }
+      if (!store_step_done (db, st, "spool re-seal", error))
+        goto fail;
       n++;
     }
   sodium_free (key);

@@ -23,21 +23,6 @@ store_webhook_dup (sqlite3_stmt *st, int col)
   return v ? g_strdup (v) : NULL;
 }
 
-static gboolean
-store_webhook_step (sqlite3 *db, sqlite3_stmt *st, const char *what,
-                    GError **error)
-{
-  int rc = sqlite3_step (st);
-
-  store_stmt_release (st);
-  if (rc != SQLITE_DONE)
-    {
-      store_set_sqlite_error (error, db, rc, what);
-      return FALSE;
-    }
-  return TRUE;
-}
-
 /* Inside the writer's batch: FALSE when no queue at all has a webhook
  * (@notify FALSE: a notification address), so that the statements below
  * would insert nothing and need not run; read once and kept while no other
@@ -102,7 +87,7 @@ store_webhook_case_event (store *s, sqlite3 *db, gint64 case_id,
   sqlite3_bind_int64 (st, 4, message_id);
   sqlite3_bind_text (st, 5, previous_queue, -1, SQLITE_STATIC);
   sqlite3_bind_int64 (st, 6, g_get_real_time ());
-  return store_webhook_step (db, st, "webhook event", error);
+  return store_step_done (db, st, "webhook event", error);
 }
 
 gboolean
@@ -147,7 +132,7 @@ store_webhook_enqueue_erased (store *s, sqlite3 *db, gint64 case_id,
   if (st == NULL)
     return FALSE;
   sqlite3_bind_int64 (st, 1, case_id);
-  if (!store_webhook_step (db, st, "webhook drop", error))
+  if (!store_step_done (db, st, "webhook drop", error))
     return FALSE;
   /* every CRM that may hold the case hears of the erasure, whatever the
    * subject's restriction: the reference and nothing else */
@@ -165,7 +150,7 @@ store_webhook_enqueue_erased (store *s, sqlite3 *db, gint64 case_id,
     return FALSE;
   sqlite3_bind_int64 (st, 1, case_id);
   sqlite3_bind_int64 (st, 2, now);
-  return store_webhook_step (db, st, "webhook erased", error);
+  return store_step_done (db, st, "webhook erased", error);
 }
 
 gboolean
@@ -230,7 +215,7 @@ store_webhook_notify (store *s, sqlite3 *db, gint64 case_id, GError **error)
     return FALSE;
   sqlite3_bind_int64 (st, 1, case_id);
   sqlite3_bind_int64 (st, 2, g_get_real_time ());
-  return store_webhook_step (db, st, "notification", error);
+  return store_step_done (db, st, "notification", error);
 }
 
 static gboolean
@@ -243,7 +228,7 @@ store_webhook_queues_put (store *s, const char *const *queues,
       if (st == NULL)
         return FALSE;
       sqlite3_bind_text (st, 1, queues[i], -1, SQLITE_STATIC);
-      if (!store_webhook_step (s->rdb, st, "queue settings", error))
+      if (!store_step_done (s->rdb, st, "queue settings", error))
         return FALSE;
     }
   return TRUE;
@@ -266,7 +251,7 @@ store_webhook_queues_set (store *s, const char *const *webhooks,
       return FALSE;
     }
   st = store_stmt (s, s->rdb, "DELETE FROM queue_outbound", error);
-  if (st == NULL || !store_webhook_step (s->rdb, st, "queue settings", error))
+  if (st == NULL || !store_step_done (s->rdb, st, "queue settings", error))
     goto out;
   if (!store_webhook_queues_put (s, webhooks,
           "INSERT INTO queue_outbound (queue, webhook) VALUES (?1, 1)"
@@ -401,7 +386,7 @@ store_webhook_prune (store *s, gint64 before_us, GError **error)
   if (st != NULL)
     {
       sqlite3_bind_int64 (st, 1, before_us);
-      if (store_webhook_step (s->rdb, st, "webhook prune", error))
+      if (store_step_done (s->rdb, st, "webhook prune", error))
         n = sqlite3_changes (s->rdb);
     }
   g_mutex_unlock (&s->rlock);

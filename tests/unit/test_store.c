@@ -790,22 +790,6 @@ START_TEST (test_envelope_pack_as_gvariant)
 }
 END_TEST
 
-static gboolean
-envelope_same (const store_envelope *a, const store_envelope *b)
-{
-  if (g_strcmp0 (a->source, b->source) != 0
-      || g_strcmp0 (a->client_addr, b->client_addr) != 0
-      || g_strcmp0 (a->helo, b->helo) != 0
-      || g_strcmp0 (a->mail_from, b->mail_from) != 0
-      || a->tls != b->tls || a->received_at != b->received_at
-      || a->rcpts->len != b->rcpts->len)
-    return FALSE;
-  for (guint i = 0; i < a->rcpts->len; i++)
-    if (g_strcmp0 (a->rcpts->pdata[i], b->rcpts->pdata[i]) != 0)
-      return FALSE;
-  return TRUE;
-}
-
 /* store_envelope_unpack () reads by hand what GVariant would read, and
  * takes nothing GVariant would refuse: valid envelopes of every offset
  * size, and 20,000 damaged ones (bytes flipped, cut, added, offsets
@@ -872,14 +856,15 @@ START_TEST (test_envelope_unpack_as_gvariant)
       ck_assert_msg ((mine == NULL) == (theirs == NULL),
                      "round %u: one refused, the other not", round);
       if (mine != NULL)
-        ck_assert_msg (envelope_same (mine, theirs), "round %u differs", round);
+        ck_assert_msg (store_envelope_equal (mine, theirs), "round %u differs",
+                       round);
       else
         refused++;
       if (round < 400)
         {
           store_envelope *d = store_envelope_unpack_direct (in);
           ck_assert_ptr_nonnull (d);
-          ck_assert (envelope_same (d, env));
+          ck_assert (store_envelope_equal (d, env));
           store_envelope_free (d);
           direct++;
         }
