@@ -10,6 +10,7 @@
  *   intakectl [-c FILE] subjects find ADDRESS [--json]
  *   intakectl [-c FILE] audit verify
  *   intakectl [-c FILE] spool count
+ *   intakectl [-c FILE] spool keys [--json]
  *   intakectl [-c FILE] quarantine list|show ID|retry ID
  *   intakectl [-c FILE] parse FILE.eml [FILE...]
  *   intakectl [-c FILE] tokens create|list|revoke ...  (intake/http_api.c)
@@ -117,6 +118,8 @@ static const char *ctl_usage =
   "  holidays import FILE     GOV.UK bank-holidays JSON into [clocks]\n"
   "                           holidays\n"
   "  spool count              messages waiting to be processed\n"
+  "  spool keys [--json]      the spool's keys: when each was made, how\n"
+  "                           many waiting messages each seals\n"
   "  quarantine list [--json] messages the parser failed on, kept raw\n"
   "  quarantine show ID [--raw]  its envelope (or, --raw, its bytes)\n"
   "  quarantine retry ID      hand it to the parser again\n"
@@ -2182,6 +2185,76 @@ ctl_parse_id (const char *s, gint64 *id)
   return TRUE;
 }
 
+/* `intakectl spool keys`: what the spool is sealed under
+ * (docs/cases.md "Spool keys"): each key in the vault and each a
+ * spool row names, when it was made and how many rows it seals.  A key
+ * a row names but the vault lacks is shown (and makes the exit code
+ * EX_DATAERR): those rows no longer open.  */
+static int
+ctl_spool_keys (store *st, gboolean json)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GArray) keys = store_spool_keys_list (st, &error);
+  gboolean lost = FALSE;
+
+  if (keys == NULL)
+    {
+      fprintf (stderr, "intakectl: %s\n", error->message);
+      return EX_IOERR;
+    }
+  for (guint i = 0; i < keys->len; i++)
+    {
+      const store_spool_key_info *k
+          = &g_array_index (keys, store_spool_key_info, i);
+      if (k->id != 0 && !k->in_vault && k->rows > 0)
+        lost = TRUE;
+    }
+  if (json)
+    {
+      g_autoptr (JsonBuilder) b = json_builder_new ();
+      json_builder_begin_array (b);
+      for (guint i = 0; i < keys->len; i++)
+        {
+          const store_spool_key_info *k
+              = &g_array_index (keys, store_spool_key_info, i);
+          json_builder_begin_object (b);
+          json_builder_set_member_name (b, "id");
+          json_builder_add_int_value (b, k->id);
+          json_builder_set_member_name (b, "made");
+          if (k->in_vault)
+            {
+              g_autofree char *t = ctl_time (k->created_at);
+              json_builder_add_string_value (b, t);
+            }
+          else
+            json_builder_add_null_value (b);
+          json_builder_set_member_name (b, "rows");
+          json_builder_add_int_value (b, k->rows);
+          json_builder_set_member_name (b, "in_vault");
+          json_builder_add_boolean_value (b, k->in_vault);
+          json_builder_end_object (b);
+        }
+      json_builder_end_array (b);
+      ctl_print_json (b);
+      return lost ? EX_DATAERR : EX_OK;
+    }
+  printf ("%-8s %-20s %8s\n", "KEY", "MADE", "ROWS");
+  for (guint i = 0; i < keys->len; i++)
+    {
+      const store_spool_key_info *k
+          = &g_array_index (keys, store_spool_key_info, i);
+      g_autofree char *t = k->in_vault ? ctl_time (k->created_at) : NULL;
+
+      printf ("%-8" G_GINT64_FORMAT " %-20s %8" G_GINT64_FORMAT "%s\n", k->id,
+              t ? t : "-", k->rows,
+              k->id == 0 ? "  (the master key's; re-sealed at the next"
+                           " rotation run)"
+              : !k->in_vault ? "  (NOT IN THE KEY VAULT: these rows do not"
+                               " open)" : "");
+    }
+  return lost ? EX_DATAERR : EX_OK;
+}
+
 static int
 ctl_quarantine (store *st, const char *sub, const char *arg, gboolean json,
                 gboolean raw)
@@ -2652,6 +2725,8 @@ main (int argc, char **argv)
           && ro.from_cases && args->len == 3)
       || (strcmp (cmd, "spool") == 0 && g_strcmp0 (sub, "count") == 0
           && args->len == 2)
+      || (strcmp (cmd, "spool") == 0 && g_strcmp0 (sub, "keys") == 0
+          && args->len == 2)
       || (strcmp (cmd, "quarantine") == 0 && g_strcmp0 (sub, "list") == 0
           && args->len == 2)
       || (strcmp (cmd, "quarantine") == 0
@@ -2753,6 +2828,8 @@ main (int argc, char **argv)
           rc = EX_OK;
         }
     }
+  else if (strcmp (cmd, "spool") == 0 && g_strcmp0 (sub, "keys") == 0)
+    rc = ctl_spool_keys (st, json);
   else if (strcmp (cmd, "tokens") == 0)
     rc = http_api_tokens_cli (cfg, keys, st, args);
   else if (strcmp (cmd, "quarantine") == 0)

@@ -124,6 +124,18 @@ typedef void (*store_done_fn) (gint64 id, const GError *error,
 #define STORE_SPOOL_KEY_LIFETIME_S (24 * 3600)
 void store_spool_key_set_lifetime (store *s, guint seconds);
 
+/* One of the spool's keys, for `intakectl spool keys`.  */
+typedef struct {
+  gint64 id;           /* 0: version 1's spool key (rows before schema 12) */
+  gint64 created_at;   /* unix us; 0 when not in the key vault */
+  gint64 rows;         /* spool rows sealed under it, quarantined too */
+  gboolean in_vault;   /* its secret is in the key vault (never for 0) */
+} store_spool_key_info;
+
+/* (transfer full) Every key the key vault holds and every key a spool row
+ * names, by id (store_spool_key_info); NULL with @error.  */
+GArray *store_spool_keys_list (store *s, GError **error);
+
 /* What one run of store_spool_rotate_submit() did.  */
 typedef struct {
   gint64 key;          /* the current key's id */

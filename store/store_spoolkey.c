@@ -649,3 +649,85 @@ store_spool_rotate_submit (store *s, guint max, store_spool_rotation *out,
   rj->out = out;
   store_job_submit (s, &rj->job);
 }
+
+/* ------------------------------------------------------------ listing */
+
+static gint
+store_spool_key_info_cmp (gconstpointer a, gconstpointer b)
+{
+  const store_spool_key_info *x = a, *y = b;
+
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static store_spool_key_info *
+store_spool_key_info_find (GArray *out, gint64 id)
+{
+  for (guint i = 0; i < out->len; i++)
+    if (g_array_index (out, store_spool_key_info, i).id == id)
+      return &g_array_index (out, store_spool_key_info, i);
+  return NULL;
+}
+
+GArray *
+store_spool_keys_list (store *s, GError **error)
+{
+  GArray *out = g_array_new (FALSE, TRUE, sizeof (store_spool_key_info));
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  store_vault_lock (s);
+  rc = s->rvault == NULL ? SQLITE_MISUSE
+                         : sqlite3_prepare_v2 (s->rvault, "SELECT id,"
+                                               " created_at FROM"
+                                               " spool_secrets", -1, &st,
+                                               NULL);
+  while (rc == SQLITE_OK && (rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      store_spool_key_info k = { 0 };
+
+      k.id = sqlite3_column_int64 (st, 0);
+      k.created_at = sqlite3_column_int64 (st, 1);
+      k.in_vault = TRUE;
+      g_array_append_val (out, k);
+      rc = SQLITE_OK;
+    }
+  if (rc != SQLITE_DONE && rc != SQLITE_OK)
+    store_set_sqlite_error (error, s->rvault, rc, "key vault: spool keys");
+  sqlite3_finalize (st);
+  store_vault_unlock (s);
+  if (rc != SQLITE_DONE && rc != SQLITE_OK)
+    {
+      g_array_unref (out);
+      return NULL;
+    }
+
+  g_mutex_lock (&s->rlock);
+  st = store_stmt (s, s->rdb, "SELECT key_id, count(*) FROM spool"
+                              " GROUP BY key_id", error);
+  rc = st == NULL ? SQLITE_ERROR : SQLITE_OK;
+  while (st != NULL && (rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      gint64 id = sqlite3_column_int64 (st, 0);
+      store_spool_key_info *k = store_spool_key_info_find (out, id);
+
+      if (k == NULL)
+        {
+          store_spool_key_info n = { .id = id };
+          g_array_append_val (out, n);
+          k = &g_array_index (out, store_spool_key_info, out->len - 1);
+        }
+      k->rows = sqlite3_column_int64 (st, 1);
+    }
+  if (st != NULL && rc != SQLITE_DONE)
+    store_set_sqlite_error (error, s->rdb, rc, "spool keys");
+  store_stmt_release (st);
+  g_mutex_unlock (&s->rlock);
+  if (rc != SQLITE_DONE)
+    {
+      g_array_unref (out);
+      return NULL;
+    }
+  g_array_sort (out, store_spool_key_info_cmp);
+  return out;
+}

@@ -85,6 +85,19 @@ class SpoolKeys(unittest.TestCase):
             # still readable, by another process, under the new key
             r = d.ctl("quarantine", "show", str(qid), "--raw", check=True)
             self.assertIn(marker, r.stdout)
+            # and what an admin sees: the key it is under, not the old one
+            r = d.ctl("spool", "keys", "--json", check=True)
+            listed = {k["id"]: k for k in json.loads(r.stdout)}
+            self.assertNotIn(first_key, listed)
+            (now_key,), = query(db, "SELECT key_id FROM spool WHERE id = ?",
+                                (qid,))
+            self.assertIn(now_key, listed)
+            self.assertGreaterEqual(listed[now_key]["rows"], 1)
+            self.assertTrue(listed[now_key]["in_vault"])
+            self.assertRegex(listed[now_key]["made"], r"^\d{4}-\d\d-\d\d")
+            r = d.ctl("spool", "keys", check=True)
+            self.assertIn("KEY", r.stdout)
+            self.assertNotIn("NOT IN THE KEY VAULT", r.stdout)
             # and the rest of the mail was filed
             self.assertEqual(len(d.wait_cases(1)), 1)
             # keys in the vault: the ones still in use, and the current one

@@ -1087,6 +1087,24 @@ START_TEST (test_spool_key_rotation)
     ck_assert_ptr_null (it->raw);
     ck_assert_ptr_null (((store_spool_item *) items->pdata[1])->error);
   }
+  /* what `intakectl spool keys` shows: key 1 named by a row, not in the
+   * vault; key 2 in the vault, sealing the other row */
+  {
+    g_autoptr (GArray) ks = store_spool_keys_list (st, NULL);
+    const store_spool_key_info *k1, *k2;
+
+    ck_assert_ptr_nonnull (ks);
+    ck_assert_uint_eq (ks->len, 2);
+    k1 = &g_array_index (ks, store_spool_key_info, 0);
+    k2 = &g_array_index (ks, store_spool_key_info, 1);
+    ck_assert_int_eq (k1->id, 1);
+    ck_assert (!k1->in_vault);
+    ck_assert_int_eq (k1->rows, 1);
+    ck_assert_int_eq (k2->id, 2);
+    ck_assert (k2->in_vault);
+    ck_assert_int_eq (k2->rows, 1);
+    ck_assert_int_gt (k2->created_at, 0);
+  }
   store_close (&st);
   store_keys_free (&keys);
   g_mutex_clear (&w.lock);
