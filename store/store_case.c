@@ -282,34 +282,25 @@ store_secure_delete (store *s, sqlite3 *db, gboolean on, GError **error)
   return TRUE;
 }
 
-/* The spool row goes with secure_delete on: its ciphertext is under the
- * spool key of the day, which lives until no spool row needs it (a day or
- * more, store_spoolkey.c), so a copy left in the file's free pages would
- * still open for that long after the person's own key is shredded
- * (SECURITY-TESTS 98: "the staging copy securely deleted").  test_rights test_erase_leaves_no_spool_ciphertext.  */
+/* The spool row goes with secure_delete on (the writer's connection has
+ * it on for good, store_configure ()): its ciphertext is under the spool
+ * key of the day, which lives until no spool row needs it (a day or more,
+ * store_spoolkey.c), so a copy left in the file's free pages would still
+ * open for that long after the person's own key is shredded
+ * (SECURITY-TESTS 98: "the staging copy securely deleted").  test_rights
+ * test_erase_leaves_no_spool_ciphertext.  */
 static gboolean
 store_spool_delete (store *s, sqlite3 *db, gint64 spool_id, GError **error)
 {
-  sqlite3_stmt *st;
-  gboolean ok;
-  int changed;
+  sqlite3_stmt *st = store_stmt (s, db, "DELETE FROM spool WHERE id = ?1",
+                                 error);
 
-  if (!store_secure_delete (s, db, TRUE, error))
-    return FALSE;
-  st = store_stmt (s, db, "DELETE FROM spool WHERE id = ?1", error);
   if (st == NULL)
-    {
-      store_secure_delete (s, db, FALSE, NULL);
-      return FALSE;
-    }
-  sqlite3_bind_int64 (st, 1, spool_id);
-  ok = store_step_done (db, st, "spool delete", error);
-  changed = ok ? sqlite3_changes (db) : 0;
-  if (!store_secure_delete (s, db, FALSE, ok ? error : NULL))
-    ok = FALSE;
-  if (!ok)
     return FALSE;
-  if (changed != 1)
+  sqlite3_bind_int64 (st, 1, spool_id);
+  if (!store_step_done (db, st, "spool delete", error))
+    return FALSE;
+  if (sqlite3_changes (db) != 1)
     {
       /* Someone processed it already: do not record it twice.  */
       g_set_error (error, STORE_ERROR, STORE_ERROR_NOT_FOUND,

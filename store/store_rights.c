@@ -352,9 +352,9 @@ store_erase_many_locked (store *s, GArray *ids, const char *reason,
       store_set_sqlite_error (error, db, sqlite3_errcode (db), "erase");
       goto out;
     }
-  if (!store_vault_forget_many (s, ids, error))
+  if (!store_vault_forget_many (s, ids, error)
+      || !store_secure_delete (s, db, TRUE, error))
     goto out;
-  sqlite3_exec (db, "PRAGMA secure_delete=ON", NULL, NULL, NULL);
   if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
     {
       store_set_sqlite_error (error, db, sqlite3_errcode (db), "erase");
@@ -374,7 +374,7 @@ store_erase_many_locked (store *s, GArray *ids, const char *reason,
 out:
   if (!sqlite3_get_autocommit (db))
     sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
-  sqlite3_exec (db, "PRAGMA secure_delete=FAST", NULL, NULL, NULL);
+  store_secure_delete (s, db, FALSE, NULL);
   (void) actor;
   return ok ? done : -1;
 }
@@ -393,9 +393,10 @@ store_erase_finish (store *s, gint64 id, store_erasure_report *r,
   r->vault_secret = had;
   /* Deleted cells and freed pages are overwritten with zeros, not only
    * unlinked.  */
-  sqlite3_exec (s->rdb, "PRAGMA secure_delete=ON", NULL, NULL, NULL);
+  if (!store_secure_delete (s, s->rdb, TRUE, error))
+    return FALSE;
   ok = store_erase_rows (s, id, had, r, error);
-  sqlite3_exec (s->rdb, "PRAGMA secure_delete=FAST", NULL, NULL, NULL);
+  store_secure_delete (s, s->rdb, FALSE, NULL);
   if (!ok)
     return FALSE;
   /* Every page the erasure rewrote goes into the database file and the

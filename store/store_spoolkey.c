@@ -380,6 +380,56 @@ out:
   g_array_set_size (c->doomed, 0);
 }
 
+/* ----------------------------------------------------- the vault's keys */
+
+static gint
+store_spool_key_info_cmp (gconstpointer a, gconstpointer b)
+{
+  const store_spool_key_info *x = a, *y = b;
+
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static store_spool_key_info *
+store_spool_key_info_find (GArray *out, gint64 id)
+{
+  for (guint i = 0; i < out->len; i++)
+    if (g_array_index (out, store_spool_key_info, i).id == id)
+      return &g_array_index (out, store_spool_key_info, i);
+  return NULL;
+}
+
+/* Every key in the key vault @vdb (the writer's own, or the shared one
+ * with vlock held): its id and when it was made, appended to @out
+ * (store_spool_key_info, in_vault set).  */
+static gboolean
+store_spoolkey_vault_list (sqlite3 *vdb, GArray *out, GError **error)
+{
+  sqlite3_stmt *st = NULL;
+  int rc = vdb == NULL ? SQLITE_MISUSE
+                       : sqlite3_prepare_v2 (vdb, "SELECT id, created_at"
+                                                  " FROM spool_secrets", -1,
+                                             &st, NULL);
+
+  while (rc == SQLITE_OK && (rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      store_spool_key_info k = { 0 };
+
+      k.id = sqlite3_column_int64 (st, 0);
+      k.created_at = sqlite3_column_int64 (st, 1);
+      k.in_vault = TRUE;
+      g_array_append_val (out, k);
+      rc = SQLITE_OK;
+    }
+  sqlite3_finalize (st);
+  if (rc != SQLITE_DONE)
+    {
+      store_set_sqlite_error (error, vdb, rc, "key vault: spool keys");
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* ------------------------------------------------------------ rotation */
 
 typedef struct {
@@ -535,15 +585,12 @@ store_rotate_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   store_spool_rotation r = { 0 };
   g_autoptr (GArray) used = g_array_new (FALSE, FALSE, sizeof (gint64));
   g_autoptr (GArray) unused = g_array_new (FALSE, FALSE, sizeof (gint64));
-  g_autoptr (GHashTable) created = g_hash_table_new_full (
-      g_int64_hash, g_int64_equal, g_free, g_free);
+  g_autoptr (GArray) vault = g_array_new (FALSE, TRUE,
+                                          sizeof (store_spool_key_info));
   gint64 now = g_get_real_time ();
   const guint8 *cur;
   gint64 cur_id;
-  sqlite3_stmt *st = NULL;
-  gboolean ok = FALSE;
   guint budget = rj->max;
-  int rc;
 
   /* 1. a current key no older than the period (a new one if it is) */
   cur = store_spool_key_current (s, db, &cur_id, error);
@@ -553,46 +600,30 @@ store_rotate_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   r.rotated = c->cur_pending;
 
   /* 2. when each key in the vault was made */
-  rc = sqlite3_prepare_v2 (s->wvault, "SELECT id, created_at FROM"
-                                      " spool_secrets", -1, &st, NULL);
-  while (rc == SQLITE_OK && (rc = sqlite3_step (st)) == SQLITE_ROW)
-    {
-      g_hash_table_insert (created,
-                           g_memdup2 (&(gint64) { sqlite3_column_int64 (st, 0) },
-                                      sizeof (gint64)),
-                           g_memdup2 (&(gint64) { sqlite3_column_int64 (st, 1) },
-                                      sizeof (gint64)));
-      rc = SQLITE_OK;
-    }
-  sqlite3_finalize (st);
-  if (rc != SQLITE_DONE && rc != SQLITE_OK)
-    {
-      store_set_sqlite_error (error, s->wvault, rc, "key vault: spool keys");
-      return FALSE;
-    }
+  if (!store_spoolkey_vault_list (s->wvault, vault, error))
+    return FALSE;
 
   /* 3. the rows under a key a period old (or under key 0, or a key the
    * vault does not date) re-sealed under the current one; their old
-   * ciphertext is overwritten, not left in free pages */
+   * ciphertext is overwritten, not left in free pages (the writer's
+   * connection has secure_delete on) */
   if (!store_spoolkey_used (s, db, used, error))
-    return FALSE;
-  if (!store_secure_delete (s, db, TRUE, error))
     return FALSE;
   for (guint i = 0; i < used->len && budget > 0; i++)
     {
       gint64 k = g_array_index (used, gint64, i);
-      const gint64 *made = g_hash_table_lookup (created, &k);
+      const store_spool_key_info *made = store_spool_key_info_find (vault, k);
       gint64 n;
 
       if (k == cur_id)
         continue;
-      if (k != 0 && made != NULL && now >= *made
-          && now - *made < c->lifetime)
+      if (k != 0 && made != NULL && now >= made->created_at
+          && now - made->created_at < c->lifetime)
         continue;
       n = store_spoolkey_reseal (s, db, k, cur, cur_id, budget,
                                  &r.unreadable, error);
       if (n < 0)
-        goto out;
+        return FALSE;
       r.resealed += n;
       budget -= (guint) MIN ((gint64) budget, n);
       if (budget == 0)
@@ -602,37 +633,28 @@ store_rotate_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   /* 4. the keys no row uses (nor the writer) are destroyed after this
    * commit if they were unused at the run before too */
   if (!store_spoolkey_used (s, db, used, error))
-    goto out;
-  {
-    GHashTableIter it;
-    gpointer k;
+    return FALSE;
+  for (guint i = 0; i < vault->len; i++)
+    {
+      gint64 id = g_array_index (vault, store_spool_key_info, i).id;
 
-    g_hash_table_iter_init (&it, created);
-    while (g_hash_table_iter_next (&it, &k, NULL))
-      {
-        gint64 id = *(gint64 *) k;
-        if (id == cur_id || store_spoolkey_contains (used, id))
-          continue;
-        g_array_append_val (unused, id);
-        if (store_spoolkey_contains (c->unused, id))
-          {
-            g_array_append_val (c->doomed, id);
-            r.destroyed++;
-          }
-      }
-  }
+      if (id == cur_id || store_spoolkey_contains (used, id))
+        continue;
+      g_array_append_val (unused, id);
+      if (store_spoolkey_contains (c->unused, id))
+        {
+          g_array_append_val (c->doomed, id);
+          r.destroyed++;
+        }
+    }
   g_array_set_size (c->unused_next, 0);
   g_array_append_vals (c->unused_next, unused->data, unused->len);
   c->unused_next_set = TRUE;
   r.waiting = unused->len - r.destroyed;
-  ok = TRUE;
-out:
-  if (!store_secure_delete (s, db, FALSE, ok ? error : NULL))
-    ok = FALSE;
-  if (ok && rj->out != NULL)
+  if (rj->out != NULL)
     *rj->out = r;
   job->result_id = r.resealed;
-  return ok;
+  return TRUE;
 }
 
 void
@@ -652,55 +674,21 @@ store_spool_rotate_submit (store *s, guint max, store_spool_rotation *out,
 
 /* ------------------------------------------------------------ listing */
 
-static gint
-store_spool_key_info_cmp (gconstpointer a, gconstpointer b)
-{
-  const store_spool_key_info *x = a, *y = b;
-
-  return x->id < y->id ? -1 : x->id > y->id;
-}
-
-static store_spool_key_info *
-store_spool_key_info_find (GArray *out, gint64 id)
-{
-  for (guint i = 0; i < out->len; i++)
-    if (g_array_index (out, store_spool_key_info, i).id == id)
-      return &g_array_index (out, store_spool_key_info, i);
-  return NULL;
-}
-
 GArray *
 store_spool_keys_list (store *s, GError **error)
 {
   GArray *out = g_array_new (FALSE, TRUE, sizeof (store_spool_key_info));
-  sqlite3_stmt *st = NULL;
+  sqlite3_stmt *st;
   int rc;
 
   store_vault_lock (s);
-  rc = s->rvault == NULL ? SQLITE_MISUSE
-                         : sqlite3_prepare_v2 (s->rvault, "SELECT id,"
-                                               " created_at FROM"
-                                               " spool_secrets", -1, &st,
-                                               NULL);
-  while (rc == SQLITE_OK && (rc = sqlite3_step (st)) == SQLITE_ROW)
+  if (!store_spoolkey_vault_list (s->rvault, out, error))
     {
-      store_spool_key_info k = { 0 };
-
-      k.id = sqlite3_column_int64 (st, 0);
-      k.created_at = sqlite3_column_int64 (st, 1);
-      k.in_vault = TRUE;
-      g_array_append_val (out, k);
-      rc = SQLITE_OK;
-    }
-  if (rc != SQLITE_DONE && rc != SQLITE_OK)
-    store_set_sqlite_error (error, s->rvault, rc, "key vault: spool keys");
-  sqlite3_finalize (st);
-  store_vault_unlock (s);
-  if (rc != SQLITE_DONE && rc != SQLITE_OK)
-    {
+      store_vault_unlock (s);
       g_array_unref (out);
       return NULL;
     }
+  store_vault_unlock (s);
 
   g_mutex_lock (&s->rlock);
   st = store_stmt (s, s->rdb, "SELECT key_id, count(*) FROM spool"

@@ -290,9 +290,10 @@ pieces_left (GBytes *sealed, guint *tried)
 /* A message waits in the spool sealed under the spool key of the day,
  * which lives on until no spool row needs it (a day or more): when it is
  * filed, its spool row goes, and with it every byte of that ciphertext,
- * or an erasure of the person would not be complete until then (the spool
- * key would still open the message from the file's free pages).  A message large enough for overflow pages, filed, then the
- * person erased: no 32-byte piece of its spool ciphertext is left in the
+ * or an erasure of the person would not be complete until then (the
+ * spool key would still open the message from the file's free pages).
+ * A message large enough for overflow pages, filed, then the person
+ * erased: no 32-byte piece of its spool ciphertext is left in the
  * database or its WAL.  */
 START_TEST (test_erase_leaves_no_spool_ciphertext)
 {
