@@ -1,8 +1,10 @@
 /*
  * ipc.c - length-prefixed, bounded frames over a non-blocking socket.
  *
- * Owns: the fd, a read state (header, then an exactly sized payload
- * buffer), and a queue of outgoing frames.
+ * Owns: the fd, an input buffer (what one read() brought: often several
+ * frames, each delivered without another system call) with, for a frame
+ * larger than the buffer, an exactly sized payload read straight into,
+ * and a queue of outgoing frames.
  * Refuses: frames longer than the bound or shorter than a type byte;
  * payloads that do not unpack.  Either ends the channel.
  */
@@ -20,6 +22,10 @@
 #include <glib-unix.h>
 
 #define IPC_HEADER 5
+/* One read() takes up to this much: a parse request or answer (a few KB
+ * for most mail) and the ones behind it.  A larger frame's payload is
+ * read into its own buffer.  */
+#define IPC_INBUF (64 * 1024)
 
 struct ipc_channel {
   GSource source;            /* must be first */
@@ -30,11 +36,15 @@ struct ipc_channel {
   ipc_closed_fn on_closed;
   gpointer user_data;
   gboolean closed;
+  GIOCondition events;       /* what the source watches now */
 
-  guint8 header[IPC_HEADER];
-  gsize header_have;
-  guint8 *payload;           /* exactly the announced size */
+  guint8 *in;                /* (nullable) IPC_INBUF bytes, made on first
+                              * read */
+  gsize in_start, in_end;    /* unread bytes: in[in_start..in_end) */
+  guint8 *payload;           /* (nullable) a large frame's payload,
+                              * exactly the announced size */
   gsize payload_len, payload_have;
+  guint8 payload_type;
 
   GQueue out;                /* GBytes *, header and payload interleaved */
   gsize out_offset;          /* into the head */
@@ -55,14 +65,19 @@ ipc_channel_close (ipc_channel *ch, const char *why)
     ch->on_closed (ch, ch->user_data);
 }
 
+/* Only when they change: g_source_modify_unix_fd() wakes the main
+ * context up (an eventfd write and a poll more) every time it is called,
+ * which was once a message for nothing.  */
 static void
 ipc_channel_update_events (ipc_channel *ch)
 {
-  if (ch->closed)
+  GIOCondition events = G_IO_IN | G_IO_HUP | G_IO_ERR
+                        | (ch->out.length ? G_IO_OUT : 0);
+
+  if (ch->closed || events == ch->events)
     return;
-  g_source_modify_unix_fd (&ch->source, ch->tag,
-                           G_IO_IN | G_IO_HUP | G_IO_ERR
-                           | (ch->out.length ? G_IO_OUT : 0));
+  ch->events = events;
+  g_source_modify_unix_fd (&ch->source, ch->tag, events);
 }
 
 static void
@@ -115,24 +130,77 @@ ipc_channel_flush (ipc_channel *ch)
   ipc_channel_update_events (ch);
 }
 
+/* Deliver the complete frames in the input buffer; a frame too large
+ * for it gets its own payload buffer, which takes what was read of it.
+ * FALSE if the channel closed (a bad length, or by a handler).  */
+static gboolean
+ipc_channel_deliver (ipc_channel *ch)
+{
+  while (!ch->closed && ch->payload == NULL
+         && ch->in_end - ch->in_start >= IPC_HEADER)
+    {
+      const guint8 *h = ch->in + ch->in_start;
+      gsize have = ch->in_end - ch->in_start - IPC_HEADER;
+      guint32 len = ((guint32) h[0] << 24) | ((guint32) h[1] << 16)
+                    | ((guint32) h[2] << 8) | h[3];
+      gsize plen;
+
+      if (len < 1 || len > ch->max_frame)
+        {
+          ipc_channel_close (ch, "frame length out of bounds");
+          return FALSE;
+        }
+      plen = len - 1;
+      if (have >= plen)
+        {
+          g_autoptr (GBytes) payload = g_bytes_new (h + IPC_HEADER, plen);
+          guint8 type = h[4];
+
+          ch->in_start += IPC_HEADER + plen;
+          ch->on_frame (ch, type, payload, ch->user_data);
+        }
+      else if (IPC_HEADER + plen > IPC_INBUF)
+        {
+          ch->payload_type = h[4];
+          ch->payload_len = plen;
+          ch->payload_have = have;
+          ch->payload = g_malloc (plen);
+          memcpy (ch->payload, h + IPC_HEADER, have);
+          ch->in_start = ch->in_end = 0;
+        }
+      else
+        break;
+    }
+  if (ch->in_start == ch->in_end)
+    ch->in_start = ch->in_end = 0;
+  return !ch->closed;
+}
+
 /* Read what is there; deliver complete frames.  FALSE once the socket
  * has nothing more for now (or the channel closed).  */
 static gboolean
 ipc_channel_read (ipc_channel *ch)
 {
+  if (ch->in == NULL)
+    ch->in = g_malloc (IPC_INBUF);
   for (int rounds = 0; rounds < 64 && !ch->closed; rounds++)
     {
       ssize_t r;
 
-      if (ch->header_have < IPC_HEADER)
-        {
-          r = read (ch->fd, ch->header + ch->header_have,
-                    IPC_HEADER - ch->header_have);
-        }
+      if (ch->payload != NULL)
+        r = read (ch->fd, ch->payload + ch->payload_have,
+                  ch->payload_len - ch->payload_have);
       else
         {
-          r = read (ch->fd, ch->payload + ch->payload_have,
-                    ch->payload_len - ch->payload_have);
+          /* a partial frame goes to the front: it fits (deliver) */
+          if (ch->in_start > 0)
+            {
+              memmove (ch->in, ch->in + ch->in_start,
+                       ch->in_end - ch->in_start);
+              ch->in_end -= ch->in_start;
+              ch->in_start = 0;
+            }
+          r = read (ch->fd, ch->in + ch->in_end, IPC_INBUF - ch->in_end);
         }
       if (r < 0)
         {
@@ -148,37 +216,22 @@ ipc_channel_read (ipc_channel *ch)
           ipc_channel_close (ch, NULL);
           return FALSE;
         }
-      if (ch->header_have < IPC_HEADER)
+      if (ch->payload != NULL)
         {
-          ch->header_have += (gsize) r;
-          if (ch->header_have < IPC_HEADER)
-            continue;
-          guint32 len = ((guint32) ch->header[0] << 24)
-                        | ((guint32) ch->header[1] << 16)
-                        | ((guint32) ch->header[2] << 8) | ch->header[3];
-          if (len < 1 || len > ch->max_frame)
+          ch->payload_have += (gsize) r;
+          if (ch->payload_have == ch->payload_len)
             {
-              ipc_channel_close (ch, "frame length out of bounds");
-              return FALSE;
+              g_autoptr (GBytes) payload =
+                  g_bytes_new_take (ch->payload, ch->payload_len);
+
+              ch->payload = NULL;
+              ch->on_frame (ch, ch->payload_type, payload, ch->user_data);
             }
-          ch->payload_len = len - 1;
-          ch->payload_have = 0;
-          ch->payload = g_malloc (ch->payload_len ? ch->payload_len : 1);
         }
       else
-        ch->payload_have += (gsize) r;
-
-      if (ch->header_have == IPC_HEADER
-          && ch->payload_have == ch->payload_len)
-        {
-          GBytes *payload = g_bytes_new_take (ch->payload, ch->payload_len);
-          guint8 type = ch->header[4];
-
-          ch->payload = NULL;
-          ch->header_have = 0;
-          ch->on_frame (ch, type, payload, ch->user_data);
-          g_bytes_unref (payload);
-        }
+        ch->in_end += (gsize) r;
+      if (!ipc_channel_deliver (ch))
+        return FALSE;
     }
   return !ch->closed;
 }
@@ -242,8 +295,8 @@ ipc_channel_new (int fd, gsize max_frame, ipc_frame_fn on_frame,
   ch->on_closed = on_closed;
   ch->user_data = user_data;
   g_queue_init (&ch->out);
-  ch->tag = g_source_add_unix_fd (&ch->source, fd,
-                                  G_IO_IN | G_IO_HUP | G_IO_ERR);
+  ch->events = G_IO_IN | G_IO_HUP | G_IO_ERR;
+  ch->tag = g_source_add_unix_fd (&ch->source, fd, ch->events);
   g_source_set_name (&ch->source, "ipc");
   /* Never dispatched recursively (no nested loops); not blocking it saves
    * removing and re-adding the descriptor at every frame.  */
@@ -267,6 +320,7 @@ ipc_channel_free (ipc_channel **chp)
     }
   g_queue_clear_full (&ch->out, (GDestroyNotify) g_bytes_unref);
   g_free (ch->payload);
+  g_free (ch->in);
   close (ch->fd);
   g_source_destroy (&ch->source);
   g_source_unref (&ch->source);

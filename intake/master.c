@@ -85,6 +85,9 @@ struct intake_master {
   GSourceFunc done;
   gpointer done_data;
   GQueue parse_queue;         /* master_parse_job *, waiting */
+  GAsyncQueue *submitted;     /* master_parse_job *, from the pipeline
+                               * thread, not yet in parse_queue */
+  gint submitted_wake;        /* a move into parse_queue is scheduled */
   guint64 restarts;
   guint64 spooled[3];         /* smtp, imap, form (forms count their own) */
   guint64 parse_next_req;     /* atomic: requests are packed off the loop */
@@ -575,27 +578,28 @@ master_parse_dispatch (intake_master *m)
       }
 }
 
-typedef struct {
-  intake_master *m;
-  master_parse_job *job;
-} master_parse_submit_ctx;
-
+/* The jobs the pipeline thread submitted, into the queue (or answered
+ * "shutdown" once stopping).  One call takes all that are waiting: the
+ * thread schedules it only when none was scheduled, not once a message
+ * (an idle source and a wake-up of the loop each).  */
 static gboolean
 master_parse_submit_main (gpointer data)
 {
-  master_parse_submit_ctx *ctx = data;
-  intake_master *m = ctx->m;
+  intake_master *m = data;
+  master_parse_job *j;
 
-  if (m->stopping)
+  g_atomic_int_set (&m->submitted_wake, 0);
+  while ((j = g_async_queue_try_pop (m->submitted)) != NULL)
     {
-      ctx->job->done (NULL, "shutdown", ctx->job->user_data);
-      master_parse_job_free (ctx->job);
-      g_free (ctx);
-      return G_SOURCE_REMOVE;
+      if (m->stopping)
+        {
+          j->done (NULL, "shutdown", j->user_data);
+          master_parse_job_free (j);
+        }
+      else
+        g_queue_push_tail (&m->parse_queue, j);
     }
-  g_queue_push_tail (&m->parse_queue, ctx->job);
   master_parse_dispatch (m);
-  g_free (ctx);
   return G_SOURCE_REMOVE;
 }
 
@@ -604,7 +608,6 @@ intake_master_parse (intake_master *m, GBytes *raw,
                      const store_envelope *env, intake_parse_done done,
                      gpointer user_data)
 {
-  master_parse_submit_ctx *ctx;
   master_parse_job *j;
 
   /* Once stopping, nothing more is parsed (the loop may not run again).  */
@@ -613,7 +616,6 @@ intake_master_parse (intake_master *m, GBytes *raw,
       done (NULL, "shutdown", user_data);
       return;
     }
-  ctx = g_new0 (master_parse_submit_ctx, 1);
   j = g_new0 (master_parse_job, 1);
   /* Packed here, in the pipeline's thread: the main loop, which also
    * carries every SMTP session's frames, only sends it.  */
@@ -621,9 +623,9 @@ intake_master_parse (intake_master *m, GBytes *raw,
   j->frame = ipc_submit_pack (j->req, env, raw);
   j->done = done;
   j->user_data = user_data;
-  ctx->m = m;
-  ctx->job = j;
-  g_main_context_invoke (NULL, master_parse_submit_main, ctx);
+  g_async_queue_push (m->submitted, j);
+  if (g_atomic_int_compare_and_exchange (&m->submitted_wake, 0, 1))
+    g_main_context_invoke (NULL, master_parse_submit_main, m);
 }
 
 /* ----------------------------------------------------------- storage */
@@ -728,6 +730,7 @@ intake_master_start (intake_config *cfg, const char *exe,
   m->storage_timer = g_timeout_add_seconds (MASTER_STORAGE_CHECK_S,
                                             master_storage_check, m);
   g_queue_init (&m->parse_queue);
+  m->submitted = g_async_queue_new ();
   for (guint i = 0; i < cfg->smtp_processes + cfg->parse_workers; i++)
     {
       master_child *c = g_new0 (master_child, 1);
@@ -839,6 +842,13 @@ intake_master_free (intake_master **mp)
     g_source_remove (m->stop_timer);
   if (m->children)
     g_ptr_array_unref (m->children);
+  if (m->submitted)
+    {
+      master_parse_job *j;
+      while ((j = g_async_queue_try_pop (m->submitted)) != NULL)
+        master_parse_job_free (j);
+      g_async_queue_unref (m->submitted);
+    }
   if (m->replies)
     {
       master_reply *r;

@@ -2,7 +2,10 @@
  * test_ipc.c - frames between processes, over a real socketpair.
  *
  * Covers: frames delivered whole however the bytes are split (one byte at
- * a time included); a frame over the receiver's bound, or of length zero,
+ * a time included), and in order whatever their sizes around the input
+ * buffer's (many small frames in one read, frames larger than it, frames
+ * straddling it); frames already written are delivered before the peer's
+ * close is; a frame over the receiver's bound, or of length zero,
  * closes the channel without delivering anything; SUBMIT and RESULT
  * payloads round-trip, and malformed ones are refused.
  */
@@ -79,6 +82,64 @@ START_TEST (test_frames_any_split)
   ck_assert (s.closed);
   ipc_channel_free (&rx);
   ck_assert_ptr_null (rx);
+  g_ptr_array_unref (s.frames);
+}
+END_TEST
+
+/* Frames of every size around the 64 KiB input buffer, written in
+ * random pieces: each delivered whole, once, in order.  */
+START_TEST (test_frames_mixed_sizes)
+{
+  int sp[2];
+  sink s = { g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref) };
+  ipc_channel *rx;
+  GRand *rand = g_rand_new_with_seed (20261127 + (guint32) _i);
+  static const gsize sizes[] = { 0, 1, 2, 4, 5, 60, 2300, 65530, 65531,
+                                 65536, 65537, 70000, 131072, 200000 };
+  GByteArray *wire = g_byte_array_new ();
+  GPtrArray *want = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) g_bytes_unref);
+
+  for (guint f = 0; f < 120; f++)
+    {
+      gsize n = g_rand_boolean (rand)
+                    ? sizes[g_rand_int_range (rand, 0, G_N_ELEMENTS (sizes))]
+                    : (gsize) g_rand_int_range (rand, 0, 3000);
+      guint8 *b = g_malloc (n + 1);
+      guint8 h[5] = { (guint8) ((n + 1) >> 24), (guint8) ((n + 1) >> 16),
+                      (guint8) ((n + 1) >> 8), (guint8) (n + 1),
+                      (guint8) (f & 0xff) };
+
+      b[0] = h[4];
+      for (gsize k = 0; k < n; k++)
+        b[k + 1] = (guint8) g_rand_int (rand);
+      g_byte_array_append (wire, h, sizeof h);
+      g_byte_array_append (wire, b + 1, (guint) n);
+      g_ptr_array_add (want, g_bytes_new_take (b, n + 1));
+    }
+  ck_assert_int_eq (socketpair (AF_UNIX, SOCK_STREAM, 0, sp), 0);
+  rx = ipc_channel_new (sp[0], 200001, sink_frame, sink_closed, &s);
+  for (gsize off = 0; off < wire->len;)
+    {
+      gsize step = _i == 0 ? 1 + (gsize) g_rand_int_range (rand, 0, 9)
+                           : 1 + (gsize) g_rand_int_range (rand, 0, 100000);
+      step = MIN (step, wire->len - off);
+      step = MIN (step, 100000);
+      write_all (sp[1], wire->data + off, step);
+      off += step;
+      g_main_context_iteration (NULL, FALSE);
+    }
+  close (sp[1]);
+  /* what was written is read before the close is seen */
+  ipc_channel_drain (rx);
+  ck_assert (s.closed);
+  ck_assert_uint_eq (s.frames->len, want->len);
+  for (guint f = 0; f < want->len; f++)
+    ck_assert (g_bytes_equal (s.frames->pdata[f], want->pdata[f]));
+  ipc_channel_free (&rx);
+  g_ptr_array_unref (want);
+  g_byte_array_unref (wire);
+  g_rand_free (rand);
   g_ptr_array_unref (s.frames);
 }
 END_TEST
@@ -201,6 +262,7 @@ ipc_suite (void)
   TCase *tc = tcase_create ("frames");
 
   tcase_add_loop_test (tc, test_frames_any_split, 0, 15);
+  tcase_add_loop_test (tc, test_frames_mixed_sizes, 0, 3);
   tcase_add_loop_test (tc, test_frame_over_bound_closes, 0, 2);
   tcase_add_test (tc, test_send_receive_large);
   tcase_add_test (tc, test_payloads);
