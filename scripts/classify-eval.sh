@@ -21,10 +21,11 @@
 #    (printed on their own) held out until the sixth session, which tuned
 #    one rule on them.
 # 7. FOI and SAR: tests/data/foi-sar/heldout4.csv, a fourth set written
-#    blind (2026-11-27); its odd rows tuned on (sixth and seventh sessions), its
-#    even rows held out; whole and even rows.
+#    blind (2026-11-27); its odd rows tuned on (sixth, seventh and eighth
+#    sessions), its even rows held out; whole and even rows.
 # 8. FOI and SAR: tests/data/foi-sar/heldout5.csv, a fifth set written
-#    blind (2026-11-27, seventh session); whole and even rows.
+#    blind (2026-11-27, seventh session); its odd rows tuned on since the
+#    eighth session, its even rows held out; whole and even rows.
 # The labelled sets in ../shared are read only here; they are never copied.
 set -eu
 cd "$(dirname "$0")/.."
@@ -100,9 +101,9 @@ echo "== its even rows (held out)"
 # shellcheck disable=SC2086
 $ctl --label kind --csv "$tmp/h4even.csv" $other | foisar
 even_rows tests/data/foi-sar/heldout5.csv "$tmp/h5even.csv"
-echo "== fifth set: tests/data/foi-sar/heldout5.csv (written blind; measured before any change)"
+echo "== fifth set: tests/data/foi-sar/heldout5.csv (written blind; odd rows tuned on)"
 # shellcheck disable=SC2086
 $ctl --label kind --csv tests/data/foi-sar/heldout5.csv $other | foisar
-echo "== its even rows"
+echo "== its even rows (held out)"
 # shellcheck disable=SC2086
 $ctl --label kind --csv "$tmp/h5even.csv" $other | foisar
