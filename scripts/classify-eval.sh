@@ -26,6 +26,9 @@
 # 8. FOI and SAR: tests/data/foi-sar/heldout5.csv, a fifth set written
 #    blind (2026-11-27, seventh session); its odd rows tuned on since the
 #    eighth session, its even rows held out; whole and even rows.
+# 9. FOI and SAR: tests/data/foi-sar/heldout6.csv, a sixth set written
+#    blind (2026-11-27, eighth session); never tuned on; whole and even
+#    rows.
 # The labelled sets in ../shared are read only here; they are never copied.
 set -eu
 cd "$(dirname "$0")/.."
@@ -107,3 +110,10 @@ $ctl --label kind --csv tests/data/foi-sar/heldout5.csv $other | foisar
 echo "== its even rows (held out)"
 # shellcheck disable=SC2086
 $ctl --label kind --csv "$tmp/h5even.csv" $other | foisar
+even_rows tests/data/foi-sar/heldout6.csv "$tmp/h6even.csv"
+echo "== sixth set: tests/data/foi-sar/heldout6.csv (written blind; never tuned on)"
+# shellcheck disable=SC2086
+$ctl --label kind --csv tests/data/foi-sar/heldout6.csv $other | foisar
+echo "== its even rows"
+# shellcheck disable=SC2086
+$ctl --label kind --csv "$tmp/h6even.csv" $other | foisar
