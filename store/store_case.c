@@ -209,6 +209,13 @@ store_address_normalise (const char *addr)
 typedef struct {
   store_job job;
   store_ingest *in;
+  /* made in the submitting thread, off the writer's: the blind indexes
+   * (keyed BLAKE2b: the raw bytes' is most of it) and the normalised
+   * sender address */
+  guint8 content[32];        /* of the raw bytes */
+  guint8 mid_index[32];      /* of in->message_id, if any */
+  char *norm;                /* the sender's address, normalised */
+  guint8 addr_index[32];     /* of norm */
 } store_ingest_job;
 
 static void
@@ -217,6 +224,7 @@ store_ingest_job_free (store_job *job)
   store_ingest_job *ij = (store_ingest_job *) job;
 
   store_ingest_free (ij->in);
+  g_free (ij->norm);
   g_free (ij);
 }
 
@@ -326,29 +334,27 @@ store_arrival_add (store *s, sqlite3 *db, gint64 message_id,
   return store_step_done (db, st, "arrival insert", error);
 }
 
-/* Find the data subject for @addr, or create one with a fresh data key.
- * Returns the subject id and its data key in @data_key.  */
+/* Find the data subject for the normalised address @norm, whose blind
+ * index is @index, or create one with a fresh data key.  Returns the
+ * subject id and its data key in @data_key.  */
 static gint64
-store_subject_find_or_create (store *s, sqlite3 *db, const char *addr,
-                              const char *name, gint64 now,
-                              guint8 *data_key, gboolean *restricted,
-                              GError **error)
+store_subject_find_or_create (store *s, sqlite3 *db, const char *norm,
+                              const guint8 index[32], const char *name,
+                              gint64 now, guint8 *data_key,
+                              gboolean *restricted, GError **error)
 {
-  g_autofree char *norm = store_address_normalise (addr);
-  guint8 index[32];
   sqlite3_stmt *st;
   gint64 id;
   int rc;
 
   g_assert (db == s->wdb);      /* the writer's key cache */
-  store_keys_blind (s->keys, "subject-address", norm, strlen (norm), index);
   *restricted = FALSE;         /* a new subject is not */
   st = store_stmt (s, db, "SELECT id, data_key, erasing_at IS NOT NULL,"
                           " restricted_at IS NOT NULL"
                           " FROM subjects WHERE address_index = ?1", error);
   if (st == NULL)
     return -1;
-  sqlite3_bind_blob (st, 1, index, sizeof index, SQLITE_STATIC);
+  sqlite3_bind_blob (st, 1, index, 32, SQLITE_STATIC);
   rc = sqlite3_step (st);
   if (rc == SQLITE_ROW)
     {
@@ -402,7 +408,7 @@ store_subject_find_or_create (store *s, sqlite3 *db, const char *addr,
   if (st == NULL)
     return -1;
   sqlite3_bind_int64 (st, 1, id);
-  sqlite3_bind_blob (st, 2, index, sizeof index, SQLITE_STATIC);
+  sqlite3_bind_blob (st, 2, index, 32, SQLITE_STATIC);
   store_bind_bytes (st, 3, wrapped);
   sqlite3_bind_int (st, 4, store_keys_version (s->keys));
   store_bind_bytes (st, 5, addr_ct);
@@ -943,11 +949,11 @@ store_ack_decide (store *s, sqlite3 *db, const store_ingest *in,
 static gboolean
 store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
 {
-  store_ingest *in = ((store_ingest_job *) job)->in;
-  const char *addr = in->from_addr ? in->from_addr : in->env->mail_from;
+  store_ingest_job *ij = (store_ingest_job *) job;
+  store_ingest *in = ij->in;
   const gint64 now = in->env->received_at;
   guint8 *data_key = s->wkey;    /* the writer's secure scratch */
-  guint8 content[32];
+  const guint8 *content = ij->content;
   g_autofree char *ref = NULL;
   g_autofree char *detail = NULL;
   g_autoptr (GArray) hints = NULL;
@@ -955,10 +961,8 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   sqlite3_stmt *st;
   gint64 subject_id, case_id = -1, message_id;
   gboolean ok = FALSE, opened = FALSE, restricted = FALSE;
-  guint8 mid_index[32];
+  const guint8 *mid_index = ij->mid_index;
   guint step = 0;
-  gsize raw_len;
-  const void *raw = g_bytes_get_data (in->raw, &raw_len);
   int rc;
 
   store_fault_step (&step);
@@ -966,12 +970,11 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   /* The same bytes again (a client retrying after a lost 250, the same
    * message to two mailboxes, SMTP and IMAP): recorded once, every arrival
    * kept.  */
-  store_keys_blind (s->keys, "message-content", raw, raw_len, content);
   st = store_stmt (s, db, "SELECT id, case_id FROM messages"
                           " WHERE content_index = ?1", error);
   if (st == NULL)
     return FALSE;
-  sqlite3_bind_blob (st, 1, content, sizeof content, SQLITE_STATIC);
+  sqlite3_bind_blob (st, 1, content, 32, SQLITE_STATIC);
   rc = sqlite3_step (st);
   if (rc == SQLITE_ROW)
     {
@@ -988,8 +991,9 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
       return FALSE;
     }
 
-  subject_id = store_subject_find_or_create (s, db, addr, in->from_name, now,
-                                             data_key, &restricted, error);
+  subject_id = store_subject_find_or_create (s, db, ij->norm, ij->addr_index,
+                                             in->from_name, now, data_key,
+                                             &restricted, error);
   if (subject_id < 0)
     goto out;
   store_fault_step (&step);
@@ -1009,9 +1013,6 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
    * not trusted to be the same message.  */
   if (in->message_id != NULL)
     {
-      /* kept for the message row's index */
-      store_keys_blind (s->keys, "message-id", in->message_id,
-                        strlen (in->message_id), mid_index);
       /* "+subject_id": look up by the Message-ID index, never scan
        * everything one sender ever wrote */
       st = store_stmt (s, db, "SELECT id, case_id FROM messages"
@@ -1020,7 +1021,7 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
                        error);
       if (st == NULL)
         goto out;
-      sqlite3_bind_blob (st, 1, mid_index, sizeof mid_index, SQLITE_STATIC);
+      sqlite3_bind_blob (st, 1, mid_index, 32, SQLITE_STATIC);
       sqlite3_bind_int64 (st, 2, subject_id);
       if (sqlite3_step (st) == SQLITE_ROW)
         {
@@ -1177,9 +1178,21 @@ store_ingest_submit (store *s, store_ingest *in, store_done_fn done,
                      gpointer user_data)
 {
   store_ingest_job *ij = g_new0 (store_ingest_job, 1);
+  const char *addr;
+  gsize raw_len;
+  const void *raw;
 
   g_return_if_fail (in->env != NULL && in->raw != NULL && in->queue != NULL
                     && in->kind != NULL && in->ref_prefix != NULL);
+  addr = in->from_addr ? in->from_addr : in->env->mail_from;
+  raw = g_bytes_get_data (in->raw, &raw_len);
+  store_keys_blind (s->keys, "message-content", raw, raw_len, ij->content);
+  if (in->message_id != NULL)
+    store_keys_blind (s->keys, "message-id", in->message_id,
+                      strlen (in->message_id), ij->mid_index);
+  ij->norm = store_address_normalise (addr);
+  store_keys_blind (s->keys, "subject-address", ij->norm, strlen (ij->norm),
+                    ij->addr_index);
   ij->job.run = store_ingest_job_run;
   ij->job.free = store_ingest_job_free;
   ij->job.done = done;
