@@ -153,7 +153,11 @@ ipc_channel_deliver (ipc_channel *ch)
       plen = len - 1;
       if (have >= plen)
         {
-          g_autoptr (GBytes) payload = g_bytes_new (h + IPC_HEADER, plen);
+          /* an empty payload's data is "", never NULL, for handlers
+           * that hand it to memcpy() and the like */
+          g_autoptr (GBytes) payload =
+              plen > 0 ? g_bytes_new (h + IPC_HEADER, plen)
+                       : g_bytes_new_static ("", 0);
           guint8 type = h[4];
 
           ch->in_start += IPC_HEADER + plen;
