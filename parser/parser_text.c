@@ -171,6 +171,58 @@ parser_text_input (const char *text, gboolean valid, gsize *out_len,
   return text;
 }
 
+/* Byte classes for the lexicon's and personal data's scans: an ASCII
+ * letter or digit, a byte of a multi-byte character, the NUL after the
+ * text.  Every text they scan is NUL-terminated (strlen() gave its end),
+ * so a loop over letters and digits needs no end test of its own.  */
+#define PARSER_TEXT_C_ALNUM 1u
+#define PARSER_TEXT_C_HIGH  2u
+#define PARSER_TEXT_C_NUL   4u
+#define PARSER_TEXT_C_DIGIT 8u
+#define PARSER_TEXT_C_ALPHA 16u
+#define PARSER_TEXT_C_PD    32u /* '@', '+', '(' */
+
+#define PARSER_TEXT_C_D (PARSER_TEXT_C_ALNUM | PARSER_TEXT_C_DIGIT)
+#define PARSER_TEXT_C_A (PARSER_TEXT_C_ALNUM | PARSER_TEXT_C_ALPHA)
+#define PARSER_TEXT_C_H PARSER_TEXT_C_HIGH
+#define PARSER_TEXT_C_P PARSER_TEXT_C_PD
+#define PARSER_TEXT_C_16H                                                     \
+  PARSER_TEXT_C_H, PARSER_TEXT_C_H, PARSER_TEXT_C_H, PARSER_TEXT_C_H,         \
+      PARSER_TEXT_C_H, PARSER_TEXT_C_H, PARSER_TEXT_C_H, PARSER_TEXT_C_H,     \
+      PARSER_TEXT_C_H, PARSER_TEXT_C_H, PARSER_TEXT_C_H, PARSER_TEXT_C_H,     \
+      PARSER_TEXT_C_H, PARSER_TEXT_C_H, PARSER_TEXT_C_H, PARSER_TEXT_C_H
+
+static const guint8 parser_text_class[256] = {
+  PARSER_TEXT_C_NUL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  /*  ! " # $ % & ' ( ) * + , - . / */
+  0, 0, 0, 0, 0, 0, 0, 0, PARSER_TEXT_C_P, 0, 0, PARSER_TEXT_C_P, 0, 0, 0, 0,
+  /* 0-9 : ; < = > ? */
+  PARSER_TEXT_C_D, PARSER_TEXT_C_D, PARSER_TEXT_C_D, PARSER_TEXT_C_D,
+  PARSER_TEXT_C_D, PARSER_TEXT_C_D, PARSER_TEXT_C_D, PARSER_TEXT_C_D,
+  PARSER_TEXT_C_D, PARSER_TEXT_C_D, 0, 0, 0, 0, 0, 0,
+  /* @ A-O */
+  PARSER_TEXT_C_P, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
+  PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
+  PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
+  PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
+  /* P-Z [ \ ] ^ _ */
+  PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
+  PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
+  PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, 0, 0, 0, 0, 0,
+  /* ` a-o */
+  0, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
+  PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
+  PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
+  PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
+  /* p-z { | } ~ DEL */
+  PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
+  PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
+  PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, 0, 0, 0, 0, 0,
+  PARSER_TEXT_C_16H, PARSER_TEXT_C_16H, PARSER_TEXT_C_16H, PARSER_TEXT_C_16H,
+  PARSER_TEXT_C_16H, PARSER_TEXT_C_16H, PARSER_TEXT_C_16H, PARSER_TEXT_C_16H,
+};
+
 static gboolean
 parser_text_is_space (char c)
 {
@@ -3626,11 +3678,11 @@ parser_lexicon_free (parser_lexicon *lex)
   g_free (lex);
 }
 
-/* One word of the window of parser_lexicon_match().  Most words start
- * no term, and an ASCII word's filter bit needs only its length and three
- * of its bytes: such a word is only skimmed (its span found), and turned
- * into a full token by parser_lexicon_next() from the same place only
- * when a term may start at it or include it.  */
+/* One word of parser_lexicon_match().  Most words start no term, and an
+ * ASCII word's filter bit needs only its length and three of its bytes:
+ * such a word is only skimmed (its span found), and turned into a full
+ * token by parser_lexicon_next() from the same place only when a term
+ * may start at it or include it.  */
 typedef struct {
   const char *from;          /* where parser_lexicon_next() starts for it */
   gboolean full;             /* tok is filled */
@@ -3639,50 +3691,62 @@ typedef struct {
   parser_lexicon_token tok;
 } parser_lexicon_slot;
 
+/* The word at @from that is not all ASCII (or may not be), for
+ * parser_lexicon_skim(): the whole token.  */
+static G_NO_INLINE void
+parser_lexicon_skim_full (const char **pp, const char *end,
+                          parser_lexicon_slot *s)
+{
+  const char *q = s->from;
+
+  if (!parser_lexicon_next (&q, end, &s->tok))
+    g_assert_not_reached ();
+  s->full = TRUE;
+  s->too_long = s->tok.too_long;
+  s->filter = parser_lexicon_filter (s->tok.word, s->tok.len);
+  *pp = q;
+}
+
 /* The next word of valid UTF-8 [*pp, end) into @s, as parser_lexicon_next()
- * would find it; FALSE at the end.  */
-static gboolean
+ * would find it; FALSE at the end.  *@end is the text's NUL.  Inlined in
+ * the word loop: it runs for every word, and most are short.  */
+G_ALWAYS_INLINE static inline gboolean
 parser_lexicon_skim (const char **pp, const char *end, parser_lexicon_slot *s)
 {
-  const char *p = *pp, *w;
+  const guchar *p = (const guchar *) *pp, *w;
   gsize len;
+  guint cls;
 
-  s->from = p;
+  s->from = (const char *) p;
   s->full = FALSE;
-  while (p < end)
+  for (;;)
     {
-      if ((guchar) *p < 0x80)
+      /* ASCII other than letters and digits, in one loop: the NUL at
+       * @end is a class of its own and stops it */
+      while ((cls = parser_text_class[*p]) == 0)
+        p++;
+      if (cls & PARSER_TEXT_C_ALNUM)
+        break;
+      if (cls & PARSER_TEXT_C_PD)
         {
-          if (g_ascii_isalnum (*p))
-            break;
           p++;
+          continue;
         }
-      else
+      if ((const char *) p >= end)
         {
-          if (parser_lexicon_word_char (g_utf8_get_char (p)))
-            break;
-          p = g_utf8_next_char (p);
+          *pp = (const char *) p;
+          return FALSE;
         }
-    }
-  if (p >= end)
-    {
-      *pp = p;
-      return FALSE;
+      if (parser_lexicon_word_char (g_utf8_get_char ((const char *) p)))
+        break;
+      p = (const guchar *) g_utf8_next_char (p);
     }
   w = p;
-  while (p < end && (guchar) *p < 0x80 && g_ascii_isalnum (*p))
+  while (parser_text_class[*p] & PARSER_TEXT_C_ALNUM)
     p++;
-  if (p < end && (guchar) *p >= 0x80)
+  if (*p >= 0x80)
     {
-      /* a word that is not all ASCII (or may not be): the whole token */
-      const char *q = s->from;
-
-      if (!parser_lexicon_next (&q, end, &s->tok))
-        g_assert_not_reached ();
-      s->full = TRUE;
-      s->too_long = s->tok.too_long;
-      s->filter = parser_lexicon_filter (s->tok.word, s->tok.len);
-      *pp = q;
+      parser_lexicon_skim_full (pp, end, s);
       return TRUE;
     }
   len = (gsize) (p - w);
@@ -3691,11 +3755,11 @@ parser_lexicon_skim (const char **pp, const char *end, parser_lexicon_slot *s)
     {
       /* parser_lexicon_filter() of the folded word */
       s->filter = parser_lexicon_filter_of (
-          len, (guchar) parser_text_lower (w[0]),
-          len > 1 ? (guchar) parser_text_lower (w[1]) : 0,
-          (guchar) parser_text_lower (w[len - 1]));
+          len, (guchar) parser_text_lower ((char) w[0]),
+          len > 1 ? (guchar) parser_text_lower ((char) w[1]) : 0,
+          (guchar) parser_text_lower ((char) w[len - 1]));
     }
-  *pp = p;
+  *pp = (const char *) p;
   return TRUE;
 }
 
@@ -3714,39 +3778,40 @@ parser_lexicon_slot_token (parser_lexicon_slot *s, const char *end)
   return &s->tok;
 }
 
-/* The categories of the terms that start at ring[head] (@avail words
- * available from there).  */
+/* The categories of the terms of @bucket that start at the word @s0,
+ * whose next words are skimmed from @after only when a term needs them
+ * (the first word of nearly every term is the only one, or the one that
+ * differs).  @have: categories already found, whose terms are skipped.  */
 static guint
-parser_lexicon_match_at (const parser_lexicon *lex, parser_lexicon_slot *ring,
-                         guint head, guint avail, guint have, const char *end)
+parser_lexicon_match_at (GPtrArray *bucket, const char *after,
+                         const char *end, guint have)
 {
-  parser_lexicon_slot *s0 = &ring[head];
-  const parser_lexicon_token *t0;
-  GPtrArray *bucket;
+  /* the words after the first: [0] is the term's second word */
+  parser_lexicon_slot next[PARSER_TEXT_LEXICON_WORDS_MAX - 1];
+  guint got = 0;
+  gboolean eof = FALSE;
   guint bits = 0;
 
-  if (s0->too_long)
-    return 0;
-  if ((lex->filter[s0->filter / 8] & (1u << (s0->filter % 8))) == 0)
-    return 0;
-  t0 = parser_lexicon_slot_token (s0, end);
-  bucket = g_hash_table_lookup (lex->first, t0->word);
-  if (bucket == NULL)
-    return 0;
   for (guint i = 0; i < bucket->len; i++)
     {
       const parser_lexicon_term *term = bucket->pdata[i];
       gboolean ok = TRUE;
 
-      if ((have | bits) & term->category || term->n > avail)
+      if ((have | bits) & term->category)
         continue;
       for (guint k = 1; k < term->n && ok; k++)
         {
-          parser_lexicon_slot *sk
-              = &ring[(head + k) % PARSER_TEXT_LEXICON_WORDS_MAX];
+          parser_lexicon_slot *sk = &next[k - 1];
           const parser_lexicon_token *t;
 
-          if (sk->too_long)
+          while (got < k && !eof)
+            {
+              if (parser_lexicon_skim (&after, end, &next[got]))
+                got++;
+              else
+                eof = TRUE;
+            }
+          if (got < k || sk->too_long)
             {
               ok = FALSE;
               break;
@@ -3767,11 +3832,8 @@ parser_lexicon_match_impl (const parser_lexicon *lex, const char *text,
                            gboolean valid)
 {
   g_autofree char *fixed = NULL;
-  /* a window of the next PARSER_TEXT_LEXICON_WORDS_MAX words: memory is
-   * constant and each word is compared with the terms it starts */
-  parser_lexicon_slot ring[PARSER_TEXT_LEXICON_WORDS_MAX];
-  guint head = 0, count = 0, bits = 0;
-  gboolean eof = FALSE;
+  parser_lexicon_slot s;
+  guint bits = 0;
   const char *p, *end;
   gsize len;
 
@@ -3788,24 +3850,23 @@ parser_lexicon_match_impl (const parser_lexicon *lex, const char *text,
   else
     p = parser_text_valid (text, -1, &len, &fixed);
   end = p + len;
-  for (;;)
+  /* each word is looked up alone; the words after it are read again
+   * from it only when it starts a term of more than one word */
+  while (parser_lexicon_skim (&p, end, &s))
     {
-      while (!eof && count < PARSER_TEXT_LEXICON_WORDS_MAX)
-        {
-          if (parser_lexicon_skim (
-                  &p, end,
-                  &ring[(head + count) % PARSER_TEXT_LEXICON_WORDS_MAX]))
-            count++;
-          else
-            eof = TRUE;
-        }
-      if (count == 0)
-        break;
-      bits |= parser_lexicon_match_at (lex, ring, head, count, bits, end);
+      const parser_lexicon_token *t0;
+      GPtrArray *bucket;
+
+      if (s.too_long
+          || (lex->filter[s.filter / 8] & (1u << (s.filter % 8))) == 0)
+        continue;
+      t0 = parser_lexicon_slot_token (&s, end);
+      bucket = g_hash_table_lookup (lex->first, t0->word);
+      if (bucket == NULL)
+        continue;
+      bits |= parser_lexicon_match_at (bucket, p, end, bits);
       if ((bits & lex->categories) == lex->categories)
         break;
-      head = (head + 1) % PARSER_TEXT_LEXICON_WORDS_MAX;
-      count--;
     }
   return bits;
 }
