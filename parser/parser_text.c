@@ -3051,73 +3051,98 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
   /* Only '@', '+', '(' and the first character of a run of ASCII
    * letters and digits can start a find: inside a run every scanner
    * sees a letter or digit before it and passes (a postcode's next
-   * position is never inside a run), so runs are skipped whole.  */
-  for (const char *p = c.s; p < c.end;)
+   * position is never inside a run), so runs are skipped whole.  The
+   * text's NUL (at c.end: strlen() found it) stops every loop over a
+   * class of bytes.  */
+  for (const char *p = c.s;;)
     {
-      guchar b = (guchar) *p;
+      guint cls = parser_text_class[(guchar) *p];
 
-      if (b >= 0x80)
+      if (cls == 0)
         {
-          prev = g_unichar_isalnum (g_utf8_get_char (p));
-          p = g_utf8_next_char (p);
+          /* other ASCII: white space, punctuation, controls */
+          do
+            p++;
+          while ((cls = parser_text_class[(guchar) *p]) == 0);
+          prev = FALSE;
+        }
+      if (cls & PARSER_TEXT_C_ALNUM)
+        {
+          const char *e = p + 1;
+
+          if (!prev && (cls & PARSER_TEXT_C_ALPHA))
+            {
+              char a = parser_text_lower (*p);
+              char a2 = parser_text_lower (p[1]); /* NUL at the end */
+
+              if (p >= next_kw && parser_pd_keyword_start (a, a2))
+                {
+                  gsize n = 0;
+
+                  /* every keyword has two letters before any space: those
+                   * two are compared here, before a call */
+#define PARSER_PD_KW_AT(kw) \
+  ((kw)[0] == a && (kw)[1] == a2 && (n = parser_pd_keyword (p, c.end, (kw))) > 0)
+                  for (gsize i = 0; i < G_N_ELEMENTS (dob_words) && n == 0; i++)
+                    if (PARSER_PD_KW_AT (dob_words[i]))
+                      parser_pd_kw_add (&dob_kw, c.s, p, n);
+                  for (gsize i = 0; i < G_N_ELEMENTS (sort_words) && n == 0;
+                       i++)
+                    if (PARSER_PD_KW_AT (sort_words[i]))
+                      parser_pd_kw_add (&sort_kw, c.s, p, n);
+                  for (gsize i = 0; i < G_N_ELEMENTS (acct_words) && n == 0;
+                       i++)
+                    if (PARSER_PD_KW_AT (acct_words[i]))
+                      parser_pd_kw_add (&acct_kw, c.s, p, n);
+#undef PARSER_PD_KW_AT
+                  if (n > 0)
+                    next_kw = p + n;
+                }
+              /* a NINO has a digit after its two letters and at most one
+               * space: parser_pd_nino_at() would give p + 1 for any other
+               * word, which the next word is past anyway */
+              if (p >= next_nino && c.end - p >= 9
+                  && (parser_text_class[(guchar) p[1]] & PARSER_TEXT_C_ALPHA)
+                  && ((parser_text_class[(guchar) p[2]] & PARSER_TEXT_C_DIGIT)
+                      || (p[2] == ' '
+                          && (parser_text_class[(guchar) p[3]]
+                              & PARSER_TEXT_C_DIGIT))))
+                next_nino = parser_pd_nino_at (&c, p);
+            }
+          else if (!prev)
+            {
+              if (*p == '0' && p >= next_phone)
+                next_phone = parser_pd_phone_at (&c, p, prev);
+              if (p >= next_bank)
+                next_bank = parser_pd_bank_at (&c, p, prev, &cands);
+            }
+          while (parser_text_class[(guchar) *e] & PARSER_TEXT_C_ALNUM)
+            e++;
+          /* a postcode's first word has 2 to 7 characters: any other
+           * word gives @e, which the next word is past anyway */
+          if (!prev && p >= next_pc && e - p >= 2 && e - p <= 7)
+            next_pc = parser_pd_postcode_at (&c, p, e, prev);
+          p = e;
+          prev = TRUE;
           continue;
         }
-      if (!g_ascii_isalnum (b))
+      if (cls & PARSER_TEXT_C_PD)
         {
-          if (b == '@' && p >= next_email)
-            next_email = parser_pd_email_at (&c, p);
-          else if ((b == '+' || b == '(') && p >= next_phone)
+          if (*p == '@')
+            {
+              if (p >= next_email)
+                next_email = parser_pd_email_at (&c, p);
+            }
+          else if (p >= next_phone)
             next_phone = parser_pd_phone_at (&c, p, prev);
           prev = FALSE;
           p++;
           continue;
         }
-      if (!prev && g_ascii_isalpha (b))
-        {
-          char a = parser_text_lower ((char) b);
-          char a2 = p + 1 < c.end ? parser_text_lower (p[1]) : '\0';
-
-          if (p >= next_kw && parser_pd_keyword_start (a, a2))
-            {
-              gsize n = 0;
-
-              /* every keyword has two letters before any space: those
-               * two are compared here, before a call */
-#define PARSER_PD_KW_AT(kw) \
-  ((kw)[0] == a && (kw)[1] == a2 && (n = parser_pd_keyword (p, c.end, (kw))) > 0)
-              for (gsize i = 0; i < G_N_ELEMENTS (dob_words) && n == 0; i++)
-                if (PARSER_PD_KW_AT (dob_words[i]))
-                  parser_pd_kw_add (&dob_kw, c.s, p, n);
-              for (gsize i = 0; i < G_N_ELEMENTS (sort_words) && n == 0; i++)
-                if (PARSER_PD_KW_AT (sort_words[i]))
-                  parser_pd_kw_add (&sort_kw, c.s, p, n);
-              for (gsize i = 0; i < G_N_ELEMENTS (acct_words) && n == 0; i++)
-                if (PARSER_PD_KW_AT (acct_words[i]))
-                  parser_pd_kw_add (&acct_kw, c.s, p, n);
-#undef PARSER_PD_KW_AT
-              if (n > 0)
-                next_kw = p + n;
-            }
-          if (p >= next_nino && c.end - p >= 9 && g_ascii_isalpha (p[1]))
-            next_nino = parser_pd_nino_at (&c, p);
-        }
-      else if (!prev)
-        {
-          if (b == '0' && p >= next_phone)
-            next_phone = parser_pd_phone_at (&c, p, prev);
-          if (p >= next_bank)
-            next_bank = parser_pd_bank_at (&c, p, prev, &cands);
-        }
-      {
-        const char *e = p;
-
-        while (e < c.end && g_ascii_isalnum (*e))
-          e++;
-        if (!prev && p >= next_pc)
-          next_pc = parser_pd_postcode_at (&c, p, e, prev);
-        p = e;
-      }
-      prev = TRUE;
+      if (cls & PARSER_TEXT_C_NUL)
+        break;
+      prev = g_unichar_isalnum (g_utf8_get_char (p));
+      p = g_utf8_next_char (p);
     }
 
   if (dob_kw != NULL)
