@@ -3929,8 +3929,33 @@ parser_message_free (parser_message *m)
   g_free (m);
 }
 
+/* The set of (kind, value) pairs parser_walk_take_personal() has listed:
+ * a hash table of the parser_pd * themselves (owned by m->personal), not
+ * of "kind:value" strings made for each datum.  */
+static guint
+parser_walk_pd_hash (gconstpointer p)
+{
+  const parser_pd *pd = p;
+
+  return g_str_hash (pd->value) * 31u + (guint) pd->kind;
+}
+
+static gboolean
+parser_walk_pd_equal (gconstpointer a, gconstpointer b)
+{
+  const parser_pd *x = a, *y = b;
+
+  return x->kind == y->kind && strcmp (x->value, y->value) == 0;
+}
+
+static GHashTable *
+parser_walk_pd_seen_new (void)
+{
+  return g_hash_table_new (parser_walk_pd_hash, parser_walk_pd_equal);
+}
+
 /* Move personal data from @found to m->personal: each (kind, value) once,
- * at most PARSER_LIMIT_LIST.  */
+ * at most PARSER_LIMIT_LIST.  @seen: from parser_walk_pd_seen_new().  */
 static void
 parser_walk_take_personal (parser_walk *w, GHashTable *seen, GPtrArray *found)
 {
@@ -3939,27 +3964,19 @@ parser_walk_take_personal (parser_walk *w, GHashTable *seen, GPtrArray *found)
   for (guint i = 0; i < found->len; i++)
     {
       parser_pd *pd = found->pdata[i];
-      char *key;
 
       if (pd == NULL || pd->value == NULL
           || strlen (pd->value) > PARSER_LIMIT_HEADER_VALUE)
         continue;
-      /* "kind:value", the kind by name: no printf per datum */
-      key = g_strconcat (parser_pd_kind_name (pd->kind), ":", pd->value,
-                         NULL);
-      if (g_hash_table_contains (seen, key))
-        {
-          g_free (key);
-          continue;
-        }
+      if (g_hash_table_contains (seen, pd))
+        continue;
       if (m->personal->len >= PARSER_LIMIT_LIST)
         {
-          g_free (key);
           parser_walk_note (w, "more than %d personal data items: the rest "
                             "not listed", PARSER_LIMIT_LIST);
           break;
         }
-      g_hash_table_add (seen, key);
+      g_hash_table_add (seen, pd);
       g_ptr_array_add (m->personal, found->pdata[i]);
       found->pdata[i] = NULL;
     }
@@ -3991,9 +4008,7 @@ parser_walk_derive (parser_walk *w, char *raw_text)
   const parser_context *ctx = w->ctx;
   g_autoptr (GPtrArray) found = g_ptr_array_new_with_free_func (
       (GDestroyNotify) parser_pd_free);
-  g_autoptr (GHashTable) seen = g_hash_table_new_full (g_str_hash,
-                                                       g_str_equal, g_free,
-                                                       NULL);
+  g_autoptr (GHashTable) seen = parser_walk_pd_seen_new ();
   g_autoptr (GPtrArray) refs = g_ptr_array_new_with_free_func (g_free);
   char *new_text = NULL, *quoted = NULL;
   const char *reason = NULL;
@@ -4105,8 +4120,7 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
       {
         g_autoptr (GPtrArray) found = g_ptr_array_new_with_free_func (
             (GDestroyNotify) parser_pd_free);
-        g_autoptr (GHashTable) seen = g_hash_table_new_full (
-            g_str_hash, g_str_equal, g_free, NULL);
+        g_autoptr (GHashTable) seen = parser_walk_pd_seen_new ();
         g_autoptr (GPtrArray) refs = g_ptr_array_new_with_free_func (g_free);
         const char *reason = NULL;
 

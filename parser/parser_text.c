@@ -2330,11 +2330,25 @@ typedef enum {
   PARSER_PD_DET_COUNT,
 } parser_pd_det;
 
+/* A find and the detector that made it.  */
+typedef struct {
+  parser_pd *pd;
+  parser_pd_det det;
+} parser_pd_out;
+
+/* Finds of one text kept without an allocation; most texts have a few.  */
+#define PARSER_PD_OUT_INLINE 16
+
 typedef struct {
   const char *s, *end;  /* the text */
   GPtrArray *found;
   GHashTable *seen;      /* "kind:normalised"; made on the first find */
-  GPtrArray *out[PARSER_PD_DET_COUNT]; /* parser_pd *, made when needed */
+  /* the finds, in the order found, each with its detector: the first
+   * ones here, the rest (a long text) in @more */
+  parser_pd_out out[PARSER_PD_OUT_INLINE];
+  guint n_out;
+  GArray *more;          /* parser_pd_out, made when needed */
+  guint n_det[PARSER_PD_DET_COUNT]; /* finds of each detector */
   guint room;            /* finds @found can still take */
 } parser_pd_ctx;
 
@@ -2408,12 +2422,12 @@ parser_pd_add (parser_pd_ctx *c, parser_pd_det det, parser_pd_kind kind,
                const char *v, gsize len)
 {
   parser_pd *pd;
+  parser_pd_out f;
   char *value, *key;
   gsize tl = len;
-  GPtrArray *out = c->out[det];
 
   v = parser_text_trim (v, &tl);
-  if (tl == 0 || (out != NULL ? out->len : 0) >= c->room)
+  if (tl == 0 || c->n_det[det] >= c->room)
     return;
   if (c->seen == NULL)
     {
@@ -2438,9 +2452,17 @@ parser_pd_add (parser_pd_ctx *c, parser_pd_det det, parser_pd_kind kind,
   pd = g_new0 (parser_pd, 1);
   pd->kind = kind;
   pd->value = value;
-  if (out == NULL)
-    out = c->out[det] = g_ptr_array_new ();
-  g_ptr_array_add (out, pd);
+  c->n_det[det]++;
+  f.pd = pd;
+  f.det = det;
+  if (c->n_out < PARSER_PD_OUT_INLINE)
+    c->out[c->n_out++] = f;
+  else
+    {
+      if (c->more == NULL)
+        c->more = g_array_new (FALSE, FALSE, sizeof (parser_pd_out));
+      g_array_append_val (c->more, f);
+    }
 }
 
 static gboolean
@@ -3029,7 +3051,7 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
   g_autofree char *fixed = NULL;
   GArray *dob_kw = NULL, *sort_kw = NULL, *acct_kw = NULL;
   GArray *cands = NULL;
-  parser_pd_ctx c = { 0 };
+  parser_pd_ctx c; /* its fields set below: out[] is not cleared */
   gsize len;
   /* each detector's next position, and whether the character before
    * the current one is a letter or a digit (of any script) */
@@ -3042,10 +3064,12 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
   c.s = parser_text_input (text, valid, &len, &fixed);
   c.end = c.s + len;
   c.found = found;
+  c.seen = seen != NULL ? *seen : NULL;
+  c.n_out = 0;
+  c.more = NULL;
+  memset (c.n_det, 0, sizeof c.n_det);
   c.room = found->len >= PARSER_TEXT_PD_MAX ? 0
                                             : PARSER_TEXT_PD_MAX - found->len;
-  if (seen != NULL)
-    c.seen = *seen;
   next_kw = next_email = next_phone = next_pc = next_nino = next_bank = c.s;
 
   /* Only '@', '+', '(' and the first character of a run of ASCII
@@ -3197,20 +3221,29 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
     }
 
   /* in the order the detectors used to run one after the other */
-  for (guint d = 0; d < PARSER_PD_DET_COUNT; d++)
+  for (guint d = 0; d < PARSER_PD_DET_COUNT && c.n_out > 0; d++)
     {
-      GPtrArray *out = c.out[d];
+      guint left = c.n_det[d];
 
-      for (guint i = 0; out != NULL && i < out->len; i++)
+      for (guint i = 0; left > 0 && i < c.n_out + (c.more ? c.more->len : 0);
+           i++)
         {
+          const parser_pd_out *o
+              = i < c.n_out ? &c.out[i]
+                            : &g_array_index (c.more, parser_pd_out,
+                                              i - c.n_out);
+
+          if (o->det != (parser_pd_det) d)
+            continue;
+          left--;
           if (found->len < PARSER_TEXT_PD_MAX)
-            g_ptr_array_add (found, out->pdata[i]);
+            g_ptr_array_add (found, o->pd);
           else
-            parser_pd_free (out->pdata[i]);
+            parser_pd_free (o->pd);
         }
-      if (out != NULL)
-        g_ptr_array_unref (out);
     }
+  if (c.more != NULL)
+    g_array_unref (c.more);
   if (dob_kw != NULL)
     g_array_unref (dob_kw);
   if (sort_kw != NULL)
