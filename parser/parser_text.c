@@ -3142,9 +3142,13 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
             }
           while (parser_text_class[(guchar) *e] & PARSER_TEXT_C_ALNUM)
             e++;
-          /* a postcode's first word has 2 to 7 characters: any other
-           * word gives @e, which the next word is past anyway */
-          if (!prev && p >= next_pc && e - p >= 2 && e - p <= 7)
+          /* a postcode's first word has 2 to 7 characters and a digit
+           * second or third (A9, AA9...), or is GIR: any other word
+           * gives @e, which the next word is past anyway */
+          if (!prev && p >= next_pc && e - p >= 2 && e - p <= 7
+              && ((parser_text_class[(guchar) p[1]] & PARSER_TEXT_C_DIGIT)
+                  || (parser_text_class[(guchar) p[2]] & PARSER_TEXT_C_DIGIT)
+                  || *p == 'G' || *p == 'g'))
             next_pc = parser_pd_postcode_at (&c, p, e, prev);
           p = e;
           prev = TRUE;
