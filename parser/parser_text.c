@@ -3750,6 +3750,8 @@ typedef struct {
   gboolean full;             /* tok is filled */
   gboolean too_long;         /* as tok.too_long */
   guint filter;              /* parser_lexicon_filter() of the word */
+  const char *word;          /* an ASCII word (not full): its bytes */
+  gsize len;
   parser_lexicon_token tok;
 } parser_lexicon_slot;
 
@@ -3812,14 +3814,16 @@ parser_lexicon_skim (const char **pp, const char *end, parser_lexicon_slot *s)
       return TRUE;
     }
   len = (gsize) (p - w);
+  s->word = (const char *) w;
+  s->len = len;
   s->too_long = len > PARSER_TEXT_WORD_MAX;
   if (!s->too_long)
     {
-      /* parser_lexicon_filter() of the folded word */
-      s->filter = parser_lexicon_filter_of (
-          len, (guchar) parser_text_lower ((char) w[0]),
-          len > 1 ? (guchar) parser_text_lower ((char) w[1]) : 0,
-          (guchar) parser_text_lower ((char) w[len - 1]));
+      /* parser_lexicon_filter() of the folded word: an ASCII letter or
+       * digit in lower case is itself with the 0x20 bit set */
+      s->filter = parser_lexicon_filter_of (len, w[0] | 0x20,
+                                            len > 1 ? w[1] | 0x20 : 0,
+                                            w[len - 1] | 0x20);
     }
   *pp = (const char *) p;
   return TRUE;
@@ -3916,14 +3920,24 @@ parser_lexicon_match_impl (const parser_lexicon *lex, const char *text,
    * from it only when it starts a term of more than one word */
   while (parser_lexicon_skim (&p, end, &s))
     {
-      const parser_lexicon_token *t0;
       GPtrArray *bucket;
 
       if (s.too_long
           || (lex->filter[s.filter / 8] & (1u << (s.filter % 8))) == 0)
         continue;
-      t0 = parser_lexicon_slot_token (&s, end);
-      bucket = g_hash_table_lookup (lex->first, t0->word);
+      if (s.full)
+        bucket = g_hash_table_lookup (lex->first, s.tok.word);
+      else
+        {
+          /* an ASCII word folded is its bytes in lower case: no token
+           * (and no gap) is needed to look it up */
+          char word[PARSER_TEXT_WORD_MAX + 1];
+
+          for (gsize i = 0; i < s.len; i++)
+            word[i] = (char) (s.word[i] | 0x20);
+          word[s.len] = '\0';
+          bucket = g_hash_table_lookup (lex->first, word);
+        }
       if (bucket == NULL)
         continue;
       bits |= parser_lexicon_match_at (bucket, p, end, bits);
