@@ -2893,19 +2893,24 @@ parser_walk_line_end (const guint8 *d, gsize n, gsize pos)
   return nl ? (gsize) (nl - d) + 1 : n;
 }
 
-/* Remember the boundary parameter of a Content-Type field at @p.  */
+/* Remember the boundary parameter of a Content-Type field at @p in
+ * *@bounds (made at the first one).  Only a 'C' and a 'b' are handed to
+ * g_ascii_strncasecmp(): most fields and most bytes are neither.  */
 static void
-parser_walk_note_boundary (GHashTable *bounds, const guint8 *p, gsize len)
+parser_walk_note_boundary (GHashTable **bounds, const guint8 *p, gsize len)
 {
   static const char key[] = "boundary=";
   gsize i;
 
-  if (len < 13 || g_ascii_strncasecmp ((const char *) p, "Content-Type:", 13)
-                      != 0
-      || g_hash_table_size (bounds) >= PARSER_MESSAGE_DELIMITERS_MAX)
+  if (len < 13 || (p[0] | 0x20) != 'c'
+      || g_ascii_strncasecmp ((const char *) p, "Content-Type:", 13) != 0
+      || (*bounds != NULL
+          && g_hash_table_size (*bounds) >= PARSER_MESSAGE_DELIMITERS_MAX))
     return;
   for (i = 13; i + sizeof key - 1 < len; i++)
-    if (g_ascii_strncasecmp ((const char *) p + i, key, sizeof key - 1) == 0)
+    if ((p[i] | 0x20) == 'b'
+        && g_ascii_strncasecmp ((const char *) p + i, key, sizeof key - 1)
+               == 0)
       {
         gsize v = i + sizeof key - 1, e;
         if (v < len && p[v] == '"')
@@ -2918,18 +2923,26 @@ parser_walk_note_boundary (GHashTable *bounds, const guint8 *p, gsize len)
           for (e = v; e < len && p[e] != ';' && !g_ascii_isspace (p[e]); e++)
             ;
         if (e > v && e - v <= PARSER_LIMIT_HEADER_VALUE)
-          g_hash_table_add (bounds, g_strndup ((const char *) p + v, e - v));
+          {
+            if (*bounds == NULL)
+              *bounds = g_hash_table_new_full (g_str_hash, g_str_equal,
+                                               g_free, NULL);
+            g_hash_table_add (*bounds,
+                              g_strndup ((const char *) p + v, e - v));
+          }
         return;
       }
 }
 
-/* A line "--" boundary ["--"] of a boundary declared before it.  */
+/* A line "--" boundary ["--"] of a boundary declared before it (@bounds
+ * NULL: none was).  */
 static gboolean
 parser_walk_is_delimiter (GHashTable *bounds, const guint8 *p, gsize len)
 {
   g_autofree char *b = NULL;
 
-  if (len < 3 || p[0] != '-' || p[1] != '-' || g_hash_table_size (bounds) == 0)
+  if (len < 3 || p[0] != '-' || p[1] != '-' || bounds == NULL
+      || g_hash_table_size (bounds) == 0)
     return FALSE;
   while (len > 2 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
     len--;
@@ -2961,9 +2974,7 @@ parser_walk_is_delimiter (GHashTable *bounds, const guint8 *p, gsize len)
 static GBytes *
 parser_walk_prescreen (parser_walk *w, const guint8 *d, gsize n)
 {
-  g_autoptr (GHashTable) bounds = g_hash_table_new_full (g_str_hash,
-                                                         g_str_equal, g_free,
-                                                         NULL);
+  g_autoptr (GHashTable) bounds = NULL; /* made at the first boundary */
   GByteArray *out = NULL;
   gsize pos = 0, copied = 0, stop = n, skip = 0;
   gboolean hdr = TRUE;
@@ -3044,7 +3055,7 @@ parser_walk_prescreen (parser_walk *w, const guint8 *d, gsize n)
           gsize end = le;
           while (end < n && (d[end] == ' ' || d[end] == '\t'))
             end = parser_walk_line_end (d, n, end);
-          parser_walk_note_boundary (bounds, d + pos,
+          parser_walk_note_boundary (&bounds, d + pos,
                                      MIN (end - pos, PARSER_MESSAGE_FIELD_CUT));
           if (end - pos > PARSER_MESSAGE_FIELD_CUT)
             {
