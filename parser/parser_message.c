@@ -407,13 +407,12 @@ parser_walk_bad_encoded_words (parser_walk *w, const char *raw)
   return FALSE;
 }
 
-/* TRUE if header @h is named @name (ASCII, without case): the first
- * letters are compared before the whole names, as most differ there.  */
+/* TRUE if a header named @hn is named @name (ASCII, without case): the
+ * first letters are compared before the whole names, as most differ
+ * there.  */
 static inline gboolean
-parser_walk_name_is (GMimeHeader *h, const char *name)
+parser_walk_name_eq (const char *hn, const char *name)
 {
-  const char *hn = g_mime_header_get_name (h);
-
   if (hn != NULL)
     {
       char a = hn[0], b = name[0];
@@ -428,19 +427,66 @@ parser_walk_name_is (GMimeHeader *h, const char *name)
   return g_ascii_strcasecmp (hn, name) == 0;
 }
 
+/* Fields a parser_walk_index holds without an allocation.  */
+#define PARSER_WALK_INDEX_INLINE 32
+
+/* A message's header fields and their names, read from GMime once for
+ * the scans by name that follow (subject, four address fields, four
+ * checks for encoded words, the date), instead of once for each.  */
+typedef struct {
+  GMimeHeader **h;
+  const char **name;
+  int n;
+  GMimeHeader *h_inline[PARSER_WALK_INDEX_INLINE];
+  const char *name_inline[PARSER_WALK_INDEX_INLINE];
+} parser_walk_index;
+
 static void
-parser_walk_check_words (parser_walk *w, GMimeObject *o, const char *name)
+parser_walk_index_init (parser_walk_index *f, GMimeObject *o)
 {
   GMimeHeaderList *hl = g_mime_object_get_header_list (o);
   int n = hl ? g_mime_header_list_get_count (hl) : 0;
 
-  for (int i = 0; i < n; i++)
+  f->n = MAX (n, 0);
+  if (f->n <= PARSER_WALK_INDEX_INLINE)
     {
-      GMimeHeader *h = g_mime_header_list_get_header_at (hl, i);
-      if (parser_walk_name_is (h, name)
-          && parser_walk_bad_encoded_words (w, g_mime_header_get_raw_value (h)))
-        w->m->anomalies |= PARSER_ANOMALY_ENCODED_WORD;
+      f->h = f->h_inline;
+      f->name = f->name_inline;
     }
+  else
+    {
+      f->h = g_new (GMimeHeader *, f->n);
+      f->name = g_new (const char *, f->n);
+    }
+  for (int i = 0; i < f->n; i++)
+    {
+      f->h[i] = g_mime_header_list_get_header_at (hl, i);
+      f->name[i] = g_mime_header_get_name (f->h[i]);
+    }
+}
+
+static void
+parser_walk_index_clear (parser_walk_index *f)
+{
+  if (f->h != f->h_inline)
+    {
+      g_free (f->h);
+      g_free (f->name);
+    }
+  f->h = NULL;
+  f->name = NULL;
+  f->n = 0;
+}
+
+static void
+parser_walk_check_words (parser_walk *w, const parser_walk_index *f,
+                         const char *name)
+{
+  for (int i = 0; i < f->n; i++)
+    if (parser_walk_name_eq (f->name[i], name)
+        && parser_walk_bad_encoded_words (
+            w, g_mime_header_get_raw_value (f->h[i])))
+      w->m->anomalies |= PARSER_ANOMALY_ENCODED_WORD;
 }
 
 /* Where an encoded word "=?charset?E?text?=" starts at @p: its charset
@@ -922,18 +968,13 @@ parser_walk_fix_raw (parser_walk *w, const char *raw)
 }
 
 static const char *
-parser_walk_last_raw (GMimeObject *o, const char *name)
+parser_walk_last_raw (const parser_walk_index *f, const char *name)
 {
-  GMimeHeaderList *hl = g_mime_object_get_header_list (o);
-  int n = hl ? g_mime_header_list_get_count (hl) : 0;
   const char *raw = NULL;
 
-  for (int i = 0; i < n; i++)
-    {
-      GMimeHeader *h = g_mime_header_list_get_header_at (hl, i);
-      if (parser_walk_name_is (h, name))
-        raw = g_mime_header_get_raw_value (h);
-    }
+  for (int i = 0; i < f->n; i++)
+    if (parser_walk_name_eq (f->name[i], name))
+      raw = g_mime_header_get_raw_value (f->h[i]);
   return raw;
 }
 
@@ -941,9 +982,9 @@ parser_walk_last_raw (GMimeObject *o, const char *name)
  * reads as UTC: read as "[+-]0HMM" and flagged.  Returns the corrected
  * time (transfer full) or NULL when the zone is not of that form.  */
 static GDateTime *
-parser_walk_short_zone_date (parser_walk *w, GMimeMessage *msg)
+parser_walk_short_zone_date (parser_walk *w, const parser_walk_index *f)
 {
-  const char *raw = parser_walk_last_raw (GMIME_OBJECT (msg), "Date");
+  const char *raw = parser_walk_last_raw (f, "Date");
   g_autofree char *v = NULL;
   g_autofree char *fixed = NULL;
   char *end, *tok;
@@ -981,12 +1022,14 @@ parser_walk_short_zone_date (parser_walk *w, GMimeMessage *msg)
   return dt;
 }
 
-/* (transfer full) A message's Subject decoded word by word, or NULL.  */
+/* (transfer full) A message's Subject decoded word by word, or NULL.
+ * @f: the message's fields.  */
 static char *
-parser_walk_subject (parser_walk *w, GMimeMessage *msg)
+parser_walk_subject (parser_walk *w, GMimeMessage *msg,
+                     const parser_walk_index *f)
 {
   const char *subject = g_mime_message_get_subject (msg);
-  const char *raw = parser_walk_last_raw (GMIME_OBJECT (msg), "Subject");
+  const char *raw = parser_walk_last_raw (f, "Subject");
   g_autofree char *cut = NULL;
 
   if (subject == NULL)
@@ -1007,21 +1050,19 @@ parser_walk_subject (parser_walk *w, GMimeMessage *msg)
  * (B words made Q, F3; bad UTF-8 repaired, F5, F11); NULL when that
  * changes no field (GMime's own list is right).  */
 static InternetAddressList *
-parser_walk_address_list (parser_walk *w, GMimeMessage *msg, const char *name)
+parser_walk_address_list (parser_walk *w, const parser_walk_index *f,
+                          const char *name)
 {
-  GMimeHeaderList *hl = g_mime_object_get_header_list (GMIME_OBJECT (msg));
-  int n = hl ? g_mime_header_list_get_count (hl) : 0;
   InternetAddressList *all = NULL;
   gboolean changed = FALSE;
 
-  for (int i = 0; i < n && !changed; i++)
+  for (int i = 0; i < f->n && !changed; i++)
     {
-      GMimeHeader *h = g_mime_header_list_get_header_at (hl, i);
       const char *raw;
 
-      if (!parser_walk_name_is (h, name))
+      if (!parser_walk_name_eq (f->name[i], name))
         continue;
-      raw = g_mime_header_get_raw_value (h);
+      raw = g_mime_header_get_raw_value (f->h[i]);
       if (raw != NULL)
         {
           g_autofree char *q = parser_walk_fix_raw (w, raw);
@@ -1031,14 +1072,13 @@ parser_walk_address_list (parser_walk *w, GMimeMessage *msg, const char *name)
   if (!changed)
     return NULL;
   all = internet_address_list_new ();
-  for (int i = 0; i < n; i++)
+  for (int i = 0; i < f->n; i++)
     {
-      GMimeHeader *h = g_mime_header_list_get_header_at (hl, i);
-      const char *raw = g_mime_header_get_raw_value (h);
+      const char *raw = g_mime_header_get_raw_value (f->h[i]);
       g_autofree char *q = NULL;
       InternetAddressList *one;
 
-      if (!parser_walk_name_is (h, name)
+      if (!parser_walk_name_eq (f->name[i], name)
           || raw == NULL)
         continue;
       q = parser_walk_fix_raw (w, raw);
@@ -3154,14 +3194,23 @@ parser_walk_forwarded (parser_walk *w, GMimeMessage *inner, GBytes *bytes,
                        gboolean in_report, parser_walk_text *parent)
 {
   parser_message *m = w->m;
-  g_autofree char *subject = inner ? parser_walk_subject (w, inner) : NULL;
-  g_autofree char *subj = parser_walk_value_or_null (w, subject);
+  g_autofree char *subject = NULL;
+  g_autofree char *subj = NULL;
   g_autofree char *name = NULL;
   parser_walk_text acc = { g_string_new (NULL) };
   guint slot;
   char *text;
   GString *fwd;
 
+  if (inner != NULL)
+    {
+      parser_walk_index f;
+
+      parser_walk_index_init (&f, GMIME_OBJECT (inner));
+      subject = parser_walk_subject (w, inner, &f);
+      parser_walk_index_clear (&f);
+    }
+  subj = parser_walk_value_or_null (w, subject);
   name = g_strdup_printf ("%s.eml", subj ? subj
                                          : "forwarded-message");
   parser_walk_attach (w, bytes, "message/rfc822", name, NULL,
@@ -3789,13 +3838,15 @@ parser_walk_headers (parser_walk *w, GMimeMessage *msg)
   const char *refs_raw;
   const char *irt;
   const char *id;
+  parser_walk_index f;
 
+  parser_walk_index_init (&f, o);
   {
-    g_autofree char *subject = parser_walk_subject (w, msg);
-    InternetAddressList *from = parser_walk_address_list (w, msg, "From");
-    InternetAddressList *to = parser_walk_address_list (w, msg, "To");
-    InternetAddressList *cc = parser_walk_address_list (w, msg, "Cc");
-    InternetAddressList *reply_to = parser_walk_address_list (w, msg,
+    g_autofree char *subject = parser_walk_subject (w, msg, &f);
+    InternetAddressList *from = parser_walk_address_list (w, &f, "From");
+    InternetAddressList *to = parser_walk_address_list (w, &f, "To");
+    InternetAddressList *cc = parser_walk_address_list (w, &f, "Cc");
+    InternetAddressList *reply_to = parser_walk_address_list (w, &f,
                                                               "Reply-To");
 
     m->subject = parser_walk_value (w, subject);
@@ -3813,20 +3864,21 @@ parser_walk_headers (parser_walk *w, GMimeMessage *msg)
     g_clear_object (&reply_to);
   }
   for (guint i = 0; i < 4; i++)
-    parser_walk_check_words (w, o, (const char *[]){ "Subject", "From", "To",
-                                                     "Cc" }[i]);
+    parser_walk_check_words (w, &f, (const char *[]){ "Subject", "From", "To",
+                                                      "Cc" }[i]);
 
   date = g_mime_message_get_date (msg);
   m->date = date ? g_date_time_to_unix (date) : 0;
   if (date != NULL)
     {
-      GDateTime *fixed = parser_walk_short_zone_date (w, msg);
+      GDateTime *fixed = parser_walk_short_zone_date (w, &f);
       if (fixed != NULL)
         {
           m->date = g_date_time_to_unix (fixed);
           g_date_time_unref (fixed);
         }
     }
+  parser_walk_index_clear (&f);
 
   id = g_mime_message_get_message_id (msg);
   m->message_id = id && *id ? parser_walk_value_or_null (w, id) : NULL;
