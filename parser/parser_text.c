@@ -2383,8 +2383,9 @@ parser_pd_key (parser_pd_kind kind, const char *v)
     case PARSER_PD_EMAIL:
     case PARSER_PD_DOB:
     case PARSER_PD_CARD:
+      /* g_ascii_tolower() inline: a call for each byte otherwise */
       for (const char *p = v; *p; p++)
-        k[o++] = g_ascii_tolower (*p);
+        k[o++] = parser_text_lower (*p);
       break;
     case PARSER_PD_PHONE:
       {
@@ -2410,7 +2411,7 @@ parser_pd_key (parser_pd_kind kind, const char *v)
     default:
       for (const char *p = v; *p; p++)
         if (g_ascii_isalnum (*p))
-          k[o++] = g_ascii_toupper (*p);
+          k[o++] = parser_text_upper (*p);
       break;
     }
   k[o] = '\0';
@@ -2442,13 +2443,13 @@ parser_pd_add (parser_pd_ctx *c, parser_pd_det det, parser_pd_kind kind,
     }
   value = g_strndup (v, tl);
   key = parser_pd_key (kind, value);
-  if (g_hash_table_contains (c->seen, key))
+  /* FALSE when the key was there: the table keeps one of the equal keys
+   * and frees the other */
+  if (!g_hash_table_add (c->seen, key))
     {
-      g_free (key);
       g_free (value);
       return;
     }
-  g_hash_table_add (c->seen, key);
   pd = g_new0 (parser_pd, 1);
   pd->kind = kind;
   pd->value = value;
