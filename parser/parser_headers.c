@@ -24,9 +24,25 @@ parser_init (void)
     }
 }
 
+/* TRUE if the eight bytes at @s are printable ASCII (0x20-0x7e).  */
+static inline gboolean
+parser_clean_printable8 (const char *s)
+{
+  const guint64 ones = 0x0101010101010101ULL;
+  const guint64 highs = 0x8080808080808080ULL;
+  guint64 x, del;
+
+  memcpy (&x, s, 8);
+  del = x ^ (0x7f * ones);
+  /* a byte >= 0x80, a byte < 0x20, or a byte 0x7f */
+  return ((x | ((x - 0x20 * ones) & ~x) | ((del - ones) & ~del)) & highs)
+         == 0;
+}
+
 /* One pass over valid UTF-8 without NULs: controls become spaces, the
  * output is cut before the first character whose (original) bytes would
- * take it over @max.  */
+ * take it over @max.  Eight printable ASCII bytes are copied at once
+ * (a folded value is mostly those, between its tabs).  */
 static char *
 parser_clean_valid (const char *s, gsize n, gsize max)
 {
@@ -38,6 +54,13 @@ parser_clean_valid (const char *s, gsize n, gsize max)
       guchar c = (guchar) s[i];
       gsize k;
 
+      if (i + 8 <= n && o + 8 <= max && parser_clean_printable8 (s + i))
+        {
+          memcpy (out + o, s + i, 8);
+          o += 8;
+          i += 8;
+          continue;
+        }
       if (c < 0x80)
         {
           if (o + 1 > max)
@@ -73,21 +96,11 @@ parser_clean_valid (const char *s, gsize n, gsize max)
 static gboolean
 parser_clean_printable (const char *s, gsize n)
 {
-  const guint64 ones = 0x0101010101010101ULL;
-  const guint64 highs = 0x8080808080808080ULL;
   gsize i = 0;
 
   for (; i + 8 <= n; i += 8)
-    {
-      guint64 x, del;
-
-      memcpy (&x, s + i, 8);
-      del = x ^ (0x7f * ones);
-      /* a byte >= 0x80, a byte < 0x20, or a byte 0x7f */
-      if (((x | ((x - 0x20 * ones) & ~x) | ((del - ones) & ~del)) & highs)
-          != 0)
-        return FALSE;
-    }
+    if (!parser_clean_printable8 (s + i))
+      return FALSE;
   for (; i < n; i++)
     if ((guchar) s[i] < 0x20 || (guchar) s[i] >= 0x7f)
       return FALSE;
