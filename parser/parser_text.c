@@ -223,6 +223,14 @@ static const guint8 parser_text_class[256] = {
   PARSER_TEXT_C_16H, PARSER_TEXT_C_16H, PARSER_TEXT_C_16H, PARSER_TEXT_C_16H,
 };
 
+/* A constant string and its length, for tables compared against spans
+ * (no strlen() each time round).  */
+typedef struct {
+  const char *s;
+  gsize len;
+} parser_text_lit;
+#define PARSER_TEXT_LIT(str) { str, sizeof str - 1 }
+
 static gboolean
 parser_text_is_space (char c)
 {
@@ -1658,26 +1666,36 @@ parser_quote_quoted (const parser_quote_line *l)
 static gboolean
 parser_quote_separator (const parser_quote_line *l)
 {
-  static const char *const dashed[] = {
-    "original message",           "ursprüngliche nachricht",
-    "message d'origine",          "oorspronkelijk bericht",
-    "mensaje original",           "messaggio originale",
-    "mensagem original",          "neges wreiddiol",
-    "forwarded message",          "weitergeleitete nachricht",
-    "message transféré",          "doorgestuurd bericht",
-    "mensaje reenviado",          "messaggio inoltrato",
-    "neges wedi'i hanfon ymlaen",
+  static const parser_text_lit dashed[] = {
+    PARSER_TEXT_LIT ("original message"),
+    PARSER_TEXT_LIT ("ursprüngliche nachricht"),
+    PARSER_TEXT_LIT ("message d'origine"),
+    PARSER_TEXT_LIT ("oorspronkelijk bericht"),
+    PARSER_TEXT_LIT ("mensaje original"),
+    PARSER_TEXT_LIT ("messaggio originale"),
+    PARSER_TEXT_LIT ("mensagem original"),
+    PARSER_TEXT_LIT ("neges wreiddiol"),
+    PARSER_TEXT_LIT ("forwarded message"),
+    PARSER_TEXT_LIT ("weitergeleitete nachricht"),
+    PARSER_TEXT_LIT ("message transféré"),
+    PARSER_TEXT_LIT ("doorgestuurd bericht"),
+    PARSER_TEXT_LIT ("mensaje reenviado"),
+    PARSER_TEXT_LIT ("messaggio inoltrato"),
+    PARSER_TEXT_LIT ("neges wedi'i hanfon ymlaen"),
   };
-  static const char *const begins[] = {
-    "begin forwarded message:",     "anfang der weitergeleiteten nachricht:",
-    "début du message réexpédié :", "début du message réexpédié:",
-    "begin doorgestuurd bericht:",  "inicio del mensaje reenviado:",
+  static const parser_text_lit begins[] = {
+    PARSER_TEXT_LIT ("begin forwarded message:"),
+    PARSER_TEXT_LIT ("anfang der weitergeleiteten nachricht:"),
+    PARSER_TEXT_LIT ("début du message réexpédié :"),
+    PARSER_TEXT_LIT ("début du message réexpédié:"),
+    PARSER_TEXT_LIT ("begin doorgestuurd bericht:"),
+    PARSER_TEXT_LIT ("inicio del mensaje reenviado:"),
   };
   gsize n = l->len, lead = 0;
   const char *s = parser_text_trim (l->s, &n);
 
   for (gsize i = 0; i < G_N_ELEMENTS (begins); i++)
-    if (parser_html_eq_ci (s, n, begins[i], strlen (begins[i])))
+    if (parser_html_eq_ci (s, n, begins[i].s, begins[i].len))
       return TRUE;
   while (lead < n && s[lead] == '-')
     lead++;
@@ -1689,7 +1707,7 @@ parser_quote_separator (const parser_quote_line *l)
     n--;
   s = parser_text_trim (s, &n);
   for (gsize i = 0; i < G_N_ELEMENTS (dashed); i++)
-    if (parser_html_eq_ci (s, n, dashed[i], strlen (dashed[i])))
+    if (parser_html_eq_ci (s, n, dashed[i].s, dashed[i].len))
       return TRUE;
   return FALSE;
 }
@@ -1721,32 +1739,55 @@ parser_quote_header_key (const parser_quote_line *l)
 {
   static const struct {
     guint cls;
-    const char *key;
+    parser_text_lit key;
   } keys[] = {
-    { PARSER_QUOTE_FROM, "from" }, { PARSER_QUOTE_FROM, "von" },
-    { PARSER_QUOTE_FROM, "de" }, { PARSER_QUOTE_FROM, "van" },
-    { PARSER_QUOTE_FROM, "da" }, { PARSER_QUOTE_FROM, "oddi wrth" },
-    { PARSER_QUOTE_FROM, "fra" }, { PARSER_QUOTE_FROM, "från" },
-    { PARSER_QUOTE_SENT, "sent" }, { PARSER_QUOTE_SENT, "date" },
-    { PARSER_QUOTE_SENT, "gesendet" }, { PARSER_QUOTE_SENT, "datum" },
-    { PARSER_QUOTE_SENT, "envoyé" }, { PARSER_QUOTE_SENT, "date d'envoi" },
-    { PARSER_QUOTE_SENT, "verzonden" }, { PARSER_QUOTE_SENT, "verstuurd" },
-    { PARSER_QUOTE_SENT, "enviado" }, { PARSER_QUOTE_SENT, "enviado el" },
-    { PARSER_QUOTE_SENT, "fecha" }, { PARSER_QUOTE_SENT, "anfonwyd" },
-    { PARSER_QUOTE_SENT, "inviato" }, { PARSER_QUOTE_SENT, "data" },
-    { PARSER_QUOTE_SENT, "sendt" }, { PARSER_QUOTE_SENT, "skickat" },
-    { PARSER_QUOTE_TO, "to" }, { PARSER_QUOTE_TO, "an" },
-    { PARSER_QUOTE_TO, "à" }, { PARSER_QUOTE_TO, "À" },
-    { PARSER_QUOTE_TO, "a" }, { PARSER_QUOTE_TO, "aan" },
-    { PARSER_QUOTE_TO, "para" }, { PARSER_QUOTE_TO, "at" },
-    { PARSER_QUOTE_TO, "til" }, { PARSER_QUOTE_TO, "till" },
-    { PARSER_QUOTE_CC, "cc" }, { PARSER_QUOTE_CC, "bcc" },
-    { PARSER_QUOTE_CC, "kopie" }, { PARSER_QUOTE_SUBJECT, "subject" },
-    { PARSER_QUOTE_SUBJECT, "betreff" }, { PARSER_QUOTE_SUBJECT, "objet" },
-    { PARSER_QUOTE_SUBJECT, "onderwerp" }, { PARSER_QUOTE_SUBJECT, "asunto" },
-    { PARSER_QUOTE_SUBJECT, "pwnc" }, { PARSER_QUOTE_SUBJECT, "oggetto" },
-    { PARSER_QUOTE_SUBJECT, "assunto" }, { PARSER_QUOTE_SUBJECT, "emne" },
-    { PARSER_QUOTE_SUBJECT, "ämne" },
+    { PARSER_QUOTE_FROM, PARSER_TEXT_LIT ("from") },
+    { PARSER_QUOTE_FROM, PARSER_TEXT_LIT ("von") },
+    { PARSER_QUOTE_FROM, PARSER_TEXT_LIT ("de") },
+    { PARSER_QUOTE_FROM, PARSER_TEXT_LIT ("van") },
+    { PARSER_QUOTE_FROM, PARSER_TEXT_LIT ("da") },
+    { PARSER_QUOTE_FROM, PARSER_TEXT_LIT ("oddi wrth") },
+    { PARSER_QUOTE_FROM, PARSER_TEXT_LIT ("fra") },
+    { PARSER_QUOTE_FROM, PARSER_TEXT_LIT ("från") },
+    { PARSER_QUOTE_SENT, PARSER_TEXT_LIT ("sent") },
+    { PARSER_QUOTE_SENT, PARSER_TEXT_LIT ("date") },
+    { PARSER_QUOTE_SENT, PARSER_TEXT_LIT ("gesendet") },
+    { PARSER_QUOTE_SENT, PARSER_TEXT_LIT ("datum") },
+    { PARSER_QUOTE_SENT, PARSER_TEXT_LIT ("envoyé") },
+    { PARSER_QUOTE_SENT, PARSER_TEXT_LIT ("date d'envoi") },
+    { PARSER_QUOTE_SENT, PARSER_TEXT_LIT ("verzonden") },
+    { PARSER_QUOTE_SENT, PARSER_TEXT_LIT ("verstuurd") },
+    { PARSER_QUOTE_SENT, PARSER_TEXT_LIT ("enviado") },
+    { PARSER_QUOTE_SENT, PARSER_TEXT_LIT ("enviado el") },
+    { PARSER_QUOTE_SENT, PARSER_TEXT_LIT ("fecha") },
+    { PARSER_QUOTE_SENT, PARSER_TEXT_LIT ("anfonwyd") },
+    { PARSER_QUOTE_SENT, PARSER_TEXT_LIT ("inviato") },
+    { PARSER_QUOTE_SENT, PARSER_TEXT_LIT ("data") },
+    { PARSER_QUOTE_SENT, PARSER_TEXT_LIT ("sendt") },
+    { PARSER_QUOTE_SENT, PARSER_TEXT_LIT ("skickat") },
+    { PARSER_QUOTE_TO, PARSER_TEXT_LIT ("to") },
+    { PARSER_QUOTE_TO, PARSER_TEXT_LIT ("an") },
+    { PARSER_QUOTE_TO, PARSER_TEXT_LIT ("à") },
+    { PARSER_QUOTE_TO, PARSER_TEXT_LIT ("À") },
+    { PARSER_QUOTE_TO, PARSER_TEXT_LIT ("a") },
+    { PARSER_QUOTE_TO, PARSER_TEXT_LIT ("aan") },
+    { PARSER_QUOTE_TO, PARSER_TEXT_LIT ("para") },
+    { PARSER_QUOTE_TO, PARSER_TEXT_LIT ("at") },
+    { PARSER_QUOTE_TO, PARSER_TEXT_LIT ("til") },
+    { PARSER_QUOTE_TO, PARSER_TEXT_LIT ("till") },
+    { PARSER_QUOTE_CC, PARSER_TEXT_LIT ("cc") },
+    { PARSER_QUOTE_CC, PARSER_TEXT_LIT ("bcc") },
+    { PARSER_QUOTE_CC, PARSER_TEXT_LIT ("kopie") },
+    { PARSER_QUOTE_SUBJECT, PARSER_TEXT_LIT ("subject") },
+    { PARSER_QUOTE_SUBJECT, PARSER_TEXT_LIT ("betreff") },
+    { PARSER_QUOTE_SUBJECT, PARSER_TEXT_LIT ("objet") },
+    { PARSER_QUOTE_SUBJECT, PARSER_TEXT_LIT ("onderwerp") },
+    { PARSER_QUOTE_SUBJECT, PARSER_TEXT_LIT ("asunto") },
+    { PARSER_QUOTE_SUBJECT, PARSER_TEXT_LIT ("pwnc") },
+    { PARSER_QUOTE_SUBJECT, PARSER_TEXT_LIT ("oggetto") },
+    { PARSER_QUOTE_SUBJECT, PARSER_TEXT_LIT ("assunto") },
+    { PARSER_QUOTE_SUBJECT, PARSER_TEXT_LIT ("emne") },
+    { PARSER_QUOTE_SUBJECT, PARSER_TEXT_LIT ("ämne") },
   };
   gsize n = l->len, kl;
   const char *s = parser_text_trim (l->s, &n), *colon;
@@ -1761,7 +1802,7 @@ parser_quote_header_key (const parser_quote_line *l)
   while (kl > 0 && s[kl - 1] == '*')
     kl--;
   for (gsize i = 0; i < G_N_ELEMENTS (keys); i++)
-    if (parser_html_eq_ci (s, kl, keys[i].key, strlen (keys[i].key)))
+    if (parser_html_eq_ci (s, kl, keys[i].key.s, keys[i].key.len))
       return keys[i].cls;
   return 0;
 }
@@ -3108,7 +3149,8 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
                    * two are compared here, before a call */
 #define PARSER_PD_KW_AT(kw) \
   ((kw)[0] == a && (kw)[1] == a2 && (n = parser_pd_keyword (p, c.end, (kw))) > 0)
-                  for (gsize i = 0; i < G_N_ELEMENTS (dob_words) && n == 0; i++)
+                  for (gsize i = 0; i < G_N_ELEMENTS (dob_words) && n == 0;
+                       i++)
                     if (PARSER_PD_KW_AT (dob_words[i]))
                       parser_pd_kw_add (&dob_kw, c.s, p, n);
                   for (gsize i = 0; i < G_N_ELEMENTS (sort_words) && n == 0;
