@@ -295,9 +295,9 @@ parser_text_find_ci (const char *s, gsize len, const char *needle)
   return NULL;
 }
 
-/* Trim ASCII white space and U+00A0 from both ends of s[0..*len).  */
-static const char *
-parser_text_trim (const char *s, gsize *len)
+/* parser_text_trim() for a span that has something to trim.  */
+static G_NO_INLINE const char *
+parser_text_trim_slow (const char *s, gsize *len)
 {
   const char *e = s + *len;
 
@@ -321,6 +321,18 @@ parser_text_trim (const char *s, gsize *len)
     }
   *len = (gsize) (e - s);
   return s;
+}
+
+/* Trim ASCII white space and U+00A0 from both ends of s[0..*len).  Most
+ * spans (lines, values) have nothing to trim: their first and last bytes
+ * say so without a call.  */
+static inline const char *
+parser_text_trim (const char *s, gsize *len)
+{
+  if (*len > 0 && (guchar) s[0] > ' ' && (guchar) s[0] != 0xC2
+      && (guchar) s[*len - 1] > ' ' && (guchar) s[*len - 1] != 0xA0)
+    return s;
+  return parser_text_trim_slow (s, len);
 }
 
 /* ============================================================ HTML */
