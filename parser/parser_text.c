@@ -3805,8 +3805,6 @@ typedef struct {
   gboolean full;             /* tok is filled */
   gboolean too_long;         /* as tok.too_long */
   guint filter;              /* parser_lexicon_filter() of the word */
-  const char *word;          /* an ASCII word (not full): its bytes */
-  gsize len;
   parser_lexicon_token tok;
 } parser_lexicon_slot;
 
@@ -3869,8 +3867,6 @@ parser_lexicon_skim (const char **pp, const char *end, parser_lexicon_slot *s)
       return TRUE;
     }
   len = (gsize) (p - w);
-  s->word = (const char *) w;
-  s->len = len;
   s->too_long = len > PARSER_TEXT_WORD_MAX;
   if (!s->too_long)
     {
@@ -3953,7 +3949,7 @@ parser_lexicon_match_impl (const parser_lexicon *lex, const char *text,
                            gboolean valid)
 {
   g_autofree char *fixed = NULL;
-  parser_lexicon_slot s;
+  parser_lexicon_token tok; /* a word that is not all ASCII */
   guint bits = 0;
   const char *p, *end;
   gsize len;
@@ -3972,30 +3968,75 @@ parser_lexicon_match_impl (const parser_lexicon *lex, const char *text,
     p = parser_text_valid (text, -1, &len, &fixed);
   end = p + len;
   /* each word is looked up alone; the words after it are read again
-   * from it only when it starts a term of more than one word */
-  while (parser_lexicon_skim (&p, end, &s))
+   * from it only when it starts a term of more than one word.  The word
+   * is found as parser_lexicon_skim() finds it, kept in locals: most
+   * words end at the filter.  */
+  for (const guchar *q = (const guchar *) p;;)
     {
+      const char *from = (const char *) q;
+      const guchar *w;
+      guint cls, f;
       GPtrArray *bucket;
 
-      if (s.too_long
-          || (lex->filter[s.filter / 8] & (1u << (s.filter % 8))) == 0)
-        continue;
-      if (s.full)
-        bucket = g_hash_table_lookup (lex->first, s.tok.word);
+      for (;;)
+        {
+          while ((cls = parser_text_class[*q]) == 0)
+            q++;
+          if (cls & PARSER_TEXT_C_ALNUM)
+            break;
+          if (cls & PARSER_TEXT_C_PD)
+            {
+              q++;
+              continue;
+            }
+          if ((const char *) q >= end)
+            return bits;
+          if (parser_lexicon_word_char (g_utf8_get_char ((const char *) q)))
+            break;
+          q = (const guchar *) g_utf8_next_char (q);
+        }
+      w = q;
+      while (parser_text_class[*q] & PARSER_TEXT_C_ALNUM)
+        q++;
+      if (*q >= 0x80)
+        {
+          /* a word that is not all ASCII (or may not be): the whole
+           * token, from where the search for it started */
+          const char *r = from;
+
+          if (!parser_lexicon_next (&r, end, &tok))
+            g_assert_not_reached ();
+          q = (const guchar *) r;
+          if (tok.too_long)
+            continue;
+          f = parser_lexicon_filter (tok.word, tok.len);
+          if ((lex->filter[f / 8] & (1u << (f % 8))) == 0)
+            continue;
+          bucket = g_hash_table_lookup (lex->first, tok.word);
+        }
       else
         {
-          /* an ASCII word folded is its bytes in lower case: no token
+          gsize wl = (gsize) (q - w);
+          /* an ASCII word folded is its bytes in lower case (an ASCII
+           * letter or digit is itself with the 0x20 bit set): no token
            * (and no gap) is needed to look it up */
           char word[PARSER_TEXT_WORD_MAX + 1];
 
-          for (gsize i = 0; i < s.len; i++)
-            word[i] = (char) (s.word[i] | 0x20);
-          word[s.len] = '\0';
+          if (wl > PARSER_TEXT_WORD_MAX)
+            continue;
+          f = parser_lexicon_filter_of (wl, w[0] | 0x20,
+                                        wl > 1 ? w[1] | 0x20 : 0,
+                                        w[wl - 1] | 0x20);
+          if ((lex->filter[f / 8] & (1u << (f % 8))) == 0)
+            continue;
+          for (gsize i = 0; i < wl; i++)
+            word[i] = (char) (w[i] | 0x20);
+          word[wl] = '\0';
           bucket = g_hash_table_lookup (lex->first, word);
         }
       if (bucket == NULL)
         continue;
-      bits |= parser_lexicon_match_at (bucket, p, end, bits);
+      bits |= parser_lexicon_match_at (bucket, (const char *) q, end, bits);
       if ((bits & lex->categories) == lex->categories)
         break;
     }
