@@ -1888,7 +1888,21 @@ parser_quote_attribution (const parser_quote_line *lines, gsize n, gsize i,
 {
   char buf[PARSER_TEXT_ATTRIBUTION_MAX];
   gsize len = 0;
+  gboolean colon = FALSE;
 
+  /* every attribution ends its last line with ':' (and
+   * parser_quote_attribution_text() needs one at the end): lines without
+   * it are not copied and tried */
+  for (gsize k = 0; k < PARSER_TEXT_ATTRIBUTION_LINES && i + k < n && !colon;
+       k++)
+    {
+      gsize tl = lines[i + k].len;
+      const char *t = parser_text_trim (lines[i + k].s, &tl);
+
+      colon = tl > 0 && t[tl - 1] == ':';
+    }
+  if (!colon)
+    return 0;
   for (gsize k = 0; k < PARSER_TEXT_ATTRIBUTION_LINES && i + k < n; k++)
     {
       const parser_quote_line *l = &lines[i + k];
