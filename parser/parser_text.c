@@ -181,9 +181,11 @@ parser_text_input (const char *text, gboolean valid, gsize *out_len,
 #define PARSER_TEXT_C_DIGIT 8u
 #define PARSER_TEXT_C_ALPHA 16u
 #define PARSER_TEXT_C_PD    32u /* '@', '+', '(' */
+#define PARSER_TEXT_C_KW    64u /* a, b, d, s: a personal data keyword's */
 
 #define PARSER_TEXT_C_D (PARSER_TEXT_C_ALNUM | PARSER_TEXT_C_DIGIT)
 #define PARSER_TEXT_C_A (PARSER_TEXT_C_ALNUM | PARSER_TEXT_C_ALPHA)
+#define PARSER_TEXT_C_K (PARSER_TEXT_C_A | PARSER_TEXT_C_KW)
 #define PARSER_TEXT_C_H PARSER_TEXT_C_HIGH
 #define PARSER_TEXT_C_P PARSER_TEXT_C_PD
 #define PARSER_TEXT_C_16H                                                     \
@@ -202,21 +204,21 @@ static const guint8 parser_text_class[256] = {
   PARSER_TEXT_C_D, PARSER_TEXT_C_D, PARSER_TEXT_C_D, PARSER_TEXT_C_D,
   PARSER_TEXT_C_D, PARSER_TEXT_C_D, 0, 0, 0, 0, 0, 0,
   /* @ A-O */
-  PARSER_TEXT_C_P, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
-  PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
+  PARSER_TEXT_C_P, PARSER_TEXT_C_K, PARSER_TEXT_C_K, PARSER_TEXT_C_A,
+  PARSER_TEXT_C_K, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
   PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
   PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
   /* P-Z [ \ ] ^ _ */
-  PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
+  PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_K,
   PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
   PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, 0, 0, 0, 0, 0,
   /* ` a-o */
-  0, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
-  PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
+  0, PARSER_TEXT_C_K, PARSER_TEXT_C_K, PARSER_TEXT_C_A,
+  PARSER_TEXT_C_K, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
   PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
   PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
   /* p-z { | } ~ DEL */
-  PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
+  PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_K,
   PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A,
   PARSER_TEXT_C_A, PARSER_TEXT_C_A, PARSER_TEXT_C_A, 0, 0, 0, 0, 0,
   PARSER_TEXT_C_16H, PARSER_TEXT_C_16H, PARSER_TEXT_C_16H, PARSER_TEXT_C_16H,
@@ -3164,10 +3166,13 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
 
           if (!prev && (cls & PARSER_TEXT_C_ALPHA))
             {
-              char a = parser_text_lower (*p);
-              char a2 = parser_text_lower (p[1]); /* NUL at the end */
+              /* a letter is lower case with the 0x20 bit; p[1] is at
+               * most the NUL */
+              char a = (char) (*p | 0x20);
+              char a2 = parser_text_lower (p[1]);
 
-              if (p >= next_kw && parser_pd_keyword_start (a, a2))
+              if ((cls & PARSER_TEXT_C_KW) && p >= next_kw
+                  && parser_pd_keyword_start (a, a2))
                 {
                   gsize n = 0;
 
@@ -3194,12 +3199,12 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
               /* a NINO has a digit after its two letters and at most one
                * space: parser_pd_nino_at() would give p + 1 for any other
                * word, which the next word is past anyway */
-              if (p >= next_nino && c.end - p >= 9
-                  && (parser_text_class[(guchar) p[1]] & PARSER_TEXT_C_ALPHA)
+              if ((parser_text_class[(guchar) p[1]] & PARSER_TEXT_C_ALPHA)
                   && ((parser_text_class[(guchar) p[2]] & PARSER_TEXT_C_DIGIT)
                       || (p[2] == ' '
                           && (parser_text_class[(guchar) p[3]]
-                              & PARSER_TEXT_C_DIGIT))))
+                              & PARSER_TEXT_C_DIGIT)))
+                  && p >= next_nino && c.end - p >= 9)
                 next_nino = parser_pd_nino_at (&c, p);
             }
           else if (!prev)
