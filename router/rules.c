@@ -137,7 +137,8 @@ typedef struct rules_node rules_node;
 struct rules_word_key {
   guint32 hash;
   guint32 alen, blen;        /* second word: blen > 0 */
-  gboolean simple;           /* one word or two: the word set answers */
+  gboolean simple;           /* one word or two: the body's scan answers */
+  guint32 id;                /* simple: its bit in the scan (rules.words) */
 };
 struct rules_node {
   rules_node_kind kind;
@@ -171,6 +172,12 @@ struct rules {
   rules_rule *deflt;
   GPtrArray *queues;         /* char *, NULL-terminated */
   pcre2_match_context *mctx;
+  /* Every simple `word` value of every rule, once, with a bit each (open
+   * addressing; NULL value: a free slot): a message's body is scanned
+   * once against it.  */
+  struct rules_word_entry *words;
+  guint32 words_mask;
+  guint32 n_words;
 };
 
 static void
@@ -583,6 +590,7 @@ rules_parse_value (rules_parser *ps, rules_node *n)
 }
 
 static void rules_word_keys_make (rules_node *n);
+static void rules_words_index (rules *r);
 
 static rules_node *
 rules_parse_pred (rules_parser *ps)
@@ -1140,6 +1148,7 @@ rules_load_text (const char *name, const char *text, gssize len,
       return NULL;
     }
   g_string_free (ps.errors, TRUE);
+  rules_words_index (r);
   return r;
 }
 
@@ -1178,6 +1187,7 @@ rules_unref (rules *r)
   rules_rule_free (r->deflt);
   g_ptr_array_unref (r->queues);
   pcre2_match_context_free (r->mctx);
+  g_free (r->words);
   g_free (r);
 }
 
@@ -1226,13 +1236,12 @@ rules_queues (const rules *r)
 
 /* ---------------------------------------------------------- evaluate */
 
-typedef struct rules_word_set rules_word_set;
-
 typedef struct {
   const rules *r;
   const rules_input *in;
   char *subject, *body;      /* casefolded, lazily */
-  rules_word_set *body_words; /* words and adjacent pairs of @body, lazily */
+  guint64 *body_words;       /* the bits of the rules' words and pairs of
+                              * words found in @body, lazily */
   gboolean limit_hit;
 } rules_eval;
 
@@ -1280,24 +1289,17 @@ rules_word_char_len (const char *p, gboolean *alnum)
   return g_utf8_next_char (p) - p;
 }
 
-/* Every word of the folded body, and every two adjacent words: a table
- * of spans into the text (no copies), open addressing, so that `body word
- * X` is one probe whatever the body's size.  A bit a slot says which are
- * taken (the slots themselves are not cleared), and the table doubles
- * before it is half full: the first size is only a guess from the ASCII
- * separators, and words that only non-ASCII characters separate (a
- * no-break space, a dash, an ideographic comma) are not counted by it.  */
-typedef struct {
+/* The rules' `word` values that are one word or two joined by a space
+ * (rules_word_value_simple) are answered by one scan of the folded body:
+ * every word, and every two adjacent words, looked up in the table of
+ * those values made at load (rules.words: a few hundred entries, most
+ * look-ups one probe into an empty slot), each value found setting its
+ * bit.  Nothing is stored for the body's own words.  */
+struct rules_word_entry {
   guint32 hash;
-  guint32 a, alen;           /* first word: offset, length */
-  guint32 b, blen;           /* second word (blen 0: a single word) */
-} rules_word_slot;
-
-struct rules_word_set {
-  const char *text;
-  rules_word_slot *slots;
-  guint64 *taken;            /* one bit a slot */
-  guint32 mask, used;
+  guint32 id;
+  guint32 alen, blen;        /* second word: blen > 0 */
+  const char *v;             /* (nullable: a free slot) a node's value */
 };
 
 static guint32
@@ -1316,8 +1318,7 @@ rules_hash_pair (guint32 a, guint32 b)
   return (a * 0x9e3779b1u) ^ (b + 0x7f4a7c15u + (a << 6) + (a >> 2));
 }
 
-/* Words are short: a loop here is cheaper than a call to memcmp, which
- * the repeated words of a long body made a twentieth of a decision.  */
+/* Words are short: a loop here is cheaper than a call to memcmp.  */
 static inline gboolean
 rules_bytes_eq (const char *a, const char *b, guint32 n)
 {
@@ -1327,74 +1328,102 @@ rules_bytes_eq (const char *a, const char *b, guint32 n)
   return TRUE;
 }
 
-static inline gboolean
-rules_word_slot_taken (const rules_word_set *ws, guint32 i)
+/* The entry of the value whose words are @a (@alen bytes) and @b (@blen;
+ * 0: one word), or NULL.  */
+static inline const struct rules_word_entry *
+rules_words_find (const rules *r, guint32 h, const char *a, guint32 alen,
+                  const char *b, guint32 blen)
 {
-  return (ws->taken[i >> 6] >> (i & 63)) & 1;
-}
-
-static void
-rules_word_set_alloc (rules_word_set *ws, guint32 size)
-{
-  ws->slots = g_new (rules_word_slot, size);
-  ws->taken = g_new0 (guint64, (size + 63) / 64);
-  ws->mask = size - 1;
-  ws->used = 0;
-}
-
-/* Place @s, known not to be in the table, in its first free slot.  */
-static void
-rules_word_set_place (rules_word_set *ws, const rules_word_slot *s)
-{
-  guint32 i = s->hash & ws->mask;
-
-  while (rules_word_slot_taken (ws, i))
-    i = (i + 1) & ws->mask;
-  ws->slots[i] = *s;
-  ws->taken[i >> 6] |= G_GUINT64_CONSTANT (1) << (i & 63);
-  ws->used++;
-}
-
-static void
-rules_word_set_grow (rules_word_set *ws)
-{
-  rules_word_slot *old = ws->slots;
-  guint64 *old_taken = ws->taken;
-  guint32 size = ws->mask + 1;
-
-  g_assert (size < G_MAXUINT32 / 2);
-  rules_word_set_alloc (ws, size * 2);
-  for (guint32 i = 0; i < size; i++)
-    if ((old_taken[i >> 6] >> (i & 63)) & 1)
-      rules_word_set_place (ws, &old[i]);
-  g_free (old);
-  g_free (old_taken);
-}
-
-static void
-rules_word_set_put (rules_word_set *ws, guint32 h, guint32 a, guint32 alen,
-                    guint32 b, guint32 blen)
-{
-  guint32 i = h & ws->mask;
-
-  for (; rules_word_slot_taken (ws, i); i = (i + 1) & ws->mask)
+  for (guint32 i = h & r->words_mask; r->words[i].v != NULL;
+       i = (i + 1) & r->words_mask)
     {
-      const rules_word_slot *s = &ws->slots[i];
-      if (s->hash == h && s->alen == alen && s->blen == blen
-          && rules_bytes_eq (ws->text + s->a, ws->text + a, alen)
-          && rules_bytes_eq (ws->text + s->b, ws->text + b, blen))
-        return;
+      const struct rules_word_entry *e = &r->words[i];
+      if (e->hash == h && e->alen == alen && e->blen == blen
+          && rules_bytes_eq (e->v, a, alen)
+          && rules_bytes_eq (e->v + alen + 1, b, blen))
+        return e;
     }
-  if (2 * (ws->used + 1) > ws->mask + 1)
+  return NULL;
+}
+
+/* Give @n's simple values their bits, a value already seen the same bit.
+ * The table is sized for every value first (rules_words_count), so it is
+ * never more than a quarter full.  */
+static void
+rules_words_add (rules *r, rules_node *n)
+{
+  if (n == NULL)
+    return;
+  rules_words_add (r, n->a);
+  rules_words_add (r, n->b);
+  if (n->kind != N_PRED || n->op != OP_WORD || n->wkeys == NULL)
+    return;
+  for (guint i = 0; i < n->values->len; i++)
     {
-      rules_word_slot s = { h, a, alen, b, blen };
-      rules_word_set_grow (ws);
-      rules_word_set_place (ws, &s);
-      return;
+      struct rules_word_key *k = &n->wkeys[i];
+      const char *v = n->values->pdata[i];
+      const struct rules_word_entry *e;
+      guint32 j;
+
+      if (!k->simple)
+        continue;
+      e = rules_words_find (r, k->hash, v, k->alen, v + k->alen + 1,
+                            k->blen);
+      if (e != NULL)
+        {
+          k->id = e->id;
+          continue;
+        }
+      for (j = k->hash & r->words_mask; r->words[j].v != NULL;
+           j = (j + 1) & r->words_mask)
+        ;
+      r->words[j] = (struct rules_word_entry) { k->hash, r->n_words,
+                                                k->alen, k->blen, v };
+      k->id = r->n_words++;
     }
-  ws->slots[i] = (rules_word_slot) { h, a, alen, b, blen };
-  ws->taken[i >> 6] |= G_GUINT64_CONSTANT (1) << (i & 63);
-  ws->used++;
+}
+
+static guint32
+rules_words_count (const rules_node *n)
+{
+  guint32 c = 0;
+
+  if (n == NULL)
+    return 0;
+  if (n->kind == N_PRED && n->op == OP_WORD && n->wkeys != NULL)
+    for (guint i = 0; i < n->values->len; i++)
+      c += n->wkeys[i].simple;
+  return c + rules_words_count (n->a) + rules_words_count (n->b);
+}
+
+static void
+rules_words_index (rules *r)
+{
+  guint32 values = 0, size = 64;
+
+  for (guint i = 0; i < r->rules->len; i++)
+    values += rules_words_count (((rules_rule *) r->rules->pdata[i])->when);
+  if (r->deflt != NULL)
+    values += rules_words_count (r->deflt->when);
+  while (size < 4 * values && size < (1u << 30))
+    size *= 2;
+  r->words = g_new0 (struct rules_word_entry, size);
+  r->words_mask = size - 1;
+  r->n_words = 0;
+  for (guint i = 0; i < r->rules->len; i++)
+    rules_words_add (r, ((rules_rule *) r->rules->pdata[i])->when);
+  if (r->deflt != NULL)
+    rules_words_add (r, r->deflt->when);
+}
+
+static inline void
+rules_words_mark (const rules *r, guint64 *bits, guint32 h, const char *a,
+                  guint32 alen, const char *b, guint32 blen)
+{
+  const struct rules_word_entry *e = rules_words_find (r, h, a, alen, b,
+                                                       blen);
+  if (e != NULL)
+    bits[e->id >> 6] |= G_GUINT64_CONSTANT (1) << (e->id & 63);
 }
 
 static inline gboolean
@@ -1403,28 +1432,25 @@ rules_ascii_alnum (guchar c)
   return (guchar) ((c | 0x20) - 'a') < 26 || (guchar) (c - '0') < 10;
 }
 
-static rules_word_set *
-rules_word_set_new (const char *text)
+/* The bits of the rules' words and pairs of words that @text (folded)
+ * holds: its words are runs of letters and digits (ASCII, or any Unicode
+ * letter or digit), and a pair is two adjacent words.  */
+static guint64 *
+rules_body_words (const rules *r, const char *text)
 {
-  rules_word_set *ws = g_new0 (rules_word_set, 1);
+  guint64 *bits = g_new0 (guint64, r->n_words / 64 + 1);
   const char *p = text;
-  guint32 words = 0, size = 64;
-  guint32 prev = 0, prev_len = 0, prev_hash = 0;
+  const char *prev = NULL;
+  guint32 prev_len = 0, prev_hash = 0;
 
-  /* a first guess: two entries a word, and a word after each ASCII
-   * separator */
-  for (const guchar *q = (const guchar *) text; *q; q++)
-    words += *q < 0x80 && !rules_ascii_alnum (*q);
-  while (size < 4 * (words + 2) && size < (1u << 30))
-    size *= 2;
-  ws->text = text;
-  rules_word_set_alloc (ws, size);
+  if (r->n_words == 0)
+    return bits;
   while (*p)
     {
       gboolean alnum;
       gsize n;
       const char *start;
-      guint32 h, off, len;
+      guint32 h, len;
 
       if ((guchar) *p < 0x80)
         {
@@ -1458,28 +1484,17 @@ rules_word_set_new (const char *text)
             break;
           p += n;
         }
-      off = start - text;
       len = p - start;
       h = rules_hash_bytes (start, len);
-      rules_word_set_put (ws, h, off, len, 0, 0);
+      rules_words_mark (r, bits, h, start, len, NULL, 0);
       if (prev_len > 0)
-        rules_word_set_put (ws, rules_hash_pair (prev_hash, h), prev,
-                            prev_len, off, len);
-      prev = off;
+        rules_words_mark (r, bits, rules_hash_pair (prev_hash, h), prev,
+                          prev_len, start, len);
+      prev = start;
       prev_len = len;
       prev_hash = h;
     }
-  return ws;
-}
-
-static void
-rules_word_set_free (rules_word_set *ws)
-{
-  if (ws == NULL)
-    return;
-  g_free (ws->slots);
-  g_free (ws->taken);
-  g_free (ws);
+  return bits;
 }
 
 /* A value that the word set can answer: one word, or two joined by one
@@ -1525,23 +1540,6 @@ rules_word_keys_make (rules_node *n)
       if (sp)
         k->hash = rules_hash_pair (k->hash, rules_hash_bytes (sp + 1, k->blen));
     }
-}
-
-/* rules_word_set_has with the hash and lengths made at load.  */
-static gboolean
-rules_word_set_has_key (const rules_word_set *ws, const char *w,
-                        const struct rules_word_key *k)
-{
-  for (guint32 i = k->hash & ws->mask; rules_word_slot_taken (ws, i);
-       i = (i + 1) & ws->mask)
-    {
-      const rules_word_slot *s = &ws->slots[i];
-      if (s->hash == k->hash && s->alen == k->alen && s->blen == k->blen
-          && rules_bytes_eq (ws->text + s->a, w, k->alen)
-          && rules_bytes_eq (ws->text + s->b, w + k->alen + 1, k->blen))
-        return TRUE;
-    }
-  return FALSE;
 }
 
 static gboolean
@@ -1604,9 +1602,10 @@ rules_match_string (rules_eval *ev, const rules_node *n, const char *raw,
           const char *w = n->values->pdata[i];
           if (folded == ev->body && n->wkeys[i].simple)
             {
+              guint32 id = n->wkeys[i].id;
               if (ev->body_words == NULL)
-                ev->body_words = rules_word_set_new (ev->body);
-              if (rules_word_set_has_key (ev->body_words, w, &n->wkeys[i]))
+                ev->body_words = rules_body_words (ev->r, ev->body);
+              if ((ev->body_words[id >> 6] >> (id & 63)) & 1)
                 return TRUE;
             }
           else if (rules_has_word (folded, w))
@@ -1915,5 +1914,5 @@ rules_decide (const rules *r, const rules_input *in, rules_decision *out)
   out->limit_hit = ev.limit_hit;
   g_free (ev.subject);
   g_free (ev.body);
-  rules_word_set_free (ev.body_words);
+  g_free (ev.body_words);
 }

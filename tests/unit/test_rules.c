@@ -381,6 +381,59 @@ START_TEST (test_body_words_non_ascii_separators)
 }
 END_TEST
 
+/* The body's scan against the table of every rule's word values: a value
+ * in several rules is one entry, more than 64 values take more than one
+ * word of bits, a pair matches only two adjacent words, a value inside a
+ * longer word or split by another word does not match, and letters
+ * outside ASCII are folded like the body.  */
+START_TEST (test_body_words_shared_values)
+{
+  g_autoptr (GString) text = g_string_new ("queues a, b\ndefault queue a\n");
+  g_autoptr (rules) r = NULL;
+
+  for (guint i = 0; i < 100; i++)
+    g_string_append_printf (text, "rule \"r%u\" when body word (\"w%u\","
+                            " \"common\", \"pair w%u\") then tag t%u\n",
+                            i, i, (i * 7) % 100, i);
+  g_string_append (text, "rule \"ecole\" when body word \"\u00e9cole\""
+                         " then queue b\n");
+  r = load (text->str);
+  {
+    rules_input in = { .subject = "x",
+                       .body = "About w3, and W70; not xw5 nor w6x." };
+    rules_decision d;
+
+    decide (r, &in, &d);
+    ck_assert_uint_eq (d.tags->len, 2);
+    ck_assert (has (d.tags, "t3"));
+    ck_assert (has (d.tags, "t70"));
+    ck_assert_str_eq (d.queue, "a");
+    rules_decision_clear (&d);
+  }
+  {
+    rules_input in = { .subject = "x", .body = "COMMON" };
+    rules_decision d;
+
+    decide (r, &in, &d);
+    ck_assert_uint_eq (d.tags->len, 100);
+    rules_decision_clear (&d);
+  }
+  {
+    /* "pair w14" is rule 2's; "pair" and "w14" apart are rule 14's only */
+    rules_input in = { .subject = "x",
+                       .body = "a pair\u2014W14 then pair of w14 \u00c9COLE" };
+    rules_decision d;
+
+    decide (r, &in, &d);
+    ck_assert_uint_eq (d.tags->len, 2);
+    ck_assert (has (d.tags, "t2"));
+    ck_assert (has (d.tags, "t14"));
+    ck_assert_str_eq (d.queue, "b");
+    rules_decision_clear (&d);
+  }
+}
+END_TEST
+
 START_TEST (test_named_patterns)
 {
   g_autoptr (rules) r = load (
@@ -870,6 +923,7 @@ rules_suite (void)
   tcase_add_test (tc, test_missing_default);
   tcase_add_test (tc, test_named_patterns);
   tcase_add_test (tc, test_body_words_non_ascii_separators);
+  tcase_add_test (tc, test_body_words_shared_values);
   tcase_add_test (tc, test_regex_bounded);
   tcase_add_test (tc, test_hash_changes_with_text);
   tcase_add_test (tc, test_reasons_json);
