@@ -38,6 +38,7 @@
 #include "parser/parser_charset.h"
 #include "parser/parser_sha256.h"
 #include "parser/parser_text.h"
+#include "parser/parser_transfer.h"
 
 /* Last: libytnef's headers #define BYTE, WORD and DWORD.  */
 #include <ytnef.h>
@@ -1916,6 +1917,22 @@ parser_walk_attach (parser_walk *w, GBytes *content, const char *declared,
   return a;
 }
 
+/* (transfer full) The decoded bytes of a part, from @ba (taken), cut to
+ * the message's budget.  Nothing decoded: no bytes at all, as the array
+ * that never grew gave (GIO sniffs an empty buffer as
+ * application/x-zerosize, and a NULL one not at all).  */
+static GBytes *
+parser_walk_decoded (parser_walk *w, GByteArray *ba)
+{
+  if (ba->len == 0)
+    {
+      g_byte_array_unref (ba);
+      return g_bytes_new (NULL, 0);
+    }
+  g_byte_array_set_size (ba, (guint) parser_walk_budget (w, ba->len));
+  return g_byte_array_free_to_bytes (ba);
+}
+
 /* (transfer full) A part's decoded content (transfer encoding undone by
  * its data wrapper; nothing re-encoded), within the decoded budget.  */
 static GBytes *
@@ -1953,6 +1970,44 @@ parser_walk_decode (parser_walk *w, GMimePart *part)
                               parser_walk_budget (w, (gsize) (end - start)));
         }
     }
+  /* Base64 and quoted-printable from the same memory stream: undone in
+   * one call over the part's bytes (parser_transfer.h), with the bytes
+   * GMime's filter stream gives.  */
+  if (G_OBJECT_TYPE (dw) == GMIME_TYPE_DATA_WRAPPER
+      && (dw->encoding == GMIME_CONTENT_ENCODING_BASE64
+          || dw->encoding == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE)
+      && dw->stream != NULL
+      && G_OBJECT_TYPE (dw->stream) == GMIME_TYPE_STREAM_MEM)
+    {
+      GMimeStream *in = dw->stream;
+      GByteArray *src = g_mime_stream_mem_get_byte_array (GMIME_STREAM_MEM (in));
+      gint64 start = in->bound_start, end = in->bound_end;
+
+      if (src != NULL && start >= 0 && (gint64) src->len >= start)
+        {
+          const guint8 *p;
+          gsize n;
+
+          if (end < 0 || end > (gint64) src->len)
+            end = src->len;
+          if (end < start)
+            end = start;
+          p = src->data + start;
+          n = (gsize) (end - start);
+          if (dw->encoding == GMIME_CONTENT_ENCODING_BASE64)
+            {
+              ba = g_byte_array_sized_new (
+                  (guint) PARSER_TRANSFER_BASE64_ROOM (n));
+              ba->len = (guint) parser_transfer_base64 (p, n, ba->data);
+            }
+          else
+            {
+              ba = g_byte_array_sized_new ((guint) n);
+              ba->len = (guint) parser_transfer_qp (p, n, ba->data);
+            }
+          return parser_walk_decoded (w, ba);
+        }
+    }
   /* Base64 and uuencode give at most 3 bytes for every 4 they are sent
    * as: the array is made about that big at once, instead of growing by
    * doubling and copying what it holds at each step (for a 36 KB
@@ -1974,16 +2029,7 @@ parser_walk_decode (parser_walk *w, GMimePart *part)
   ba = g_mime_stream_mem_get_byte_array (GMIME_STREAM_MEM (out));
   g_mime_stream_mem_set_owner (GMIME_STREAM_MEM (out), FALSE);
   g_object_unref (out);
-  /* Nothing decoded: no bytes at all, as the array that never grew gave
-   * (GIO sniffs an empty buffer as application/x-zerosize, and a NULL
-   * one not at all).  */
-  if (ba->len == 0)
-    {
-      g_byte_array_unref (ba);
-      return g_bytes_new (NULL, 0);
-    }
-  g_byte_array_set_size (ba, (guint) parser_walk_budget (w, ba->len));
-  return g_byte_array_free_to_bytes (ba);
+  return parser_walk_decoded (w, ba);
 }
 
 /* A parameter among the first PARSER_LIMIT_PARAMS of @list.  */
