@@ -9,13 +9,18 @@
 #include <string.h>
 
 /* A base64 byte's value: 0-63 for the alphabet of RFC 4648 section 4,
- * PARSER_TRANSFER_PAD for '=', PARSER_TRANSFER_SKIP for anything else.
- * Both marks have one of the top two bits set, so four values OR-ed
- * together below 64 are four digits.  */
+ * PARSER_TRANSFER_PAD for '=', PARSER_TRANSFER_SKIP for anything else.  */
 #define PARSER_TRANSFER_PAD  0x40
 #define PARSER_TRANSFER_SKIP 0xFF
 
+/* Not a digit, in the shifted tables: any bit above the 24 of a quartet */
+#define PARSER_TRANSFER_NOT_DIGIT 0x80000000u
+
 static guint8 parser_transfer_b64[256];
+/* A digit's value already in its place in a quartet's 24 bits (the first
+ * digit's shifted by 18, then 12, 6, 0), or PARSER_TRANSFER_NOT_DIGIT:
+ * four look-ups OR-ed together are the quartet, or have that bit set.  */
+static guint32 parser_transfer_q[4][256];
 
 static void
 parser_transfer_b64_init (void)
@@ -32,8 +37,23 @@ parser_transfer_b64_init (void)
       for (guint i = 0; i < 64; i++)
         parser_transfer_b64[(guchar) digits[i]] = (guint8) i;
       parser_transfer_b64['='] = PARSER_TRANSFER_PAD;
+      for (guint k = 0; k < 4; k++)
+        for (guint c = 0; c < 256; c++)
+          parser_transfer_q[k][c]
+              = parser_transfer_b64[c] < 64
+                    ? (guint32) parser_transfer_b64[c] << (18 - 6 * k)
+                    : PARSER_TRANSFER_NOT_DIGIT;
       g_once_init_leave (&once, 1);
     }
+}
+
+/* The quartet of four digits at @p, or a value with
+ * PARSER_TRANSFER_NOT_DIGIT set.  */
+static inline guint32
+parser_transfer_quartet (const guint8 *p)
+{
+  return parser_transfer_q[0][p[0]] | parser_transfer_q[1][p[1]]
+         | parser_transfer_q[2][p[2]] | parser_transfer_q[3][p[3]];
 }
 
 gsize
@@ -50,22 +70,39 @@ parser_transfer_base64 (const guint8 *p, gsize n, guint8 *out)
     {
       guint8 r;
 
-      /* whole quartets (a 76-byte line is nineteen of them) */
+      /* whole quartets (a 76-byte line is nineteen of them), two at a
+       * time while there are */
       if (held == 0)
-        while (end - p >= 4)
-          {
-            guint32 a = t[p[0]], b = t[p[1]], c = t[p[2]], d = t[p[3]];
-            guint32 v;
+        {
+          while (end - p >= 8)
+            {
+              guint32 v = parser_transfer_quartet (p);
+              guint32 u = parser_transfer_quartet (p + 4);
 
-            if ((a | b | c | d) >= 64)
-              break;
-            v = a << 18 | b << 12 | c << 6 | d;
-            o[0] = (guint8) (v >> 16);
-            o[1] = (guint8) (v >> 8);
-            o[2] = (guint8) v;
-            o += 3;
-            p += 4;
-          }
+              if ((v | u) & PARSER_TRANSFER_NOT_DIGIT)
+                break;
+              o[0] = (guint8) (v >> 16);
+              o[1] = (guint8) (v >> 8);
+              o[2] = (guint8) v;
+              o[3] = (guint8) (u >> 16);
+              o[4] = (guint8) (u >> 8);
+              o[5] = (guint8) u;
+              o += 6;
+              p += 8;
+            }
+          while (end - p >= 4)
+            {
+              guint32 v = parser_transfer_quartet (p);
+
+              if (v & PARSER_TRANSFER_NOT_DIGIT)
+                break;
+              o[0] = (guint8) (v >> 16);
+              o[1] = (guint8) (v >> 8);
+              o[2] = (guint8) v;
+              o += 3;
+              p += 4;
+            }
+        }
       if (p >= end)
         break;
       r = t[*p++];
