@@ -479,6 +479,16 @@ parser_walk_index_clear (parser_walk_index *f)
   f->n = 0;
 }
 
+/* The decoded value of the first field named @name (any case), or NULL.  */
+static const char *
+parser_walk_index_value (const parser_walk_index *f, const char *name)
+{
+  for (int i = 0; i < f->n; i++)
+    if (parser_walk_name_eq (f->name[i], name))
+      return g_mime_header_get_value (f->h[i]);
+  return NULL;
+}
+
 static void
 parser_walk_check_words (parser_walk *w, const parser_walk_index *f,
                          const char *name)
@@ -1555,7 +1565,7 @@ parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
   g_autofree char *cs = NULL;
   GString *out = NULL;
   GString *fin;
-  gboolean bad = FALSE, hz = FALSE;
+  gboolean bad = FALSE, hz = FALSE, is_utf8 = FALSE;
   GIConv cd = (GIConv) -1;
   const guchar *d;
   gsize olen;
@@ -1587,7 +1597,9 @@ parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
       cs = g_strdup ("windows-1252");
     }
 
-  if (cs != NULL && parser_charset_is_hz (cs, strlen (cs)))
+  if (cs != NULL && (strcmp (cs, "utf-8") == 0 || strcmp (cs, "utf8") == 0))
+    is_utf8 = TRUE;  /* not HZ, iconv or CP1252: no look-up of its name */
+  else if (cs != NULL && parser_charset_is_hz (cs, strlen (cs)))
     {
       /* F6: glibc has no HZ; GB2312 underneath, by parser_charset.c */
       gboolean hzbad = FALSE;
@@ -1627,7 +1639,7 @@ parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
       bad = parser_walk_from_iconv (cd, p, n, out, max);
       g_iconv_close (cd);
     }
-  else if (cs != NULL
+  else if (cs != NULL && !is_utf8
            && g_ascii_strcasecmp (g_mime_charset_iconv_name (cs), "CP1252")
                   == 0)
     {
@@ -2276,6 +2288,7 @@ parser_walk_uuencode (parser_walk *w, char *text, guint att_flags)
 
 /* ------------------------------------------------------------ text */
 
+/* Adds @piece (taken: g_malloc'd) to @acc's text.  */
 static void
 parser_walk_text_add (parser_walk *w, parser_walk_text *acc, char *piece,
                       gboolean html)
@@ -2287,14 +2300,31 @@ parser_walk_text_add (parser_walk *w, parser_walk_text *acc, char *piece,
     len--;
   piece[len] = '\0';
   if (len == 0 || acc->full)
-    return;
+    {
+      g_free (piece);
+      return;
+    }
   if (html)
     acc->any_html = TRUE;
   else
     acc->any_plain = TRUE;
   if (acc->text->len > 0)
-    g_string_append (acc->text, "\n\n");
-  g_string_append_len (acc->text, piece, (gssize) len);
+    {
+      g_string_append (acc->text, "\n\n");
+      g_string_append_len (acc->text, piece, (gssize) len);
+      g_free (piece);
+    }
+  else
+    {
+      /* the first piece (most messages have one) becomes the text's
+       * buffer instead of being copied into it: GString's fields are
+       * public, and str is g_malloc'd of at least len + 1 bytes (GLib
+       * 2.78's g_string_new_take() does the same) */
+      g_free (acc->text->str);
+      acc->text->str = piece;
+      acc->text->len = len;
+      acc->text->allocated_len = len + 1;
+    }
   if (parser_walk_cut (acc->text, PARSER_LIMIT_TEXT))
     {
       acc->full = TRUE;
@@ -2348,7 +2378,6 @@ parser_walk_text_part (parser_walk *w, GMimePart *part, GMimeContentType *ct,
   else
     piece = parser_walk_uuencode (w, g_steal_pointer (&utf8), att_flags);
   parser_walk_text_add (w, acc, piece, html);
-  g_free (piece);
 }
 
 /* ------------------------------------------------------------ reports */
@@ -3782,6 +3811,12 @@ parser_walk_hdr_cmp (gconstpointer a, gconstpointer b)
   return x->index < y->index ? -1 : x->index > y->index;
 }
 
+static gint
+parser_walk_hdr_cmp_data (gconstpointer a, gconstpointer b, gpointer data)
+{
+  return parser_walk_hdr_cmp (a, b);
+}
+
 /* Every top-level header in the order received: GMime keeps Content-*
  * on the body part, so both lists are merged by offset.  */
 static void
@@ -3793,7 +3828,9 @@ parser_walk_header_list (parser_walk *w, GMimeMessage *msg)
   guint counts[2], total = 0, run = 0;
   gboolean sorted[2] = { TRUE, TRUE };
   parser_walk_hdr *both, *merged;
-  GArray *all;
+  /* both lists and the merge: on the stack for a usual message */
+  parser_walk_hdr inline_hdrs[2 * PARSER_WALK_INDEX_INLINE];
+  g_autofree parser_walk_hdr *heap_hdrs = NULL;
 
   for (guint l = 0; l < 2; l++)
     {
@@ -3805,10 +3842,10 @@ parser_walk_header_list (parser_walk *w, GMimeMessage *msg)
     }
   /* both lists in one array, then in (offset, index) order: each list is
    * normally in that order already, and two sorted runs are merged */
-  all = g_array_sized_new (FALSE, FALSE, sizeof (parser_walk_hdr),
-                           total * 2);
-  g_array_set_size (all, total * 2);
-  both = (parser_walk_hdr *) (void *) all->data;
+  if (total <= PARSER_WALK_INDEX_INLINE)
+    both = inline_hdrs;
+  else
+    both = heap_hdrs = g_new (parser_walk_hdr, (gsize) total * 2);
   merged = both + total;
   for (guint l = 0; l < 2; l++)
     for (guint i = 0; i < counts[l]; i++)
@@ -3838,12 +3875,12 @@ parser_walk_header_list (parser_walk *w, GMimeMessage *msg)
         merged[o++] = both[b++];
       memcpy (both, merged, total * sizeof *both);
     }
-  g_array_set_size (all, total);
   if (!(sorted[0] && sorted[1]))
-    g_array_sort (all, parser_walk_hdr_cmp);
-  for (guint i = 0; i < all->len; i++)
+    g_qsort_with_data (both, (gint) total, sizeof *both,
+                       parser_walk_hdr_cmp_data, NULL);
+  for (guint i = 0; i < total; i++)
     {
-      parser_walk_hdr *e = &g_array_index (all, parser_walk_hdr, i);
+      parser_walk_hdr *e = &both[i];
       const char *value;
       const char *raw = g_mime_header_get_raw_value (e->h);
       g_autofree char *mine = NULL;
@@ -3871,7 +3908,6 @@ parser_walk_header_list (parser_walk *w, GMimeMessage *msg)
       g_ptr_array_add (w->m->header_values,
                        parser_walk_value (w, value ? value : ""));
     }
-  g_array_unref (all);
 }
 
 static void
@@ -3924,12 +3960,14 @@ parser_walk_headers (parser_walk *w, GMimeMessage *msg)
           g_date_time_unref (fixed);
         }
     }
-  parser_walk_index_clear (&f);
-
   id = g_mime_message_get_message_id (msg);
   m->message_id = id && *id ? parser_walk_value_or_null (w, id) : NULL;
 
-  irt = g_mime_object_get_header (o, "In-Reply-To");
+  /* what g_mime_object_get_header() gives (the decoded value of the first
+   * field of the name), from the index instead of GMime's table */
+  irt = parser_walk_index_value (&f, "In-Reply-To");
+  refs_raw = parser_walk_index_value (&f, "References");
+  parser_walk_index_clear (&f);
   if (irt != NULL)
     {
       GMimeReferences *r = g_mime_references_parse (w->opts, irt);
@@ -3945,7 +3983,6 @@ parser_walk_headers (parser_walk *w, GMimeMessage *msg)
         g_mime_references_free (r);
     }
 
-  refs_raw = g_mime_object_get_header (o, "References");
   refs = refs_raw ? g_mime_references_parse (w->opts, refs_raw) : NULL;
   for (int i = 0; refs && i < g_mime_references_length (refs); i++)
     {
@@ -3990,6 +4027,11 @@ parser_address_free (parser_address *a)
   g_free (a);
 }
 
+/* Top-level header fields of a usual message (the 2 KB benchmark message
+ * has 13, one through a big provider 20 to 40): a size to start from, not
+ * a limit.  */
+#define PARSER_MESSAGE_FIELDS_USUAL 32
+
 parser_message *
 parser_message_new (void)
 {
@@ -3998,8 +4040,11 @@ parser_message_new (void)
   m->to = g_ptr_array_new_with_free_func ((GDestroyNotify) parser_address_free);
   m->cc = g_ptr_array_new_with_free_func ((GDestroyNotify) parser_address_free);
   m->references = g_ptr_array_new_with_free_func (g_free);
-  m->header_names = g_ptr_array_new_with_free_func (g_free);
-  m->header_values = g_ptr_array_new_with_free_func (g_free);
+  /* room for a usual message's top-level fields at once: grown from
+   * nothing, each array would be reallocated five times on the way */
+  m->header_names = g_ptr_array_new_full (PARSER_MESSAGE_FIELDS_USUAL, g_free);
+  m->header_values = g_ptr_array_new_full (PARSER_MESSAGE_FIELDS_USUAL,
+                                           g_free);
   m->forwarded = g_ptr_array_new_with_free_func (g_free);
   m->attachments = g_ptr_array_new_with_free_func (
       (GDestroyNotify) parser_attachment_free);
@@ -4057,16 +4102,39 @@ parser_walk_pd_equal (gconstpointer a, gconstpointer b)
   return x->kind == y->kind && strcmp (x->value, y->value) == 0;
 }
 
-static GHashTable *
-parser_walk_pd_seen_new (void)
+/* Up to this many listed, a new datum is compared with each; beyond, a
+ * hash table of them is made (a message has a few, or hundreds).  */
+#define PARSER_WALK_PD_LINEAR 16
+
+/* Whether (kind, value) of @pd is in m->personal.  *@seen: NULL, or the
+ * table of m->personal made here once the list is long.  Everything in
+ * m->personal came through parser_walk_take_personal() with this @seen.  */
+static gboolean
+parser_walk_pd_listed (parser_message *m, GHashTable **seen,
+                       const parser_pd *pd)
 {
-  return g_hash_table_new (parser_walk_pd_hash, parser_walk_pd_equal);
+  if (*seen == NULL && m->personal->len < PARSER_WALK_PD_LINEAR)
+    {
+      for (guint j = 0; j < m->personal->len; j++)
+        if (parser_walk_pd_equal (m->personal->pdata[j], pd))
+          return TRUE;
+      return FALSE;
+    }
+  if (*seen == NULL)
+    {
+      *seen = g_hash_table_new (parser_walk_pd_hash, parser_walk_pd_equal);
+      for (guint j = 0; j < m->personal->len; j++)
+        g_hash_table_add (*seen, m->personal->pdata[j]);
+    }
+  return g_hash_table_contains (*seen, pd);
 }
 
 /* Move personal data from @found to m->personal: each (kind, value) once,
- * at most PARSER_LIMIT_LIST.  @seen: from parser_walk_pd_seen_new().  */
+ * at most PARSER_LIMIT_LIST.  *@seen: NULL at first (see
+ * parser_walk_pd_listed()); the caller frees what it becomes.  */
 static void
-parser_walk_take_personal (parser_walk *w, GHashTable *seen, GPtrArray *found)
+parser_walk_take_personal (parser_walk *w, GHashTable **seen,
+                           GPtrArray *found)
 {
   parser_message *m = w->m;
 
@@ -4077,7 +4145,7 @@ parser_walk_take_personal (parser_walk *w, GHashTable *seen, GPtrArray *found)
       if (pd == NULL || pd->value == NULL
           || strlen (pd->value) > PARSER_LIMIT_HEADER_VALUE)
         continue;
-      if (g_hash_table_contains (seen, pd))
+      if (parser_walk_pd_listed (m, seen, pd))
         continue;
       if (m->personal->len >= PARSER_LIMIT_LIST)
         {
@@ -4085,7 +4153,8 @@ parser_walk_take_personal (parser_walk *w, GHashTable *seen, GPtrArray *found)
                             "not listed", PARSER_LIMIT_LIST);
           break;
         }
-      g_hash_table_add (seen, pd);
+      if (*seen != NULL)
+        g_hash_table_add (*seen, pd);
       g_ptr_array_add (m->personal, found->pdata[i]);
       found->pdata[i] = NULL;
     }
@@ -4117,7 +4186,7 @@ parser_walk_derive (parser_walk *w, char *raw_text)
   const parser_context *ctx = w->ctx;
   g_autoptr (GPtrArray) found = g_ptr_array_new_with_free_func (
       (GDestroyNotify) parser_pd_free);
-  g_autoptr (GHashTable) seen = parser_walk_pd_seen_new ();
+  g_autoptr (GHashTable) seen = NULL;
   g_autoptr (GPtrArray) refs = g_ptr_array_new_with_free_func (g_free);
   char *new_text = NULL, *quoted = NULL;
   const char *reason = NULL;
@@ -4142,7 +4211,7 @@ parser_walk_derive (parser_walk *w, char *raw_text)
       m->header_values->pdata[i] = parser_cards_redact_take (
           m->header_values->pdata[i], TRUE, &dummy, NULL);
     }
-  parser_walk_take_personal (w, seen, found);
+  parser_walk_take_personal (w, &seen, found);
 
   /* all valid UTF-8: parser_walk_redact() says why */
   {
@@ -4155,7 +4224,7 @@ parser_walk_derive (parser_walk *w, char *raw_text)
     for (guint i = 0; i < m->forwarded->len; i++)
       parser_pd_find_valid (m->forwarded->pdata[i], found, &pd_seen);
   }
-  parser_walk_take_personal (w, seen, found);
+  parser_walk_take_personal (w, &seen, found);
 
   if (ctx != NULL && ctx->lexicon != NULL)
     {
@@ -4229,12 +4298,12 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
       {
         g_autoptr (GPtrArray) found = g_ptr_array_new_with_free_func (
             (GDestroyNotify) parser_pd_free);
-        g_autoptr (GHashTable) seen = parser_walk_pd_seen_new ();
+        g_autoptr (GHashTable) seen = NULL;
         g_autoptr (GPtrArray) refs = g_ptr_array_new_with_free_func (g_free);
         const char *reason = NULL;
 
         m->text = parser_walk_redact (&w, text, found);
-        parser_walk_take_personal (&w, seen, found);
+        parser_walk_take_personal (&w, &seen, found);
         m->auto_reply = parser_autoreply_detect (
             m->header_names, m->header_values, ctx ? ctx->envelope_from : NULL,
             NULL, NULL, "", FALSE, &reason);
