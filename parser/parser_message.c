@@ -1946,9 +1946,11 @@ parser_walk_decoded (parser_walk *w, GByteArray *ba)
 }
 
 /* (transfer full) A part's decoded content (transfer encoding undone by
- * its data wrapper; nothing re-encoded), within the decoded budget.  */
+ * its data wrapper; nothing re-encoded), within the decoded budget.
+ * @borrow: the caller drops the bytes before the GMime tree goes, so a
+ * part with no encoding may be handed over in place, not copied.  */
 static GBytes *
-parser_walk_decode (parser_walk *w, GMimePart *part)
+parser_walk_decode (parser_walk *w, GMimePart *part, gboolean borrow)
 {
   GMimeDataWrapper *dw = g_mime_part_get_content (part);
   GMimeStream *out;
@@ -1974,12 +1976,16 @@ parser_walk_decode (parser_walk *w, GMimePart *part)
 
       if (src != NULL && start >= 0 && (gint64) src->len >= start)
         {
+          gsize n;
+
           if (end < 0 || end > (gint64) src->len)
             end = src->len;
           if (end < start)
             end = start;
-          return g_bytes_new (src->data + start,
-                              parser_walk_budget (w, (gsize) (end - start)));
+          n = parser_walk_budget (w, (gsize) (end - start));
+          /* an empty part stays NULL bytes, as g_bytes_new() gives */
+          return borrow && n > 0 ? g_bytes_new_static (src->data + start, n)
+                                 : g_bytes_new (src->data + start, n);
         }
     }
   /* Base64 and quoted-printable from the same memory stream: undone in
@@ -2352,7 +2358,8 @@ parser_walk_text_part (parser_walk *w, GMimePart *part, GMimeContentType *ct,
   const char *charset = parser_walk_param (w, params, "charset");
   const char *format = parser_walk_param (w, params, "format");
   const char *delsp = parser_walk_param (w, params, "delsp");
-  g_autoptr (GBytes) content = parser_walk_decode (w, part);
+  /* dropped at the end of this function: the tree is still there */
+  g_autoptr (GBytes) content = parser_walk_decode (w, part, TRUE);
   gsize n;
   const guint8 *data = g_bytes_get_data (content, &n);
   gboolean cut = FALSE;
@@ -3520,7 +3527,7 @@ parser_walk_leaf (parser_walk *w, GMimePart *part, guint depth,
     }
 
   declared = g_strdup_printf ("%s/%s", type, subtype);
-  content = parser_walk_decode (w, part);
+  content = parser_walk_decode (w, part, FALSE);
 
   if (in_report && acc->top
       && g_ascii_strcasecmp (type, "message") == 0
@@ -4215,7 +4222,7 @@ parser_walk_derive (parser_walk *w, char *raw_text)
 
   /* all valid UTF-8: parser_walk_redact() says why */
   {
-    g_autoptr (GHashTable) pd_seen = NULL;
+    parser_pd_seen pd_seen = { 0 };
 
     if (m->subject)
       parser_pd_find_valid (m->subject, found, &pd_seen);
@@ -4223,6 +4230,7 @@ parser_walk_derive (parser_walk *w, char *raw_text)
     parser_pd_find_valid (m->quoted, found, &pd_seen);
     for (guint i = 0; i < m->forwarded->len; i++)
       parser_pd_find_valid (m->forwarded->pdata[i], found, &pd_seen);
+    parser_pd_seen_clear (&pd_seen);
   }
   parser_walk_take_personal (w, &seen, found);
 

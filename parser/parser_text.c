@@ -2411,7 +2411,7 @@ typedef struct {
 typedef struct {
   const char *s, *end;  /* the text */
   GPtrArray *found;
-  GHashTable *seen;      /* "kind:normalised"; made on the first find */
+  parser_pd_seen *seen; /* "kind:normalised"; filled on the first find */
   /* the finds, in the order found, each with its detector: the first
    * ones here, the rest (a long text) in @more */
   parser_pd_out out[PARSER_PD_OUT_INLINE];
@@ -2487,6 +2487,44 @@ parser_pd_key (parser_pd_kind kind, const char *v)
   return k;
 }
 
+/* Adds @key (taken) to @s; FALSE (and @key freed) when an equal key was
+ * there.  */
+static gboolean
+parser_pd_seen_add (parser_pd_seen *s, char *key)
+{
+  if (s->table == NULL)
+    {
+      for (guint i = 0; i < s->n; i++)
+        if (strcmp (s->keys[i], key) == 0)
+          {
+            g_free (key);
+            return FALSE;
+          }
+      if (s->n < PARSER_PD_SEEN_INLINE)
+        {
+          s->keys[s->n++] = key;
+          return TRUE;
+        }
+      s->table = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+      for (guint i = 0; i < s->n; i++)
+        g_hash_table_add (s->table, s->keys[i]);
+      s->n = 0;
+    }
+  /* FALSE when the key was there: the table keeps one of the equal keys
+   * and frees the other */
+  return g_hash_table_add (s->table, key);
+}
+
+void
+parser_pd_seen_clear (parser_pd_seen *s)
+{
+  for (guint i = 0; i < s->n; i++)
+    g_free (s->keys[i]);
+  g_clear_pointer (&s->table, g_hash_table_unref);
+  s->n = 0;
+  s->filled = FALSE;
+}
+
 static void
 parser_pd_add (parser_pd_ctx *c, parser_pd_det det, parser_pd_kind kind,
                const char *v, gsize len)
@@ -2499,22 +2537,20 @@ parser_pd_add (parser_pd_ctx *c, parser_pd_det det, parser_pd_kind kind,
   v = parser_text_trim (v, &tl);
   if (tl == 0 || c->n_det[det] >= c->room)
     return;
-  if (c->seen == NULL)
+  if (!c->seen->filled)
     {
-      c->seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+      c->seen->filled = TRUE;
       for (guint i = 0; i < c->found->len; i++)
         {
           const parser_pd *o = c->found->pdata[i];
 
           if (o != NULL && o->value != NULL)
-            g_hash_table_add (c->seen, parser_pd_key (o->kind, o->value));
+            parser_pd_seen_add (c->seen, parser_pd_key (o->kind, o->value));
         }
     }
   value = g_strndup (v, tl);
   key = parser_pd_key (kind, value);
-  /* FALSE when the key was there: the table keeps one of the equal keys
-   * and frees the other */
-  if (!g_hash_table_add (c->seen, key))
+  if (!parser_pd_seen_add (c->seen, key))
     {
       g_free (value);
       return;
@@ -3110,7 +3146,7 @@ parser_pd_kw_add (GArray **kws, const char *s, const char *p, gsize n)
  * where the duplicate keys are kept from one call to the next.  */
 static void
 parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
-                     GHashTable **seen)
+                     parser_pd_seen *seen)
 {
   static const char *const dob_words[]
       = { "date of birth", "born", "dob", "d.o.b", "birth date", "birthdate" };
@@ -3122,6 +3158,7 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
   GArray *dob_kw = NULL, *sort_kw = NULL, *acct_kw = NULL;
   GArray *cands = NULL;
   parser_pd_ctx c; /* its fields set below: out[] is not cleared */
+  parser_pd_seen own_seen = { 0 }; /* when the caller keeps none */
   gsize len;
   /* each detector's next position, and whether the character before
    * the current one is a letter or a digit (of any script) */
@@ -3134,7 +3171,7 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
   c.s = parser_text_input (text, valid, &len, &fixed);
   c.end = c.s + len;
   c.found = found;
-  c.seen = seen != NULL ? *seen : NULL;
+  c.seen = seen != NULL ? seen : &own_seen;
   c.n_out = 0;
   c.more = NULL;
   memset (c.n_det, 0, sizeof c.n_det);
@@ -3330,10 +3367,8 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
     g_array_unref (acct_kw);
   if (cands != NULL)
     g_array_unref (cands);
-  if (seen != NULL)
-    *seen = c.seen;
-  else if (c.seen != NULL)
-    g_hash_table_unref (c.seen);
+  if (seen == NULL)
+    parser_pd_seen_clear (&own_seen);
 }
 
 void
@@ -3343,7 +3378,8 @@ parser_pd_find (const char *text, GPtrArray *found)
 }
 
 void
-parser_pd_find_valid (const char *text, GPtrArray *found, GHashTable **seen)
+parser_pd_find_valid (const char *text, GPtrArray *found,
+                      parser_pd_seen *seen)
 {
   parser_pd_find_impl (text, found, TRUE, seen);
 }

@@ -76,14 +76,29 @@ char *parser_cards_redact_take (char *text, gboolean valid, guint *count,
  * once.  */
 void parser_pd_find (const char *text, GPtrArray *found);
 
+/* Keys kept by parser_pd_find_valid() before they go into a table.  */
+#define PARSER_PD_SEEN_INLINE 16
+
+/* The duplicate keys of what a @found holds, kept from one
+ * parser_pd_find_valid() call to the next: the first
+ * PARSER_PD_SEEN_INLINE in @keys (compared one by one), then all in
+ * @table.  Zero-initialised by the caller, freed by parser_pd_seen_clear().  */
+typedef struct {
+  gboolean filled;      /* @found's earlier items are in */
+  guint n;              /* keys in @keys */
+  char *keys[PARSER_PD_SEEN_INLINE];
+  GHashTable *table;    /* NULL until @keys is full */
+} parser_pd_seen;
+
+void parser_pd_seen_clear (parser_pd_seen *seen);
+
 /* The same for @text the caller knows is valid UTF-8 (the walker's own
  * output): not checked again (asserted in sanitizer builds).  @seen
- * (inout; *@seen NULL at first): the duplicate keys of what @found holds,
- * kept from one call to the next on the same @found instead of being
- * rebuilt each time; @found must change only through these calls while
- * it is kept.  The caller unrefs *@seen.  */
+ * (nullable, inout): the duplicate keys of what @found holds, kept from
+ * one call to the next on the same @found instead of being rebuilt each
+ * time; @found must change only through these calls while it is kept.  */
 void parser_pd_find_valid (const char *text, GPtrArray *found,
-                           GHashTable **seen);
+                           parser_pd_seen *seen);
 
 void parser_pd_free (parser_pd *pd);
 
