@@ -1995,6 +1995,34 @@ parser_walk_decoded (parser_walk *w, GByteArray *ba)
   return g_byte_array_free_to_bytes (ba);
 }
 
+/* The bytes a plain data wrapper reads from GMime's memory stream (every
+ * part GMime's parser makes from intake's bytes): its bounds within the
+ * stream's array, cut to the array.  FALSE for any other wrapper or
+ * stream.  */
+static gboolean
+parser_walk_mem_span (GMimeDataWrapper *dw, const guint8 **p, gsize *n)
+{
+  GMimeStream *in = dw->stream;
+  GByteArray *src;
+  gint64 start, end;
+
+  if (G_OBJECT_TYPE (dw) != GMIME_TYPE_DATA_WRAPPER || in == NULL
+      || G_OBJECT_TYPE (in) != GMIME_TYPE_STREAM_MEM)
+    return FALSE;
+  src = g_mime_stream_mem_get_byte_array (GMIME_STREAM_MEM (in));
+  start = in->bound_start;
+  end = in->bound_end;
+  if (src == NULL || start < 0 || (gint64) src->len < start)
+    return FALSE;
+  if (end < 0 || end > (gint64) src->len)
+    end = src->len;
+  if (end < start)
+    end = start;
+  *p = src->data + start;
+  *n = (gsize) (end - start);
+  return TRUE;
+}
+
 /* (transfer full) A part's decoded content (transfer encoding undone by
  * its data wrapper; nothing re-encoded), within the decoded budget.
  * @borrow: the caller drops the bytes before the GMime tree goes, so a
@@ -2006,76 +2034,37 @@ parser_walk_decode (parser_walk *w, GMimePart *part, gboolean borrow)
   GMimeStream *out;
   GByteArray *ba;
   gsize reserve;
+  const guint8 *p;
+  gsize n;
 
   if (dw == NULL)
     return g_bytes_new (NULL, 0);
   /* No transfer encoding to undo (7bit, 8bit, binary, none or unknown:
    * GMime's write_to_stream copies the stream as it is): the bytes are
    * the wrapper's memory stream between its bounds, taken without a
-   * filter stream, an output stream and its growing array.  */
-  if (G_OBJECT_TYPE (dw) == GMIME_TYPE_DATA_WRAPPER
-      && dw->encoding != GMIME_CONTENT_ENCODING_BASE64
-      && dw->encoding != GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE
-      && dw->encoding != GMIME_CONTENT_ENCODING_UUENCODE
-      && dw->stream != NULL
-      && G_OBJECT_TYPE (dw->stream) == GMIME_TYPE_STREAM_MEM)
-    {
-      GMimeStream *in = dw->stream;
-      GByteArray *src = g_mime_stream_mem_get_byte_array (GMIME_STREAM_MEM (in));
-      gint64 start = in->bound_start, end = in->bound_end;
-
-      if (src != NULL && start >= 0 && (gint64) src->len >= start)
-        {
-          gsize n;
-
-          if (end < 0 || end > (gint64) src->len)
-            end = src->len;
-          if (end < start)
-            end = start;
-          n = parser_walk_budget (w, (gsize) (end - start));
-          /* an empty part stays NULL bytes, as g_bytes_new() gives */
-          return borrow && n > 0 ? g_bytes_new_static (src->data + start, n)
-                                 : g_bytes_new (src->data + start, n);
-        }
-    }
-  /* Base64 and quoted-printable from the same memory stream: undone in
-   * one call over the part's bytes (parser_transfer.h), with the bytes
-   * GMime's filter stream gives.  */
-  if (G_OBJECT_TYPE (dw) == GMIME_TYPE_DATA_WRAPPER
-      && (dw->encoding == GMIME_CONTENT_ENCODING_BASE64
-          || dw->encoding == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE)
-      && dw->stream != NULL
-      && G_OBJECT_TYPE (dw->stream) == GMIME_TYPE_STREAM_MEM)
-    {
-      GMimeStream *in = dw->stream;
-      GByteArray *src = g_mime_stream_mem_get_byte_array (GMIME_STREAM_MEM (in));
-      gint64 start = in->bound_start, end = in->bound_end;
-
-      if (src != NULL && start >= 0 && (gint64) src->len >= start)
-        {
-          const guint8 *p;
-          gsize n;
-
-          if (end < 0 || end > (gint64) src->len)
-            end = src->len;
-          if (end < start)
-            end = start;
-          p = src->data + start;
-          n = (gsize) (end - start);
-          if (dw->encoding == GMIME_CONTENT_ENCODING_BASE64)
-            {
-              ba = g_byte_array_sized_new (
-                  (guint) PARSER_TRANSFER_BASE64_ROOM (n));
-              ba->len = (guint) parser_transfer_base64 (p, n, ba->data);
-            }
-          else
-            {
-              ba = g_byte_array_sized_new ((guint) n);
-              ba->len = (guint) parser_transfer_qp (p, n, ba->data);
-            }
-          return parser_walk_decoded (w, ba);
-        }
-    }
+   * filter stream, an output stream and its growing array.  Base64 and
+   * quoted-printable from the same memory stream: undone in one call
+   * over those bytes (parser_transfer.h), with the bytes GMime's filter
+   * stream gives.  */
+  if (parser_walk_mem_span (dw, &p, &n))
+    switch (dw->encoding)
+      {
+      case GMIME_CONTENT_ENCODING_UUENCODE:
+        break;          /* GMime's filter finds the "begin" line */
+      case GMIME_CONTENT_ENCODING_BASE64:
+        ba = g_byte_array_sized_new ((guint) PARSER_TRANSFER_BASE64_ROOM (n));
+        ba->len = (guint) parser_transfer_base64 (p, n, ba->data);
+        return parser_walk_decoded (w, ba);
+      case GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE:
+        ba = g_byte_array_sized_new ((guint) n);
+        ba->len = (guint) parser_transfer_qp (p, n, ba->data);
+        return parser_walk_decoded (w, ba);
+      default:
+        n = parser_walk_budget (w, n);
+        /* an empty part stays NULL bytes, as g_bytes_new() gives */
+        return borrow && n > 0 ? g_bytes_new_static (p, n)
+                               : g_bytes_new (p, n);
+      }
   /* Base64 and uuencode give at most 3 bytes for every 4 they are sent
    * as: the array is made about that big at once, instead of growing by
    * doubling and copying what it holds at each step (for a 36 KB

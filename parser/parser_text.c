@@ -3879,6 +3879,34 @@ parser_lexicon_skim_full (const char **pp, const char *end,
   *pp = q;
 }
 
+/* Where the next word starts at or after @p, as parser_lexicon_next()
+ * finds it, or NULL at the end: ASCII other than letters and digits is
+ * passed in one loop (the NUL at @end, a class of its own, stops it).
+ * Inlined in both word loops: it runs for every word.  */
+G_ALWAYS_INLINE static inline const guchar *
+parser_lexicon_word_start (const guchar *p, const char *end)
+{
+  guint cls;
+
+  for (;;)
+    {
+      while ((cls = parser_text_class[*p]) == 0)
+        p++;
+      if (cls & PARSER_TEXT_C_ALNUM)
+        return p;
+      if (cls & PARSER_TEXT_C_PD)
+        {
+          p++;
+          continue;
+        }
+      if ((const char *) p >= end)
+        return NULL;
+      if (parser_lexicon_word_char (g_utf8_get_char ((const char *) p)))
+        return p;
+      p = (const guchar *) g_utf8_next_char (p);
+    }
+}
+
 /* The next word of valid UTF-8 [*pp, end) into @s, as parser_lexicon_next()
  * would find it; FALSE at the end.  *@end is the text's NUL.  Inlined in
  * the word loop: it runs for every word, and most are short.  */
@@ -3887,31 +3915,14 @@ parser_lexicon_skim (const char **pp, const char *end, parser_lexicon_slot *s)
 {
   const guchar *p = (const guchar *) *pp, *w;
   gsize len;
-  guint cls;
 
   s->from = (const char *) p;
   s->full = FALSE;
-  for (;;)
+  p = parser_lexicon_word_start (p, end);
+  if (p == NULL)
     {
-      /* ASCII other than letters and digits, in one loop: the NUL at
-       * @end is a class of its own and stops it */
-      while ((cls = parser_text_class[*p]) == 0)
-        p++;
-      if (cls & PARSER_TEXT_C_ALNUM)
-        break;
-      if (cls & PARSER_TEXT_C_PD)
-        {
-          p++;
-          continue;
-        }
-      if ((const char *) p >= end)
-        {
-          *pp = (const char *) p;
-          return FALSE;
-        }
-      if (parser_lexicon_word_char (g_utf8_get_char ((const char *) p)))
-        break;
-      p = (const guchar *) g_utf8_next_char (p);
+      *pp = end;
+      return FALSE;
     }
   w = p;
   while (parser_text_class[*p] & PARSER_TEXT_C_ALNUM)
@@ -4030,26 +4041,12 @@ parser_lexicon_match_impl (const parser_lexicon *lex, const char *text,
     {
       const char *from = (const char *) q;
       const guchar *w;
-      guint cls, f;
+      guint f;
       GPtrArray *bucket;
 
-      for (;;)
-        {
-          while ((cls = parser_text_class[*q]) == 0)
-            q++;
-          if (cls & PARSER_TEXT_C_ALNUM)
-            break;
-          if (cls & PARSER_TEXT_C_PD)
-            {
-              q++;
-              continue;
-            }
-          if ((const char *) q >= end)
-            return bits;
-          if (parser_lexicon_word_char (g_utf8_get_char ((const char *) q)))
-            break;
-          q = (const guchar *) g_utf8_next_char (q);
-        }
+      q = parser_lexicon_word_start (q, (const char *) end);
+      if (q == NULL)
+        return bits;
       w = q;
       while (parser_text_class[*q] & PARSER_TEXT_C_ALNUM)
         q++;
