@@ -132,7 +132,7 @@ typedef enum { N_OR, N_AND, N_NOT, N_PRED } rules_node_kind;
 
 typedef struct rules_node rules_node;
 
-/* A `word` value as the body's word set probes it: hash and lengths
+/* A `word` value as the body's scan looks it up: hash and lengths
  * computed once at load instead of at every message.  */
 struct rules_word_key {
   guint32 hash;
@@ -1497,7 +1497,7 @@ rules_body_words (const rules *r, const char *text)
   return bits;
 }
 
-/* A value that the word set can answer: one word, or two joined by one
+/* A value that the body's scan can answer: one word, or two joined by one
  * space.  */
 static gboolean
 rules_word_value_simple (const char *v)

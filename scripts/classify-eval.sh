@@ -48,18 +48,31 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 macro() { grep -E '^(rows|macro-F1 \(gold)'; }
-# even_rows IN OUT: the header and the even data rows (counting from 0)
-even_rows() {
-  python3 - "$1" "$2" <<'EOF'
+# half IN OUT PART: the header and the data rows whose index (counting
+# from 0) is even (PART 0) or odd (PART 1)
+half() {
+  python3 - "$1" "$2" "$3" <<'EOF'
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1], newline="")))
 with open(sys.argv[2], "w", newline="") as f:
     w = csv.writer(f, lineterminator="\r\n")
     w.writerow(rows[0])
-    w.writerows(r for i, r in enumerate(rows[1:]) if i % 2 == 0)
+    w.writerows(r for i, r in enumerate(rows[1:]) if i % 2 == int(sys.argv[3]))
 EOF
 }
 foisar() { grep -E '^(rows|class|(sar|foi-request) +[01][.][0-9]{3} )'; }
+# foi CSV TITLE: FOI and SAR precision and recall of the whole decision
+foi() {
+  echo "== $2"
+  # shellcheck disable=SC2086
+  $ctl --label kind --csv "$1" $other | foisar
+}
+# foi_even CSV TITLE EVEN_TITLE: the set, then its even rows
+foi_even() {
+  half "$1" "$tmp/even.csv" 0
+  foi "$1" "$2"
+  foi "$tmp/even.csv" "$3"
+}
 other="--map enquiry=other --map complaint=other --map compliment=other
        --map service-request=other --map rights-request=other
        --map auto-reply=other"
@@ -74,55 +87,24 @@ else
   echo "($corpus not found: departments and kinds skipped)"
 fi
 
-python3 - "$tmp" <<'EOF'
-import csv, sys
-rows = list(csv.reader(open("tests/data/foi-sar/requests.csv", newline="")))
-for name, part in (("even", 0), ("odd", 1)):
-    with open("%s/%s.csv" % (sys.argv[1], name), "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\r\n")
-        w.writerow(rows[0])
-        w.writerows(r for i, r in enumerate(rows[1:]) if i % 2 == part)
-EOF
-echo "== FOI and SAR: tests/data/foi-sar/requests.csv (precision, recall)"
-# shellcheck disable=SC2086
-$ctl --label kind --csv tests/data/foi-sar/requests.csv $other | foisar
-echo "== even rows (held out from rule tuning)"
-# shellcheck disable=SC2086
-$ctl --label kind --csv "$tmp/even.csv" $other | foisar
-echo "== odd rows (the rules were tuned on these)"
-# shellcheck disable=SC2086
-$ctl --label kind --csv "$tmp/odd.csv" $other | foisar
-echo "== held-out set: tests/data/foi-sar/heldout.csv (tuned on since 2026-11-27)"
-# shellcheck disable=SC2086
-$ctl --label kind --csv tests/data/foi-sar/heldout.csv $other | foisar
-echo "== second set: tests/data/foi-sar/heldout2.csv (tuned on since 2026-11-27)"
-# shellcheck disable=SC2086
-$ctl --label kind --csv tests/data/foi-sar/heldout2.csv $other | foisar
-even_rows tests/data/foi-sar/heldout3.csv "$tmp/h3even.csv"
-echo "== third set: tests/data/foi-sar/heldout3.csv (odd rows tuned on)"
-# shellcheck disable=SC2086
-$ctl --label kind --csv tests/data/foi-sar/heldout3.csv $other | foisar
-echo "== its even rows (held out until the sixth session)"
-# shellcheck disable=SC2086
-$ctl --label kind --csv "$tmp/h3even.csv" $other | foisar
-even_rows tests/data/foi-sar/heldout4.csv "$tmp/h4even.csv"
-echo "== fourth set: tests/data/foi-sar/heldout4.csv (written blind; odd rows tuned on)"
-# shellcheck disable=SC2086
-$ctl --label kind --csv tests/data/foi-sar/heldout4.csv $other | foisar
-echo "== its even rows (held out from rule tuning; the kind model is trained on them)"
-# shellcheck disable=SC2086
-$ctl --label kind --csv "$tmp/h4even.csv" $other | foisar
-even_rows tests/data/foi-sar/heldout5.csv "$tmp/h5even.csv"
-echo "== fifth set: tests/data/foi-sar/heldout5.csv (written blind; odd rows tuned on)"
-# shellcheck disable=SC2086
-$ctl --label kind --csv tests/data/foi-sar/heldout5.csv $other | foisar
-echo "== its even rows (held out from rule tuning; the kind model is trained on them)"
-# shellcheck disable=SC2086
-$ctl --label kind --csv "$tmp/h5even.csv" $other | foisar
-even_rows tests/data/foi-sar/heldout6.csv "$tmp/h6even.csv"
-echo "== sixth set: tests/data/foi-sar/heldout6.csv (written blind; odd rows tuned on)"
-# shellcheck disable=SC2086
-$ctl --label kind --csv tests/data/foi-sar/heldout6.csv $other | foisar
-echo "== its even rows (held out from rule tuning; not kind training data)"
-# shellcheck disable=SC2086
-$ctl --label kind --csv "$tmp/h6even.csv" $other | foisar
+half tests/data/foi-sar/requests.csv "$tmp/odd.csv" 1
+foi_even tests/data/foi-sar/requests.csv \
+  "FOI and SAR: tests/data/foi-sar/requests.csv (precision, recall)" \
+  "even rows (held out from rule tuning)"
+foi "$tmp/odd.csv" "odd rows (the rules were tuned on these)"
+foi tests/data/foi-sar/heldout.csv \
+  "held-out set: tests/data/foi-sar/heldout.csv (tuned on since 2026-11-27)"
+foi tests/data/foi-sar/heldout2.csv \
+  "second set: tests/data/foi-sar/heldout2.csv (tuned on since 2026-11-27)"
+foi_even tests/data/foi-sar/heldout3.csv \
+  "third set: tests/data/foi-sar/heldout3.csv (odd rows tuned on)" \
+  "its even rows (held out until the sixth session)"
+foi_even tests/data/foi-sar/heldout4.csv \
+  "fourth set: tests/data/foi-sar/heldout4.csv (written blind; odd rows tuned on)" \
+  "its even rows (held out from rule tuning; the kind model is trained on them)"
+foi_even tests/data/foi-sar/heldout5.csv \
+  "fifth set: tests/data/foi-sar/heldout5.csv (written blind; odd rows tuned on)" \
+  "its even rows (held out from rule tuning; the kind model is trained on them)"
+foi_even tests/data/foi-sar/heldout6.csv \
+  "sixth set: tests/data/foi-sar/heldout6.csv (written blind; odd rows tuned on)" \
+  "its even rows (held out from rule tuning; not kind training data)"

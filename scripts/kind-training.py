@@ -5,8 +5,9 @@ the foi-request and sar rows of the written FOI/SAR sets of
 tests/data/foi-sar/ (requests.csv, heldout.csv, heldout2.csv ...
 heldout5.csv, probes-ask.csv; MIT, written for intake).  Their `other`
 rows are left out: they are enquiries, complaints, rights requests,
-auto-replies ... and have no one kind.  heldout6.csv is never read: it is
-kept for a blind measurement.  docs/classifier.md ("Eighth session: the
+auto-replies ... and have no one kind; a row labelled anything but
+foi-request, sar or other is refused (file and line).  heldout6.csv and
+heldout7.csv are never read: they are kept for blind measurements.  docs/classifier.md ("Eighth session: the
 kind model trained on the written sets") has why and the figures."""
 import csv
 import os
@@ -15,7 +16,8 @@ import sys
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SETS = ["requests", "heldout", "heldout2", "heldout3", "heldout4",
         "heldout5", "probes-ask"]
-assert "heldout6" not in SETS
+assert "heldout6" not in SETS and "heldout7" not in SETS
+KINDS = ("foi-request", "sar", "other")
 
 
 def rows(path):
@@ -30,8 +32,14 @@ def main():
     ti, ki = train[0].index("text"), train[0].index("kind")
     out = [[r[ti], r[ki]] for r in train[1:]]
     for s in SETS:
-        data = rows(os.path.join(ROOT, "tests/data/foi-sar/%s.csv" % s))
-        out += [[t, k] for t, k in data[1:] if k in ("foi-request", "sar")]
+        path = os.path.join(ROOT, "tests/data/foi-sar/%s.csv" % s)
+        data = rows(path)
+        for n, r in enumerate(data[1:], start=2):
+            if len(r) != 2 or r[1] not in KINDS:
+                sys.exit("%s: row %d: want text,kind with kind one of %s"
+                         % (path, n, ", ".join(KINDS)))
+            if r[1] != "other":
+                out.append(r)
     with open(sys.argv[1], "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\r\n")
         w.writerow(["text", "kind"])
