@@ -1,12 +1,15 @@
 /*
  * parser_charset.c - HZ (RFC 1843) over glibc's GB2312.
  *
- * Owns nothing; pure but for one iconv descriptor per call.  Refuses
+ * Owns nothing but the converters it pins (parser_charset_pin, one
+ * iconv descriptor per charset for the life of the process); the HZ
+ * decoder is pure but for one iconv descriptor per call.  Refuses
  * nothing: bytes that are not HZ become U+FFFD (parser_charset.h).
  */
 #include "parser/parser_charset.h"
 
 #include <errno.h>
+#include <iconv.h>
 #include <string.h>
 
 /* Not HZ: a byte no EUC-CN decoder accepts, so iconv reports it.  */
@@ -148,4 +151,31 @@ parser_charset_hz_to_utf8 (const guint8 *p, gsize n, gsize *len,
   if (len != NULL)
     *len = out->len;
   return g_string_free (out, FALSE);
+}
+
+void
+parser_charset_pin (const char *iconv_name)
+{
+  static GMutex lock;
+  static char *names[PARSER_CHARSET_PINS];
+  static guint n_names;
+  iconv_t cd;
+
+  if (iconv_name == NULL)
+    return;
+  g_mutex_lock (&lock);
+  for (guint i = 0; i < n_names; i++)
+    if (g_ascii_strcasecmp (names[i], iconv_name) == 0)
+      {
+        g_mutex_unlock (&lock);
+        return;
+      }
+  if (n_names < PARSER_CHARSET_PINS)
+    {
+      cd = iconv_open ("UTF-8", iconv_name);
+      /* kept open on purpose: the descriptor is the pin */
+      if (cd != (iconv_t) -1)
+        names[n_names++] = g_strdup (iconv_name);
+    }
+  g_mutex_unlock (&lock);
 }

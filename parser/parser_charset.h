@@ -34,4 +34,16 @@ GByteArray *parser_charset_hz_to_euc (const guint8 *p, gsize n,
 char *parser_charset_hz_to_utf8 (const guint8 *p, gsize n, gsize *len,
                                  gboolean *bad);
 
+/* Keeps glibc's converter from @iconv_name (a name iconv_open() takes) to
+ * UTF-8 loaded for the life of the process: one descriptor of it is
+ * opened and never closed.  glibc unloads a converter's module a few
+ * iconv_close() calls after its last descriptor goes, and the next
+ * iconv_open() loads it again with dlopen(); GMime 3 opens and closes a
+ * descriptor for every 8-bit header value and every encoded word, so a
+ * run of messages in one charset paid a dlopen() each (F8).  At most
+ * PARSER_CHARSET_PINS charsets are kept (the first seen); a name iconv
+ * does not know is not kept.  Thread-safe.  */
+#define PARSER_CHARSET_PINS 32
+void parser_charset_pin (const char *iconv_name);
+
 #endif

@@ -5,6 +5,7 @@
  * Owns: nothing beyond the call.
  */
 #include "parser/parser_headers.h"
+#include "parser/parser_charset.h"
 
 #include <string.h>
 
@@ -20,6 +21,10 @@ parser_init (void)
   if (g_once_init_enter (&once))
     {
       g_mime_init ();
+      /* GMime's fallback for 8-bit header values (parser_message_parse)
+       * and the commonest declared charset: loaded once, not per value
+       * (parser_charset.h) */
+      parser_charset_pin (g_mime_charset_iconv_name ("windows-1252"));
       g_once_init_leave (&once, 1);
     }
 }

@@ -11,6 +11,7 @@
  * run with the input cut at every length (no crash, valid UTF-8).
  */
 #include <check.h>
+#include <iconv.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,6 +121,52 @@ START_TEST (test_hz_names)
 }
 END_TEST
 
+/* Whether a gconv module whose file name contains @so is mapped.  */
+static gboolean
+module_loaded (const char *so)
+{
+  g_autofree char *maps = NULL;
+
+  ck_assert (g_file_get_contents ("/proc/self/maps", &maps, NULL, NULL));
+  return strstr (maps, so) != NULL;
+}
+
+/* Opens and closes one descriptor from @charset, then five from another
+ * charset: glibc unloads a converter nobody holds as the others come and
+ * go.  */
+static void
+open_close_then_others (const char *charset)
+{
+  iconv_t cd = iconv_open ("UTF-8", charset);
+
+  ck_assert (cd != (iconv_t) -1);
+  iconv_close (cd);
+  for (guint i = 0; i < 5; i++)
+    {
+      cd = iconv_open ("UTF-8", "ISO-8859-7");
+      ck_assert (cd != (iconv_t) -1);
+      iconv_close (cd);
+    }
+}
+
+/* parser_charset_pin keeps a converter loaded; without it glibc drops it
+ * (which is why GMime's open-and-close per header value cost a dlopen()
+ * each, F8).  */
+START_TEST (test_pin_keeps_module)
+{
+  open_close_then_others ("KOI8-U");
+  ck_assert_msg (!module_loaded ("KOI8-U.so"),
+                 "glibc kept an unused converter: the pin is not needed");
+
+  parser_charset_pin ("KOI8-R");
+  parser_charset_pin ("koi8-r");                /* once is enough */
+  parser_charset_pin ("NO-SUCH-CHARSET-4411");  /* not kept, no harm */
+  parser_charset_pin (NULL);
+  open_close_then_others ("KOI8-R");
+  ck_assert (module_loaded ("KOI8-R.so"));
+}
+END_TEST
+
 static Suite *
 parser_charset_suite (void)
 {
@@ -128,6 +175,9 @@ parser_charset_suite (void)
 
   tcase_add_loop_test (tc, test_hz_table, 0, G_N_ELEMENTS (hz_cases));
   tcase_add_test (tc, test_hz_names);
+  suite_add_tcase (s, tc);
+  tc = tcase_create ("pin");
+  tcase_add_test (tc, test_pin_keeps_module);
   suite_add_tcase (s, tc);
   return s;
 }
