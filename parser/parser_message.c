@@ -351,6 +351,7 @@ parser_walk_charset_known (parser_walk *w, const char *cs, gsize len)
   if (cd == (GIConv) -1)
     return FALSE;
   g_iconv_close (cd);
+  parser_charset_pin (g_mime_charset_iconv_name (name));
   /* interned: lives as long as the process */
   w->last_ok_charset = g_intern_string (name);
   return TRUE;
@@ -1667,7 +1668,9 @@ parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
       && g_ascii_strcasecmp (g_mime_charset_iconv_name (cs), "CP1252") != 0)
     {
       cd = g_iconv_open ("UTF-8", g_mime_charset_iconv_name (cs));
-      if (cd == (GIConv) -1)
+      if (cd != (GIConv) -1)
+        parser_charset_pin (g_mime_charset_iconv_name (cs));
+      else
         {
           w->m->anomalies |= PARSER_ANOMALY_CHARSET;
           if (!w->noted_charset)
@@ -1918,11 +1921,25 @@ parser_walk_type_mismatch (const char *declared, const char *detected)
 
 /* ------------------------------------------------------------ attachments */
 
-/* Add an attachment; takes @content.  */
+/* TRUE when @p[0..n) opens with a header field: a name of printable
+ * ASCII other than ':' and a ':' on the first line.  No magic number of
+ * an executable or archive looks like that.  */
+static gboolean
+parser_walk_opens_with_field (const guint8 *p, gsize n)
+{
+  gsize i = 0;
+
+  while (i < n && p[i] > 0x20 && p[i] < 0x7f && p[i] != ':')
+    i++;
+  return i > 0 && i < n && p[i] == ':';
+}
+
+/* Add an attachment; takes @content.  @detected (nullable): the type the
+ * caller already knows the content to be, instead of sniffing it.  */
 static parser_attachment *
 parser_walk_attach (parser_walk *w, GBytes *content, const char *declared,
-                    const char *raw_name, const char *content_id,
-                    guint flags, gboolean name_cut)
+                    const char *detected, const char *raw_name,
+                    const char *content_id, guint flags, gboolean name_cut)
 {
   parser_message *m = w->m;
   parser_attachment *a;
@@ -1957,9 +1974,14 @@ parser_walk_attach (parser_walk *w, GBytes *content, const char *declared,
     a->declared_type = g_steal_pointer (&clean);
   }
   data = g_bytes_get_data (content, &n);
-  guess = g_content_type_guess (NULL, data, MIN (n, PARSER_MESSAGE_SNIFF_BYTES),
-                                NULL);
-  a->detected_type = guess ? g_content_type_get_mime_type (guess) : NULL;
+  if (detected != NULL)
+    a->detected_type = g_strdup (detected);
+  else
+    {
+      guess = g_content_type_guess (NULL, data,
+                                    MIN (n, PARSER_MESSAGE_SNIFF_BYTES), NULL);
+      a->detected_type = guess ? g_content_type_get_mime_type (guess) : NULL;
+    }
   if (a->detected_type == NULL)
     a->detected_type = g_strdup ("application/octet-stream");
   a->size = n;
@@ -2315,7 +2337,7 @@ parser_walk_uuencode (parser_walk *w, char *text, guint att_flags)
               g_strstrip (name);
               g_byte_array_set_size (data, (guint) keep);
               parser_walk_attach (w, g_byte_array_free_to_bytes (data),
-                                  "application/octet-stream", name, NULL,
+                                  "application/octet-stream", NULL, name, NULL,
                                   att_flags | PARSER_ATT_FROM_UUENCODE,
                                   FALSE);
               p = next;
@@ -2749,7 +2771,7 @@ parser_walk_tnef (parser_walk *w, GBytes *content, guint att_flags,
             gsize keep = parser_walk_budget (w, (gsize) a->FileData.size);
             GBytes *bytes = g_bytes_new (a->FileData.data, keep);
 
-            parser_walk_attach (w, bytes, NULL, name, NULL,
+            parser_walk_attach (w, bytes, NULL, NULL, name, NULL,
                                 att_flags | PARSER_ATT_FROM_TNEF, FALSE);
             part++;
           }
@@ -2800,8 +2822,8 @@ parser_walk_tnef (parser_walk *w, GBytes *content, guint att_flags,
            * sender attached, and its name is checked like any other.  */
           if (name == NULL)
             continue;
-          parser_walk_attach (w, g_bytes_new (NULL, 0), NULL, name, NULL,
-                              att_flags | PARSER_ATT_FROM_TNEF, FALSE);
+          parser_walk_attach (w, g_bytes_new (NULL, 0), NULL, NULL, name,
+                              NULL, att_flags | PARSER_ATT_FROM_TNEF, FALSE);
           found++;
           continue;
         }
@@ -2809,7 +2831,7 @@ parser_walk_tnef (parser_walk *w, GBytes *content, guint att_flags,
           MAPIFindProperty (&a->MAPI, PROP_TAG (PT_STRING8, PR_ATTACH_MIME_TAG)));
       keep = parser_walk_budget (w, (gsize) v->size - skip);
       bytes = g_bytes_new (v->data + skip, keep);
-      parser_walk_attach (w, bytes, mime, name, NULL,
+      parser_walk_attach (w, bytes, mime, NULL, name, NULL,
                           att_flags | PARSER_ATT_FROM_TNEF, FALSE);
       found++;
     }
@@ -3334,8 +3356,20 @@ parser_walk_forwarded (parser_walk *w, GMimeMessage *inner, GBytes *bytes,
   subj = parser_walk_value_or_null (w, subject);
   name = g_strdup_printf ("%s.eml", subj ? subj
                                          : "forwarded-message");
-  parser_walk_attach (w, bytes, "message/rfc822", name, NULL,
-                      att_flags | PARSER_ATT_FORWARDED, FALSE);
+  {
+    gsize n;
+    const guint8 *p = g_bytes_get_data (bytes, &n);
+
+    /* A message GMime parsed, opening with a header field, is detected
+     * by that parse: no content sniffing (GIO's magic knows a message
+     * only by a few first fields, calls the rest text/plain, and tries
+     * every one of its rules to say so: a third of the cost of parsing a
+     * message with a forwarded one, F8).  */
+    parser_walk_attach (w, bytes, "message/rfc822",
+                        inner != NULL && parser_walk_opens_with_field (p, n)
+                            ? "message/rfc822" : NULL,
+                        name, NULL, att_flags | PARSER_ATT_FORWARDED, FALSE);
+  }
   if (inner == NULL)
     {
       g_string_free (acc.text, TRUE);
@@ -3597,7 +3631,7 @@ parser_walk_leaf (parser_walk *w, GMimePart *part, guint depth,
       if (name == NULL)
         name = "winmail.dat";
     }
-  parser_walk_attach (w, content, declared, name,
+  parser_walk_attach (w, content, declared, NULL, name,
                       g_mime_object_get_content_id (o),
                       att_flags | name_flags, name_cut);
 out:

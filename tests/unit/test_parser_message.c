@@ -1467,6 +1467,46 @@ START_TEST (test_forwarded)
 }
 END_TEST
 
+/* A forwarded message GMime parses is detected as message/rfc822 by that
+ * parse, whatever its first field (GIO's magic knows only a few, and
+ * said text/plain for this one); a message/rfc822 part that does not open
+ * with a header field is still sniffed, so an executable declared as a
+ * forwarded message is still flagged.  */
+START_TEST (test_forwarded_detected)
+{
+  static const guint8 pe[] = { 'M', 'Z', 0x90, 0x00, 0x03, 0x00, 0x00, 0x00,
+                               0x04, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00, 0x00,
+                               0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                               0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00 };
+  g_autofree char *pe64 = g_base64_encode (pe, sizeof pe);
+  g_autofree char *msg = g_strdup_printf (
+      "%sContent-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\n"
+      "Content-Type: message/rfc822\r\n\r\n"
+      "X-Ticket: 4411\r\nSubject: Odd first field\r\n\r\nbody\r\n"
+      "--outer\r\nContent-Type: message/rfc822\r\n"
+      "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--outer--\r\n",
+      hdr, pe64);
+  parser_message *m = parse (msg);
+  parser_attachment *a = find_att (m, "Odd first field.eml");
+  parser_attachment *x = NULL;
+
+  ck_assert_ptr_nonnull (a);
+  ck_assert_str_eq (a->detected_type, "message/rfc822");
+  ck_assert (!(a->flags & PARSER_ATT_EXECUTABLE));
+  for (guint i = 0; i < m->attachments->len; i++)
+    if (m->attachments->pdata[i] != a)
+      x = m->attachments->pdata[i];
+  ck_assert_ptr_nonnull (x);
+  ck_assert (x->flags & PARSER_ATT_FORWARDED);
+  ck_assert_uint_eq (x->size, sizeof pe);
+  ck_assert_str_ne (x->detected_type, "message/rfc822");
+  ck_assert_msg (x->flags & PARSER_ATT_EXECUTABLE, "detected %s",
+                 x->detected_type);
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
 START_TEST (test_forwarded_encoded)
 {
   static const char inner[] = "From: x@y.example\r\nSubject: Encoded\r\n\r\n"
@@ -3006,6 +3046,7 @@ parser_message_suite (void)
   tcase_add_test (mime, test_uuencode);
   tcase_add_test (mime, test_uuencode_broken);
   tcase_add_test (mime, test_forwarded);
+  tcase_add_test (mime, test_forwarded_detected);
   tcase_add_test (mime, test_forwarded_encoded);
   tcase_add_test (mime, test_forwarded_top_and_digest);
   tcase_add_test (mime, test_report);
