@@ -21,7 +21,8 @@
  * the normal -O2 flags; run by tests/bench/parser_bench.sh.
  *
  *   parser_bench [--seconds S | --passes N] [--lexicon FILE] [--dump DIR]
- *                [--only corpus|2k|50k] [--side bare|full] [DIR...]
+ *                [--only corpus|2k|50k] [--side bare|full] [--per-file N]
+ *                [DIR...]
  *
  * --only times one input set, --side one of the two parses (for a
  * profiler; the ratio is then not printed).  --passes N times exactly N
@@ -30,7 +31,9 @@
  * instructions` where the CPU's counters are there) give the cost of the
  * passes alone, whatever else the machine is doing (FINDINGS.md F8).
  * --dump writes the first synthetic message of each kind to DIR (to look
- * at them, or feed them to `intakectl parse`).
+ * at them, or feed them to `intakectl parse`).  --per-file N times each
+ * corpus message alone, bare and full, and prints the N whose full parse
+ * costs most over bare (where a corpus ratio comes from).
  *
  * Owns: the inputs it reads or makes.  libytnef's complaints about broken
  * TNEF go to stdout; stdout is /dev/null while timing.
@@ -54,6 +57,7 @@
 typedef struct {
   const char *name;
   GPtrArray *msgs;             /* GBytes * */
+  GPtrArray *paths;            /* char *, the file of each corpus message */
   gsize bytes;                 /* total of one pass */
 } parser_bench_set;
 
@@ -67,7 +71,8 @@ typedef struct {
 /* ------------------------------------------------------------ inputs */
 
 static void
-parser_bench_read_dir (const char *dir, GPtrArray *out, gsize *bytes)
+parser_bench_read_dir (const char *dir, GPtrArray *out, GPtrArray *paths,
+                       gsize *bytes)
 {
   GDir *d = g_dir_open (dir, 0, NULL);
   GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
@@ -91,10 +96,11 @@ parser_bench_read_dir (const char *dir, GPtrArray *out, gsize *bytes)
       if (g_file_test (path, G_FILE_TEST_IS_SYMLINK))
         continue;
       if (g_file_test (path, G_FILE_TEST_IS_DIR))
-        parser_bench_read_dir (path, out, bytes);
+        parser_bench_read_dir (path, out, paths, bytes);
       else if (g_file_get_contents (path, &data, &len, NULL))
         {
           g_ptr_array_add (out, g_bytes_new_take (data, len));
+          g_ptr_array_add (paths, g_strdup (path));
           *bytes += len;
         }
     }
@@ -277,6 +283,7 @@ parser_bench_set_init (parser_bench_set *set, const char *name)
 {
   set->name = name;
   set->msgs = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  set->paths = g_ptr_array_new_with_free_func (g_free);
   set->bytes = 0;
 }
 
@@ -320,7 +327,8 @@ parser_bench_walk (GMimeObject *parent, GMimeObject *part,
     }
 }
 
-static void
+/* TRUE when GMime made a message of @raw.  */
+static gboolean
 parser_bench_bare (GBytes *raw, GMimeStream *null_stream)
 {
   gsize len;
@@ -337,6 +345,7 @@ parser_bench_bare (GBytes *raw, GMimeStream *null_stream)
     }
   g_object_unref (parser);
   g_object_unref (stream);
+  return msg != NULL;
 }
 
 static void
@@ -344,6 +353,17 @@ parser_bench_full (GBytes *raw, const parser_context *ctx)
 {
   parser_message *m = parser_message_parse (raw, ctx);
   parser_message_free (m);
+}
+
+/* One parse of @raw, full or bare.  */
+static void
+parser_bench_parse (GBytes *raw, gboolean full, const parser_context *ctx,
+                    GMimeStream *null_stream)
+{
+  if (full)
+    parser_bench_full (raw, ctx);
+  else
+    parser_bench_bare (raw, null_stream);
 }
 
 /* ------------------------------------------------------------ timing */
@@ -359,15 +379,13 @@ parser_bench_time (const parser_bench_set *set, gboolean full,
 
   /* one pass to warm caches, GIO's MIME database, iconv */
   for (guint i = 0; i < set->msgs->len; i++)
-    full ? parser_bench_full (set->msgs->pdata[i], ctx)
-         : parser_bench_bare (set->msgs->pdata[i], null_stream);
+    parser_bench_parse (set->msgs->pdata[i], full, ctx, null_stream);
 
   t0 = g_get_monotonic_time ();
   do
     {
       for (guint i = 0; i < set->msgs->len; i++)
-        full ? parser_bench_full (set->msgs->pdata[i], ctx)
-             : parser_bench_bare (set->msgs->pdata[i], null_stream);
+        parser_bench_parse (set->msgs->pdata[i], full, ctx, null_stream);
       n++;
       t1 = g_get_monotonic_time ();
     }
@@ -382,6 +400,97 @@ parser_bench_time (const parser_bench_set *set, gboolean full,
   return r;
 }
 
+/* --per-file: each corpus message's own cost, bare and full, the best of
+ * five batches of at least 2 ms each (so that one slow moment of a shared
+ * machine does not count).  */
+typedef struct {
+  guint index;
+  double bare_us;
+  double full_us;
+  gboolean gmime;              /* GMime made a message of it */
+} parser_bench_file;
+
+static double
+parser_bench_one (GBytes *raw, gboolean full, const parser_context *ctx,
+                  GMimeStream *null_stream)
+{
+  double best = G_MAXDOUBLE;
+
+  for (guint b = 0; b < 5; b++)
+    {
+      gint64 t0 = g_get_monotonic_time (), t1;
+      guint n = 0;
+
+      do
+        {
+          parser_bench_parse (raw, full, ctx, null_stream);
+          n++;
+          t1 = g_get_monotonic_time ();
+        }
+      while (t1 - t0 < 2000);
+      best = MIN (best, (double) (t1 - t0) / n);
+    }
+  return best;
+}
+
+static int
+parser_bench_file_cmp (gconstpointer a, gconstpointer b)
+{
+  const parser_bench_file *x = a, *y = b;
+  double dx = x->full_us - x->bare_us, dy = y->full_us - y->bare_us;
+
+  return dx < dy ? 1 : dx > dy ? -1 : 0;
+}
+
+/* Prints the @top messages whose full parse costs most over bare, and
+ * the sums over all.  Writes to @out (stdout is /dev/null meanwhile).  */
+static void
+parser_bench_per_file (const parser_bench_set *set, const parser_context *ctx,
+                       guint top, FILE *out)
+{
+  GMimeStream *null_stream = g_mime_stream_null_new ();
+  parser_bench_file *f = g_new0 (parser_bench_file, set->msgs->len);
+  double bare = 0, full = 0, bare_g = 0, full_g = 0;
+  guint n_g = 0;
+
+  for (guint i = 0; i < set->msgs->len; i++)
+    {
+      f[i].index = i;
+      f[i].gmime = parser_bench_bare (set->msgs->pdata[i], null_stream);
+      f[i].bare_us = parser_bench_one (set->msgs->pdata[i], FALSE, ctx,
+                                       null_stream);
+      f[i].full_us = parser_bench_one (set->msgs->pdata[i], TRUE, ctx,
+                                       null_stream);
+      bare += f[i].bare_us;
+      full += f[i].full_us;
+      if (f[i].gmime)
+        {
+          bare_g += f[i].bare_us;
+          full_g += f[i].full_us;
+          n_g++;
+        }
+    }
+  qsort (f, set->msgs->len, sizeof *f, parser_bench_file_cmp);
+  fprintf (out, "  per file (best of 5 batches of >= 2 ms): bare %.1f ms, "
+           "full %.1f ms a pass, %.2fx\n", bare / 1000, full / 1000,
+           bare > 0 ? full / bare : 0);
+  fprintf (out, "  the %u GMime makes a message of: bare %.1f ms, full %.1f "
+           "ms, %.2fx; the other %u: bare %.1f ms, full %.1f ms\n", n_g,
+           bare_g / 1000, full_g / 1000, bare_g > 0 ? full_g / bare_g : 0,
+           set->msgs->len - n_g, (bare - bare_g) / 1000,
+           (full - full_g) / 1000);
+  fprintf (out, "  %10s %10s %10s %6s %5s  %s\n", "bare us", "full us",
+           "extra us", "share", "gmime", "file");
+  for (guint i = 0; i < set->msgs->len && i < top; i++)
+    fprintf (out, "  %10.1f %10.1f %10.1f %5.1f%% %5s  %s\n", f[i].bare_us,
+             f[i].full_us, f[i].full_us - f[i].bare_us,
+             full > bare ? 100 * (f[i].full_us - f[i].bare_us) / (full - bare)
+                         : 0, f[i].gmime ? "yes" : "no",
+             (const char *) set->paths->pdata[f[i].index]);
+  g_free (f);
+  g_object_unref (null_stream);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -391,6 +500,7 @@ main (int argc, char **argv)
   const char *dump = NULL;
   const char *only = NULL;
   const char *side = NULL;
+  guint per_file = 0;
   g_autoptr (GError) error = NULL;
   parser_lexicon *lex;
   parser_context ctx = { NULL, NULL, NULL };
@@ -416,11 +526,13 @@ main (int argc, char **argv)
                && (strcmp (argv[i + 1], "bare") == 0
                    || strcmp (argv[i + 1], "full") == 0))
         side = argv[++i];
+      else if (strcmp (argv[i], "--per-file") == 0 && i + 1 < argc)
+        per_file = (guint) g_ascii_strtoull (argv[++i], NULL, 10);
       else if (argv[i][0] == '-')
         {
           fprintf (stderr, "usage: parser_bench [--seconds S | --passes N] "
                    "[--lexicon FILE] [--dump DIR] [--only corpus|2k|50k] "
-                   "[--side bare|full] [DIR...]\n");
+                   "[--side bare|full] [--per-file N] [DIR...]\n");
           return 1;
         }
     }
@@ -444,7 +556,8 @@ main (int argc, char **argv)
           || strcmp (argv[i], "--lexicon") == 0
           || strcmp (argv[i], "--dump") == 0
           || strcmp (argv[i], "--only") == 0
-          || strcmp (argv[i], "--side") == 0)
+          || strcmp (argv[i], "--side") == 0
+          || strcmp (argv[i], "--per-file") == 0)
         {
           i++;
           continue;
@@ -455,7 +568,8 @@ main (int argc, char **argv)
                    argv[i]);
           continue;
         }
-      parser_bench_read_dir (argv[i], sets[0].msgs, &sets[0].bytes);
+      parser_bench_read_dir (argv[i], sets[0].msgs, sets[0].paths,
+                             &sets[0].bytes);
       n_dirs++;
     }
   parser_bench_set_init (&sets[1], "synthetic 2 KB");
@@ -512,6 +626,27 @@ main (int argc, char **argv)
   /* libytnef writes to stdout: not while timing.  */
   saved_stdout = dup (STDOUT_FILENO);
   devnull = open ("/dev/null", O_WRONLY);
+  if (per_file > 0)
+    {
+      FILE *out = fdopen (dup (saved_stdout), "w");
+
+      if (devnull >= 0)
+        dup2 (devnull, STDOUT_FILENO);
+      parser_bench_per_file (&sets[0], &ctx, per_file, out);
+      fclose (out);
+      if (saved_stdout >= 0)
+        dup2 (saved_stdout, STDOUT_FILENO);
+      close (saved_stdout);
+      if (devnull >= 0)
+        close (devnull);
+      for (guint s = 0; s < 3; s++)
+        {
+          g_ptr_array_free (sets[s].msgs, TRUE);
+          g_ptr_array_free (sets[s].paths, TRUE);
+        }
+      parser_lexicon_free (lex);
+      return 0;
+    }
   for (guint s = 0; s < 3; s++)
     {
       if (sets[s].msgs->len == 0)
@@ -542,7 +677,10 @@ main (int argc, char **argv)
                   b ? bare[s].mb_per_s : full[s].mb_per_s,
                   b ? bare[s].us_per_msg : full[s].us_per_msg);
       for (guint s = 0; s < 3; s++)
-        g_ptr_array_free (sets[s].msgs, TRUE);
+        {
+          g_ptr_array_free (sets[s].msgs, TRUE);
+          g_ptr_array_free (sets[s].paths, TRUE);
+        }
       parser_lexicon_free (lex);
       return 0;
     }
@@ -590,7 +728,10 @@ main (int argc, char **argv)
                                          : "some targets missed");
 
   for (guint s = 0; s < 3; s++)
-    g_ptr_array_free (sets[s].msgs, TRUE);
+    {
+      g_ptr_array_free (sets[s].msgs, TRUE);
+      g_ptr_array_free (sets[s].paths, TRUE);
+    }
   parser_lexicon_free (lex);
   return 0;
 }
