@@ -46,8 +46,14 @@
 #    (FOI 0.924 / 0.915, SAR 0.920 / 1.000), then in the tenth round ALL its
 #    rows were read and rules written from the classes of its misses: it is
 #    tuned on (rules), not kind training data; whole set only.
-# tests/data/foi-sar/heldout8.csv is never read here (kept for the next
-# blind measurement).
+# 11. FOI and SAR: tests/data/foi-sar/heldout8.csv, an eighth set written
+#    blind (2026-11-27); measured blind once with the tenth round's rules
+#    (FOI 0.928 / 0.972, SAR 0.899 / 1.000), then in the eleventh round ALL
+#    its rows were read and rules written from the classes of its misses,
+#    each checked on every other set: it is tuned on (rules), not kind
+#    training data; whole set only.
+# Any set written after heldout8.csv is never read here (kept for the
+# next blind measurement).
 # The labelled sets in ../shared are read only here; they are never copied.
 set -eu
 cd "$(dirname "$0")/.."
@@ -120,3 +126,5 @@ foi_even tests/data/foi-sar/heldout6.csv \
   "its even rows (tuned on since the ninth session; not kind training data)"
 foi tests/data/foi-sar/heldout7.csv \
   "seventh set: tests/data/foi-sar/heldout7.csv (written blind; measured once, then all rows tuned on in the tenth round; not kind training data)"
+foi tests/data/foi-sar/heldout8.csv \
+  "eighth set: tests/data/foi-sar/heldout8.csv (written blind; measured once, then all rows tuned on in the eleventh round; not kind training data)"
