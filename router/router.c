@@ -248,6 +248,49 @@ router_json_strs (GString *o, const char *name, GPtrArray *list)
   g_string_append_c (o, ']');
 }
 
+/* A score as the reasons write it: three decimals, in g_ascii_dtostr's
+ * digits, and a double stays a double (json-glib's ".0").  */
+static void
+router_json_score (char *buf, gsize size, double v)
+{
+  g_ascii_dtostr (buf, size, v);
+  if (strpbrk (buf, ".eE") == NULL)
+    g_strlcat (buf, ".0", size);
+}
+
+/* Scores are probabilities, so three decimals give 1,001 texts: written
+ * once, here, instead of formatting a double for each score of every
+ * decision (two fifths of the reasons' instructions).  Each is what
+ * router_json_score() writes for it.  */
+#define ROUTER_SCORE_STEPS 1000
+#define ROUTER_SCORE_TEXT_MAX 24
+
+static const char *
+router_score_text (guint k)
+{
+  static gsize once;
+  static char text[ROUTER_SCORE_STEPS + 1][ROUTER_SCORE_TEXT_MAX];
+
+  g_assert (k <= ROUTER_SCORE_STEPS);
+  if (g_once_init_enter (&once))
+    {
+      for (guint i = 0; i <= ROUTER_SCORE_STEPS; i++)
+        {
+          char buf[G_ASCII_DTOSTR_BUF_SIZE + 2];
+
+          gsize len;
+
+          router_json_score (buf, sizeof buf,
+                             (double) i / ROUTER_SCORE_STEPS);
+          len = strlen (buf);
+          g_assert (len < ROUTER_SCORE_TEXT_MAX);
+          memcpy (text[i], buf, len + 1);
+        }
+      g_once_init_leave (&once, 1);
+    }
+  return text[k];
+}
+
 static void
 router_json_scores (GString *o, const char *name, const rules_score *s,
                     guint n)
@@ -256,25 +299,29 @@ router_json_scores (GString *o, const char *name, const rules_score *s,
   g_string_append_c (o, '{');
   for (guint i = 0; i < n && i < 3; i++)
     {
-      char buf[G_ASCII_DTOSTR_BUF_SIZE];
       double v = s[i].score;
 
-      /* three decimals: enough to explain, no false precision.  NaN and
-       * infinities are not JSON and a double out of gint64's range must
-       * not be converted to it (undefined): 0 and as it is.  */
-      if (!isfinite (v))
-        v = 0;
-      else if (fabs (v) < 1e15)
-        v = (double) (gint64) (v * 1000 + 0.5) / 1000;
       if (i > 0)
         g_string_append_c (o, ',');
       router_json_str (o, s[i].label);
       g_string_append_c (o, ':');
-      g_ascii_dtostr (buf, sizeof buf, v);
-      g_string_append (o, buf);
-      /* a double stays a double, as json-glib writes it */
-      if (strpbrk (buf, ".eE") == NULL)
-        g_string_append (o, ".0");
+      /* three decimals: enough to explain, no false precision.  NaN and
+       * infinities are not JSON and a double out of gint64's range must
+       * not be converted to it (undefined): 0 and as it is.  */
+      if (v >= 0 && v <= 1)
+        g_string_append (o, router_score_text ((guint) (gint64) (v * 1000
+                                                                 + 0.5)));
+      else
+        {
+          char buf[G_ASCII_DTOSTR_BUF_SIZE + 2];
+
+          if (!isfinite (v))
+            v = 0;
+          else if (fabs (v) < 1e15)
+            v = (double) (gint64) (v * 1000 + 0.5) / 1000;
+          router_json_score (buf, sizeof buf, v);
+          g_string_append (o, buf);
+        }
     }
   g_string_append_c (o, '}');
 }

@@ -668,6 +668,23 @@ START_TEST (test_reasons_json)
       r.n_topics = 1;
       check_reasons (&r, TRUE);
     }
+  /* every score from 0 to 1 is written from a table of the 1,001 texts
+   * of three decimals (router_score_text): each, and either side of each
+   * rounding step, as json-glib wrote it; and outside [0, 1] */
+  r.n_kinds = 3;
+  for (guint k = 0; k <= 1000; k++)
+    {
+      r.kinds[0].score = k / 1000.0;
+      r.kinds[1].score = MAX (0.0, (k - 0.5) / 1000.0);
+      r.kinds[2].score = MIN (1.0, nextafter ((k + 0.5) / 1000.0, 0.0));
+      r.topics[0].score = (k + 0.5) / 1000.0;
+      check_reasons (&r, TRUE);
+    }
+  r.kinds[0].score = -0.25;
+  r.kinds[1].score = 1.0004;
+  r.kinds[2].score = 1234.5678;
+  r.topics[0].score = nextafter (1.0, 2.0);
+  check_reasons (&r, TRUE);
 
   /* what a rule file may name: quotes, backslashes, controls, UTF-8 */
   r.d.rule = (char *) "say \"hi\" \\ back\tslash\n\x01\x1f\x7f \xc3\xa9\xe2\x80\xa8";
