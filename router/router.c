@@ -150,27 +150,51 @@ router_classify (const classify_model *m, const classify_tokens *toks,
   return n;
 }
 
-/* Both models score the subject and the start of the body, tokenized
- * once.  */
+/* The bytes of @s[@len] (no NUL among them) up to the first that is not
+ * valid UTF-8: g_utf8_validate()'s end, with ASCII (most mail) skipped
+ * eight bytes a step instead of going through its character loop.  */
+static gsize
+router_utf8_prefix (const char *s, gsize len)
+{
+  const char *end;
+  gsize i = 0;
+
+  for (; i + 8 <= len; i += 8)
+    {
+      guint64 w;
+
+      memcpy (&w, s + i, 8);
+      if (w & G_GUINT64_CONSTANT (0x8080808080808080))
+        break;
+    }
+  g_utf8_validate (s + i, (gssize) (len - i), &end);
+  return (gsize) (end - s);
+}
+
+/* Both models score the subject, a line break and the start of the body
+ * (ROUTER_CLASSIFY_BYTES, to its first NUL), tokenized once and cut
+ * before the first byte that is not valid UTF-8: a cut never falls
+ * inside a character.  */
 static void
 router_classify_text (router *r, const char *subject, const char *body,
                       router_result *out)
 {
   g_autofree char *text = NULL;
   g_autoptr (classify_tokens) toks = NULL;
+  gsize slen = subject ? strlen (subject) : 0;
+  gsize blen = body ? strnlen (body, ROUTER_CLASSIFY_BYTES) : 0;
+  gsize len;
 
-  text = g_strdup_printf ("%s\n%.*s", subject ? subject : "",
-                          ROUTER_CLASSIFY_BYTES, body ? body : "");
-  /* cut at a character, not inside one */
-  if (!g_utf8_validate (text, -1, NULL))
-    {
-      const char *end;
-      g_utf8_validate (text, -1, &end);
-      text[end - text] = '\0';
-    }
   if (r->kind_model == NULL && r->topic_model == NULL)
     return;
-  toks = classify_tokens_new (text, -1);
+  text = g_malloc (slen + 1 + blen + 1);
+  memcpy (text, subject ? subject : "", slen);
+  text[slen] = '\n';
+  memcpy (text + slen + 1, body ? body : "", blen);
+  text[slen + 1 + blen] = '\0';
+  len = router_utf8_prefix (text, slen + 1 + blen);
+  text[len] = '\0';
+  toks = classify_tokens_new (text, (gssize) len);
   out->n_kinds = router_classify (r->kind_model, toks, out->kinds);
   out->n_topics = router_classify (r->topic_model, toks, out->topics);
 }
