@@ -1245,35 +1245,46 @@ typedef struct {
   gboolean limit_hit;
 } rules_eval;
 
-/* Casefold; ASCII text (most mail) takes a byte loop instead of GLib's
- * per-character Unicode path.  The test for a non-ASCII byte reads eight
- * bytes a step, and the lower-casing has no branch on the letter (the
- * compiler can vectorise both).  */
+/* Casefold; ASCII text (most mail) takes a loop of eight bytes a step
+ * instead of GLib's per-character Unicode path: the step that finds a
+ * byte over 0x7f hands the whole text to g_utf8_casefold().  With every
+ * byte under 0x80, b + 0x3f has its top bit set from 'A' up and b + 0x25
+ * from '[' ('Z' + 1) up, no carry crossing bytes: the capitals are the
+ * bytes with the first and not the second, and 0x80 >> 2 is the 0x20
+ * that lower-cases them.  */
 static char *
 rules_casefold (const char *s, gsize len)
 {
-  guint64 high = 0;
-  char *out;
+  const guint64 high = G_GUINT64_CONSTANT (0x8080808080808080);
+  char *out = g_malloc (len + 1);
   gsize i = 0;
 
   for (; i + 8 <= len; i += 8)
     {
-      guint64 w;
+      guint64 w, caps;
+
       memcpy (&w, s + i, 8);
-      high |= w;
+      if (w & high)
+        goto unicode;
+      caps = (w + G_GUINT64_CONSTANT (0x3f3f3f3f3f3f3f3f))
+             & ~(w + G_GUINT64_CONSTANT (0x2525252525252525)) & high;
+      w |= caps >> 2;
+      memcpy (out + i, &w, 8);
     }
   for (; i < len; i++)
-    high |= (guchar) s[i];
-  if (high & G_GUINT64_CONSTANT (0x8080808080808080))
-    return g_utf8_casefold (s, len);
-  out = g_malloc (len + 1);
-  for (i = 0; i < len; i++)
     {
       guchar c = (guchar) s[i];
+
+      if (c >= 0x80)
+        goto unicode;
       out[i] = (char) (c + (((guchar) (c - 'A') < 26) << 5));
     }
   out[len] = '\0';
   return out;
+
+unicode:
+  g_free (out);
+  return g_utf8_casefold (s, len);
 }
 
 /* Letters and digits make words; anything else separates them.  */
@@ -1302,13 +1313,17 @@ struct rules_word_entry {
   const char *v;             /* (nullable: a free slot) a node's value */
 };
 
+/* FNV-1a */
+#define RULES_HASH_BASIS 2166136261u
+#define RULES_HASH_PRIME 16777619u
+
 static guint32
 rules_hash_bytes (const char *p, gsize n)
 {
-  guint32 h = 2166136261u;   /* FNV-1a */
+  guint32 h = RULES_HASH_BASIS;
 
   for (gsize i = 0; i < n; i++)
-    h = (h ^ (guchar) p[i]) * 16777619u;
+    h = (h ^ (guchar) p[i]) * RULES_HASH_PRIME;
   return h;
 }
 
@@ -1426,43 +1441,48 @@ rules_words_mark (const rules *r, guint64 *bits, guint32 h, const char *a,
     bits[e->id >> 6] |= G_GUINT64_CONSTANT (1) << (e->id & 63);
 }
 
-static inline gboolean
-rules_ascii_alnum (guchar c)
-{
-  return (guchar) ((c | 0x20) - 'a') < 26 || (guchar) (c - '0') < 10;
-}
+/* The body's scan by byte: ASCII letters and digits make words, other
+ * ASCII separates them, a byte over 0x7f starts a character that
+ * rules_word_char_len() classifies, and NUL ends the text.  */
+enum { RULES_BYTE_SEP, RULES_BYTE_ALNUM, RULES_BYTE_HIGH, RULES_BYTE_END };
+
+static const guint8 rules_byte_class[256] = {
+  [0] = RULES_BYTE_END,
+  ['0' ... '9'] = RULES_BYTE_ALNUM,
+  ['A' ... 'Z'] = RULES_BYTE_ALNUM,
+  ['a' ... 'z'] = RULES_BYTE_ALNUM,
+  [0x80 ... 0xff] = RULES_BYTE_HIGH,
+};
 
 /* The bits of the rules' words and pairs of words that @text (folded)
  * holds: its words are runs of letters and digits (ASCII, or any Unicode
- * letter or digit), and a pair is two adjacent words.  */
+ * letter or digit), and a pair is two adjacent words.  One pass: each
+ * word is hashed (rules_hash_bytes) as it is read.  */
 static guint64 *
 rules_body_words (const rules *r, const char *text)
 {
   guint64 *bits = g_new0 (guint64, r->n_words / 64 + 1);
-  const char *p = text;
+  const guchar *p = (const guchar *) text;
   const char *prev = NULL;
   guint32 prev_len = 0, prev_hash = 0;
 
   if (r->n_words == 0)
     return bits;
-  while (*p)
+  for (;;)
     {
       gboolean alnum;
       gsize n;
-      const char *start;
-      guint32 h, len;
+      const guchar *start;
+      guint32 h = RULES_HASH_BASIS, len;
+      guint8 cls;
 
-      if ((guchar) *p < 0x80)
+      while ((cls = rules_byte_class[*p]) == RULES_BYTE_SEP)
+        p++;
+      if (cls == RULES_BYTE_END)
+        break;
+      if (cls == RULES_BYTE_HIGH)
         {
-          if (!rules_ascii_alnum (*p))
-            {
-              p++;
-              continue;
-            }
-        }
-      else
-        {
-          n = rules_word_char_len (p, &alnum);
+          n = rules_word_char_len ((const char *) p, &alnum);
           if (!alnum)
             {
               p += n;
@@ -1472,25 +1492,28 @@ rules_body_words (const rules *r, const char *text)
       start = p;
       for (;;)
         {
-          if ((guchar) *p < 0x80)
+          cls = rules_byte_class[*p];
+          if (cls == RULES_BYTE_ALNUM)
             {
-              if (!rules_ascii_alnum (*p))   /* also the NUL */
-                break;
+              h = (h ^ *p) * RULES_HASH_PRIME;
               p++;
               continue;
             }
-          n = rules_word_char_len (p, &alnum);
+          if (cls != RULES_BYTE_HIGH)   /* a separator, or the NUL */
+            break;
+          n = rules_word_char_len ((const char *) p, &alnum);
           if (!alnum)
             break;
+          for (gsize i = 0; i < n; i++)
+            h = (h ^ p[i]) * RULES_HASH_PRIME;
           p += n;
         }
-      len = p - start;
-      h = rules_hash_bytes (start, len);
-      rules_words_mark (r, bits, h, start, len, NULL, 0);
+      len = (guint32) (p - start);
+      rules_words_mark (r, bits, h, (const char *) start, len, NULL, 0);
       if (prev_len > 0)
         rules_words_mark (r, bits, rules_hash_pair (prev_hash, h), prev,
-                          prev_len, start, len);
-      prev = start;
+                          prev_len, (const char *) start, len);
+      prev = (const char *) start;
       prev_len = len;
       prev_hash = h;
     }
