@@ -677,6 +677,25 @@ classify_tok_flush (classify_tok *k)
     k->pos++;
 }
 
+/* An ASCII letter or digit as a word holds it (lower case), or 0 for
+ * any other byte (a byte over 0x7f is read by the Unicode path).  */
+static const char classify_ascii_word[256] = {
+  ['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4',
+  ['5'] = '5', ['6'] = '6', ['7'] = '7', ['8'] = '8', ['9'] = '9',
+  ['A'] = 'a', ['B'] = 'b', ['C'] = 'c', ['D'] = 'd', ['E'] = 'e',
+  ['F'] = 'f', ['G'] = 'g', ['H'] = 'h', ['I'] = 'i', ['J'] = 'j',
+  ['K'] = 'k', ['L'] = 'l', ['M'] = 'm', ['N'] = 'n', ['O'] = 'o',
+  ['P'] = 'p', ['Q'] = 'q', ['R'] = 'r', ['S'] = 's', ['T'] = 't',
+  ['U'] = 'u', ['V'] = 'v', ['W'] = 'w', ['X'] = 'x', ['Y'] = 'y',
+  ['Z'] = 'z',
+  ['a'] = 'a', ['b'] = 'b', ['c'] = 'c', ['d'] = 'd', ['e'] = 'e',
+  ['f'] = 'f', ['g'] = 'g', ['h'] = 'h', ['i'] = 'i', ['j'] = 'j',
+  ['k'] = 'k', ['l'] = 'l', ['m'] = 'm', ['n'] = 'n', ['o'] = 'o',
+  ['p'] = 'p', ['q'] = 'q', ['r'] = 'r', ['s'] = 's', ['t'] = 't',
+  ['u'] = 'u', ['v'] = 'v', ['w'] = 'w', ['x'] = 'x', ['y'] = 'y',
+  ['z'] = 'z',
+};
+
 /* Call @emit for every token of @text, in order (classify_tokenize()).  */
 static void
 classify_tokens_each (classify_thread *t, const char *text, gssize len,
@@ -699,39 +718,48 @@ classify_tokens_each (classify_thread *t, const char *text, gssize len,
       if (*p < 0x80)
         {
           c = *p;
-          if (g_ascii_isalnum (c) && !k.overlong && k.len > 0)
+          if (classify_ascii_word[c] != 0)
             {
-              /* the rest of an ASCII word, in one loop: the same as
-               * going round the outer one for each letter or digit */
+              /* a run of ASCII letters and digits in one loop, copied
+               * lower-cased as it is read: the same as going round the
+               * outer loop for each */
               const guchar *q = p;
-              gsize room = CLASSIFY_TOKEN_BYTES_MAX - k.len;
-              gsize run;
+              const guchar *stop = end;
+              char *o = k.word + k.len;
+              gsize room = k.overlong ? 0 : CLASSIFY_TOKEN_BYTES_MAX - k.len;
+              guchar any = 0, all = 0xff, b;
 
-              while (q < end && *q < 0x80 && g_ascii_isalnum (*q))
-                q++;
-              run = (gsize) (q - p);
-              if (run > room)
+              if (k.len == 0)
+                k.ascii = TRUE, k.digit = FALSE, k.alpha = FALSE;
+              if ((gsize) (end - q) > room)
+                stop = q + room;
+              while (q < stop && (b = (guchar) classify_ascii_word[*q]) != 0)
                 {
-                  /* an overlong word is dropped whole at its end: what
-                   * it holds no longer matters */
-                  k.overlong = TRUE;
-                  run = 0;
+                  /* a lower-case letter has 0x40, a digit has not */
+                  any |= b;
+                  all &= b;
+                  *o++ = (char) b;
+                  q++;
                 }
-              for (gsize i = 0; i < run; i++)
+              k.len = (gsize) (o - k.word);
+              if (q > p)
                 {
-                  guchar b = p[i];
-
-                  if (b >= '0' && b <= '9')
-                    k.digit = TRUE;
-                  else
-                    k.alpha = TRUE;
-                  k.word[k.len++] = (char) (b + (((guchar) (b - 'A') < 26) << 5));
+                  k.digit |= !(all & 0x40);
+                  k.alpha |= (any & 0x40) != 0;
+                }
+              if (q < end && classify_ascii_word[*q] != 0)
+                {
+                  /* an overlong word is dropped whole at its end (k.len
+                   * stays > 0: the word stays open); what it holds no
+                   * longer matters */
+                  k.overlong = TRUE;
+                  while (q < end && classify_ascii_word[*q] != 0)
+                    q++;
                 }
               p = q;
               continue;
             }
-          alnum = g_ascii_isalnum (c);
-          digit = g_ascii_isdigit (c);
+          alnum = digit = FALSE;
         }
       else
         {
@@ -745,12 +773,11 @@ classify_tokens_each (classify_thread *t, const char *text, gssize len,
         }
       if (alnum)
         {
+          /* a letter or digit outside ASCII */
           if (k.len == 0)
             k.ascii = TRUE, k.digit = FALSE, k.alpha = FALSE;
           if (k.overlong || k.len + clen > CLASSIFY_TOKEN_BYTES_MAX)
             k.overlong = TRUE;   /* k.len stays > 0: the word stays open */
-          else if (clen == 1)
-            k.word[k.len++] = (char) (c >= 'A' && c <= 'Z' ? c + 32 : c);
           else
             {
               memcpy (k.word + k.len, p, clen);
