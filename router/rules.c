@@ -153,6 +153,16 @@ struct rules_node {
   gboolean boolean;
   pcre2_code *re;
   struct rules_word_key *wkeys; /* OP_WORD: one per value, made at load */
+  /* OP_WORD on the body: the simple values' bits in the body's scan,
+   * grouped by the scan's 64-bit word, and how many values are not
+   * simple (rules_words_add) */
+  struct rules_word_bits *wbits;
+  guint n_wbits, n_wother;
+};
+
+struct rules_word_bits {
+  guint32 at;                /* index into the scan's bits */
+  guint64 bits;
 };
 
 typedef struct {
@@ -195,6 +205,7 @@ rules_node_free (rules_node *n)
   if (n->re)
     pcre2_code_free (n->re);
   g_free (n->wkeys);
+  g_free (n->wbits);
   g_free (n);
 }
 
@@ -1361,6 +1372,24 @@ rules_words_find (const rules *r, guint32 h, const char *a, guint32 alen,
   return NULL;
 }
 
+/* Bit @id of the body's scan into @n->wbits: a node's values are looked
+ * for with one AND per 64-bit word of the scan they fall in, not one test
+ * per value (the longest list in the example has 110).  */
+static void
+rules_word_bits_add (rules_node *n, guint32 id)
+{
+  guint i = 0;
+
+  while (i < n->n_wbits && n->wbits[i].at != id >> 6)
+    i++;
+  if (i == n->n_wbits)
+    {
+      n->wbits = g_renew (struct rules_word_bits, n->wbits, n->n_wbits + 1);
+      n->wbits[n->n_wbits++] = (struct rules_word_bits) { id >> 6, 0 };
+    }
+  n->wbits[i].bits |= G_GUINT64_CONSTANT (1) << (id & 63);
+}
+
 /* Give @n's simple values their bits, a value already seen the same bit.
  * The table is sized for every value first (rules_words_count), so it is
  * never more than a quarter full.  */
@@ -1381,20 +1410,24 @@ rules_words_add (rules *r, rules_node *n)
       guint32 j;
 
       if (!k->simple)
-        continue;
+        {
+          n->n_wother++;
+          continue;
+        }
       e = rules_words_find (r, k->hash, v, k->alen, v + k->alen + 1,
                             k->blen);
       if (e != NULL)
+        k->id = e->id;
+      else
         {
-          k->id = e->id;
-          continue;
+          for (j = k->hash & r->words_mask; r->words[j].v != NULL;
+               j = (j + 1) & r->words_mask)
+            ;
+          r->words[j] = (struct rules_word_entry) { k->hash, r->n_words,
+                                                    k->alen, k->blen, v };
+          k->id = r->n_words++;
         }
-      for (j = k->hash & r->words_mask; r->words[j].v != NULL;
-           j = (j + 1) & r->words_mask)
-        ;
-      r->words[j] = (struct rules_word_entry) { k->hash, r->n_words,
-                                                k->alen, k->blen, v };
-      k->id = r->n_words++;
+      rules_word_bits_add (n, k->id);
     }
 }
 
@@ -1620,20 +1653,24 @@ rules_match_string (rules_eval *ev, const rules_node *n, const char *raw,
           return TRUE;
       return FALSE;
     case OP_WORD:
-      for (guint i = 0; i < n->values->len; i++)
+      if (folded == ev->body)
         {
-          const char *w = n->values->pdata[i];
-          if (folded == ev->body && n->wkeys[i].simple)
-            {
-              guint32 id = n->wkeys[i].id;
-              if (ev->body_words == NULL)
-                ev->body_words = rules_body_words (ev->r, ev->body);
-              if ((ev->body_words[id >> 6] >> (id & 63)) & 1)
-                return TRUE;
-            }
-          else if (rules_has_word (folded, w))
-            return TRUE;
+          /* the simple values from the body's scan, the others by
+           * looking for them */
+          if (n->n_wbits > 0 && ev->body_words == NULL)
+            ev->body_words = rules_body_words (ev->r, ev->body);
+          for (guint i = 0; i < n->n_wbits; i++)
+            if (ev->body_words[n->wbits[i].at] & n->wbits[i].bits)
+              return TRUE;
+          for (guint i = 0; n->n_wother > 0 && i < n->values->len; i++)
+            if (!n->wkeys[i].simple
+                && rules_has_word (folded, n->values->pdata[i]))
+              return TRUE;
+          return FALSE;
         }
+      for (guint i = 0; i < n->values->len; i++)
+        if (rules_has_word (folded, n->values->pdata[i]))
+          return TRUE;
       return FALSE;
     case OP_MATCHES:
       {
