@@ -627,30 +627,26 @@ classify_tok_special (classify_tok *k, char c)
     classify_tok_out (k, "#x", 2, k->t->hash_x);
 }
 
+/* The token of the stem cache's entry @e, and its polarity.  */
+static inline void
+classify_tok_stem (classify_tok *k, const classify_strent *e)
+{
+  if (e->val != CLASSIFY_NONE && e->val > 0)
+    classify_tok_out (k, e->key + e->len + 1, e->val, e->aux);
+  if (e->polarity == CLASSIFY_POLARITY_NEG)
+    k->neg++;
+  else if (e->polarity == CLASSIFY_POLARITY_POS)
+    k->pos++;
+}
+
+/* A word with letters outside ASCII or with digits in it (@w, @len bytes,
+ * NUL-terminated): casefolded and normalised, digit runs collapsed.  */
 static void
-classify_tok_flush (classify_tok *k)
+classify_tok_other (classify_tok *k, char *w, gsize len)
 {
   g_autofree char *folded = NULL;
   g_autofree char *norm = NULL;
-  char *w = k->word;
-  gsize len = k->len;
-  const classify_strent *e;
 
-  k->len = 0;
-  if (len == 0)
-    return;
-  if (k->overlong)
-    {
-      k->overlong = FALSE;
-      return;
-    }
-  k->last_special = 0;
-  if (!k->alpha)
-    {
-      classify_tok_out (k, "#n", 2, k->t->hash_n);
-      return;
-    }
-  w[len] = '\0';
   if (!k->ascii)
     {
       /* ASCII letters were lower-cased as they came */
@@ -676,13 +672,33 @@ classify_tok_flush (classify_tok *k)
       classify_tok_out (k, w, o, classify_hash (w, o));
       return;
     }
-  e = classify_thread_stem (k->t, w, len);
-  if (e->val != CLASSIFY_NONE && e->val > 0)
-    classify_tok_out (k, e->key + e->len + 1, e->val, e->aux);
-  if (e->polarity == CLASSIFY_POLARITY_NEG)
-    k->neg++;
-  else if (e->polarity == CLASSIFY_POLARITY_POS)
-    k->pos++;
+  classify_tok_stem (k, classify_thread_stem (k->t, w, len));
+}
+
+static void
+classify_tok_flush (classify_tok *k)
+{
+  gsize len = k->len;
+
+  k->len = 0;
+  if (len == 0)
+    return;
+  if (k->overlong)
+    {
+      k->overlong = FALSE;
+      return;
+    }
+  k->last_special = 0;
+  if (!k->alpha)
+    {
+      classify_tok_out (k, "#n", 2, k->t->hash_n);
+      return;
+    }
+  k->word[len] = '\0';
+  if (!k->ascii || k->digit)
+    classify_tok_other (k, k->word, len);
+  else
+    classify_tok_stem (k, classify_thread_stem (k->t, k->word, len));
 }
 
 /* An ASCII letter or digit as a word holds it (lower case), or 0 for
@@ -873,11 +889,14 @@ classify_feat_count (classify_feat *f, guint32 fid)
     }
 }
 
-static void
-classify_feat_emit (const char *tok, gsize len, guint64 hash, gpointer data)
+/* Count the token of @len bytes whose classify_hash() is @hash, and the
+ * bigram it ends.  The vocabulary is searched by hash and length only
+ * (classify_strtab_find(), @exact FALSE), so the token's bytes are not
+ * needed.  */
+static inline void
+classify_feat_add (classify_feat *f, gsize len, guint64 hash)
 {
-  classify_feat *f = data;
-  const classify_strent *e = classify_strtab_find (&f->m->vocab, tok, len,
+  const classify_strent *e = classify_strtab_find (&f->m->vocab, NULL, len,
                                                    hash, FALSE);
   guint32 fid = e ? e->val : CLASSIFY_NONE;
 
@@ -892,6 +911,12 @@ classify_feat_emit (const char *tok, gsize len, guint64 hash, gpointer data)
         classify_feat_count (f, b);
     }
   f->prev = fid;
+}
+
+static void
+classify_feat_emit (const char *tok, gsize len, guint64 hash, gpointer data)
+{
+  classify_feat_add (data, len, hash);
 }
 
 static void
@@ -927,20 +952,19 @@ classify_feat_weigh (const classify_model *m, classify_thread *t, guint n)
 }
 
 /* The tokens of one text, kept so that several models score it with one
- * pass of the tokenizer and the stemmer.  */
+ * pass of the tokenizer and the stemmer: the length and hash of each is
+ * all that scoring reads (classify_feat_add).  */
 typedef struct {
-  guint32 off, len;
   guint64 hash;
+  gsize len;
 } classify_token_ref;
 
 struct classify_tokens {
-  char *arena;               /* the tokens, NUL-separated */
-  gsize arena_len, arena_size;
   classify_token_ref *refs;
   guint n_refs, refs_size;
 };
 
-/* Plain arrays grown by doubling: GString and GArray appends were a
+/* A plain array grown by doubling: GString and GArray appends were a
  * twentieth of a routing decision.  */
 static void
 classify_tokens_keep (const char *tok, gsize len, guint64 hash,
@@ -948,21 +972,12 @@ classify_tokens_keep (const char *tok, gsize len, guint64 hash,
 {
   classify_tokens *k = data;
 
-  while (k->arena_len + len + 1 > k->arena_size)
-    {
-      k->arena_size *= 2;
-      k->arena = g_realloc (k->arena, k->arena_size);
-    }
   if (k->n_refs == k->refs_size)
     {
       k->refs_size *= 2;
       k->refs = g_renew (classify_token_ref, k->refs, k->refs_size);
     }
-  k->refs[k->n_refs++] = (classify_token_ref) { (guint32) k->arena_len,
-                                                (guint32) len, hash };
-  memcpy (k->arena + k->arena_len, tok, len);
-  k->arena[k->arena_len + len] = '\0';
-  k->arena_len += len + 1;
+  k->refs[k->n_refs++] = (classify_token_ref) { hash, len };
 }
 
 classify_tokens *
@@ -970,8 +985,6 @@ classify_tokens_new (const char *text, gssize len)
 {
   classify_tokens *k = g_new0 (classify_tokens, 1);
 
-  k->arena_size = len > 0 ? (gsize) len + 64 : 256;
-  k->arena = g_malloc (k->arena_size);
   k->refs_size = 256;
   k->refs = g_new (classify_token_ref, k->refs_size);
   g_return_val_if_fail (text != NULL || len == 0, k);
@@ -985,7 +998,6 @@ classify_tokens_free (classify_tokens *k)
 {
   if (k == NULL)
     return;
-  g_free (k->arena);
   g_free (k->refs);
   g_free (k);
 }
@@ -1010,7 +1022,7 @@ classify_logits (const classify_model *m, const char *text, gssize len,
     for (guint i = 0; i < toks->n_refs; i++)
       {
         const classify_token_ref *r = &toks->refs[i];
-        classify_feat_emit (toks->arena + r->off, r->len, r->hash, &f);
+        classify_feat_add (&f, r->len, r->hash);
       }
   else
     classify_tokens_each (t, text, len, classify_feat_emit, &f);
