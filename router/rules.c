@@ -1253,6 +1253,8 @@ typedef struct {
   char *subject, *body;      /* casefolded, lazily */
   guint64 *body_words;       /* the bits of the rules' words and pairs of
                               * words found in @body, lazily */
+  pcre2_match_data *md;      /* for every `matches` (only whether one
+                              * matched is read), lazily */
   gboolean limit_hit;
 } rules_eval;
 
@@ -1280,7 +1282,9 @@ rules_casefold (const char *s, gsize len)
       caps = (w + G_GUINT64_CONSTANT (0x3f3f3f3f3f3f3f3f))
              & ~(w + G_GUINT64_CONSTANT (0x2525252525252525)) & high;
       w |= caps >> 2;
-      memcpy (out + i, &w, 8);
+      /* not memcpy: _FORTIFY_SOURCE=3 makes that a call to __memcpy_chk,
+       * the size of @out not being known when this is compiled */
+      __builtin_memcpy (out + i, &w, 8);
     }
   for (; i < len; i++)
     {
@@ -1674,7 +1678,6 @@ rules_match_string (rules_eval *ev, const rules_node *n, const char *raw,
       return FALSE;
     case OP_MATCHES:
       {
-        pcre2_match_data *md;
         int rc;
         gsize len = strlen (raw);
         if (n->re == NULL)
@@ -1685,10 +1688,10 @@ rules_match_string (rules_eval *ev, const rules_node *n, const char *raw,
                                                      raw + RULES_TEXT_LIMIT);
             len = end ? (gsize) (end - raw) : 0;
           }
-        md = pcre2_match_data_create_from_pattern (n->re, NULL);
-        rc = pcre2_match (n->re, (PCRE2_SPTR) raw, len, 0, 0, md,
+        if (ev->md == NULL)
+          ev->md = pcre2_match_data_create (1, NULL);
+        rc = pcre2_match (n->re, (PCRE2_SPTR) raw, len, 0, 0, ev->md,
                           ev->r->mctx);
-        pcre2_match_data_free (md);
         if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT
             || rc == PCRE2_ERROR_JIT_STACKLIMIT)
           ev->limit_hit = TRUE;
@@ -1745,8 +1748,11 @@ rules_match_one (rules_eval *ev, const rules_node *n, const char *raw)
 static double
 rules_score_of (const rules_score *s, guint n, const char *label)
 {
+  /* the first letters compared before the call: a rule names one label
+   * of the eight or fourteen */
   for (guint i = 0; i < n; i++)
-    if (g_ascii_strcasecmp (s[i].label, label) == 0)
+    if (g_ascii_tolower (s[i].label[0]) == g_ascii_tolower (label[0])
+        && g_ascii_strcasecmp (s[i].label, label) == 0)
       return s[i].score;
   return 0.0;
 }
@@ -1934,7 +1940,7 @@ rules_decision_clear (rules_decision *d)
 void
 rules_decide (const rules *r, const rules_input *in, rules_decision *out)
 {
-  rules_eval ev = { r, in, NULL, NULL, NULL, FALSE };
+  rules_eval ev = { r, in, NULL, NULL, NULL, NULL, FALSE };
 
   memset (out, 0, sizeof *out);
   out->tags = g_ptr_array_new_with_free_func (g_free);
@@ -1975,4 +1981,5 @@ rules_decide (const rules *r, const rules_input *in, rules_decision *out)
   g_free (ev.subject);
   g_free (ev.body);
   g_free (ev.body_words);
+  pcre2_match_data_free (ev.md);
 }
