@@ -207,45 +207,58 @@ static void
 router_json_str (GString *o, const char *s)
 {
   static const char hex[] = "0123456789abcdef";
+  const guchar *p = (const guchar *) (s ? s : "");
 
   g_string_append_c (o, '"');
-  for (const guchar *p = (const guchar *) (s ? s : ""); *p; p++)
-    switch (*p)
-      {
-      case '"': g_string_append (o, "\\\""); break;
-      case '\\': g_string_append (o, "\\\\"); break;
-      case '\b': g_string_append (o, "\\b"); break;
-      case '\f': g_string_append (o, "\\f"); break;
-      case '\n': g_string_append (o, "\\n"); break;
-      case '\r': g_string_append (o, "\\r"); break;
-      case '\t': g_string_append (o, "\\t"); break;
-      default:
-        if (*p < 0x20 || *p == 0x7f)
-          {
-            g_string_append (o, "\\u00");
-            g_string_append_c (o, hex[*p >> 4]);
-            g_string_append_c (o, hex[*p & 0xf]);
-          }
-        else if (*p < 0x80)
-          g_string_append_c (o, (char) *p);
-        else
-          {
-            /* Never invalid UTF-8 in the output (it would not be JSON):
-             * rule files and model labels are checked on load, but this
-             * is the last place to catch anything else.  A byte that does
-             * not start a valid character becomes U+FFFD, as in
-             * g_utf8_make_valid().  ASCII costs nothing more.  */
-            gunichar c = g_utf8_get_char_validated ((const char *) p, -1);
-            if (c == (gunichar) -1 || c == (gunichar) -2)
-              g_string_append (o, "\xef\xbf\xbd");
-            else
-              {
-                guint n = (guint) g_unichar_to_utf8 (c, NULL);
-                g_string_append_len (o, (const char *) p, n);
-                p += n - 1;
-              }
-          }
-      }
+  for (;;)
+    {
+      /* printable ASCII but the quote and the backslash, as it is: a
+       * run of it in one append */
+      const guchar *q = p;
+
+      while (*q >= 0x20 && *q < 0x7f && *q != '"' && *q != '\\')
+        q++;
+      if (q > p)
+        g_string_append_len (o, (const char *) p, q - p);
+      p = q;
+      if (*p == '\0')
+        break;
+      switch (*p)
+        {
+        case '"': g_string_append (o, "\\\""); break;
+        case '\\': g_string_append (o, "\\\\"); break;
+        case '\b': g_string_append (o, "\\b"); break;
+        case '\f': g_string_append (o, "\\f"); break;
+        case '\n': g_string_append (o, "\\n"); break;
+        case '\r': g_string_append (o, "\\r"); break;
+        case '\t': g_string_append (o, "\\t"); break;
+        default:
+          if (*p < 0x20 || *p == 0x7f)
+            {
+              g_string_append (o, "\\u00");
+              g_string_append_c (o, hex[*p >> 4]);
+              g_string_append_c (o, hex[*p & 0xf]);
+            }
+          else
+            {
+              /* Never invalid UTF-8 in the output (it would not be
+               * JSON): rule files and model labels are checked on load,
+               * but this is the last place to catch anything else.  A
+               * byte that does not start a valid character becomes
+               * U+FFFD, as in g_utf8_make_valid().  */
+              gunichar c = g_utf8_get_char_validated ((const char *) p, -1);
+              if (c == (gunichar) -1 || c == (gunichar) -2)
+                g_string_append (o, "\xef\xbf\xbd");
+              else
+                {
+                  guint n = (guint) g_unichar_to_utf8 (c, NULL);
+                  g_string_append_len (o, (const char *) p, n);
+                  p += n - 1;
+                }
+            }
+        }
+      p++;
+    }
   g_string_append_c (o, '"');
 }
 
