@@ -138,7 +138,12 @@ struct rules_word_key {
   guint32 hash;
   guint32 alen, blen;        /* second word: blen > 0 */
   gboolean simple;           /* one word or two: the body's scan answers */
-  guint32 id;                /* simple: its bit in the scan (rules.words) */
+  char *gate;                /* not simple: its first two words as the
+                              * scan's pair ("council tax reduction":
+                              * "council tax"), or NULL; hash and lengths
+                              * are then the gate's */
+  guint32 id;                /* its bit (the gate's) in the scan
+                              * (rules.words) */
 };
 struct rules_node {
   rules_node_kind kind;
@@ -204,6 +209,8 @@ rules_node_free (rules_node *n)
     g_array_unref (n->numbers);
   if (n->re)
     pcre2_code_free (n->re);
+  for (guint i = 0; n->wkeys != NULL && i < n->values->len; i++)
+    g_free (n->wkeys[i].gate);
   g_free (n->wkeys);
   g_free (n->wbits);
   g_free (n);
@@ -1416,7 +1423,9 @@ rules_words_add (rules *r, rules_node *n)
       if (!k->simple)
         {
           n->n_wother++;
-          continue;
+          if (k->gate == NULL)
+            continue;
+          v = k->gate;
         }
       e = rules_words_find (r, k->hash, v, k->alen, v + k->alen + 1,
                             k->blen);
@@ -1431,7 +1440,8 @@ rules_words_add (rules *r, rules_node *n)
                                                     k->alen, k->blen, v };
           k->id = r->n_words++;
         }
-      rules_word_bits_add (n, k->id);
+      if (k->simple)
+        rules_word_bits_add (n, k->id);
     }
 }
 
@@ -1444,7 +1454,7 @@ rules_words_count (const rules_node *n)
     return 0;
   if (n->kind == N_PRED && n->op == OP_WORD && n->wkeys != NULL)
     for (guint i = 0; i < n->values->len; i++)
-      c += n->wkeys[i].simple;
+      c += n->wkeys[i].simple || n->wkeys[i].gate != NULL;
   return c + rules_words_count (n->a) + rules_words_count (n->b);
 }
 
@@ -1581,6 +1591,55 @@ rules_word_value_simple (const char *v)
   return spaces <= 1;
 }
 
+/* The gate of a value that is not simple (struct rules_word_key): when
+ * it opens with a letter or digit and has a second word, its first two
+ * words ("e-mails": "e" and "mails") joined by a space, else NULL.
+ * Wherever the value is found as a whole word, its first word starts a
+ * word of the text (nothing alphanumeric before it) and ends where the
+ * value has a separator, and its second word is the text's next word,
+ * ending at a separator or at the value's end (nothing alphanumeric
+ * after it): the scan has seen the pair.  So a body whose scan lacks it
+ * does not hold the value, and is not searched for it.  */
+static char *
+rules_word_value_gate (const char *v)
+{
+  const char *p = v, *a_end, *b_start;
+  gboolean alnum = FALSE;
+
+  if (*p == '\0')
+    return NULL;
+  rules_word_char_len (p, &alnum);
+  if (!alnum)
+    return NULL;
+  while (*p)
+    {
+      gsize n = rules_word_char_len (p, &alnum);
+      if (!alnum)
+        break;
+      p += n;
+    }
+  a_end = p;
+  while (*p)
+    {
+      gsize n = rules_word_char_len (p, &alnum);
+      if (alnum)
+        break;
+      p += n;
+    }
+  if (*p == '\0')
+    return NULL;
+  b_start = p;
+  while (*p)
+    {
+      gsize n = rules_word_char_len (p, &alnum);
+      if (!alnum)
+        break;
+      p += n;
+    }
+  return g_strdup_printf ("%.*s %.*s", (int) (a_end - v), v,
+                          (int) (p - b_start), b_start);
+}
+
 static void
 rules_word_keys_make (rules_node *n)
 {
@@ -1588,12 +1647,18 @@ rules_word_keys_make (rules_node *n)
   for (guint i = 0; i < n->values->len; i++)
     {
       const char *w = n->values->pdata[i];
-      const char *sp = strchr (w, ' ');
+      const char *sp;
       struct rules_word_key *k = &n->wkeys[i];
 
       k->simple = rules_word_value_simple (w);
       if (!k->simple)
-        continue;
+        {
+          k->gate = rules_word_value_gate (w);
+          if (k->gate == NULL)
+            continue;
+          w = k->gate;
+        }
+      sp = strchr (w, ' ');
       k->alen = sp ? (guint32) (sp - w) : (guint32) strlen (w);
       k->blen = sp ? (guint32) strlen (sp + 1) : 0;
       k->hash = rules_hash_bytes (w, k->alen);
@@ -1661,15 +1726,22 @@ rules_match_string (rules_eval *ev, const rules_node *n, const char *raw,
         {
           /* the simple values from the body's scan, the others by
            * looking for them */
-          if (n->n_wbits > 0 && ev->body_words == NULL)
+          if (ev->body_words == NULL)
             ev->body_words = rules_body_words (ev->r, ev->body);
           for (guint i = 0; i < n->n_wbits; i++)
             if (ev->body_words[n->wbits[i].at] & n->wbits[i].bits)
               return TRUE;
           for (guint i = 0; n->n_wother > 0 && i < n->values->len; i++)
-            if (!n->wkeys[i].simple
-                && rules_has_word (folded, n->values->pdata[i]))
-              return TRUE;
+            {
+              const struct rules_word_key *k = &n->wkeys[i];
+
+              if (k->simple
+                  || (k->gate != NULL
+                      && !((ev->body_words[k->id >> 6] >> (k->id & 63)) & 1)))
+                continue;
+              if (rules_has_word (folded, n->values->pdata[i]))
+                return TRUE;
+            }
           return FALSE;
         }
       for (guint i = 0; i < n->values->len; i++)

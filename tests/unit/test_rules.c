@@ -434,6 +434,83 @@ START_TEST (test_body_words_shared_values)
 }
 END_TEST
 
+/* `body word` values of more than two words, or with other separators,
+ * are looked for in the text only when the body's scan has seen their
+ * first two words as a pair (rules_word_value_gate): the same answers as
+ * `subject word`, which always looks, on the same text.  */
+static const char *const phrase_values[] = {
+  "council tax reduction", "e-mails", "date of birth", "fly-tipping",
+  "i m the", "x-", "-y", "caf\u00e9 au lait", "on  the record", "a.b c",
+};
+
+static const struct {
+  const char *text;
+  const char *expect;          /* the tags of the body rules, in order */
+} phrase_cases[] = {
+  { "My council tax reduction.", "b0" },
+  { "council tax, reduction", "" },
+  { "council tax reductions", "" },
+  { "xcouncil tax reduction", "" },
+  { "COUNCIL TAX REDUCTION council tax", "b0" },
+  { "Re: E-MAILS", "b1" },
+  { "e-mailshot and e mails and e\u2014mails", "" },
+  { "\u00e9e-mails", "" },
+  { "(e-mails)", "b1" },
+  { "date of birth: 1 May", "b2" },
+  { "date  of birth, birth date of", "" },
+  { "fly-tipping fly-tipped", "b3" },
+  { "I\u2019m the one; i m the two", "b4" },
+  { "i m thee", "" },
+  { "x- and x-y", "b5" },
+  { "x-, -y", "b5 b6" },
+  { "x-ray -yes", "" },
+  { "CAF\u00c9 AU LAIT", "b7" },
+  { "caf\u00e9 au laitier", "" },
+  { "off the record, on  the record", "b8" },
+  { "on the record", "" },
+  { "a.b c", "b9" },
+  { "a b c a.b cd", "" },
+  { "", "" },
+};
+
+START_TEST (test_body_words_phrases)
+{
+  g_autoptr (GString) text = g_string_new ("queues a\ndefault queue a\n");
+  g_autoptr (rules) r = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (phrase_values); i++)
+    g_string_append_printf (text,
+                            "rule \"b%u\" when body word \"%s\" then tag b%u\n"
+                            "rule \"s%u\" when subject word \"%s\""
+                            " then tag s%u\n",
+                            i, phrase_values[i], i, i, phrase_values[i], i);
+  r = load (text->str);
+  for (guint c = 0; c < G_N_ELEMENTS (phrase_cases); c++)
+    {
+      rules_input in = { .subject = phrase_cases[c].text,
+                         .body = phrase_cases[c].text };
+      rules_decision d;
+      g_autoptr (GString) got = g_string_new (NULL);
+
+      decide (r, &in, &d);
+      for (guint i = 0; i < G_N_ELEMENTS (phrase_values); i++)
+        {
+          g_autofree char *b = g_strdup_printf ("b%u", i);
+          g_autofree char *sj = g_strdup_printf ("s%u", i);
+
+          ck_assert_msg (has (d.tags, b) == has (d.tags, sj),
+                         "\"%s\" in \"%s\": body %d, subject %d",
+                         phrase_values[i], phrase_cases[c].text,
+                         has (d.tags, b), has (d.tags, sj));
+          if (has (d.tags, b))
+            g_string_append_printf (got, "%s%s", got->len ? " " : "", b);
+        }
+      ck_assert_str_eq (got->str, phrase_cases[c].expect);
+      rules_decision_clear (&d);
+    }
+}
+END_TEST
+
 START_TEST (test_named_patterns)
 {
   g_autoptr (rules) r = load (
@@ -941,6 +1018,7 @@ rules_suite (void)
   tcase_add_test (tc, test_named_patterns);
   tcase_add_test (tc, test_body_words_non_ascii_separators);
   tcase_add_test (tc, test_body_words_shared_values);
+  tcase_add_test (tc, test_body_words_phrases);
   tcase_add_test (tc, test_regex_bounded);
   tcase_add_test (tc, test_hash_changes_with_text);
   tcase_add_test (tc, test_reasons_json);
