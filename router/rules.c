@@ -203,14 +203,15 @@ rules_node_free (rules_node *n)
   rules_node_free (n->a);
   rules_node_free (n->b);
   g_free (n->arg);
+  /* one key per value: before the values go */
+  for (guint i = 0; n->wkeys != NULL && i < n->values->len; i++)
+    g_free (n->wkeys[i].gate);
   if (n->values)
     g_ptr_array_unref (n->values);
   if (n->numbers)
     g_array_unref (n->numbers);
   if (n->re)
     pcre2_code_free (n->re);
-  for (guint i = 0; n->wkeys != NULL && i < n->values->len; i++)
-    g_free (n->wkeys[i].gate);
   g_free (n->wkeys);
   g_free (n->wbits);
   g_free (n);
