@@ -1818,13 +1818,24 @@ rules_match_one (rules_eval *ev, const rules_node *n, const char *raw)
   return rules_match_string (ev, n, raw, folded);
 }
 
+/* g_ascii_tolower(), inline */
+static inline guchar
+rules_ascii_lower (char c)
+{
+  guchar b = (guchar) c;
+
+  return (guchar) (b + (((guchar) (b - 'A') < 26) << 5));
+}
+
 static double
 rules_score_of (const rules_score *s, guint n, const char *label)
 {
-  /* the first letters compared before the call: a rule names one label
-   * of the eight or fourteen */
+  /* the first letters compared before the call (g_ascii_tolower is a
+   * call too): a rule names one label of the eight or fourteen */
+  guchar first = rules_ascii_lower (label[0]);
+
   for (guint i = 0; i < n; i++)
-    if (g_ascii_tolower (s[i].label[0]) == g_ascii_tolower (label[0])
+    if (rules_ascii_lower (s[i].label[0]) == first
         && g_ascii_strcasecmp (s[i].label, label) == 0)
       return s[i].score;
   return 0.0;
