@@ -52,8 +52,15 @@
 #    its rows were read and rules written from the classes of its misses,
 #    each checked on every other set: it is tuned on (rules), not kind
 #    training data; whole set only.
-# Any set written after heldout8.csv is never read here (kept for the
-# next blind measurement).
+# 12. FOI and SAR: tests/data/foi-sar/heldout9.csv, a ninth set written
+#    blind (2026-11-27); measured blind twice, with the rules before and
+#    after the eleventh round (FOI 0.945 / 0.972; SAR 0.886 / 0.975, then
+#    0.897 / 0.975), then in the twelfth round ALL its rows were read and
+#    rules written from the classes of its false SARs, each checked on
+#    every other set: it is tuned on (rules), not kind training data;
+#    whole set only.
+# Any set written after heldout9.csv (heldout10.csv) is never read here
+# (kept for the next blind measurement).
 # The labelled sets in ../shared are read only here; they are never copied.
 set -eu
 cd "$(dirname "$0")/.."
@@ -128,3 +135,5 @@ foi tests/data/foi-sar/heldout7.csv \
   "seventh set: tests/data/foi-sar/heldout7.csv (written blind; measured once, then all rows tuned on in the tenth round; not kind training data)"
 foi tests/data/foi-sar/heldout8.csv \
   "eighth set: tests/data/foi-sar/heldout8.csv (written blind; measured once, then all rows tuned on in the eleventh round; not kind training data)"
+foi tests/data/foi-sar/heldout9.csv \
+  "ninth set: tests/data/foi-sar/heldout9.csv (written blind; measured twice, then all rows tuned on in the twelfth round; not kind training data)"
