@@ -157,25 +157,32 @@ void
 parser_charset_pin (const char *iconv_name)
 {
   static GMutex lock;
-  static char *names[PARSER_CHARSET_PINS];
-  static guint n_names;
+  /* each pin's name and its descriptor, kept open on purpose: held
+   * here, where a leak checker sees it, not dropped */
+  static struct {
+    char *name;
+    iconv_t cd;
+  } pins[PARSER_CHARSET_PINS];
+  static guint n_pins;
   iconv_t cd;
 
   if (iconv_name == NULL)
     return;
   g_mutex_lock (&lock);
-  for (guint i = 0; i < n_names; i++)
-    if (g_ascii_strcasecmp (names[i], iconv_name) == 0)
+  for (guint i = 0; i < n_pins; i++)
+    if (g_ascii_strcasecmp (pins[i].name, iconv_name) == 0)
       {
         g_mutex_unlock (&lock);
         return;
       }
-  if (n_names < PARSER_CHARSET_PINS)
+  if (n_pins < PARSER_CHARSET_PINS)
     {
       cd = iconv_open ("UTF-8", iconv_name);
-      /* kept open on purpose: the descriptor is the pin */
       if (cd != (iconv_t) -1)
-        names[n_names++] = g_strdup (iconv_name);
+        {
+          pins[n_pins].cd = cd;
+          pins[n_pins++].name = g_strdup (iconv_name);
+        }
     }
   g_mutex_unlock (&lock);
 }
