@@ -21,7 +21,7 @@
 
 #include <glib-unix.h>
 
-#define IPC_HEADER 5
+#define IPC_HEADER IPC_FRAME_HEADER
 /* One read() takes up to this much: a parse request or answer (a few KB
  * for most mail) and the ones behind it.  A larger frame's payload is
  * read into its own buffer.  */
@@ -332,26 +332,43 @@ ipc_channel_free (ipc_channel **chp)
 }
 
 void
+ipc_frame_header (guint8 *h, guint8 type, gsize payload_len)
+{
+  g_assert (payload_len + 1 <= G_MAXUINT32);
+  h[0] = (guint8) ((payload_len + 1) >> 24);
+  h[1] = (guint8) ((payload_len + 1) >> 16);
+  h[2] = (guint8) ((payload_len + 1) >> 8);
+  h[3] = (guint8) (payload_len + 1);
+  h[4] = type;
+}
+
+void
 ipc_channel_send (ipc_channel *ch, guint8 type, GBytes *payload)
 {
   gsize len = g_bytes_get_size (payload);
-  guint8 *h = g_malloc (IPC_HEADER);
+  guint8 *h;
 
   if (ch->closed)
-    {
-      g_free (h);
-      return;
-    }
-  g_assert (len + 1 <= G_MAXUINT32);
-  h[0] = (guint8) ((len + 1) >> 24);
-  h[1] = (guint8) ((len + 1) >> 16);
-  h[2] = (guint8) ((len + 1) >> 8);
-  h[3] = (guint8) (len + 1);
-  h[4] = type;
+    return;
+  h = g_malloc (IPC_HEADER);
+  ipc_frame_header (h, type, len);
   g_queue_push_tail (&ch->out, g_bytes_new_take (h, IPC_HEADER));
   if (len > 0)
     g_queue_push_tail (&ch->out, g_bytes_ref (payload));
   ch->out_pending += IPC_HEADER + len;
+  ipc_channel_flush (ch);
+}
+
+void
+ipc_channel_send_frame (ipc_channel *ch, GBytes *frame)
+{
+  gsize len = g_bytes_get_size (frame);
+
+  g_assert (len >= IPC_HEADER);
+  if (ch->closed)
+    return;
+  g_queue_push_tail (&ch->out, g_bytes_ref (frame));
+  ch->out_pending += len;
   ipc_channel_flush (ch);
 }
 
@@ -380,22 +397,41 @@ ipc_get64 (const guint8 *p)
   return v;
 }
 
+/* The SUBMIT layout, after a frame header of @type when @framed.  */
+static GBytes *
+ipc_submit_pack_after (gboolean framed, guint8 type, guint64 req,
+                       const store_envelope *env, GBytes *raw)
+{
+  gsize head = framed ? IPC_HEADER : 0;
+  g_autoptr (GBytes) e = store_envelope_pack (env);
+  gsize elen = g_bytes_get_size (e), rlen = g_bytes_get_size (raw);
+  guint8 *buf = g_malloc (head + 12 + elen + rlen);
+  guint8 *p = buf + head;
+
+  ipc_put64 (p, req);
+  p[8] = (guint8) (elen >> 24);
+  p[9] = (guint8) (elen >> 16);
+  p[10] = (guint8) (elen >> 8);
+  p[11] = (guint8) elen;
+  memcpy (p + 12, g_bytes_get_data (e, NULL), elen);
+  if (rlen)
+    memcpy (p + 12 + elen, g_bytes_get_data (raw, NULL), rlen);
+  if (framed)
+    ipc_frame_header (buf, type, 12 + elen + rlen);
+  return g_bytes_new_take (buf, head + 12 + elen + rlen);
+}
+
 GBytes *
 ipc_submit_pack (guint64 req, const store_envelope *env, GBytes *raw)
 {
-  g_autoptr (GBytes) e = store_envelope_pack (env);
-  gsize elen = g_bytes_get_size (e), rlen = g_bytes_get_size (raw);
-  guint8 *buf = g_malloc (12 + elen + rlen);
+  return ipc_submit_pack_after (FALSE, 0, req, env, raw);
+}
 
-  ipc_put64 (buf, req);
-  buf[8] = (guint8) (elen >> 24);
-  buf[9] = (guint8) (elen >> 16);
-  buf[10] = (guint8) (elen >> 8);
-  buf[11] = (guint8) elen;
-  memcpy (buf + 12, g_bytes_get_data (e, NULL), elen);
-  if (rlen)
-    memcpy (buf + 12 + elen, g_bytes_get_data (raw, NULL), rlen);
-  return g_bytes_new_take (buf, 12 + elen + rlen);
+GBytes *
+ipc_submit_frame (guint8 type, guint64 req, const store_envelope *env,
+                  GBytes *raw)
+{
+  return ipc_submit_pack_after (TRUE, type, req, env, raw);
 }
 
 gboolean
@@ -451,6 +487,12 @@ ipc_result_unpack (GBytes *payload, guint64 *req, ipc_status *status,
   *status = (ipc_status) p[8];
   *qid = g_strndup ((const char *) p + 9, len - 9);
   return TRUE;
+}
+
+void
+ipc_parsed_head (guint8 *p, guint64 req)
+{
+  ipc_put64 (p, req);
 }
 
 GBytes *

@@ -49,6 +49,17 @@ void ipc_channel_free (ipc_channel **ch);
 /* Queue a frame; it is written as the socket allows.  */
 void ipc_channel_send (ipc_channel *ch, guint8 type, GBytes *payload);
 
+/* The frame header's size, and the header for a payload of @payload_len
+ * bytes written at @h: for a sender that builds the whole frame in one
+ * buffer (a parse request or answer: no header allocated and queued
+ * apart, one copy less).  */
+#define IPC_FRAME_HEADER 5
+void ipc_frame_header (guint8 *h, guint8 type, gsize payload_len);
+
+/* Queue @frame (transfer none), a header from ipc_frame_header() and its
+ * payload in one buffer.  */
+void ipc_channel_send_frame (ipc_channel *ch, GBytes *frame);
+
 /* Bytes queued and not yet written.  */
 gsize ipc_channel_pending (ipc_channel *ch);
 
@@ -77,6 +88,11 @@ GBytes *ipc_submit_pack (guint64 req, const store_envelope *env, GBytes *raw);
 gboolean ipc_submit_unpack (GBytes *payload, guint64 *req,
                             store_envelope **env, GBytes **raw);
 
+/* The same as a whole frame of @type (header included), for
+ * ipc_channel_send_frame(): a parse request, packed off the main loop.  */
+GBytes *ipc_submit_frame (guint8 type, guint64 req, const store_envelope *env,
+                          GBytes *raw);
+
 /* IMAP_SUBMIT: checkpoint and the SUBMIT layout.  */
 GBytes *ipc_imap_submit_pack (guint64 req, guint32 uidvalidity, guint32 uid,
                               const store_envelope *env, GBytes *raw);
@@ -91,8 +107,12 @@ GBytes *ipc_imap_status_pack (const char *state, const char *error,
 gboolean ipc_imap_status_unpack (GBytes *payload, char **state, char **error,
                                  gint64 *backlog, gint64 *token_expires);
 
-/* PARSED: request id and the packed message (transfer none: a slice).  */
+/* PARSED: request id and the packed message (transfer none: a slice).
+ * IPC_PARSED_HEAD: the bytes before the packed message (a worker packs
+ * the message straight after them, header included: parse_worker.c).  */
+#define IPC_PARSED_HEAD 8
 GBytes *ipc_parsed_pack (guint64 req, GBytes *packed);
+void ipc_parsed_head (guint8 *p, guint64 req);
 gboolean ipc_parsed_unpack (GBytes *payload, guint64 *req, GBytes **packed);
 
 /* RESULT: request id, status, queue id (printable).  */

@@ -53,15 +53,21 @@ typedef struct {
   struct master_parse_job *busy;  /* parse workers: the message in hand */
   struct master_parse_job *next;  /* parse workers: the one sent after it,
                                    * waiting in the worker's socket */
-  guint busy_timer;           /* parse workers: the deadline of busy */
+  gint64 busy_deadline;       /* parse workers: monotonic time by which
+                               * busy must be answered */
+  guint busy_timer;           /* parse workers: fires at or after
+                               * busy_deadline (not moved for every
+                               * message: master_parse_timeout) */
   gboolean timed_out;
+  gboolean refused;           /* parse workers: killed because an answer
+                               * of theirs did not unpack */
   gboolean ready;             /* parse workers: said IPC_READY */
 } master_child;
 
 /* A message waiting for, or with, a parse worker.  */
 typedef struct master_parse_job {
   guint64 req;
-  GBytes *frame;              /* the IPC_PARSE payload, packed by the
+  GBytes *frame;              /* the whole IPC_PARSE frame, packed by the
                                * caller's thread, not the main loop's */
   intake_parse_done done;
   gpointer user_data;
@@ -96,7 +102,7 @@ struct intake_master {
 
 static void master_child_start (master_child *c);
 static void master_parse_dispatch (intake_master *m);
-static void master_parse_finish (master_child *c, parser_message *msg,
+static void master_parse_finish (master_child *c, GBytes *packed,
                                  const char *failure);
 static void master_parse_job_free (master_parse_job *j);
 
@@ -192,9 +198,7 @@ master_spool_done (gint64 id, const GError *error, gpointer data)
 static void
 master_on_parsed (master_child *c, guint8 type, GBytes *payload)
 {
-  g_autoptr (GBytes) packed = NULL;
-  g_autoptr (GError) error = NULL;
-  parser_message *msg;
+  GBytes *packed = NULL;
   guint64 req;
 
   if (type == IPC_READY && !c->ready && c->busy == NULL)
@@ -208,22 +212,18 @@ master_on_parsed (master_child *c, guint8 type, GBytes *payload)
     {
       g_warning ("event=bad-frame child=%s/%u pid=%d type=%u", c->role,
                  c->index, c->pid, type);
+      if (packed != NULL)
+        g_bytes_unref (packed);
       if (c->pid)
         kill (c->pid, SIGKILL);
       return;
     }
-  /* The worker's answer is as untrusted as the message it read.  */
-  msg = parser_message_unpack (packed, &error);
-  if (msg == NULL)
-    {
-      g_warning ("event=bad-parse-result child=%s/%u error=%s", c->role,
-                 c->index, error->message);
-      master_parse_finish (c, NULL, "bad-result");
-      if (c->pid)
-        kill (c->pid, SIGKILL);
-      return;
-    }
-  master_parse_finish (c, msg, NULL);
+  /* The worker's answer is as untrusted as the message it read: the
+   * pipeline thread unpacks it (parser_message_unpack() checks every
+   * bound, string and hash) and, when it does not unpack, fails the
+   * message and has the worker ended (intake_master_parse_refused).  The
+   * main loop, which carries every SMTP session, only relays the bytes.  */
+  master_parse_finish (c, packed, NULL);
   master_parse_dispatch (c->m);
 }
 
@@ -372,7 +372,7 @@ master_child_exited (GPid pid, gint status, gpointer data)
    * answered "shutdown" like the rest of the queue) */
   if (c->next != NULL && m->stopping)
     {
-      c->next->done (NULL, "shutdown", c->next->user_data);
+      c->next->done (NULL, "shutdown", 0, c->next->user_data);
       master_parse_job_free (c->next);
       c->next = NULL;
     }
@@ -381,9 +381,21 @@ master_child_exited (GPid pid, gint status, gpointer data)
       g_queue_push_head (&m->parse_queue, c->next);
       c->next = NULL;
     }
+  /* A worker ended for an answer that did not unpack: that message was
+   * failed by the pipeline; the one in hand now did nothing, and goes
+   * back too (a fresh worker parses it, and fails it if it is the
+   * culprit).  */
+  if (c->busy != NULL && c->refused && !m->stopping)
+    {
+      master_parse_job *j = c->busy;
+
+      c->busy = NULL;
+      g_queue_push_head (&m->parse_queue, j);
+    }
   if (c->busy != NULL)
     master_parse_finish (c, NULL, m->stopping ? "shutdown"
                                   : c->timed_out ? "timeout" : "crash");
+  c->refused = FALSE;
   c->generation++;                /* replies for the old one are dropped */
   ipc_channel_free (&c->ipc);
   if (WIFSIGNALED (status))
@@ -504,29 +516,50 @@ master_parse_job_free (master_parse_job *j)
 
 static gboolean master_parse_timeout (gpointer data);
 
+/* Who parsed a message, for intake_master_parse_refused(): the child's
+ * index among the children and its generation.  */
+static guint64
+master_parse_worker_id (master_child *c)
+{
+  for (guint i = 0; i < c->m->children->len; i++)
+    if (c->m->children->pdata[i] == c)
+      return ((guint64) i << 32) | c->generation;
+  g_assert_not_reached ();
+}
+
+/* A deadline for the message now in hand.  The timer is not removed and
+ * added again for every message (a GSource made, attached and destroyed
+ * each time, on the loop that carries every SMTP session): one runs while
+ * the worker has work, and when it fires early it sleeps again until the
+ * deadline of the message in hand then.  */
+static void
+master_parse_arm (master_child *c)
+{
+  c->busy_deadline = g_get_monotonic_time ()
+                     + (gint64) c->m->cfg->parse_timeout_s
+                           * G_TIME_SPAN_SECOND;
+  if (c->busy_timer == 0)
+    c->busy_timer = g_timeout_add_seconds (c->m->cfg->parse_timeout_s,
+                                           master_parse_timeout, c);
+}
+
 /* The worker's answer, or its failure: hand it on; the message sent after
  * it (if any) is the one in hand now, with a deadline of its own.  */
 static void
-master_parse_finish (master_child *c, parser_message *msg,
-                     const char *failure)
+master_parse_finish (master_child *c, GBytes *packed, const char *failure)
 {
   master_parse_job *j = c->busy;
 
   c->busy = c->next;
   c->next = NULL;
   c->timed_out = FALSE;
-  if (c->busy_timer)
-    {
-      g_source_remove (c->busy_timer);
-      c->busy_timer = 0;
-    }
   if (c->busy != NULL)
-    c->busy_timer = g_timeout_add_seconds (c->m->cfg->parse_timeout_s,
-                                           master_parse_timeout, c);
+    master_parse_arm (c);
   if (failure != NULL)
     g_message ("event=parse-failed child=%s/%u reason=%s", c->role,
                c->index, failure);
-  j->done (msg, failure, j->user_data);
+  j->done (packed, failure, packed ? master_parse_worker_id (c) : 0,
+           j->user_data);
   master_parse_job_free (j);
 }
 
@@ -534,14 +567,61 @@ static gboolean
 master_parse_timeout (gpointer data)
 {
   master_child *c = data;
+  gint64 now = g_get_monotonic_time ();
 
+  c->busy_timer = 0;
+  if (c->busy == NULL || c->pid == 0)
+    return G_SOURCE_REMOVE;
+  if (now < c->busy_deadline)
+    {
+      /* the message it was set for was answered; this one is not due */
+      c->busy_timer = g_timeout_add ((guint) ((c->busy_deadline - now
+                                               + 999) / 1000),
+                                     master_parse_timeout, c);
+      return G_SOURCE_REMOVE;
+    }
   /* Over its CPU budget: the worker is replaced, the message counted as
    * failed once (in the exit watch).  */
-  c->busy_timer = 0;
   c->timed_out = TRUE;
-  if (c->pid)
-    kill (c->pid, SIGKILL);
+  kill (c->pid, SIGKILL);
   return G_SOURCE_REMOVE;
+}
+
+typedef struct {
+  intake_master *m;
+  guint64 worker;
+} master_refusal;
+
+static gboolean
+master_parse_refused_main (gpointer data)
+{
+  master_refusal *r = data;
+  intake_master *m = r->m;
+  guint index = (guint) (r->worker >> 32);
+  master_child *c = index < m->children->len ? m->children->pdata[index]
+                                             : NULL;
+
+  /* the same worker process still (not one started since) */
+  if (c != NULL && g_strcmp0 (c->role, "parse") == 0 && c->pid != 0
+      && c->generation == (guint) r->worker && !c->refused)
+    {
+      g_warning ("event=bad-parse-result child=%s/%u pid=%d", c->role,
+                 c->index, c->pid);
+      c->refused = TRUE;
+      kill (c->pid, SIGKILL);
+    }
+  g_free (r);
+  return G_SOURCE_REMOVE;
+}
+
+void
+intake_master_parse_refused (intake_master *m, guint64 worker)
+{
+  master_refusal *r = g_new (master_refusal, 1);
+
+  r->m = m;
+  r->worker = worker;
+  g_main_context_invoke (NULL, master_parse_refused_main, r);
 }
 
 /* Each worker gets a message, and a second one behind it, so that it
@@ -566,12 +646,11 @@ master_parse_dispatch (intake_master *m)
                            : c->busy == NULL || c->next != NULL))
           continue;
         j = g_queue_pop_head (&m->parse_queue);
-        ipc_channel_send (c->ipc, IPC_PARSE, j->frame);
+        ipc_channel_send_frame (c->ipc, j->frame);
         if (depth == 0)
           {
             c->busy = j;
-            c->busy_timer = g_timeout_add_seconds (m->cfg->parse_timeout_s,
-                                                   master_parse_timeout, c);
+            master_parse_arm (c);
           }
         else
           c->next = j;
@@ -593,7 +672,7 @@ master_parse_submit_main (gpointer data)
     {
       if (m->stopping)
         {
-          j->done (NULL, "shutdown", j->user_data);
+          j->done (NULL, "shutdown", 0, j->user_data);
           master_parse_job_free (j);
         }
       else
@@ -613,14 +692,14 @@ intake_master_parse (intake_master *m, GBytes *raw,
   /* Once stopping, nothing more is parsed (the loop may not run again).  */
   if (g_atomic_int_get (&m->stopping_flag))
     {
-      done (NULL, "shutdown", user_data);
+      done (NULL, "shutdown", 0, user_data);
       return;
     }
   j = g_new0 (master_parse_job, 1);
   /* Packed here, in the pipeline's thread: the main loop, which also
    * carries every SMTP session's frames, only sends it.  */
   j->req = __atomic_add_fetch (&m->parse_next_req, 1, __ATOMIC_RELAXED);
-  j->frame = ipc_submit_pack (j->req, env, raw);
+  j->frame = ipc_submit_frame (IPC_PARSE, j->req, env, raw);
   j->done = done;
   j->user_data = user_data;
   g_async_queue_push (m->submitted, j);
@@ -785,7 +864,7 @@ intake_master_shutdown (intake_master *m, GSourceFunc done, gpointer data)
   g_atomic_int_set (&m->stopping_flag, 1);
   while ((j = g_queue_pop_head (&m->parse_queue)) != NULL)
     {
-      j->done (NULL, "shutdown", j->user_data);
+      j->done (NULL, "shutdown", 0, j->user_data);
       master_parse_job_free (j);
     }
   m->done = done;
@@ -824,12 +903,12 @@ intake_master_free (intake_master **mp)
         g_source_remove (c->busy_timer);
       if (c->busy)
         {
-          c->busy->done (NULL, "shutdown", c->busy->user_data);
+          c->busy->done (NULL, "shutdown", 0, c->busy->user_data);
           master_parse_job_free (c->busy);
         }
       if (c->next)
         {
-          c->next->done (NULL, "shutdown", c->next->user_data);
+          c->next->done (NULL, "shutdown", 0, c->next->user_data);
           master_parse_job_free (c->next);
         }
       if (c->pid)

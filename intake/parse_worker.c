@@ -36,6 +36,7 @@ struct parse_worker {
   char *fault_crash;          /* INTAKE_FAULT_PARSE_CRASH */
   char *fault_hang;           /* INTAKE_FAULT_PARSE_HANG */
   char *fault_escape;         /* INTAKE_FAULT_PARSE_ESCAPE */
+  char *fault_garbage;        /* INTAKE_FAULT_PARSE_GARBAGE */
 };
 
 /* Fault injection for the seccomp tests: where a message holds the marker
@@ -102,7 +103,9 @@ parse_worker_fault_escape (const char *marker, const char *p, gsize n)
 /* Fault injection for the supervision and quarantine tests: a message
  * containing the marker in INTAKE_FAULT_PARSE_CRASH kills the worker as a
  * GMime crash would, one containing INTAKE_FAULT_PARSE_HANG spins as a
- * parse that never ends would.  Inert unless the variable is set.  */
+ * parse that never ends would (one containing INTAKE_FAULT_PARSE_GARBAGE
+ * is answered with a pack cut short by a byte, as a worker subverted by
+ * it might: parse_worker_on_frame).  Inert unless the variable is set.  */
 static void
 parse_worker_faults (parse_worker *w, GBytes *raw)
 {
@@ -125,8 +128,8 @@ parse_worker_on_frame (ipc_channel *ch, guint8 type, GBytes *payload,
   parse_worker *w = data;
   g_autoptr (store_envelope) env = NULL;
   g_autoptr (GBytes) raw = NULL;
-  g_autoptr (GBytes) packed = NULL;
   g_autoptr (GBytes) frame = NULL;
+  GByteArray *b;
   g_autoptr (parser_message) msg = NULL;
   g_autofree const char **rcpts = NULL;
   parser_context ctx = { 0 };
@@ -146,9 +149,22 @@ parse_worker_on_frame (ipc_channel *ch, guint8 type, GBytes *payload,
   ctx.lexicon = w->lexicon;
   parse_worker_faults (w, raw);
   msg = parser_message_parse (raw, &ctx);
-  packed = parser_message_pack (msg);
-  frame = ipc_parsed_pack (req, packed);
-  ipc_channel_send (w->ipc, IPC_PARSED, frame);
+  /* The frame in one buffer: header, request id, then the message packed
+   * straight after them (not packed, copied behind the id, and sent
+   * behind a header of its own).  */
+  b = g_byte_array_sized_new ((guint) MIN (
+      parser_message_pack_size_hint (msg) + IPC_FRAME_HEADER + IPC_PARSED_HEAD,
+      (gsize) G_MAXUINT - 1));
+  g_byte_array_set_size (b, IPC_FRAME_HEADER + IPC_PARSED_HEAD);
+  parser_message_pack_append (b, msg);
+  if (w->fault_garbage
+      && memmem (g_bytes_get_data (raw, NULL), g_bytes_get_size (raw),
+                 w->fault_garbage, strlen (w->fault_garbage)))
+    g_byte_array_set_size (b, b->len - 1);
+  ipc_frame_header (b->data, IPC_PARSED, b->len - IPC_FRAME_HEADER);
+  ipc_parsed_head (b->data + IPC_FRAME_HEADER, req);
+  frame = g_byte_array_free_to_bytes (b);
+  ipc_channel_send_frame (w->ipc, frame);
   /* The master may already have sent the next message (master.c): the
    * answer is out whole before that one is parsed, so that a crash on it
    * is never taken for a crash on this one.  */
@@ -180,6 +196,9 @@ parse_worker_new (intake_config *cfg, int ipc_fd, GMainLoop *loop,
   w->fault_escape = g_strdup (g_getenv ("INTAKE_FAULT_PARSE_ESCAPE"));
   if (w->fault_escape && !*w->fault_escape)
     g_clear_pointer (&w->fault_escape, g_free);
+  w->fault_garbage = g_strdup (g_getenv ("INTAKE_FAULT_PARSE_GARBAGE"));
+  if (w->fault_garbage && !*w->fault_garbage)
+    g_clear_pointer (&w->fault_garbage, g_free);
   parser_init ();
   if (cfg->special_categories != NULL)
     {
@@ -364,6 +383,7 @@ parse_worker_free (parse_worker **wp)
   g_free (w->fault_crash);
   g_free (w->fault_hang);
   g_free (w->fault_escape);
+  g_free (w->fault_garbage);
   g_free (w);
   *wp = NULL;
 }

@@ -60,14 +60,17 @@ struct pipeline {
   double latency_sum;
   guint64 latency_count;
   pipeline_parse_fn parse;
+  pipeline_parse_refused_fn parse_refused;
   gpointer parse_data;
 };
 
 void
-pipeline_set_parser (pipeline *p, pipeline_parse_fn fn, gpointer data)
+pipeline_set_parser (pipeline *p, pipeline_parse_fn fn,
+                     pipeline_parse_refused_fn refused, gpointer data)
 {
   g_mutex_lock (&p->lock);
   p->parse = fn;
+  p->parse_refused = refused;
   p->parse_data = data;
   g_cond_signal (&p->cond);
   g_mutex_unlock (&p->lock);
@@ -169,33 +172,24 @@ pipeline_language (const intake_config *cfg, const store_envelope *env,
   return g_strcmp0 (v, "cy") == 0 ? g_strdup ("cy") : NULL;
 }
 
+/* (transfer full) What the store files for @m: decided (routed) first,
+ * then the parse result's strings and lists are moved into it, not
+ * copied: @m is freed right after, and what is left of it must not be
+ * read again.  */
 static store_ingest *
 pipeline_prepare (pipeline *p, store_spool_item *item, parser_message *m)
 {
   store_ingest *in = store_ingest_new ();
+  GPtrArray *swap;
 
   in->spool_id = item->id;
   in->env = g_steal_pointer (&item->env);
   in->env_packed = g_steal_pointer (&item->env_bytes);
   in->raw = g_steal_pointer (&item->raw);
-  if (m->from != NULL)
-    {
-      in->from_addr = g_strdup (m->from->addr);
-      in->from_name = g_strdup (m->from->name);
-    }
-  in->subject = g_strdup (m->subject);
-  in->message_id = g_strdup (m->message_id);
-  in->text = g_strdup (m->text);
   in->anomalies = m->anomalies;
   in->special = m->special;
   in->auto_reply = m->auto_reply;
   in->n_attachments = m->attachments->len;
-  in->quoted = g_strdup (m->quoted);
-  in->in_reply_to = g_strdup (m->in_reply_to);
-  for (guint i = 0; i < m->references->len; i++)
-    g_ptr_array_add (in->references, g_strdup (m->references->pdata[i]));
-  for (guint i = 0; i < m->case_refs->len; i++)
-    g_ptr_array_add (in->case_refs, g_strdup (m->case_refs->pdata[i]));
   if (m->header_names->len > 0)
     {
       GString *h = g_string_sized_new (256);
@@ -209,19 +203,6 @@ pipeline_prepare (pipeline *p, store_spool_item *item, parser_message *m)
           g_string_append_c (h, '\n');
         }
       in->headers = g_string_free (h, FALSE);
-    }
-  for (guint i = 0; i < m->attachments->len; i++)
-    {
-      const parser_attachment *pa = m->attachments->pdata[i];
-      store_attachment *a = store_attachment_new ();
-
-      a->name = g_strdup (pa->name);
-      a->declared_type = g_strdup (pa->declared_type);
-      a->detected_type = g_strdup (pa->detected_type);
-      memcpy (a->sha256, pa->sha256, sizeof a->sha256);
-      a->content = pa->content ? g_bytes_ref (pa->content) : NULL;
-      a->flags = pa->flags;
-      g_ptr_array_add (in->attachments, a);
     }
   in->ref_prefix = g_strdup (p->cfg->ref_prefix);
   /* acknowledge only a person: never an auto-reply, bounce, list or bulk
@@ -269,10 +250,44 @@ pipeline_prepare (pipeline *p, store_spool_item *item, parser_message *m)
       in->reasons = g_steal_pointer (&res.reasons);
       in->rules_hash = g_steal_pointer (&res.rules_hash);
       router_result_clear (&res);
-      return in;
     }
-  in->queue = g_strdup (p->cfg->default_queue);
-  in->kind = g_strdup ("enquiry");
+  else
+    {
+      in->queue = g_strdup (p->cfg->default_queue);
+      in->kind = g_strdup ("enquiry");
+    }
+
+  /* Decided: what the store keeps of @m is moved, not copied.  Both
+   * sides' lists free their strings with g_free.  */
+  if (m->from != NULL)
+    {
+      in->from_addr = g_steal_pointer (&m->from->addr);
+      in->from_name = g_steal_pointer (&m->from->name);
+    }
+  in->subject = g_steal_pointer (&m->subject);
+  in->message_id = g_steal_pointer (&m->message_id);
+  in->text = g_steal_pointer (&m->text);
+  in->quoted = g_steal_pointer (&m->quoted);
+  in->in_reply_to = g_steal_pointer (&m->in_reply_to);
+  swap = in->references;
+  in->references = m->references;
+  m->references = swap;
+  swap = in->case_refs;
+  in->case_refs = m->case_refs;
+  m->case_refs = swap;
+  for (guint i = 0; i < m->attachments->len; i++)
+    {
+      parser_attachment *pa = m->attachments->pdata[i];
+      store_attachment *a = store_attachment_new ();
+
+      a->name = g_steal_pointer (&pa->name);
+      a->declared_type = g_steal_pointer (&pa->declared_type);
+      a->detected_type = g_steal_pointer (&pa->detected_type);
+      memcpy (a->sha256, pa->sha256, sizeof a->sha256);
+      a->content = g_steal_pointer (&pa->content);
+      a->flags = pa->flags;
+      g_ptr_array_add (in->attachments, a);
+    }
   return in;
 }
 
@@ -280,19 +295,23 @@ pipeline_prepare (pipeline *p, store_spool_item *item, parser_message *m)
 typedef struct pipeline_item {
   pipeline *p;
   store_spool_item *item;
-  parser_message *msg;        /* (nullable) */
+  GBytes *packed;             /* (nullable) the worker's answer, as it
+                               * came: unpacked (checked) in this thread */
+  guint64 worker;             /* who gave it */
   char *failure;              /* (nullable) why the parse failed */
-  gboolean parsed;            /* under lock: msg or failure is set */
+  gboolean parsed;            /* under lock: packed or failure is set */
 } pipeline_item;
 
 static void
-pipeline_on_parsed (parser_message *msg, const char *failure, gpointer data)
+pipeline_on_parsed (GBytes *packed, const char *failure, guint64 worker,
+                    gpointer data)
 {
   pipeline_item *pi = data;
   pipeline *p = pi->p;
 
   g_mutex_lock (&p->lock);
-  pi->msg = msg;
+  pi->packed = packed;
+  pi->worker = worker;
   pi->failure = g_strdup (failure);
   pi->parsed = TRUE;
   p->parsing--;
@@ -423,6 +442,7 @@ pipeline_file (pipeline *p, pipeline_fetched *f, gboolean *failed)
     {
       pipeline_item *pi = work->pdata[i];
       pipeline_done_ctx *ctx;
+      parser_message *msg = NULL;
 
       g_mutex_lock (&p->lock);
       p->waiting = pi;
@@ -431,15 +451,35 @@ pipeline_file (pipeline *p, pipeline_fetched *f, gboolean *failed)
         g_cond_wait (&p->cond, &p->lock);
       p->waiting = NULL;
       g_mutex_unlock (&p->lock);
+      if (pi->packed != NULL)
+        {
+          g_autoptr (GError) error = NULL;
+
+          /* The worker's answer is as untrusted as the message it read:
+           * every bound, string, flag and hash is checked here.  One
+           * that fails is a worker failure: this message is counted (a
+           * fresh worker tries it again; quarantined after the last) and
+           * the worker is ended.  */
+          msg = parser_message_unpack (pi->packed, &error);
+          g_clear_pointer (&pi->packed, g_bytes_unref);
+          if (msg == NULL)
+            {
+              g_warning ("event=bad-parse-result spool=%" G_GINT64_FORMAT
+                         " error=%s", pi->item->id, error->message);
+              pi->failure = g_strdup ("bad-result");
+              if (p->parse_refused != NULL)
+                p->parse_refused (pi->worker, p->parse_data);
+            }
+        }
       ctx = g_new0 (pipeline_done_ctx, 1);
       ctx->p = p;
       ctx->spool_id = pi->item->id;
-      if (pi->msg != NULL)
+      if (msg != NULL)
         {
           g_mutex_lock (&p->lock);
           p->filing++;
           g_mutex_unlock (&p->lock);
-          store_ingest *in = pipeline_prepare (p, pi->item, pi->msg);
+          store_ingest *in = pipeline_prepare (p, pi->item, msg);
           ctx->received_at = in->env->received_at;
           store_ingest_submit (p->st, in, pipeline_ingest_done, ctx);
         }
@@ -455,9 +495,8 @@ pipeline_file (pipeline *p, pipeline_fetched *f, gboolean *failed)
         }
       else
         g_free (ctx);
-      /* what filing needs was copied: the parse result goes now */
-      if (pi->msg)
-        parser_message_free (pi->msg);
+      /* what filing needs was taken: the parse result goes now */
+      parser_message_free (msg);
       g_free (pi->failure);
       g_free (pi);
     }

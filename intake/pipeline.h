@@ -26,14 +26,20 @@ pipeline *pipeline_start (store *st, intake_config *cfg, router *rt);
 
 /* How the pipeline gets a message parsed: @fn hands @raw (transfer none)
  * and @env to a parse worker and calls @done exactly once, from any
- * thread, with the message (transfer full) or NULL and a failure word.
- * The pipeline waits for this to be set before its first batch.  */
-typedef void (*pipeline_parse_done) (parser_message *msg, const char *failure,
-                                     gpointer user_data);
+ * thread, with the worker's answer (transfer full: parser_message_pack()
+ * bytes, untrusted: the pipeline thread unpacks and checks them) and an
+ * id of the worker, or NULL and a failure word.  An answer that does not
+ * unpack fails its message ("bad-result") and is reported to @refused
+ * with that id.  The pipeline waits for this to be set before its first
+ * batch.  */
+typedef void (*pipeline_parse_done) (GBytes *packed, const char *failure,
+                                     guint64 worker, gpointer user_data);
 typedef void (*pipeline_parse_fn) (GBytes *raw, const store_envelope *env,
                                    pipeline_parse_done done,
                                    gpointer user_data, gpointer fn_data);
-void pipeline_set_parser (pipeline *p, pipeline_parse_fn fn, gpointer data);
+typedef void (*pipeline_parse_refused_fn) (guint64 worker, gpointer fn_data);
+void pipeline_set_parser (pipeline *p, pipeline_parse_fn fn,
+                          pipeline_parse_refused_fn refused, gpointer data);
 
 /* Something new is in the spool.  Any thread.  */
 void pipeline_kick (pipeline *p);

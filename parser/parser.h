@@ -212,6 +212,10 @@ char *parser_message_to_json (const parser_message *m);
  * back.  Unpacking treats the bytes as untrusted: NULL on anything
  * malformed.  */
 GBytes *parser_message_pack (const parser_message *m);
+/* The same bytes appended to @b (a parse worker packs the message straight
+ * into the frame that carries it), and a size to reserve for them.  */
+void parser_message_pack_append (GByteArray *b, const parser_message *m);
+gsize parser_message_pack_size_hint (const parser_message *m);
 parser_message *parser_message_unpack (GBytes *bytes, GError **error);
 
 /* Names for flags and kinds (JSON, logs).  */

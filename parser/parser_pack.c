@@ -445,11 +445,24 @@ parser_pack_guess (const parser_message *m)
   return MIN (n, (gsize) G_MAXUINT - 1);
 }
 
+gsize
+parser_message_pack_size_hint (const parser_message *m)
+{
+  return parser_pack_guess (m);
+}
+
 GBytes *
 parser_message_pack (const parser_message *m)
 {
   GByteArray *b = g_byte_array_sized_new ((guint) parser_pack_guess (m));
 
+  parser_message_pack_append (b, m);
+  return g_byte_array_free_to_bytes (b);
+}
+
+void
+parser_message_pack_append (GByteArray *b, const parser_message *m)
+{
   parser_pack_u32 (b, PARSER_PACK_MAGIC);
   parser_pack_mstr (b, m->subject);
   parser_pack_maddr (b, m->from);
@@ -508,7 +521,6 @@ parser_message_pack (const parser_message *m)
   parser_pack_u32 (b, m->cards_redacted);
   parser_pack_u32 (b, m->anomalies);
   parser_pack_strs (b, m->notes);
-  return g_byte_array_free_to_bytes (b);
 }
 
 /* ------------------------------------------------------------ unpack */

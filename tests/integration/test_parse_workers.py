@@ -126,6 +126,42 @@ class ParseWorkers(unittest.TestCase):
             r = d.ctl("quarantine", "retry", "999999")
             self.assertEqual(r.returncode, 66)
 
+    def test_bad_result_fails_the_message_and_ends_the_worker(self):
+        """A worker's answer that does not unpack (a pack cut short by a
+        byte, INTAKE_FAULT_PARSE_GARBAGE) is refused where it is unpacked
+        (the pipeline thread): that message is counted as failed
+        ("bad-result"), quarantined after the third, and the worker that
+        sent it is ended and replaced; the message it had in hand by then
+        goes back to the queue uncounted, so nothing else is ever blamed
+        and every other message is filed."""
+        marker = "GARBAGE-%s" % os.urandom(4).hex()
+        with Intaked(env={"INTAKE_FAULT_PARSE_GARBAGE": marker}) as d:
+            with d.smtp() as s:
+                s.sendmail("a@example.org", ["enquiries@council.example"],
+                           message(subject="first fine", msgid="<ok-1@example.org>"))
+                s.sendmail("b@example.org", ["foi@council.example"],
+                           message(subject="garbage", body=marker + "\r\n",
+                                   msgid="<bad-1@example.org>"))
+                for i in range(20):
+                    s.sendmail("c@example.org", ["enquiries@council.example"],
+                               message(subject="after %d" % i,
+                                       msgid="<ok-after-%d@example.org>" % i))
+            q = wait_for(lambda: quarantine(d), timeout=60)
+            self.assertTrue(q, "the message was not quarantined:\n" + d.log()[-3000:])
+            self.assertEqual(len(q), 1)
+            self.assertEqual(q[0]["failures"], 3)
+            self.assertEqual(q[0]["reason"], "bad-result")
+            cases = d.wait_cases(21)
+            self.assertEqual(len(cases), 21)
+            self.assertNotIn("garbage", [c["subject"] for c in cases])
+            self.assertEqual(d.spool_count(), 0)
+            log = d.log()
+            self.assertEqual(log.count("event=bad-parse-result spool="), 3, log[-3000:])
+            self.assertIn("event=bad-parse-result child=parse", log)
+            self.assertIn("event=child-restart child=parse", log)
+            # no other message was counted as failed
+            self.assertNotIn("event=parse-failed", log, log[-3000:])
+
     def test_sigterm_while_parsing(self):
         """SIGTERM while the spool drains, with each worker holding a
         message and a second one queued behind it: intaked stops within

@@ -255,6 +255,64 @@ START_TEST (test_payloads)
 }
 END_TEST
 
+/* A frame built whole by its sender (header, then the payload, in one
+ * buffer: parse requests and answers) arrives as the frame
+ * ipc_channel_send() makes of the same payload, between two such.  */
+START_TEST (test_send_whole_frame)
+{
+  int sp[2];
+  sink s = { g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref) };
+  ipc_channel *rx, *tx;
+  g_autoptr (store_envelope) env = store_envelope_new ();
+  g_autoptr (GBytes) raw = g_bytes_new_static ("From: a\r\n\r\nhi", 15);
+  g_autoptr (GBytes) payload = NULL;
+  g_autoptr (GBytes) frame = NULL;
+  g_autoptr (GBytes) head = g_bytes_new_static ("\0\0\0\0\0\0\0\x2a", 8);
+  g_autoptr (GBytes) tail = g_bytes_new_static ("", 0);
+  guint8 h[IPC_FRAME_HEADER];
+
+  env->source = g_strdup ("smtp");
+  env->mail_from = g_strdup ("a@example.org");
+  g_ptr_array_add (env->rcpts, g_strdup ("foi@council.example"));
+  payload = ipc_submit_pack (42, env, raw);
+  frame = ipc_submit_frame (IPC_PARSE, 42, env, raw);
+  ck_assert_uint_eq (g_bytes_get_size (frame),
+                     IPC_FRAME_HEADER + g_bytes_get_size (payload));
+  ipc_frame_header (h, IPC_PARSE, g_bytes_get_size (payload));
+  ck_assert_int_eq (memcmp (g_bytes_get_data (frame, NULL), h, sizeof h), 0);
+  ck_assert_int_eq (memcmp ((const guint8 *) g_bytes_get_data (frame, NULL)
+                                + IPC_FRAME_HEADER,
+                            g_bytes_get_data (payload, NULL),
+                            g_bytes_get_size (payload)), 0);
+
+  ck_assert_int_eq (socketpair (AF_UNIX, SOCK_STREAM, 0, sp), 0);
+  rx = ipc_channel_new (sp[0], 1 << 20, sink_frame, sink_closed, &s);
+  tx = ipc_channel_new (sp[1], 16, sink_frame, sink_closed, &s);
+  ipc_channel_send (tx, IPC_PARSED, head);
+  ipc_channel_send_frame (tx, frame);
+  ipc_channel_send (tx, IPC_READY, tail);
+  for (int i = 0; i < 10000 && s.frames->len < 3; i++)
+    g_main_context_iteration (NULL, TRUE);
+  ck_assert_uint_eq (s.frames->len, 3);
+  ck_assert_uint_eq (ipc_channel_pending (tx), 0);
+  {
+    /* the sink keeps the type byte before each payload */
+    const guint8 *got = g_bytes_get_data (s.frames->pdata[1], NULL);
+    ck_assert_uint_eq (got[0], IPC_PARSE);
+    ck_assert_uint_eq (g_bytes_get_size (s.frames->pdata[1]),
+                       1 + g_bytes_get_size (payload));
+    ck_assert_int_eq (memcmp (got + 1, g_bytes_get_data (payload, NULL),
+                              g_bytes_get_size (payload)), 0);
+    ck_assert_uint_eq (((const guint8 *) g_bytes_get_data (
+                            s.frames->pdata[0], NULL))[0], IPC_PARSED);
+    ck_assert_uint_eq (g_bytes_get_size (s.frames->pdata[2]), 1);
+  }
+  ipc_channel_free (&tx);
+  ipc_channel_free (&rx);
+  g_ptr_array_unref (s.frames);
+}
+END_TEST
+
 static Suite *
 ipc_suite (void)
 {
@@ -266,6 +324,7 @@ ipc_suite (void)
   tcase_add_loop_test (tc, test_frame_over_bound_closes, 0, 2);
   tcase_add_test (tc, test_send_receive_large);
   tcase_add_test (tc, test_payloads);
+  tcase_add_test (tc, test_send_whole_frame);
   suite_add_tcase (s, tc);
   return s;
 }
