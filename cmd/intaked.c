@@ -353,19 +353,6 @@ intaked_master_term (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
-static void
-intaked_parse (GBytes *raw, const store_envelope *env,
-               pipeline_parse_done done, gpointer user_data, gpointer data)
-{
-  intake_master_parse (data, raw, env, done, user_data);
-}
-
-static void
-intaked_parse_refused (guint64 worker, gpointer data)
-{
-  intake_master_parse_refused (data, worker);
-}
-
 /* Register, in this thread and before any other starts, every GObject
  * class the master's threads use.  GLib 2.74 can deadlock when one thread
  * runs a class_init (holding the class-init lock) that needs a type a
@@ -503,8 +490,6 @@ intaked_master_main (const char *config_path)
       store_keys_free (&keys);
       return EX_UNAVAILABLE;
     }
-  pipeline_set_parser (pl, intaked_parse, intaked_parse_refused,
-                       ctx.master);
   if (cfg->http_listen != NULL)
     {
       ctx.http = http_server_new (cfg, keys, st, ctx.master, pl, &error);

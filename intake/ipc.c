@@ -360,7 +360,7 @@ ipc_channel_send (ipc_channel *ch, guint8 type, GBytes *payload)
 }
 
 void
-ipc_channel_send_frame (ipc_channel *ch, GBytes *frame)
+ipc_channel_queue_frame (ipc_channel *ch, GBytes *frame)
 {
   gsize len = g_bytes_get_size (frame);
 
@@ -369,7 +369,20 @@ ipc_channel_send_frame (ipc_channel *ch, GBytes *frame)
     return;
   g_queue_push_tail (&ch->out, g_bytes_ref (frame));
   ch->out_pending += len;
-  ipc_channel_flush (ch);
+}
+
+void
+ipc_channel_push (ipc_channel *ch)
+{
+  if (!ch->closed)
+    ipc_channel_flush (ch);
+}
+
+void
+ipc_channel_send_frame (ipc_channel *ch, GBytes *frame)
+{
+  ipc_channel_queue_frame (ch, frame);
+  ipc_channel_push (ch);
 }
 
 gsize

@@ -60,6 +60,11 @@ void ipc_frame_header (guint8 *h, guint8 type, gsize payload_len);
  * payload in one buffer.  */
 void ipc_channel_send_frame (ipc_channel *ch, GBytes *frame);
 
+/* The same without writing yet, and the write: several frames queued,
+ * then one writev() for them all.  */
+void ipc_channel_queue_frame (ipc_channel *ch, GBytes *frame);
+void ipc_channel_push (ipc_channel *ch);
+
 /* Bytes queued and not yet written.  */
 gsize ipc_channel_pending (ipc_channel *ch);
 

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/statvfs.h>
@@ -50,28 +51,7 @@ typedef struct {
   guint backoff_ms;
   guint generation;           /* bumped at each start */
   const char *mailbox;        /* imap children: [imap NAME] */
-  struct master_parse_job *busy;  /* parse workers: the message in hand */
-  struct master_parse_job *next;  /* parse workers: the one sent after it,
-                                   * waiting in the worker's socket */
-  gint64 busy_deadline;       /* parse workers: monotonic time by which
-                               * busy must be answered */
-  guint busy_timer;           /* parse workers: fires at or after
-                               * busy_deadline (not moved for every
-                               * message: master_parse_timeout) */
-  gboolean timed_out;
-  gboolean refused;           /* parse workers: killed because an answer
-                               * of theirs did not unpack */
-  gboolean ready;             /* parse workers: said IPC_READY */
 } master_child;
-
-/* A message waiting for, or with, a parse worker.  */
-typedef struct master_parse_job {
-  guint64 req;
-  GBytes *frame;              /* the whole IPC_PARSE frame, packed by the
-                               * caller's thread, not the main loop's */
-  intake_parse_done done;
-  gpointer user_data;
-} master_parse_job;
 
 struct intake_master {
   intake_config *cfg;
@@ -84,27 +64,17 @@ struct intake_master {
   guint storage_timer;
   gboolean storage_low;
   gboolean stopping;
-  gint stopping_flag;         /* the same, for other threads */
   guint inflight;             /* messages with the writer */
   GAsyncQueue *replies;       /* master_reply *, from the writer thread */
   gint replies_wake;          /* an idle drain is scheduled */
   GSourceFunc done;
   gpointer done_data;
-  GQueue parse_queue;         /* master_parse_job *, waiting */
-  GAsyncQueue *submitted;     /* master_parse_job *, from the pipeline
-                               * thread, not yet in parse_queue */
-  gint submitted_wake;        /* a move into parse_queue is scheduled */
   guint64 restarts;
   guint64 spooled[3];         /* smtp, imap, form (forms count their own) */
-  guint64 parse_next_req;     /* atomic: requests are packed off the loop */
   guint stop_timer;
 };
 
 static void master_child_start (master_child *c);
-static void master_parse_dispatch (intake_master *m);
-static void master_parse_finish (master_child *c, GBytes *packed,
-                                 const char *failure);
-static void master_parse_job_free (master_parse_job *j);
 
 /* --------------------------------------------------------- shutdown */
 
@@ -195,38 +165,6 @@ master_spool_done (gint64 id, const GError *error, gpointer data)
     g_idle_add (master_replies_drain, m);
 }
 
-static void
-master_on_parsed (master_child *c, guint8 type, GBytes *payload)
-{
-  GBytes *packed = NULL;
-  guint64 req;
-
-  if (type == IPC_READY && !c->ready && c->busy == NULL)
-    {
-      c->ready = TRUE;
-      master_parse_dispatch (c->m);
-      return;
-    }
-  if (type != IPC_PARSED || c->busy == NULL
-      || !ipc_parsed_unpack (payload, &req, &packed) || req != c->busy->req)
-    {
-      g_warning ("event=bad-frame child=%s/%u pid=%d type=%u", c->role,
-                 c->index, c->pid, type);
-      if (packed != NULL)
-        g_bytes_unref (packed);
-      if (c->pid)
-        kill (c->pid, SIGKILL);
-      return;
-    }
-  /* The worker's answer is as untrusted as the message it read: the
-   * pipeline thread unpacks it (parser_message_unpack() checks every
-   * bound, string and hash) and, when it does not unpack, fails the
-   * message and has the worker ended (intake_master_parse_refused).  The
-   * main loop, which carries every SMTP session, only relays the bytes.  */
-  master_parse_finish (c, packed, NULL);
-  master_parse_dispatch (c->m);
-}
-
 /* An IMAP child: a message with its checkpoint, or how the mailbox is
  * doing.  */
 static void
@@ -290,12 +228,6 @@ static void
 master_on_frame (ipc_channel *ch, guint8 type, GBytes *payload, gpointer data)
 {
   master_child *c = data;
-
-  if (g_strcmp0 (c->role, "parse") == 0)
-    {
-      master_on_parsed (c, type, payload);
-      return;
-    }
   store_envelope *env = NULL;
   GBytes *raw = NULL;
   master_reply *r;
@@ -362,40 +294,8 @@ master_child_exited (GPid pid, gint status, gpointer data)
   g_spawn_close_pid (pid);
   c->watch = 0;
   c->pid = 0;
-  c->ready = FALSE;
-  /* An answer the worker wrote before it died is taken first, so that
-   * the message it died on, not the one before, is the one blamed.  */
-  if (c->busy != NULL && !c->timed_out)
-    ipc_channel_drain (c->ipc);
-  /* the message queued behind it never reached the worker's parser:
-   * back to the front of the queue, no failure counted (while stopping,
-   * answered "shutdown" like the rest of the queue) */
-  if (c->next != NULL && m->stopping)
-    {
-      c->next->done (NULL, "shutdown", 0, c->next->user_data);
-      master_parse_job_free (c->next);
-      c->next = NULL;
-    }
-  else if (c->next != NULL)
-    {
-      g_queue_push_head (&m->parse_queue, c->next);
-      c->next = NULL;
-    }
-  /* A worker ended for an answer that did not unpack: that message was
-   * failed by the pipeline; the one in hand now did nothing, and goes
-   * back too (a fresh worker parses it, and fails it if it is the
-   * culprit).  */
-  if (c->busy != NULL && c->refused && !m->stopping)
-    {
-      master_parse_job *j = c->busy;
-
-      c->busy = NULL;
-      g_queue_push_head (&m->parse_queue, j);
-    }
-  if (c->busy != NULL)
-    master_parse_finish (c, NULL, m->stopping ? "shutdown"
-                                  : c->timed_out ? "timeout" : "crash");
-  c->refused = FALSE;
+  /* (a parse worker's messages: its socket is the pipeline's, which
+   * sees it end: parse_pool.c) */
   c->generation++;                /* replies for the old one are dropped */
   ipc_channel_free (&c->ipc);
   if (WIFSIGNALED (status))
@@ -492,219 +392,33 @@ master_child_start (master_child *c)
   c->pid = pid;
   c->started_at = g_get_monotonic_time ();
   c->generation++;
-  c->ipc = ipc_channel_new (sp[0],
-                            m->cfg->session.max_message + IPC_ENVELOPE_MAX
-                                + 64,
-                            master_on_frame, master_on_closed, c);
+  if (g_strcmp0 (c->role, "parse") == 0)
+    {
+      /* Its messages go to and from the pipeline thread, not through
+       * this loop; a pidfd (taken before this loop can reap the child)
+       * lets that thread end it without ever signalling a process that
+       * took its pid.  */
+      int pidfd = pidfd_open (pid, 0);
+
+      if (pidfd < 0)
+        {
+          g_warning ("event=pidfd-failed child=%s/%u error=%s", c->role,
+                     c->index, g_strerror (errno));
+          kill (pid, SIGKILL);
+          close (sp[0]);
+        }
+      else
+        pipeline_parse_attach (m->pl, c->index, sp[0], pidfd);
+    }
+  else
+    c->ipc = ipc_channel_new (sp[0],
+                              m->cfg->session.max_message
+                                  + IPC_ENVELOPE_MAX + 64,
+                              master_on_frame, master_on_closed, c);
   c->watch = g_child_watch_add (pid, master_child_exited, c);
-  c->ready = FALSE;
   if (smtp)
     master_send_storage (c);
   g_message ("event=child-start child=%s/%u pid=%d", c->role, c->index, pid);
-}
-
-/* ------------------------------------------------------- parse pool */
-
-static void
-master_parse_job_free (master_parse_job *j)
-{
-  if (j == NULL)
-    return;
-  g_bytes_unref (j->frame);
-  g_free (j);
-}
-
-static gboolean master_parse_timeout (gpointer data);
-
-/* Who parsed a message, for intake_master_parse_refused(): the child's
- * index among the children and its generation.  */
-static guint64
-master_parse_worker_id (master_child *c)
-{
-  for (guint i = 0; i < c->m->children->len; i++)
-    if (c->m->children->pdata[i] == c)
-      return ((guint64) i << 32) | c->generation;
-  g_assert_not_reached ();
-}
-
-/* A deadline for the message now in hand.  The timer is not removed and
- * added again for every message (a GSource made, attached and destroyed
- * each time, on the loop that carries every SMTP session): one runs while
- * the worker has work, and when it fires early it sleeps again until the
- * deadline of the message in hand then.  */
-static void
-master_parse_arm (master_child *c)
-{
-  c->busy_deadline = g_get_monotonic_time ()
-                     + (gint64) c->m->cfg->parse_timeout_s
-                           * G_TIME_SPAN_SECOND;
-  if (c->busy_timer == 0)
-    c->busy_timer = g_timeout_add_seconds (c->m->cfg->parse_timeout_s,
-                                           master_parse_timeout, c);
-}
-
-/* The worker's answer, or its failure: hand it on; the message sent after
- * it (if any) is the one in hand now, with a deadline of its own.  */
-static void
-master_parse_finish (master_child *c, GBytes *packed, const char *failure)
-{
-  master_parse_job *j = c->busy;
-
-  c->busy = c->next;
-  c->next = NULL;
-  c->timed_out = FALSE;
-  if (c->busy != NULL)
-    master_parse_arm (c);
-  if (failure != NULL)
-    g_message ("event=parse-failed child=%s/%u reason=%s", c->role,
-               c->index, failure);
-  j->done (packed, failure, packed ? master_parse_worker_id (c) : 0,
-           j->user_data);
-  master_parse_job_free (j);
-}
-
-static gboolean
-master_parse_timeout (gpointer data)
-{
-  master_child *c = data;
-  gint64 now = g_get_monotonic_time ();
-
-  c->busy_timer = 0;
-  if (c->busy == NULL || c->pid == 0)
-    return G_SOURCE_REMOVE;
-  if (now < c->busy_deadline)
-    {
-      /* the message it was set for was answered; this one is not due */
-      c->busy_timer = g_timeout_add ((guint) ((c->busy_deadline - now
-                                               + 999) / 1000),
-                                     master_parse_timeout, c);
-      return G_SOURCE_REMOVE;
-    }
-  /* Over its CPU budget: the worker is replaced, the message counted as
-   * failed once (in the exit watch).  */
-  c->timed_out = TRUE;
-  kill (c->pid, SIGKILL);
-  return G_SOURCE_REMOVE;
-}
-
-typedef struct {
-  intake_master *m;
-  guint64 worker;
-} master_refusal;
-
-static gboolean
-master_parse_refused_main (gpointer data)
-{
-  master_refusal *r = data;
-  intake_master *m = r->m;
-  guint index = (guint) (r->worker >> 32);
-  master_child *c = index < m->children->len ? m->children->pdata[index]
-                                             : NULL;
-
-  /* the same worker process still (not one started since) */
-  if (c != NULL && g_strcmp0 (c->role, "parse") == 0 && c->pid != 0
-      && c->generation == (guint) r->worker && !c->refused)
-    {
-      g_warning ("event=bad-parse-result child=%s/%u pid=%d", c->role,
-                 c->index, c->pid);
-      c->refused = TRUE;
-      kill (c->pid, SIGKILL);
-    }
-  g_free (r);
-  return G_SOURCE_REMOVE;
-}
-
-void
-intake_master_parse_refused (intake_master *m, guint64 worker)
-{
-  master_refusal *r = g_new (master_refusal, 1);
-
-  r->m = m;
-  r->worker = worker;
-  g_main_context_invoke (NULL, master_parse_refused_main, r);
-}
-
-/* Each worker gets a message, and a second one behind it, so that it
- * starts on the next as soon as it has written an answer instead of
- * waiting for the main loop to read the answer and send the next (with
- * one at a time, half of both cores sat idle while the spool drained).
- * Idle workers first: a second message waits only where every worker
- * has one.  The deadline runs for the message in hand only.  */
-static void
-master_parse_dispatch (intake_master *m)
-{
-  for (guint depth = 0; depth < 2; depth++)
-    for (guint i = 0; i < m->children->len && m->parse_queue.length > 0;
-         i++)
-      {
-        master_child *c = m->children->pdata[i];
-        master_parse_job *j;
-
-        if (g_strcmp0 (c->role, "parse") != 0 || c->pid == 0
-            || c->ipc == NULL || !c->ready
-            || (depth == 0 ? c->busy != NULL
-                           : c->busy == NULL || c->next != NULL))
-          continue;
-        j = g_queue_pop_head (&m->parse_queue);
-        ipc_channel_send_frame (c->ipc, j->frame);
-        if (depth == 0)
-          {
-            c->busy = j;
-            master_parse_arm (c);
-          }
-        else
-          c->next = j;
-      }
-}
-
-/* The jobs the pipeline thread submitted, into the queue (or answered
- * "shutdown" once stopping).  One call takes all that are waiting: the
- * thread schedules it only when none was scheduled, not once a message
- * (an idle source and a wake-up of the loop each).  */
-static gboolean
-master_parse_submit_main (gpointer data)
-{
-  intake_master *m = data;
-  master_parse_job *j;
-
-  g_atomic_int_set (&m->submitted_wake, 0);
-  while ((j = g_async_queue_try_pop (m->submitted)) != NULL)
-    {
-      if (m->stopping)
-        {
-          j->done (NULL, "shutdown", 0, j->user_data);
-          master_parse_job_free (j);
-        }
-      else
-        g_queue_push_tail (&m->parse_queue, j);
-    }
-  master_parse_dispatch (m);
-  return G_SOURCE_REMOVE;
-}
-
-void
-intake_master_parse (intake_master *m, GBytes *raw,
-                     const store_envelope *env, intake_parse_done done,
-                     gpointer user_data)
-{
-  master_parse_job *j;
-
-  /* Once stopping, nothing more is parsed (the loop may not run again).  */
-  if (g_atomic_int_get (&m->stopping_flag))
-    {
-      done (NULL, "shutdown", 0, user_data);
-      return;
-    }
-  j = g_new0 (master_parse_job, 1);
-  /* Packed here, in the pipeline's thread: the main loop, which also
-   * carries every SMTP session's frames, only sends it.  */
-  j->req = __atomic_add_fetch (&m->parse_next_req, 1, __ATOMIC_RELAXED);
-  j->frame = ipc_submit_frame (IPC_PARSE, j->req, env, raw);
-  j->done = done;
-  j->user_data = user_data;
-  g_async_queue_push (m->submitted, j);
-  if (g_atomic_int_compare_and_exchange (&m->submitted_wake, 0, 1))
-    g_main_context_invoke (NULL, master_parse_submit_main, m);
 }
 
 /* ----------------------------------------------------------- storage */
@@ -808,8 +522,6 @@ intake_master_start (intake_config *cfg, const char *exe,
   master_storage_check (m);
   m->storage_timer = g_timeout_add_seconds (MASTER_STORAGE_CHECK_S,
                                             master_storage_check, m);
-  g_queue_init (&m->parse_queue);
-  m->submitted = g_async_queue_new ();
   for (guint i = 0; i < cfg->smtp_processes + cfg->parse_workers; i++)
     {
       master_child *c = g_new0 (master_child, 1);
@@ -858,15 +570,10 @@ master_stop_expired (gpointer data)
 void
 intake_master_shutdown (intake_master *m, GSourceFunc done, gpointer data)
 {
-  master_parse_job *j;
-
   m->stopping = TRUE;
-  g_atomic_int_set (&m->stopping_flag, 1);
-  while ((j = g_queue_pop_head (&m->parse_queue)) != NULL)
-    {
-      j->done (NULL, "shutdown", 0, j->user_data);
-      master_parse_job_free (j);
-    }
+  /* nothing more is parsed; what the workers hold is answered
+   * "shutdown" (it stays in the spool) */
+  pipeline_parse_stopping (m->pl);
   m->done = done;
   m->done_data = data;
   for (guint i = 0; i < m->children->len; i++)
@@ -899,18 +606,6 @@ intake_master_free (intake_master **mp)
         g_source_remove (c->restart);
       if (c->watch)
         g_source_remove (c->watch);
-      if (c->busy_timer)
-        g_source_remove (c->busy_timer);
-      if (c->busy)
-        {
-          c->busy->done (NULL, "shutdown", 0, c->busy->user_data);
-          master_parse_job_free (c->busy);
-        }
-      if (c->next)
-        {
-          c->next->done (NULL, "shutdown", 0, c->next->user_data);
-          master_parse_job_free (c->next);
-        }
       if (c->pid)
         kill (c->pid, SIGKILL);
       ipc_channel_free (&c->ipc);
@@ -921,13 +616,6 @@ intake_master_free (intake_master **mp)
     g_source_remove (m->stop_timer);
   if (m->children)
     g_ptr_array_unref (m->children);
-  if (m->submitted)
-    {
-      master_parse_job *j;
-      while ((j = g_async_queue_try_pop (m->submitted)) != NULL)
-        master_parse_job_free (j);
-      g_async_queue_unref (m->submitted);
-    }
   if (m->replies)
     {
       master_reply *r;

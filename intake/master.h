@@ -48,23 +48,4 @@ void intake_master_get_status (intake_master *m, intake_master_status *st);
 /* The storage is too low to accept mail (web forms answer 503).  */
 gboolean intake_master_storage_low (intake_master *m);
 
-/* Parsing happens in the parse workers.  @done is called on the main
- * context with the worker's answer (transfer full: parser_message_pack()
- * bytes, NOT checked: the receiver unpacks them with
- * parser_message_unpack(), which refuses anything malformed) and the
- * worker that gave it, or with NULL and a reason ("crash", "timeout",
- * "shutdown").  Any thread.  */
-typedef void (*intake_parse_done) (GBytes *packed, const char *failure,
-                                   guint64 worker, gpointer user_data);
-void intake_master_parse (intake_master *m, GBytes *raw,
-                          const store_envelope *env, intake_parse_done done,
-                          gpointer user_data);
-
-/* The answer of @worker (as given to @done) did not unpack: the worker is
- * ended (SIGKILL; the exit watch restarts it) unless it is already gone;
- * the message it had in hand then goes back to the queue, not counted as
- * failed.  The caller fails the message whose answer it refused.  Any
- * thread.  */
-void intake_master_parse_refused (intake_master *m, guint64 worker);
-
 #endif

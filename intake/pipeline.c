@@ -17,6 +17,8 @@
 
 #include <string.h>
 
+#include "intake/ipc.h"
+#include "intake/parse_pool.h"
 #include "parser/parser.h"
 
 #define PIPELINE_BATCH 128
@@ -35,6 +37,12 @@
 /* A message whose ingest failed (database busy, disk full) is tried again
  * after this long; it stays in the spool meanwhile.  */
 #define PIPELINE_RETRY_US (30 * G_TIME_SPAN_SECOND)
+/* While filing, the parse workers' sockets are served (answers read, the
+ * next messages sent) at least once every this many messages, waiting or
+ * not (a poll that does not block).  */
+#define PIPELINE_SERVE_EVERY 8
+/* ... and, while it waits for the writer, at least this often.  */
+#define PIPELINE_SERVE_US (20 * G_TIME_SPAN_MILLISECOND)
 
 /* Filing latency buckets, seconds (the last is +Inf).  */
 static const double pipeline_buckets[] = { 0.1, 0.5, 1, 2, 5, 10, 30, 60,
@@ -46,12 +54,14 @@ struct pipeline {
   intake_config *cfg;
   router *rt;                 /* (nullable) */
   GThread *thread;
+  GMainContext *ctx;          /* the thread's own: its waits, the parse
+                               * workers' sockets (parse_pool.c) */
+  parse_pool *pool;
   GMutex lock;
-  GCond cond;
+  GCond cond;                 /* the writer's answers (filing) */
   gboolean kicked;
   gboolean stop;
-  guint parsing;              /* parses not yet answered */
-  struct pipeline_item *waiting; /* the parse the thread waits for */
+  gboolean idle;              /* under lock: waiting for a kick */
   guint filing;               /* ingests and failure counts not yet
                                * committed: one batch files while the next
                                * is parsed */
@@ -59,29 +69,29 @@ struct pipeline {
   guint64 latency[PIPELINE_N_BUCKETS];   /* under lock */
   double latency_sum;
   guint64 latency_count;
-  pipeline_parse_fn parse;
-  pipeline_parse_refused_fn parse_refused;
-  gpointer parse_data;
 };
 
 void
-pipeline_set_parser (pipeline *p, pipeline_parse_fn fn,
-                     pipeline_parse_refused_fn refused, gpointer data)
+pipeline_parse_attach (pipeline *p, guint slot, int fd, int pidfd)
 {
-  g_mutex_lock (&p->lock);
-  p->parse = fn;
-  p->parse_refused = refused;
-  p->parse_data = data;
-  g_cond_signal (&p->cond);
-  g_mutex_unlock (&p->lock);
+  parse_pool_attach (p->pool, slot, fd, pidfd);
 }
 
+void
+pipeline_parse_stopping (pipeline *p)
+{
+  parse_pool_stopping (p->pool);
+}
+
+/* Called for every message committed to the spool: a wake-up (a write
+ * to the context's eventfd) only when the thread is waiting for one.  */
 void
 pipeline_kick (pipeline *p)
 {
   g_mutex_lock (&p->lock);
   p->kicked = TRUE;
-  g_cond_signal (&p->cond);
+  if (p->idle)
+    g_main_context_wakeup (p->ctx);
   g_mutex_unlock (&p->lock);
 }
 
@@ -94,7 +104,7 @@ typedef struct {
 
 /* One commit answered.  The pipeline thread waits only for the count to
  * drop below PIPELINE_FILING_MAX or to reach 0: waking it for every case
- * of a batch cost it and the writer a futex round trip each.  */
+ * of a batch cost it and the writer a round trip each.  */
 static void
 pipeline_filed_locked (pipeline *p)
 {
@@ -302,24 +312,17 @@ typedef struct pipeline_item {
   gboolean parsed;            /* under lock: packed or failure is set */
 } pipeline_item;
 
+/* On the pipeline's thread (the parse pool runs on its context).  */
 static void
 pipeline_on_parsed (GBytes *packed, const char *failure, guint64 worker,
                     gpointer data)
 {
   pipeline_item *pi = data;
-  pipeline *p = pi->p;
 
-  g_mutex_lock (&p->lock);
   pi->packed = packed;
   pi->worker = worker;
   pi->failure = g_strdup (failure);
   pi->parsed = TRUE;
-  p->parsing--;
-  /* only the message the pipeline waits for is worth a wake-up (a
-   * signal is a futex call, waiter or not) */
-  if (p->waiting == pi)
-    g_cond_signal (&p->cond);
-  g_mutex_unlock (&p->lock);
 }
 
 static void
@@ -339,12 +342,24 @@ pipeline_fail_done (gint64 quarantined, const GError *error, gpointer data)
   g_free (ctx);
 }
 
+/* Wait until the writer has answered all but @below - 1 of the filing
+ * jobs handed to it.  Not on the context: every answer of a parse worker
+ * would wake the thread (a worker's socket is a source of it); the
+ * workers' sockets are served before, and every PIPELINE_SERVE_US
+ * meanwhile (their deadlines, a worker restarting).  */
 static void
-pipeline_wait (pipeline *p, guint *counter)
+pipeline_wait_filed (pipeline *p, guint below)
 {
+  g_main_context_iteration (p->ctx, FALSE);
   g_mutex_lock (&p->lock);
-  while (*counter > 0)
-    g_cond_wait (&p->cond, &p->lock);
+  while (p->filing >= below)
+    if (!g_cond_wait_until (&p->cond, &p->lock,
+                            g_get_monotonic_time () + PIPELINE_SERVE_US))
+      {
+        g_mutex_unlock (&p->lock);
+        g_main_context_iteration (p->ctx, FALSE);
+        g_mutex_lock (&p->lock);
+      }
   g_mutex_unlock (&p->lock);
 }
 
@@ -411,8 +426,6 @@ pipeline_fetch (pipeline *p, gint64 *after, gboolean hold)
                              < PIPELINE_RETRY_US;
       if (failed_at != NULL && !wait)
         g_hash_table_remove (p->failed, &item->id);
-      if (!wait)
-        p->parsing++;
       g_mutex_unlock (&p->lock);
       if (wait)
         continue;
@@ -420,8 +433,11 @@ pipeline_fetch (pipeline *p, gint64 *after, gboolean hold)
       pi->p = p;
       pi->item = item;
       g_ptr_array_add (work, pi);
-      p->parse (item->raw, item->env, pipeline_on_parsed, pi, p->parse_data);
+      parse_pool_submit (p->pool, item->raw, item->env, pipeline_on_parsed,
+                         pi);
     }
+  /* one write to each worker for all of them */
+  parse_pool_dispatch (p->pool);
   f = g_new0 (pipeline_fetched, 1);
   f->items = items;
   f->work = work;
@@ -443,14 +459,37 @@ pipeline_file (pipeline *p, pipeline_fetched *f, gboolean *failed)
       pipeline_item *pi = work->pdata[i];
       pipeline_done_ctx *ctx;
       parser_message *msg = NULL;
+      gboolean pool_stopped = FALSE;
 
-      g_mutex_lock (&p->lock);
-      p->waiting = pi;
-      while (!pi->parsed
-             || p->filing >= PIPELINE_FILING_MAX)
-        g_cond_wait (&p->cond, &p->lock);
-      p->waiting = NULL;
-      g_mutex_unlock (&p->lock);
+      /* The workers' answers are read here, in this thread, whenever it
+       * waits (for an answer, or for the writer); and, so that they are
+       * never left without work while it routes, every few messages.  */
+      if (i % PIPELINE_SERVE_EVERY == PIPELINE_SERVE_EVERY - 1)
+        g_main_context_iteration (p->ctx, FALSE);
+      for (;;)
+        {
+          g_mutex_lock (&p->lock);
+          gboolean full = p->filing >= PIPELINE_FILING_MAX;
+          gboolean stop = p->stop;
+          g_mutex_unlock (&p->lock);
+          if (pi->parsed && !full)
+            break;
+          if (full)
+            {
+              pipeline_wait_filed (p, PIPELINE_FILING_MAX);
+              continue;
+            }
+          /* stopped without the master's shutdown (a start that
+           * failed): nothing would answer; the pool answers everything
+           * "shutdown" at once (on this thread) */
+          if (stop && !pool_stopped)
+            {
+              pool_stopped = TRUE;
+              parse_pool_stopping (p->pool);
+              continue;
+            }
+          g_main_context_iteration (p->ctx, TRUE);
+        }
       if (pi->packed != NULL)
         {
           g_autoptr (GError) error = NULL;
@@ -467,8 +506,7 @@ pipeline_file (pipeline *p, pipeline_fetched *f, gboolean *failed)
               g_warning ("event=bad-parse-result spool=%" G_GINT64_FORMAT
                          " error=%s", pi->item->id, error->message);
               pi->failure = g_strdup ("bad-result");
-              if (p->parse_refused != NULL)
-                p->parse_refused (pi->worker, p->parse_data);
+              parse_pool_refused (p->pool, pi->worker);
             }
         }
       ctx = g_new0 (pipeline_done_ctx, 1);
@@ -505,15 +543,18 @@ pipeline_file (pipeline *p, pipeline_fetched *f, gboolean *failed)
   g_free (f);
 }
 
+static gboolean
+pipeline_tick (gpointer data)
+{
+  return G_SOURCE_REMOVE;
+}
+
 static gpointer
 pipeline_main (gpointer data)
 {
   pipeline *p = data;
 
-  g_mutex_lock (&p->lock);
-  while (p->parse == NULL && !p->stop)
-    g_cond_wait (&p->cond, &p->lock);
-  g_mutex_unlock (&p->lock);
+  g_main_context_push_thread_default (p->ctx);
   for (;;)
     {
       gint64 after = 0;
@@ -544,15 +585,15 @@ pipeline_main (gpointer data)
             {
               if (next != NULL)
                 pipeline_file (p, next, &failed);
-              pipeline_wait (p, &p->filing);
-              return NULL;
+              pipeline_wait_filed (p, 1);
+              goto out;
             }
           if (next == NULL && failed)
             {
               /* A parse failure is counted; go round again at once, so
                * that a poisonous message reaches quarantine without
                * waiting; rows still being filed must not be read again. */
-              pipeline_wait (p, &p->filing);
+              pipeline_wait_filed (p, 1);
               after = 0;
               failed = FALSE;
               next = pipeline_fetch (p, &after, TRUE);
@@ -561,17 +602,41 @@ pipeline_main (gpointer data)
             next = pipeline_fetch (p, &after, TRUE);
           cur = next;
         }
-      pipeline_wait (p, &p->filing);
+      pipeline_wait_filed (p, 1);
 
+      /* Nothing left: wait for a kick, at most 5 s (the parse workers'
+       * sockets are served meanwhile: a worker restarting says it is
+       * ready).  */
+      gint64 until = g_get_monotonic_time () + 5 * G_TIME_SPAN_SECOND;
+      GSource *tick = g_timeout_source_new_seconds (5);
+
+      g_source_set_callback (tick, pipeline_tick, NULL, NULL);
+      g_source_attach (tick, p->ctx);
+      for (;;)
+        {
+          g_mutex_lock (&p->lock);
+          gboolean go = p->kicked || p->stop
+                        || g_get_monotonic_time () >= until;
+          p->idle = !go;
+          g_mutex_unlock (&p->lock);
+          if (go)
+            break;
+          g_main_context_iteration (p->ctx, TRUE);
+        }
+      g_source_destroy (tick);
+      g_source_unref (tick);
       g_mutex_lock (&p->lock);
-      if (!p->kicked && !p->stop)
-        g_cond_wait_until (&p->cond, &p->lock,
-                           g_get_monotonic_time () + 5 * G_TIME_SPAN_SECOND);
       gboolean stop = p->stop;
       g_mutex_unlock (&p->lock);
       if (stop)
-        return NULL;
+        goto out;
     }
+out:
+  /* the workers' sockets and whatever was left with them: the master
+   * has stopped them (or never started any) */
+  parse_pool_free (&p->pool);
+  g_main_context_pop_thread_default (p->ctx);
+  return NULL;
 }
 
 pipeline *
@@ -584,6 +649,10 @@ pipeline_start (store *st, intake_config *cfg, router *rt)
   p->cfg = cfg;
   g_mutex_init (&p->lock);
   g_cond_init (&p->cond);
+  p->ctx = g_main_context_new ();
+  p->pool = parse_pool_new (p->ctx, cfg->parse_workers, cfg->parse_timeout_s,
+                            cfg->session.max_message + IPC_ENVELOPE_MAX
+                                + 64);
   p->failed = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
                                      g_free);
   p->thread = g_thread_new ("pipeline", pipeline_main, p);
@@ -600,9 +669,11 @@ pipeline_stop (pipeline **pp)
   g_mutex_lock (&p->lock);
   p->stop = TRUE;
   g_cond_broadcast (&p->cond);
+  g_main_context_wakeup (p->ctx);
   g_mutex_unlock (&p->lock);
   g_thread_join (p->thread);
   g_hash_table_unref (p->failed);
+  g_main_context_unref (p->ctx);
   g_mutex_clear (&p->lock);
   g_cond_clear (&p->cond);
   g_free (p);

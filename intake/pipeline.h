@@ -24,22 +24,15 @@ typedef struct pipeline pipeline;
  * [cases] default_queue).  */
 pipeline *pipeline_start (store *st, intake_config *cfg, router *rt);
 
-/* How the pipeline gets a message parsed: @fn hands @raw (transfer none)
- * and @env to a parse worker and calls @done exactly once, from any
- * thread, with the worker's answer (transfer full: parser_message_pack()
- * bytes, untrusted: the pipeline thread unpacks and checks them) and an
- * id of the worker, or NULL and a failure word.  An answer that does not
- * unpack fails its message ("bad-result") and is reported to @refused
- * with that id.  The pipeline waits for this to be set before its first
- * batch.  */
-typedef void (*pipeline_parse_done) (GBytes *packed, const char *failure,
-                                     guint64 worker, gpointer user_data);
-typedef void (*pipeline_parse_fn) (GBytes *raw, const store_envelope *env,
-                                   pipeline_parse_done done,
-                                   gpointer user_data, gpointer fn_data);
-typedef void (*pipeline_parse_refused_fn) (guint64 worker, gpointer fn_data);
-void pipeline_set_parser (pipeline *p, pipeline_parse_fn fn,
-                          pipeline_parse_refused_fn refused, gpointer data);
+/* The parse workers ([parser] workers of @cfg) are started by the master,
+ * which hands each one's socket to the pipeline thread (parse_pool.h):
+ * slot @slot, socket @fd and a pidfd of the process (transfer full).  Any
+ * thread.  */
+void pipeline_parse_attach (pipeline *p, guint slot, int fd, int pidfd);
+
+/* Stopping: nothing more is parsed, what the workers hold is answered
+ * "shutdown" (and stays in the spool).  Any thread.  */
+void pipeline_parse_stopping (pipeline *p);
 
 /* Something new is in the spool.  Any thread.  */
 void pipeline_kick (pipeline *p);

@@ -111,8 +111,8 @@ class ParseWorkers(unittest.TestCase):
             self.assertIn(marker, r.stdout)
             # the workers came back
             self.assertIn("event=child-restart child=parse", d.log())
-            # each worker has a second message queued behind the one it
-            # parses (master.c): only the poisonous one is ever blamed,
+            # each worker has messages queued behind the one it
+            # parses (parse_pool.c): only the poisonous one is ever blamed,
             # three crashes, never the message sent to the worker before
             # or after it
             self.assertEqual(d.log().count("event=parse-failed"), 3,

@@ -264,7 +264,7 @@ START_TEST (test_send_whole_frame)
   sink s = { g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref) };
   ipc_channel *rx, *tx;
   g_autoptr (store_envelope) env = store_envelope_new ();
-  g_autoptr (GBytes) raw = g_bytes_new_static ("From: a\r\n\r\nhi", 15);
+  g_autoptr (GBytes) raw = g_bytes_new_static ("From: a\r\n\r\nhi", 13);
   g_autoptr (GBytes) payload = NULL;
   g_autoptr (GBytes) frame = NULL;
   g_autoptr (GBytes) head = g_bytes_new_static ("\0\0\0\0\0\0\0\x2a", 8);
