@@ -2,7 +2,9 @@
  * master.c - supervising the children and storing what they receive.
  *
  * Owns: the listening socket, one record per child (pid, IPC channel,
- * restart back-off), the storage-space watch.
+ * restart back-off), the storage-space watch.  A parse worker's socket is
+ * handed to the pipeline thread (pipeline_parse_attach): its messages do
+ * not pass through this loop.
  * Trusts nothing a child says beyond its frame: the frame is bounded, the
  * envelope is unpacked as untrusted data, the source is set here from the
  * child's role, and a child that breaks the framing is killed.

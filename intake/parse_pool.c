@@ -51,7 +51,8 @@ typedef struct {
   GQueue sent;                 /* parse_pool_job *, head: in hand */
   gint64 deadline;             /* monotonic: the head must be answered */
   GSource *timer;              /* (nullable) fires at or after deadline */
-  gboolean timed_out;
+  gboolean timed_out;          /* ended for overrunning ... */
+  gpointer timed_out_job;      /* ... on this message (compared only) */
   gboolean refused;
 } parse_pool_worker;
 
@@ -143,6 +144,7 @@ parse_pool_timeout (gpointer data)
   /* Over its budget: the worker is ended, the message counted as failed
    * once (when its socket ends).  */
   w->timed_out = TRUE;
+  w->timed_out_job = g_queue_peek_head (&w->sent);
   parse_pool_kill (w);
   return G_SOURCE_REMOVE;
 }
@@ -239,7 +241,6 @@ parse_pool_on_frame (ipc_channel *ch, guint8 type, GBytes *payload,
       return;
     }
   g_queue_pop_head (&w->sent);
-  w->timed_out = FALSE;
   if (w->sent.length > 0)
     parse_pool_arm (w);
   j->done (packed, NULL, parse_pool_worker_id (w), j->user_data);
@@ -255,9 +256,10 @@ parse_pool_on_closed (ipc_channel *ch, gpointer data)
 }
 
 /* The worker's socket ended (it exited, or it is to be replaced): the
- * message in hand is failed (or, stopping, answered "shutdown"; or, for a
- * worker ended because an earlier answer was refused, put back), the ones
- * behind it go back to the front of the queue, in order.  */
+ * message in hand is failed (or, stopping, answered "shutdown"; or put
+ * back when the worker was ended for something else: an earlier answer
+ * refused, or a deadline that the message then in hand met after all),
+ * the ones behind it go back to the front of the queue, in order.  */
 static void
 parse_pool_gone (parse_pool_worker *w)
 {
@@ -280,7 +282,8 @@ parse_pool_gone (parse_pool_worker *w)
 
       if (stopping)
         parse_pool_job_fail (j, "shutdown");
-      else if (head && !w->refused)
+      else if (head && !w->refused
+               && (!w->timed_out || w->timed_out_job == j))
         {
           const char *why = w->timed_out ? "timeout" : "crash";
 
@@ -292,6 +295,7 @@ parse_pool_gone (parse_pool_worker *w)
         g_queue_push_head (&pp->pending, j);
     }
   w->timed_out = FALSE;
+  w->timed_out_job = NULL;
   w->refused = FALSE;
   parse_pool_dispatch (pp);
 }

@@ -1,14 +1,16 @@
 /*
  * pipeline.c - draining the spool into cases.
  *
- * Owns: one thread and its batch.  A batch goes to the parse workers
- * whole; each message is routed and handed to the store, in spool order,
- * as soon as its parse is back, so parsing, routing and the writer's
- * transactions (which take whatever is waiting: many cases per commit)
- * overlap; at most PIPELINE_FILING_MAX wait for their commit.  Parsing
- * happens in the parse workers (through the function the master sets): a
- * message whose parse fails is counted in the spool row, and quarantined
- * after [parser] max_failures.  A row that does not open, or whose ingest fails
+ * Owns: one thread, its main context and its batch.  A batch goes to the
+ * parse workers whole; each message is routed and handed to the store,
+ * in spool order, as soon as its parse is back, so parsing, routing and
+ * the writer's transactions (which take whatever is waiting: many cases
+ * per commit) overlap; at most PIPELINE_FILING_MAX wait for their commit.
+ * Parsing happens in the parse workers, whose sockets this thread serves
+ * itself (parse_pool.c; the master only starts and restarts them), and
+ * their answers are unpacked and checked here: a message whose parse
+ * fails is counted in the spool row, and quarantined after [parser]
+ * max_failures.  A row that does not open, or whose ingest fails
  * (database busy, disk full), stays in the spool and is tried again later.
  */
 #define G_LOG_DOMAIN "intake-pipeline"
