@@ -633,7 +633,8 @@ store_connect (const char *path, gboolean writer, GError **error)
   if (writer)
     flags |= SQLITE_OPEN_CREATE;
   old = umask (077);              /* database, WAL and SHM: 0600 */
-  rc = sqlite3_open_v2 (path, &db, flags, NULL);
+  rc = sqlite3_open_v2 (path, &db, flags,
+                       writer ? store_walbuf_vfs_name () : NULL);
   umask (old);
   if (rc != SQLITE_OK)
     {

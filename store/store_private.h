@@ -91,6 +91,11 @@ struct store {
   struct store_spoolkeys *spoolkeys;  /* the spool's keys (store_spoolkey.c) */
 };
 
+/* The name of the VFS the writer's connection opens the database with:
+ * the unix one, its WAL written in runs (store_walbuf.c).  Registers it
+ * the first time; thread-safe.  */
+const char *store_walbuf_vfs_name (void);
+
 /* Queue @job for the writer.  */
 void store_job_submit (store *s, store_job *job);
 

@@ -7,7 +7,8 @@
  * ciphertexts failing (SECURITY-TESTS 90-92); blind indexes; references'
  * check character against every single-digit error and adjacent
  * transposition; store open with WAL + synchronous=FULL, refusal of a
- * newer schema; spool submit with group commit; ingest into a case with
+ * newer schema; spool submit with group commit, one batch of 2 MiB (the
+ * WAL written in runs); ingest into a case with
  * dedupe of identical bytes; tampered spool rows reported, not fatal; the
  * spool key's rotation and destruction (SECURITY-TESTS 98).
  */
@@ -402,6 +403,53 @@ START_TEST (test_spool_group_commit)
       ck_assert_uint_eq (g_bytes_get_size (it->raw), strlen (want));
       ck_assert_int_eq (memcmp (g_bytes_get_data (it->raw, NULL), want,
                                 strlen (want)), 0);
+    }
+  store_close (&st);
+  store_keys_free (&keys);
+  g_mutex_clear (&w.lock);
+  g_cond_clear (&w.cond);
+}
+END_TEST
+
+/* The writer's WAL goes to the kernel in runs (store_walbuf.c), in pieces
+ * the unix VFS writes whole: one batch of 2 MiB of spool rows (far more
+ * than one 128 KiB pwrite, and than the 1 MiB buffer) commits and reads
+ * back byte for byte, after a reopen too.  */
+START_TEST (test_spool_large_batch)
+{
+  store_keys *keys = make_keys ();
+  store *st = open_store (keys);
+  waiter w = { 0 };
+  g_autoptr (GPtrArray) items = NULL;
+  const int n = 256;
+
+  g_mutex_init (&w.lock);
+  g_cond_init (&w.cond);
+  for (int i = 0; i < n; i++)
+    {
+      GString *r = g_string_new (NULL);
+      g_string_append_printf (r, "Subject: %d\r\n\r\n", i);
+      while (r->len < 8 * 1024 + (gsize) i)
+        g_string_append_printf (r, "line %u of %d\r\n", (guint) r->len, i);
+      gsize len = r->len;
+      store_spool_submit (st, make_env (),
+                          g_bytes_new_take (g_string_free (r, FALSE), len),
+                          waiter_done, &w);
+    }
+  waiter_wait (&w, n);
+  ck_assert_int_eq (w.failed, 0);
+  store_close (&st);
+  st = open_store (keys);
+  items = store_spool_list (st, 0, 1000, NULL);
+  ck_assert_uint_eq (items->len, n);
+  for (guint i = 0; i < items->len; i++)
+    {
+      store_spool_item *it = items->pdata[i];
+      g_autofree char *head = g_strdup_printf ("Subject: %u\r\n\r\n", i);
+      ck_assert_ptr_null (it->error);
+      ck_assert_uint_ge (g_bytes_get_size (it->raw), 8 * 1024 + i);
+      ck_assert_int_eq (memcmp (g_bytes_get_data (it->raw, NULL), head,
+                                strlen (head)), 0);
     }
   store_close (&st);
   store_keys_free (&keys);
@@ -1191,6 +1239,7 @@ store_suite (void)
   tcase_add_test (tc, test_store_pragmas_and_version);
   tcase_add_test (tc, test_store_reader_needs_file);
   tcase_add_test (tc, test_spool_group_commit);
+  tcase_add_test (tc, test_spool_large_batch);
   tcase_add_test (tc, test_ingest_case_and_dedupe);
   tcase_add_test (tc, test_spool_tampered_row);
   tcase_add_test (tc, test_spool_tampered_envelope);
