@@ -32,6 +32,21 @@ def quarantine(d):
     return json.loads(r.stdout)
 
 
+
+def send_around(d, marker, subject, after):
+    """One good message, then one carrying @marker (to foi@, Subject
+    @subject), then @after good ones, in one SMTP session."""
+    with d.smtp() as s:
+        s.sendmail("a@example.org", ["enquiries@council.example"],
+                   message(subject="first fine", msgid="<ok-1@example.org>"))
+        s.sendmail("b@example.org", ["foi@council.example"],
+                   message(subject=subject, body=marker + "\r\n",
+                           msgid="<bad-1@example.org>"))
+        for i in range(after):
+            s.sendmail("c@example.org", ["enquiries@council.example"],
+                       message(subject="after %d" % i,
+                               msgid="<ok-after-%d@example.org>" % i))
+
 class ParseWorkers(unittest.TestCase):
     def test_workers_unprivileged(self):
         if os.geteuid() != 0:
@@ -84,16 +99,7 @@ class ParseWorkers(unittest.TestCase):
     def test_crash_quarantine_and_retry(self):
         marker = "POISON-%s" % os.urandom(4).hex()
         with Intaked(env={"INTAKE_FAULT_PARSE_CRASH": marker}) as d:
-            with d.smtp() as s:
-                s.sendmail("a@example.org", ["enquiries@council.example"],
-                           message(subject="first fine", msgid="<ok-1@example.org>"))
-                s.sendmail("b@example.org", ["foi@council.example"],
-                           message(subject="poison", body=marker + "\r\n",
-                                   msgid="<bad-1@example.org>"))
-                for i in range(5):
-                    s.sendmail("c@example.org", ["enquiries@council.example"],
-                               message(subject="after %d" % i,
-                                       msgid="<ok-after-%d@example.org>" % i))
+            send_around(d, marker, "poison", 5)
             q = wait_for(lambda: quarantine(d), timeout=60)
             self.assertTrue(q, "the poisonous message was not quarantined:\n" + d.log()[-3000:])
             self.assertEqual(len(q), 1)
@@ -136,16 +142,7 @@ class ParseWorkers(unittest.TestCase):
         and every other message is filed."""
         marker = "GARBAGE-%s" % os.urandom(4).hex()
         with Intaked(env={"INTAKE_FAULT_PARSE_GARBAGE": marker}) as d:
-            with d.smtp() as s:
-                s.sendmail("a@example.org", ["enquiries@council.example"],
-                           message(subject="first fine", msgid="<ok-1@example.org>"))
-                s.sendmail("b@example.org", ["foi@council.example"],
-                           message(subject="garbage", body=marker + "\r\n",
-                                   msgid="<bad-1@example.org>"))
-                for i in range(20):
-                    s.sendmail("c@example.org", ["enquiries@council.example"],
-                               message(subject="after %d" % i,
-                                       msgid="<ok-after-%d@example.org>" % i))
+            send_around(d, marker, "garbage", 20)
             q = wait_for(lambda: quarantine(d), timeout=60)
             self.assertTrue(q, "the message was not quarantined:\n" + d.log()[-3000:])
             self.assertEqual(len(q), 1)
