@@ -153,7 +153,7 @@ parser_charset_hz_to_utf8 (const guint8 *p, gsize n, gsize *len,
   return g_string_free (out, FALSE);
 }
 
-void
+gboolean
 parser_charset_pin (const char *iconv_name)
 {
   static GMutex lock;
@@ -164,25 +164,26 @@ parser_charset_pin (const char *iconv_name)
     iconv_t cd;
   } pins[PARSER_CHARSET_PINS];
   static guint n_pins;
+  gboolean known = TRUE;
   iconv_t cd;
 
   if (iconv_name == NULL)
-    return;
+    return FALSE;
   g_mutex_lock (&lock);
   for (guint i = 0; i < n_pins; i++)
     if (g_ascii_strcasecmp (pins[i].name, iconv_name) == 0)
-      {
-        g_mutex_unlock (&lock);
-        return;
-      }
-  if (n_pins < PARSER_CHARSET_PINS)
+      goto out;
+  cd = iconv_open ("UTF-8", iconv_name);
+  if (cd == (iconv_t) -1)
+    known = FALSE;
+  else if (n_pins < PARSER_CHARSET_PINS)
     {
-      cd = iconv_open ("UTF-8", iconv_name);
-      if (cd != (iconv_t) -1)
-        {
-          pins[n_pins].cd = cd;
-          pins[n_pins++].name = g_strdup (iconv_name);
-        }
+      pins[n_pins].cd = cd;
+      pins[n_pins++].name = g_strdup (iconv_name);
     }
+  else
+    iconv_close (cd);
+out:
   g_mutex_unlock (&lock);
+  return known;
 }

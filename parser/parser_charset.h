@@ -42,8 +42,10 @@ char *parser_charset_hz_to_utf8 (const guint8 *p, gsize n, gsize *len,
  * descriptor for every 8-bit header value and every encoded word, so a
  * run of messages in one charset paid a dlopen() each (F8).  At most
  * PARSER_CHARSET_PINS charsets are kept (the first seen); a name iconv
- * does not know is not kept.  Thread-safe.  */
+ * does not know is not kept.  Thread-safe.  Returns
+ * whether iconv knows @iconv_name (pinned or not: past the bound a name
+ * is only tried), so that it also answers "is this charset known".  */
 #define PARSER_CHARSET_PINS 32
-void parser_charset_pin (const char *iconv_name);
+gboolean parser_charset_pin (const char *iconv_name);
 
 #endif

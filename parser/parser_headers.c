@@ -24,7 +24,7 @@ parser_init (void)
       /* GMime's fallback for 8-bit header values (parser_message_parse)
        * and the commonest declared charset: loaded once, not per value
        * (parser_charset.h) */
-      parser_charset_pin (g_mime_charset_iconv_name ("windows-1252"));
+      (void) parser_charset_pin (g_mime_charset_iconv_name ("windows-1252"));
       g_once_init_leave (&once, 1);
     }
 }

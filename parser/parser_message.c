@@ -338,7 +338,6 @@ parser_walk_charset_known (parser_walk *w, const char *cs, gsize len)
 {
   g_autofree char *name = g_strndup (cs, len);
   char *star = strchr (name, '*');    /* RFC 2231 section 5 language */
-  GIConv cd;
 
   if (star != NULL)
     *star = '\0';
@@ -347,11 +346,9 @@ parser_walk_charset_known (parser_walk *w, const char *cs, gsize len)
   if (w->last_ok_charset != NULL
       && g_ascii_strcasecmp (w->last_ok_charset, name) == 0)
     return TRUE;
-  cd = g_iconv_open ("UTF-8", g_mime_charset_iconv_name (name));
-  if (cd == (GIConv) -1)
+  /* known to iconv: its converter is then kept loaded too */
+  if (!parser_charset_pin (g_mime_charset_iconv_name (name)))
     return FALSE;
-  g_iconv_close (cd);
-  parser_charset_pin (g_mime_charset_iconv_name (name));
   /* interned: lives as long as the process */
   w->last_ok_charset = g_intern_string (name);
   return TRUE;
@@ -1669,7 +1666,7 @@ parser_walk_to_utf8 (parser_walk *w, const guint8 *p, gsize n,
     {
       cd = g_iconv_open ("UTF-8", g_mime_charset_iconv_name (cs));
       if (cd != (GIConv) -1)
-        parser_charset_pin (g_mime_charset_iconv_name (cs));
+        (void) parser_charset_pin (g_mime_charset_iconv_name (cs));
       else
         {
           w->m->anomalies |= PARSER_ANOMALY_CHARSET;

@@ -407,6 +407,17 @@ parser_bench_time (const parser_bench_set *set, gboolean full,
   return r;
 }
 
+static void
+parser_bench_sets_free (parser_bench_set *sets, parser_lexicon *lex)
+{
+  for (guint s = 0; s < PARSER_BENCH_SETS; s++)
+    {
+      g_ptr_array_free (sets[s].msgs, TRUE);
+      g_ptr_array_free (sets[s].paths, TRUE);
+    }
+  parser_lexicon_free (lex);
+}
+
 /* --per-file: each corpus message's own cost, bare and full, the best of
  * five batches of at least 2 ms each (so that one slow moment of a shared
  * machine does not count).  */
@@ -665,12 +676,7 @@ main (int argc, char **argv)
       close (saved_stdout);
       if (devnull >= 0)
         close (devnull);
-      for (guint s = 0; s < PARSER_BENCH_SETS; s++)
-        {
-          g_ptr_array_free (sets[s].msgs, TRUE);
-          g_ptr_array_free (sets[s].paths, TRUE);
-        }
-      parser_lexicon_free (lex);
+      parser_bench_sets_free (sets, lex);
       return 0;
     }
   for (guint k = 0; k < PARSER_BENCH_SETS; k++)
@@ -704,12 +710,7 @@ main (int argc, char **argv)
                   b ? bare[order[k]].msgs_per_s : full[order[k]].msgs_per_s,
                   b ? bare[order[k]].mb_per_s : full[order[k]].mb_per_s,
                   b ? bare[order[k]].us_per_msg : full[order[k]].us_per_msg);
-      for (guint s = 0; s < PARSER_BENCH_SETS; s++)
-        {
-          g_ptr_array_free (sets[s].msgs, TRUE);
-          g_ptr_array_free (sets[s].paths, TRUE);
-        }
-      parser_lexicon_free (lex);
+      parser_bench_sets_free (sets, lex);
       return 0;
     }
 
@@ -769,11 +770,6 @@ main (int argc, char **argv)
   printf ("parser_bench: %s\n", all_pass ? "all targets met"
                                          : "some targets missed");
 
-  for (guint s = 0; s < PARSER_BENCH_SETS; s++)
-    {
-      g_ptr_array_free (sets[s].msgs, TRUE);
-      g_ptr_array_free (sets[s].paths, TRUE);
-    }
-  parser_lexicon_free (lex);
+  parser_bench_sets_free (sets, lex);
   return 0;
 }
