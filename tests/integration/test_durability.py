@@ -684,6 +684,81 @@ class DurabilityTest(unittest.TestCase):
               % (N, spooled_per_round, len(sent)))
 
 
+    def test_drain_killed_mid_batch(self):
+        """2,000 messages acknowledged in a burst, then the master
+        SIGKILLed while the spool drains into cases.  With no mail
+        arriving the pipeline hands the writer up to 1,024 filings at once,
+        which it takes into one transaction, so a kill then loses a large
+        batch: everything it held must still be in the spool (cases and
+        spool rows add up to what was sent, at the kill), and after a
+        restart every message is one case, once.  The kill is aimed at the
+        drain (the spool read directly, read-only, until it has begun to
+        shrink); a round whose drain ended first is repeated (up to 3)."""
+        N, THREADS, ROUNDS = 2000, 10, 3
+        d = self.daemon()
+        run = run_id()
+        db = os.path.join(d.dir, "var", "intake.db")
+        sent = {}
+        at_kill = []
+        for rnd in range(ROUNDS):
+            batch = {}
+            for i in range(N):
+                mid = "drain-%s-r%d-m%04d@durability.test" % (run, rnd, i)
+                batch[mid] = "drain %s r%d m%04d" % (run, rnd, i)
+            sent.update(batch)
+            mids = sorted(batch)
+            results = {}
+            clients = [Client(d.port) for _ in range(THREADS)]
+            for c in clients:
+                self.assertTrue(c.connect(time.monotonic() + 10))
+
+            def client(t):
+                for mid in mids[t::THREADS]:
+                    results[mid] = clients[t].send(
+                        message(subject=batch[mid], msgid="<%s>" % mid),
+                        time.monotonic() + 30)
+
+            threads = [threading.Thread(target=client, args=(t,), daemon=True)
+                       for t in range(THREADS)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(60)
+            self.assertFalse(any(th.is_alive() for th in threads),
+                             "client threads hung")
+            self.assertEqual({m: r[:2] for m, r in results.items()},
+                             {m: ("DATA", 250) for m in mids})
+            ro = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
+            try:
+                first = ro.execute("SELECT count(*) FROM spool").fetchone()[0]
+                deadline = time.monotonic() + 10
+                left = first
+                while 0 < left and left > first - 100 \
+                        and time.monotonic() < deadline:
+                    time.sleep(0.002)
+                    left = ro.execute("SELECT count(*) FROM spool").fetchone()[0]
+            finally:
+                ro.close()
+            d.kill()
+            for c in clients:
+                c.drop()
+            spooled = d.spool_count()
+            filed = len(d.cases())
+            at_kill.append((first, spooled))
+            # nothing lost, nothing twice, at the kill itself
+            self.assertEqual(spooled + filed, len(sent),
+                             "spool rows %d + cases %d at the kill, %d sent"
+                             % (spooled, filed, len(sent)))
+            d.start()
+            cases = d.wait_cases(len(sent))
+            self.check_cases(d, sent, set(sent))
+            self.assertEqual(sorted(c["message_id"] for c in cases), sorted(sent))
+            if spooled:
+                break
+        print("\n  drain killed: spool rows when the send ended and at the"
+              " kill: %s; %d cases" % (at_kill, len(sent)))
+        self.assertGreater(at_kill[-1][1], 0, "no kill landed in the drain")
+
     def test_junk_left_by_a_crash(self):
         """SECURITY-TESTS 42: after a SIGKILL, a torn frame at the end of
         the WAL (half a frame of junk, as a write cut by a power loss
