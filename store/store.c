@@ -622,8 +622,10 @@ store_migrate (sqlite3 *db, GError **error)
   return TRUE;
 }
 
+/* @vfs: NULL for the default one.  */
 static sqlite3 *
-store_connect (const char *path, gboolean writer, GError **error)
+store_connect_vfs (const char *path, gboolean writer, const char *vfs,
+                   GError **error)
 {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
   sqlite3 *db = NULL;
@@ -633,8 +635,7 @@ store_connect (const char *path, gboolean writer, GError **error)
   if (writer)
     flags |= SQLITE_OPEN_CREATE;
   old = umask (077);              /* database, WAL and SHM: 0600 */
-  rc = sqlite3_open_v2 (path, &db, flags,
-                       writer ? store_walbuf_vfs_name () : NULL);
+  rc = sqlite3_open_v2 (path, &db, flags, vfs);
   umask (old);
   if (rc != SQLITE_OK)
     {
@@ -651,6 +652,13 @@ store_connect (const char *path, gboolean writer, GError **error)
       return NULL;
     }
   return db;
+}
+
+static sqlite3 *
+store_connect (const char *path, gboolean writer, GError **error)
+{
+  return store_connect_vfs (path, writer,
+                            writer ? store_walbuf_vfs_name () : NULL, error);
 }
 
 /* ------------------------------------------------------------- writer */
@@ -1317,7 +1325,9 @@ store_open_full (const char *path, const char *vault, const store_keys *keys,
     }
   if (writer)
     {
-      s->cdb = store_connect (path, FALSE, error);
+      /* its copies go to the database file in runs (store_walbuf.c) */
+      s->cdb = store_connect_vfs (path, FALSE, store_ckptbuf_vfs_name (),
+                                  error);
       if (s->cdb == NULL)
         {
           store_close (&s);

@@ -95,6 +95,9 @@ struct store {
  * the unix one, its WAL written in runs (store_walbuf.c).  Registers it
  * the first time; thread-safe.  */
 const char *store_walbuf_vfs_name (void);
+/* ... and the checkpointer's: the unix one, its database file written in
+ * runs.  */
+const char *store_ckptbuf_vfs_name (void);
 
 /* Queue @job for the writer.  */
 void store_job_submit (store *s, store_job *job);

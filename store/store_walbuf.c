@@ -20,9 +20,25 @@
  * flushed, an I/O error like a failed write (the commit fails, the
  * writer reopens its connection).
  *
- * Owns: the VFS "intake-walbuf" (registered once, never the default) and
- * each WAL file's buffer.  Every other file (the database, the journal of
- * a migration) is the unix VFS's own file, unwrapped.
+ * The checkpointer's connection opens the database through a second VFS,
+ * "intake-ckptbuf", that does the same for the database file: a
+ * checkpoint copies pages in page order, one pwrite() each, and about
+ * seven in a row are neighbours (the overflow pages of one batch's
+ * messages), so they go to the kernel as one run.  SQLite syncs the
+ * database file (and before that hints SQLITE_FCNTL_CKPT_DONE) after the
+ * copy and before it records in the wal-index how far the WAL is copied,
+ * so no reader looks for a page in the file before it is written; the
+ * buffer is flushed before every xShmLock too.
+ *
+ * A flush that fails in a call whose answer SQLite may ignore (a
+ * file-control hint, releasing a lock) is also kept for the next xSync,
+ * which reports it instead of syncing: nothing is ever made "durable"
+ * without a write that failed.
+ *
+ * Owns: the VFSs "intake-walbuf" and "intake-ckptbuf" (registered once,
+ * never the default) and each wrapped file's buffer.  Every other file
+ * (the database of the writer and of readers, a checkpointer's WAL, the
+ * journal of a migration) is the unix VFS's own file, unwrapped.
  */
 #define G_LOG_DOMAIN "intake-store"
 
@@ -40,9 +56,12 @@ typedef struct {
   guint8 *buf;               /* STORE_WALBUF_BYTES */
   gsize len;                 /* bytes held, for [off, off + len) */
   sqlite3_int64 off;
+  int failed;                /* a flush's error that SQLite may not have
+                              * heard, until an xSync reports it */
 } store_walbuf_file;
 
 static sqlite3_vfs store_walbuf_vfs;
+static sqlite3_vfs store_ckptbuf_vfs;
 
 static sqlite3_vfs *
 store_walbuf_real (void)
@@ -69,6 +88,18 @@ store_walbuf_flush (store_walbuf_file *f)
       done += n;
     }
   f->len = 0;
+  return rc;
+}
+
+/* A flush in a call whose answer SQLite may ignore (a file-control hint,
+ * releasing a lock): a failure is also kept for the next xSync.  */
+static int
+store_walbuf_flush_kept (store_walbuf_file *f)
+{
+  int rc = store_walbuf_flush (f);
+
+  if (rc != SQLITE_OK && f->failed == SQLITE_OK)
+    f->failed = rc;
   return rc;
 }
 
@@ -137,6 +168,11 @@ store_walbuf_sync (sqlite3_file *file, int flags)
   store_walbuf_file *f = (store_walbuf_file *) file;
   int rc = store_walbuf_flush (f);
 
+  /* a kept failure is reported here, once: the caller fails what it was
+   * making durable */
+  if (rc == SQLITE_OK)
+    rc = f->failed;
+  f->failed = SQLITE_OK;
   if (rc != SQLITE_OK)
     return rc;
   return f->real->pMethods->xSync (f->real, flags);
@@ -178,7 +214,7 @@ static int
 store_walbuf_file_control (sqlite3_file *file, int op, void *arg)
 {
   store_walbuf_file *f = (store_walbuf_file *) file;
-  int rc = store_walbuf_flush (f);
+  int rc = store_walbuf_flush_kept (f);
 
   if (rc != SQLITE_OK)
     return rc;
@@ -199,9 +235,8 @@ store_walbuf_device (sqlite3_file *file)
   return f->real->pMethods->xDeviceCharacteristics (f->real);
 }
 
-/* A WAL file has no shared memory of its own and is never mapped; these
- * pass through for completeness (version 1 methods would do, but the
- * unix VFS's are version 3).  */
+/* A WAL file has no shared memory of its own and is never mapped; a
+ * database file (the checkpointer's) has both, and they pass through.  */
 static int
 store_walbuf_shm_map (sqlite3_file *file, int pg, int pgsz, int extend,
                       void volatile **pp)
@@ -214,6 +249,11 @@ static int
 store_walbuf_shm_lock (sqlite3_file *file, int offset, int n, int flags)
 {
   store_walbuf_file *f = (store_walbuf_file *) file;
+  int rc = store_walbuf_flush_kept (f);
+
+  /* a lock is released whatever the flush did (SQLite pairs them) */
+  if (rc != SQLITE_OK && (flags & SQLITE_SHM_LOCK))
+    return rc;
   return f->real->pMethods->xShmLock (f->real, offset, n, flags);
 }
 
@@ -280,9 +320,11 @@ store_walbuf_open (sqlite3_vfs *vfs, const char *name, sqlite3_file *file,
   store_walbuf_file *f = (store_walbuf_file *) file;
   int rc;
 
-  /* Anything but a WAL file is the unix VFS's own, opened in place (this
-   * VFS's szOsFile is larger than the unix one's).  */
-  if ((flags & SQLITE_OPEN_WAL) == 0)
+  /* Anything but a WAL file (a database file for intake-ckptbuf) is the
+   * unix VFS's own, opened in place (this VFS's szOsFile is larger than
+   * the unix one's).  */
+  if ((flags & (vfs == &store_ckptbuf_vfs ? SQLITE_OPEN_MAIN_DB
+                                          : SQLITE_OPEN_WAL)) == 0)
     return real->xOpen (real, name, file, flags, out_flags);
   memset (f, 0, sizeof *f);
   f->real = (sqlite3_file *) (f + 1);
@@ -407,7 +449,19 @@ store_walbuf_vfs_name (void)
       store_walbuf_vfs.xCurrentTimeInt64 = store_walbuf_current_time64;
       rc = sqlite3_vfs_register (&store_walbuf_vfs, 0);
       g_assert (rc == SQLITE_OK);
+      store_ckptbuf_vfs = store_walbuf_vfs;
+      store_ckptbuf_vfs.zName = "intake-ckptbuf";
+      store_ckptbuf_vfs.pNext = NULL;
+      rc = sqlite3_vfs_register (&store_ckptbuf_vfs, 0);
+      g_assert (rc == SQLITE_OK);
       g_once_init_leave (&store_walbuf_once, 1);
     }
   return store_walbuf_vfs.zName;
+}
+
+const char *
+store_ckptbuf_vfs_name (void)
+{
+  store_walbuf_vfs_name ();
+  return store_ckptbuf_vfs.zName;
 }

@@ -460,6 +460,101 @@ START_TEST (test_spool_large_batch)
 }
 END_TEST
 
+/* The checkpointer's copies go to the database file in runs
+ * (store_walbuf.c, "intake-ckptbuf"): after some 30 MiB of spool rows, far
+ * past the 4,000 WAL pages that start a checkpoint, the database file
+ * alone (without its WAL, as the checkpointer left it) is whole and holds
+ * every row it holds byte for byte as the live database does.  */
+START_TEST (test_checkpoint_copies_whole)
+{
+  store_keys *keys = make_keys ();
+  store *st = open_store (keys);
+  g_autofree char *db = tmp_path ("intake.db");
+  g_autofree char *copy = tmp_path ("copy.db");
+  g_autofree char *cmd = NULL;
+  waiter w = { 0 };
+  const int rounds = 6, per = 512;
+  goffset size = -1;
+  int stable = 0;
+  sqlite3 *cdb, *ldb;
+  sqlite3_stmt *st_copy, *st_live;
+  gint64 rows = 0;
+
+  g_mutex_init (&w.lock);
+  g_cond_init (&w.cond);
+  for (int r = 0; r < rounds; r++)
+    {
+      for (int i = 0; i < per; i++)
+        {
+          GString *t = g_string_new (NULL);
+
+          g_string_append_printf (t, "Subject: %d.%d\r\n\r\n", r, i);
+          while (t->len < 9 * 1024)
+            g_string_append_printf (t, "line %u of %d.%d\r\n",
+                                    (guint) t->len, r, i);
+          store_spool_submit (st, make_env (), g_string_free_to_bytes (t),
+                              waiter_done, &w);
+        }
+      waiter_wait (&w, (r + 1) * per);
+    }
+  ck_assert_int_eq (w.failed, 0);
+  /* the checkpointer has copied and gone idle: the file stops growing */
+  for (int i = 0; i < 300 && stable < 5; i++)
+    {
+      GStatBuf sb;
+
+      g_usleep (100 * 1000);
+      ck_assert_int_eq (g_stat (db, &sb), 0);
+      stable = sb.st_size == size && size > 8 * 1024 * 1024 ? stable + 1 : 0;
+      size = sb.st_size;
+    }
+  ck_assert_int_eq (stable, 5);
+  cmd = g_strdup_printf ("cp '%s' '%s'", db, copy);
+  ck_assert_int_eq (system (cmd), 0);
+
+  ck_assert_int_eq (sqlite3_open_v2 (copy, &cdb, SQLITE_OPEN_READONLY, NULL),
+                    SQLITE_OK);
+  ck_assert_int_eq (sqlite3_open_v2 (db, &ldb, SQLITE_OPEN_READONLY, NULL),
+                    SQLITE_OK);
+  ck_assert_int_eq (sqlite3_prepare_v2 (cdb, "PRAGMA integrity_check", -1,
+                                        &st_copy, NULL), SQLITE_OK);
+  ck_assert_int_eq (sqlite3_step (st_copy), SQLITE_ROW);
+  ck_assert_str_eq ((const char *) sqlite3_column_text (st_copy, 0), "ok");
+  sqlite3_finalize (st_copy);
+  ck_assert_int_eq (sqlite3_prepare_v2 (cdb, "SELECT id, envelope, raw FROM"
+                                             " spool ORDER BY id", -1,
+                                        &st_copy, NULL), SQLITE_OK);
+  ck_assert_int_eq (sqlite3_prepare_v2 (ldb, "SELECT envelope, raw FROM spool"
+                                             " WHERE id = ?1", -1,
+                                        &st_live, NULL), SQLITE_OK);
+  while (sqlite3_step (st_copy) == SQLITE_ROW)
+    {
+      sqlite3_bind_int64 (st_live, 1, sqlite3_column_int64 (st_copy, 0));
+      ck_assert_int_eq (sqlite3_step (st_live), SQLITE_ROW);
+      for (int c = 0; c < 2; c++)
+        {
+          ck_assert_int_eq (sqlite3_column_bytes (st_copy, c + 1),
+                            sqlite3_column_bytes (st_live, c));
+          ck_assert_int_eq (memcmp (sqlite3_column_blob (st_copy, c + 1),
+                                    sqlite3_column_blob (st_live, c),
+                                    sqlite3_column_bytes (st_live, c)), 0);
+        }
+      sqlite3_reset (st_live);
+      rows++;
+    }
+  sqlite3_finalize (st_copy);
+  sqlite3_finalize (st_live);
+  sqlite3_close (cdb);
+  sqlite3_close (ldb);
+  /* most of what was written was copied (the checkpoint is passive) */
+  ck_assert_int_ge (rows, per * (rounds - 2));
+  store_close (&st);
+  store_keys_free (&keys);
+  g_mutex_clear (&w.lock);
+  g_cond_clear (&w.cond);
+}
+END_TEST
+
 static store_ingest *
 make_ingest (gint64 spool_id, GBytes *raw, const char *from)
 {
@@ -1242,6 +1337,7 @@ store_suite (void)
   tcase_add_test (tc, test_store_reader_needs_file);
   tcase_add_test (tc, test_spool_group_commit);
   tcase_add_test (tc, test_spool_large_batch);
+  tcase_add_test (tc, test_checkpoint_copies_whole);
   tcase_add_test (tc, test_ingest_case_and_dedupe);
   tcase_add_test (tc, test_spool_tampered_row);
   tcase_add_test (tc, test_spool_tampered_envelope);
