@@ -357,7 +357,16 @@ $(BUILD)/bench/router_bench: $(BUILD)/bench/router_bench.o $(LIB)
 bench-router: deps $(BUILD)/bench/router_bench
 	@$(BUILD)/bench/router_bench
 
+# every field of each decision, for tests/bench/router_same.sh
+$(BUILD)/bench/router_dump.o: tests/bench/router_dump.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/bench/router_dump: $(BUILD)/bench/router_dump.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
 -include $(BUILD)/bench/router_bench.d
+-include $(BUILD)/bench/router_dump.d
 
 # ------------------------------------------------------------ models
 # make models: retrain the shipped classifiers from data written for
