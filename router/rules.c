@@ -1827,16 +1827,29 @@ rules_ascii_lower (char c)
   return (guchar) (b + (((guchar) (b - 'A') < 26) << 5));
 }
 
+/* g_ascii_strcasecmp (@a, @b) == 0, inline: the labels and header names
+ * it compares differ in their first bytes, mostly, and the call through
+ * the PLT cost more than the comparison.  */
+static inline gboolean
+rules_ascii_caseeq (const char *a, const char *b)
+{
+  for (;; a++, b++)
+    {
+      guchar x = rules_ascii_lower (*a);
+
+      if (x != rules_ascii_lower (*b))
+        return FALSE;
+      if (x == '\0')
+        return TRUE;
+    }
+}
+
 static double
 rules_score_of (const rules_score *s, guint n, const char *label)
 {
-  /* the first letters compared before the call (g_ascii_tolower is a
-   * call too): a rule names one label of the eight or fourteen */
-  guchar first = rules_ascii_lower (label[0]);
-
+  /* a rule names one label of the eight or fourteen */
   for (guint i = 0; i < n; i++)
-    if (rules_ascii_lower (s[i].label[0]) == first
-        && g_ascii_strcasecmp (s[i].label, label) == 0)
+    if (rules_ascii_caseeq (s[i].label, label))
       return s[i].score;
   return 0.0;
 }
@@ -1913,7 +1926,7 @@ rules_pred (rules_eval *ev, const rules_node *n)
       return rules_match_string (ev, n, in->body, ev->body);
     case F_HEADER:
       for (guint i = 0; i < in->n_headers; i++)
-        if (g_ascii_strcasecmp (in->header_names[i], n->arg) == 0
+        if (rules_ascii_caseeq (in->header_names[i], n->arg)
             && !rules_own_header (in->header_names[i])
             && rules_match_one (ev, n, in->header_values[i]))
           return TRUE;
