@@ -265,6 +265,31 @@ classify_hash (const char *s, gsize n)
   return h | 1;
 }
 
+/* The stem cache's hash of a word (not classify_hash(), which a model's
+ * tokens keep): FNV-1a over the bytes from a fixed basis, so that the
+ * tokenizer computes it as it copies the word, and the length mixed in at
+ * the end.  */
+#define CLASSIFY_FNV_BASIS G_GUINT64_CONSTANT (0xcbf29ce484222325)
+#define CLASSIFY_FNV_PRIME G_GUINT64_CONSTANT (0x100000001b3)
+
+static inline guint64
+classify_word_hash_end (guint64 fnv, gsize n)
+{
+  fnv ^= (guint64) n * G_GUINT64_CONSTANT (0x9e3779b97f4a7c15);
+  fnv ^= fnv >> 32;
+  return fnv | 1;
+}
+
+static inline guint64
+classify_word_hash (const char *s, gsize n)
+{
+  guint64 h = CLASSIFY_FNV_BASIS;
+
+  for (gsize i = 0; i < n; i++)
+    h = (h ^ (guchar) s[i]) * CLASSIFY_FNV_PRIME;
+  return classify_word_hash_end (h, n);
+}
+
 static void
 classify_strtab_init (classify_strtab *t, gsize slots)
 {
@@ -490,9 +515,10 @@ classify_thread_fill_polarity (classify_thread *t, const char *const *w,
       if (st == NULL)   /* out of memory inside libstemmer */
         g_error ("classify: sb_stemmer_stem failed");
       g_assert (classify_strtab_find (&t->stems, w[i], len,
-                                      classify_hash (w[i], len),
+                                      classify_word_hash (w[i], len),
                                       TRUE) == NULL);
-      e = classify_thread_cache (t, w[i], len, classify_hash (w[i], len),
+      e = classify_thread_cache (t, w[i], len,
+                                 classify_word_hash (w[i], len),
                                  (const char *) st,
                                  (gsize) sb_stemmer_length (t->stemmer));
       e->polarity = polarity;
@@ -511,7 +537,7 @@ classify_thread_fill_stops (classify_thread *t)
       const char *w = classify_stop_words[i];
       gsize n = strlen (w);
 
-      classify_thread_cache (t, w, n, classify_hash (w, n), NULL, 0);
+      classify_thread_cache (t, w, n, classify_word_hash (w, n), NULL, 0);
     }
   for (gsize i = 0; i < G_N_ELEMENTS (classify_stem_exceptions); i++)
     {
@@ -519,7 +545,8 @@ classify_thread_fill_stops (classify_thread *t)
       const char *tok = classify_stem_exceptions[i].token;
       gsize n = strlen (w);
 
-      classify_thread_cache (t, w, n, classify_hash (w, n), tok, strlen (tok));
+      classify_thread_cache (t, w, n, classify_word_hash (w, n), tok,
+                             strlen (tok));
     }
   classify_thread_fill_polarity (t, classify_negative_words,
                                  G_N_ELEMENTS (classify_negative_words),
@@ -565,13 +592,13 @@ classify_thread_get (void)
   return t;
 }
 
-/* (transfer none) The cache entry of the lower-case word @w: the stem
- * follows the key's NUL, e->val is its length (CLASSIFY_NONE for a stop
- * word) and e->aux its hash.  */
+/* (transfer none) The cache entry of the lower-case word @w, whose
+ * classify_word_hash() is @h: the stem follows the key's NUL, e->val is
+ * its length (CLASSIFY_NONE for a stop word) and e->aux its hash.  */
 static const classify_strent *
-classify_thread_stem (classify_thread *t, const char *w, gsize len)
+classify_thread_stem (classify_thread *t, const char *w, gsize len,
+                      guint64 h)
 {
-  guint64 h = classify_hash (w, len);
   const classify_strent *e = classify_strtab_find (&t->stems, w, len, h,
                                                          FALSE);
   const sb_symbol *st;
@@ -605,6 +632,7 @@ typedef struct {
   guint neg, pos;          /* polarity words seen */
   char word[CLASSIFY_TOKEN_BYTES_MAX + 8];
   gsize len;
+  guint64 fnv;             /* of word[0 .. len), classify_word_hash() */
   gboolean overlong, ascii, digit, alpha;
 } classify_tok;
 
@@ -672,7 +700,8 @@ classify_tok_other (classify_tok *k, char *w, gsize len)
       classify_tok_out (k, w, o, classify_hash (w, o));
       return;
     }
-  classify_tok_stem (k, classify_thread_stem (k->t, w, len));
+  classify_tok_stem (k, classify_thread_stem (k->t, w, len,
+                                              classify_word_hash (w, len)));
 }
 
 static void
@@ -698,7 +727,9 @@ classify_tok_flush (classify_tok *k)
   if (!k->ascii || k->digit)
     classify_tok_other (k, k->word, len);
   else
-    classify_tok_stem (k, classify_thread_stem (k->t, k->word, len));
+    classify_tok_stem (k, classify_thread_stem (
+                              k->t, k->word, len,
+                              classify_word_hash_end (k->fnv, len)));
 }
 
 /* An ASCII letter or digit as a word holds it (lower case), or 0 for
@@ -753,18 +784,25 @@ classify_tokens_each (classify_thread *t, const char *text, gssize len,
               gsize room = k.overlong ? 0 : CLASSIFY_TOKEN_BYTES_MAX - k.len;
               guchar any = 0, all = 0xff, b;
 
+              guint64 h;
+
               if (k.len == 0)
-                k.ascii = TRUE, k.digit = FALSE, k.alpha = FALSE;
+                k.ascii = TRUE, k.digit = FALSE, k.alpha = FALSE,
+                k.fnv = CLASSIFY_FNV_BASIS;
               if ((gsize) (end - q) > room)
                 stop = q + room;
+              h = k.fnv;
               while (q < stop && (b = (guchar) classify_ascii_word[*q]) != 0)
                 {
-                  /* a lower-case letter has 0x40, a digit has not */
+                  /* a lower-case letter has 0x40, a digit has not; the
+                   * stem cache's hash as the word is copied */
                   any |= b;
                   all &= b;
                   *o++ = (char) b;
+                  h = (h ^ b) * CLASSIFY_FNV_PRIME;
                   q++;
                 }
+              k.fnv = h;
               k.len = (gsize) (o - k.word);
               if (q > p)
                 {
@@ -799,11 +837,14 @@ classify_tokens_each (classify_thread *t, const char *text, gssize len,
         {
           /* a letter or digit outside ASCII */
           if (k.len == 0)
-            k.ascii = TRUE, k.digit = FALSE, k.alpha = FALSE;
+            k.ascii = TRUE, k.digit = FALSE, k.alpha = FALSE,
+            k.fnv = CLASSIFY_FNV_BASIS;
           if (k.overlong || k.len + clen > CLASSIFY_TOKEN_BYTES_MAX)
             k.overlong = TRUE;   /* k.len stays > 0: the word stays open */
           else
             {
+              /* (the hash is of ASCII words only: this one is folded and
+               * normalised, then hashed, in classify_tok_other) */
               memcpy (k.word + k.len, p, clen);
               k.len += clen;
               k.ascii = FALSE;
