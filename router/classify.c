@@ -592,19 +592,14 @@ classify_thread_get (void)
   return t;
 }
 
-/* (transfer none) The cache entry of the lower-case word @w, whose
- * classify_word_hash() is @h: the stem follows the key's NUL, e->val is
- * its length (CLASSIFY_NONE for a stop word) and e->aux its hash.  */
-static const classify_strent *
-classify_thread_stem (classify_thread *t, const char *w, gsize len,
-                      guint64 h)
+/* The entry of a word not in the cache yet (classify_thread_stem()):
+ * stemmed and added.  */
+static G_GNUC_NO_INLINE const classify_strent *
+classify_thread_stem_new (classify_thread *t, const char *w, gsize len,
+                          guint64 h)
 {
-  const classify_strent *e = classify_strtab_find (&t->stems, w, len, h,
-                                                         FALSE);
   const sb_symbol *st;
 
-  if (e != NULL)
-    return e;
   if (t->stems.used >= CLASSIFY_STEM_CACHE_MAX)
     {
       classify_strtab_clear (&t->stems, TRUE);
@@ -615,6 +610,20 @@ classify_thread_stem (classify_thread *t, const char *w, gsize len,
     g_error ("classify: sb_stemmer_stem failed");
   return classify_thread_cache (t, w, len, h, (const char *) st,
                                 (gsize) sb_stemmer_length (t->stemmer));
+}
+
+/* (transfer none) The cache entry of the lower-case word @w, whose
+ * classify_word_hash() is @h: the stem follows the key's NUL, e->val is
+ * its length (CLASSIFY_NONE for a stop word) and e->aux its hash.  A word
+ * seen before, most of them, is found without a call.  */
+static inline const classify_strent *
+classify_thread_stem (classify_thread *t, const char *w, gsize len,
+                      guint64 h)
+{
+  const classify_strent *e = classify_strtab_find (&t->stems, w, len, h,
+                                                   FALSE);
+
+  return e != NULL ? e : classify_thread_stem_new (t, w, len, h);
 }
 
 /* -------------------------------------------------------------- tokenizer */
