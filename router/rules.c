@@ -193,6 +193,7 @@ struct rules {
   struct rules_word_entry *words;
   guint32 words_mask;
   guint32 n_words;
+  guint32 words_longest;     /* bytes of the longest word of any entry */
 };
 
 static void
@@ -1440,6 +1441,7 @@ rules_words_add (rules *r, rules_node *n)
           r->words[j] = (struct rules_word_entry) { k->hash, r->n_words,
                                                     k->alen, k->blen, v };
           k->id = r->n_words++;
+          r->words_longest = MAX (r->words_longest, MAX (k->alen, k->blen));
         }
       if (k->simple)
         rules_word_bits_add (n, k->id);
@@ -1473,6 +1475,7 @@ rules_words_index (rules *r)
   r->words = g_new0 (struct rules_word_entry, size);
   r->words_mask = size - 1;
   r->n_words = 0;
+  r->words_longest = 0;
   for (guint i = 0; i < r->rules->len; i++)
     rules_words_add (r, ((rules_rule *) r->rules->pdata[i])->when);
   if (r->deflt != NULL)
@@ -1500,6 +1503,11 @@ static const guint8 rules_byte_class[256] = {
   ['A' ... 'Z'] = RULES_BYTE_ALNUM,
   ['a' ... 'z'] = RULES_BYTE_ALNUM,
   [0x80 ... 0xff] = RULES_BYTE_HIGH,
+};
+
+/* 1 for an ASCII letter or digit: the byte loop of a word's end.  */
+static const guint8 rules_ascii_alnum[256] = {
+  ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
 };
 
 /* The bits of the rules' words and pairs of words that @text (folded)
@@ -1537,26 +1545,41 @@ rules_body_words (const rules *r, const char *text)
               continue;
             }
         }
+      /* the word's end first, then its hash: a word longer than any in
+       * the table (a line of 78 X's, as smtp-source writes) is neither
+       * hashed nor looked up, alone or in a pair */
       start = p;
       for (;;)
         {
-          cls = rules_byte_class[*p];
-          if (cls == RULES_BYTE_ALNUM)
-            {
-              h = (h ^ *p) * RULES_HASH_PRIME;
-              p++;
-              continue;
-            }
-          if (cls != RULES_BYTE_HIGH)   /* a separator, or the NUL */
+          /* two bytes a turn (p[1] is read only when p[0] is no NUL) */
+          while (rules_ascii_alnum[p[0]] && rules_ascii_alnum[p[1]])
+            p += 2;
+          p += rules_ascii_alnum[*p];
+          if (rules_byte_class[*p] != RULES_BYTE_HIGH)  /* separator, NUL */
             break;
           n = rules_word_char_len ((const char *) p, &alnum);
           if (!alnum)
             break;
-          for (gsize i = 0; i < n; i++)
-            h = (h ^ p[i]) * RULES_HASH_PRIME;
           p += n;
         }
       len = (guint32) (p - start);
+      if (len > r->words_longest)
+        {
+          prev_len = 0;
+          continue;
+        }
+      {
+        /* two bytes a turn: the same hash */
+        const guchar *q = start;
+
+        for (; q + 2 <= p; q += 2)
+          {
+            h = (h ^ q[0]) * RULES_HASH_PRIME;
+            h = (h ^ q[1]) * RULES_HASH_PRIME;
+          }
+        if (q < p)
+          h = (h ^ q[0]) * RULES_HASH_PRIME;
+      }
       rules_words_mark (r, bits, h, (const char *) start, len, NULL, 0);
       if (prev_len > 0)
         rules_words_mark (r, bits, rules_hash_pair (prev_hash, h), prev,

@@ -511,6 +511,63 @@ START_TEST (test_body_words_phrases)
 }
 END_TEST
 
+/* A body word longer than any value's is skipped by the body's scan
+ * (neither hashed nor looked up, alone or in a pair): the answers are
+ * still those of `subject word`, which always searches.  */
+START_TEST (test_body_words_long_words)
+{
+  static const char *const values[] = {
+    "tax", "council tax", "tax band", "reduction", "council",
+  };
+  g_autofree char *longw = g_strnfill (200, 'x');
+  g_autofree char *tax9 = g_strnfill (9, 'q');
+  const char *const texts[] = {
+    "council tax", "council xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx tax",
+    "taxtaxtaxtaxtaxtaxtaxtax band", "reductions reduction",
+    "councilcouncilcouncil tax band", "COUNCIL TAX BAND",
+    "council \xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+    "\xc3\xa9\xc3\xa9\xc3\xa9 tax", "reductio", "reductionx",
+  };
+  g_autoptr (GString) text = g_string_new ("queues a\ndefault queue a\n");
+  g_autoptr (rules) r = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (values); i++)
+    g_string_append_printf (text,
+                            "rule \"b%u\" when body word \"%s\" then tag b%u\n"
+                            "rule \"s%u\" when subject word \"%s\""
+                            " then tag s%u\n",
+                            i, values[i], i, i, values[i], i);
+  r = load (text->str);
+  for (guint c = 0; c < G_N_ELEMENTS (texts) + 3; c++)
+    {
+      g_autofree char *t = NULL;
+      rules_input in = { 0 };
+      rules_decision d;
+
+      if (c < G_N_ELEMENTS (texts))
+        t = g_strdup (texts[c]);
+      else if (c == G_N_ELEMENTS (texts))
+        t = g_strdup_printf ("%s council tax %s", longw, longw);
+      else if (c == G_N_ELEMENTS (texts) + 1)
+        t = g_strdup_printf ("council %s tax band %s", longw, tax9);
+      else
+        t = g_strdup_printf ("%s\n%s tax", longw, tax9);
+      in.subject = in.body = t;
+      decide (r, &in, &d);
+      for (guint i = 0; i < G_N_ELEMENTS (values); i++)
+        {
+          g_autofree char *b = g_strdup_printf ("b%u", i);
+          g_autofree char *sj = g_strdup_printf ("s%u", i);
+
+          ck_assert_msg (has (d.tags, b) == has (d.tags, sj),
+                         "\"%s\" in \"%.60s\": body %d, subject %d",
+                         values[i], t, has (d.tags, b), has (d.tags, sj));
+        }
+      rules_decision_clear (&d);
+    }
+}
+END_TEST
+
 START_TEST (test_named_patterns)
 {
   g_autoptr (rules) r = load (
@@ -1019,6 +1076,7 @@ rules_suite (void)
   tcase_add_test (tc, test_body_words_non_ascii_separators);
   tcase_add_test (tc, test_body_words_shared_values);
   tcase_add_test (tc, test_body_words_phrases);
+  tcase_add_test (tc, test_body_words_long_words);
   tcase_add_test (tc, test_regex_bounded);
   tcase_add_test (tc, test_hash_changes_with_text);
   tcase_add_test (tc, test_reasons_json);
