@@ -474,6 +474,10 @@ typedef struct {
   guint32 touched[CLASSIFY_TEXT_FEATURES_MAX];
   double x[CLASSIFY_TEXT_FEATURES_MAX];
   double tf[CLASSIFY_TF_TABLE];     /* 1 + ln n for the small counts */
+  /* the token array of the last classify_tokens freed on this thread,
+   * for the next (classify_tokens_new) */
+  gpointer spare_refs;
+  guint spare_size;
 } classify_thread;
 
 /* Cache @w -> @stem (NULL: stop word); key and stem share one block.  */
@@ -563,6 +567,7 @@ classify_thread_free (gpointer p)
 
   sb_stemmer_delete (t->stemmer);
   classify_strtab_clear (&t->stems, TRUE);
+  g_free (t->spare_refs);
   g_free (t);
 }
 
@@ -1030,25 +1035,49 @@ classify_tokens_keep (const char *tok, gsize len, guint64 hash,
   k->refs[k->n_refs++] = (classify_token_ref) { hash, len };
 }
 
+/* The token array is the thread's spare when it has one (the array of
+ * the last tokens freed on it, at most CLASSIFY_TOKENS_MAX and a few
+ * entries): a 4 KiB allocation a decision, and its growing, were large
+ * ones for malloc, which first consolidates the small chunks freed since
+ * (glibc's malloc_consolidate).  */
 classify_tokens *
 classify_tokens_new (const char *text, gssize len)
 {
+  classify_thread *t = classify_thread_get ();
   classify_tokens *k = g_new0 (classify_tokens, 1);
 
-  k->refs_size = 256;
-  k->refs = g_new (classify_token_ref, k->refs_size);
+  if (t->spare_refs != NULL)
+    {
+      k->refs = g_steal_pointer (&t->spare_refs);
+      k->refs_size = t->spare_size;
+    }
+  else
+    {
+      k->refs_size = 256;
+      k->refs = g_new (classify_token_ref, k->refs_size);
+    }
   g_return_val_if_fail (text != NULL || len == 0, k);
-  classify_tokens_each (classify_thread_get (), text != NULL ? text : "",
-                        len, classify_tokens_keep, k);
+  classify_tokens_each (t, text != NULL ? text : "", len,
+                        classify_tokens_keep, k);
   return k;
 }
 
 void
 classify_tokens_free (classify_tokens *k)
 {
+  classify_thread *t;
+
   if (k == NULL)
     return;
-  g_free (k->refs);
+  /* kept for the next on this thread, unless it has one */
+  t = g_private_get (&classify_thread_key);
+  if (t != NULL && t->spare_refs == NULL)
+    {
+      t->spare_refs = k->refs;
+      t->spare_size = k->refs_size;
+    }
+  else
+    g_free (k->refs);
   g_free (k);
 }
 

@@ -171,6 +171,15 @@ router_utf8_prefix (const char *s, gsize len)
   return (gsize) (end - s);
 }
 
+/* The classifier's text is put together in a buffer of the thread's,
+ * kept for the next decision, when it is no longer than this: a 2 KiB
+ * allocation a message was a large one for malloc, which first
+ * consolidates the small chunks freed since (glibc's malloc_consolidate).  */
+#define ROUTER_SCRATCH_KEEP (64 * 1024)
+
+static GPrivate router_scratch_key =
+    G_PRIVATE_INIT ((GDestroyNotify) g_byte_array_unref);
+
 /* Both models score the subject, a line break and the start of the body
  * (ROUTER_CLASSIFY_BYTES, to its first NUL), tokenized once and cut
  * before the first byte that is not valid UTF-8: a cut never falls
@@ -179,7 +188,8 @@ static void
 router_classify_text (router *r, const char *subject, const char *body,
                       router_result *out)
 {
-  g_autofree char *text = NULL;
+  g_autofree char *own = NULL;
+  char *text;
   g_autoptr (classify_tokens) toks = NULL;
   gsize slen = subject ? strlen (subject) : 0;
   gsize blen = body ? strnlen (body, ROUTER_CLASSIFY_BYTES) : 0;
@@ -187,7 +197,20 @@ router_classify_text (router *r, const char *subject, const char *body,
 
   if (r->kind_model == NULL && r->topic_model == NULL)
     return;
-  text = g_malloc (slen + 1 + blen + 1);
+  if (slen + 1 + blen + 1 <= ROUTER_SCRATCH_KEEP)
+    {
+      GByteArray *buf = g_private_get (&router_scratch_key);
+
+      if (buf == NULL)
+        {
+          buf = g_byte_array_sized_new (4096);
+          g_private_set (&router_scratch_key, buf);
+        }
+      g_byte_array_set_size (buf, (guint) (slen + 1 + blen + 1));
+      text = (char *) buf->data;
+    }
+  else
+    text = own = g_malloc (slen + 1 + blen + 1);
   memcpy (text, subject ? subject : "", slen);
   text[slen] = '\n';
   memcpy (text + slen + 1, body ? body : "", blen);

@@ -1260,6 +1260,7 @@ typedef struct {
   const rules *r;
   const rules_input *in;
   char *subject, *body;      /* casefolded, lazily */
+  gboolean body_scratch;     /* body is the thread's buffer */
   guint64 *body_words;       /* the bits of the rules' words and pairs of
                               * words found in @body, lazily */
   pcre2_match_data *md;      /* for every `matches` (only whether one
@@ -1274,11 +1275,10 @@ typedef struct {
  * from '[' ('Z' + 1) up, no carry crossing bytes: the capitals are the
  * bytes with the first and not the second, and 0x80 >> 2 is the 0x20
  * that lower-cases them.  */
-static char *
-rules_casefold (const char *s, gsize len)
+static gboolean
+rules_casefold_ascii (const char *s, gsize len, char *out)
 {
   const guint64 high = G_GUINT64_CONSTANT (0x8080808080808080);
-  char *out = g_malloc (len + 1);
   gsize i = 0;
 
   for (; i + 8 <= len; i += 8)
@@ -1287,7 +1287,7 @@ rules_casefold (const char *s, gsize len)
 
       memcpy (&w, s + i, 8);
       if (w & high)
-        goto unicode;
+        return FALSE;
       caps = (w + G_GUINT64_CONSTANT (0x3f3f3f3f3f3f3f3f))
              & ~(w + G_GUINT64_CONSTANT (0x2525252525252525)) & high;
       w |= caps >> 2;
@@ -1300,15 +1300,54 @@ rules_casefold (const char *s, gsize len)
       guchar c = (guchar) s[i];
 
       if (c >= 0x80)
-        goto unicode;
+        return FALSE;
       out[i] = (char) (c + (((guchar) (c - 'A') < 26) << 5));
     }
   out[len] = '\0';
-  return out;
+  return TRUE;
+}
 
-unicode:
+static char *
+rules_casefold (const char *s, gsize len)
+{
+  char *out = g_malloc (len + 1);
+
+  if (rules_casefold_ascii (s, len, out))
+    return out;
   g_free (out);
   return g_utf8_casefold (s, len);
+}
+
+/* The folded body goes into a buffer of the thread's, kept for the next
+ * decision, when it is ASCII and no longer than this: a 2 KiB allocation
+ * a message was a large one for malloc, which first consolidates the
+ * small chunks freed since (glibc's malloc_consolidate).  */
+#define RULES_SCRATCH_KEEP (64 * 1024)
+
+static GPrivate rules_scratch_key =
+    G_PRIVATE_INIT ((GDestroyNotify) g_byte_array_unref);
+
+/* @s[@len] casefolded; *@scratch TRUE when the text is the thread's
+ * buffer (not to be freed).  */
+static char *
+rules_casefold_body (const char *s, gsize len, gboolean *scratch)
+{
+  GByteArray *buf;
+
+  *scratch = FALSE;
+  if (len + 1 > RULES_SCRATCH_KEEP)
+    return rules_casefold (s, len);
+  buf = g_private_get (&rules_scratch_key);
+  if (buf == NULL)
+    {
+      buf = g_byte_array_sized_new (4096);
+      g_private_set (&rules_scratch_key, buf);
+    }
+  g_byte_array_set_size (buf, (guint) len + 1);
+  if (!rules_casefold_ascii (s, len, (char *) buf->data))
+    return g_utf8_casefold (s, len);
+  *scratch = TRUE;
+  return (char *) buf->data;
 }
 
 /* Letters and digits make words; anything else separates them.  */
@@ -1944,7 +1983,7 @@ rules_pred (rules_eval *ev, const rules_node *n)
                                                        + RULES_TEXT_LIMIT);
               len = end ? (gsize) (end - b) : 0;
             }
-          ev->body = rules_casefold (b, len);
+          ev->body = rules_casefold_body (b, len, &ev->body_scratch);
         }
       return rules_match_string (ev, n, in->body, ev->body);
     case F_HEADER:
@@ -2060,7 +2099,7 @@ rules_decision_clear (rules_decision *d)
 void
 rules_decide (const rules *r, const rules_input *in, rules_decision *out)
 {
-  rules_eval ev = { r, in, NULL, NULL, NULL, NULL, FALSE };
+  rules_eval ev = { .r = r, .in = in };
 
   memset (out, 0, sizeof *out);
   out->tags = g_ptr_array_new_with_free_func (g_free);
@@ -2099,7 +2138,8 @@ rules_decide (const rules *r, const rules_input *in, rules_decision *out)
     out->priority = g_strdup ("normal");
   out->limit_hit = ev.limit_hit;
   g_free (ev.subject);
-  g_free (ev.body);
+  if (!ev.body_scratch)
+    g_free (ev.body);
   g_free (ev.body_words);
   pcre2_match_data_free (ev.md);
 }
