@@ -1864,11 +1864,16 @@ rules_match_number (const rules_node *n, double v)
 static gboolean
 rules_match_one (rules_eval *ev, const rules_node *n, const char *raw)
 {
-  g_autofree char *folded = NULL;
+  g_autofree char *own = NULL;
+  char buf[256];             /* an address, a source, a label: most values */
+  const char *folded;
   gsize len;
 
   if (raw == NULL)
     raw = "";
+  /* a pattern reads the raw text */
+  if (n->op == OP_MATCHES)
+    return rules_match_string (ev, n, raw, NULL);
   len = strlen (raw);
   if (len > RULES_TEXT_LIMIT)
     {
@@ -1876,7 +1881,10 @@ rules_match_one (rules_eval *ev, const rules_node *n, const char *raw)
       const char *end = g_utf8_find_prev_char (raw, raw + RULES_TEXT_LIMIT);
       len = end ? (gsize) (end - raw) : 0;
     }
-  folded = rules_casefold (raw, len);
+  if (len < sizeof buf && rules_casefold_ascii (raw, len, buf))
+    folded = buf;
+  else
+    folded = own = rules_casefold (raw, len);
   return rules_match_string (ev, n, raw, folded);
 }
 
