@@ -683,7 +683,7 @@ classify_tok_stem (classify_tok *k, const classify_strent *e)
 
 /* A word with letters outside ASCII or with digits in it (@w, @len bytes,
  * NUL-terminated): casefolded and normalised, digit runs collapsed.  */
-static void
+static G_GNUC_NO_INLINE void
 classify_tok_other (classify_tok *k, char *w, gsize len)
 {
   g_autofree char *folded = NULL;
