@@ -1948,7 +1948,9 @@ rules_own_header (const char *name)
                               strlen (RULES_OWN_HEADER_PREFIX)) == 0;
 }
 
-static gboolean
+/* (out of line: the and/or/not walk above it then saves no registers
+ * for it at every node) */
+static G_GNUC_NO_INLINE gboolean
 rules_pred (rules_eval *ev, const rules_node *n)
 {
   const rules_input *in = ev->in;
