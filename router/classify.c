@@ -765,6 +765,10 @@ static const char classify_ascii_word[256] = {
   ['z'] = 'z',
 };
 
+/* Bytes the tokenizer copies of a run of ASCII letters and digits before
+ * it looks for the run's end (classify_tokens_each).  */
+#define CLASSIFY_RUN_FIRST 16
+
 /* Call @emit for every token of @text, in order (classify_tokenize()).  */
 static void
 classify_tokens_each (classify_thread *t, const char *text, gssize len,
@@ -796,6 +800,7 @@ classify_tokens_each (classify_thread *t, const char *text, gssize len,
               const guchar *stop = end;
               char *o = k.word + k.len;
               gsize room = k.overlong ? 0 : CLASSIFY_TOKEN_BYTES_MAX - k.len;
+              const guchar *lim;
               guchar any = 0, all = 0xff, b;
 
               guint64 h;
@@ -806,15 +811,37 @@ classify_tokens_each (classify_thread *t, const char *text, gssize len,
               if ((gsize) (end - q) > room)
                 stop = q + room;
               h = k.fnv;
-              while (q < stop && (b = (guchar) classify_ascii_word[*q]) != 0)
+              lim = (gsize) (stop - q) > CLASSIFY_RUN_FIRST
+                      ? q + CLASSIFY_RUN_FIRST : stop;
+              for (;;)
                 {
-                  /* a lower-case letter has 0x40, a digit has not; the
-                   * stem cache's hash as the word is copied */
-                  any |= b;
-                  all &= b;
-                  *o++ = (char) b;
-                  h = (h ^ b) * CLASSIFY_FNV_PRIME;
-                  q++;
+                  const guchar *e;
+
+                  while (q < lim
+                         && (b = (guchar) classify_ascii_word[*q]) != 0)
+                    {
+                      /* a lower-case letter has 0x40, a digit has not;
+                       * the stem cache's hash as the word is copied */
+                      any |= b;
+                      all &= b;
+                      *o++ = (char) b;
+                      h = (h ^ b) * CLASSIFY_FNV_PRIME;
+                      q++;
+                    }
+                  if (q < lim || lim == stop
+                      || classify_ascii_word[*q] == 0)
+                    break;
+                  /* a long run (a line of X's): the rest is measured
+                   * before it is copied, as a word longer than the room
+                   * is dropped whole */
+                  for (e = q; e < stop && classify_ascii_word[*e] != 0; e++)
+                    ;
+                  if (e == stop && e < end && classify_ascii_word[*e] != 0)
+                    {
+                      q = e;   /* overlong: below */
+                      break;
+                    }
+                  lim = stop;
                 }
               k.fnv = h;
               k.len = (gsize) (o - k.word);

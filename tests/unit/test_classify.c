@@ -240,6 +240,31 @@ START_TEST (test_tokenize_limits)
   ck_assert_str_eq (toks[2], "bin");
   g_clear_pointer (&toks, g_strfreev);
 
+  /* the same at the end of a text or of a span, and after a character
+   * outside ASCII (the tokenizer measures a long run before copying it) */
+  toks = classify_tokenize (w48, -1);
+  ck_assert_uint_eq (g_strv_length (toks), 1);
+  g_clear_pointer (&toks, g_strfreev);
+  toks = classify_tokenize (w49, -1);
+  ck_assert_uint_eq (g_strv_length (toks), 0);
+  g_clear_pointer (&toks, g_strfreev);
+  toks = classify_tokenize (w49, CLASSIFY_TOKEN_BYTES_MAX);
+  ck_assert_uint_eq (g_strv_length (toks), 1);
+  ck_assert_uint_eq (strlen (toks[0]), CLASSIFY_TOKEN_BYTES_MAX);
+  g_clear_pointer (&toks, g_strfreev);
+  {
+    g_autofree char *e46 = g_strdup_printf ("\xc3\xa9%s bin", w47 + 1);
+    g_autofree char *e47 = g_strdup_printf ("\xc3\xa9%s bin", w47);
+
+    toks = classify_tokenize (e46, -1);   /* 48 bytes: kept */
+    ck_assert_uint_eq (g_strv_length (toks), 2);
+    g_clear_pointer (&toks, g_strfreev);
+    toks = classify_tokenize (e47, -1);   /* 49 bytes: dropped */
+    ck_assert_uint_eq (g_strv_length (toks), 1);
+    ck_assert_str_eq (toks[0], "bin");
+    g_clear_pointer (&toks, g_strfreev);
+  }
+
   /* tokens per text: limit+1 words give limit tokens */
   for (guint i = 0; i < CLASSIFY_TOKENS_MAX + 1; i++)
     g_string_append (s, i % 2 ? "road " : "bin ");
