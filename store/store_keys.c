@@ -315,13 +315,12 @@ store_keys_put_i64 (char *p, gint64 v)
  * together by hand: a seal or an open each made one, and printf's
  * machinery was a measurable part of filing a message (ten seals).
  * test_store pins the bytes against the printf form.  */
-GBytes *
-store_keys_aad (const char *table, const char *column, gint64 row,
-                gint64 owner, guint version)
+gsize
+store_keys_aad_into (char *buf, const char *table, gsize tl,
+                     const char *column, gsize cl, gint64 row, gint64 owner,
+                     guint version)
 {
-  const gsize tl = strlen (table), cl = strlen (column);
-  char *s = g_malloc (tl + cl + 4 + 2 * 20 + 10 + 1);
-  char *p = s;
+  char *p = buf;
 
   memcpy (p, table, tl);
   p += tl;
@@ -335,17 +334,39 @@ store_keys_aad (const char *table, const char *column, gint64 row,
   *p++ = '|';
   p = store_keys_put_u64 (p, version);
   *p = '\0';
-  return g_bytes_new_take (s, (gsize) (p - s));
+  return (gsize) (p - buf);
+}
+
+GBytes *
+store_keys_aad (const char *table, const char *column, gint64 row,
+                gint64 owner, guint version)
+{
+  const gsize tl = strlen (table), cl = strlen (column);
+  char *s = g_malloc (STORE_KEYS_AAD_SIZE (tl, cl));
+  gsize n = store_keys_aad_into (s, table, tl, column, cl, row, owner,
+                                 version);
+
+  return g_bytes_new_take (s, n);
 }
 
 GBytes *
 store_keys_seal_nonce (const guint8 *key, GBytes *aad, const guint8 *nonce,
                        const void *plain, gsize plain_len)
 {
-  const gsize npub = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
-  const gsize overhead = npub + crypto_aead_xchacha20poly1305_ietf_ABYTES;
   gsize aad_len = 0;
   const guint8 *aad_p = aad ? g_bytes_get_data (aad, &aad_len) : NULL;
+
+  return store_keys_seal_nonce_ad (key, aad_p, aad_len, nonce, plain,
+                                   plain_len);
+}
+
+GBytes *
+store_keys_seal_nonce_ad (const guint8 *key, const void *aad_p,
+                          gsize aad_len, const guint8 *nonce,
+                          const void *plain, gsize plain_len)
+{
+  const gsize npub = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+  const gsize overhead = npub + crypto_aead_xchacha20poly1305_ietf_ABYTES;
   guint8 *out = g_malloc (plain_len + overhead);
   unsigned long long clen = 0;
 

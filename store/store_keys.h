@@ -90,6 +90,13 @@ const guint8 *store_keys_get (const store_keys *keys, store_key_id id);
  * (transfer full) */
 GBytes *store_keys_aad (const char *table, const char *column, gint64 row,
                         gint64 owner, guint version);
+/* The same bytes written to @buf, which holds STORE_KEYS_AAD_SIZE (@tl,
+ * @cl) bytes (@tl, @cl: the names' lengths); their length (a NUL
+ * follows).  For a caller that keeps them on its stack.  */
+#define STORE_KEYS_AAD_SIZE(tl, cl) ((tl) + (cl) + 4 + 2 * 20 + 10 + 1)
+gsize store_keys_aad_into (char *buf, const char *table, gsize tl,
+                           const char *column, gsize cl, gint64 row,
+                           gint64 owner, guint version);
 
 /* (transfer full) nonce || ciphertext || tag of @plain under @key.  */
 GBytes *store_keys_seal (const guint8 *key, GBytes *aad,
@@ -101,6 +108,10 @@ GBytes *store_keys_seal (const guint8 *key, GBytes *aad,
 GBytes *store_keys_seal_nonce (const guint8 *key, GBytes *aad,
                                const guint8 *nonce, const void *plain,
                                gsize plain_len);
+/* The same with the associated data as a span (@aad_len bytes).  */
+GBytes *store_keys_seal_nonce_ad (const guint8 *key, const void *aad,
+                                  gsize aad_len, const guint8 *nonce,
+                                  const void *plain, gsize plain_len);
 
 /* (transfer full) (nullable) the plaintext, or NULL with
  * STORE_KEYS_ERROR_CRYPTO if the tag does not verify.  */

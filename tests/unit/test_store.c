@@ -861,6 +861,46 @@ START_TEST (test_aad_bytes)
 }
 END_TEST
 
+/* store_keys_aad_into () writes the bytes store_keys_aad () returns, and
+ * a seal with the associated data as a span is the seal with it as
+ * GBytes, byte for byte (the writer's seals take the span, from its
+ * stack).  */
+START_TEST (test_aad_into_and_span_seal)
+{
+  static const struct {
+    const char *t, *c;
+    gint64 row, owner;
+  } cases[] = {
+    { "messages", "header_message_id", 12, 3 },
+    { "attachments", "content", G_MAXINT64, G_MININT64 },
+    { "", "", 0, 0 },
+  };
+  guint8 key[32], nonce[STORE_KEYS_NONCE_BYTES];
+
+  memset (key, 7, sizeof key);
+  memset (nonce, 9, sizeof nonce);
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      const gsize tl = strlen (cases[i].t), cl = strlen (cases[i].c);
+      g_autofree char *buf = g_malloc (STORE_KEYS_AAD_SIZE (tl, cl));
+      g_autoptr (GBytes) aad = store_keys_aad (cases[i].t, cases[i].c,
+                                               cases[i].row, cases[i].owner,
+                                               1);
+      gsize n = store_keys_aad_into (buf, cases[i].t, tl, cases[i].c, cl,
+                                     cases[i].row, cases[i].owner, 1);
+      g_autoptr (GBytes) span = g_bytes_new (buf, n);
+      g_autoptr (GBytes) a = store_keys_seal_nonce (key, aad, nonce, "plain",
+                                                    5);
+      g_autoptr (GBytes) b = store_keys_seal_nonce_ad (key, buf, n, nonce,
+                                                       "plain", 5);
+
+      ck_assert (g_bytes_equal (aad, span));
+      ck_assert_uint_eq (buf[n], '\0');
+      ck_assert (g_bytes_equal (a, b));
+    }
+}
+END_TEST
+
 /* store_envelope_pack () serialises by hand what g_variant_new () would:
  * byte for byte the same, for every length that changes GVariant's
  * offset size (1, 2 and 4 bytes, in the array and in the tuple), empty
@@ -1319,6 +1359,7 @@ store_suite (void)
   tcase_add_test (tc, test_key_mode_and_size);
   tcase_add_test (tc, test_seal_roundtrip_and_tamper);
   tcase_add_test (tc, test_aad_bytes);
+  tcase_add_test (tc, test_aad_into_and_span_seal);
   tcase_add_test (tc, test_aad_every_width);
   tcase_add_test (tc, test_seal_nonces_distinct);
   tcase_add_test (tc, test_wrap_unwrap);
