@@ -99,6 +99,10 @@ typedef struct {
                                    * for values read again (GMime already
                                    * warned about the originals);
                                    * NULL until parser_walk_quiet() */
+  gboolean quiet_parse;        /* the top-level tree was parsed without
+                                * the warning callback
+                                * (parser_walk_quiet_safe()): its header
+                                * values are ASCII without "=?" */
 
   guint warn_count[PARSER_MESSAGE_WARN_KINDS];
   gint64 warn_offset[PARSER_MESSAGE_WARN_KINDS];
@@ -181,13 +185,8 @@ parser_walk_cut (GString *s, gsize max)
  * PARSER_LIMIT_HEADER_VALUE bytes; a longer one sets
  * PARSER_ANOMALY_HEADERS.  */
 static char *
-parser_walk_value (parser_walk *w, const char *s)
+parser_walk_value_len (parser_walk *w, const char *s, gsize len)
 {
-  gsize len;
-
-  if (s == NULL)
-    return NULL;
-  len = strlen (s);
   if (len > PARSER_LIMIT_HEADER_VALUE)
     {
       w->m->anomalies |= PARSER_ANOMALY_HEADERS;
@@ -199,6 +198,12 @@ parser_walk_value (parser_walk *w, const char *s)
       len = MIN (len, (gsize) PARSER_LIMIT_HEADER_VALUE + 8);
     }
   return parser_clean_text (s, (gssize) len, PARSER_LIMIT_HEADER_VALUE);
+}
+
+static char *
+parser_walk_value (parser_walk *w, const char *s)
+{
+  return s != NULL ? parser_walk_value_len (w, s, strlen (s)) : NULL;
 }
 
 static char *
@@ -480,13 +485,24 @@ parser_walk_index_clear (parser_walk_index *f)
   f->n = 0;
 }
 
-/* The decoded value of the first field named @name (any case), or NULL.  */
+static char *parser_walk_unfold (const char *raw);
+
+/* The decoded value of the first field named @name (any case), or NULL;
+ * after a quiet parse the raw value unfolded, which is the same there
+ * (parser_walk_unfold()), made in *@mine for the caller to free.  */
 static const char *
-parser_walk_index_value (const parser_walk_index *f, const char *name)
+parser_walk_index_value (const parser_walk *w, const parser_walk_index *f,
+                         const char *name, char **mine)
 {
   for (int i = 0; i < f->n; i++)
     if (parser_walk_name_eq (f->name[i], name))
-      return g_mime_header_get_value (f->h[i]);
+      {
+        const char *raw = g_mime_header_get_raw_value (f->h[i]);
+
+        if (w->quiet_parse && raw != NULL)
+          return *mine = parser_walk_unfold (raw);
+        return g_mime_header_get_value (f->h[i]);
+      }
   return NULL;
 }
 
@@ -3280,6 +3296,404 @@ parser_walk_prescreen (parser_walk *w, const guint8 *d, gsize n)
   return g_byte_array_free_to_bytes (out);
 }
 
+/* ------------------------------------------------------------ quiet parse
+ *
+ * With a warning callback set, GMime 3.2.13 decodes every header value as
+ * it adds the field (gmime-object.c, object_header_changed(): "validate
+ * header if requested, caches the decoded value") and looks for repeated
+ * fields: about 60,000 instructions of a 2 KB message, most of the gap to
+ * a bare parse (docs/performance.md, ninth and tenth sessions).  A
+ * message on which GMime cannot warn at all is therefore parsed without
+ * the callback: the flags and notes are the same (none from GMime), and
+ * the values are decoded only when read, or not at all (see
+ * parser_walk_header_list()).
+ *
+ * parser_walk_quiet_safe() decides, and must never say TRUE for bytes on
+ * which GMime would warn; it accepts one narrow, common shape and sends
+ * everything else the old way.  Where GMime 3.2.13 warns (every
+ * _g_mime_parser_options_warn() call):
+ *
+ * - gmime-parser.c: headers not ended by a blank line (truncated), a
+ *   line that is not a field (invalid header name), 8-bit names or
+ *   values, a repeated RFC 5322 single field (from, to, cc, bcc,
+ *   reply-to, sender, subject, date, message-id, in-reply-to,
+ *   references), a repeated Content-* field of a part, the multipart
+ *   structure (boundaries, parts without headers or content, nesting)
+ *   and message/rfc822 content;
+ * - gmime-utils.c: encoded words ("=?"), in any decoded value;
+ * - gmime-content-type.c, gmime-param.c: a Content-Type without
+ *   type/subtype, bad or repeated parameters (also Content-Disposition's);
+ * - internet-address.c: the address lists of Sender, From, Reply-To, To,
+ *   Cc and Bcc, parsed as the fields are added.
+ *
+ * So TRUE needs: a header block of printable ASCII and tabs, CRLF or LF
+ * line ends (no lone CR), at least one field and a blank line after the
+ * last; each field a name of visible characters then ':'; no "=?"; no
+ * repeated single or Content-* field; no Content-Disposition; a
+ * Content-Type, if any, "type/subtype" (neither multipart nor message)
+ * with distinct name=token or name="text" parameters; and address fields
+ * that are lists of plain mailboxes: a@b.c, <a@b.c>, Words <a@b.c>,
+ * "Quoted words" <a@b.c>.  Nothing in a single part's body makes GMime
+ * warn.  The body is not looked at.  */
+
+/* Byte classes for characters below 128, as two 64-bit masks; the sets
+ * are GMime's (gmime-table-private.h: CHARS_SPECIAL, CHARS_TSPECIAL).  */
+#define PARSER_QUIET_LO(c) ((c) < 64 ? G_GUINT64_CONSTANT (1) << (c) : 0)
+#define PARSER_QUIET_HI(c) ((c) >= 64 ? G_GUINT64_CONSTANT (1) << ((c) - 64) \
+                                      : 0)
+/* "()<>@,;:\\\"" common to both sets */
+#define PARSER_QUIET_COMMON(F)                                              \
+  (F ('(') | F (')') | F ('<') | F ('>') | F ('@') | F (',') | F (';')      \
+   | F (':') | F ('\\') | F ('"') | F ('[') | F (']'))
+/* visible characters, 0x21-0x7e */
+#define PARSER_QUIET_VIS_LO (~((G_GUINT64_CONSTANT (1) << 33) - 1))
+#define PARSER_QUIET_VIS_HI (~G_GUINT64_CONSTANT (0) >> 1)
+/* atext: visible, not a special (RFC 5322 atom, as GMime's is_atom) */
+#define PARSER_QUIET_ATEXT_LO                                               \
+  (PARSER_QUIET_VIS_LO & ~(PARSER_QUIET_COMMON (PARSER_QUIET_LO)            \
+                           | PARSER_QUIET_LO ('.')))
+#define PARSER_QUIET_ATEXT_HI                                               \
+  (PARSER_QUIET_VIS_HI & ~(PARSER_QUIET_COMMON (PARSER_QUIET_HI)            \
+                           | PARSER_QUIET_HI ('.')))
+/* token: visible, not a tspecial (RFC 2045, as GMime's is_ttoken) */
+#define PARSER_QUIET_TOKEN_LO                                               \
+  (PARSER_QUIET_VIS_LO & ~(PARSER_QUIET_COMMON (PARSER_QUIET_LO)            \
+                           | PARSER_QUIET_LO ('/') | PARSER_QUIET_LO ('?')  \
+                           | PARSER_QUIET_LO ('=')))
+#define PARSER_QUIET_TOKEN_HI                                               \
+  (PARSER_QUIET_VIS_HI & ~(PARSER_QUIET_COMMON (PARSER_QUIET_HI)            \
+                           | PARSER_QUIET_HI ('/') | PARSER_QUIET_HI ('?')  \
+                           | PARSER_QUIET_HI ('=')))
+
+static inline gboolean
+parser_walk_quiet_in (guint64 lo, guint64 hi, guint8 c)
+{
+  return c < 64 ? (lo >> c) & 1 : c < 128 && ((hi >> (c - 64)) & 1);
+}
+
+static inline gboolean
+parser_walk_quiet_atext (guint8 c)
+{
+  return parser_walk_quiet_in (PARSER_QUIET_ATEXT_LO, PARSER_QUIET_ATEXT_HI,
+                               c);
+}
+
+static inline gboolean
+parser_walk_quiet_token (guint8 c)
+{
+  return parser_walk_quiet_in (PARSER_QUIET_TOKEN_LO, PARSER_QUIET_TOKEN_HI,
+                               c);
+}
+
+/* Folding white space as GMime skips it in a raw value (is_lwsp).  */
+static gsize
+parser_walk_quiet_ws (const guint8 *v, gsize n, gsize i)
+{
+  while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r'
+                   || v[i] == '\n'))
+    i++;
+  return i;
+}
+
+/* A quoted string without backslashes or line ends at @i; where it ends,
+ * or 0.  */
+static gsize
+parser_walk_quiet_quoted (const guint8 *v, gsize n, gsize i)
+{
+  if (i >= n || v[i] != '"')
+    return 0;
+  for (i++; i < n && v[i] >= 0x20 && v[i] < 0x7f && v[i] != '"'
+            && v[i] != '\\';
+       i++)
+    ;
+  return i < n && v[i] == '"' ? i + 1 : 0;
+}
+
+/* atom ("." atom)* "@" atom ("." atom)* at @i, nothing around it; where
+ * it ends, or 0.  */
+static gsize
+parser_walk_quiet_addr_spec (const guint8 *v, gsize n, gsize i)
+{
+  for (guint side = 0; side < 2; side++)
+    {
+      for (;;)
+        {
+          gsize a = i;
+
+          while (i < n && parser_walk_quiet_atext (v[i]))
+            i++;
+          if (i == a)
+            return 0;
+          if (i < n && v[i] == '.')
+            {
+              i++;
+              continue;
+            }
+          break;
+        }
+      if (side == 0)
+        {
+          if (i >= n || v[i] != '@')
+            return 0;
+          i++;
+        }
+    }
+  return i;
+}
+
+/* An address list of plain mailboxes (above), the raw value of one of
+ * the fields GMime parses as addresses.  */
+static gboolean
+parser_walk_quiet_addresses (const guint8 *v, gsize n)
+{
+  gsize i = 0;
+
+  for (;;)
+    {
+      gsize e;
+
+      i = parser_walk_quiet_ws (v, n, i);
+      e = parser_walk_quiet_addr_spec (v, n, i);
+      if (e != 0 && (e = parser_walk_quiet_ws (v, n, e)) < n && v[e] != ',')
+        e = 0;
+      if (e == 0)
+        {
+          /* [words] "<" addr-spec ">": a word is atext then atext or
+           * dots, or a quoted string; white space between words */
+          while (i < n && v[i] != '<')
+            {
+              if (v[i] == '"')
+                {
+                  i = parser_walk_quiet_quoted (v, n, i);
+                  if (i == 0)
+                    return FALSE;
+                }
+              else
+                {
+                  if (!parser_walk_quiet_atext (v[i]))
+                    return FALSE;
+                  while (i < n && (parser_walk_quiet_atext (v[i])
+                                   || v[i] == '.'))
+                    i++;
+                }
+              e = parser_walk_quiet_ws (v, n, i);
+              if (e == i && e < n && v[e] != '<')
+                return FALSE;
+              i = e;
+            }
+          if (i >= n)
+            return FALSE;
+          e = parser_walk_quiet_addr_spec (v, n, i + 1);
+          if (e == 0 || e >= n || v[e] != '>')
+            return FALSE;
+          e = parser_walk_quiet_ws (v, n, e + 1);
+          if (e < n && v[e] != ',')
+            return FALSE;
+        }
+      if (e >= n)
+        return TRUE;
+      i = e + 1;                  /* past the comma: another address */
+    }
+}
+
+/* Content-Type: type/subtype, neither multipart nor message, then
+ * distinct ; name=token or ; name="text" parameters.  */
+static gboolean
+parser_walk_quiet_content_type (const guint8 *v, gsize n)
+{
+  gsize i = parser_walk_quiet_ws (v, n, 0), t = i;
+  gsize names[8], name_len[8];
+  guint n_names = 0;
+
+  while (i < n && parser_walk_quiet_token (v[i]))
+    i++;
+  if (i == t || i >= n || v[i] != '/'
+      || (i - t == 9
+          && g_ascii_strncasecmp ((const char *) v + t, "multipart", 9) == 0)
+      || (i - t == 7
+          && g_ascii_strncasecmp ((const char *) v + t, "message", 7) == 0))
+    return FALSE;
+  t = ++i;
+  while (i < n && parser_walk_quiet_token (v[i]))
+    i++;
+  if (i == t)
+    return FALSE;
+  for (;;)
+    {
+      gsize p;
+
+      i = parser_walk_quiet_ws (v, n, i);
+      if (i >= n)
+        return TRUE;
+      if (v[i] != ';' || n_names == G_N_ELEMENTS (names))
+        return FALSE;
+      i = p = parser_walk_quiet_ws (v, n, i + 1);
+      while (i < n && parser_walk_quiet_token (v[i]) && v[i] != '*')
+        i++;
+      if (i == p || i >= n || v[i] != '=')
+        return FALSE;
+      for (guint k = 0; k < n_names; k++)
+        if (name_len[k] == i - p
+            && g_ascii_strncasecmp ((const char *) v + names[k],
+                                    (const char *) v + p, i - p) == 0)
+          return FALSE;
+      names[n_names] = p;
+      name_len[n_names++] = i - p;
+      i++;
+      if (i < n && v[i] == '"')
+        {
+          i = parser_walk_quiet_quoted (v, n, i);
+          if (i == 0)
+            return FALSE;
+        }
+      else
+        {
+          t = i;
+          while (i < n && parser_walk_quiet_token (v[i]))
+            i++;
+          if (i == t)
+            return FALSE;
+        }
+    }
+}
+
+/* Where the field whose value starts at @pos ends (the start of the next
+ * line that is not a continuation), or 0 when a byte of it is not plain
+ * (above) or the input ends inside it.  */
+static gsize
+parser_walk_quiet_field_end (const guint8 *d, gsize n, gsize pos)
+{
+  const guint64 ones = G_GUINT64_CONSTANT (0x0101010101010101);
+  const guint64 highs = G_GUINT64_CONSTANT (0x8080808080808080);
+
+  while (pos < n)
+    {
+      guint8 c;
+
+      /* eight bytes at a time while none is below 0x20, 0x7f or above,
+       * or '=' (haszero() tricks: the lowest flagged byte is exact) */
+      if (pos + 8 <= n)
+        {
+          guint64 x, eq_del, eq_eq, m;
+
+          memcpy (&x, d + pos, 8);
+          eq_del = x ^ (ones * 0x7f);
+          eq_eq = x ^ (ones * '=');
+          m = ((x - ones * 0x20) & ~x & highs) | (x & highs)
+              | ((eq_del - ones) & ~eq_del & highs)
+              | ((eq_eq - ones) & ~eq_eq & highs);
+          if (m == 0)
+            {
+              pos += 8;
+              continue;
+            }
+#if G_BYTE_ORDER == G_LITTLE_ENDIAN
+          pos += (gsize) __builtin_ctzll (m) / 8;
+#endif
+        }
+      c = d[pos];
+
+      if (c == '\n')
+        {
+          pos++;
+          if (pos < n && (d[pos] == ' ' || d[pos] == '\t'))
+            continue;
+          return pos;
+        }
+      if (c == '\r')
+        {
+          if (pos + 1 >= n || d[pos + 1] != '\n')
+            return 0;
+        }
+      else if (c == '=')
+        {
+          if (pos + 1 < n && d[pos + 1] == '?')
+            return 0;
+        }
+      else if ((c < 0x20 && c != '\t') || c >= 0x7f)
+        return 0;
+      pos++;
+    }
+  return 0;
+}
+
+/* TRUE when GMime 3.2.13 cannot warn while parsing @d (above).  */
+static gboolean
+parser_walk_quiet_safe (const guint8 *d, gsize n)
+{
+  /* RFC 5322 section 3.6's single fields, as GMime checks them
+   * (gmime-parser.c: rfc5322_single_hdr); the first six are GMime's
+   * address fields too */
+  static const struct {
+    const char *name;
+    gsize len;
+  } single[] = {
+    { "from", 4 }, { "to", 2 }, { "cc", 2 }, { "bcc", 3 },
+    { "reply-to", 8 }, { "sender", 6 }, { "date", 4 }, { "subject", 7 },
+    { "message-id", 10 }, { "in-reply-to", 11 }, { "references", 10 },
+  };
+  gsize content[8], content_len[8];
+  guint n_content = 0, seen = 0;
+  gsize pos = 0;
+
+  if (n == 0 || d[0] == ' ' || d[0] == '\t')
+    return FALSE;
+  for (;;)
+    {
+      const char *name = (const char *) d + pos;
+      gsize colon = pos, end, len;
+
+      if (pos >= n)
+        return FALSE;
+      if (d[pos] == '\n' || (d[pos] == '\r' && pos + 1 < n
+                             && d[pos + 1] == '\n'))
+        return pos > 0;
+      while (colon < n && d[colon] > 0x20 && d[colon] < 0x7f
+             && d[colon] != ':')
+        colon++;
+      if (colon == pos || colon >= n || d[colon] != ':')
+        return FALSE;
+      end = parser_walk_quiet_field_end (d, n, colon + 1);
+      if (end == 0)
+        return FALSE;
+      len = colon - pos;
+      if (len >= 8 && g_ascii_strncasecmp (name, "content-", 8) == 0)
+        {
+          for (guint k = 0; k < n_content; k++)
+            if (content_len[k] == len
+                && g_ascii_strncasecmp ((const char *) d + content[k], name,
+                                        len) == 0)
+              return FALSE;
+          if (n_content == G_N_ELEMENTS (content))
+            return FALSE;
+          content[n_content] = pos;
+          content_len[n_content++] = len;
+          if (len == 19
+              && g_ascii_strncasecmp (name, "content-disposition", 19) == 0)
+            return FALSE;
+          if (len == 12
+              && g_ascii_strncasecmp (name, "content-type", 12) == 0
+              && !parser_walk_quiet_content_type (d + colon + 1,
+                                                  end - colon - 1))
+            return FALSE;
+        }
+      else if (len <= 11)
+        for (guint k = 0; k < G_N_ELEMENTS (single); k++)
+          if (single[k].len == len && (name[0] | 0x20) == single[k].name[0]
+              && g_ascii_strncasecmp (name, single[k].name, len) == 0)
+            {
+              if (seen & (1u << k))
+                return FALSE;
+              seen |= 1u << k;
+              if (k < 6 && !parser_walk_quiet_addresses (d + colon + 1,
+                                                         end - colon - 1))
+                return FALSE;
+              break;
+            }
+      pos = end;
+    }
+}
+
 /* ------------------------------------------------------------ walk */
 
 static void
@@ -3894,6 +4308,42 @@ parser_walk_hdr_cmp_data (gconstpointer a, gconstpointer b, gpointer data)
   return parser_walk_hdr_cmp (a, b);
 }
 
+/* (transfer full) g_mime_utils_header_unfold() of @raw: without the
+ * white space (space, tab, CR, LF) at either end and without CR and LF
+ * within.  For an ASCII value without "=?" this is also what GMime's
+ * g_mime_header_get_value() gives (its decoder then copies every token
+ * as it is).  */
+static void
+parser_walk_unfold_span (const char *raw, const char **start,
+                         const char **end)
+{
+  const char *s = raw, *e;
+
+  while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+    s++;
+  e = s + strlen (s);
+  while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'
+                   || e[-1] == '\n'))
+    e--;
+  *start = s;
+  *end = e;
+}
+
+static char *
+parser_walk_unfold (const char *raw)
+{
+  const char *s, *e;
+  char *out, *o;
+
+  parser_walk_unfold_span (raw, &s, &e);
+  o = out = g_malloc ((gsize) (e - s) + 1);
+  for (; s < e; s++)
+    if (*s != '\r' && *s != '\n')
+      *o++ = *s;
+  *o = '\0';
+  return out;
+}
+
 /* Every top-level header in the order received: GMime keeps Content-*
  * on the body part, so both lists are merged by offset.  */
 static void
@@ -3961,13 +4411,38 @@ parser_walk_header_list (parser_walk *w, GMimeMessage *msg)
       const char *value;
       const char *raw = g_mime_header_get_raw_value (e->h);
       g_autofree char *mine = NULL;
-      g_autofree char *cut = parser_walk_fix_cut_utf8 (raw);
+      g_autofree char *cut = NULL;
 
       if (i >= PARSER_LIMIT_HEADERS)
         {
           w->m->anomalies |= PARSER_ANOMALY_HEADERS;
           break;
         }
+      /* After a quiet parse every value is ASCII without "=?"
+       * (parser_walk_quiet_safe()): GMime's decoded value is the raw one
+       * unfolded, made here without its tokens.  */
+      if (w->quiet_parse && raw != NULL)
+        {
+          const char *s, *t;
+
+          g_ptr_array_add (w->m->header_names,
+                           parser_clean_text (g_mime_header_get_name (e->h),
+                                              -1, 998));
+          /* a value on one line (most) is taken in place */
+          parser_walk_unfold_span (raw, &s, &t);
+          if (memchr (s, '\n', (gsize) (t - s)) == NULL
+              && memchr (s, '\r', (gsize) (t - s)) == NULL)
+            g_ptr_array_add (w->m->header_values,
+                             parser_walk_value_len (w, s, (gsize) (t - s)));
+          else
+            {
+              mine = parser_walk_unfold (raw);
+              g_ptr_array_add (w->m->header_values,
+                               parser_walk_value (w, mine));
+            }
+          continue;
+        }
+      cut = parser_walk_fix_cut_utf8 (raw);
       value = g_mime_header_get_value (e->h);
       /* B words and UTF-8 words of bad bytes: decoded one at a time (F3,
        * F5), not by GMime; a character cut short, as U+FFFD (F11).  */
@@ -3997,6 +4472,8 @@ parser_walk_headers (parser_walk *w, GMimeMessage *msg)
   const char *refs_raw;
   const char *irt;
   const char *id;
+  g_autofree char *irt_mine = NULL;
+  g_autofree char *refs_mine = NULL;
   parser_walk_index f;
 
   parser_walk_index_init (&f, o);
@@ -4042,8 +4519,8 @@ parser_walk_headers (parser_walk *w, GMimeMessage *msg)
 
   /* what g_mime_object_get_header() gives (the decoded value of the first
    * field of the name), from the index instead of GMime's table */
-  irt = parser_walk_index_value (&f, "In-Reply-To");
-  refs_raw = parser_walk_index_value (&f, "References");
+  irt = parser_walk_index_value (w, &f, "In-Reply-To", &irt_mine);
+  refs_raw = parser_walk_index_value (w, &f, "References", &refs_mine);
   parser_walk_index_clear (&f);
   if (irt != NULL)
     {
@@ -4346,8 +4823,6 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
   w.ctx = ctx;
   w.opts = g_mime_parser_options_new ();
   g_mime_parser_options_set_fallback_charsets (w.opts, fallback);
-  g_mime_parser_options_set_warning_callback (w.opts,
-                                              parser_walk_gmime_warning, &w);
   if (data == NULL)
     data = (const guint8 *) "";
   screened = parser_walk_prescreen (&w, data, len);
@@ -4356,9 +4831,34 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
   if (data == NULL)
     data = (const guint8 *) "";
 
+  /* Bytes GMime cannot warn about are parsed without the callback (the
+   * tree's objects keep copies of the options they were parsed with);
+   * w.opts has it from then on, for what is parsed again.  */
+  w.quiet_parse = parser_walk_quiet_safe (data, len);
+  if (!w.quiet_parse)
+    g_mime_parser_options_set_warning_callback (w.opts,
+                                                parser_walk_gmime_warning,
+                                                &w);
   stream = parser_walk_stream_new (data, len, &shell);
   parser = g_mime_parser_new_with_stream (stream);
   msg = g_mime_parser_construct_message (parser, w.opts);
+  if (w.quiet_parse)
+    {
+      g_mime_parser_options_set_warning_callback (w.opts,
+                                                  parser_walk_gmime_warning,
+                                                  &w);
+      if (msg == NULL)
+        {
+          /* not expected of a header block that passed; parse again, as
+           * any other message is */
+          w.quiet_parse = FALSE;
+          g_object_unref (parser);
+          parser_walk_stream_free (stream, shell);
+          stream = parser_walk_stream_new (data, len, &shell);
+          parser = g_mime_parser_new_with_stream (stream);
+          msg = g_mime_parser_construct_message (parser, w.opts);
+        }
+    }
 
   if (msg == NULL)
     {

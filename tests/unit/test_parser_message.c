@@ -1761,6 +1761,106 @@ START_TEST (test_headers)
 }
 END_TEST
 
+/* A single-part message whose headers GMime cannot warn about is parsed
+ * without the warning callback (parser_message.c, "quiet parse").  The
+ * plain message below takes that way; each case changes one field into
+ * something GMime warns about, which the pre-scan must catch: the flag
+ * and the "GMime ..." note are still there.  */
+#define QUIET_PLAIN_HEAD                                                    \
+  "Received: from mail.example.org by intake.example;\r\n"                  \
+  "\tTue, 5 Mar 2024 09:00:11 +0000\r\n"                                    \
+  "From: Sarah Thompson <sarah@example.org>\r\n"                            \
+  "To: \"Council, Enquiries\" <enquiries@council.example>, x.y@example.net\r\n" \
+  "Subject: Re: pothole on Mill Lane\r\n"                                   \
+  "Date: Tue, 5 Mar 2024 09:00:07 +0000\r\n"                                \
+  "Message-ID: <m1@example.org>\r\n"                                        \
+  "In-Reply-To: <ack-0@council.example>\r\n"                                \
+  "References: <first@council.example>\r\n <ack-0@council.example>\r\n"     \
+  "MIME-Version: 1.0\r\n"
+
+static const struct {
+  const char *what;
+  const char *head;            /* fields after QUIET_PLAIN_HEAD */
+  gboolean blank;              /* a blank line and a body after them */
+  const char *note;
+  guint anomaly;
+} quiet_cases[] = {
+  { "plain", "Content-Type: text/plain; charset=utf-8\r\n", TRUE, NULL, 0 },
+  { "subject twice", "Subject: Re: pothole on Mill Lane\r\n", TRUE,
+    "GMime duplicated-header", PARSER_ANOMALY_CONFLICTING },
+  { "from twice", "FROM: other@example.org\r\n", TRUE,
+    "GMime conflicting-header", PARSER_ANOMALY_CONFLICTING },
+  { "content field twice",
+    "Content-Transfer-Encoding: 8bit\r\ncontent-transfer-encoding: 7bit\r\n",
+    TRUE, "GMime conflicting-header", PARSER_ANOMALY_CONFLICTING },
+  { "address list", "Cc: a@example.org b@example.org\r\n", TRUE,
+    "GMime invalid-address-list", PARSER_ANOMALY_GMIME_WARNING },
+  { "no domain", "Cc: a@example.org, b@\r\n", TRUE,
+    "GMime invalid-address-list", PARSER_ANOMALY_GMIME_WARNING },
+  { "encoded word", "X-Note: =?utf-8?q?a b?=\r\n", TRUE,
+    "GMime invalid-rfc2047-value", PARSER_ANOMALY_ENCODED_WORD },
+  { "8-bit value", "X-Note: caf\xe9\r\n", TRUE,
+    "GMime unencoded-8bit-header", PARSER_ANOMALY_GMIME_WARNING },
+  { "content type", "Content-Type: text\r\n", TRUE,
+    "GMime invalid-content-type", PARSER_ANOMALY_GMIME_WARNING },
+  { "parameter twice",
+    "Content-Type: text/plain; charset=utf-8; Charset=latin1\r\n", TRUE,
+    "GMime conflicting-parameter", PARSER_ANOMALY_CONFLICTING },
+  { "bad parameter", "Content-Type: text/plain; =x\r\n", TRUE,
+    "GMime invalid-parameter", PARSER_ANOMALY_GMIME_WARNING },
+  { "disposition parameter",
+    "Content-Disposition: inline; filename=a.txt; filename=a.txt\r\n", TRUE,
+    "GMime duplicated-parameter", PARSER_ANOMALY_GMIME_WARNING },
+  { "field name", "Bad Name: x\r\n", TRUE, "GMime invalid-header-name",
+    PARSER_ANOMALY_GMIME_CRITICAL },
+  { "no blank line", "X-Last: x", FALSE, "GMime truncated-message",
+    PARSER_ANOMALY_BOUNDARY },
+  { "multipart without boundary", "Content-Type: multipart/mixed\r\n", TRUE,
+    "GMime multipart-without-boundary", PARSER_ANOMALY_BOUNDARY },
+};
+
+START_TEST (test_quiet_parse)
+{
+  g_autofree char *msg = g_strconcat (
+      QUIET_PLAIN_HEAD, quiet_cases[_i].head,
+      quiet_cases[_i].blank ? "\r\nThe light is out.\r\n" : "", NULL);
+  parser_message *m = parse (msg);
+  gboolean gmime_note = FALSE;
+
+  for (guint i = 0; i < m->notes->len; i++)
+    gmime_note |= g_str_has_prefix (m->notes->pdata[i], "GMime ");
+  if (quiet_cases[_i].note == NULL)
+    {
+      ck_assert_msg (!gmime_note && m->anomalies == 0, "%s: %#x",
+                     quiet_cases[_i].what, m->anomalies);
+      /* the values as GMime decodes them: unfolded, the ends trimmed
+       * (and the tab a space, as in every value) */
+      ck_assert_str_eq (m->header_values->pdata[0],
+                        "from mail.example.org by intake.example; "
+                        "Tue, 5 Mar 2024 09:00:11 +0000");
+      ck_assert_str_eq (m->header_values->pdata[7],
+                        "<first@council.example> <ack-0@council.example>");
+      ck_assert_str_eq (m->in_reply_to, "ack-0@council.example");
+      ck_assert_uint_eq (m->references->len, 2);
+      ck_assert_str_eq (m->references->pdata[1], "ack-0@council.example");
+      ck_assert_uint_eq (m->to->len, 2);
+      ck_assert_str_eq (((parser_address *) m->to->pdata[0])->name,
+                        "Council, Enquiries");
+      ck_assert_str_eq (m->text, "The light is out.");
+    }
+  else
+    {
+      ck_assert_msg (has_note (m, quiet_cases[_i].note), "%s: no note \"%s\"",
+                     quiet_cases[_i].what, quiet_cases[_i].note);
+      ck_assert_msg ((m->anomalies & quiet_cases[_i].anomaly)
+                         == quiet_cases[_i].anomaly,
+                     "%s: %#x", quiet_cases[_i].what, m->anomalies);
+    }
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
 START_TEST (test_context)
 {
   static const char msg[] =
@@ -3054,6 +3154,8 @@ parser_message_suite (void)
   tcase_add_loop_test (mime, test_text, 0, G_N_ELEMENTS (text_cases));
   tcase_add_test (mime, test_text_part_attachment_counts);
   tcase_add_test (mime, test_headers);
+  tcase_add_loop_test (mime, test_quiet_parse, 0,
+                       G_N_ELEMENTS (quiet_cases));
   tcase_add_test (mime, test_context);
   tcase_add_test (mime, test_unparseable);
   tcase_add_test (mime, test_f1_empty_encoded_rfc822);
