@@ -3617,6 +3617,22 @@ parser_walk_quiet_field_end (const guint8 *d, gsize n, gsize pos)
   return 0;
 }
 
+/* TRUE if the @len bytes at @name are @lower (lower-case letters and
+ * '-') in any case: a byte or'ed with 0x20 equals a lower-case letter
+ * only if it is that letter in either case, and '-' only if it is '-' or
+ * CR (which is not in a field name).  */
+static inline gboolean
+parser_walk_quiet_name_is (const char *name, gsize len, const char *lower,
+                           gsize lower_len)
+{
+  if (len != lower_len)
+    return FALSE;
+  for (gsize i = 0; i < len; i++)
+    if ((name[i] | 0x20) != lower[i])
+      return FALSE;
+  return TRUE;
+}
+
 /* TRUE when GMime 3.2.13 cannot warn while parsing @d (above).  */
 static gboolean
 parser_walk_quiet_safe (const guint8 *d, gsize n)
@@ -3657,7 +3673,7 @@ parser_walk_quiet_safe (const guint8 *d, gsize n)
       if (end == 0)
         return FALSE;
       len = colon - pos;
-      if (len >= 8 && g_ascii_strncasecmp (name, "content-", 8) == 0)
+      if (len >= 8 && parser_walk_quiet_name_is (name, 8, "content-", 8))
         {
           for (guint k = 0; k < n_content; k++)
             if (content_len[k] == len
@@ -3668,19 +3684,18 @@ parser_walk_quiet_safe (const guint8 *d, gsize n)
             return FALSE;
           content[n_content] = pos;
           content_len[n_content++] = len;
-          if (len == 19
-              && g_ascii_strncasecmp (name, "content-disposition", 19) == 0)
+          if (parser_walk_quiet_name_is (name, len, "content-disposition",
+                                         19))
             return FALSE;
-          if (len == 12
-              && g_ascii_strncasecmp (name, "content-type", 12) == 0
+          if (parser_walk_quiet_name_is (name, len, "content-type", 12)
               && !parser_walk_quiet_content_type (d + colon + 1,
                                                   end - colon - 1))
             return FALSE;
         }
       else if (len <= 11)
         for (guint k = 0; k < G_N_ELEMENTS (single); k++)
-          if (single[k].len == len && (name[0] | 0x20) == single[k].name[0]
-              && g_ascii_strncasecmp (name, single[k].name, len) == 0)
+          if (parser_walk_quiet_name_is (name, len, single[k].name,
+                                         single[k].len))
             {
               if (seen & (1u << k))
                 return FALSE;
@@ -4337,9 +4352,19 @@ parser_walk_unfold (const char *raw)
 
   parser_walk_unfold_span (raw, &s, &e);
   o = out = g_malloc ((gsize) (e - s) + 1);
-  for (; s < e; s++)
-    if (*s != '\r' && *s != '\n')
-      *o++ = *s;
+  /* the runs between line ends, copied whole */
+  while (s < e)
+    {
+      const char *r = s;
+
+      while (r < e && *r != '\r' && *r != '\n')
+        r++;
+      memcpy (o, s, (gsize) (r - s));
+      o += r - s;
+      while (r < e && (*r == '\r' || *r == '\n'))
+        r++;
+      s = r;
+    }
   *o = '\0';
   return out;
 }
@@ -4478,12 +4503,21 @@ parser_walk_headers (parser_walk *w, GMimeMessage *msg)
 
   parser_walk_index_init (&f, o);
   {
-    g_autofree char *subject = parser_walk_subject (w, msg, &f);
-    InternetAddressList *from = parser_walk_address_list (w, &f, "From");
-    InternetAddressList *to = parser_walk_address_list (w, &f, "To");
-    InternetAddressList *cc = parser_walk_address_list (w, &f, "Cc");
-    InternetAddressList *reply_to = parser_walk_address_list (w, &f,
-                                                              "Reply-To");
+    /* After a quiet parse no value has an encoded word, a cut character
+     * or a byte to repair: GMime's subject and addresses stand, and
+     * parser_walk_check_words() has nothing to find.  */
+    gboolean plain = w->quiet_parse;
+    g_autofree char *subject = plain
+        ? g_strdup (g_mime_message_get_subject (msg))
+        : parser_walk_subject (w, msg, &f);
+    InternetAddressList *from = plain ? NULL
+        : parser_walk_address_list (w, &f, "From");
+    InternetAddressList *to = plain ? NULL
+        : parser_walk_address_list (w, &f, "To");
+    InternetAddressList *cc = plain ? NULL
+        : parser_walk_address_list (w, &f, "Cc");
+    InternetAddressList *reply_to = plain ? NULL
+        : parser_walk_address_list (w, &f, "Reply-To");
 
     m->subject = parser_walk_value (w, subject);
     m->from = parser_walk_first_address (
@@ -4499,7 +4533,7 @@ parser_walk_headers (parser_walk *w, GMimeMessage *msg)
     g_clear_object (&cc);
     g_clear_object (&reply_to);
   }
-  for (guint i = 0; i < 4; i++)
+  for (guint i = 0; i < 4 && !w->quiet_parse; i++)
     parser_walk_check_words (w, &f, (const char *[]){ "Subject", "From", "To",
                                                       "Cc" }[i]);
 
