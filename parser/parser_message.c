@@ -103,6 +103,7 @@ typedef struct {
                                 * the warning callback
                                 * (parser_walk_quiet_safe()): its header
                                 * values are ASCII without "=?" */
+  gsize quiet_head;            /* then: the bytes of its header block */
 
   guint warn_count[PARSER_MESSAGE_WARN_KINDS];
   gint64 warn_offset[PARSER_MESSAGE_WARN_KINDS];
@@ -3633,9 +3634,10 @@ parser_walk_quiet_name_is (const char *name, gsize len, const char *lower,
   return TRUE;
 }
 
-/* TRUE when GMime 3.2.13 cannot warn while parsing @d (above).  */
+/* TRUE when GMime 3.2.13 cannot warn while parsing @d (above); then
+ * *@head_len is the length of the header block, blank line excluded.  */
 static gboolean
-parser_walk_quiet_safe (const guint8 *d, gsize n)
+parser_walk_quiet_safe (const guint8 *d, gsize n, gsize *head_len)
 {
   /* RFC 5322 section 3.6's single fields, as GMime checks them
    * (gmime-parser.c: rfc5322_single_hdr); the first six are GMime's
@@ -3663,7 +3665,10 @@ parser_walk_quiet_safe (const guint8 *d, gsize n)
         return FALSE;
       if (d[pos] == '\n' || (d[pos] == '\r' && pos + 1 < n
                              && d[pos + 1] == '\n'))
-        return pos > 0;
+        {
+          *head_len = pos;
+          return pos > 0;
+        }
       while (colon < n && d[colon] > 0x20 && d[colon] < 0x7f
              && d[colon] != ':')
         colon++;
@@ -3716,8 +3721,17 @@ parser_walk_count_headers (parser_walk *w, GMimeObject *o)
 {
   GMimeHeaderList *hl = g_mime_object_get_header_list (o);
   int n = hl ? g_mime_header_list_get_count (hl) : 0;
+  /* After a quiet parse the only headers are the message's and its one
+   * part's, each name and raw value a piece of one field of the block
+   * (GMime adds none to a parsed tree): together fewer bytes than the
+   * block, which when under half the limit cannot reach it; they need
+   * not be measured.  */
+  int measured = w->quiet_parse
+                         && w->quiet_head <= PARSER_LIMIT_HEADER_BYTES / 2
+                     ? 0
+                     : n;
 
-  for (int i = 0; i < n; i++)
+  for (int i = 0; i < measured; i++)
     {
       GMimeHeader *h = g_mime_header_list_get_header_at (hl, i);
       const char *name = g_mime_header_get_name (h);
@@ -4868,7 +4882,7 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
   /* Bytes GMime cannot warn about are parsed without the callback (the
    * tree's objects keep copies of the options they were parsed with);
    * w.opts has it from then on, for what is parsed again.  */
-  w.quiet_parse = parser_walk_quiet_safe (data, len);
+  w.quiet_parse = parser_walk_quiet_safe (data, len, &w.quiet_head);
   if (!w.quiet_parse)
     g_mime_parser_options_set_warning_callback (w.opts,
                                                 parser_walk_gmime_warning,
