@@ -103,7 +103,7 @@ typedef struct {
                                 * the warning callback
                                 * (parser_walk_quiet_safe()): its header
                                 * values are ASCII without "=?" */
-  gsize quiet_head;            /* then: the bytes of its header block */
+  gsize quiet_len;             /* then: the bytes GMime parsed */
 
   guint warn_count[PARSER_MESSAGE_WARN_KINDS];
   gint64 warn_offset[PARSER_MESSAGE_WARN_KINDS];
@@ -3327,15 +3327,16 @@ parser_walk_prescreen (parser_walk *w, const guint8 *d, gsize n)
  * - internet-address.c: the address lists of Sender, From, Reply-To, To,
  *   Cc and Bcc, parsed as the fields are added.
  *
- * So TRUE needs: a header block of printable ASCII and tabs, CRLF or LF
+ * So TRUE needs header blocks of printable ASCII and tabs, CRLF or LF
  * line ends (no lone CR), at least one field and a blank line after the
  * last; each field a name of visible characters then ':'; no "=?"; no
- * repeated single or Content-* field; no Content-Disposition; a
- * Content-Type, if any, "type/subtype" (neither multipart nor message)
- * with distinct name=token or name="text" parameters; and address fields
+ * repeated single or Content-* field; a Content-Type, if any,
+ * "type/subtype" (never message/...) and a Content-Disposition with
+ * distinct name=token or name="text" parameters; and address fields
  * that are lists of plain mailboxes: a@b.c, <a@b.c>, Words <a@b.c>,
- * "Quoted words" <a@b.c>.  Nothing in a single part's body makes GMime
- * warn.  The body is not looked at.  */
+ * "Quoted words" <a@b.c>.  Nothing in a leaf part's body makes GMime
+ * warn.  A multipart is taken one level deep, its structure checked
+ * too (parser_walk_quiet_safe()).  */
 
 /* Byte classes for characters below 128, as two 64-bit masks; the sets
  * are GMime's (gmime-table-private.h: CHARS_SPECIAL, CHARS_TSPECIAL).  */
@@ -3384,6 +3385,22 @@ parser_walk_quiet_token (guint8 c)
 {
   return parser_walk_quiet_in (PARSER_QUIET_TOKEN_LO, PARSER_QUIET_TOKEN_HI,
                                c);
+}
+
+/* TRUE if the @len bytes at @name are @lower (lower-case letters and
+ * '-') in any case: a byte or'ed with 0x20 equals a lower-case letter
+ * only if it is that letter in either case, and '-' only if it is '-' or
+ * CR (which is not in a field name).  */
+static inline gboolean
+parser_walk_quiet_name_is (const char *name, gsize len, const char *lower,
+                           gsize lower_len)
+{
+  if (len != lower_len)
+    return FALSE;
+  for (gsize i = 0; i < len; i++)
+    if ((name[i] | 0x20) != lower[i])
+      return FALSE;
+  return TRUE;
 }
 
 /* Folding white space as GMime skips it in a raw value (is_lwsp).  */
@@ -3497,31 +3514,20 @@ parser_walk_quiet_addresses (const guint8 *v, gsize n)
     }
 }
 
-/* Content-Type: type/subtype, neither multipart nor message, then
- * distinct ; name=token or ; name="text" parameters.  */
+/* Parameters from @i (white space, then ';' or the end): distinct
+ * name=token or name="text", names without '*' (RFC 2231).  Where a
+ * parameter named boundary is, its value in *@boundary and
+ * *@boundary_len (a quoted one without its quotes).  */
 static gboolean
-parser_walk_quiet_content_type (const guint8 *v, gsize n)
+parser_walk_quiet_params (const guint8 *v, gsize n, gsize i,
+                          const guint8 **boundary, gsize *boundary_len)
 {
-  gsize i = parser_walk_quiet_ws (v, n, 0), t = i;
   gsize names[8], name_len[8];
   guint n_names = 0;
 
-  while (i < n && parser_walk_quiet_token (v[i]))
-    i++;
-  if (i == t || i >= n || v[i] != '/'
-      || (i - t == 9
-          && g_ascii_strncasecmp ((const char *) v + t, "multipart", 9) == 0)
-      || (i - t == 7
-          && g_ascii_strncasecmp ((const char *) v + t, "message", 7) == 0))
-    return FALSE;
-  t = ++i;
-  while (i < n && parser_walk_quiet_token (v[i]))
-    i++;
-  if (i == t)
-    return FALSE;
   for (;;)
     {
-      gsize p;
+      gsize p, t;
 
       i = parser_walk_quiet_ws (v, n, i);
       if (i >= n)
@@ -3543,9 +3549,17 @@ parser_walk_quiet_content_type (const guint8 *v, gsize n)
       i++;
       if (i < n && v[i] == '"')
         {
+          t = i + 1;
           i = parser_walk_quiet_quoted (v, n, i);
           if (i == 0)
             return FALSE;
+          if (boundary != NULL && name_len[n_names - 1] == 8
+              && parser_walk_quiet_name_is ((const char *) v + p, 8,
+                                            "boundary", 8))
+            {
+              *boundary = v + t;
+              *boundary_len = i - 1 - t;
+            }
         }
       else
         {
@@ -3554,8 +3568,68 @@ parser_walk_quiet_content_type (const guint8 *v, gsize n)
             i++;
           if (i == t)
             return FALSE;
+          if (boundary != NULL && name_len[n_names - 1] == 8
+              && parser_walk_quiet_name_is ((const char *) v + p, 8,
+                                            "boundary", 8))
+            {
+              *boundary = v + t;
+              *boundary_len = i - t;
+            }
         }
     }
+}
+
+/* What a header block declares of its part, for the structure.  */
+typedef struct {
+  gboolean multipart;          /* Content-Type multipart/... (not digest) */
+  const guint8 *boundary;      /* its boundary parameter, or NULL */
+  gsize boundary_len;
+} parser_walk_quiet_part;
+
+/* Content-Type: type/subtype, then parameters (above).  Never
+ * message/... (GMime parses its content as a message); multipart/...
+ * only where @multipart is not NULL, and not digest (whose parts default
+ * to message/rfc822).  */
+static gboolean
+parser_walk_quiet_content_type (const guint8 *v, gsize n,
+                                parser_walk_quiet_part *multipart)
+{
+  gsize i = parser_walk_quiet_ws (v, n, 0), t = i, st;
+  gboolean is_multipart;
+
+  while (i < n && parser_walk_quiet_token (v[i]))
+    i++;
+  if (i == t || i >= n || v[i] != '/'
+      || parser_walk_quiet_name_is ((const char *) v + t, i - t, "message",
+                                    7))
+    return FALSE;
+  is_multipart = parser_walk_quiet_name_is ((const char *) v + t, i - t,
+                                            "multipart", 9);
+  st = ++i;
+  while (i < n && parser_walk_quiet_token (v[i]))
+    i++;
+  if (i == st)
+    return FALSE;
+  if (!is_multipart)
+    return parser_walk_quiet_params (v, n, i, NULL, NULL);
+  if (multipart == NULL
+      || parser_walk_quiet_name_is ((const char *) v + st, i - st, "digest",
+                                    6))
+    return FALSE;
+  multipart->multipart = TRUE;
+  return parser_walk_quiet_params (v, n, i, &multipart->boundary,
+                                   &multipart->boundary_len);
+}
+
+/* Content-Disposition: anything up to the first ';' (GMime keeps it as
+ * it is), then parameters (above).  */
+static gboolean
+parser_walk_quiet_disposition (const guint8 *v, gsize n)
+{
+  const guint8 *semi = memchr (v, ';', n);
+
+  return semi == NULL
+         || parser_walk_quiet_params (v, n, (gsize) (semi - v), NULL, NULL);
 }
 
 /* Where the field whose value starts at @pos ends (the start of the next
@@ -3618,26 +3692,15 @@ parser_walk_quiet_field_end (const guint8 *d, gsize n, gsize pos)
   return 0;
 }
 
-/* TRUE if the @len bytes at @name are @lower (lower-case letters and
- * '-') in any case: a byte or'ed with 0x20 equals a lower-case letter
- * only if it is that letter in either case, and '-' only if it is '-' or
- * CR (which is not in a field name).  */
-static inline gboolean
-parser_walk_quiet_name_is (const char *name, gsize len, const char *lower,
-                           gsize lower_len)
-{
-  if (len != lower_len)
-    return FALSE;
-  for (gsize i = 0; i < len; i++)
-    if ((name[i] | 0x20) != lower[i])
-      return FALSE;
-  return TRUE;
-}
-
-/* TRUE when GMime 3.2.13 cannot warn while parsing @d (above); then
- * *@head_len is the length of the header block, blank line excluded.  */
-static gboolean
-parser_walk_quiet_safe (const guint8 *d, gsize n, gsize *head_len)
+/* One header block from @pos (the message's when @top, else a part's):
+ * where the line after its blank line starts, or 0 when it is not plain
+ * (above).  The message's: no single field twice, address fields of
+ * plain mailboxes.  A part's: no field twice at all (GMime checks every
+ * field of a part against the others), no multipart.  Both: no Content-*
+ * field twice, Content-Type and Content-Disposition plain.  */
+static gsize
+parser_walk_quiet_block (const guint8 *d, gsize n, gsize pos, gboolean top,
+                         parser_walk_quiet_part *part)
 {
   /* RFC 5322 section 3.6's single fields, as GMime checks them
    * (gmime-parser.c: rfc5322_single_hdr); the first six are GMime's
@@ -3650,67 +3713,148 @@ parser_walk_quiet_safe (const guint8 *d, gsize n, gsize *head_len)
     { "reply-to", 8 }, { "sender", 6 }, { "date", 4 }, { "subject", 7 },
     { "message-id", 10 }, { "in-reply-to", 11 }, { "references", 10 },
   };
-  gsize content[8], content_len[8];
-  guint n_content = 0, seen = 0;
-  gsize pos = 0;
+  /* the names to keep apart: Content-* (the message's), every one (a
+   * part's) */
+  gsize kept[16], kept_len[16];
+  guint n_kept = 0, seen = 0;
+  gsize first = pos;
 
-  if (n == 0 || d[0] == ' ' || d[0] == '\t')
-    return FALSE;
+  if (pos >= n || d[pos] == ' ' || d[pos] == '\t')
+    return 0;
   for (;;)
     {
       const char *name = (const char *) d + pos;
       gsize colon = pos, end, len;
+      gboolean content;
 
       if (pos >= n)
-        return FALSE;
-      if (d[pos] == '\n' || (d[pos] == '\r' && pos + 1 < n
-                             && d[pos + 1] == '\n'))
-        {
-          *head_len = pos;
-          return pos > 0;
-        }
+        return 0;
+      if (d[pos] == '\n')
+        return pos > first ? pos + 1 : 0;
+      if (d[pos] == '\r' && pos + 1 < n && d[pos + 1] == '\n')
+        return pos > first ? pos + 2 : 0;
       while (colon < n && d[colon] > 0x20 && d[colon] < 0x7f
              && d[colon] != ':')
         colon++;
       if (colon == pos || colon >= n || d[colon] != ':')
-        return FALSE;
+        return 0;
       end = parser_walk_quiet_field_end (d, n, colon + 1);
       if (end == 0)
-        return FALSE;
+        return 0;
       len = colon - pos;
-      if (len >= 8 && parser_walk_quiet_name_is (name, 8, "content-", 8))
+      content = len >= 8 && parser_walk_quiet_name_is (name, 8, "content-", 8);
+      if (content || !top)
         {
-          for (guint k = 0; k < n_content; k++)
-            if (content_len[k] == len
-                && g_ascii_strncasecmp ((const char *) d + content[k], name,
+          for (guint k = 0; k < n_kept; k++)
+            if (kept_len[k] == len
+                && g_ascii_strncasecmp ((const char *) d + kept[k], name,
                                         len) == 0)
-              return FALSE;
-          if (n_content == G_N_ELEMENTS (content))
-            return FALSE;
-          content[n_content] = pos;
-          content_len[n_content++] = len;
-          if (parser_walk_quiet_name_is (name, len, "content-disposition",
-                                         19))
-            return FALSE;
+              return 0;
+          if (n_kept == G_N_ELEMENTS (kept))
+            return 0;
+          kept[n_kept] = pos;
+          kept_len[n_kept++] = len;
+        }
+      if (content)
+        {
           if (parser_walk_quiet_name_is (name, len, "content-type", 12)
               && !parser_walk_quiet_content_type (d + colon + 1,
-                                                  end - colon - 1))
-            return FALSE;
+                                                  end - colon - 1,
+                                                  top ? part : NULL))
+            return 0;
+          if (parser_walk_quiet_name_is (name, len, "content-disposition", 19)
+              && !parser_walk_quiet_disposition (d + colon + 1,
+                                                 end - colon - 1))
+            return 0;
         }
-      else if (len <= 11)
+      else if (top && len <= 11)
         for (guint k = 0; k < G_N_ELEMENTS (single); k++)
           if (parser_walk_quiet_name_is (name, len, single[k].name,
                                          single[k].len))
             {
               if (seen & (1u << k))
-                return FALSE;
+                return 0;
               seen |= 1u << k;
               if (k < 6 && !parser_walk_quiet_addresses (d + colon + 1,
                                                          end - colon - 1))
-                return FALSE;
+                return 0;
               break;
             }
       pos = end;
+    }
+}
+
+/* The next "--" @b at or after @from, wherever it is, or @n.  */
+static gsize
+parser_walk_quiet_find (const guint8 *d, gsize n, gsize from,
+                        const guint8 *b, gsize blen)
+{
+  while (from + 2 + blen <= n)
+    {
+      const guint8 *dash = memchr (d + from, '-', n - from - 2 - blen + 1);
+
+      if (dash == NULL)
+        break;
+      from = (gsize) (dash - d);
+      if (d[from + 1] == '-' && memcmp (d + from + 2, b, blen) == 0)
+        return from;
+      from++;
+    }
+  return n;
+}
+
+/* TRUE when GMime 3.2.13 cannot warn while parsing @d (above).
+ *
+ * A multipart (one level: its parts are leaves) is plain when its
+ * boundary is 1 to 70 visible characters without ':' (so no delimiter
+ * line reads as a field) and every "--boundary" in the body, wherever it
+ * is, starts a delimiter line ("--boundary" or "--boundary--", then only
+ * white space): GMime looks for delimiters at line starts, and also where
+ * a line longer than its read buffer goes on, so one inside a line is
+ * refused too.  The first is not the closing one, each is followed by a
+ * part's plain header block, and the closing one comes (else GMime warns
+ * of a truncated message); after it anything may follow (the epilogue is
+ * read with no boundary left).  */
+static gboolean
+parser_walk_quiet_safe (const guint8 *d, gsize n)
+{
+  parser_walk_quiet_part top = { 0 };
+  gsize pos = parser_walk_quiet_block (d, n, 0, TRUE, &top);
+  gsize body = pos;
+  const guint8 *b = top.boundary;
+  gsize blen = top.boundary_len;
+
+  if (pos == 0)
+    return FALSE;
+  if (!top.multipart)
+    return TRUE;
+  if (b == NULL || blen == 0 || blen > PARSER_MESSAGE_BOUNDARY_MAX)
+    return FALSE;
+  for (gsize i = 0; i < blen; i++)
+    if (b[i] <= 0x20 || b[i] >= 0x7f || b[i] == ':')
+      return FALSE;
+  for (gboolean in_parts = FALSE;;)
+    {
+      gsize q = parser_walk_quiet_find (d, n, pos, b, blen), r;
+      gboolean closing;
+
+      if (q >= n || (q != body && d[q - 1] != '\n'))
+        return FALSE;
+      r = q + 2 + blen;
+      closing = r + 2 <= n && d[r] == '-' && d[r + 1] == '-';
+      if (closing)
+        r += 2;
+      for (; r < n && d[r] != '\n'; r++)
+        if (d[r] != ' ' && d[r] != '\t' && d[r] != '\r')
+          return FALSE;
+      if (closing)
+        return in_parts;
+      in_parts = TRUE;
+      r = r < n ? r + 1 : n;
+      pos = parser_walk_quiet_block (d, n, r, FALSE, NULL);
+      /* no "--boundary" inside the part's headers either */
+      if (pos == 0 || parser_walk_quiet_find (d, n, r, b, blen) < pos)
+        return FALSE;
     }
 }
 
@@ -3721,13 +3865,13 @@ parser_walk_count_headers (parser_walk *w, GMimeObject *o)
 {
   GMimeHeaderList *hl = g_mime_object_get_header_list (o);
   int n = hl ? g_mime_header_list_get_count (hl) : 0;
-  /* After a quiet parse the only headers are the message's and its one
-   * part's, each name and raw value a piece of one field of the block
-   * (GMime adds none to a parsed tree): together fewer bytes than the
-   * block, which when under half the limit cannot reach it; they need
-   * not be measured.  */
+  /* After a quiet parse every header's name and raw value are pieces of
+   * one field of the input (GMime adds none to a parsed tree, and there
+   * is no message parsed again): together fewer bytes than the input,
+   * which when under half the limit cannot reach it; they need not be
+   * measured.  */
   int measured = w->quiet_parse
-                         && w->quiet_head <= PARSER_LIMIT_HEADER_BYTES / 2
+                         && w->quiet_len <= PARSER_LIMIT_HEADER_BYTES / 2
                      ? 0
                      : n;
 
@@ -4882,7 +5026,8 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
   /* Bytes GMime cannot warn about are parsed without the callback (the
    * tree's objects keep copies of the options they were parsed with);
    * w.opts has it from then on, for what is parsed again.  */
-  w.quiet_parse = parser_walk_quiet_safe (data, len, &w.quiet_head);
+  w.quiet_parse = parser_walk_quiet_safe (data, len);
+  w.quiet_len = len;
   if (!w.quiet_parse)
     g_mime_parser_options_set_warning_callback (w.opts,
                                                 parser_walk_gmime_warning,

@@ -1861,6 +1861,84 @@ START_TEST (test_quiet_parse)
 }
 END_TEST
 
+/* The same for a multipart one level deep: the plain one is parsed
+ * quietly, and each defect (of the structure, or in a part's headers)
+ * keeps its GMime warning.  */
+#define QUIET_MP_HEAD                                                       \
+  "From: Sarah Thompson <sarah@example.org>\r\n"                            \
+  "To: enquiries@council.example\r\n"                                       \
+  "Subject: photos\r\n"                                                     \
+  "MIME-Version: 1.0\r\n"                                                   \
+  "Content-Type: multipart/mixed; boundary=\"=_b1\"\r\n"                    \
+  "\r\nThis is a multi-part message in MIME format.\r\n"
+#define QUIET_MP_TEXT                                                       \
+  "--=_b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"               \
+  "The light is out.\r\n"
+#define QUIET_MP_ATT                                                        \
+  "--=_b1\r\nContent-Type: application/octet-stream; name=\"a.bin\"\r\n"    \
+  "Content-Disposition: attachment; filename=\"a.bin\"\r\n"                 \
+  "Content-Transfer-Encoding: base64\r\n\r\nAAECAw==\r\n"
+
+static const struct {
+  const char *what;
+  const char *body;            /* after QUIET_MP_HEAD */
+  const char *note;
+  guint anomaly;
+} quiet_mp_cases[] = {
+  { "plain", QUIET_MP_TEXT QUIET_MP_ATT "--=_b1--\r\n", NULL, 0 },
+  { "no closing delimiter", QUIET_MP_TEXT QUIET_MP_ATT,
+    "GMime truncated-message", PARSER_ANOMALY_BOUNDARY },
+  { "part without content",
+    QUIET_MP_TEXT "--=_b1\r\nContent-Type: text/plain\r\n--=_b1--\r\n",
+    "GMime part-without-content", PARSER_ANOMALY_BOUNDARY },
+  { "a part's field twice",
+    "--=_b1\r\nContent-Type: text/plain\r\nX-Seen: 1\r\nX-Seen: 1\r\n\r\n"
+    "x\r\n--=_b1--\r\n",
+    "GMime duplicated-header", PARSER_ANOMALY_CONFLICTING },
+  { "a part's parameter twice",
+    "--=_b1\r\nContent-Type: text/plain; charset=utf-8; charset=latin1\r\n"
+    "\r\nx\r\n--=_b1--\r\n",
+    "GMime conflicting-parameter", PARSER_ANOMALY_CONFLICTING },
+  { "a part's encoded word",
+    "--=_b1\r\nContent-Type: text/plain\r\nX-Note: =?utf-8?q?a b?=\r\n\r\n"
+    "x\r\n--=_b1--\r\n",
+    "GMime invalid-rfc2047-value", PARSER_ANOMALY_ENCODED_WORD },
+  { "a nested multipart without boundary",
+    QUIET_MP_TEXT "--=_b1\r\nContent-Type: multipart/alternative\r\n\r\n"
+    "x\r\n--=_b1--\r\n",
+    "GMime multipart-without-boundary", PARSER_ANOMALY_BOUNDARY },
+};
+
+START_TEST (test_quiet_parse_multipart)
+{
+  g_autofree char *msg = g_strconcat (QUIET_MP_HEAD, quiet_mp_cases[_i].body,
+                                      NULL);
+  parser_message *m = parse (msg);
+  gboolean gmime_note = FALSE;
+
+  for (guint i = 0; i < m->notes->len; i++)
+    gmime_note |= g_str_has_prefix (m->notes->pdata[i], "GMime ");
+  if (quiet_mp_cases[_i].note == NULL)
+    {
+      ck_assert_msg (!gmime_note && m->anomalies == 0, "%s: %#x",
+                     quiet_mp_cases[_i].what, m->anomalies);
+      ck_assert_str_eq (m->text, "The light is out.");
+      ck_assert_uint_eq (m->attachments->len, 1);
+    }
+  else
+    {
+      ck_assert_msg (has_note (m, quiet_mp_cases[_i].note),
+                     "%s: no note \"%s\"", quiet_mp_cases[_i].what,
+                     quiet_mp_cases[_i].note);
+      ck_assert_msg ((m->anomalies & quiet_mp_cases[_i].anomaly)
+                         == quiet_mp_cases[_i].anomaly,
+                     "%s: %#x", quiet_mp_cases[_i].what, m->anomalies);
+    }
+  assert_message_valid (m);
+  parser_message_free (m);
+}
+END_TEST
+
 START_TEST (test_context)
 {
   static const char msg[] =
@@ -3156,6 +3234,8 @@ parser_message_suite (void)
   tcase_add_test (mime, test_headers);
   tcase_add_loop_test (mime, test_quiet_parse, 0,
                        G_N_ELEMENTS (quiet_cases));
+  tcase_add_loop_test (mime, test_quiet_parse_multipart, 0,
+                       G_N_ELEMENTS (quiet_mp_cases));
   tcase_add_test (mime, test_context);
   tcase_add_test (mime, test_unparseable);
   tcase_add_test (mime, test_f1_empty_encoded_rfc822);
