@@ -3212,12 +3212,17 @@ parser_walk_prescreen (parser_walk *w, const guint8 *d, gsize n)
        * over without looking at their ends.  */
       if (!hdr)
         {
-          while (pos < n
-                 && !(d[pos] == '-' && pos + 1 < n && d[pos + 1] == '-'))
-            {
-              const guint8 *nl = memchr (d + pos, '\n', n - pos);
+          /* the next line that starts "--": found by its dashes (a
+           * base64 body has none), not line by line */
+          gsize from = pos;
 
-              pos = nl != NULL ? (gsize) (nl - d) + 1 : n;
+          while (pos < n
+                 && !(d[pos] == '-' && pos + 1 < n && d[pos + 1] == '-'
+                      && (pos == from || d[pos - 1] == '\n')))
+            {
+              const guint8 *dash = memchr (d + pos + 1, '-', n - pos - 1);
+
+              pos = dash != NULL ? (gsize) (dash - d) : n;
             }
           if (pos >= n)
             break;
