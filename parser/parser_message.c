@@ -3718,6 +3718,12 @@ parser_walk_quiet_block (const guint8 *d, gsize n, gsize pos, gboolean top,
     { "reply-to", 8 }, { "sender", 6 }, { "date", 4 }, { "subject", 7 },
     { "message-id", 10 }, { "in-reply-to", 11 }, { "references", 10 },
   };
+  /* single[] by name length: at most two candidates each, 1-based (0:
+   * none) */
+  static const guint8 by_len[12][2] = {
+    [2] = { 2, 3 }, [3] = { 4, 0 }, [4] = { 1, 7 }, [6] = { 6, 0 },
+    [7] = { 8, 0 }, [8] = { 5, 0 }, [10] = { 9, 11 }, [11] = { 10, 0 },
+  };
   /* the names to keep apart: Content-* (the message's), every one (a
    * part's) */
   gsize kept[16], kept_len[16];
@@ -3773,18 +3779,21 @@ parser_walk_quiet_block (const guint8 *d, gsize n, gsize pos, gboolean top,
             return 0;
         }
       else if (top && len <= 11)
-        for (guint k = 0; k < G_N_ELEMENTS (single); k++)
-          if (parser_walk_quiet_name_is (name, len, single[k].name,
-                                         single[k].len))
-            {
-              if (seen & (1u << k))
-                return 0;
-              seen |= 1u << k;
-              if (k < 6 && !parser_walk_quiet_addresses (d + colon + 1,
-                                                         end - colon - 1))
-                return 0;
-              break;
-            }
+        for (guint c = 0; c < 2 && by_len[len][c] != 0; c++)
+          {
+            guint k = by_len[len][c] - 1u;
+
+            if (!parser_walk_quiet_name_is (name, len, single[k].name,
+                                            single[k].len))
+              continue;
+            if (seen & (1u << k))
+              return 0;
+            seen |= 1u << k;
+            if (k < 6 && !parser_walk_quiet_addresses (d + colon + 1,
+                                                       end - colon - 1))
+              return 0;
+            break;
+          }
       pos = end;
     }
 }
