@@ -5040,7 +5040,12 @@ parser_message_parse (GBytes *raw, const parser_context *ctx)
   /* Bytes GMime cannot warn about are parsed without the callback (the
    * tree's objects keep copies of the options they were parsed with);
    * w.opts has it from then on, for what is parsed again.  */
-  w.quiet_parse = parser_walk_quiet_safe (data, len);
+  /* The scan encodes where GMime 3.2.13 warns: under another GMime
+   * (run-time library) every message is parsed with the callback until
+   * the scan is checked against that version's source.  */
+  w.quiet_parse = gmime_major_version == 3 && gmime_minor_version == 2
+                  && gmime_micro_version == 13
+                  && parser_walk_quiet_safe (data, len);
   w.quiet_len = len;
   if (!w.quiet_parse)
     g_mime_parser_options_set_warning_callback (w.opts,
