@@ -4,8 +4,10 @@
  * For three input sets - every file of the corpus directories given
  * (read into memory first), synthetic 2 KB citizen e-mails and synthetic
  * 50 KB e-mails with a base64 PDF-like attachment - it times, single-
- * threaded, each repeated until at least --seconds (default 2) have
- * passed:
+ * threaded, in PARSER_BENCH_ROUNDS rounds that alternate the two sides
+ * (bare then full, full then bare, ...), each side repeated in a round
+ * until at least --seconds / PARSER_BENCH_ROUNDS (default 2 s a side in
+ * all) have passed:
  *
  *   bare  GMime alone: g_mime_parser_construct_message() and
  *         g_mime_message_foreach() over every part (forwarded messages
@@ -13,9 +15,12 @@
  *   full  parser_message_parse() with the special-category lexicon, then
  *         parser_message_free().
  *
- * and prints messages/s and MB/s of each, the cost ratio full/bare
- * (target <= 1.5x) per set and the microseconds per 2 KB message of the
- * full parse (target < 100 us), each target with PASS or FAIL.  The
+ * and prints messages/s and MB/s of each (the median of its rounds), the
+ * cost ratio full/bare (target <= 1.5x: the median of the rounds' own
+ * ratios, each of two neighbouring timings, so that a slow minute of a
+ * shared machine weighs on both sides alike rather than on whichever ran
+ * then) per set and the microseconds per 2 KB message of the full parse
+ * (target < 100 us), each target with PASS or FAIL.  The
  * corpus is timed twice: every file, and "corpus (GMime)", the files
  * GMime makes a message of.  The ratio's target is judged on the second:
  * on the others (TNEF and uuencoded files, licences, messages opening
@@ -59,6 +64,7 @@
 #define PARSER_BENCH_SETS          4      /* corpus, 2 KB, 50 KB, corpus
                                              messages GMime parses */
 #define PARSER_BENCH_RATIO_TARGET  1.5
+#define PARSER_BENCH_ROUNDS        7
 #define PARSER_BENCH_US_TARGET     100.0
 
 typedef struct {
@@ -377,7 +383,8 @@ parser_bench_parse (GBytes *raw, gboolean full, const parser_context *ctx,
 
 static parser_bench_result
 parser_bench_time (const parser_bench_set *set, gboolean full,
-                   const parser_context *ctx, double seconds, guint passes)
+                   const parser_context *ctx, double seconds, guint passes,
+                   gboolean warm)
 {
   parser_bench_result r = { 0 };
   GMimeStream *null_stream = g_mime_stream_null_new ();
@@ -385,7 +392,7 @@ parser_bench_time (const parser_bench_set *set, gboolean full,
   guint64 n = 0;
 
   /* one pass to warm caches, GIO's MIME database, iconv */
-  for (guint i = 0; i < set->msgs->len; i++)
+  for (guint i = 0; warm && i < set->msgs->len; i++)
     parser_bench_parse (set->msgs->pdata[i], full, ctx, null_stream);
 
   t0 = g_get_monotonic_time ();
@@ -405,6 +412,63 @@ parser_bench_time (const parser_bench_set *set, gboolean full,
                / ((double) (t1 - t0) / 1e6);
   r.us_per_msg = 1e6 / r.msgs_per_s;
   return r;
+}
+
+static int
+parser_bench_double_cmp (gconstpointer a, gconstpointer b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static double
+parser_bench_median (double *v, guint n)
+{
+  qsort (v, n, sizeof *v, parser_bench_double_cmp);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Both sides of @set in PARSER_BENCH_ROUNDS alternating rounds: each
+ * side's result is its median round, *@ratio the median of the rounds'
+ * full/bare cost ratios.  */
+static void
+parser_bench_rounds (const parser_bench_set *set, const parser_context *ctx,
+                     double seconds, parser_bench_result *bare,
+                     parser_bench_result *full, double *ratio)
+{
+  parser_bench_result b[PARSER_BENCH_ROUNDS], f[PARSER_BENCH_ROUNDS];
+  double br[PARSER_BENCH_ROUNDS], fr[PARSER_BENCH_ROUNDS];
+  double q[PARSER_BENCH_ROUNDS];
+  double each = seconds / PARSER_BENCH_ROUNDS;
+
+  for (guint r = 0; r < PARSER_BENCH_ROUNDS; r++)
+    {
+      if (r % 2 == 0)
+        {
+          b[r] = parser_bench_time (set, FALSE, ctx, each, 0, r == 0);
+          f[r] = parser_bench_time (set, TRUE, ctx, each, 0, r == 0);
+        }
+      else
+        {
+          f[r] = parser_bench_time (set, TRUE, ctx, each, 0, FALSE);
+          b[r] = parser_bench_time (set, FALSE, ctx, each, 0, FALSE);
+        }
+      br[r] = b[r].msgs_per_s;
+      fr[r] = f[r].msgs_per_s;
+      q[r] = b[r].msgs_per_s / f[r].msgs_per_s;
+    }
+  *ratio = parser_bench_median (q, PARSER_BENCH_ROUNDS);
+  double bm = parser_bench_median (br, PARSER_BENCH_ROUNDS);
+  double fm = parser_bench_median (fr, PARSER_BENCH_ROUNDS);
+  *bare = b[0];
+  *full = f[0];
+  bare->msgs_per_s = bm;
+  full->msgs_per_s = fm;
+  bare->mb_per_s = bm * (double) set->bytes / set->msgs->len / 1e6;
+  full->mb_per_s = fm * (double) set->bytes / set->msgs->len / 1e6;
+  bare->us_per_msg = 1e6 / bm;
+  full->us_per_msg = 1e6 / fm;
 }
 
 static void
@@ -526,6 +590,7 @@ main (int argc, char **argv)
   static const guint order[PARSER_BENCH_SETS] = { 0, 3, 1, 2 };
   parser_bench_set sets[PARSER_BENCH_SETS];
   parser_bench_result bare[PARSER_BENCH_SETS], full[PARSER_BENCH_SETS];
+  double ratio_of[PARSER_BENCH_SETS] = { 0 };
   int saved_stdout, devnull;
   gboolean all_pass = TRUE;
   guint n_dirs = 0;
@@ -649,8 +714,10 @@ main (int argc, char **argv)
         }
     }
 
-  printf ("parser_bench: single thread, each cell >= %.1f s; lexicon %s\n",
-          seconds, lexicon_path);
+  printf ("parser_bench: single thread, each side of a cell >= %.1f s in "
+          "%d alternating rounds (rates: the median round; ratio: the "
+          "median of the rounds' ratios); lexicon %s\n", seconds,
+          PARSER_BENCH_ROUNDS, lexicon_path);
   for (guint k = 0; k < PARSER_BENCH_SETS; k++)
     printf ("  %-16s %5u messages, %9.1f KB, mean %.1f KB\n",
             sets[order[k]].name, sets[order[k]].msgs->len,
@@ -687,10 +754,20 @@ main (int argc, char **argv)
         continue;
       if (devnull >= 0)
         dup2 (devnull, STDOUT_FILENO);
-      if (side == NULL || strcmp (side, "bare") == 0)
-        bare[s] = parser_bench_time (&sets[s], FALSE, &ctx, seconds, passes);
-      if (side == NULL || strcmp (side, "full") == 0)
-        full[s] = parser_bench_time (&sets[s], TRUE, &ctx, seconds, passes);
+      if (side == NULL && passes == 0)
+        parser_bench_rounds (&sets[s], &ctx, seconds, &bare[s], &full[s],
+                             &ratio_of[s]);
+      else
+        {
+          if (side == NULL || strcmp (side, "bare") == 0)
+            bare[s] = parser_bench_time (&sets[s], FALSE, &ctx, seconds,
+                                         passes, TRUE);
+          if (side == NULL || strcmp (side, "full") == 0)
+            full[s] = parser_bench_time (&sets[s], TRUE, &ctx, seconds,
+                                         passes, TRUE);
+          if (side == NULL)
+            ratio_of[s] = bare[s].msgs_per_s / full[s].msgs_per_s;
+        }
       fflush (stdout);
       if (saved_stdout >= 0)
         dup2 (saved_stdout, STDOUT_FILENO);
@@ -731,7 +808,7 @@ main (int argc, char **argv)
       printf ("  %-16s %11.0f %9.1f %11.0f %9.1f %10.1f %9.2fx\n",
               sets[s].name, bare[s].msgs_per_s, bare[s].mb_per_s,
               full[s].msgs_per_s, full[s].mb_per_s, full[s].us_per_msg,
-              bare[s].msgs_per_s / full[s].msgs_per_s);
+              ratio_of[s]);
     }
   printf ("\n");
   for (guint k = 0; k < PARSER_BENCH_SETS; k++)
@@ -742,7 +819,7 @@ main (int argc, char **argv)
 
       if (sets[s].msgs->len == 0)
         continue;
-      ratio = bare[s].msgs_per_s / full[s].msgs_per_s;
+      ratio = ratio_of[s];
       if (s == 0)
         {
           /* every file: not the target (see sets[3]), but shown */
