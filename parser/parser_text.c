@@ -225,6 +225,76 @@ static const guint8 parser_text_class[256] = {
   PARSER_TEXT_C_16H, PARSER_TEXT_C_16H, PARSER_TEXT_C_16H, PARSER_TEXT_C_16H,
 };
 
+/* A window of PARSER_TEXT_WIN bytes classified at once (SSE2, part of
+ * every x86-64): bit i of each mask is byte i.  The callers skip by these
+ * masks the stretches no detector or term can start in, and run their
+ * byte loops only around the bytes that can; every window lies inside
+ * the text (its NUL is not in one), so a load never passes the end.  */
+#define PARSER_TEXT_WIN 64
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define PARSER_TEXT_HAVE_WIN 1
+
+typedef struct {
+  guint64 alnum; /* ASCII letters and digits */
+  guint64 other; /* digits, '@', '+', '(' and bytes >= 0x80 (pd) or
+                  * bytes >= 0x80 alone (lexicon) */
+  guint64 kw;    /* a b d g s in either case (pd only) */
+} parser_text_win;
+
+G_ALWAYS_INLINE static inline void
+parser_text_win_load (const char *p, gboolean pd, parser_text_win *w)
+{
+  /* a range test in one signed compare: the range moved to the bottom
+   * of the signed bytes (letters folded by the 0x20 bit first); a byte
+   * >= 0x80 lands above it either way */
+  const __m128i x20 = _mm_set1_epi8 (0x20);
+  const __m128i to_a = _mm_set1_epi8 ((char) (0x80 - 'a'));
+  const __m128i to_0 = _mm_set1_epi8 ((char) (0x80 - '0'));
+  const __m128i n_a = _mm_set1_epi8 ((char) (0x80 + 26));
+  const __m128i n_0 = _mm_set1_epi8 ((char) (0x80 + 10));
+
+  w->alnum = w->other = w->kw = 0;
+  for (int k = 0; k < PARSER_TEXT_WIN / 16; k++)
+    {
+      __m128i v = _mm_loadu_si128 ((const __m128i *) (const void *) (p + 16 * k));
+      __m128i lo = _mm_or_si128 (v, x20);
+      __m128i alpha = _mm_cmpgt_epi8 (n_a, _mm_add_epi8 (lo, to_a));
+      __m128i digit = _mm_cmpgt_epi8 (n_0, _mm_add_epi8 (v, to_0));
+      guint64 high;
+
+      w->alnum |= (guint64) (guint) _mm_movemask_epi8 (
+                      _mm_or_si128 (alpha, digit))
+                  << (16 * k);
+      if (pd)
+        {
+          __m128i o = _mm_or_si128 (
+              _mm_or_si128 (digit, _mm_cmpeq_epi8 (v, _mm_set1_epi8 ('@'))),
+              _mm_or_si128 (_mm_cmpeq_epi8 (v, _mm_set1_epi8 ('+')),
+                            _mm_cmpeq_epi8 (v, _mm_set1_epi8 ('('))));
+          __m128i kw = _mm_or_si128 (
+              _mm_or_si128 (_mm_cmpeq_epi8 (lo, _mm_set1_epi8 ('a')),
+                            _mm_cmpeq_epi8 (lo, _mm_set1_epi8 ('b'))),
+              _mm_or_si128 (
+                  _mm_or_si128 (_mm_cmpeq_epi8 (lo, _mm_set1_epi8 ('d')),
+                                _mm_cmpeq_epi8 (lo, _mm_set1_epi8 ('g'))),
+                  _mm_cmpeq_epi8 (lo, _mm_set1_epi8 ('s'))));
+
+          high = (guint) _mm_movemask_epi8 (_mm_or_si128 (o, v));
+          w->kw |= (guint64) (guint) _mm_movemask_epi8 (kw) << (16 * k);
+          w->other |= high << (16 * k);
+          /* the caller stops at the first such byte: the rest of the
+           * window is not needed */
+          if (high != 0)
+            return;
+        }
+      else
+        w->other |= (guint64) (guint) _mm_movemask_epi8 (v) << (16 * k);
+    }
+}
+#endif
+
 /* A constant string and its length, for tables compared against spans
  * (no strlen() each time round).  */
 typedef struct {
@@ -3165,6 +3235,12 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
   const char *next_kw, *next_email, *next_phone, *next_pc, *next_nino;
   const char *next_bank;
   gboolean prev = FALSE;
+#if defined(PARSER_TEXT_HAVE_WIN)
+  /* the window being passed: [win_base, win_lim) is known to hold no
+   * find but at the word starts of win_kw; none tried before win_next */
+  const char *win_base, *win_lim, *win_next;
+  guint64 win_kw = 0, win_alnum = 0;
+#endif
 
   if (text == NULL || found == NULL)
     return;
@@ -3178,6 +3254,9 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
   c.room = found->len >= PARSER_TEXT_PD_MAX ? 0
                                             : PARSER_TEXT_PD_MAX - found->len;
   next_kw = next_email = next_phone = next_pc = next_nino = next_bank = c.s;
+#if defined(PARSER_TEXT_HAVE_WIN)
+  win_base = win_lim = win_next = c.s;
+#endif
 
   /* Only '@', '+', '(' and the first character of a run of ASCII
    * letters and digits can start a find: inside a run every scanner
@@ -3187,8 +3266,63 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
    * class of bytes.  */
   for (const char *p = c.s;;)
     {
-      guint cls = parser_text_class[(guchar) *p];
+      guint cls;
 
+#if defined(PARSER_TEXT_HAVE_WIN)
+      /* A window with no digit, '@', '+', '(' or byte >= 0x80 in it (up
+       * to its first such byte) holds words of ASCII letters only, and
+       * a word of letters starts a find only as a keyword (a b d s) or
+       * "GIR" (g), or as the letters of a NINO or postcode when one of
+       * the three bytes after its start is a digit: the words starting
+       * more than three bytes before the window's first digit (or its
+       * end) are passed unless they start with a b d g s, which go
+       * through the loop below as before.  */
+      if (p >= win_next && c.end - p >= PARSER_TEXT_WIN)
+        {
+          guint64 bits;
+
+          if (p >= win_lim)
+            {
+              parser_text_win w;
+              guint x, lim;
+
+              parser_text_win_load (p, TRUE, &w);
+              x = w.other != 0 ? (guint) __builtin_ctzll (w.other)
+                               : PARSER_TEXT_WIN;
+              if (x <= 3)
+                {
+                  /* the loop below takes it past that byte */
+                  win_next = p + x + 1;
+                  goto scalar;
+                }
+              lim = x - 3;
+              win_base = p;
+              win_lim = p + lim;
+              win_alnum = w.alnum;
+              /* word starts: a letter or digit after a byte that is not
+               * one (before the window: @prev) */
+              win_kw = w.kw & w.alnum
+                       & ~((w.alnum << 1) | (prev ? 1u : 0u))
+                       & ((G_GUINT64_CONSTANT (1) << lim) - 1);
+            }
+          bits = win_kw & (~G_GUINT64_CONSTANT (0) << (p - win_base));
+          if (bits != 0)
+            {
+              p = win_base + __builtin_ctzll (bits);
+              prev = FALSE;
+            }
+          else
+            {
+              guint lim = (guint) (win_lim - win_base);
+
+              prev = (win_alnum >> (lim - 1)) & 1u;
+              p = win_lim;
+              continue;
+            }
+        }
+    scalar:
+#endif
+      cls = parser_text_class[(guchar) *p];
       if (cls == 0)
         {
           /* other ASCII: white space, punctuation, controls */
@@ -4039,11 +4173,72 @@ parser_lexicon_match_impl (const parser_lexicon *lex, const char *text,
    * words end at the filter.  */
   for (const guchar *q = (const guchar *) p;;)
     {
-      const char *from = (const char *) q;
+      const char *from;
       const guchar *w;
       guint f;
       GPtrArray *bucket;
 
+#if defined(PARSER_TEXT_HAVE_WIN)
+      /* The ASCII words of a window from the masks: a word's start and
+       * end by the letters and digits' bits, no loop over its bytes.  A
+       * byte >= 0x80 (a word of other letters, or one that goes on in
+       * them) or a word that reaches the window's end goes to the loop
+       * below, from where it would have started the search for it.  */
+      if ((const char *) end - (const char *) q >= PARSER_TEXT_WIN)
+        {
+          parser_text_win win;
+          guint pos = 0;
+
+          parser_text_win_load ((const char *) q, FALSE, &win);
+          for (;;)
+            {
+              guint64 m = (win.alnum | win.other) >> pos << pos;
+              guint64 run;
+              guint ws, we;
+
+              if (m == 0)
+                {
+                  /* the rest is other ASCII, which the loop passes */
+                  pos = PARSER_TEXT_WIN;
+                  break;
+                }
+              ws = (guint) __builtin_ctzll (m);
+              run = ~win.alnum >> ws;
+              if (((win.other >> ws) & 1u) || run == 0)
+                break;
+              we = ws + (guint) __builtin_ctzll (run);
+              if ((win.other >> we) & 1u)
+                break;
+              pos = we;
+              /* at most 63 bytes: never over PARSER_TEXT_WORD_MAX */
+              w = q + ws;
+              {
+                gsize wl = we - ws;
+                char word[PARSER_TEXT_WORD_MAX + 1];
+
+                f = parser_lexicon_filter_of (wl, w[0] | 0x20,
+                                              wl > 1 ? w[1] | 0x20 : 0,
+                                              w[wl - 1] | 0x20);
+                if ((lex->filter[f / 8] & (1u << (f % 8))) == 0)
+                  continue;
+                for (gsize i = 0; i < wl; i++)
+                  word[i] = (char) (w[i] | 0x20);
+                word[wl] = '\0';
+                bucket = g_hash_table_lookup (lex->first, word);
+              }
+              if (bucket == NULL)
+                continue;
+              bits |= parser_lexicon_match_at (bucket, (const char *) q + we,
+                                               end, bits);
+              if ((bits & lex->categories) == lex->categories)
+                return bits;
+            }
+          q += pos;
+          if (pos == PARSER_TEXT_WIN)
+            continue;
+        }
+#endif
+      from = (const char *) q;
       q = parser_lexicon_word_start (q, (const char *) end);
       if (q == NULL)
         return bits;

@@ -773,6 +773,50 @@ START_TEST (test_pd_existing)
 }
 END_TEST
 
+/* The scan passes 64-byte windows of plain words by their byte masks:
+ * each find is put at every offset across two windows, after words of
+ * letters (some starting a b d g s, which the window stops at) and with
+ * letters, digits or other words around it; the finds are those of the
+ * value alone in a short text, which the windows never see.  */
+START_TEST (test_pd_window)
+{
+  static const char *const items[] = {
+    "AB 12 34 56 C", "AB123456C", "AB1 1DJ", "ab11dj", "GIR 0AA",
+    "sw1a 1aa", "07700 900123", "+44 (0)20 7946 0958", "(020) 7946 0958",
+    "jane@example.org", "date of birth 1/2/1990", "sort code 12 34 56",
+    "account 12345678", "12-34-56", "DOB: 01-02-90",
+  };
+  static const char *const before[] = { "", "x", "9", " ", "\n", "(", "\303\251" };
+  static const char filler[]
+      = "the river runs by the green mill lane near the old town hall "
+        "where every house looks over water and the bridge crosses it ";
+
+  for (gsize i = 0; i < G_N_ELEMENTS (items); i++)
+    for (gsize b = 0; b < G_N_ELEMENTS (before); b++)
+      for (gsize off = 0; off < 140; off++)
+        {
+          g_autoptr (GPtrArray) alone = g_ptr_array_new_with_free_func (
+              (GDestroyNotify) parser_pd_free);
+          g_autoptr (GPtrArray) found = g_ptr_array_new_with_free_func (
+              (GDestroyNotify) parser_pd_free);
+          g_autofree char *short_text = g_strdup_printf (
+              "%s%s%s", before[b], items[i], before[b]);
+          g_autofree char *text = g_strdup_printf (
+              "%.*s %s%s%s %s", (int) off, filler, before[b], items[i],
+              before[b], filler);
+          g_autofree char *want = NULL, *got = NULL;
+
+          parser_pd_find (short_text, alone);
+          parser_pd_find (text, found);
+          want = pd_format (alone);
+          got = pd_format (found);
+          ck_assert_msg (strcmp (got, want) == 0,
+                         "[%s] at %zu: got [%s] want [%s]", items[i], off,
+                         got, want);
+        }
+}
+END_TEST
+
 /* ------------------------------------------------------------ lexicon */
 
 static const char test_lexicon[] =
@@ -847,6 +891,50 @@ START_TEST (test_lexicon_match)
   ck_assert_msg (parser_lexicon_match (lex, c->text) == c->expected,
                  "%s: got %#x want %#x", c->name,
                  parser_lexicon_match (lex, c->text), c->expected);
+}
+END_TEST
+
+/* A term at every offset across the lexicon's 64-byte windows, after
+ * plain words, after and before other letters, in upper case, and as
+ * the part of a longer word (not a match).  */
+START_TEST (test_lexicon_window)
+{
+  static const struct {
+    const char *term;
+    guint expected;
+  } terms[] = {
+    { "cancer", PARSER_SPECIAL_HEALTH },
+    { "CANCER", PARSER_SPECIAL_HEALTH },
+    { "mental health", PARSER_SPECIAL_HEALTH },
+    { "Mental\tHealth", PARSER_SPECIAL_HEALTH },
+    { "Sinn F\303\251in", PARSER_SPECIAL_RELIGION },
+    { "cancers", 0 },
+    { "xcancer", 0 },
+    { "cancer\303\251", 0 },
+    { "\303\251cancer", 0 },
+  };
+  static const char filler[]
+      = "the river runs by the green mill lane near the old town hall "
+        "where every house looks over water and the bridge crosses it ";
+  g_autoptr (GError) error = NULL;
+  g_autoptr (parser_lexicon) lex = parser_lexicon_new_from_data (
+      test_lexicon, -1, "test.txt", &error);
+
+  ck_assert_msg (lex != NULL, "%s", error ? error->message : "");
+  for (gsize i = 0; i < G_N_ELEMENTS (terms); i++)
+    for (gsize off = 0; off < 140; off++)
+      for (int end = 0; end < 2; end++)
+        {
+          g_autofree char *text = g_strdup_printf (
+              "%.*s %s%s", (int) off, filler, terms[i].term,
+              end ? "" : " and the rest of it goes on for a while longer"
+                         " than one window of sixty-four bytes");
+          guint got = parser_lexicon_match (lex, text);
+
+          ck_assert_msg (got == terms[i].expected,
+                         "[%s] at %zu: got %#x want %#x", terms[i].term, off,
+                         got, terms[i].expected);
+        }
 }
 END_TEST
 
@@ -1383,10 +1471,12 @@ parser_text_suite (void)
   tc = tcase_create ("personal");
   tcase_add_loop_test (tc, test_pd, 0, G_N_ELEMENTS (pd_cases));
   tcase_add_test (tc, test_pd_existing);
+  tcase_add_test (tc, test_pd_window);
   suite_add_tcase (s, tc);
 
   tc = tcase_create ("lexicon");
   tcase_add_loop_test (tc, test_lexicon_match, 0, G_N_ELEMENTS (lex_cases));
+  tcase_add_test (tc, test_lexicon_window);
   tcase_add_loop_test (tc, test_lexicon_errors, 0,
                        G_N_ELEMENTS (lex_error_cases));
   tcase_add_test (tc, test_lexicon_empty_and_null);
