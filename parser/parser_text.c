@@ -240,7 +240,8 @@ typedef struct {
   guint64 alnum; /* ASCII letters and digits */
   guint64 other; /* digits, '@', '+', '(' and bytes >= 0x80 (pd) or
                   * bytes >= 0x80 alone (lexicon) */
-  guint64 kw;    /* a b d g s in either case (pd only) */
+  guint64 kw;    /* the first byte of a personal data keyword's first
+                  * two (pd only) */
 } parser_text_win;
 
 G_ALWAYS_INLINE static inline void
@@ -258,7 +259,8 @@ parser_text_win_load (const char *p, gboolean pd, parser_text_win *w)
   w->alnum = w->other = w->kw = 0;
   for (int k = 0; k < PARSER_TEXT_WIN / 16; k++)
     {
-      __m128i v = _mm_loadu_si128 ((const __m128i *) (const void *) (p + 16 * k));
+      __m128i v
+          = _mm_loadu_si128 ((const __m128i *) (const void *) (p + 16 * k));
       __m128i lo = _mm_or_si128 (v, x20);
       __m128i alpha = _mm_cmpgt_epi8 (n_a, _mm_add_epi8 (lo, to_a));
       __m128i digit = _mm_cmpgt_epi8 (n_0, _mm_add_epi8 (v, to_0));
@@ -273,13 +275,32 @@ parser_text_win_load (const char *p, gboolean pd, parser_text_win *w)
               _mm_or_si128 (digit, _mm_cmpeq_epi8 (v, _mm_set1_epi8 ('@'))),
               _mm_or_si128 (_mm_cmpeq_epi8 (v, _mm_set1_epi8 ('+')),
                             _mm_cmpeq_epi8 (v, _mm_set1_epi8 ('('))));
+          /* the two bytes a keyword starts with (a superset of
+           * parser_pd_keyword_start(): "a" and a control byte 0x0f
+           * passes as "a/"); the window's last byte's next one is read
+           * too, so a pd window has one byte after it */
+          __m128i lo2 = _mm_or_si128 (
+              _mm_loadu_si128 (
+                  (const __m128i *) (const void *) (p + 16 * k + 1)),
+              x20);
+#define PARSER_TEXT_EQ(x, c) _mm_cmpeq_epi8 ((x), _mm_set1_epi8 (c))
           __m128i kw = _mm_or_si128 (
-              _mm_or_si128 (_mm_cmpeq_epi8 (lo, _mm_set1_epi8 ('a')),
-                            _mm_cmpeq_epi8 (lo, _mm_set1_epi8 ('b'))),
               _mm_or_si128 (
-                  _mm_or_si128 (_mm_cmpeq_epi8 (lo, _mm_set1_epi8 ('d')),
-                                _mm_cmpeq_epi8 (lo, _mm_set1_epi8 ('g'))),
-                  _mm_cmpeq_epi8 (lo, _mm_set1_epi8 ('s'))));
+                  _mm_and_si128 (PARSER_TEXT_EQ (lo, 'a'),
+                                 _mm_or_si128 (PARSER_TEXT_EQ (lo2, 'c'),
+                                               PARSER_TEXT_EQ (lo2, '/'))),
+                  _mm_and_si128 (PARSER_TEXT_EQ (lo, 'b'),
+                                 _mm_or_si128 (PARSER_TEXT_EQ (lo2, 'o'),
+                                               PARSER_TEXT_EQ (lo2, 'i')))),
+              _mm_or_si128 (
+                  _mm_and_si128 (
+                      PARSER_TEXT_EQ (lo, 'd'),
+                      _mm_or_si128 (_mm_or_si128 (PARSER_TEXT_EQ (lo2, 'a'),
+                                                  PARSER_TEXT_EQ (lo2, 'o')),
+                                    PARSER_TEXT_EQ (lo2, '.'))),
+                  _mm_and_si128 (PARSER_TEXT_EQ (lo, 's'),
+                                 PARSER_TEXT_EQ (lo2, 'o'))));
+#undef PARSER_TEXT_EQ
 
           high = (guint) _mm_movemask_epi8 (_mm_or_si128 (o, v));
           w->kw |= (guint64) (guint) _mm_movemask_epi8 (kw) << (16 * k);
@@ -294,6 +315,33 @@ parser_text_win_load (const char *p, gboolean pd, parser_text_win *w)
     }
 }
 #endif
+
+/* The first ASCII digit in [p, end) (end: the text's NUL), or NULL: as
+ * strpbrk (p, "0123456789"), sixteen bytes at a time while sixteen are
+ * left, without strpbrk()'s set-up for each call.  */
+static const char *
+parser_text_next_digit (const char *p, const char *end)
+{
+#if defined(PARSER_TEXT_HAVE_WIN)
+  const __m128i to_0 = _mm_set1_epi8 ((char) (0x80 - '0'));
+  const __m128i n_0 = _mm_set1_epi8 ((char) (0x80 + 10));
+
+  while (end - p >= 16)
+    {
+      __m128i v = _mm_loadu_si128 ((const __m128i *) (const void *) p);
+      guint m = (guint) _mm_movemask_epi8 (
+          _mm_cmpgt_epi8 (n_0, _mm_add_epi8 (v, to_0)));
+
+      if (m != 0)
+        return p + __builtin_ctz (m);
+      p += 16;
+    }
+#endif
+  for (; p < end; p++)
+    if (*p >= '0' && *p <= '9')
+      return p;
+  return NULL;
+}
 
 /* A constant string and its length, for tables compared against spans
  * (no strlen() each time round).  */
@@ -2304,7 +2352,7 @@ parser_cards_redact_impl (const char *text, gboolean valid, guint *count,
       if (!g_ascii_isdigit (*p))
         {
           /* s[len] is a NUL */
-          p = strpbrk (p, "0123456789");
+          p = parser_text_next_digit (p, end);
           if (p == NULL)
             break;
         }
@@ -3271,13 +3319,13 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
 #if defined(PARSER_TEXT_HAVE_WIN)
       /* A window with no digit, '@', '+', '(' or byte >= 0x80 in it (up
        * to its first such byte) holds words of ASCII letters only, and
-       * a word of letters starts a find only as a keyword (a b d s) or
-       * "GIR" (g), or as the letters of a NINO or postcode when one of
-       * the three bytes after its start is a digit: the words starting
-       * more than three bytes before the window's first digit (or its
-       * end) are passed unless they start with a b d g s, which go
-       * through the loop below as before.  */
-      if (p >= win_next && c.end - p >= PARSER_TEXT_WIN)
+       * a word of letters starts a find only as a keyword, or as the
+       * letters of a NINO, a postcode or GIR 0AA when one of the four
+       * bytes after its start is a digit: the words starting more than
+       * four bytes before the window's first digit (or its end) are
+       * passed unless their first two bytes may start a keyword, which
+       * go through the loop below as before.  */
+      if (p >= win_next && c.end - p > PARSER_TEXT_WIN)
         {
           guint64 bits;
 
@@ -3289,13 +3337,13 @@ parser_pd_find_impl (const char *text, GPtrArray *found, gboolean valid,
               parser_text_win_load (p, TRUE, &w);
               x = w.other != 0 ? (guint) __builtin_ctzll (w.other)
                                : PARSER_TEXT_WIN;
-              if (x <= 3)
+              if (x <= 4)
                 {
                   /* the loop below takes it past that byte */
                   win_next = p + x + 1;
                   goto scalar;
                 }
-              lim = x - 3;
+              lim = x - 4;
               win_base = p;
               win_lim = p + lim;
               win_alnum = w.alnum;
@@ -4190,49 +4238,92 @@ parser_lexicon_match_impl (const parser_lexicon *lex, const char *text,
           guint pos = 0;
 
           parser_text_win_load ((const char *) q, FALSE, &win);
-          for (;;)
+          if (win.other == 0)
             {
-              guint64 m = (win.alnum | win.other) >> pos << pos;
-              guint64 run;
-              guint ws, we;
+              /* all ASCII: each word from its start bit to its end bit
+               * (the first byte after it); a word at q starts one, as
+               * the loop below would take it */
+              guint64 starts = win.alnum & ~(win.alnum << 1);
+              guint64 ends = ~win.alnum & (win.alnum << 1);
 
-              if (m == 0)
+              while (starts != 0)
                 {
-                  /* the rest is other ASCII, which the loop passes */
-                  pos = PARSER_TEXT_WIN;
-                  break;
-                }
-              ws = (guint) __builtin_ctzll (m);
-              run = ~win.alnum >> ws;
-              if (((win.other >> ws) & 1u) || run == 0)
-                break;
-              we = ws + (guint) __builtin_ctzll (run);
-              if ((win.other >> we) & 1u)
-                break;
-              pos = we;
-              /* at most 63 bytes: never over PARSER_TEXT_WORD_MAX */
-              w = q + ws;
-              {
-                gsize wl = we - ws;
-                char word[PARSER_TEXT_WORD_MAX + 1];
+                  guint ws = (guint) __builtin_ctzll (starts);
+                  guint we;
+                  gsize wl;
+                  char word[PARSER_TEXT_WORD_MAX + 1];
 
-                f = parser_lexicon_filter_of (wl, w[0] | 0x20,
-                                              wl > 1 ? w[1] | 0x20 : 0,
-                                              w[wl - 1] | 0x20);
-                if ((lex->filter[f / 8] & (1u << (f % 8))) == 0)
-                  continue;
-                for (gsize i = 0; i < wl; i++)
-                  word[i] = (char) (w[i] | 0x20);
-                word[wl] = '\0';
-                bucket = g_hash_table_lookup (lex->first, word);
-              }
-              if (bucket == NULL)
-                continue;
-              bits |= parser_lexicon_match_at (bucket, (const char *) q + we,
-                                               end, bits);
-              if ((bits & lex->categories) == lex->categories)
-                return bits;
+                  if (ends == 0)
+                    break; /* a word that goes past the window */
+                  we = (guint) __builtin_ctzll (ends);
+                  starts &= starts - 1;
+                  ends &= ends - 1;
+                  pos = we;
+                  w = q + ws;
+                  wl = we - ws;
+                  f = parser_lexicon_filter_of (wl, w[0] | 0x20,
+                                                wl > 1 ? w[1] | 0x20 : 0,
+                                                w[wl - 1] | 0x20);
+                  if ((lex->filter[f / 8] & (1u << (f % 8))) == 0)
+                    continue;
+                  for (gsize i = 0; i < wl; i++)
+                    word[i] = (char) (w[i] | 0x20);
+                  word[wl] = '\0';
+                  bucket = g_hash_table_lookup (lex->first, word);
+                  if (bucket == NULL)
+                    continue;
+                  bits |= parser_lexicon_match_at (
+                      bucket, (const char *) q + we, end, bits);
+                  if ((bits & lex->categories) == lex->categories)
+                    return bits;
+                }
+              if (starts == 0)
+                pos = PARSER_TEXT_WIN; /* the rest is other ASCII */
             }
+          else
+            for (;;)
+              {
+                guint64 m = (win.alnum | win.other) >> pos << pos;
+                guint64 run;
+                guint ws, we;
+
+                if (m == 0)
+                  {
+                    /* the rest is other ASCII, which the loop passes */
+                    pos = PARSER_TEXT_WIN;
+                    break;
+                  }
+                ws = (guint) __builtin_ctzll (m);
+                run = ~win.alnum >> ws;
+                if (((win.other >> ws) & 1u) || run == 0)
+                  break;
+                we = ws + (guint) __builtin_ctzll (run);
+                if ((win.other >> we) & 1u)
+                  break;
+                pos = we;
+                /* at most 63 bytes: never over PARSER_TEXT_WORD_MAX */
+                w = q + ws;
+                {
+                  gsize wl = we - ws;
+                  char word[PARSER_TEXT_WORD_MAX + 1];
+
+                  f = parser_lexicon_filter_of (wl, w[0] | 0x20,
+                                                wl > 1 ? w[1] | 0x20 : 0,
+                                                w[wl - 1] | 0x20);
+                  if ((lex->filter[f / 8] & (1u << (f % 8))) == 0)
+                    continue;
+                  for (gsize i = 0; i < wl; i++)
+                    word[i] = (char) (w[i] | 0x20);
+                  word[wl] = '\0';
+                  bucket = g_hash_table_lookup (lex->first, word);
+                }
+                if (bucket == NULL)
+                  continue;
+                bits |= parser_lexicon_match_at (bucket, (const char *) q + we,
+                                                 end, bits);
+                if ((bits & lex->categories) == lex->categories)
+                  return bits;
+              }
           q += pos;
           if (pos == PARSER_TEXT_WIN)
             continue;

@@ -599,6 +599,39 @@ START_TEST (test_cards)
 END_TEST
 
 /* HTML first, then cards: entities and markup cannot hide a number.  */
+/* The next digit is found sixteen bytes at a time: a card (and a digit
+ * before it) at every offset across three blocks and at the text's end
+ * is redacted as it is alone.  */
+START_TEST (test_cards_offsets)
+{
+  static const char *const cards[]
+      = { "4111 1111 1111 1111", "4111-1111-1111-1111", "4111111111111111",
+          "4111 1111 1111 1112", "5500 0000 0000 0004" };
+  static const char filler[] = "paid by card on the phone to the shop, "
+                               "see the receipt and the letter of ";
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cards); i++)
+    for (gsize off = 0; off < 60; off++)
+      for (int tail = 0; tail < 3; tail++)
+        {
+          static const char *const tails[] = { "", " 7 May", ". Thanks, a." };
+          g_autofree char *alone = NULL, *out = NULL, *want = NULL;
+          g_autofree char *text = NULL;
+          guint n_alone = 0, n = 0;
+
+          alone = parser_cards_redact (cards[i], &n_alone, NULL);
+          text = g_strdup_printf ("%.*s %s%s", (int) off, filler, cards[i],
+                                  tails[tail]);
+          want = g_strdup_printf ("%.*s %s%s", (int) off, filler, alone,
+                                  tails[tail]);
+          out = parser_cards_redact (text, &n, NULL);
+          ck_assert_msg (strcmp (out, want) == 0, "got [%s] want [%s]", out,
+                         want);
+          ck_assert_uint_eq (n, n_alone);
+        }
+}
+END_TEST
+
 START_TEST (test_cards_in_html)
 {
   static const char html[] = "<p>Card: 4111&nbsp;1111&nbsp;1111&nbsp;1111"
@@ -1466,6 +1499,7 @@ parser_text_suite (void)
   tcase_add_loop_test (tc, test_cards, 0, G_N_ELEMENTS (card_cases));
   tcase_add_test (tc, test_cards_in_html);
   tcase_add_test (tc, test_cards_null_args);
+  tcase_add_test (tc, test_cards_offsets);
   suite_add_tcase (s, tc);
 
   tc = tcase_create ("personal");
