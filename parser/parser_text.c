@@ -3600,6 +3600,8 @@ typedef struct {
   parser_lexicon_gap_kind *gap_kinds; /* [i] before word i */
   char (*gaps)[PARSER_TEXT_GAP_MAX];
   guint8 *gap_lens;
+  guint filter1;                      /* parser_lexicon_filter() of
+                                       * words[1], when n > 1 */
 } parser_lexicon_term;
 
 /* Bits of the lexicon's first-word filter (a power of two).  */
@@ -3984,6 +3986,8 @@ parser_lexicon_new_from_data (const char *data, gssize len, const char *name,
       t->gaps = (char (*)[PARSER_TEXT_GAP_MAX]) (void *) g_array_free (gaps,
                                                                        FALSE);
       t->gap_lens = (guint8 *) g_array_free (lens, FALSE);
+      if (t->n > 1)
+        t->filter1 = parser_lexicon_filter (t->words[1], strlen (t->words[1]));
       g_ptr_array_add (lex->terms, t);
       lex->categories |= bit;
       {
@@ -4176,7 +4180,10 @@ parser_lexicon_match_at (GPtrArray *bucket, const char *after,
               else
                 eof = TRUE;
             }
-          if (got < k || sk->too_long)
+          /* a second word whose filter (from its skim: its length and
+           * three bytes) is not the term's cannot be its word: no token */
+          if (got < k || sk->too_long
+              || (k == 1 && sk->filter != term->filter1))
             {
               ok = FALSE;
               break;
