@@ -6,6 +6,7 @@
  */
 #include "parser/parser_headers.h"
 #include "parser/parser_charset.h"
+#include "parser/parser_sniff.h"
 
 #include <string.h>
 
@@ -25,6 +26,8 @@ parser_init (void)
        * and the commonest declared charset: loaded once, not per value
        * (parser_charset.h) */
       (void) parser_charset_pin (g_mime_charset_iconv_name ("windows-1252"));
+      /* the content-sniffing rules, read before any sandbox */
+      parser_sniff_init ();
       g_once_init_leave (&once, 1);
     }
 }

@@ -40,6 +40,7 @@
 
 #include "parser/parser_charset.h"
 #include "parser/parser_sha256.h"
+#include "parser/parser_sniff.h"
 #include "parser/parser_text.h"
 #include "parser/parser_transfer.h"
 
@@ -1960,7 +1961,6 @@ parser_walk_attach (parser_walk *w, GBytes *content, const char *declared,
   gboolean changed;
   gsize n;
   const guint8 *data;
-  g_autofree char *guess = NULL;
 
   if (m->attachments->len >= PARSER_LIMIT_PARTS)
     {
@@ -1991,11 +1991,8 @@ parser_walk_attach (parser_walk *w, GBytes *content, const char *declared,
   if (detected != NULL)
     a->detected_type = g_strdup (detected);
   else
-    {
-      guess = g_content_type_guess (NULL, data,
-                                    MIN (n, PARSER_MESSAGE_SNIFF_BYTES), NULL);
-      a->detected_type = guess ? g_content_type_get_mime_type (guess) : NULL;
-    }
+    a->detected_type = parser_sniff_type (data,
+                                          MIN (n, PARSER_MESSAGE_SNIFF_BYTES));
   if (a->detected_type == NULL)
     a->detected_type = g_strdup ("application/octet-stream");
   a->size = n;
