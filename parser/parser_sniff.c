@@ -27,7 +27,8 @@
  * each (the same offsets, the same answer: GIO stops at the first offset
  * whose value would run past the data, memmem's haystack ends there).
  *
- * Owns: the copy of the mime.cache (never freed: the rules of the process).
+ * Owns: the copy of the mime.cache and its magic rules decoded (never
+ * freed: the rules of the process).
  */
 #include "parser/parser_sniff.h"
 
@@ -45,6 +46,22 @@
 /* Bytes of the text/binary fallback (xdgmimeint.c).  */
 #define PARSER_SNIFF_FALLBACK    128
 
+/* A matchlet, decoded from the cache's big-endian record.  */
+typedef struct parser_sniff_rule {
+  guint32 rs, rl, dl;          /* range start and length, value length */
+  guint32 n_children;
+  const guint8 *value;
+  const guint8 *mask;          /* NULL: none */
+  const struct parser_sniff_rule *children;
+} parser_sniff_rule;
+
+/* A match: its type and its matchlets, in the cache's order.  */
+typedef struct {
+  const char *type;
+  guint32 n;
+  const parser_sniff_rule *rules;
+} parser_sniff_match;
+
 typedef struct {
   guint8 *buf;                 /* the mime.cache's bytes */
   gsize size;
@@ -52,6 +69,8 @@ typedef struct {
   struct stat st;              /* as it was when read */
   GPtrArray *absent;           /* char *: the other dirs' mime.cache, none
                                   there when read */
+  parser_sniff_match *matches; /* the magic section, decoded */
+  guint32 n_matches;
   gint64 checked;              /* monotonic us of the last look */
   gboolean own;                /* answer from buf */
 } parser_sniff_db;
@@ -161,6 +180,56 @@ parser_sniff_unchanged (void)
   return TRUE;
 }
 
+/* (transfer full, kept for the process) The @n matchlets from @off on
+ * and their children, already checked by parser_sniff_valid().  */
+static parser_sniff_rule *
+parser_sniff_decode (guint32 off, guint32 n)
+{
+  const guint8 *b = parser_sniff.buf;
+  parser_sniff_rule *r = g_new0 (parser_sniff_rule, MAX (n, 1));
+
+  for (guint32 i = 0; i < n; i++)
+    {
+      guint32 m = off + 32 * i;
+      guint32 mo = parser_sniff_u32 (b, m + 20);
+
+      r[i].rs = parser_sniff_u32 (b, m);
+      r[i].rl = parser_sniff_u32 (b, m + 4);
+      r[i].dl = parser_sniff_u32 (b, m + 12);
+      r[i].value = b + parser_sniff_u32 (b, m + 16);
+      r[i].mask = mo != 0 ? b + mo : NULL;
+      r[i].n_children = parser_sniff_u32 (b, m + 24);
+      r[i].children = r[i].n_children > 0
+                          ? parser_sniff_decode (parser_sniff_u32 (b, m + 28),
+                                                 r[i].n_children)
+                          : NULL;
+    }
+  return r;
+}
+
+static void
+parser_sniff_decode_all (void)
+{
+  const guint8 *b = parser_sniff.buf;
+  guint32 list = parser_sniff_u32 (b, 24);
+  guint32 first = parser_sniff_u32 (b, list + 8);
+
+  parser_sniff.n_matches = parser_sniff_u32 (b, list);
+  parser_sniff.matches = g_new0 (parser_sniff_match,
+                                 MAX (parser_sniff.n_matches, 1));
+  for (guint32 j = 0; j < parser_sniff.n_matches; j++)
+    {
+      guint32 m = first + 16 * j;
+
+      parser_sniff.matches[j].type =
+          (const char *) b + parser_sniff_u32 (b, m + 4);
+      parser_sniff.matches[j].n = parser_sniff_u32 (b, m + 8);
+      parser_sniff.matches[j].rules =
+          parser_sniff_decode (parser_sniff_u32 (b, m + 12),
+                               parser_sniff.matches[j].n);
+    }
+}
+
 static void
 parser_sniff_load (void)
 {
@@ -207,6 +276,7 @@ parser_sniff_load (void)
   if ((gsize) parser_sniff.st.st_size != len || !parser_sniff_unchanged ()
       || !parser_sniff_valid ())
     return;
+  parser_sniff_decode_all ();
   parser_sniff.checked = g_get_monotonic_time ();
   parser_sniff.own = TRUE;
 }
@@ -259,57 +329,51 @@ parser_sniff_own (void)
 /* cache_magic_matchlet_compare_to_data, the offsets of a range without a
  * mask tried by one memmem.  */
 static gboolean
-parser_sniff_matchlet_data (guint32 m, const guint8 *d, gsize len)
+parser_sniff_rule_data (const parser_sniff_rule *r, const guint8 *d,
+                        gsize len)
 {
-  const guint8 *b = parser_sniff.buf;
-  guint32 rs = parser_sniff_u32 (b, m), rl = parser_sniff_u32 (b, m + 4);
-  guint32 dl = parser_sniff_u32 (b, m + 12);
-  const guint8 *v = b + parser_sniff_u32 (b, m + 16);
-  guint32 mo = parser_sniff_u32 (b, m + 20);
   gsize last;
 
-  if (rl == 0 || (gsize) rs + dl > len)
+  if (r->rl == 0 || (gsize) r->rs + r->dl > len)
     return FALSE;
-  if (mo != 0)
+  if (r->mask != NULL)
     {
-      const guint8 *mask = b + mo;
-
-      for (guint32 i = rs; i < rs + rl; i++)
+      for (guint32 i = r->rs; i < r->rs + r->rl; i++)
         {
           guint32 j;
 
-          if ((gsize) i + dl > len)
+          if ((gsize) i + r->dl > len)
             return FALSE;
-          for (j = 0; j < dl; j++)
-            if ((v[j] & mask[j]) != (d[i + j] & mask[j]))
+          for (j = 0; j < r->dl; j++)
+            if ((r->value[j] & r->mask[j]) != (d[i + j] & r->mask[j]))
               break;
-          if (j == dl)
+          if (j == r->dl)
             return TRUE;
         }
       return FALSE;
     }
-  if (rl == 1 || dl == 0)
-    return memcmp (v, d + rs, dl) == 0;
+  if (r->dl == 0)
+    return TRUE;
+  if (r->rl == 1)
+    return d[r->rs] == r->value[0]
+           && memcmp (r->value, d + r->rs, r->dl) == 0;
   /* the last offset tried: the range's, or the last where the value
    * still fits */
-  last = MIN ((gsize) rs + rl - 1, len - dl);
-  return memmem (d + rs, last - rs + dl, v, dl) != NULL;
+  last = MIN ((gsize) r->rs + r->rl - 1, len - r->dl);
+  return memmem (d + r->rs, last - r->rs + r->dl, r->value, r->dl) != NULL;
 }
 
 /* cache_magic_matchlet_compare  */
 static gboolean
-parser_sniff_matchlet (guint32 m, const guint8 *d, gsize len)
+parser_sniff_rule_match (const parser_sniff_rule *r, const guint8 *d,
+                         gsize len)
 {
-  const guint8 *b = parser_sniff.buf;
-  guint32 n = parser_sniff_u32 (b, m + 24);
-  guint32 child = parser_sniff_u32 (b, m + 28);
-
-  if (!parser_sniff_matchlet_data (m, d, len))
+  if (!parser_sniff_rule_data (r, d, len))
     return FALSE;
-  if (n == 0)
+  if (r->n_children == 0)
     return TRUE;
-  for (guint32 i = 0; i < n; i++)
-    if (parser_sniff_matchlet (child + 32 * i, d, len))
+  for (guint32 i = 0; i < r->n_children; i++)
+    if (parser_sniff_rule_match (&r->children[i], d, len))
       return TRUE;
   return FALSE;
 }
@@ -319,20 +383,13 @@ parser_sniff_matchlet (guint32 m, const guint8 *d, gsize len)
 static const char *
 parser_sniff_lookup (const guint8 *d, gsize len)
 {
-  const guint8 *b = parser_sniff.buf;
-  guint32 list = parser_sniff_u32 (b, 24);
-  guint32 n = parser_sniff_u32 (b, list);
-  guint32 first = parser_sniff_u32 (b, list + 8);
-
-  for (guint32 j = 0; j < n; j++)
+  for (guint32 j = 0; j < parser_sniff.n_matches; j++)
     {
-      guint32 m = first + 16 * j;
-      guint32 k = parser_sniff_u32 (b, m + 8);
-      guint32 ml = parser_sniff_u32 (b, m + 12);
+      const parser_sniff_match *m = &parser_sniff.matches[j];
 
-      for (guint32 i = 0; i < k; i++)
-        if (parser_sniff_matchlet (ml + 32 * i, d, len))
-          return (const char *) b + parser_sniff_u32 (b, m + 4);
+      for (guint32 i = 0; i < m->n; i++)
+        if (parser_sniff_rule_match (&m->rules[i], d, len))
+          return m->type;
     }
   return NULL;
 }
