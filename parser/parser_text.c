@@ -4147,6 +4147,28 @@ parser_lexicon_slot_token (parser_lexicon_slot *s, const char *end)
   return &s->tok;
 }
 
+/* The terms whose first word is the ASCII word @w (@wl bytes, 1 to
+ * PARSER_TEXT_WORD_MAX), or NULL.  An ASCII word folded is its bytes in
+ * lower case (an ASCII letter or digit is itself with the 0x20 bit set):
+ * no token (and no gap) is needed to look it up; the filter answers most
+ * words before the copy.  */
+static inline GPtrArray *
+parser_lexicon_ascii_bucket (const parser_lexicon *lex, const guchar *w,
+                             gsize wl)
+{
+  char word[PARSER_TEXT_WORD_MAX + 1];
+  guint f = parser_lexicon_filter_of (wl, w[0] | 0x20,
+                                      wl > 1 ? w[1] | 0x20 : 0,
+                                      w[wl - 1] | 0x20);
+
+  if ((lex->filter[f / 8] & (1u << (f % 8))) == 0)
+    return NULL;
+  for (gsize i = 0; i < wl; i++)
+    word[i] = (char) (w[i] | 0x20);
+  word[wl] = '\0';
+  return g_hash_table_lookup (lex->first, word);
+}
+
 /* The categories of the terms of @bucket that start at the word @s0,
  * whose next words are skimmed from @after only when a term needs them
  * (the first word of nearly every term is the only one, or the one that
@@ -4310,20 +4332,7 @@ parser_lexicon_match_impl (const parser_lexicon *lex, const char *text,
                 pos = we;
                 /* at most 63 bytes: never over PARSER_TEXT_WORD_MAX */
                 w = q + ws;
-                {
-                  gsize wl = we - ws;
-                  char word[PARSER_TEXT_WORD_MAX + 1];
-
-                  f = parser_lexicon_filter_of (wl, w[0] | 0x20,
-                                                wl > 1 ? w[1] | 0x20 : 0,
-                                                w[wl - 1] | 0x20);
-                  if ((lex->filter[f / 8] & (1u << (f % 8))) == 0)
-                    continue;
-                  for (gsize i = 0; i < wl; i++)
-                    word[i] = (char) (w[i] | 0x20);
-                  word[wl] = '\0';
-                  bucket = g_hash_table_lookup (lex->first, word);
-                }
+                bucket = parser_lexicon_ascii_bucket (lex, w, we - ws);
                 if (bucket == NULL)
                   continue;
                 bits |= parser_lexicon_match_at (bucket, (const char *) q + we,
@@ -4362,22 +4371,10 @@ parser_lexicon_match_impl (const parser_lexicon *lex, const char *text,
       else
         {
           gsize wl = (gsize) (q - w);
-          /* an ASCII word folded is its bytes in lower case (an ASCII
-           * letter or digit is itself with the 0x20 bit set): no token
-           * (and no gap) is needed to look it up */
-          char word[PARSER_TEXT_WORD_MAX + 1];
 
           if (wl > PARSER_TEXT_WORD_MAX)
             continue;
-          f = parser_lexicon_filter_of (wl, w[0] | 0x20,
-                                        wl > 1 ? w[1] | 0x20 : 0,
-                                        w[wl - 1] | 0x20);
-          if ((lex->filter[f / 8] & (1u << (f % 8))) == 0)
-            continue;
-          for (gsize i = 0; i < wl; i++)
-            word[i] = (char) (w[i] | 0x20);
-          word[wl] = '\0';
-          bucket = g_hash_table_lookup (lex->first, word);
+          bucket = parser_lexicon_ascii_bucket (lex, w, wl);
         }
       if (bucket == NULL)
         continue;
