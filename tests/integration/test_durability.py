@@ -628,6 +628,38 @@ class DurabilityTest(unittest.TestCase):
               % (len(results), len(acked), len(results) - len(acked), len(cases),
                  dict(outcome)))
 
+    def send_burst(self, d, batch, threads, join, barrier=False):
+        """Each message of @batch (Message-ID -> Subject) sent over
+        @threads sessions at once, every one answered 250 after its DATA;
+        the sessions are left open (the caller kills the daemon under
+        them, then drops them)."""
+        mids = sorted(batch)
+        results = {}
+        clients = [Client(d.port) for _ in range(threads)]
+        for c in clients:
+            self.assertTrue(c.connect(time.monotonic() + 10))
+        go = threading.Barrier(threads) if barrier else None
+
+        def client(t):
+            if go is not None:
+                go.wait(10)
+            for mid in mids[t::threads]:
+                results[mid] = clients[t].send(
+                    message(subject=batch[mid], msgid="<%s>" % mid),
+                    time.monotonic() + 30)
+
+        workers = [threading.Thread(target=client, args=(t,), daemon=True)
+                   for t in range(threads)]
+        for th in workers:
+            th.start()
+        for th in workers:
+            th.join(join)
+        self.assertFalse(any(th.is_alive() for th in workers),
+                         "client threads hung")
+        self.assertEqual({m: r[:2] for m, r in results.items()},
+                         {m: ("DATA", 250) for m in mids})
+        return clients
+
     # -- restart with a full spool -----------------------------------------
     def test_restart_resumes_spool(self):
         """50 messages acknowledged in a burst, the master SIGKILLed at once
@@ -646,32 +678,10 @@ class DurabilityTest(unittest.TestCase):
                 mid = "resume-%s-r%d-m%02d@durability.test" % (run, rnd, i)
                 batch[mid] = "resume %s r%d m%02d" % (run, rnd, i)
             sent.update(batch)
-            mids = sorted(batch)
-            results = {}
-            clients = [Client(d.port) for _ in range(THREADS)]
-            for c in clients:
-                self.assertTrue(c.connect(time.monotonic() + 10))
-            go = threading.Barrier(THREADS)
-
-            def client(t):
-                go.wait(10)
-                for mid in mids[t::THREADS]:
-                    results[mid] = clients[t].send(
-                        message(subject=batch[mid], msgid="<%s>" % mid),
-                        time.monotonic() + 30)
-
-            threads = [threading.Thread(target=client, args=(t,), daemon=True)
-                       for t in range(THREADS)]
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join(30)
+            clients = self.send_burst(d, batch, THREADS, 30, barrier=True)
             d.kill()
             for c in clients:
                 c.drop()
-            self.assertFalse(any(th.is_alive() for th in threads), "client threads hung")
-            self.assertEqual({m: r[:2] for m, r in results.items()},
-                             {m: ("DATA", 250) for m in mids})
             spooled = d.spool_count()
             spooled_per_round.append(spooled)
             d.start()
@@ -706,28 +716,7 @@ class DurabilityTest(unittest.TestCase):
                 mid = "drain-%s-r%d-m%04d@durability.test" % (run, rnd, i)
                 batch[mid] = "drain %s r%d m%04d" % (run, rnd, i)
             sent.update(batch)
-            mids = sorted(batch)
-            results = {}
-            clients = [Client(d.port) for _ in range(THREADS)]
-            for c in clients:
-                self.assertTrue(c.connect(time.monotonic() + 10))
-
-            def client(t):
-                for mid in mids[t::THREADS]:
-                    results[mid] = clients[t].send(
-                        message(subject=batch[mid], msgid="<%s>" % mid),
-                        time.monotonic() + 30)
-
-            threads = [threading.Thread(target=client, args=(t,), daemon=True)
-                       for t in range(THREADS)]
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join(60)
-            self.assertFalse(any(th.is_alive() for th in threads),
-                             "client threads hung")
-            self.assertEqual({m: r[:2] for m, r in results.items()},
-                             {m: ("DATA", 250) for m in mids})
+            clients = self.send_burst(d, batch, THREADS, 60)
             ro = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
             try:
                 first = ro.execute("SELECT count(*) FROM spool").fetchone()[0]

@@ -473,40 +473,61 @@ static const struct {
   { "", "" },
 };
 
-START_TEST (test_body_words_phrases)
+/* Rules "b<i>" (body word) and "s<i>" (subject word) for each of @values:
+ * the body's word scan answers what the subject's search answers.  */
+static rules *
+load_body_subject_words (const char *const *values, guint n)
 {
   g_autoptr (GString) text = g_string_new ("queues a\ndefault queue a\n");
-  g_autoptr (rules) r = NULL;
 
-  for (guint i = 0; i < G_N_ELEMENTS (phrase_values); i++)
+  for (guint i = 0; i < n; i++)
     g_string_append_printf (text,
                             "rule \"b%u\" when body word \"%s\" then tag b%u\n"
                             "rule \"s%u\" when subject word \"%s\""
                             " then tag s%u\n",
-                            i, phrase_values[i], i, i, phrase_values[i], i);
-  r = load (text->str);
+                            i, values[i], i, i, values[i], i);
+  return load (text->str);
+}
+
+/* Decide @text as both subject and body; check that each value's body
+ * rule fired exactly when its subject rule did, and return the body
+ * rules that fired ("b0 b3 ...").  */
+static char *
+body_subject_agree (rules *r, const char *const *values, guint n,
+                    const char *text)
+{
+  rules_input in = { .subject = text, .body = text };
+  rules_decision d;
+  GString *got = g_string_new (NULL);
+
+  decide (r, &in, &d);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *b = g_strdup_printf ("b%u", i);
+      g_autofree char *sj = g_strdup_printf ("s%u", i);
+
+      ck_assert_msg (has (d.tags, b) == has (d.tags, sj),
+                     "\"%s\" in \"%.60s\": body %d, subject %d", values[i],
+                     text, has (d.tags, b), has (d.tags, sj));
+      if (has (d.tags, b))
+        g_string_append_printf (got, "%s%s", got->len ? " " : "", b);
+    }
+  rules_decision_clear (&d);
+  return g_string_free (got, FALSE);
+}
+
+START_TEST (test_body_words_phrases)
+{
+  g_autoptr (rules) r = load_body_subject_words (
+      phrase_values, G_N_ELEMENTS (phrase_values));
+
   for (guint c = 0; c < G_N_ELEMENTS (phrase_cases); c++)
     {
-      rules_input in = { .subject = phrase_cases[c].text,
-                         .body = phrase_cases[c].text };
-      rules_decision d;
-      g_autoptr (GString) got = g_string_new (NULL);
+      g_autofree char *got = body_subject_agree (
+          r, phrase_values, G_N_ELEMENTS (phrase_values),
+          phrase_cases[c].text);
 
-      decide (r, &in, &d);
-      for (guint i = 0; i < G_N_ELEMENTS (phrase_values); i++)
-        {
-          g_autofree char *b = g_strdup_printf ("b%u", i);
-          g_autofree char *sj = g_strdup_printf ("s%u", i);
-
-          ck_assert_msg (has (d.tags, b) == has (d.tags, sj),
-                         "\"%s\" in \"%s\": body %d, subject %d",
-                         phrase_values[i], phrase_cases[c].text,
-                         has (d.tags, b), has (d.tags, sj));
-          if (has (d.tags, b))
-            g_string_append_printf (got, "%s%s", got->len ? " " : "", b);
-        }
-      ck_assert_str_eq (got->str, phrase_cases[c].expect);
-      rules_decision_clear (&d);
+      ck_assert_str_eq (got, phrase_cases[c].expect);
     }
 }
 END_TEST
@@ -519,52 +540,32 @@ START_TEST (test_body_words_long_words)
   static const char *const values[] = {
     "tax", "council tax", "tax band", "reduction", "council",
   };
+  /* words longer than "council tax" (the longest value): 36 and 200
+   * letters; and a short one */
+  g_autofree char *long36 = g_strnfill (36, 'x');
   g_autofree char *longw = g_strnfill (200, 'x');
   g_autofree char *tax9 = g_strnfill (9, 'q');
-  const char *const texts[] = {
-    "council tax", "council xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx tax",
-    "taxtaxtaxtaxtaxtaxtaxtax band", "reductions reduction",
+  g_autofree char *between = g_strdup_printf ("council %s tax", long36);
+  const char *const fixed[] = {
+    "council tax", "taxtaxtaxtaxtaxtaxtaxtax band", "reductions reduction",
     "councilcouncilcouncil tax band", "COUNCIL TAX BAND",
     "council \xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
     "\xc3\xa9\xc3\xa9\xc3\xa9 tax", "reductio", "reductionx",
   };
-  g_autoptr (GString) text = g_string_new ("queues a\ndefault queue a\n");
-  g_autoptr (rules) r = NULL;
+  g_autoptr (GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (rules) r = load_body_subject_words (values,
+                                                 G_N_ELEMENTS (values));
 
-  for (guint i = 0; i < G_N_ELEMENTS (values); i++)
-    g_string_append_printf (text,
-                            "rule \"b%u\" when body word \"%s\" then tag b%u\n"
-                            "rule \"s%u\" when subject word \"%s\""
-                            " then tag s%u\n",
-                            i, values[i], i, i, values[i], i);
-  r = load (text->str);
-  for (guint c = 0; c < G_N_ELEMENTS (texts) + 3; c++)
-    {
-      g_autofree char *t = NULL;
-      rules_input in = { 0 };
-      rules_decision d;
-
-      if (c < G_N_ELEMENTS (texts))
-        t = g_strdup (texts[c]);
-      else if (c == G_N_ELEMENTS (texts))
-        t = g_strdup_printf ("%s council tax %s", longw, longw);
-      else if (c == G_N_ELEMENTS (texts) + 1)
-        t = g_strdup_printf ("council %s tax band %s", longw, tax9);
-      else
-        t = g_strdup_printf ("%s\n%s tax", longw, tax9);
-      in.subject = in.body = t;
-      decide (r, &in, &d);
-      for (guint i = 0; i < G_N_ELEMENTS (values); i++)
-        {
-          g_autofree char *b = g_strdup_printf ("b%u", i);
-          g_autofree char *sj = g_strdup_printf ("s%u", i);
-
-          ck_assert_msg (has (d.tags, b) == has (d.tags, sj),
-                         "\"%s\" in \"%.60s\": body %d, subject %d",
-                         values[i], t, has (d.tags, b), has (d.tags, sj));
-        }
-      rules_decision_clear (&d);
-    }
+  for (guint i = 0; i < G_N_ELEMENTS (fixed); i++)
+    g_ptr_array_add (texts, g_strdup (fixed[i]));
+  g_ptr_array_add (texts, g_strdup (between));
+  g_ptr_array_add (texts, g_strdup_printf ("%s council tax %s", longw, longw));
+  g_ptr_array_add (texts, g_strdup_printf ("council %s tax band %s", longw,
+                                           tax9));
+  g_ptr_array_add (texts, g_strdup_printf ("%s\n%s tax", longw, tax9));
+  for (guint c = 0; c < texts->len; c++)
+    g_free (body_subject_agree (r, values, G_N_ELEMENTS (values),
+                                texts->pdata[c]));
 }
 END_TEST
 
