@@ -547,8 +547,13 @@ store_spool_count (store *s, GError **error)
   gint64 n = -1;
 
   g_mutex_lock (&s->rlock);
-  st = store_stmt (s, s->rdb, "SELECT count(*) FROM spool"
-                              " WHERE quarantined_at IS NULL", error);
+  /* both counts from an index (spool_key holds every row, the partial
+   * spool_quarantine only the quarantined ones): never a scan of the
+   * rows themselves, however long the backlog */
+  st = store_stmt (s, s->rdb, "SELECT (SELECT count(*) FROM spool"
+                              " INDEXED BY spool_key)"
+                              " - (SELECT count(*) FROM spool"
+                              "    WHERE quarantined_at IS NOT NULL)", error);
   if (st != NULL && sqlite3_step (st) == SQLITE_ROW)
     n = sqlite3_column_int64 (st, 0);
   else if (st != NULL)
@@ -664,6 +669,7 @@ store_quarantine_list (store *s, GError **error)
   g_mutex_lock (&s->rlock);
   st = store_stmt (s, s->rdb, "SELECT id, received_at, quarantined_at, size,"
                               " failures, last_error, source FROM spool"
+                              " INDEXED BY spool_quarantine"
                               " WHERE quarantined_at IS NOT NULL ORDER BY id",
                    error);
   if (st == NULL)

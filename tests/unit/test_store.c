@@ -356,6 +356,96 @@ START_TEST (test_store_pragmas_and_version)
 }
 END_TEST
 
+/* Spool n rows, quarantine every third; what the pipeline, the count
+ * and the quarantine list see.  */
+static void
+spool_quarantine_check (store *st, int n, const gint64 *ids)
+{
+  g_autoptr (GPtrArray) items = store_spool_list (st, 0, 1000, NULL);
+  g_autoptr (GPtrArray) q = store_quarantine_list (st, NULL);
+  guint at = 0, qat = 0;
+
+  ck_assert_int_eq (store_spool_count (st, NULL), n - (n + 2) / 3);
+  ck_assert_uint_eq (items->len, (guint) (n - (n + 2) / 3));
+  ck_assert_uint_eq (q->len, (guint) ((n + 2) / 3));
+  for (int i = 0; i < n; i++)
+    if (i % 3 == 0)
+      {
+        const store_quarantine_entry *e = q->pdata[qat++];
+        ck_assert_int_eq (e->id, ids[i]);       /* oldest first */
+        ck_assert_int_gt (e->quarantined_at, 0);
+      }
+    else
+      ck_assert_int_eq (((store_spool_item *) items->pdata[at++])->id,
+                        ids[i]);
+}
+
+/* Schema 13: the quarantine index holds only quarantined rows; the count
+ * comes from indexes, and a database of schema 12 (the index over every
+ * row) is brought to it on open with the same answers.  */
+START_TEST (test_spool_quarantine_partial_index)
+{
+  store_keys *keys = make_keys ();
+  store *st = open_store (keys);
+  g_autofree char *db = tmp_path ("intake.db");
+  waiter w = { 0 };
+  const int n = 30;
+  gint64 ids[30];
+  sqlite3 *raw;
+  sqlite3_stmt *q;
+
+  g_mutex_init (&w.lock);
+  g_cond_init (&w.cond);
+  for (int i = 0; i < n; i++)
+    {
+      char *m = g_strdup_printf ("Subject: %d\r\n\r\nbody\r\n", i);
+      store_spool_submit (st, make_env (), g_bytes_new_take (m, strlen (m)),
+                          waiter_done, &w);
+      waiter_wait (&w, i + 1);
+      ids[i] = w.last_id;
+    }
+  for (int i = 0; i < n; i += 3)
+    store_spool_fail_submit (st, ids[i], "crash", 1, waiter_done, &w);
+  waiter_wait (&w, n + (n + 2) / 3);
+  ck_assert_int_eq (w.failed, 0);
+  spool_quarantine_check (st, n, ids);
+  store_close (&st);
+
+  ck_assert_int_eq (sqlite3_open (db, &raw), SQLITE_OK);
+  sqlite3_prepare_v2 (raw, "SELECT sql FROM sqlite_master"
+                           " WHERE name = 'spool_quarantine'", -1, &q, NULL);
+  ck_assert_int_eq (sqlite3_step (q), SQLITE_ROW);
+  ck_assert_ptr_nonnull (strstr ((const char *) sqlite3_column_text (q, 0),
+                                 "WHERE quarantined_at IS NOT NULL"));
+  sqlite3_finalize (q);
+  /* back to what schema 12 had */
+  ck_assert_int_eq (sqlite3_exec (raw, "DROP INDEX spool_quarantine;"
+                                       "CREATE INDEX spool_quarantine"
+                                       " ON spool(quarantined_at);"
+                                       "PRAGMA user_version=12;",
+                                  NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close (raw);
+
+  st = open_store (keys);
+  spool_quarantine_check (st, n, ids);
+  store_close (&st);
+  ck_assert_int_eq (sqlite3_open (db, &raw), SQLITE_OK);
+  sqlite3_prepare_v2 (raw, "SELECT (SELECT sql FROM sqlite_master"
+                           " WHERE name = 'spool_quarantine'),"
+                           " (SELECT user_version FROM pragma_user_version)",
+                      -1, &q, NULL);
+  ck_assert_int_eq (sqlite3_step (q), SQLITE_ROW);
+  ck_assert_ptr_nonnull (strstr ((const char *) sqlite3_column_text (q, 0),
+                                 "WHERE quarantined_at IS NOT NULL"));
+  ck_assert_int_eq (sqlite3_column_int (q, 1), STORE_SCHEMA_VERSION);
+  sqlite3_finalize (q);
+  sqlite3_close (raw);
+  g_mutex_clear (&w.lock);
+  g_cond_clear (&w.cond);
+  store_keys_free (&keys);
+}
+END_TEST
+
 START_TEST (test_store_reader_needs_file)
 {
   store_keys *keys = make_keys ();
@@ -1379,6 +1469,7 @@ store_suite (void)
   tcase_add_checked_fixture (tc, setup, teardown);
   tcase_add_test (tc, test_store_pragmas_and_version);
   tcase_add_test (tc, test_store_reader_needs_file);
+  tcase_add_test (tc, test_spool_quarantine_partial_index);
   tcase_add_test (tc, test_spool_group_commit);
   tcase_add_test (tc, test_spool_large_batch);
   tcase_add_test (tc, test_checkpoint_copies_whole);
