@@ -1110,7 +1110,9 @@ START_TEST (test_ciphertext_moved_or_flipped)
   /* a flipped bit in the wrapped data key: the subject's data fails
    * closed */
   raw_sql ("UPDATE subjects SET data_key = substr(data_key, 1, 40)"
-           " || x'00' || substr(data_key, 42) WHERE id = 2");
+           " || CASE WHEN substr(data_key, 41, 1) = x'00' THEN x'01'"
+           "    ELSE x'00' END"       /* changed whatever the byte was */
+           " || substr(data_key, 42) WHERE id = 2");
   st = open_store (keys);
   ck_assert_ptr_null (store_message_text (st, 3, &error));
   ck_assert_ptr_nonnull (error);
