@@ -884,14 +884,19 @@ store_count (store *s, sqlite3 *db, const char *sql, gint64 a, gint64 b,
  * (SECURITY-TESTS §F): more than loop_messages messages into one case
  * within loop_minutes flags the case and stops acknowledging it; a person
  * gets at most ack_per_day acknowledgements a day; only a new case is
- * acknowledged.  */
+ * acknowledged.  *@ack: "queued", "skipped" (the per-person limit), or
+ * NULL (not wanted, not a new case, or the loop breaker), for the case's
+ * event.  */
 static gboolean
 store_ack_decide (store *s, sqlite3 *db, const store_ingest *in,
                   gint64 case_id, gint64 subject_id, gint64 message_id,
-                  const char *ref, gboolean opened, GError **error)
+                  const char *ref, gboolean opened, const char **ack,
+                  GError **error)
 {
   gint64 now = g_get_real_time ();
   sqlite3_stmt *st;
+
+  *ack = NULL;
 
   /* A case this message opened holds this one message: at most 1 is
    * never more than loop_messages (>= 1), so it is not counted.  */
@@ -930,8 +935,10 @@ store_ack_decide (store *s, sqlite3 *db, const store_ingest *in,
       if (today < 0)
         return FALSE;
       if (today >= in->ack_per_day)
-        return store_audit_append (s, db, "pipeline", "ack.skipped", ref,
-                                   "per-sender limit", error);
+        {
+          *ack = "skipped";     /* said in the case's own event */
+          return TRUE;
+        }
     }
   st = store_stmt (s, db, "INSERT INTO outbox (case_id, subject_id,"
                           " message_id, kind, next_at, created_at, language)"
@@ -943,6 +950,7 @@ store_ack_decide (store *s, sqlite3 *db, const store_ingest *in,
   sqlite3_bind_int64 (st, 3, message_id);
   sqlite3_bind_int64 (st, 4, now);
   sqlite3_bind_text (st, 5, in->language, -1, SQLITE_STATIC);
+  *ack = "queued";
   return store_step_done (db, st, "outbox insert", error);
 }
 
@@ -958,6 +966,7 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   g_autofree char *detail = NULL;
   g_autoptr (GArray) hints = NULL;
   const char *thread_by = "new";
+  const char *ack = NULL;
   sqlite3_stmt *st;
   gint64 subject_id, case_id = -1, message_id;
   gboolean ok = FALSE, opened = FALSE, restricted = FALSE;
@@ -1134,21 +1143,28 @@ store_ingest_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
     goto out;
   store_fault_step (&step);
 
-  detail = g_strdup_printf ("message=%" G_GINT64_FORMAT " spool=%"
-                            G_GINT64_FORMAT " source=%s queue=%s"
-                            " thread=%s attachments=%u", message_id,
-                            in->spool_id, in->env->source, in->queue,
-                            thread_by,
-                            in->attachments ? in->attachments->len : 0);
   if (!store_arrival_add (s, db, message_id, in, error))
     goto out;
   store_fault_step (&step);
+  /* The acknowledgement is decided first, so that the case's event says
+   * what became of it: "ack=queued", or "ack=skipped" when the person was
+   * past ack_per_day (one event a message; a portal or a prolific
+   * correspondent past the limit used to add a second, ack.skipped, to
+   * every case it opened).  */
+  if (!store_ack_decide (s, db, in, case_id, subject_id, message_id, ref,
+                         opened, &ack, error))
+    goto out;
+  detail = g_strdup_printf ("message=%" G_GINT64_FORMAT " spool=%"
+                            G_GINT64_FORMAT " source=%s queue=%s"
+                            " thread=%s attachments=%u%s%s", message_id,
+                            in->spool_id, in->env->source, in->queue,
+                            thread_by,
+                            in->attachments ? in->attachments->len : 0,
+                            ack != NULL ? " ack=" : "",
+                            ack != NULL ? ack : "");
   if (!store_audit_append (s, db, "pipeline",
                            opened ? "case.opened" : "case.message", ref,
                            detail, error))
-    goto out;
-  if (!store_ack_decide (s, db, in, case_id, subject_id, message_id, ref,
-                         opened, error))
     goto out;
   /* the CRM hears of it, and the department that work arrived (not for
    * an automatic reply: that is nobody's work, and could loop) */

@@ -45,6 +45,24 @@ def outbox(d):
         db.close()
 
 
+def opened_acks(d):
+    """The ack= word of every case.opened event, in order (None: none);
+    and no separate ack.skipped event."""
+    db = sqlite3.connect(os.path.join(d.dir, "var", "intake.db"))
+    try:
+        rows = db.execute("SELECT action, detail FROM audit"
+                          " WHERE action IN ('case.opened', 'ack.skipped')"
+                          " ORDER BY id").fetchall()
+    finally:
+        db.close()
+    out = []
+    for action, detail in rows:
+        assert action == "case.opened", (action, detail)
+        words = dict(w.split("=", 1) for w in detail.split() if "=" in w)
+        out.append(words.get("ack"))
+    return out
+
+
 def case_messages(d, ref):
     return [x for x in d.cases() if x["ref"] == ref][0]["messages"]
 
@@ -221,6 +239,10 @@ class Acknowledgements(unittest.TestCase):
                 d.settle()
                 self.assertEqual(len(sink.messages), 2)
                 self.assertEqual(outbox(d), {"sent": 2})
+                # each case's own event says what became of its
+                # acknowledgement; no second event for a skipped one
+                self.assertEqual(opened_acks(d),
+                                 ["queued", "queued", "skipped", "skipped"])
                 # the citizen answers the acknowledgement: same case, and
                 # no acknowledgement of the answer
                 ack = sink.messages[0].parsed
