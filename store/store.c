@@ -978,6 +978,13 @@ again:
       return;
     }
   store_spool_key_batch_done (s);
+  /* only now, committed, may the spool feed have a row (store_feed.c) */
+  for (guint i = 0; i < batch->len; i++)
+    {
+      store_job *job = batch->pdata[i];
+      if (job->committed != NULL && job->error == NULL)
+        job->committed (s, job);
+    }
   for (guint i = 0; i < batch->len; i++)
     if (((store_job *) batch->pdata[i])->kill_after_commit)
       {
@@ -1308,6 +1315,7 @@ store_open_full (const char *path, const char *vault, const store_keys *keys,
   g_assert (s->wkey != NULL);
   s->wkeys = store_keycache_new ();
   s->spoolkeys = store_spoolkeys_new ();
+  s->feed = store_feed_new ();
   s->wdata_version = -1;       /* what the writer keeps is read at first */
   s->wstmts = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
                                      store_stmt_finalize);
@@ -1412,6 +1420,7 @@ store_close (store **sp)
   sodium_free (s->wkey);
   store_keycache_free (&s->wkeys);
   store_spoolkeys_free (&s->spoolkeys);
+  store_feed_free (&s->feed);
   g_free (s->path);
   g_free (s);
   *sp = NULL;

@@ -217,6 +217,34 @@ void store_spool_item_free (store_spool_item *item);
 GPtrArray *store_spool_list (store *s, gint64 after_id, guint max,
                              GError **error);
 
+/* The spool feed (store_feed.c, docs/design-notes.md "The spool feed"):
+ * rows the writer has just committed are kept in memory, in plaintext,
+ * until store_spool_list () hands them out, so that the pipeline does
+ * not read and unseal them again.  At most this many raw bytes and rows;
+ * rows beyond are read from the database as before.  */
+#define STORE_FEED_MAX_BYTES ((gsize) 64 * 1024 * 1024)
+#define STORE_FEED_MAX_ROWS 32768
+
+typedef struct {
+  guint64 fed;         /* rows taken in */
+  guint64 taken;       /* rows handed out by store_spool_list () */
+  guint64 dropped;     /* rows let go unread (passed, cleared) */
+  guint64 full;        /* rows not taken in: the feed was full */
+  guint rows;          /* held now */
+  gsize bytes;         /* their raw bytes */
+} store_spool_feed_stats;
+
+/* Drop every fed row: anything that deletes or hides spool rows other
+ * than filing must call it (today nothing does).  */
+void store_spool_feed_clear (store *s);
+/* On by default; off (and cleared) with @on FALSE, or at store_open ()
+ * when the environment has INTAKE_SPOOL_FEED=0 (tests, benchmarks).  */
+void store_spool_feed_set_enabled (store *s, gboolean on);
+/* Tests: lower bounds than STORE_FEED_MAX_ROWS and _BYTES (clamped to
+ * them).  */
+void store_spool_feed_set_limits (store *s, guint rows, gsize bytes);
+void store_spool_feed_get_stats (store *s, store_spool_feed_stats *out);
+
 /* Number of messages waiting in the spool (quarantined ones excluded).  */
 gint64 store_spool_count (store *s, GError **error);
 

@@ -32,6 +32,9 @@ struct store_job {
                               * back (store_batch_restart ()) */
   gboolean kill_after_commit; /* fault injection (tests): SIGKILL once the
                                * batch holding this job is committed */
+  /* (nullable) called in the writer after the batch holding this job
+   * committed, if the job did not fail (@error NULL), before @done */
+  void (*committed) (store *s, store_job *job);
   GError *error;             /* set by the writer */
 };
 
@@ -89,6 +92,8 @@ struct store {
   sqlite3_stmt *rvault_get;
   GRecMutex vlock;
   struct store_spoolkeys *spoolkeys;  /* the spool's keys (store_spoolkey.c) */
+  struct store_feed *feed;   /* rows just spooled, for the pipeline
+                              * (store_feed.c) */
 };
 
 /* The name of the VFS the writer's connection opens the database with:
@@ -185,6 +190,28 @@ void store_keycache_tick (store_keycache *c);
 guint store_keycache_live (store_keycache *c);
 void store_keycache_stats (store_keycache *c, guint64 *hits,
                           guint64 *misses);
+
+/* ------------------------------------------------- spool feed */
+
+/* Rows just committed to the spool, kept for store_spool_list ()
+ * (store_feed.c).  */
+typedef struct store_feed store_feed;
+store_feed *store_feed_new (void);
+void store_feed_free (store_feed **f);
+/* Writer, after the commit that stored row @id: keep it (unless the feed
+ * is full, off, or a reader has already passed @id).  *@env is taken
+ * (set to NULL) if kept; @env_bytes and @raw are referenced.  */
+void store_feed_add (store *s, gint64 id, store_envelope **env,
+                     GBytes *env_bytes, GBytes *raw);
+/* Move the fed rows after_id + 1, after_id + 2, ... (no id missing), at
+ * most @max, onto @out; how many.  */
+guint store_feed_take_run (store *s, gint64 after_id, guint max,
+                           GPtrArray *out);
+/* (transfer full) (nullable) The fed row @id, taken out of the feed;
+ * fed rows below it are dropped.  */
+store_spool_item *store_feed_take (store *s, gint64 id);
+/* A reader has seen the rows up to @id: drop those, feed none again.  */
+void store_feed_passed (store *s, gint64 id);
 
 /* ------------------------------------------------- spool keys */
 

@@ -339,6 +339,9 @@ typedef struct {
   store_job job;
   store_envelope *env;
   GBytes *raw;
+  GBytes *env_bytes;          /* @env as sealed, once @run succeeded */
+  gboolean feedable;          /* packed by hand: @env is what unpacking
+                               * @env_bytes gives, once normalised */
 } store_spool_job;
 
 static void
@@ -348,7 +351,37 @@ store_spool_job_free (store_job *job)
 
   store_envelope_free (sj->env);
   g_bytes_unref (sj->raw);
+  if (sj->env_bytes)
+    g_bytes_unref (sj->env_bytes);
   g_free (sj);
+}
+
+/* After the commit that stored the row (store_batch_run ()): the row to
+ * the spool feed (store_feed.c), its envelope made exactly what reading
+ * the row back would give -- store_envelope_pack_direct () writes a
+ * missing string as "" and a boolean as 0 or 1, and
+ * store_envelope_unpack_direct () takes only what it writes.  The
+ * envelope is taken from the job (the callers' done functions never see
+ * it); the raw bytes are shared, not copied.  Each job type frees its
+ * own fields, so only the spool part is touched here.  */
+static void
+store_spool_job_committed (store *s, store_job *job)
+{
+  store_spool_job *sj = (store_spool_job *) job;
+  store_envelope *env = sj->env;
+  char **str[4];
+
+  if (job->result_id <= 0 || sj->env_bytes == NULL || !sj->feedable)
+    return;
+  str[0] = &env->source;
+  str[1] = &env->client_addr;
+  str[2] = &env->helo;
+  str[3] = &env->mail_from;
+  for (guint i = 0; i < G_N_ELEMENTS (str); i++)
+    if (*str[i] == NULL)
+      *str[i] = g_strdup ("");
+  env->tls = env->tls ? TRUE : FALSE;
+  store_feed_add (s, job->result_id, &sj->env, sj->env_bytes, sj->raw);
 }
 
 static gboolean
@@ -381,7 +414,10 @@ store_spool_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
   /* both nonces in one call (each randombytes_buf () is a getpid () and
    * a ChaCha20 block), each used once, here */
   randombytes_buf (nonces, sizeof nonces);
-  env_plain = store_envelope_pack (sj->env);
+  env_plain = store_envelope_pack_direct (sj->env);
+  sj->feedable = env_plain != NULL;
+  if (env_plain == NULL)
+    env_plain = store_envelope_pack_gvariant (sj->env);
   p = g_bytes_get_data (env_plain, &n);
   env_sealed = store_seal_nonce (key, "spool", "envelope", id, 0, nonces[0],
                                  p, n);
@@ -412,6 +448,10 @@ store_spool_job_run (store *s, sqlite3 *db, store_job *job, GError **error)
     }
   job->result_id = id;
   s->next_spool_id = id + 1;
+  /* a batch run again (store_batch_restart ()) packs it again */
+  if (sj->env_bytes)
+    g_bytes_unref (sj->env_bytes);
+  sj->env_bytes = g_steal_pointer (&env_plain);
   return TRUE;
 }
 
@@ -423,6 +463,7 @@ store_spool_submit (store *s, store_envelope *env, GBytes *raw,
 
   sj->job.run = store_spool_job_run;
   sj->job.free = store_spool_job_free;
+  sj->job.committed = store_spool_job_committed;
   sj->job.done = done;
   sj->job.user_data = user_data;
   sj->job.weight = g_bytes_get_size (raw);
@@ -494,14 +535,17 @@ store_spool_item_free (store_spool_item *item)
   g_free (item);
 }
 
-GPtrArray *
-store_spool_list (store *s, gint64 after_id, guint max, GError **error)
+/* Up to @max rows after @after_id read from the database onto @out, a
+ * fed copy (store_feed.c) taken instead of opening a row's seals where
+ * the feed has one.  FALSE with @error if the spool cannot be read.  */
+static gboolean
+store_spool_list_read (store *s, gint64 after_id, guint max, GPtrArray *out,
+                       GError **error)
 {
   guint8 *key = sodium_malloc (STORE_KEY_BYTES);
-  gint64 key_id = -1;
-  GPtrArray *out = g_ptr_array_new_with_free_func (
-      (GDestroyNotify) store_spool_item_free);
+  gint64 key_id = -1, last = -1;
   sqlite3_stmt *st;
+  gboolean ok = FALSE;
   int rc;
 
   g_assert (key != NULL);
@@ -510,34 +554,59 @@ store_spool_list (store *s, gint64 after_id, guint max, GError **error)
                               " WHERE id > ?1 AND quarantined_at IS NULL"
                               " ORDER BY id LIMIT ?2", error);
   if (st == NULL)
-    goto fail;
+    goto out;
   sqlite3_bind_int64 (st, 1, after_id);
   sqlite3_bind_int64 (st, 2, max);
   while ((rc = sqlite3_step (st)) == SQLITE_ROW)
     {
       gint64 id = sqlite3_column_int64 (st, 0);
+      store_spool_item *item = store_feed_take (s, id);
+
       /* A row that does not open is reported with its id and left in the
        * spool for a person; it never blocks the rows behind it.  */
-      store_spool_item *item = store_spool_item_open (s, s->rdb, key, &key_id,
-                                                      id, st, 1);
+      if (item == NULL)
+        item = store_spool_item_open (s, s->rdb, key, &key_id, id, st, 1);
       g_ptr_array_add (out, item);
+      last = id;
     }
   if (rc != SQLITE_DONE)
     {
       store_set_sqlite_error (error, s->rdb, rc, "spool list");
-      goto fail;
+      goto out;
     }
+  ok = TRUE;
+out:
+  /* even on failure: what was read has been seen, and is not fed now */
+  if (last > 0)
+    store_feed_passed (s, last);
   store_stmt_release (st);
   g_mutex_unlock (&s->rlock);
   sodium_free (key);
-  return out;
+  return ok;
+}
 
-fail:
-  store_stmt_release (st);
-  g_mutex_unlock (&s->rlock);
-  sodium_free (key);
-  g_ptr_array_unref (out);
-  return NULL;
+GPtrArray *
+store_spool_list (store *s, gint64 after_id, guint max, GError **error)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) store_spool_item_free);
+  guint fed;
+
+  /* The rows just spooled, from memory, while their ids follow on from
+   * @after_id without a gap (no row can lie between); the rest from the
+   * database.  */
+  fed = store_feed_take_run (s, after_id, max, out);
+  if (fed < max
+      && !store_spool_list_read (s, fed > 0
+                                        ? ((store_spool_item *)
+                                           out->pdata[fed - 1])->id
+                                        : after_id,
+                                 max - fed, out, error))
+    {
+      g_ptr_array_unref (out);
+      return NULL;
+    }
+  return out;
 }
 
 gint64
@@ -808,6 +877,8 @@ store_imap_job_free (store_job *job)
 
   store_envelope_free (ij->sj.env);
   g_bytes_unref (ij->sj.raw);
+  if (ij->sj.env_bytes)
+    g_bytes_unref (ij->sj.env_bytes);
   g_free (ij->mailbox);
   g_free (ij);
 }
@@ -895,6 +966,7 @@ store_spool_submit_imap (store *s, store_envelope *env, GBytes *raw,
 
   ij->sj.job.run = store_imap_job_run;
   ij->sj.job.free = store_imap_job_free;
+  ij->sj.job.committed = store_spool_job_committed;
   ij->sj.job.done = done;
   ij->sj.job.user_data = user_data;
   ij->sj.job.weight = g_bytes_get_size (raw);
@@ -1047,6 +1119,8 @@ store_form_job_free (store_job *job)
 
   store_envelope_free (fj->sj.env);
   g_bytes_unref (fj->sj.raw);
+  if (fj->sj.env_bytes)
+    g_bytes_unref (fj->sj.env_bytes);
   g_free (fj->prefix);
   g_free (fj);
 }
@@ -1105,6 +1179,7 @@ store_spool_submit_form (store *s, store_envelope *env, GBytes *raw,
 
   fj->sj.job.run = store_form_job_run;
   fj->sj.job.free = store_form_job_free;
+  fj->sj.job.committed = store_spool_job_committed;
   fj->sj.job.done = done;
   fj->sj.job.user_data = user_data;
   fj->sj.job.weight = g_bytes_get_size (raw);
