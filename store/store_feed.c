@@ -21,9 +21,10 @@
  *    after it was listed (so it has left the feed); a quarantine counts
  *    failures of listed rows only.  Anything else that deletes or hides
  *    spool rows in this process must call store_spool_feed_clear ().
- *    Another process (intakectl) deletes no spool rows; if one ever did,
- *    the filing transaction's store_spool_delete () (changes () == 1)
- *    refuses to file a row that is gone.
+ *    A caller that files rows it has not listed (store_bench) turns the
+ *    feed off.  Another process (intakectl) deletes no spool rows; if one
+ *    ever did, the filing transaction's store_spool_delete ()
+ *    (changes () == 1) refuses to file a row that is gone.
  *
  * Bounded: at most STORE_FEED_MAX_BYTES of raw bytes and
  * STORE_FEED_MAX_ROWS rows; a row beyond either is not fed (it is read

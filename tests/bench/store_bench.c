@@ -613,6 +613,9 @@ main (int argc, char **argv)
       goto out;
     }
   f.wal = wal;
+  /* it files each row from its spool completion, never listing the
+   * spool: the spool feed would only hold rows nobody takes */
+  store_spool_feed_set_enabled (f.st, FALSE);
   if (!store_bench_do_fill (&f, &o))
     {
       store_close (&f.st);
