@@ -257,7 +257,11 @@ static const int parse_worker_syscalls[] = {
   SCMP_SYS (futex), SCMP_SYS (clock_gettime), SCMP_SYS (clock_getres),
   SCMP_SYS (gettimeofday), SCMP_SYS (nanosleep), SCMP_SYS (clock_nanosleep),
   SCMP_SYS (getrandom), SCMP_SYS (getpid), SCMP_SYS (gettid),
-  /* signals: abort () and g_error () must still end the process */
+  /* signals: abort () and g_error () must still end the process; a
+   * worker stopped and continued (SIGSTOP/SIGCONT: an operator, a
+   * debugger, a cgroup freezer) has its interrupted poll restarted by the
+   * kernel through restart_syscall, which only resumes that call */
+  SCMP_SYS (restart_syscall),
   SCMP_SYS (rt_sigreturn), SCMP_SYS (rt_sigprocmask),
   SCMP_SYS (rt_sigaction), SCMP_SYS (exit), SCMP_SYS (exit_group),
 };

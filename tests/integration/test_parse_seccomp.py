@@ -177,6 +177,38 @@ class NoFetch(unittest.TestCase):
         self.assertEqual(hits, [])
 
 
+class StopAndContinue(unittest.TestCase):
+    def test_stopped_and_continued_worker_lives(self):
+        """A worker stopped (SIGSTOP) while it waits in poll and then
+        continued: the kernel resumes the poll through restart_syscall,
+        which the filter must allow; the worker lives on and parses."""
+        import signal
+        with Intaked(parser={"workers": 2}) as d:
+            with d.smtp() as s:
+                s.sendmail("a@example.org", ["enquiries@council.example"],
+                           message(subject="before the stop"))
+            d.wait_cases(1)
+            workers = d.children("parse")
+            self.assertTrue(workers)
+            for pid in workers:
+                os.kill(pid, signal.SIGSTOP)
+            time.sleep(0.5)
+            for pid in workers:
+                os.kill(pid, signal.SIGCONT)
+            time.sleep(0.5)
+            with d.smtp() as s:
+                for i in range(4):
+                    s.sendmail("b@example.org", ["enquiries@council.example"],
+                               message(subject="after the stop %d" % i))
+            cases = d.wait_cases(5)
+            self.assertEqual(len(cases), 5)
+            log = d.log()
+            self.assertEqual(parse_deaths(log), [], log[-3000:])
+            self.assertNotIn("event=seccomp-off", log)
+            self.assertEqual(sorted(d.children("parse")), sorted(workers))
+            self.assertEqual(quarantine(d), [])
+
+
 class CorpusThroughWorkers(unittest.TestCase):
     def test_corpus_parses_under_the_filter(self):
         if not os.path.isdir(os.path.join(SHARED, "corpus", "mail")):

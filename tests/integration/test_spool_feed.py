@@ -173,12 +173,10 @@ class SpoolFeedTest(unittest.TestCase):
         Every message is one case, once, filed in the order it was
         spooled (case serials follow the spool ids the 250s named)."""
         N1, N2, SIZE, THREADS = 1800, 600, 64 * 1024, 10
-        # seccomp off in the workers: after SIGCONT the kernel restarts
-        # their interrupted poll through restart_syscall, which their
-        # filter does not allow (SIGSYS, a "crash", the rows tried again
-        # later and so filed out of order)
-        d = self.daemon(parser={"timeout": 600},
-                        env={"INTAKE_PARSE_SECCOMP": "off"})
+        # (the workers keep their seccomp filter: it allows the
+        # restart_syscall through which the kernel resumes their poll
+        # after SIGCONT; test_parse_seccomp StopAndContinue)
+        d = self.daemon(parser={"timeout": 600})
         workers = d.children("parse")
         self.assertTrue(workers)
         body = ("x" * 76 + "\r\n") * (SIZE // 78)
