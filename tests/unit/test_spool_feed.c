@@ -17,6 +17,7 @@
 #include <glib/gstdio.h>
 
 #include "store/store.h"
+#include "store/store_private.h"      /* store_feed_add (), white-box */
 
 static char *tmpdir;
 static store_keys *keys;
@@ -531,6 +532,40 @@ START_TEST (test_restart_reads_backlog)
 END_TEST
 
 /* Off: by INTAKE_SPOOL_FEED=0 at open, and by the call.  */
+/* The writer feeds a row after its COMMIT returned, so a reader may
+ * list the row from the database first: a row at or below the highest id
+ * already listed is refused, never left in the feed (where its plaintext
+ * would wait for nothing, or be handed out again).  */
+START_TEST (test_late_feed_refused)
+{
+  store *st = open_store ();
+  store_spool_feed_stats stats;
+  g_autoptr (GPtrArray) all = NULL;
+  gint64 ids[4];
+
+  spool_n (st, 0, 4, 300, ids);
+  all = list_all (st, 10);
+  ck_assert_uint_eq (all->len, 4);
+  store_spool_feed_get_stats (st, &stats);
+  ck_assert_uint_eq (stats.fed, 4);
+  ck_assert_uint_eq (stats.rows, 0);
+  for (guint i = 1; i < 4; i += 2)      /* below, and at, the last listed */
+    {
+      store_envelope *env = make_env (i);
+      g_autoptr (GBytes) packed = store_envelope_pack (env);
+      g_autoptr (GBytes) raw = make_raw (i, 300);
+
+      store_feed_add (st, ids[i], &env, packed, raw);
+      store_envelope_free (env);            /* not taken: still ours */
+    }
+  store_spool_feed_get_stats (st, &stats);
+  ck_assert_uint_eq (stats.fed, 4);
+  ck_assert_uint_eq (stats.rows, 0);
+  ck_assert_uint_eq (stats.bytes, 0);
+  store_close (&st);
+}
+END_TEST
+
 START_TEST (test_off)
 {
   store *st;
@@ -570,6 +605,7 @@ feed_suite (void)
   tcase_add_test (tc, test_deleted_row_not_filed);
   tcase_add_test (tc, test_clear_reads_database);
   tcase_add_test (tc, test_restart_reads_backlog);
+  tcase_add_test (tc, test_late_feed_refused);
   tcase_add_test (tc, test_off);
   suite_add_tcase (s, tc);
   return s;
