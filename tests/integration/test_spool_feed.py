@@ -18,24 +18,11 @@ import os
 import re
 import signal
 import threading
-import time
 import unittest
 
 from harness import Intaked, message
 
 RCPT = "enquiries@council.example"
-
-
-def poll(cond, timeout, what, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out after %.1fs waiting for %s"
-                                 % (timeout, what))
-        time.sleep(interval)
 
 
 def varied(i):
