@@ -28,6 +28,9 @@ typedef enum {
                         * SUBMIT layout; answered by RESULT */
   IPC_IMAP_STATUS = 8, /* imap child -> master: state, error word,
                         * backlog, token expiry */
+  IPC_SESSIONS = 9,    /* smtp child -> master: one byte, 1 when it has
+                        * an SMTP session open, 0 when it has none left
+                        * (sent on each change between the two) */
 } ipc_type;
 
 /* Headroom over the largest message for the envelope in a SUBMIT frame.  */

@@ -53,6 +53,7 @@ typedef struct {
   guint backoff_ms;
   guint generation;           /* bumped at each start */
   const char *mailbox;        /* imap children: [imap NAME] */
+  gboolean sessions;          /* smtp children: a session is open */
 } master_child;
 
 struct intake_master {
@@ -226,6 +227,21 @@ bad:
     kill (c->pid, SIGKILL);
 }
 
+/* Whether any SMTP child has a session open, for the pipeline.  */
+static void
+master_sessions_update (intake_master *m)
+{
+  gboolean any = FALSE;
+
+  for (guint i = 0; i < m->children->len; i++)
+    {
+      const master_child *c = m->children->pdata[i];
+      any = any || c->sessions;
+    }
+  if (m->pl != NULL)
+    pipeline_set_receiving (m->pl, any);
+}
+
 static void
 master_on_frame (ipc_channel *ch, guint8 type, GBytes *payload, gpointer data)
 {
@@ -238,6 +254,14 @@ master_on_frame (ipc_channel *ch, guint8 type, GBytes *payload, gpointer data)
   if (g_strcmp0 (c->role, "imap") == 0)
     {
       master_on_imap (c, type, payload);
+      return;
+    }
+  if (type == IPC_SESSIONS && payload != NULL
+      && g_bytes_get_size (payload) == 1
+      && *(const guint8 *) g_bytes_get_data (payload, NULL) <= 1)
+    {
+      c->sessions = *(const guint8 *) g_bytes_get_data (payload, NULL) == 1;
+      master_sessions_update (c->m);
       return;
     }
   if (type != IPC_SUBMIT || !ipc_submit_unpack (payload, &req, &env, &raw)
@@ -300,6 +324,11 @@ master_child_exited (GPid pid, gint status, gpointer data)
    * sees it end: parse_pool.c) */
   c->generation++;                /* replies for the old one are dropped */
   ipc_channel_free (&c->ipc);
+  if (c->sessions)
+    {
+      c->sessions = FALSE;        /* its sessions died with it */
+      master_sessions_update (m);
+    }
   if (WIFSIGNALED (status))
     g_message ("event=child-exit child=%s/%u pid=%d signal=%d", c->role,
                c->index, pid, WTERMSIG (status));

@@ -37,6 +37,11 @@ void pipeline_parse_stopping (pipeline *p);
 /* Something new is in the spool.  Any thread.  */
 void pipeline_kick (pipeline *p);
 
+/* Whether an SMTP session is open in any child (the master, from the
+ * children's IPC_SESSIONS).  While none is, a pause in arrivals need not
+ * be waited for as long (PIPELINE_QUIET_IDLE_US).  */
+void pipeline_set_receiving (pipeline *p, gboolean on);
+
 /* Append the filing-latency histogram (arrival to case, seconds) in the
  * Prometheus text format.  */
 void pipeline_metrics (pipeline *p, GString *out);

@@ -539,6 +539,19 @@ smtp_conn_pump (smtp_conn *c)
 
 /* --------------------------------------------------------- lifecycle */
 
+/* The master hears when this child has a first session open and when it
+ * has none left: while no session is open anywhere nothing can arrive by
+ * SMTP, and the pipeline need not wait for a pause (pipeline.c).  */
+static void
+smtp_server_say_sessions (smtp_server *srv, gboolean open)
+{
+  static const guint8 yes = 1, no = 0;
+  g_autoptr (GBytes) b = g_bytes_new_static (open ? &yes : &no, 1);
+
+  if (srv->ipc != NULL)
+    ipc_channel_send (srv->ipc, IPC_SESSIONS, b);
+}
+
 static void
 smtp_conn_close (smtp_conn *c, const char *why)
 {
@@ -572,6 +585,8 @@ smtp_conn_close (smtp_conn *c, const char *why)
     g_hash_table_insert (srv->per_client, g_strdup (c->client),
                          GUINT_TO_POINTER (n - 1));
   g_hash_table_remove (srv->conns, c);
+  if (g_hash_table_size (srv->conns) == 0)
+    smtp_server_say_sessions (srv, FALSE);
 
   sock = g_socket_connection_get_socket (c->sock);
   g_socket_close (sock, NULL);
@@ -663,6 +678,8 @@ smtp_server_incoming (smtp_server *srv, GSocketConnection *sock)
   if (srv->storage_low)
     smtp_session_set_storage_low (c->sess, TRUE);
   g_hash_table_add (srv->conns, c);
+  if (g_hash_table_size (srv->conns) == 1)
+    smtp_server_say_sessions (srv, TRUE);
   g_debug ("sid=%" G_GINT64_MODIFIER "x event=connect client=%s", c->sid,
            c->token);
   smtp_conn_pump (c);

@@ -26,7 +26,7 @@ import urllib.parse
 import urllib.request
 
 from harness import (BUILD, ROOT, Intaked, failsync_shim, free_port,
-                     mount_small_tmpfs, umount_tmpfs)
+                     message, mount_small_tmpfs, umount_tmpfs, wait_for)
 
 
 def http_daemon(**kw):
@@ -629,6 +629,49 @@ class Forms(unittest.TestCase):
                     self.assertEqual(h.get("Allow"), "GET, HEAD")
                 st, _, _ = request(d, path, method="HEAD")
                 self.assertEqual(st, 200, path)
+
+
+class SmtpReceiving(unittest.TestCase):
+    def test_receiving_gauge_follows_sessions(self):
+        """The SMTP child tells the master when its first session opens
+        and its last one closes (IPC_SESSIONS); the pipeline waits for a
+        50 ms pause in arrivals only while one is open.  /metrics shows
+        it; a child killed with a session open leaves it 0 again."""
+        import signal
+
+        def gauge():
+            st, _, body = request(d, "/metrics")
+            self.assertEqual(st, 200)
+            for line in body.decode().splitlines():
+                if line.startswith("intake_smtp_receiving "):
+                    return int(line.split()[1])
+            self.fail("no intake_smtp_receiving in /metrics")
+
+        def until(v):
+            wait_for(lambda: gauge() == v, 10, "intake_smtp_receiving %d" % v,
+                     d.log)
+
+        with http_daemon() as d:
+            until(0)
+            s = d.smtp()
+            s.ehlo()
+            until(1)
+            s2 = d.smtp()
+            s2.ehlo()
+            s.sendmail("a@example.org", ["enquiries@council.example"],
+                       message(subject="while receiving"))
+            s.quit()
+            self.assertEqual(gauge(), 1)        # s2 is still open
+            s2.quit()
+            until(0)
+            self.assertEqual(len(d.wait_cases(1)), 1)
+            s = d.smtp()
+            s.ehlo()
+            until(1)
+            for pid in d.children("smtp"):
+                os.kill(pid, signal.SIGKILL)
+            until(0)
+            s.close()
 
 
 class KillStorm(unittest.TestCase):
