@@ -211,6 +211,7 @@ def e2e(db, n, timeout, argv, pid=None):
 
     threading.Thread(target=waiter, daemon=True).start()
     conn = None
+    killed = False
     filed_s = -1.0
     cpu_end = None
     left = n
@@ -242,14 +243,15 @@ def e2e(db, n, timeout, argv, pid=None):
         try:
             p.wait(max(1.0, timeout - (time.monotonic() - t0)))
         except subprocess.TimeoutExpired:
+            killed = True
             p.kill()
             p.wait()
         deadline = time.monotonic() + 10
         while "rc" not in ended and time.monotonic() < deadline:
             time.sleep(0.01)
-    rc = ended.get("rc", 124)
-    if rc < 0:
-        rc = 124
+    # 124 only for the timeout we enforced; a signal that ended CMD
+    # otherwise shows as its negative number, as before
+    rc = 124 if killed else ended.get("rc", 124)
     send_s = ended.get("send_s", time.monotonic() - t0)
     at_send = ended.get("at_send", -1)
     cpu_send = ended.get("cpu")
