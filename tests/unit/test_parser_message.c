@@ -3174,6 +3174,91 @@ END_TEST
 
 /* ------------------------------------------------------------ suite */
 
+/* One GMimeParser a thread is used again for every message
+ * (parser_message.c, parser_walk_parser_take ()): what a message gives
+ * must not depend on what the thread parsed before.  Each message packed
+ * as a fresh thread parses it, then in one thread, twice, in two orders,
+ * after a forwarded message whose base64 body is parsed again (a second
+ * parser while the first is out) and after bytes GMime cannot parse.  */
+static const char *reuse_msgs[4];
+
+static gpointer
+reuse_pack_one (gpointer data)
+{
+  const char *s = data;
+  parser_message *m = parse (s);
+  GBytes *b = parser_message_pack (m);
+
+  parser_message_free (m);
+  return b;
+}
+
+static gpointer
+reuse_pack_all (gpointer data)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) g_bytes_unref);
+  const guint order[] = { 0, 1, 2, 3, 3, 2, 1, 0, 1, 3, 0, 2 };
+
+  for (guint i = 0; i < G_N_ELEMENTS (order); i++)
+    g_ptr_array_add (out, reuse_pack_one ((gpointer) reuse_msgs[order[i]]));
+  return out;
+}
+
+START_TEST (test_parser_reused_between_messages)
+{
+  g_autofree char *inner_b64 = NULL;
+  g_autofree char *forwarded = NULL;
+  const char *inner =
+      "From: Inner <inner@example.org>\r\nSubject: inner one\r\n"
+      "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=in\r\n"
+      "\r\n--in\r\nContent-Type: text/plain\r\n\r\nThe inner text.\r\n"
+      "--in\r\nContent-Type: text/html\r\n\r\n<p>inner html</p>\r\n"
+      "--in--\r\n";
+  const guint order[] = { 0, 1, 2, 3, 3, 2, 1, 0, 1, 3, 0, 2 };
+  GBytes *fresh[4];
+  GPtrArray *seq;
+
+  inner_b64 = g_base64_encode ((const guchar *) inner, strlen (inner));
+  forwarded = g_strdup_printf (
+      "From: A <a@example.org>\r\nTo: b@example.org\r\nSubject: fwd\r\n"
+      "Message-ID: <fwd@example.org>\r\nMIME-Version: 1.0\r\n"
+      "Content-Type: multipart/mixed; boundary=out\r\n\r\n"
+      "--out\r\nContent-Type: text/plain\r\n\r\nSee below.\r\n"
+      "--out\r\nContent-Type: message/rfc822\r\n"
+      "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--out--\r\n",
+      inner_b64);
+  reuse_msgs[0] = forwarded;
+  reuse_msgs[1] = "From: C <c@example.org>\r\nSubject: plain\r\n"
+                  "Date: Tue, 3 Nov 2026 10:00:00 +0000\r\n\r\n"
+                  "Dear council, the bins were not collected.\r\n";
+  reuse_msgs[2] = "\x01\x02 not a header\r\n\r\n";
+  reuse_msgs[3] = "From: D <d@example.org>\r\nSubject: =?UTF-8?B?w6l0w6k=?=\r\n"
+                  "Content-Type: text/html; charset=windows-1252\r\n\r\n"
+                  "<html><body><p>Caf\xe9 closed</p></body></html>\r\n";
+  for (guint i = 0; i < 4; i++)
+    fresh[i] = g_thread_join (g_thread_new ("fresh", reuse_pack_one,
+                                            (gpointer) reuse_msgs[i]));
+  seq = g_thread_join (g_thread_new ("reused", reuse_pack_all, NULL));
+  ck_assert_uint_eq (seq->len, G_N_ELEMENTS (order));
+  for (guint i = 0; i < seq->len; i++)
+    ck_assert_msg (g_bytes_equal (seq->pdata[i], fresh[order[i]]),
+                   "message %u (position %u) parsed differently after "
+                   "others", order[i], i);
+  /* the forwarded one was parsed again, inner text and all */
+  {
+    parser_message *m = parse (forwarded);
+    ck_assert_uint_eq (m->forwarded->len, 1);
+    ck_assert_ptr_nonnull (strstr (m->forwarded->pdata[0],
+                                   "The inner text."));
+    parser_message_free (m);
+  }
+  g_ptr_array_unref (seq);
+  for (guint i = 0; i < 4; i++)
+    g_bytes_unref (fresh[i]);
+}
+END_TEST
+
 static Suite *
 parser_message_suite (void)
 {
@@ -3251,6 +3336,7 @@ parser_message_suite (void)
   tcase_add_test (mime, test_f8_sha256);
   tcase_add_test (mime, test_f4_no_subtype);
   tcase_add_test (mime, test_f7_three_digit_zone);
+  tcase_add_test (mime, test_parser_reused_between_messages);
   suite_add_tcase (s, mime);
 
   tcase_add_test (pack, test_pack_roundtrip);
