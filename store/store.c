@@ -1095,6 +1095,39 @@ store_wal_hook (void *data, sqlite3 *db, const char *name, int pages)
   return SQLITE_OK;
 }
 
+/* A checkpoint that fails (an I/O error writing the database file, a
+ * full disk) loses nothing: the WAL keeps every commit and the next
+ * checkpoint copies it.  But the WAL then grows with every message, so
+ * the operator hears of it: the first failure of a run, then at most once
+ * a minute while it lasts, and once when a checkpoint works again.
+ * SQLITE_BUSY (a reader or the writer in the way of a TRUNCATE) is not a
+ * failure.  */
+#define STORE_CHECKPOINT_WARN_US (60 * G_TIME_SPAN_SECOND)
+
+static void
+store_checkpoint_outcome (store *s, int rc)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (rc == SQLITE_OK || rc == SQLITE_BUSY)
+    {
+      if (s->ckpt_failures > 0)
+        g_message ("event=checkpoint-recovered failures=%u",
+                   s->ckpt_failures);
+      s->ckpt_failures = 0;
+      return;
+    }
+  if (s->ckpt_failures++ == 0
+      || now - s->ckpt_warned >= STORE_CHECKPOINT_WARN_US)
+    {
+      g_warning ("event=checkpoint-failed error=%s failures=%u "
+                 "(nothing is lost: the WAL keeps growing until a "
+                 "checkpoint works)",
+                 sqlite3_errstr (rc), s->ckpt_failures);
+      s->ckpt_warned = now;
+    }
+}
+
 static gpointer
 store_checkpointer_main (gpointer data)
 {
@@ -1112,11 +1145,14 @@ store_checkpointer_main (gpointer data)
        * now is copied next time.  */
       {
         int log = 0, done = 0;
-        sqlite3_wal_checkpoint_v2 (s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                   &log, &done);
-        if (log >= STORE_CHECKPOINT_TRUNCATE_PAGES)
-          sqlite3_wal_checkpoint_v2 (s->cdb, NULL,
-                                     SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        int rc = sqlite3_wal_checkpoint_v2 (s->cdb, NULL,
+                                            SQLITE_CHECKPOINT_PASSIVE,
+                                            &log, &done);
+        if (rc == SQLITE_OK && log >= STORE_CHECKPOINT_TRUNCATE_PAGES)
+          rc = sqlite3_wal_checkpoint_v2 (s->cdb, NULL,
+                                          SQLITE_CHECKPOINT_TRUNCATE, NULL,
+                                          NULL);
+        store_checkpoint_outcome (s, rc);
       }
       g_mutex_lock (&s->clock);
     }

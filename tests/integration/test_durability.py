@@ -852,5 +852,91 @@ class DurabilityTest(unittest.TestCase):
         self.check_cases(d, sent, acked)
         shutil.rmtree(shim_dir, ignore_errors=True)
 
+    def test_wal_write_fails(self):
+        """SECURITY-TESTS 39: the disk reports EIO to three writes to the
+        WAL in a row (FAILSYNC_CALL=write: pwrite and pwrite64), while
+        messages arrive one by one: as for a failed sync, no message whose
+        commit did not reach the WAL gets 250, intaked stays up and goes
+        on accepting, and after a restart every message that got 250 is
+        exactly one case."""
+        shim, shim_dir = failsync_shim()
+        d = self.daemon()
+        d.stop()
+        d.extra_env.update({"LD_PRELOAD": shim, "FAILSYNC_CALL": "write",
+                            "FAILSYNC_PATH": "intake.db-wal",
+                            "FAILSYNC_AT": "12", "FAILSYNC_COUNT": "3"})
+        d.start()
+        run = run_id()
+        sent, acked, codes = {}, set(), []
+        for i in range(40):
+            mid = "weio-%s-m%02d@durability.test" % (run, i)
+            sent[mid] = "weio %s m%02d" % (run, i)
+            stage, code, text, _ = send_one(
+                d.port, message(subject=sent[mid], msgid="<%s>" % mid))
+            codes.append((stage, code))
+            if stage == "DATA" and code == 250:
+                acked.add(mid)
+            else:
+                self.assertTrue(code is None or code in (421, 451, 452),
+                                (i, stage, code, text))
+        self.assertIsNone(d.proc.poll(), "intaked died")
+        refused = [c for c in codes if c != ("DATA", 250)]
+        self.assertGreater(len(refused), 0, "the shim never failed a write")
+        self.assertGreater(len(acked), 30, codes)
+        d.stop()
+        d.extra_env.pop("LD_PRELOAD")
+        d.start()
+        self.check_cases(d, sent, acked)
+        shutil.rmtree(shim_dir, ignore_errors=True)
+
+    def test_checkpoint_write_fails(self):
+        """SECURITY-TESTS 39: every write to the database file itself fails
+        with EIO (FAILSYNC_PATH "intake.db$": the checkpoints, which copy
+        the WAL into it, including the one at the stop).  Mail is still
+        accepted and filed (the WAL holds it), intaked stays up and stops,
+        and after a restart without the fault every message that got 250 is
+        exactly one case and the database passes integrity_check."""
+        shim, shim_dir = failsync_shim()
+        d = self.daemon()
+        d.stop()
+        d.extra_env.update({"LD_PRELOAD": shim, "FAILSYNC_CALL": "write",
+                            "FAILSYNC_PATH": "intake.db$",
+                            "FAILSYNC_AT": "1", "FAILSYNC_COUNT": "100000000"})
+        d.start()
+        run = run_id()
+        sent, acked = {}, set()
+        # about 12 pages a message: past the checkpointer's 4,000 pages
+        body = ("%s\r\n" % ("x" * 76)) * 600
+        c = Client(d.port)
+        try:
+            for i in range(400):
+                mid = "ceio-%s-m%03d@durability.test" % (run, i)
+                sent[mid] = "ceio %s m%03d" % (run, i)
+                stage, code, text = c.send(
+                    message(subject=sent[mid], msgid="<%s>" % mid, body=body),
+                    time.monotonic() + 30)
+                self.assertEqual((stage, code), ("DATA", 250), text)
+                acked.add(mid)
+        finally:
+            c.close()
+        poll(lambda: d.spool_count() == 0, 60, "an empty spool", interval=0.2)
+        self.assertIsNone(d.proc.poll(), "intaked died")
+        failed = [l for l in d.log().splitlines() if "checkpoint" in l
+                  and ("error" in l or "fail" in l)]
+        self.assertGreater(len(failed), 0,
+                           "no checkpoint failed: the shim did not bite")
+        d.stop()
+        d.extra_env.pop("LD_PRELOAD")
+        d.start()
+        self.check_cases(d, sent, acked)
+        d.stop()
+        db = sqlite3.connect(os.path.join(d.dir, "var", "intake.db"))
+        try:
+            self.assertEqual(db.execute("PRAGMA integrity_check").fetchone()[0],
+                             "ok")
+        finally:
+            db.close()
+        shutil.rmtree(shim_dir, ignore_errors=True)
+
 if __name__ == "__main__":
     unittest.main()

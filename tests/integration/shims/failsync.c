@@ -8,6 +8,10 @@
  * milliseconds first: a slow disk, to show that no 250 is sent before
  * the sync that makes the message durable has returned (SECURITY-TESTS
  * 34).
+ * With $FAILSYNC_CALL=write, pwrite() and pwrite64() fail instead of the
+ * syncs (a write error, SECURITY-TESTS 39).  A $FAILSYNC_PATH ending in
+ * '$' matches only paths ending with what comes before it ("intake.db$":
+ * the database file, not its WAL).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -20,6 +24,26 @@
 #include <unistd.h>
 
 static int failsync_calls;
+
+/* Whether the calls of this kind ("sync" or "write") are the ones to
+ * fail.  */
+static int
+failsync_kind (const char *kind)
+{
+  const char *call = getenv ("FAILSYNC_CALL");
+
+  return strcmp (call != NULL ? call : "sync", kind) == 0;
+}
+
+static int
+failsync_path_matches (const char *path, const char *want)
+{
+  size_t w = strlen (want), p = strlen (path);
+
+  if (w > 0 && want[w - 1] == '$')
+    return p >= w - 1 && memcmp (path + p - (w - 1), want, w - 1) == 0;
+  return strstr (path, want) != NULL;
+}
 
 static int
 failsync_should_fail (int fd)
@@ -38,7 +62,7 @@ failsync_should_fail (int fd)
   if (n <= 0)
     return 0;
   path[n] = '\0';
-  if (strstr (path, want) == NULL)
+  if (!failsync_path_matches (path, want))
     return 0;
   k = __atomic_add_fetch (&failsync_calls, 1, __ATOMIC_SEQ_CST);
   from = atoi (at);
@@ -77,7 +101,7 @@ fdatasync (int fd)
 
   if (real == NULL)
     real = (int (*) (int)) dlsym (RTLD_NEXT, "fdatasync");
-  if (failsync_hit (fd) < 0)
+  if (failsync_kind ("sync") && failsync_hit (fd) < 0)
     return -1;
   return real (fd);
 }
@@ -89,7 +113,33 @@ fsync (int fd)
 
   if (real == NULL)
     real = (int (*) (int)) dlsym (RTLD_NEXT, "fsync");
-  if (failsync_hit (fd) < 0)
+  if (failsync_kind ("sync") && failsync_hit (fd) < 0)
     return -1;
   return real (fd);
+}
+
+ssize_t
+pwrite (int fd, const void *buf, size_t n, off_t off)
+{
+  static ssize_t (*real) (int, const void *, size_t, off_t);
+
+  if (real == NULL)
+    real = (ssize_t (*) (int, const void *, size_t, off_t))
+        dlsym (RTLD_NEXT, "pwrite");
+  if (failsync_kind ("write") && failsync_hit (fd) < 0)
+    return -1;
+  return real (fd, buf, n, off);
+}
+
+ssize_t
+pwrite64 (int fd, const void *buf, size_t n, off64_t off)
+{
+  static ssize_t (*real) (int, const void *, size_t, off64_t);
+
+  if (real == NULL)
+    real = (ssize_t (*) (int, const void *, size_t, off64_t))
+        dlsym (RTLD_NEXT, "pwrite64");
+  if (failsync_kind ("write") && failsync_hit (fd) < 0)
+    return -1;
+  return real (fd, buf, n, off);
 }
