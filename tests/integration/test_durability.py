@@ -813,27 +813,29 @@ class DurabilityTest(unittest.TestCase):
         self.check_cases(d, sent, set(sent))
         shutil.rmtree(shim_dir, ignore_errors=True)
 
-    def test_fsync_fails(self):
-        """SECURITY-TESTS 39: the disk reports EIO to three fdatasync calls
-        on the WAL in a row (an LD_PRELOAD shim, tests/integration/shims/
-        failsync.c), while messages arrive one by one: no message whose
-        commit was not made durable gets 250 (it gets 451 or 452, or its
-        connection ends), intaked stays up and goes on accepting, and after
-        a restart every message that got 250 is exactly one case."""
+    def eio_on_wal(self, call, tag):
+        """The disk reports EIO to three calls of kind @call ("sync":
+        fsync and fdatasync; "write": pwrite and pwrite64) on the WAL in a
+        row, from the twelfth on (an LD_PRELOAD shim, tests/integration/
+        shims/failsync.c), while 40 messages arrive one by one: no message
+        whose commit did not become durable gets 250 (it gets 421, 451 or
+        452, or its connection ends), intaked stays up and goes on
+        accepting, and after a restart every message that got 250 is
+        exactly one case."""
         shim, shim_dir = failsync_shim()
         # a first start without the shim makes the database (with the
         # shim, a failed sync while migrating refuses the start, exit 69)
         d = self.daemon()
         d.stop()
-        d.extra_env.update({"LD_PRELOAD": shim,
+        d.extra_env.update({"LD_PRELOAD": shim, "FAILSYNC_CALL": call,
                             "FAILSYNC_PATH": "intake.db-wal",
                             "FAILSYNC_AT": "12", "FAILSYNC_COUNT": "3"})
         d.start()
         run = run_id()
         sent, acked, codes = {}, set(), []
         for i in range(40):
-            mid = "eio-%s-m%02d@durability.test" % (run, i)
-            sent[mid] = "eio %s m%02d" % (run, i)
+            mid = "%s-%s-m%02d@durability.test" % (tag, run, i)
+            sent[mid] = "%s %s m%02d" % (tag, run, i)
             stage, code, text, _ = send_one(
                 d.port, message(subject=sent[mid], msgid="<%s>" % mid))
             codes.append((stage, code))
@@ -844,7 +846,7 @@ class DurabilityTest(unittest.TestCase):
                                 (i, stage, code, text))
         self.assertIsNone(d.proc.poll(), "intaked died")
         refused = [c for c in codes if c != ("DATA", 250)]
-        self.assertGreater(len(refused), 0, "the shim never failed a sync")
+        self.assertGreater(len(refused), 0, "the shim never failed a " + call)
         self.assertGreater(len(acked), 30, codes)
         d.stop()
         d.extra_env.pop("LD_PRELOAD")
@@ -852,42 +854,15 @@ class DurabilityTest(unittest.TestCase):
         self.check_cases(d, sent, acked)
         shutil.rmtree(shim_dir, ignore_errors=True)
 
+    def test_fsync_fails(self):
+        """SECURITY-TESTS 39: EIO from three fdatasync calls on the WAL in
+        a row (eio_on_wal ())."""
+        self.eio_on_wal("sync", "eio")
+
     def test_wal_write_fails(self):
-        """SECURITY-TESTS 39: the disk reports EIO to three writes to the
-        WAL in a row (FAILSYNC_CALL=write: pwrite and pwrite64), while
-        messages arrive one by one: as for a failed sync, no message whose
-        commit did not reach the WAL gets 250, intaked stays up and goes
-        on accepting, and after a restart every message that got 250 is
-        exactly one case."""
-        shim, shim_dir = failsync_shim()
-        d = self.daemon()
-        d.stop()
-        d.extra_env.update({"LD_PRELOAD": shim, "FAILSYNC_CALL": "write",
-                            "FAILSYNC_PATH": "intake.db-wal",
-                            "FAILSYNC_AT": "12", "FAILSYNC_COUNT": "3"})
-        d.start()
-        run = run_id()
-        sent, acked, codes = {}, set(), []
-        for i in range(40):
-            mid = "weio-%s-m%02d@durability.test" % (run, i)
-            sent[mid] = "weio %s m%02d" % (run, i)
-            stage, code, text, _ = send_one(
-                d.port, message(subject=sent[mid], msgid="<%s>" % mid))
-            codes.append((stage, code))
-            if stage == "DATA" and code == 250:
-                acked.add(mid)
-            else:
-                self.assertTrue(code is None or code in (421, 451, 452),
-                                (i, stage, code, text))
-        self.assertIsNone(d.proc.poll(), "intaked died")
-        refused = [c for c in codes if c != ("DATA", 250)]
-        self.assertGreater(len(refused), 0, "the shim never failed a write")
-        self.assertGreater(len(acked), 30, codes)
-        d.stop()
-        d.extra_env.pop("LD_PRELOAD")
-        d.start()
-        self.check_cases(d, sent, acked)
-        shutil.rmtree(shim_dir, ignore_errors=True)
+        """SECURITY-TESTS 39: EIO from three writes to the WAL in a row
+        (eio_on_wal ()): as for a failed sync."""
+        self.eio_on_wal("write", "weio")
 
     def test_checkpoint_write_fails(self):
         """SECURITY-TESTS 39: every write to the database file itself fails
