@@ -25,7 +25,8 @@
 # BENCH_MESSAGES, BENCH_IDLE (default 1000), BENCH_SINK_RUNS (default 2;
 # the sink's best run is the ceiling), BENCH_DRAIN_TIMEOUT (s, per cell,
 # default 120), BENCH_SEND_TIMEOUT (s, per smtp-source run, default 300),
-# BENCH_E2E_TIMEOUT (s, default 600), BENCH_PARTS (default "throughput
+# BENCH_E2E_TIMEOUT (s, default 600), BENCH_E2E_SIZE (bytes a message in
+# the SMTP-to-case cell, default 2048, the issue's cell), BENCH_PARTS (default "throughput
 # memory e2e": which of 1-3 to run), BENCH_SIZES and BENCH_SESSIONS (the
 # throughput cells, default "2048 51200" and "1 10 50"), TMPDIR (where the
 # temporary directories go, default /tmp).  SMTP to case next to the
@@ -53,6 +54,11 @@ DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-120}
 SEND_TIMEOUT=${BENCH_SEND_TIMEOUT:-300}
 SINK_RUNS=${BENCH_SINK_RUNS:-2}
 E2E_TIMEOUT=${BENCH_E2E_TIMEOUT:-600}
+E2E_SIZE=${BENCH_E2E_SIZE:-2048}
+case $E2E_SIZE in
+''|*[!0-9]*) echo "bench: BENCH_E2E_SIZE=$E2E_SIZE is not a number of bytes" >&2; exit 64 ;;
+esac
+E2E_LABEL=$(awk -v n="$E2E_SIZE" 'BEGIN { if (n % 1024 == 0) printf "%d KB", n / 1024; else printf "%d B", n }')
 PARTS=${BENCH_PARTS:-"throughput memory e2e"}
 SIZES=${BENCH_SIZES:-"2048 51200"}
 SESSIONS=${BENCH_SESSIONS:-"1 10 50"}
@@ -369,14 +375,14 @@ fi
 E2ERES="$WORK/e2e.result"
 if want e2e; then
 echo
-echo "== SMTP to case: 2 KB x 50 sessions, $MESSAGES messages, parse workers and pipeline running"
+echo "== SMTP to case: $E2E_LABEL x 50 sessions, $MESSAGES messages, parse workers and pipeline running"
 CUR_DIR="$WORK/intaked-e2e"
 port=$(python3 "$HELPER" port)
 if make_config "$CUR_DIR" "$port" && start_intaked "$CUR_DIR" "$port"; then
 	echo "  load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 	python3 "$HELPER" e2e "$CUR_DIR/var/intake.db" "$MESSAGES" "$E2E_TIMEOUT" \
 	    --pid "$INTAKED_PID" -- \
-	    "$SOURCE" $SOURCE_OPTS -s 50 -m "$MESSAGES" -l 2048 -f "$FROM" -t "$TO" \
+	    "$SOURCE" $SOURCE_OPTS -s 50 -m "$MESSAGES" -l "$E2E_SIZE" -f "$FROM" -t "$TO" \
 	    "127.0.0.1:$port" >"$WORK/e2e.out" 2>"$WORK/source.err"
 	sed '$d' "$WORK/e2e.out" | tr '\n' ' ' | fold -s -w 76 | sed 's/^/  progress: /'
 	echo
@@ -462,12 +468,12 @@ if [ -s "$E2ERES" ]; then
 		if (a > 0) printf "%.1f%% %s", 100 * b / a, (b >= 0.7 * a) ? "PASS" : "MISS"
 		else print "? MISS" }')
 	set -- "$@" $verdict
-	echo "SMTP to case, 2 KB x 50: filed $2 msg/s against $1 msg/s spool-only in the same run = $7 (target >= 70%: $8)"
-	sink50=$(awk '$1 == 2048 && $2 == 50 { print $5 }' "$RESULTS")
-	[ -z "$sink50" ] || echo "  (spool-only in the throughput table above, 2 KB x 50: $sink50 msg/s;" \
+	echo "SMTP to case, $E2E_LABEL x 50: filed $2 msg/s against $1 msg/s spool-only in the same run = $7 (target >= 70%: $8)"
+	sink50=$(awk -v n="$E2E_SIZE" '$1 == n && $2 == 50 { print $5 }' "$RESULTS")
+	[ -z "$sink50" ] || echo "  (spool-only in the throughput table above, $E2E_LABEL x 50: $sink50 msg/s;" \
 	    "filed $2 msg/s is $(awk -v a="$sink50" -v b="$2" 'BEGIN { if (a > 0) printf "%.1f%%", 100 * b / a; else print "?" }') of it)"
 elif want e2e; then
-	echo "SMTP to case, 2 KB x 50: no result (target >= 70% of spool-only)"
+	echo "SMTP to case, $E2E_LABEL x 50: no result (target >= 70% of spool-only)"
 fi
 echo "(load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); other work on this machine makes the rates noisy)"
 [ "$FAILED" = 0 ] || { echo "bench: some runs failed; see above" >&2; exit 1; }
