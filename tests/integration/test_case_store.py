@@ -19,7 +19,7 @@ import sqlite3
 import time
 import unittest
 
-from harness import Intaked, message
+from harness import Intaked, failsync_shim, message
 
 
 def send(d, data, sender="citizen@example.org"):
@@ -188,6 +188,58 @@ class AuditAndKeys(unittest.TestCase):
         d._close_log()
         self.assertNotEqual(rc, 0)
         self.assertIn("wrong or old key file", d.log())
+
+    def test_key_rotation_cannot_write(self):
+        """SECURITY-TESTS 39 and 96: `intakectl keys rotate` whose new key
+        file cannot be made durable (EIO from its fsync) or put in place
+        (EIO from the rename; an LD_PRELOAD shim, tests/integration/shims/
+        failsync.c) fails with a message naming the key file, and changes
+        nothing: the key file byte for byte as it was, no `.new` file
+        left, every data key still wrapped under version 1, the data
+        readable by the daemon afterwards.  Re-wrapping under a version
+        that is not on disk would lose every person's data."""
+        d = Intaked()
+        with d:
+            for i in range(3):
+                send(d, message("Rot %d" % i, "r%d@example.org" % i,
+                                "Words %d\r\n" % i), "r%d@example.org" % i)
+            d.wait_cases(3)
+        key = os.path.join(d.dir, "var", "master.key")
+        db_path = os.path.join(d.dir, "var", "intake.db")
+        with open(key, "rb") as f:
+            before = f.read()
+        shim, shim_dir = failsync_shim()
+        try:
+            for call in ("sync", "rename"):
+                d.extra_env.update({"LD_PRELOAD": shim, "FAILSYNC_CALL": call,
+                                    "FAILSYNC_PATH": "master.key.new",
+                                    "FAILSYNC_AT": "1", "FAILSYNC_COUNT": "9"})
+                r = d.ctl("keys", "rotate")
+                d.extra_env.pop("LD_PRELOAD")
+                self.assertNotEqual(r.returncode, 0, (call, r.stdout))
+                self.assertIn("master key", r.stderr, call)
+                self.assertIn("cannot write a new version", r.stderr, call)
+                with open(key, "rb") as f:
+                    self.assertEqual(f.read(), before, call)
+                self.assertFalse(os.path.exists(key + ".new"), call)
+                db = sqlite3.connect(db_path)
+                try:
+                    self.assertEqual(db.execute(
+                        "SELECT count(*) FROM subjects WHERE wrap_version <> 1"
+                    ).fetchone()[0], 0, call)
+                finally:
+                    db.close()
+        finally:
+            shutil.rmtree(shim_dir, ignore_errors=True)
+        with d:
+            send(d, message("After", "r0@example.org", "More\r\n"),
+                 "r0@example.org")
+            cases = d.wait_cases(4)
+            self.assertIn("r2@example.org", [c["from"] for c in cases])
+        d.ctl("audit", "verify", check=True)
+        # and without the fault the rotation goes through
+        r = d.ctl("keys", "rotate", check=True)
+        self.assertIn("master key version 2", r.stdout)
 
 
 class KeysInMemory(unittest.TestCase):

@@ -9,7 +9,8 @@
  * the sync that makes the message durable has returned (SECURITY-TESTS
  * 34).
  * With $FAILSYNC_CALL=write, pwrite() and pwrite64() fail instead of the
- * syncs (a write error, SECURITY-TESTS 39).  A $FAILSYNC_PATH ending in
+ * syncs (a write error, SECURITY-TESTS 39); with $FAILSYNC_CALL=rename,
+ * rename() of a path that matches (SECURITY-TESTS 39 again).  A $FAILSYNC_PATH ending in
  * '$' matches only paths ending with what comes before it ("intake.db$":
  * the database file, not its WAL).
  */
@@ -45,29 +46,37 @@ failsync_path_matches (const char *path, const char *want)
   return strstr (path, want) != NULL;
 }
 
+/* Whether this call, on a file at @path, is one of those to fail.  */
 static int
-failsync_should_fail (int fd)
+failsync_should_fail_path (const char *path)
 {
   const char *want = getenv ("FAILSYNC_PATH");
   const char *at = getenv ("FAILSYNC_AT");
   const char *count = getenv ("FAILSYNC_COUNT");
-  char link[64], path[PATH_MAX];
-  ssize_t n;
   int k, from, many;
 
-  if (want == NULL || at == NULL)
+  if (want == NULL || at == NULL || !failsync_path_matches (path, want))
+    return 0;
+  k = __atomic_add_fetch (&failsync_calls, 1, __ATOMIC_SEQ_CST);
+  from = atoi (at);
+  many = count ? atoi (count) : 1;
+  return k >= from && k < from + many;
+}
+
+static int
+failsync_should_fail (int fd)
+{
+  char link[64], path[PATH_MAX];
+  ssize_t n;
+
+  if (getenv ("FAILSYNC_PATH") == NULL)
     return 0;
   snprintf (link, sizeof link, "/proc/self/fd/%d", fd);
   n = readlink (link, path, sizeof path - 1);
   if (n <= 0)
     return 0;
   path[n] = '\0';
-  if (!failsync_path_matches (path, want))
-    return 0;
-  k = __atomic_add_fetch (&failsync_calls, 1, __ATOMIC_SEQ_CST);
-  from = atoi (at);
-  many = count ? atoi (count) : 1;
-  return k >= from && k < from + many;
+  return failsync_should_fail_path (path);
 }
 
 /* -1 with EIO for a failed call; 0 to go on to libc (after the delay of
@@ -142,4 +151,19 @@ pwrite64 (int fd, const void *buf, size_t n, off64_t off)
   if (failsync_kind ("write") && failsync_hit (fd) < 0)
     return -1;
   return real (fd, buf, n, off);
+}
+
+int
+rename (const char *from, const char *to)
+{
+  static int (*real) (const char *, const char *);
+
+  if (real == NULL)
+    real = (int (*) (const char *, const char *)) dlsym (RTLD_NEXT, "rename");
+  if (failsync_kind ("rename") && failsync_should_fail_path (from))
+    {
+      errno = EIO;
+      return -1;
+    }
+  return real (from, to);
 }
