@@ -900,7 +900,7 @@ class DurabilityTest(unittest.TestCase):
                   and ("error" in l or "fail" in l)]
         self.assertGreater(len(failed), 0,
                            "no checkpoint failed: the shim did not bite")
-        d.stop()
+        self.assertEqual(d.stop(), 0, "intaked did not stop cleanly")
         d.extra_env.pop("LD_PRELOAD")
         d.start()
         self.check_cases(d, sent, acked)
