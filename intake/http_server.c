@@ -379,6 +379,20 @@ http_metrics (http_server *h, SoupServerMessage *msg)
                              "intake_child_restarts_total %" G_GUINT64_FORMAT
                              "\n", spool, quarantine ? quarantine->len : 0,
                           ms.restarts);
+  {
+    gint wal_pages;
+    guint ckpt_failures;
+
+    store_wal_status (h->st, &wal_pages, &ckpt_failures);
+    g_string_append_printf (s,
+        "# HELP intake_wal_pages Pages in the database's write-ahead log"
+        " after the last commit; checkpoints copy them into the database"
+        " file and the log starts again, so one that only grows means they"
+        " fail.\n# TYPE intake_wal_pages gauge\nintake_wal_pages %d\n"
+        "# HELP intake_checkpoint_failures Checkpoints failed in a row (0"
+        " once one works).\n# TYPE intake_checkpoint_failures gauge\n"
+        "intake_checkpoint_failures %u\n", wal_pages, ckpt_failures);
+  }
   pipeline_metrics (h->pl, s);
   text = g_string_free (s, FALSE);
   http_security_headers (msg);

@@ -1085,6 +1085,7 @@ store_wal_hook (void *data, sqlite3 *db, const char *name, int pages)
 {
   store *s = data;
 
+  g_atomic_int_set (&s->wal_last, pages);
   if (pages >= STORE_CHECKPOINT_PAGES)
     {
       g_mutex_lock (&s->clock);
@@ -1109,23 +1110,30 @@ store_checkpoint_outcome (store *s, int rc)
 {
   gint64 now = g_get_monotonic_time ();
 
+  guint failures = (guint) g_atomic_int_get (&s->ckpt_failures);
+
   if (rc == SQLITE_OK || rc == SQLITE_BUSY)
     {
-      if (s->ckpt_failures > 0)
-        g_message ("event=checkpoint-recovered failures=%u",
-                   s->ckpt_failures);
-      s->ckpt_failures = 0;
+      if (failures > 0)
+        g_message ("event=checkpoint-recovered failures=%u", failures);
+      g_atomic_int_set (&s->ckpt_failures, 0);
       return;
     }
-  if (s->ckpt_failures++ == 0
-      || now - s->ckpt_warned >= STORE_CHECKPOINT_WARN_US)
+  g_atomic_int_set (&s->ckpt_failures, ++failures);
+  if (failures == 1 || now - s->ckpt_warned >= STORE_CHECKPOINT_WARN_US)
     {
       g_warning ("event=checkpoint-failed error=%s failures=%u "
                  "(nothing is lost: the WAL keeps growing until a "
-                 "checkpoint works)",
-                 sqlite3_errstr (rc), s->ckpt_failures);
+                 "checkpoint works)", sqlite3_errstr (rc), failures);
       s->ckpt_warned = now;
     }
+}
+
+void
+store_wal_status (store *s, gint *wal_pages, guint *ckpt_failures)
+{
+  *wal_pages = g_atomic_int_get (&s->wal_last);
+  *ckpt_failures = (guint) g_atomic_int_get (&s->ckpt_failures);
 }
 
 static gpointer

@@ -726,6 +726,9 @@ gint64 store_subject_id (store *s, const char *addr, GError **error);
 /* How many opened data keys the writer holds now (store_keycache.c); for
  * tests and diagnostics.  */
 guint store_writer_keys_held (store *s);
+/* The WAL's size in pages after the last commit, and how many
+ * checkpoints in a row have failed (0 once one works): for /metrics.  */
+void store_wal_status (store *s, gint *wal_pages, guint *ckpt_failures);
 
 /* ------------------------------------------------------------ retention */
 

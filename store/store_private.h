@@ -82,8 +82,9 @@ struct store {
   GMutex clock;
   GCond ccond;
   int wal_pages;             /* WAL size after the last commit */
-  guint ckpt_failures;       /* checkpoints failed in a row (checkpointer) */
+  guint ckpt_failures;       /* checkpoints failed in a row (atomic) */
   gint64 ckpt_warned;        /* when the last of them was logged */
+  gint wal_last;             /* WAL pages after the last commit (atomic) */
   gboolean cstop;
   gint64 last_spool_submit;  /* monotonic us; atomic */
   GAsyncQueue *jobs;         /* store_job * ; NULL item = stop */

@@ -27,9 +27,10 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
-from harness import (Intaked, failsync_shim, message, mount_small_tmpfs,
-                     umount_tmpfs)
+from harness import (ROOT, Intaked, failsync_shim, free_port, message,
+                     mount_small_tmpfs, umount_tmpfs)
 
 RCPT = "enquiries@council.example"
 SENDER = "citizen@example.org"
@@ -46,6 +47,19 @@ def poll(cond, timeout, what, interval=0.05):
             raise AssertionError("timed out after %.1fs waiting for %s"
                                  % (timeout, what))
         time.sleep(interval)
+
+
+def metrics(http_port):
+    """The gauges and counters of /metrics without labels, by name."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % http_port,
+                                timeout=20) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and not line.startswith("#") and "{" not in line:
+            out[parts[0]] = float(parts[1])
+    return out
 
 
 def run_id():
@@ -864,29 +878,35 @@ class DurabilityTest(unittest.TestCase):
         (eio_on_wal ()): as for a failed sync."""
         self.eio_on_wal("write", "weio")
 
-    def test_checkpoint_write_fails(self):
-        """SECURITY-TESTS 39: every write to the database file itself fails
-        with EIO (FAILSYNC_PATH "intake.db$": the checkpoints, which copy
-        the WAL into it, including the one at the stop).  Mail is still
-        accepted and filed (the WAL holds it), intaked stays up and stops,
-        and after a restart without the fault every message that got 250 is
-        exactly one case and the database passes integrity_check."""
+    def checkpoint_writes_fail(self, count, tag):
+        """Writes to the database file itself (FAILSYNC_PATH "intake.db$":
+        the checkpoints, which copy the WAL into it) fail with EIO, the
+        first @count of them, while 400 messages of about 12 pages each
+        arrive on one connection (past the checkpointer's 4,000 pages).
+        Every one gets 250 and is filed (the WAL holds them), intaked logs
+        the failure and shows it in /metrics, stays up and stops with 0;
+        after a restart without the fault every message is exactly one
+        case and the database passes integrity_check.  Returns the log and
+        the gauges read before the stop."""
         shim, shim_dir = failsync_shim()
-        d = self.daemon()
+        d = self.daemon(start=False)
+        http_port = free_port()
+        d.configure("http", "listen", "127.0.0.1:%d" % http_port)
+        d.configure("http", "forms", os.path.join(ROOT, "conf", "forms"))
+        d.start()
         d.stop()
         d.extra_env.update({"LD_PRELOAD": shim, "FAILSYNC_CALL": "write",
                             "FAILSYNC_PATH": "intake.db$",
-                            "FAILSYNC_AT": "1", "FAILSYNC_COUNT": "100000000"})
+                            "FAILSYNC_AT": "1", "FAILSYNC_COUNT": str(count)})
         d.start()
         run = run_id()
         sent, acked = {}, set()
-        # about 12 pages a message: past the checkpointer's 4,000 pages
         body = ("%s\r\n" % ("x" * 76)) * 600
         c = Client(d.port)
         try:
             for i in range(400):
-                mid = "ceio-%s-m%03d@durability.test" % (run, i)
-                sent[mid] = "ceio %s m%03d" % (run, i)
+                mid = "%s-%s-m%03d@durability.test" % (tag, run, i)
+                sent[mid] = "%s %s m%03d" % (tag, run, i)
                 stage, code, text = c.send(
                     message(subject=sent[mid], msgid="<%s>" % mid, body=body),
                     time.monotonic() + 30)
@@ -896,14 +916,15 @@ class DurabilityTest(unittest.TestCase):
             c.close()
         poll(lambda: d.spool_count() == 0, 60, "an empty spool", interval=0.2)
         self.assertIsNone(d.proc.poll(), "intaked died")
-        failed = [l for l in d.log().splitlines() if "checkpoint" in l
-                  and ("error" in l or "fail" in l)]
-        self.assertGreater(len(failed), 0,
-                           "no checkpoint failed: the shim did not bite")
+        log = d.log()
+        self.assertTrue("event=checkpoint-failed" in log,
+                        "no checkpoint failed: the shim did not bite")
+        gauges = metrics(http_port)
         self.assertEqual(d.stop(), 0, "intaked did not stop cleanly")
         d.extra_env.pop("LD_PRELOAD")
         d.start()
         self.check_cases(d, sent, acked)
+        self.assertEqual(metrics(http_port)["intake_checkpoint_failures"], 0)
         d.stop()
         db = sqlite3.connect(os.path.join(d.dir, "var", "intake.db"))
         try:
@@ -912,6 +933,27 @@ class DurabilityTest(unittest.TestCase):
         finally:
             db.close()
         shutil.rmtree(shim_dir, ignore_errors=True)
+        return log, gauges
+
+    def test_checkpoint_write_fails(self):
+        """SECURITY-TESTS 39: every write to the database file fails, the
+        stop's checkpoint too (checkpoint_writes_fail ()): /metrics shows
+        the failures and a WAL well past a checkpoint's size."""
+        log, gauges = self.checkpoint_writes_fail(100000000, "ceio")
+        self.assertGreaterEqual(gauges["intake_checkpoint_failures"], 1)
+        self.assertGreater(gauges["intake_wal_pages"], 4000)
+        self.assertFalse("event=checkpoint-recovered" in log,
+                         "a checkpoint worked although every write failed")
+
+    def test_checkpoint_write_fails_then_works(self):
+        """SECURITY-TESTS 39: the first three writes to the database file
+        fail, so the first checkpoint does; the next works
+        (checkpoint_writes_fail ()): logged as recovered, and /metrics
+        shows no failure any more."""
+        log, gauges = self.checkpoint_writes_fail(3, "reio")
+        self.assertTrue(re.search(r"event=checkpoint-recovered failures=[1-3]\b",
+                                  log), "no event=checkpoint-recovered logged")
+        self.assertEqual(gauges["intake_checkpoint_failures"], 0)
 
 if __name__ == "__main__":
     unittest.main()
