@@ -1472,6 +1472,88 @@ START_TEST (test_linear_time)
 }
 END_TEST
 
+/* parser_text_utf8_valid () stands in for g_utf8_validate_len () where
+ * the untrusted parse worker's strings are checked (parser_pack.c): it
+ * must answer as GLib does for every input.  Every sequence of one and
+ * two bytes; every three-byte sequence with a lead byte of 0x80 or more;
+ * four-byte sequences from every lead byte with the last two bytes from
+ * the values either side of each boundary; each after 0 to 9 ASCII bytes
+ * and before 0 to 2 (so that the eight-byte step meets them at every
+ * offset); and 200,000 random strings biased to UTF-8's edges.  */
+static void
+utf8_same_as_glib (const guint8 *b, gsize n, guint8 *buf)
+{
+  static const gsize pre[] = { 0, 1, 7, 8, 9 };
+  static const gsize post[] = { 0, 2 };
+
+  for (guint i = 0; i < G_N_ELEMENTS (pre); i++)
+    for (guint j = 0; j < G_N_ELEMENTS (post); j++)
+      {
+        gsize len = pre[i] + n + post[j];
+        gboolean ours, glib;
+
+        memset (buf, 'a', len);
+        memcpy (buf + pre[i], b, n);
+        ours = parser_text_utf8_valid ((const char *) buf, len);
+        glib = g_utf8_validate_len ((const char *) buf, len, NULL);
+        if (ours != glib)
+          {
+            g_autofree char *hex = g_malloc0 (n * 3 + 1);
+            for (gsize k = 0; k < n; k++)
+              g_snprintf (hex + 3 * k, 4, "%02x ", b[k]);
+            ck_abort_msg ("%s after %zu ASCII bytes, %zu after: ours %d, "
+                          "GLib %d", hex, pre[i], post[j], ours, glib);
+          }
+      }
+}
+
+START_TEST (test_utf8_valid_as_glib)
+{
+  static const guint8 edge[] = { 0x00, 0x01, 0x41, 0x7f, 0x80, 0x8f, 0x90,
+                                 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf,
+                                 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff };
+  guint8 b[16], buf[32];
+  GRand *r = g_rand_new_with_seed (20261128);
+
+  for (guint x = 0; x < 256; x++)
+    {
+      b[0] = (guint8) x;
+      utf8_same_as_glib (b, 1, buf);
+      for (guint y = 0; y < 256; y++)
+        {
+          b[1] = (guint8) y;
+          utf8_same_as_glib (b, 2, buf);
+          if (x < 0x80)
+            continue;
+          for (guint z = 0; z < 256; z += (x < 0xe0 ? 51 : 1))
+            {
+              b[2] = (guint8) z;
+              utf8_same_as_glib (b, 3, buf);
+            }
+          if (x < 0xf0)
+            continue;
+          for (guint z = 0; z < G_N_ELEMENTS (edge); z++)
+            for (guint w = 0; w < G_N_ELEMENTS (edge); w++)
+              {
+                b[2] = edge[z];
+                b[3] = edge[w];
+                utf8_same_as_glib (b, 4, buf);
+              }
+        }
+    }
+  for (guint i = 0; i < 200000; i++)
+    {
+      gsize n = (gsize) g_rand_int_range (r, 1, (gint) sizeof b + 1);
+      for (gsize k = 0; k < n; k++)
+        b[k] = g_rand_boolean (r)
+                   ? edge[g_rand_int_range (r, 0, G_N_ELEMENTS (edge))]
+                   : (guint8) g_rand_int_range (r, 0, 256);
+      utf8_same_as_glib (b, n, buf);
+    }
+  g_rand_free (r);
+}
+END_TEST
+
 /* ------------------------------------------------------------ suite */
 
 static Suite *
@@ -1485,6 +1567,11 @@ parser_text_suite (void)
   tcase_add_loop_test (tc, test_html_xss, 0, G_N_ELEMENTS (xss_inputs));
   tcase_add_loop_test (tc, test_html_xss_text, 0,
                        G_N_ELEMENTS (xss_text_cases));
+  suite_add_tcase (s, tc);
+
+  tc = tcase_create ("utf8");
+  tcase_add_test (tc, test_utf8_valid_as_glib);
+  tcase_set_timeout (tc, 120);
   suite_add_tcase (s, tc);
 
   tc = tcase_create ("flowed");
