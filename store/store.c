@@ -1109,7 +1109,6 @@ static void
 store_checkpoint_outcome (store *s, int rc)
 {
   gint64 now = g_get_monotonic_time ();
-
   guint failures = (guint) g_atomic_int_get (&s->ckpt_failures);
 
   if (rc == SQLITE_OK || rc == SQLITE_BUSY)

@@ -81,10 +81,15 @@ struct store {
   sqlite3 *cdb;              /* checkpointer thread only */
   GMutex clock;
   GCond ccond;
-  int wal_pages;             /* WAL size after the last commit */
+  int wal_pages;             /* a checkpoint wanted: the WAL's pages when a
+                              * commit left it past STORE_CHECKPOINT_PAGES;
+                              * 0 once the checkpointer took it (so that a
+                              * failing checkpoint is tried again at the next
+                              * commit, not in a loop) */
+  gint wal_last;             /* WAL pages after the last commit, whatever
+                              * its size (atomic; /metrics) */
   guint ckpt_failures;       /* checkpoints failed in a row (atomic) */
   gint64 ckpt_warned;        /* when the last of them was logged */
-  gint wal_last;             /* WAL pages after the last commit (atomic) */
   gboolean cstop;
   gint64 last_spool_submit;  /* monotonic us; atomic */
   GAsyncQueue *jobs;         /* store_job * ; NULL item = stop */

@@ -26,10 +26,10 @@
 # the sink's best run is the ceiling), BENCH_DRAIN_TIMEOUT (s, per cell,
 # default 120), BENCH_SEND_TIMEOUT (s, per smtp-source run, default 300),
 # BENCH_E2E_TIMEOUT (s, default 600), BENCH_E2E_SIZE (bytes a message in
-# the SMTP-to-case cell, default 2048, the issue's cell), BENCH_PARTS (default "throughput
-# memory e2e": which of 1-3 to run), BENCH_SIZES and BENCH_SESSIONS (the
-# throughput cells, default "2048 51200" and "1 10 50"), TMPDIR (where the
-# temporary directories go, default /tmp).  SMTP to case next to the
+# the SMTP-to-case cell, default 2048, the issue's cell), BENCH_PARTS
+# (default "throughput memory e2e": which of 1-3 to run), BENCH_SIZES
+# and BENCH_SESSIONS (the throughput cells, default "2048 51200" and
+# "1 10 50"), TMPDIR (where the temporary directories go, default /tmp).  SMTP to case next to the
 # spool-only cell of the same run, and nothing else:
 #   BENCH_PARTS="throughput e2e" BENCH_SIZES=2048 BENCH_SESSIONS=50 \
 #   BENCH_SINK_RUNS=1 sh tests/bench/bench.sh

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """drain_cpu.py - CPU per message, by thread, while intaked files the spool.
 
-Runs the e2e cell of tests/bench/bench.sh (20,000 x 2 KB, 50 sessions)
-against BUILD and samples /proc/PID/task/TID/schedstat of intaked and
+Runs the e2e cell of tests/bench/bench.sh (20,000 x 2 KB, 50 sessions;
+another size with BENCH_E2E_SIZE in the environment) against BUILD and samples /proc/PID/task/TID/schedstat of intaked and
 every process under it from the moment smtp-source ends until intaked
 stops; prints the time on a CPU (ns, as schedstat counts it) per message
 filed in that span, by thread name (parse workers and the SMTP child by
